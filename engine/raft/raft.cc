@@ -1,0 +1,966 @@
+#include "engine/raft/raft.h"
+
+#include <algorithm>
+#include <string_view>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "engine/base/check.h"
+
+namespace amaters::raft {
+
+absl::Status Config::Validate() const {
+  if (id == kNone) return absl::InvalidArgumentError("raft config: id must be > 0");
+  if (std::find(voters.begin(), voters.end(), id) == voters.end()) {
+    return absl::InvalidArgumentError(absl::StrCat("raft config: voters must include id ", id));
+  }
+  std::vector<NodeId> sorted = voters;
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
+    return absl::InvalidArgumentError("raft config: duplicate voter id");
+  }
+  if (sorted.front() == kNone) return absl::InvalidArgumentError("raft config: voter id 0");
+  if (heartbeat_ticks <= 0) return absl::InvalidArgumentError("raft config: heartbeat_ticks must be > 0");
+  if (election_ticks <= heartbeat_ticks) {
+    return absl::InvalidArgumentError("raft config: election_ticks must be > heartbeat_ticks");
+  }
+  if (max_inflight_msgs == 0) return absl::InvalidArgumentError("raft config: max_inflight_msgs must be > 0");
+  if (max_msg_bytes == 0) return absl::InvalidArgumentError("raft config: max_msg_bytes must be > 0");
+  if (max_committed_bytes_per_ready == 0) {
+    return absl::InvalidArgumentError("raft config: max_committed_bytes_per_ready must be > 0");
+  }
+  if (read_only == ReadOnlyOption::kLeaseBased && !check_quorum) {
+    return absl::InvalidArgumentError("raft config: lease-based reads require check_quorum");
+  }
+  return absl::OkStatus();
+}
+
+Raft::Raft(const Config& c)
+    : id_(c.id),
+      voters_(c.voters),
+      election_ticks_(c.election_ticks),
+      heartbeat_ticks_(c.heartbeat_ticks),
+      pre_vote_(c.pre_vote),
+      check_quorum_(c.check_quorum),
+      read_only_(c.read_only),
+      max_msg_bytes_(c.max_msg_bytes),
+      max_inflight_msgs_(c.max_inflight_msgs),
+      max_inflight_bytes_(c.max_inflight_bytes),
+      max_uncommitted_bytes_(c.max_uncommitted_bytes),
+      max_committed_bytes_per_ready_(c.max_committed_bytes_per_ready),
+      max_pending_reads_(c.max_pending_reads),
+      rng_(c.rng_seed ^ (0x5bd1e995ULL * c.id)) {
+  std::sort(voters_.begin(), voters_.end());
+}
+
+absl::StatusOr<std::unique_ptr<Raft>> Raft::Create(const Config& config, RestoredState restored) {
+  if (absl::Status s = config.Validate(); !s.ok()) return s;
+  const HardState& hs = restored.hard_state;
+  Index last = restored.entries.empty() ? 0 : restored.entries.back().index;
+  if (!restored.entries.empty() && restored.entries.front().index != 1) {
+    return absl::DataLossError(absl::StrCat("restored log starts at index ",
+                                            restored.entries.front().index, ", expected 1"));
+  }
+  for (size_t i = 0; i < restored.entries.size(); ++i) {
+    const Entry& e = restored.entries[i];
+    if (e.index != i + 1 || (i > 0 && e.term < restored.entries[i - 1].term) || e.term > hs.term) {
+      return absl::DataLossError(absl::StrCat("restored log is inconsistent at index ", e.index));
+    }
+  }
+  if (hs.commit > last) {
+    return absl::DataLossError(absl::StrCat("hard state commit ", hs.commit,
+                                            " is beyond the last durable entry ", last));
+  }
+  if (restored.applied > hs.commit) {
+    return absl::DataLossError(absl::StrCat("applied index ", restored.applied,
+                                            " is beyond the durable commit index ", hs.commit));
+  }
+  if (hs.vote != kNone &&
+      std::find(config.voters.begin(), config.voters.end(), hs.vote) == config.voters.end()) {
+    return absl::DataLossError(absl::StrCat("hard state votes for unknown node ", hs.vote));
+  }
+  std::unique_ptr<Raft> r(new Raft(config));
+  r->log_.Restore(0, 0, std::move(restored.entries));
+  r->term_ = hs.term;
+  r->vote_ = hs.vote;
+  r->commit_ = hs.commit;
+  r->applied_ = restored.applied;
+  r->applying_ = restored.applied;
+  r->persisted_index_ = last;
+  r->handed_hard_state_ = hs;
+  r->last_checked_term_ = hs.term;
+  r->last_checked_commit_ = hs.commit;
+  r->BecomeFollower(hs.term, kNone);
+  r->CheckInvariants();
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Role transitions.
+
+void Raft::ResetRandomizedElectionTimeout() {
+  randomized_election_timeout_ =
+      election_ticks_ + static_cast<int>(rng_.Uniform(static_cast<uint64_t>(election_ticks_)));
+}
+
+void Raft::ResetTerm(Term term) {
+  if (term_ != term) {
+    AM_CHECK(term > term_, "term must not decrease: ", term_, " -> ", term);
+    term_ = term;
+    vote_ = kNone;
+  }
+  leader_ = kNone;
+  election_elapsed_ = 0;
+  heartbeat_elapsed_ = 0;
+  ResetRandomizedElectionTimeout();
+  votes_.clear();
+  progress_.clear();
+  lead_transferee_ = kNone;
+  broadcast_pending_ = false;
+  pending_reads_.clear();
+  reads_awaiting_commit_.clear();
+  read_round_ = 0;
+  read_round_needed_ = false;
+  uncommitted_bytes_ = 0;
+}
+
+void Raft::BecomeFollower(Term term, NodeId leader) {
+  ResetTerm(term);
+  role_ = Role::kFollower;
+  leader_ = leader;
+}
+
+void Raft::BecomePreCandidate() {
+  AM_CHECK(role_ != Role::kLeader, "a leader cannot become pre-candidate");
+  // Pre-vote does not change the term or the vote (thesis §9.6): a partitioned node that keeps
+  // pre-campaigning cannot disrupt the cluster when it rejoins.
+  votes_.clear();
+  progress_.clear();
+  leader_ = kNone;
+  role_ = Role::kPreCandidate;
+}
+
+void Raft::BecomeCandidate() {
+  AM_CHECK(role_ != Role::kLeader, "a leader cannot become candidate");
+  ResetTerm(term_ + 1);
+  vote_ = id_;
+  role_ = Role::kCandidate;
+}
+
+void Raft::BecomeLeader() {
+  AM_CHECK(role_ == Role::kCandidate, "only a candidate becomes leader, not ", RoleName(role_));
+  ResetTerm(term_);
+  role_ = Role::kLeader;
+  leader_ = id_;
+  for (NodeId v : voters_) {
+    auto [it, inserted] =
+        progress_.emplace(v, Progress(log_.LastIndex() + 1, max_inflight_msgs_, max_inflight_bytes_));
+    AM_CHECK(inserted, "duplicate voter ", v);
+    it->second.recent_active = (v == id_);
+  }
+  UpdateSelfMatch();
+  // A new leader commits an entry of its own term at once (paper §8, thesis §6.4): it learns the
+  // commit index, and ReadIndex may only be served once this entry is committed.
+  AppendLocal(EntryType::kNoop, "");
+  BroadcastAppend();
+  MaybeCommit();  // single-node cluster
+}
+
+void Raft::StartElection(bool pre_vote, bool transfer) {
+  if (pre_vote) {
+    BecomePreCandidate();
+  } else {
+    BecomeCandidate();
+  }
+  MessageType type = pre_vote ? MessageType::kPreVote : MessageType::kVote;
+  Term vote_term = pre_vote ? term_ + 1 : term_;
+  if (TallyVote(id_, true) > 0) {
+    // Single-node cluster: won already.
+    if (pre_vote) {
+      StartElection(false, transfer);
+    } else {
+      BecomeLeader();
+    }
+    return;
+  }
+  for (NodeId v : voters_) {
+    if (v == id_) continue;
+    Message m;
+    m.type = type;
+    m.to = v;
+    m.term = vote_term;
+    m.index = log_.LastIndex();
+    m.log_term = log_.LastTerm();
+    m.transfer = transfer;
+    Send(std::move(m));
+  }
+}
+
+int Raft::TallyVote(NodeId from, bool granted) {
+  votes_.emplace(from, granted);
+  size_t yes = 0;
+  size_t no = 0;
+  for (const auto& [id, g] : votes_) (g ? yes : no)++;
+  if (yes >= Quorum()) return 1;
+  if (no >= Quorum()) return -1;
+  return 0;
+}
+
+void Raft::Campaign() {
+  if (role_ == Role::kLeader) return;
+  StartElection(pre_vote_, /*transfer=*/false);
+  CheckInvariants();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Time.
+
+void Raft::Tick() {
+  if (role_ == Role::kLeader) {
+    TickHeartbeat();
+  } else {
+    TickElection();
+  }
+  CheckInvariants();
+}
+
+void Raft::TickElection() {
+  ++election_elapsed_;
+  if (election_elapsed_ >= randomized_election_timeout_) {
+    election_elapsed_ = 0;
+    StartElection(pre_vote_, /*transfer=*/false);
+  }
+}
+
+void Raft::TickHeartbeat() {
+  ++heartbeat_elapsed_;
+  ++election_elapsed_;
+  if (election_elapsed_ >= election_ticks_) {
+    election_elapsed_ = 0;
+    if (check_quorum_) {
+      // Check quorum (thesis §6.2): step down if a quorum has not been heard from during the
+      // last election timeout; a leader cut off in a minority stops accepting work.
+      size_t active = 0;
+      for (auto& [id, pr] : progress_) {
+        if (pr.recent_active || id == id_) ++active;
+        pr.recent_active = (id == id_);
+      }
+      if (active < Quorum()) {
+        BecomeFollower(term_, kNone);
+        return;
+      }
+    }
+    // A transfer that did not finish within an election timeout is abandoned (thesis §3.10).
+    lead_transferee_ = kNone;
+  }
+  if (heartbeat_elapsed_ >= heartbeat_ticks_) {
+    heartbeat_elapsed_ = 0;
+    BroadcastHeartbeat(0);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages.
+
+bool Raft::IsVoter(NodeId id) const {
+  return std::binary_search(voters_.begin(), voters_.end(), id);
+}
+
+absl::Status Raft::Step(const Message& m) {
+  if (m.to != id_) {
+    return absl::InvalidArgumentError(absl::StrCat("message for node ", m.to, " delivered to ", id_));
+  }
+  if (m.from == id_ || !IsVoter(m.from)) {
+    return absl::InvalidArgumentError(absl::StrCat("message from unknown node ", m.from));
+  }
+  if (m.term == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("message without a term: ", DescribeMessage(m)));
+  }
+  if (MessageTypeName(m.type) == std::string_view("Unknown")) {
+    return absl::InvalidArgumentError("message of unknown type");
+  }
+
+  if (m.term > term_) {
+    if (m.type == MessageType::kVote || m.type == MessageType::kPreVote) {
+      // Leader stickiness (thesis §4.2.3): a node that heard from a leader within the minimum
+      // election timeout ignores vote requests, so a removed or partitioned server cannot
+      // depose a healthy leader. A leadership transfer overrides it.
+      bool in_lease = check_quorum_ && leader_ != kNone && election_elapsed_ < election_ticks_;
+      if (in_lease && !m.transfer) {
+        CheckInvariants();
+        return absl::OkStatus();
+      }
+    }
+    if (m.type == MessageType::kPreVote) {
+      // A pre-vote request never changes our term.
+    } else if (m.type == MessageType::kPreVoteResp && !m.reject) {
+      // A granted pre-vote carries the term we would campaign in; it is not a newer leader.
+    } else if (m.type == MessageType::kApp || m.type == MessageType::kHeartbeat) {
+      BecomeFollower(m.term, m.from);
+    } else {
+      BecomeFollower(m.term, kNone);
+    }
+  } else if (m.term < term_) {
+    if ((check_quorum_ || pre_vote_) &&
+        (m.type == MessageType::kApp || m.type == MessageType::kHeartbeat)) {
+      // A stale leader (e.g. healed from a partition) learns the newer term and steps down.
+      // Without this, with check-quorum or pre-vote, it could keep the cluster from electing.
+      Message resp;
+      resp.type = MessageType::kAppResp;
+      resp.to = m.from;
+      Send(std::move(resp));
+    } else if (m.type == MessageType::kPreVote) {
+      Message resp;
+      resp.type = MessageType::kPreVoteResp;
+      resp.to = m.from;
+      resp.reject = true;
+      Send(std::move(resp));
+    }
+    CheckInvariants();
+    return absl::OkStatus();
+  }
+
+  switch (m.type) {
+    case MessageType::kVote:
+    case MessageType::kPreVote:
+      HandleVoteRequest(m);
+      break;
+    default:
+      switch (role_) {
+        case Role::kFollower:
+          StepFollower(m);
+          break;
+        case Role::kPreCandidate:
+        case Role::kCandidate:
+          StepCandidate(m);
+          break;
+        case Role::kLeader:
+          StepLeader(m);
+          break;
+      }
+  }
+  CheckInvariants();
+  return absl::OkStatus();
+}
+
+void Raft::HandleVoteRequest(const Message& m) {
+  // Paper §5.2 / §5.4.1: grant at most one vote per term, and only to a candidate whose log is
+  // at least as up to date as ours. A pre-vote (thesis §9.6) is granted for a future term
+  // without recording anything.
+  bool can_vote = vote_ == m.from || (vote_ == kNone && leader_ == kNone) ||
+                  (m.type == MessageType::kPreVote && m.term > term_) || bugs_.vote_twice;
+  Message resp;
+  resp.type = m.type == MessageType::kVote ? MessageType::kVoteResp : MessageType::kPreVoteResp;
+  resp.to = m.from;
+  if (can_vote && log_.IsUpToDate(m.index, m.log_term)) {
+    resp.term = m.term;
+    if (m.type == MessageType::kVote) {
+      election_elapsed_ = 0;
+      vote_ = m.from;
+    }
+  } else {
+    resp.term = term_;
+    resp.reject = true;
+  }
+  Send(std::move(resp));
+}
+
+void Raft::StepFollower(const Message& m) {
+  switch (m.type) {
+    case MessageType::kApp:
+      election_elapsed_ = 0;
+      leader_ = m.from;
+      HandleAppend(m);
+      break;
+    case MessageType::kHeartbeat:
+      election_elapsed_ = 0;
+      leader_ = m.from;
+      HandleHeartbeat(m);
+      break;
+    case MessageType::kTimeoutNow:
+      // Thesis §3.10: the transfer target starts an election at once, skipping pre-vote, and
+      // marks its requests so that voters ignore their leader lease.
+      StartElection(/*pre_vote=*/false, /*transfer=*/true);
+      break;
+    case MessageType::kReadIndexResp:
+      if (!m.reject) read_states_.push_back({m.index, m.context});
+      break;
+    case MessageType::kReadIndex:
+      // Only a leader serves ReadIndex; the requester will time out and retry.
+      break;
+    default:
+      break;
+  }
+}
+
+void Raft::StepCandidate(const Message& m) {
+  MessageType my_resp =
+      role_ == Role::kPreCandidate ? MessageType::kPreVoteResp : MessageType::kVoteResp;
+  switch (m.type) {
+    case MessageType::kApp:
+      BecomeFollower(m.term, m.from);
+      HandleAppend(m);
+      break;
+    case MessageType::kHeartbeat:
+      BecomeFollower(m.term, m.from);
+      HandleHeartbeat(m);
+      break;
+    case MessageType::kVoteResp:
+    case MessageType::kPreVoteResp: {
+      if (m.type != my_resp) break;
+      // Responses for another round (a pre-vote response carries term + 1) are ignored.
+      Term expected = role_ == Role::kPreCandidate ? term_ + 1 : term_;
+      if (m.term != expected && !m.reject) break;
+      int result = TallyVote(m.from, !m.reject);
+      if (result > 0) {
+        if (role_ == Role::kPreCandidate) {
+          StartElection(/*pre_vote=*/false, /*transfer=*/false);
+        } else {
+          BecomeLeader();
+        }
+      } else if (result < 0) {
+        BecomeFollower(term_, kNone);
+      }
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+void Raft::StepLeader(const Message& m) {
+  switch (m.type) {
+    case MessageType::kAppResp:
+      HandleAppendResponse(m);
+      break;
+    case MessageType::kHeartbeatResp:
+      HandleHeartbeatResponse(m);
+      break;
+    case MessageType::kReadIndex:
+      HandleReadIndexRequest(m.from, m.context);
+      break;
+    case MessageType::kApp:
+    case MessageType::kHeartbeat:
+      // Two leaders in one term would break election safety (paper §5.2). Never act on it;
+      // the simulator's checkers report it.
+      break;
+    default:
+      break;
+  }
+}
+
+void Raft::HandleAppend(const Message& m) {
+  Message resp;
+  resp.type = MessageType::kAppResp;
+  resp.to = m.from;
+  if (m.index < commit_) {
+    // Everything up to our commit index is known to match the leader (Log Matching).
+    resp.index = commit_;
+    Send(std::move(resp));
+    return;
+  }
+  if (log_.MatchTerm(m.index, m.log_term)) {
+    // Paper Figure 2, AppendEntries receiver steps 3-5.
+    Index last_new = m.index + m.entries.size();
+    Index conflict = log_.FindConflict(m.entries);
+    if (conflict != 0) {
+      AM_CHECK(conflict > commit_, "conflict at ", conflict, " with committed entry (commit ",
+               commit_, ")");
+      std::vector<Entry> suffix(m.entries.begin() + (conflict - m.index - 1), m.entries.end());
+      if (conflict <= persisted_index_) persisted_index_ = conflict - 1;
+      log_.TruncateAndAppend(std::move(suffix));
+    }
+    CommitTo(std::min(m.commit, last_new));
+    resp.index = last_new;
+    Send(std::move(resp));
+    return;
+  }
+  // Log-matching check failed (paper §5.3). Tell the leader where to look next: the largest
+  // index <= m.index whose term is <= m.log_term; every entry after it cannot match.
+  Index hint = std::min(m.index, log_.LastIndex());
+  auto [hint_index, hint_term] = log_.FindConflictByTerm(hint, m.log_term);
+  resp.index = m.index;
+  resp.reject = true;
+  resp.reject_hint = hint_index;
+  resp.log_term = hint_term;
+  Send(std::move(resp));
+}
+
+void Raft::HandleHeartbeat(const Message& m) {
+  // The leader sends min(commit, our match), so this index is in our log and matches.
+  CommitTo(std::min(m.commit, log_.LastIndex()));
+  Message resp;
+  resp.type = MessageType::kHeartbeatResp;
+  resp.to = m.from;
+  resp.read_round = m.read_round;
+  Send(std::move(resp));
+}
+
+void Raft::HandleAppendResponse(const Message& m) {
+  auto it = progress_.find(m.from);
+  if (it == progress_.end()) return;
+  Progress& pr = it->second;
+  pr.recent_active = true;
+  if (m.reject) {
+    Index next_probe = m.reject_hint;
+    if (m.log_term > 0) {
+      // Skip every entry of ours whose term is above the follower's term at the hint
+      // (fast backtracking; thesis §5.3 optimization).
+      next_probe = log_.FindConflictByTerm(m.reject_hint, m.log_term).first;
+    }
+    if (pr.MaybeDecrTo(m.index, next_probe)) {
+      if (pr.state == ProgressState::kReplicate) pr.BecomeProbe();
+      SendAppend(m.from, /*send_if_empty=*/true);
+    }
+    return;
+  }
+  bool was_paused = pr.IsPaused();
+  if (!pr.MaybeUpdate(m.index)) {
+    pr.inflights.FreeLE(m.index);
+    if (was_paused && !pr.IsPaused()) SendAppend(m.from, false);
+    return;
+  }
+  if (pr.state == ProgressState::kProbe) {
+    pr.BecomeReplicate();
+  } else {
+    pr.inflights.FreeLE(m.index);
+  }
+  if (MaybeCommit()) {
+    BroadcastAppend();
+  } else if (was_paused) {
+    SendAppend(m.from, false);
+  }
+  // Pipelining: keep the follower's window full.
+  while (SendAppend(m.from, false)) {
+  }
+  if (m.from == lead_transferee_ && progress_.at(m.from).match == log_.LastIndex()) {
+    Message tn;
+    tn.type = MessageType::kTimeoutNow;
+    tn.to = m.from;
+    Send(std::move(tn));
+  }
+}
+
+void Raft::HandleHeartbeatResponse(const Message& m) {
+  auto it = progress_.find(m.from);
+  if (it == progress_.end()) return;
+  Progress& pr = it->second;
+  pr.recent_active = true;
+  pr.probe_sent = false;
+  if (pr.state == ProgressState::kReplicate && pr.inflights.Full()) {
+    // A full window with the follower alive: free one slot so replication cannot stall on a
+    // lost acknowledgment.
+    pr.inflights.FreeFirst();
+  }
+  // An empty append at `next` makes a follower that lost an append reject it, which moves the
+  // progress back to probing; otherwise a lost last append would stall replication.
+  if (pr.match < log_.LastIndex()) SendAppend(m.from, /*send_if_empty=*/true);
+  if (m.read_round > pr.read_round_acked && m.read_round <= read_round_) {
+    pr.read_round_acked = m.read_round;
+    ReleaseConfirmedReads();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replication (leader).
+
+bool Raft::SendAppend(NodeId to, bool send_if_empty) {
+  Progress& pr = progress_.at(to);
+  if (to == id_ || pr.IsPaused()) return false;
+  Index prev = pr.next - 1;
+  std::optional<Term> prev_term = log_.TermAt(prev);
+  AM_CHECK(prev_term.has_value(), "no term for index ", prev, " (snapshots not implemented)");
+  std::vector<Entry> ents = log_.Slice(pr.next, log_.LastIndex() + 1, max_msg_bytes_);
+  if (ents.empty() && !send_if_empty) return false;
+  Message m;
+  m.type = MessageType::kApp;
+  m.to = to;
+  m.index = prev;
+  m.log_term = *prev_term;
+  m.commit = commit_;
+  if (!ents.empty()) {
+    Index last = ents.back().index;
+    uint64_t bytes = 0;
+    for (const Entry& e : ents) bytes += e.PayloadSize();
+    if (pr.state == ProgressState::kReplicate) {
+      pr.OptimisticUpdate(last);
+      pr.inflights.Add(last, bytes);
+    } else {
+      pr.probe_sent = true;
+    }
+  } else if (pr.state == ProgressState::kProbe) {
+    pr.probe_sent = true;
+  }
+  m.entries = std::move(ents);
+  Send(std::move(m));
+  return true;
+}
+
+void Raft::BroadcastAppend() {
+  for (NodeId v : voters_) {
+    if (v != id_) SendAppend(v, /*send_if_empty=*/true);
+  }
+}
+
+void Raft::BroadcastHeartbeat(uint64_t read_round) {
+  for (NodeId v : voters_) {
+    if (v == id_) continue;
+    Message m;
+    m.type = MessageType::kHeartbeat;
+    m.to = v;
+    m.commit = std::min(commit_, progress_.at(v).match);
+    m.read_round = read_round;
+    Send(std::move(m));
+  }
+}
+
+bool Raft::MaybeCommit() {
+  std::vector<Index> matches;
+  matches.reserve(voters_.size());
+  for (NodeId v : voters_) matches.push_back(progress_.at(v).match);
+  std::sort(matches.begin(), matches.end(), std::greater<Index>());
+  Index quorum_index = matches[Quorum() - 1];
+  if (quorum_index <= commit_) return false;
+  // Figure 8 (paper §5.4.2): only entries of the current term are committed by counting
+  // replicas; earlier entries are committed indirectly by the Log Matching Property.
+  if (*log_.TermAt(quorum_index) != term_ && !bugs_.commit_old_terms) return false;
+  CommitTo(quorum_index);
+  return true;
+}
+
+void Raft::CommitTo(Index index) {
+  if (index <= commit_) return;
+  AM_CHECK_LE(index, log_.LastIndex(), "commit beyond the log");
+  if (role_ == Role::kLeader) {
+    for (Index i = commit_ + 1; i <= index; ++i) {
+      const Entry& e = log_.At(i);
+      if (e.term == term_) uncommitted_bytes_ -= std::min(uncommitted_bytes_, e.PayloadSize());
+    }
+  }
+  bool had_term_commit = CommittedInCurrentTerm();
+  commit_ = index;
+  if (role_ == Role::kLeader && !had_term_commit && CommittedInCurrentTerm()) {
+    // Reads that arrived before this leader's first commit can now get a read index.
+    while (!reads_awaiting_commit_.empty()) {
+      auto [from, ctx] = std::move(reads_awaiting_commit_.front());
+      reads_awaiting_commit_.pop_front();
+      HandleReadIndexRequest(from, std::move(ctx));
+    }
+  }
+}
+
+bool Raft::CommittedInCurrentTerm() const {
+  std::optional<Term> t = log_.TermAt(commit_);
+  return t.has_value() && *t == term_;
+}
+
+void Raft::AppendLocal(EntryType type, std::string data) {
+  Entry e;
+  e.term = term_;
+  e.index = log_.LastIndex() + 1;
+  e.type = type;
+  e.data = std::move(data);
+  uncommitted_bytes_ += e.PayloadSize();
+  log_.Append(std::move(e));
+}
+
+void Raft::UpdateSelfMatch() {
+  if (role_ != Role::kLeader) return;
+  // The leader counts itself only for entries that are durable on its own disk (thesis §10.2.1
+  // lets it send before its own write completes, but not count it).
+  Progress& self = progress_.at(id_);
+  self.match = persisted_index_;
+  self.next = log_.LastIndex() + 1;
+}
+
+ProposeResult Raft::Propose(std::string data) {
+  ProposeResult r;
+  r.leader = leader_;
+  if (role_ != Role::kLeader) {
+    r.status = absl::FailedPreconditionError(
+        leader_ == kNone ? std::string("not the leader; no leader is known")
+                         : absl::StrCat("not the leader; leader is ", leader_));
+    return r;
+  }
+  if (lead_transferee_ != kNone) {
+    r.status = absl::UnavailableError(
+        absl::StrCat("leadership is being transferred to ", lead_transferee_));
+    return r;
+  }
+  Entry probe;
+  probe.data = data;
+  if (max_uncommitted_bytes_ != 0 && uncommitted_bytes_ > 0 &&
+      uncommitted_bytes_ + probe.PayloadSize() > max_uncommitted_bytes_) {
+    r.status = absl::ResourceExhaustedError(absl::StrCat(
+        "too many uncommitted proposals: ", uncommitted_bytes_, " bytes pending"));
+    return r;
+  }
+  AppendLocal(EntryType::kNormal, std::move(data));
+  r.index = log_.LastIndex();
+  r.term = term_;
+  broadcast_pending_ = true;
+  if (voters_.size() == 1) MaybeCommit();
+  CheckInvariants();
+  return r;
+}
+
+absl::Status Raft::TransferLeadership(NodeId target) {
+  if (role_ != Role::kLeader) {
+    return absl::FailedPreconditionError(absl::StrCat("not the leader; leader is ", leader_));
+  }
+  if (!IsVoter(target)) {
+    return absl::InvalidArgumentError(absl::StrCat("transfer target ", target, " is not a voter"));
+  }
+  if (target == id_) return absl::OkStatus();
+  if (lead_transferee_ == target) return absl::OkStatus();
+  lead_transferee_ = target;
+  // The transfer must finish within one election timeout or it is abandoned (TickHeartbeat).
+  election_elapsed_ = 0;
+  if (progress_.at(target).match == log_.LastIndex()) {
+    Message tn;
+    tn.type = MessageType::kTimeoutNow;
+    tn.to = target;
+    Send(std::move(tn));
+  } else {
+    SendAppend(target, /*send_if_empty=*/true);
+  }
+  CheckInvariants();
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// ReadIndex (thesis §6.4).
+
+absl::Status Raft::ReadIndex(std::string context) {
+  if (role_ == Role::kLeader) {
+    HandleReadIndexRequest(id_, std::move(context));
+    CheckInvariants();
+    return absl::OkStatus();
+  }
+  if (leader_ == kNone) return absl::UnavailableError("no leader is known");
+  Message m;
+  m.type = MessageType::kReadIndex;
+  m.to = leader_;
+  m.context = std::move(context);
+  Send(std::move(m));
+  CheckInvariants();
+  return absl::OkStatus();
+}
+
+void Raft::HandleReadIndexRequest(NodeId from, std::string context) {
+  if (pending_reads_.size() + reads_awaiting_commit_.size() >= max_pending_reads_) {
+    // Bounded queue: the request is dropped and the client's timeout retries it.
+    return;
+  }
+  if (!CommittedInCurrentTerm()) {
+    // Step 1 of §6.4: the leader's commit index is only known to be current once an entry of its
+    // own term is committed.
+    reads_awaiting_commit_.emplace_back(from, std::move(context));
+    return;
+  }
+  if (voters_.size() == 1 || read_only_ == ReadOnlyOption::kLeaseBased ||
+      bugs_.read_without_quorum) {
+    ServeRead(from, commit_, std::move(context));
+    return;
+  }
+  // Step 2-3: record the read index, then confirm leadership with a heartbeat round. Every read
+  // that arrives before the round is broadcast shares it (batching).
+  pending_reads_.push_back({from, commit_, read_round_ + 1, std::move(context)});
+  read_round_needed_ = true;
+}
+
+void Raft::StartPendingReadRound() {
+  if (!read_round_needed_ || role_ != Role::kLeader) return;
+  read_round_needed_ = false;
+  ++read_round_;
+  progress_.at(id_).read_round_acked = read_round_;
+  BroadcastHeartbeat(read_round_);
+}
+
+void Raft::ReleaseConfirmedReads() {
+  std::vector<uint64_t> acked;
+  for (NodeId v : voters_) acked.push_back(progress_.at(v).read_round_acked);
+  std::sort(acked.begin(), acked.end(), std::greater<uint64_t>());
+  uint64_t confirmed = acked[Quorum() - 1];
+  while (!pending_reads_.empty() && pending_reads_.front().round <= confirmed) {
+    PendingRead r = std::move(pending_reads_.front());
+    pending_reads_.pop_front();
+    ServeRead(r.from, r.index, std::move(r.context));
+  }
+}
+
+void Raft::ServeRead(NodeId from, Index index, std::string context) {
+  if (from == id_) {
+    read_states_.push_back({index, std::move(context)});
+    return;
+  }
+  Message m;
+  m.type = MessageType::kReadIndexResp;
+  m.to = from;
+  m.index = index;
+  m.context = std::move(context);
+  Send(std::move(m));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output and durability.
+
+bool Raft::HasUnhandedPersist() const {
+  return log_.HasUnstable() || hard_state() != handed_hard_state_;
+}
+
+void Raft::Send(Message m) {
+  m.from = id_;
+  if (m.term == 0) m.term = term_;
+  uint64_t required;
+  bool leader_message = role_ == Role::kLeader &&
+                        (m.type == MessageType::kApp || m.type == MessageType::kHeartbeat ||
+                         m.type == MessageType::kTimeoutNow || m.type == MessageType::kReadIndexResp);
+  bool term_vote_dirty = term_ != handed_hard_state_.term || vote_ != handed_hard_state_.vote;
+  if (leader_message) {
+    // A leader may send appends before its own copy is durable (thesis §10.2.1); it only needs
+    // its term and vote to be durable, which they are from its election.
+    required = term_vote_dirty ? next_seq_ : term_vote_seq_;
+  } else {
+    // Everything else (votes, append acknowledgments, ...) reports state that must survive a
+    // crash (paper Figure 2: "respond to RPCs only after updating stable storage").
+    required = HasUnhandedPersist() ? next_seq_ : next_seq_ - 1;
+  }
+  if (required == next_seq_) force_persist_ = true;
+  outbox_.push_back({required, std::move(m)});
+}
+
+void Raft::ReleaseMessages() {
+  for (auto it = outbox_.begin(); it != outbox_.end();) {
+    if (it->required_seq <= acked_seq_) {
+      ready_messages_.push_back(std::move(it->message));
+      it = outbox_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+bool Raft::HasReady() const {
+  if (HasUnhandedPersist() || force_persist_ || !ready_messages_.empty() ||
+      !read_states_.empty() || broadcast_pending_ || read_round_needed_) {
+    return true;
+  }
+  for (const HeldMessage& h : outbox_) {
+    if (h.required_seq <= acked_seq_) return true;
+  }
+  return applying_ < std::min(commit_, persisted_index_);
+}
+
+Ready Raft::TakeReady() {
+  if (broadcast_pending_ && role_ == Role::kLeader) {
+    for (NodeId v : voters_) {
+      if (v != id_) SendAppend(v, /*send_if_empty=*/false);
+    }
+  }
+  broadcast_pending_ = false;
+  StartPendingReadRound();
+
+  Ready rd;
+  if (HasUnhandedPersist() || force_persist_) {
+    PersistRequest req;
+    req.seq = next_seq_++;
+    HardState hs = hard_state();
+    if (hs != handed_hard_state_) {
+      if (hs.term != handed_hard_state_.term || hs.vote != handed_hard_state_.vote) {
+        term_vote_seq_ = req.seq;
+      }
+      req.hard_state = hs;
+      handed_hard_state_ = hs;
+    }
+    req.entries = log_.TakeUnstable();
+    InFlightPersist p{req.seq, 0, 0};
+    if (!req.entries.empty()) {
+      p.last_index = req.entries.back().index;
+      p.last_term = req.entries.back().term;
+    }
+    persisting_.push_back(p);
+    force_persist_ = false;
+    rd.persist = std::move(req);
+  }
+  ReleaseMessages();
+  rd.messages = std::move(ready_messages_);
+  ready_messages_.clear();
+
+  Index hi = std::min(commit_, persisted_index_);
+  uint64_t bytes = 0;
+  while (applying_ < hi) {
+    const Entry& e = log_.At(applying_ + 1);
+    if (!rd.committed_entries.empty() && bytes + e.PayloadSize() > max_committed_bytes_per_ready_) {
+      break;
+    }
+    bytes += e.PayloadSize();
+    rd.committed_entries.push_back(e);
+    ++applying_;
+  }
+  rd.read_states = std::move(read_states_);
+  read_states_.clear();
+  CheckInvariants();
+  return rd;
+}
+
+void Raft::OnPersisted(uint64_t seq) {
+  AM_CHECK(!persisting_.empty(), "OnPersisted(", seq, ") with nothing being persisted");
+  AM_CHECK_EQ(persisting_.front().seq, seq, "persist completions must arrive in order");
+  InFlightPersist p = persisting_.front();
+  persisting_.pop_front();
+  acked_seq_ = seq;
+  if (p.last_index != 0 && log_.MatchTerm(p.last_index, p.last_term)) {
+    persisted_index_ = std::max(persisted_index_, p.last_index);
+  }
+  if (role_ == Role::kLeader) {
+    UpdateSelfMatch();
+    if (MaybeCommit()) BroadcastAppend();
+  }
+  CheckInvariants();
+}
+
+void Raft::OnApplied(Index index) {
+  AM_CHECK_LE(index, applying_, "applied an entry that was not handed out");
+  AM_CHECK_GE(index, applied_, "applied index must not decrease");
+  applied_ = index;
+}
+
+const Progress* Raft::progress(NodeId peer) const {
+  auto it = progress_.find(peer);
+  return it == progress_.end() ? nullptr : &it->second;
+}
+
+std::string Raft::Describe() const {
+  return absl::StrCat(id_, " ", RoleName(role_), " term=", term_, " vote=", vote_, " leader=",
+                      leader_, " last=", log_.LastTerm(), "/", log_.LastIndex(), " commit=",
+                      commit_, " applied=", applied_, " persisted=", persisted_index_);
+}
+
+void Raft::CheckInvariants() {
+  AM_CHECK_GE(term_, last_checked_term_, "term decreased on node ", id_);
+  AM_CHECK_GE(commit_, last_checked_commit_, "commit index decreased on node ", id_);
+  last_checked_term_ = term_;
+  last_checked_commit_ = commit_;
+  AM_CHECK_LE(commit_, log_.LastIndex(), "commit beyond last index on node ", id_);
+  AM_CHECK_LE(applied_, applying_, "node ", id_);
+  AM_CHECK_LE(applying_, commit_, "node ", id_);
+  AM_CHECK_LE(applying_, persisted_index_, "applied an entry that is not durable on node ", id_);
+  AM_CHECK_LE(persisted_index_, log_.LastIndex(), "node ", id_);
+  AM_CHECK_LE(log_.LastTerm(), term_, "log holds an entry from a future term on node ", id_);
+  AM_CHECK(vote_ == kNone || IsVoter(vote_), "vote for unknown node ", vote_);
+  if (role_ == Role::kLeader) {
+    AM_CHECK_EQ(leader_, id_, "leader does not know itself");
+    AM_CHECK_EQ(vote_, id_, "leader did not vote for itself in its term");
+    AM_CHECK_EQ(progress_.size(), voters_.size(), "leader progress out of step with voters");
+    AM_CHECK_EQ(log_.LastTerm(), term_, "leader's log does not end in its own term");
+  } else {
+    AM_CHECK(progress_.empty(), "non-leader keeps progress");
+    AM_CHECK(pending_reads_.empty(), "non-leader keeps pending reads");
+    AM_CHECK_EQ(lead_transferee_, kNone, "non-leader transferring leadership");
+  }
+  if (role_ == Role::kCandidate) AM_CHECK_EQ(vote_, id_, "candidate did not vote for itself");
+  AM_CHECK_LE(outbox_.size() + ready_messages_.size(), 1000000u, "unbounded outbox on node ", id_);
+}
+
+}  // namespace amaters::raft

@@ -1,0 +1,292 @@
+// A pure, deterministic Raft state machine (Ongaro's thesis; etcd/raft's structure).
+//
+// Inputs:  Tick(), Step(message), Propose(data), ReadIndex(context), TransferLeadership(target),
+//          Campaign(), and the driver's completions OnPersisted(seq) / OnApplied(index).
+// Outputs: TakeReady() returns, as data, what to persist, which messages may be sent now, which
+//          committed entries to apply, and which reads are ready to serve.
+//
+// No I/O, clocks, threads or global randomness: time is a count of Tick() calls and the
+// randomized election timeout comes from a PRNG seeded through Config::rng_seed.
+//
+// Driver contract (see docs/architecture.md):
+//  1. After any input, call TakeReady() (HasReady() says whether it has anything).
+//  2. Persist `ready.persist` (truncate the durable log at persist.entries[0].index, append the
+//     entries, then write the hard state), in order of `seq`, and call OnPersisted(seq) once it is
+//     durable. Messages that depend on durable state are held inside the engine until then
+//     (thesis §3.8: persist before responding); `ready.messages` may be sent at once.
+//  3. Apply `ready.committed_entries` in order and call OnApplied(last index applied).
+//  4. Serve each ReadState once the state machine has applied its index.
+#ifndef AMATERS_ENGINE_RAFT_RAFT_H_
+#define AMATERS_ENGINE_RAFT_RAFT_H_
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/base/rand.h"
+#include "engine/raft/log.h"
+#include "engine/raft/progress.h"
+#include "engine/raft/types.h"
+
+namespace amaters::raft {
+
+enum class ReadOnlyOption : uint8_t {
+  // ReadIndex (thesis §6.4): the leader confirms it is still leader with a heartbeat round
+  // acknowledged by a quorum before a read is served. Safe under any clock behaviour.
+  kSafe,
+  // Lease reads (thesis §6.4.1): the leader serves reads at its commit index without a round,
+  // trusting that no other leader can be elected within an election timeout of its last
+  // quorum contact. Correct only if clock drift between nodes is bounded and small relative
+  // to the election timeout. Requires check_quorum.
+  kLeaseBased,
+};
+
+struct Config {
+  NodeId id = kNone;
+  // Voting members, including `id`. (Learners and membership changes come with a later issue.)
+  std::vector<NodeId> voters;
+
+  // Ticks without hearing from a leader before a follower campaigns. The actual timeout is
+  // drawn uniformly from [election_ticks, 2 * election_ticks) (paper §5.2).
+  int election_ticks = 10;
+  // Ticks between leader heartbeats; must be < election_ticks.
+  int heartbeat_ticks = 1;
+  bool pre_vote = true;      // thesis §9.6
+  bool check_quorum = true;  // thesis §6.2: a leader without a quorum for an election timeout steps down
+  ReadOnlyOption read_only = ReadOnlyOption::kSafe;
+
+  // Batching and flow control (thesis §10.2).
+  uint64_t max_msg_bytes = 1 << 20;          // entries per append message, by payload size
+  uint64_t max_inflight_msgs = 256;          // appends in flight per follower
+  uint64_t max_inflight_bytes = 32 << 20;    // bytes in flight per follower (0 = no limit)
+  uint64_t max_uncommitted_bytes = 64 << 20; // proposals accepted but not committed (0 = no limit)
+  uint64_t max_committed_bytes_per_ready = 16 << 20;
+  uint64_t max_pending_reads = 10000;
+
+  uint64_t rng_seed = 0;
+
+  absl::Status Validate() const;
+};
+
+// What the node recovered from durable storage at start.
+struct RestoredState {
+  HardState hard_state;
+  std::vector<Entry> entries;  // contiguous, starting at index 1 (until snapshots exist)
+  Index applied = 0;           // last index the state machine has durably applied
+};
+
+struct PersistRequest {
+  uint64_t seq = 0;
+  std::optional<HardState> hard_state;
+  // If non-empty: drop every durable entry with index >= entries[0].index, then append these.
+  std::vector<Entry> entries;
+};
+
+struct Ready {
+  std::optional<PersistRequest> persist;
+  std::vector<Message> messages;
+  std::vector<Entry> committed_entries;
+  std::vector<ReadState> read_states;
+
+  bool Empty() const {
+    return !persist && messages.empty() && committed_entries.empty() && read_states.empty();
+  }
+};
+
+struct ProposeResult {
+  absl::Status status;     // OK, or why the proposal was not accepted
+  Index index = 0;         // where the entry was appended (when OK)
+  Term term = 0;           // the term it was appended in (when OK)
+  NodeId leader = kNone;   // the known leader, for forwarding, when this node is not it
+};
+
+class Raft {
+ public:
+  static absl::StatusOr<std::unique_ptr<Raft>> Create(const Config& config,
+                                                      RestoredState restored);
+
+  // Advances logical time by one tick (election and heartbeat timers).
+  void Tick();
+  // Handles a message from a peer. Returns an error, and changes nothing, for messages that
+  // are malformed, not addressed to this node, or from an unknown node.
+  absl::Status Step(const Message& m);
+  // Appends a command if this node is the leader; otherwise rejects it naming the leader.
+  ProposeResult Propose(std::string data);
+  // Requests a linearizable read point (thesis §6.4). The result arrives later as a ReadState
+  // carrying `context`. Fails at once if no leader is known.
+  absl::Status ReadIndex(std::string context);
+  // Asks the leader to hand leadership to `target` (thesis §3.10).
+  absl::Status TransferLeadership(NodeId target);
+  // Starts an election now (as if the election timer had fired).
+  void Campaign();
+
+  bool HasReady() const;
+  Ready TakeReady();
+  // The persist request `seq` (handed out by TakeReady) is durable. Must be called in order.
+  void OnPersisted(uint64_t seq);
+  // The state machine has applied every committed entry up to `index`.
+  void OnApplied(Index index);
+
+  NodeId id() const { return id_; }
+  Role role() const { return role_; }
+  Term term() const { return term_; }
+  NodeId leader() const { return leader_; }
+  NodeId vote() const { return vote_; }
+  Index commit() const { return commit_; }
+  Index applied() const { return applied_; }
+  Index persisted_index() const { return persisted_index_; }
+  const RaftLog& log() const { return log_; }
+  HardState hard_state() const { return {term_, vote_, commit_}; }
+  const std::vector<NodeId>& voters() const { return voters_; }
+  // Leader only: replication progress of a peer (nullptr otherwise).
+  const Progress* progress(NodeId peer) const;
+  NodeId lead_transferee() const { return lead_transferee_; }
+  // One line describing role, term, leader, indexes.
+  std::string Describe() const;
+
+  // Test-only switches for the simulator's planted bugs (DESIGN.md §4.8). Off in production.
+  struct PlantedBugs {
+    bool vote_twice = false;             // grant a vote even if already voted in this term
+    bool commit_old_terms = false;       // count replicas for entries of older terms (Figure 8)
+    bool read_without_quorum = false;    // serve ReadIndex without the heartbeat round
+  };
+  void set_planted_bugs(const PlantedBugs& bugs) { bugs_ = bugs; }
+
+ private:
+  explicit Raft(const Config& config);
+
+  // Role transitions (paper §5.2).
+  void BecomeFollower(Term term, NodeId leader);
+  void BecomePreCandidate();
+  void BecomeCandidate();
+  void BecomeLeader();
+  void ResetTerm(Term term);
+  void ResetRandomizedElectionTimeout();
+  void StartElection(bool pre_vote, bool transfer);
+  // Records a vote response; returns granted/rejected/pending (+1/-1/0) once decided.
+  int TallyVote(NodeId from, bool granted);
+
+  void StepFollower(const Message& m);
+  void StepCandidate(const Message& m);
+  void StepLeader(const Message& m);
+  void HandleVoteRequest(const Message& m);
+  void HandleAppend(const Message& m);
+  void HandleHeartbeat(const Message& m);
+  void HandleAppendResponse(const Message& m);
+  void HandleHeartbeatResponse(const Message& m);
+  void HandleReadIndexRequest(NodeId from, std::string context);
+
+  void TickElection();
+  void TickHeartbeat();
+
+  // Leader replication.
+  bool SendAppend(NodeId to, bool send_if_empty);
+  void BroadcastAppend();
+  void BroadcastHeartbeat(uint64_t read_round);
+  bool MaybeCommit();
+  void CommitTo(Index index);
+  void AppendLocal(EntryType type, std::string data);
+  bool CommittedInCurrentTerm() const;
+  void UpdateSelfMatch();
+
+  // ReadIndex (thesis §6.4).
+  void ReleaseConfirmedReads();
+  void StartPendingReadRound();
+  void ServeRead(NodeId from, Index index, std::string context);
+
+  // Outgoing messages, held until the durable state they depend on is persisted.
+  void Send(Message m);
+  bool HasUnhandedPersist() const;
+  void ReleaseMessages();
+
+  bool IsVoter(NodeId id) const;
+  size_t Quorum() const { return voters_.size() / 2 + 1; }
+  void CheckInvariants();
+
+  // Configuration.
+  const NodeId id_;
+  std::vector<NodeId> voters_;
+  const int election_ticks_;
+  const int heartbeat_ticks_;
+  const bool pre_vote_;
+  const bool check_quorum_;
+  const ReadOnlyOption read_only_;
+  const uint64_t max_msg_bytes_;
+  const uint64_t max_inflight_msgs_;
+  const uint64_t max_inflight_bytes_;
+  const uint64_t max_uncommitted_bytes_;
+  const uint64_t max_committed_bytes_per_ready_;
+  const uint64_t max_pending_reads_;
+  SplitMix64 rng_;
+  PlantedBugs bugs_;
+
+  // Persistent state (mirrored to disk through PersistRequest).
+  Term term_ = 0;
+  NodeId vote_ = kNone;
+  RaftLog log_;
+
+  // Volatile state.
+  Role role_ = Role::kFollower;
+  NodeId leader_ = kNone;
+  Index commit_ = 0;
+  Index applying_ = 0;  // last index handed out in committed_entries
+  Index applied_ = 0;   // last index the driver reported applied
+  int election_elapsed_ = 0;
+  int heartbeat_elapsed_ = 0;
+  int randomized_election_timeout_ = 0;
+  std::map<NodeId, bool> votes_;
+  NodeId lead_transferee_ = kNone;
+  uint64_t uncommitted_bytes_ = 0;
+
+  // Leader state.
+  std::map<NodeId, Progress> progress_;
+  bool broadcast_pending_ = false;  // new proposals wait for TakeReady so they batch
+
+  // ReadIndex state (leader): reads wait for a quorum to acknowledge their round.
+  struct PendingRead {
+    NodeId from;  // id_ for local requests
+    Index index;
+    uint64_t round;
+    std::string context;
+  };
+  std::deque<PendingRead> pending_reads_;
+  std::deque<std::pair<NodeId, std::string>> reads_awaiting_commit_;
+  uint64_t read_round_ = 0;       // last round broadcast this term
+  bool read_round_needed_ = false;
+  std::vector<ReadState> read_states_;
+
+  // Durability bookkeeping. Persist requests carry increasing seq numbers; messages carry
+  // the seq that must be durable before they leave.
+  struct HeldMessage {
+    uint64_t required_seq;
+    Message message;
+  };
+  std::deque<HeldMessage> outbox_;
+  std::vector<Message> ready_messages_;
+  uint64_t next_seq_ = 1;        // seq of the next persist request
+  uint64_t acked_seq_ = 0;       // every request <= this is durable
+  uint64_t term_vote_seq_ = 0;   // request that carries the current (term, vote)
+  bool force_persist_ = false;   // a held message needs next_seq_ handed out
+  HardState handed_hard_state_;  // the newest hard state handed out for persistence
+  struct InFlightPersist {
+    uint64_t seq;
+    Index last_index;  // 0 if the request carried no entries
+    Term last_term;
+  };
+  std::deque<InFlightPersist> persisting_;
+  Index persisted_index_ = 0;    // every entry <= this is durable on this node
+
+  // Invariant deltas.
+  Term last_checked_term_ = 0;
+  Index last_checked_commit_ = 0;
+};
+
+}  // namespace amaters::raft
+
+#endif  // AMATERS_ENGINE_RAFT_RAFT_H_

@@ -1,0 +1,111 @@
+// Value types of the Raft engine: log entries, hard state, messages, read states.
+//
+// These are plain data. They cross the engine boundary in both directions: the driver feeds
+// received messages in and carries outgoing messages, entries and hard state out to the network
+// and the disk. Wire encoding (protobuf) lives outside the engine's core logic.
+#ifndef AMATERS_ENGINE_RAFT_TYPES_H_
+#define AMATERS_ENGINE_RAFT_TYPES_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace amaters::raft {
+
+using NodeId = uint64_t;
+using Term = uint64_t;
+using Index = uint64_t;
+
+// Node ids are positive; 0 means "nobody" (no vote, no known leader).
+inline constexpr NodeId kNone = 0;
+
+enum class EntryType : uint8_t {
+  kNormal = 0,  // A client command; `data` is opaque to Raft.
+  kNoop = 1,    // Appended by a new leader in its own term (thesis §6.4, paper §8).
+  // Reserved for the membership-change issue: kConfChange = 2.
+};
+
+struct Entry {
+  Term term = 0;
+  Index index = 0;
+  EntryType type = EntryType::kNormal;
+  std::string data;
+
+  // Bytes this entry counts for in flow control and batching limits.
+  uint64_t PayloadSize() const { return data.size() + 24; }
+  bool operator==(const Entry& o) const {
+    return term == o.term && index == o.index && type == o.type && data == o.data;
+  }
+};
+
+// Durable per-node state (paper Figure 2 "persistent state on all servers", plus the commit
+// index, which is not required for safety but saves re-deriving it after a restart).
+struct HardState {
+  Term term = 0;
+  NodeId vote = kNone;
+  Index commit = 0;
+
+  bool operator==(const HardState& o) const {
+    return term == o.term && vote == o.vote && commit == o.commit;
+  }
+  bool operator!=(const HardState& o) const { return !(*this == o); }
+};
+
+enum class MessageType : uint8_t {
+  kApp = 1,            // AppendEntries (paper §5.3).
+  kAppResp = 2,
+  kVote = 3,           // RequestVote (paper §5.2).
+  kVoteResp = 4,
+  kPreVote = 5,        // Pre-vote (thesis §9.6).
+  kPreVoteResp = 6,
+  kHeartbeat = 7,      // Empty AppendEntries; also confirms leadership for ReadIndex (§6.4).
+  kHeartbeatResp = 8,
+  kTimeoutNow = 9,     // Leadership transfer (thesis §3.10).
+  kReadIndex = 10,     // A follower asks the leader for a read index (thesis §6.4).
+  kReadIndexResp = 11,
+  // Reserved for the snapshot issue: kSnapshot = 12.
+};
+
+const char* MessageTypeName(MessageType t);
+
+// One message between peers. Field meaning depends on `type`:
+//   kApp:        index/log_term = the entry preceding `entries`; commit = leader commit.
+//   kAppResp:    index = last index now matching (accept) or the rejected `index` (reject);
+//                reject_hint/log_term = follower's conflict hint (fast backtracking).
+//   kVote/kPreVote: index/log_term = candidate's last entry; `transfer` = leadership transfer.
+//   kHeartbeat:  commit = min(leader commit, follower match); read_round = ReadIndex round.
+//   kHeartbeatResp: read_round echoes the heartbeat's round.
+//   kReadIndex:  context = the follower's request id; kReadIndexResp: index = read index.
+struct Message {
+  MessageType type = MessageType::kApp;
+  NodeId from = kNone;
+  NodeId to = kNone;
+  Term term = 0;
+  Term log_term = 0;
+  Index index = 0;
+  std::vector<Entry> entries;
+  Index commit = 0;
+  bool reject = false;
+  Index reject_hint = 0;
+  bool transfer = false;
+  uint64_t read_round = 0;
+  std::string context;
+};
+
+std::string DescribeMessage(const Message& m);
+std::string DescribeEntry(const Entry& e);
+
+// A linearizable read that may now be served: once the local state machine has applied
+// `index`, the read identified by `context` sees every write acknowledged before it began.
+struct ReadState {
+  Index index = 0;
+  std::string context;
+  bool operator==(const ReadState& o) const { return index == o.index && context == o.context; }
+};
+
+enum class Role : uint8_t { kFollower, kPreCandidate, kCandidate, kLeader };
+const char* RoleName(Role r);
+
+}  // namespace amaters::raft
+
+#endif  // AMATERS_ENGINE_RAFT_TYPES_H_
