@@ -528,7 +528,8 @@ void Raft::HandleAppendResponse(const Message& m) {
   if (MaybeCommit()) {
     BroadcastAppend();
   } else if (was_paused) {
-    SendAppend(m.from, false);
+    // The follower was paused and may have missed the commit index: tell it now.
+    SendAppend(m.from, /*send_if_empty=*/true);
   }
   // Pipelining: keep the follower's window full.
   while (SendAppend(m.from, false)) {

@@ -1,0 +1,287 @@
+#include "engine/raft/testing/harness.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "engine/base/check.h"
+
+namespace amaters::raft::testing {
+
+Harness::Harness(int n, std::function<void(Config&)> tweak, uint64_t seed) {
+  std::vector<NodeId> voters;
+  for (int i = 1; i <= n; ++i) voters.push_back(static_cast<NodeId>(i));
+  for (NodeId id : voters) {
+    NodeState& ns = nodes_[id];
+    ns.config.id = id;
+    ns.config.voters = voters;
+    ns.config.rng_seed = seed;
+    if (tweak) tweak(ns.config);
+  }
+  bool record = record_;
+  record_ = false;
+  for (NodeId id : voters) Restart(id);
+  record_ = record;
+}
+
+Raft& Harness::node(NodeId id) {
+  NodeState& n = state(id);
+  AM_CHECK(n.raft != nullptr, "node ", id, " is crashed");
+  return *n.raft;
+}
+
+std::vector<NodeId> Harness::ids() const {
+  std::vector<NodeId> out;
+  for (const auto& [id, n] : nodes_) out.push_back(id);
+  return out;
+}
+
+void Harness::Event(const std::string& line) {
+  if (record_) absl::StrAppend(&events_, line, "\n");
+}
+
+std::string Harness::TakeEvents() { return std::exchange(events_, ""); }
+
+void Harness::NoteRoleChange(NodeId id) {
+  NodeState& n = state(id);
+  if (!n.raft) return;
+  if (n.raft->role() != n.last_role || n.raft->term() != n.last_term) {
+    Event(absl::StrCat("n", id, " becomes ", RoleName(n.raft->role()), " at term ",
+                       n.raft->term()));
+    n.last_role = n.raft->role();
+    n.last_term = n.raft->term();
+  }
+}
+
+void Harness::WriteToDisk(NodeState& n, const PersistRequest& req) {
+  if (!req.entries.empty()) {
+    Index first = req.entries.front().index;
+    AM_CHECK_LE(first, n.durable_log.size() + 1, "write leaves a gap in the durable log");
+    n.durable_log.resize(first - 1);
+    for (const Entry& e : req.entries) n.durable_log.push_back(e);
+  }
+  if (req.hard_state) n.durable_hs = *req.hard_state;
+}
+
+void Harness::Drain(NodeId id) {
+  NodeState& n = state(id);
+  NoteRoleChange(id);
+  while (n.raft && n.raft->HasReady()) {
+    Ready rd = n.raft->TakeReady();
+    if (rd.persist) {
+      const PersistRequest& p = *rd.persist;
+      std::string line = absl::StrCat("n", id, " persist");
+      if (p.hard_state) {
+        absl::StrAppend(&line, " hs={term=", p.hard_state->term, " vote=", p.hard_state->vote,
+                        " commit=", p.hard_state->commit, "}");
+      }
+      if (!p.entries.empty()) {
+        absl::StrAppend(&line, " entries=[");
+        for (size_t i = 0; i < p.entries.size(); ++i) {
+          absl::StrAppend(&line, i ? ", " : "", DescribeEntry(p.entries[i]));
+        }
+        absl::StrAppend(&line, "]");
+      }
+      if (p.hard_state || !p.entries.empty()) Event(line);
+      n.pending_writes.push_back(p);
+    }
+    for (Message& m : rd.messages) {
+      Event(absl::StrCat("n", id, " send ", DescribeMessage(m)));
+      in_flight_.push_back(std::move(m));
+    }
+    for (const Entry& e : rd.committed_entries) {
+      Event(absl::StrCat("n", id, " apply ", DescribeEntry(e)));
+      // State-machine safety (paper §5.4.3): every node applies the same entry at an index.
+      auto [it, inserted] = committed_.emplace(e.index, e);
+      AM_CHECK(inserted || it->second == e, "state machine safety violated at index ", e.index,
+               ": ", DescribeEntry(it->second), " vs ", DescribeEntry(e));
+      auto [mine, fresh] = n.applied.emplace(e.index, e);
+      AM_CHECK(fresh || mine->second == e, "node ", id, " re-applied a different entry");
+    }
+    if (!rd.committed_entries.empty()) n.raft->OnApplied(rd.committed_entries.back().index);
+    for (const ReadState& rs : rd.read_states) {
+      Event(absl::StrCat("n", id, " read-state ctx=", rs.context, " index=", rs.index));
+      n.read_states.push_back(rs);
+    }
+    if (!n.manual_persist) Persist(id);
+    NoteRoleChange(id);
+  }
+}
+
+int Harness::Persist(NodeId id) {
+  NodeState& n = state(id);
+  int count = 0;
+  while (!n.pending_writes.empty()) {
+    PersistRequest req = std::move(n.pending_writes.front());
+    n.pending_writes.erase(n.pending_writes.begin());
+    WriteToDisk(n, req);
+    n.raft->OnPersisted(req.seq);
+    ++count;
+  }
+  if (count > 0 && n.manual_persist) Drain(id);
+  return count;
+}
+
+void Harness::SetManualPersist(NodeId id, bool manual) {
+  state(id).manual_persist = manual;
+  if (!manual) {
+    Persist(id);
+    Drain(id);
+  }
+}
+
+void Harness::Tick(NodeId id, int n) {
+  for (int i = 0; i < n; ++i) {
+    node(id).Tick();
+    Drain(id);
+  }
+}
+
+void Harness::Campaign(NodeId id) {
+  node(id).Campaign();
+  Drain(id);
+}
+
+ProposeResult Harness::Propose(NodeId id, std::string data) {
+  ProposeResult r = node(id).Propose(std::move(data));
+  Drain(id);
+  return r;
+}
+
+absl::Status Harness::ReadIndex(NodeId id, std::string ctx) {
+  absl::Status s = node(id).ReadIndex(std::move(ctx));
+  Drain(id);
+  return s;
+}
+
+absl::Status Harness::TransferLeadership(NodeId id, NodeId target) {
+  absl::Status s = node(id).TransferLeadership(target);
+  Drain(id);
+  return s;
+}
+
+bool Harness::Connected(NodeId a, NodeId b) const {
+  if (group_.empty()) return true;
+  auto ga = group_.find(a);
+  auto gb = group_.find(b);
+  int x = ga == group_.end() ? -1 : ga->second;
+  int y = gb == group_.end() ? -1 : gb->second;
+  return x == y;
+}
+
+int Harness::Deliver(std::function<bool(const Message&)> filter) {
+  std::vector<Message> batch;
+  std::vector<Message> keep;
+  for (Message& m : in_flight_) {
+    if (!filter || filter(m)) {
+      batch.push_back(std::move(m));
+    } else {
+      keep.push_back(std::move(m));
+    }
+  }
+  in_flight_ = std::move(keep);
+  int delivered = 0;
+  for (const Message& m : batch) {
+    if (!Connected(m.from, m.to) || !alive(m.to)) {
+      Event(absl::StrCat("drop ", DescribeMessage(m)));
+      continue;
+    }
+    absl::Status s = node(m.to).Step(m);
+    AM_CHECK(s.ok(), "step failed: ", s.ToString());
+    ++delivered;
+    Drain(m.to);
+  }
+  return delivered;
+}
+
+int Harness::Drop(std::function<bool(const Message&)> filter) {
+  int dropped = 0;
+  std::vector<Message> keep;
+  for (Message& m : in_flight_) {
+    if (filter(m)) {
+      Event(absl::StrCat("drop ", DescribeMessage(m)));
+      ++dropped;
+    } else {
+      keep.push_back(std::move(m));
+    }
+  }
+  in_flight_ = std::move(keep);
+  return dropped;
+}
+
+bool Harness::Stabilize(int max_rounds) {
+  for (int i = 0; i < max_rounds; ++i) {
+    if (in_flight_.empty()) return true;
+    Deliver();
+  }
+  return in_flight_.empty();
+}
+
+void Harness::Partition(const std::vector<std::set<NodeId>>& groups) {
+  group_.clear();
+  int g = 0;
+  for (const auto& set : groups) {
+    for (NodeId id : set) group_[id] = g;
+    ++g;
+  }
+}
+
+void Harness::Heal() { group_.clear(); }
+
+void Harness::Crash(NodeId id) {
+  NodeState& n = state(id);
+  n.raft.reset();
+  n.pending_writes.clear();  // never completed: lost with the process
+  n.applied.clear();         // the in-memory state machine is rebuilt by re-applying
+  n.read_states.clear();
+  Event(absl::StrCat("n", id, " crashed"));
+}
+
+void Harness::Restart(NodeId id) {
+  NodeState& n = state(id);
+  RestoredState rs;
+  rs.hard_state = n.durable_hs;
+  rs.entries = n.durable_log;
+  absl::StatusOr<std::unique_ptr<Raft>> r = Raft::Create(n.config, std::move(rs));
+  AM_CHECK(r.ok(), "restart failed: ", r.status().ToString());
+  n.raft = *std::move(r);
+  n.last_role = n.raft->role();
+  n.last_term = n.raft->term();
+  Event(absl::StrCat("n", id, " restarted: ", n.raft->Describe()));
+  Drain(id);
+}
+
+void Harness::RestoreNode(NodeId id, const std::vector<Term>& log_terms, HardState hs) {
+  NodeState& n = state(id);
+  n.raft.reset();
+  n.pending_writes.clear();
+  n.applied.clear();
+  n.durable_log.clear();
+  for (size_t i = 0; i < log_terms.size(); ++i) {
+    Entry e;
+    e.term = log_terms[i];
+    e.index = i + 1;
+    e.data = absl::StrCat("t", e.term, "i", e.index);
+    n.durable_log.push_back(e);
+  }
+  n.durable_hs = hs;
+  Restart(id);
+}
+
+NodeId Harness::Leader() const {
+  NodeId best = kNone;
+  Term best_term = 0;
+  for (const auto& [id, n] : nodes_) {
+    if (n.raft && n.raft->role() == Role::kLeader && n.raft->term() >= best_term) {
+      best = id;
+      best_term = n.raft->term();
+    }
+  }
+  return best;
+}
+
+std::vector<ReadState> Harness::TakeReadStates(NodeId id) {
+  return std::exchange(state(id).read_states, {});
+}
+
+}  // namespace amaters::raft::testing
