@@ -855,8 +855,11 @@ bool Raft::HasReady() const {
 
 Ready Raft::TakeReady() {
   if (broadcast_pending_ && role_ == Role::kLeader) {
+    // Send everything new, in as many messages as the size limit needs and flow control allows.
     for (NodeId v : voters_) {
-      if (v != id_) SendAppend(v, /*send_if_empty=*/false);
+      if (v == id_) continue;
+      while (SendAppend(v, /*send_if_empty=*/false)) {
+      }
     }
   }
   broadcast_pending_ = false;

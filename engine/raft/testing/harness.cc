@@ -93,10 +93,16 @@ void Harness::Drain(NodeId id) {
       Event(absl::StrCat("n", id, " apply ", DescribeEntry(e)));
       // State-machine safety (paper §5.4.3): every node applies the same entry at an index.
       auto [it, inserted] = committed_.emplace(e.index, e);
-      AM_CHECK(inserted || it->second == e, "state machine safety violated at index ", e.index,
-               ": ", DescribeEntry(it->second), " vs ", DescribeEntry(e));
+      if (!inserted && !(it->second == e)) {
+        violations_.push_back(absl::StrCat("state machine safety: node ", id, " applied ",
+                                           DescribeEntry(e), " where another node applied ",
+                                           DescribeEntry(it->second)));
+      }
       auto [mine, fresh] = n.applied.emplace(e.index, e);
-      AM_CHECK(fresh || mine->second == e, "node ", id, " re-applied a different entry");
+      if (!fresh && !(mine->second == e)) {
+        violations_.push_back(absl::StrCat("node ", id, " re-applied a different entry at ",
+                                           e.index));
+      }
     }
     if (!rd.committed_entries.empty()) n.raft->OnApplied(rd.committed_entries.back().index);
     for (const ReadState& rs : rd.read_states) {
@@ -186,12 +192,38 @@ int Harness::Deliver(std::function<bool(const Message&)> filter) {
       Event(absl::StrCat("drop ", DescribeMessage(m)));
       continue;
     }
-    absl::Status s = node(m.to).Step(m);
-    AM_CHECK(s.ok(), "step failed: ", s.ToString());
+    DeliverMessage(m);
     ++delivered;
-    Drain(m.to);
   }
   return delivered;
+}
+
+void Harness::DeliverMessage(const Message& m) {
+  absl::Status s = node(m.to).Step(m);
+  AM_CHECK(s.ok(), "step failed: ", s.ToString());
+  Drain(m.to);
+}
+
+void Harness::DeliverAt(size_t k) {
+  AM_CHECK_LT(k, in_flight_.size());
+  Message m = std::move(in_flight_[k]);
+  in_flight_.erase(in_flight_.begin() + static_cast<long>(k));
+  if (!Connected(m.from, m.to) || !alive(m.to)) {
+    Event(absl::StrCat("drop ", DescribeMessage(m)));
+    return;
+  }
+  DeliverMessage(m);
+}
+
+void Harness::DropAt(size_t k) {
+  AM_CHECK_LT(k, in_flight_.size());
+  Event(absl::StrCat("drop ", DescribeMessage(in_flight_[k])));
+  in_flight_.erase(in_flight_.begin() + static_cast<long>(k));
+}
+
+void Harness::DuplicateAt(size_t k) {
+  AM_CHECK_LT(k, in_flight_.size());
+  in_flight_.push_back(in_flight_[k]);
 }
 
 int Harness::Drop(std::function<bool(const Message&)> filter) {

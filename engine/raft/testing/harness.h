@@ -40,6 +40,11 @@ class Harness {
   // Delivers every in-flight message that passes `filter` (all when empty), in order, then
   // drains the receivers' Ready. Messages cut by a partition are dropped. Returns the count.
   int Deliver(std::function<bool(const Message&)> filter = {});
+  // Single-message control for randomized schedules: deliver / drop / duplicate the k-th
+  // in-flight message (k < in_flight().size()).
+  void DeliverAt(size_t k);
+  void DropAt(size_t k);
+  void DuplicateAt(size_t k);
   // Drops in-flight messages that pass `filter`. Returns the count.
   int Drop(std::function<bool(const Message&)> filter);
   // Delivers until nothing is in flight (bounded). Returns false if it did not settle.
@@ -66,6 +71,9 @@ class Harness {
   const std::map<Index, Entry>& applied(NodeId id) const { return nodes_.at(id).applied; }
   std::vector<ReadState> TakeReadStates(NodeId id);
 
+  // Safety violations seen so far (state-machine safety on apply), empty when all is well.
+  const std::vector<std::string>& violations() const { return violations_; }
+
   // The event log since the last call (one event a line).
   std::string TakeEvents();
   void set_record_events(bool on) { record_ = on; }
@@ -87,6 +95,7 @@ class Harness {
   };
 
   void Drain(NodeId id);
+  void DeliverMessage(const Message& m);
   void WriteToDisk(NodeState& n, const PersistRequest& req);
   void Event(const std::string& line);
   void NoteRoleChange(NodeId id);
@@ -96,6 +105,7 @@ class Harness {
   std::vector<Message> in_flight_;
   std::map<NodeId, int> group_;  // partition group per node; empty when healed
   std::map<Index, Entry> committed_;  // every entry applied anywhere (state machine safety)
+  std::vector<std::string> violations_;
   bool record_ = true;
   std::string events_;
 };

@@ -1,0 +1,738 @@
+// Unit tests, one rule each. Citations: "paper" = Ongaro & Ousterhout, In Search of an
+// Understandable Consensus Algorithm (2014); "thesis" = Ongaro, Consensus: Bridging Theory and
+// Practice (2014).
+#include "engine/raft/raft.h"
+
+#include <memory>
+#include <set>
+#include <string>
+
+#include "engine/raft/testing/harness.h"
+#include "gtest/gtest.h"
+
+namespace amaters::raft {
+namespace {
+
+using testing::Harness;
+
+std::unique_ptr<Raft> NewRaft(NodeId id, std::vector<NodeId> voters, RestoredState rs = {},
+                              std::function<void(Config&)> tweak = {}) {
+  Config c;
+  c.id = id;
+  c.voters = std::move(voters);
+  c.rng_seed = 7;
+  if (tweak) tweak(c);
+  auto r = Raft::Create(c, std::move(rs));
+  EXPECT_TRUE(r.ok()) << r.status();
+  return *std::move(r);
+}
+
+std::vector<Entry> Log(std::vector<Term> terms) {
+  std::vector<Entry> out;
+  for (size_t i = 0; i < terms.size(); ++i) {
+    Entry e;
+    e.term = terms[i];
+    e.index = i + 1;
+    out.push_back(e);
+  }
+  return out;
+}
+
+Message Msg(MessageType t, NodeId from, NodeId to, Term term) {
+  Message m;
+  m.type = t;
+  m.from = from;
+  m.to = to;
+  m.term = term;
+  return m;
+}
+
+// Drains a node's Ready, persisting synchronously; returns the messages it may send.
+std::vector<Message> Drain(Raft& r) {
+  std::vector<Message> out;
+  while (r.HasReady()) {
+    Ready rd = r.TakeReady();
+    for (Message& m : rd.messages) out.push_back(std::move(m));
+    if (!rd.committed_entries.empty()) r.OnApplied(rd.committed_entries.back().index);
+    if (rd.persist) r.OnPersisted(rd.persist->seq);
+  }
+  return out;
+}
+
+NodeId ElectLeader(Harness& h, NodeId id) {
+  h.Campaign(id);
+  EXPECT_TRUE(h.Stabilize());
+  EXPECT_EQ(h.node(id).role(), Role::kLeader);
+  return id;
+}
+
+// ---- Configuration and bad input -------------------------------------------------------------
+
+TEST(RaftConfig, RejectsInvalidConfigurations) {
+  Config c;
+  c.id = 1;
+  c.voters = {1, 2, 3};
+  EXPECT_TRUE(c.Validate().ok());
+  Config bad = c;
+  bad.id = 0;
+  EXPECT_FALSE(bad.Validate().ok());
+  bad = c;
+  bad.voters = {2, 3};
+  EXPECT_FALSE(bad.Validate().ok());
+  bad = c;
+  bad.voters = {1, 2, 2};
+  EXPECT_FALSE(bad.Validate().ok());
+  bad = c;
+  bad.election_ticks = 1;
+  bad.heartbeat_ticks = 1;
+  EXPECT_FALSE(bad.Validate().ok());
+  bad = c;
+  bad.read_only = ReadOnlyOption::kLeaseBased;
+  bad.check_quorum = false;
+  EXPECT_FALSE(bad.Validate().ok());
+}
+
+TEST(RaftRestore, RejectsInconsistentDurableState) {
+  Config c;
+  c.id = 1;
+  c.voters = {1, 2, 3};
+  RestoredState rs;
+  rs.hard_state = {2, 0, 5};
+  rs.entries = Log({1, 2});
+  EXPECT_EQ(Raft::Create(c, rs).status().code(), absl::StatusCode::kDataLoss);  // commit > last
+  rs.hard_state = {2, 0, 1};
+  rs.entries = Log({2, 1});
+  EXPECT_EQ(Raft::Create(c, rs).status().code(), absl::StatusCode::kDataLoss);  // terms decrease
+  rs.entries = Log({1, 3});
+  EXPECT_EQ(Raft::Create(c, rs).status().code(), absl::StatusCode::kDataLoss);  // term > hs.term
+  rs.entries = Log({1, 2});
+  rs.hard_state = {2, 9, 1};
+  EXPECT_EQ(Raft::Create(c, rs).status().code(), absl::StatusCode::kDataLoss);  // unknown vote
+  rs.hard_state = {2, 0, 1};
+  rs.applied = 2;
+  EXPECT_EQ(Raft::Create(c, rs).status().code(), absl::StatusCode::kDataLoss);  // applied > commit
+  rs.applied = 1;
+  EXPECT_TRUE(Raft::Create(c, rs).ok());
+}
+
+TEST(RaftStep, RejectsMisaddressedAndUnknownMessages) {
+  auto r = NewRaft(1, {1, 2, 3});
+  EXPECT_FALSE(r->Step(Msg(MessageType::kHeartbeat, 2, 3, 1)).ok());  // not for us
+  EXPECT_FALSE(r->Step(Msg(MessageType::kHeartbeat, 9, 1, 1)).ok());  // unknown peer
+  EXPECT_FALSE(r->Step(Msg(MessageType::kHeartbeat, 1, 1, 1)).ok());  // from ourselves
+  EXPECT_FALSE(r->Step(Msg(MessageType::kHeartbeat, 2, 1, 0)).ok());  // no term
+  Message bad = Msg(MessageType::kHeartbeat, 2, 1, 1);
+  bad.type = static_cast<MessageType>(99);
+  EXPECT_FALSE(bad.type == MessageType::kApp);
+  EXPECT_FALSE(r->Step(bad).ok());
+  EXPECT_EQ(r->term(), 0u) << "rejected messages must not change state";
+}
+
+// ---- Leader election (paper §5.2) ------------------------------------------------------------
+
+TEST(RaftElection, TimeoutIsRandomizedWithinOneToTwoElectionTimeouts) {
+  // Paper §5.2: randomized election timeouts make split votes rare. Each node campaigns after
+  // a timeout drawn from [election_ticks, 2 * election_ticks).
+  std::set<int> seen;
+  for (NodeId id = 1; id <= 20; ++id) {
+    std::vector<NodeId> voters;
+    for (NodeId v = 1; v <= 20; ++v) voters.push_back(v);
+    auto r = NewRaft(id, voters, {}, [](Config& c) { c.pre_vote = false; });
+    int ticks = 0;
+    while (r->role() == Role::kFollower) {
+      r->Tick();
+      ++ticks;
+      ASSERT_LT(ticks, 20) << "campaign must start within 2 * election_ticks";
+    }
+    EXPECT_GE(ticks, 10);
+    seen.insert(ticks);
+  }
+  EXPECT_GT(seen.size(), 3u) << "timeouts are not randomized";
+}
+
+TEST(RaftElection, SameSeedSameTimeouts) {
+  auto a = NewRaft(2, {1, 2, 3});
+  auto b = NewRaft(2, {1, 2, 3});
+  int ta = 0, tb = 0;
+  while (a->role() == Role::kFollower) { a->Tick(); ++ta; }
+  while (b->role() == Role::kFollower) { b->Tick(); ++tb; }
+  EXPECT_EQ(ta, tb) << "the election timeout must come only from the seeded PRNG";
+}
+
+TEST(RaftElection, LeaderAppendsNoopOfItsTerm) {
+  // Paper §8 / thesis §6.4: a new leader commits a blank entry of its own term at once.
+  Harness h(3);
+  ElectLeader(h, 1);
+  const RaftLog& log = h.node(1).log();
+  ASSERT_EQ(log.LastIndex(), 1u);
+  EXPECT_EQ(log.At(1).type, EntryType::kNoop);
+  EXPECT_EQ(log.At(1).term, h.node(1).term());
+  EXPECT_EQ(h.node(1).commit(), 1u);
+}
+
+TEST(RaftElection, AtMostOneVotePerTerm) {
+  // Paper §5.2: each server votes for at most one candidate in a given term.
+  auto r = NewRaft(1, {1, 2, 3}, {}, [](Config& c) { c.check_quorum = false; });
+  Message v2 = Msg(MessageType::kVote, 2, 1, 1);
+  ASSERT_TRUE(r->Step(v2).ok());
+  auto out = Drain(*r);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_FALSE(out[0].reject);
+  Message v3 = Msg(MessageType::kVote, 3, 1, 1);
+  ASSERT_TRUE(r->Step(v3).ok());
+  out = Drain(*r);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(out[0].reject) << "voted twice in term 1";
+  // A repeated request from the same candidate is granted again (idempotent).
+  ASSERT_TRUE(r->Step(v2).ok());
+  out = Drain(*r);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_FALSE(out[0].reject);
+}
+
+TEST(RaftElection, VoteDeniedToCandidateWithStaleLog) {
+  // Paper §5.4.1 (election restriction): compare last term, then last index.
+  RestoredState rs;
+  rs.hard_state = {3, 0, 0};
+  rs.entries = Log({1, 3});
+  auto r = NewRaft(1, {1, 2, 3}, rs, [](Config& c) { c.check_quorum = false; });
+  Message older_term = Msg(MessageType::kVote, 2, 1, 4);
+  older_term.index = 5;
+  older_term.log_term = 2;
+  ASSERT_TRUE(r->Step(older_term).ok());
+  auto out = Drain(*r);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(out[0].reject) << "higher index but lower last term must lose";
+  Message shorter = Msg(MessageType::kVote, 3, 1, 5);
+  shorter.index = 1;
+  shorter.log_term = 3;
+  ASSERT_TRUE(r->Step(shorter).ok());
+  out = Drain(*r);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(out[0].reject) << "same last term but shorter log must lose";
+  Message ok = Msg(MessageType::kVote, 3, 1, 6);
+  ok.index = 2;
+  ok.log_term = 3;
+  ASSERT_TRUE(r->Step(ok).ok());
+  out = Drain(*r);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_FALSE(out[0].reject);
+  EXPECT_EQ(r->vote(), 3u);
+}
+
+TEST(RaftElection, HigherTermTurnsLeaderIntoFollower) {
+  // Paper §5.1: a server that sees a higher term reverts to follower.
+  Harness h(3);
+  ElectLeader(h, 1);
+  Message m = Msg(MessageType::kHeartbeat, 2, 1, h.node(1).term() + 5);
+  ASSERT_TRUE(h.node(1).Step(m).ok());
+  EXPECT_EQ(h.node(1).role(), Role::kFollower);
+  EXPECT_EQ(h.node(1).term(), m.term);
+  EXPECT_EQ(h.node(1).leader(), 2u);
+}
+
+// ---- Pre-vote (thesis §9.6) and check-quorum (thesis §6.2) ---------------------------------
+
+TEST(RaftPreVote, IsolatedNodeDoesNotRaiseItsTerm) {
+  Harness h(3);
+  ElectLeader(h, 1);
+  Term t = h.node(1).term();
+  h.Partition({{1, 2}, {3}});
+  h.Tick(3, 100);
+  h.Stabilize();
+  EXPECT_EQ(h.node(3).term(), t) << "pre-vote must keep a partitioned node's term";
+  h.Heal();
+  h.Tick(1, 1);
+  h.Stabilize();
+  EXPECT_EQ(h.node(1).role(), Role::kLeader) << "rejoining node disrupted the leader";
+  EXPECT_EQ(h.node(1).term(), t);
+}
+
+TEST(RaftPreVote, WithoutPreVoteIsolatedNodeRaisesTerm) {
+  Harness h(3, [](Config& c) { c.pre_vote = false; });
+  ElectLeader(h, 1);
+  Term t = h.node(1).term();
+  h.Partition({{1, 2}, {3}});
+  h.Tick(3, 100);
+  h.Stabilize();
+  EXPECT_GT(h.node(3).term(), t) << "control: without pre-vote terms inflate";
+}
+
+TEST(RaftCheckQuorum, LeaderInMinorityStepsDown) {
+  Harness h(3);
+  ElectLeader(h, 1);
+  h.Partition({{1}, {2, 3}});
+  // The followers were active in the round before the partition, so the first check passes;
+  // the leader steps down at the second, i.e. within two election timeouts.
+  h.Tick(1, 20);
+  h.Stabilize();
+  EXPECT_EQ(h.node(1).role(), Role::kFollower);
+  ProposeResult r = h.Propose(1, "x");
+  EXPECT_FALSE(r.status.ok());
+}
+
+TEST(RaftCheckQuorum, LeaderWithQuorumStaysLeader) {
+  Harness h(3);
+  ElectLeader(h, 1);
+  h.Partition({{1, 2}, {3}});
+  for (int i = 0; i < 50; ++i) {
+    h.Tick(1, 1);
+    h.Stabilize();
+  }
+  EXPECT_EQ(h.node(1).role(), Role::kLeader);
+}
+
+TEST(RaftCheckQuorum, FollowerInLeaseIgnoresVoteRequests) {
+  // Thesis §4.2.3: a server that heard from a current leader within the minimum election
+  // timeout does not grant votes (leader stickiness).
+  Harness h(3, [](Config& c) { c.pre_vote = false; });
+  ElectLeader(h, 1);
+  Term t = h.node(2).term();
+  Message v = Msg(MessageType::kVote, 3, 2, t + 1);
+  v.index = 100;
+  v.log_term = t;
+  ASSERT_TRUE(h.node(2).Step(v).ok());
+  EXPECT_EQ(h.node(2).term(), t);
+  EXPECT_EQ(h.node(2).vote(), 1u);
+}
+
+// ---- Log replication (paper §5.3) ------------------------------------------------------------
+
+TEST(RaftReplication, FollowerRejectsAppendThatFailsLogMatching) {
+  RestoredState rs;
+  rs.hard_state = {2, 0, 0};
+  rs.entries = Log({1, 1, 2});
+  auto r = NewRaft(2, {1, 2, 3}, rs);
+  Message app = Msg(MessageType::kApp, 1, 2, 3);
+  app.index = 3;
+  app.log_term = 3;  // we have term 2 at index 3
+  ASSERT_TRUE(r->Step(app).ok());
+  auto out = Drain(*r);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(out[0].reject);
+  EXPECT_EQ(out[0].index, 3u);
+  // Hint: the largest index <= 3 with term <= 3 is index 3 (term 2).
+  EXPECT_EQ(out[0].reject_hint, 3u);
+  EXPECT_EQ(out[0].log_term, 2u);
+  EXPECT_EQ(r->log().LastIndex(), 3u) << "a rejected append must not change the log";
+}
+
+TEST(RaftReplication, ConflictingSuffixIsReplaced) {
+  // Paper Figure 2, AppendEntries step 3: delete the conflicting entry and all that follow.
+  RestoredState rs;
+  rs.hard_state = {2, 0, 1};
+  rs.entries = Log({1, 2, 2});
+  auto r = NewRaft(2, {1, 2, 3}, rs);
+  Message app = Msg(MessageType::kApp, 1, 2, 3);
+  app.index = 1;
+  app.log_term = 1;
+  Entry e;
+  e.term = 3;
+  e.index = 2;
+  e.data = "new";
+  app.entries = {e};
+  app.commit = 2;
+  ASSERT_TRUE(r->Step(app).ok());
+  EXPECT_EQ(r->log().LastIndex(), 2u);
+  EXPECT_EQ(r->log().At(2).term, 3u);
+  EXPECT_EQ(r->commit(), 2u) << "commit = min(leader commit, last new entry)";
+  EXPECT_EQ(r->persisted_index(), 1u) << "the replaced entry is no longer durable";
+  Ready rd = r->TakeReady();
+  ASSERT_TRUE(rd.persist.has_value());
+  ASSERT_EQ(rd.persist->entries.size(), 1u);
+  EXPECT_EQ(rd.persist->entries[0].index, 2u) << "the driver must truncate from index 2";
+}
+
+TEST(RaftReplication, FastBacktrackingNeedsFewRoundTrips) {
+  // Thesis §5.3 (optimization): the follower's hint lets the leader skip a whole term per
+  // round trip instead of one entry.
+  Harness h(3, [](Config& c) { c.pre_vote = false; c.check_quorum = false; });
+  std::vector<Term> leader_log, follower_log;
+  for (int i = 0; i < 50; ++i) leader_log.push_back(1);
+  follower_log = leader_log;
+  for (int i = 0; i < 100; ++i) follower_log.push_back(2);  // 100 stale entries of term 2
+  for (int i = 0; i < 50; ++i) leader_log.push_back(3);
+  h.RestoreNode(1, leader_log, {3, 0, 0});
+  h.RestoreNode(2, leader_log, {3, 0, 0});
+  h.RestoreNode(3, follower_log, {2, 0, 0});
+  h.set_record_events(true);
+  h.TakeEvents();
+  h.Partition({{1, 2}, {3}});
+  ElectLeader(h, 1);
+  h.Heal();
+  h.TakeEvents();
+  h.Propose(1, "x");
+  h.Tick(1, 1);  // the probe sent during the partition was lost; the heartbeat resumes it
+  int rejects = 0;
+  for (int round = 0; round < 20 && !h.in_flight().empty(); ++round) {
+    for (const Message& m : h.in_flight()) {
+      if (m.type == MessageType::kAppResp && m.reject) ++rejects;
+    }
+    h.Deliver();
+  }
+  EXPECT_LE(rejects, 2) << "backtracking took one round trip per entry";
+  EXPECT_EQ(h.node(3).log().LastIndex(), h.node(1).log().LastIndex());
+  EXPECT_EQ(h.node(3).log().At(51).term, 3u);
+}
+
+TEST(RaftReplication, EntriesAreBatchedPerMessage) {
+  Harness h(3, [](Config& c) { c.max_msg_bytes = 4 * 1024; });
+  ElectLeader(h, 1);
+  // Propose without draining: all proposals wait for one Ready, then go out together.
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(h.node(1).Propose(std::string(100, 'a')).status.ok());
+  Ready rd = h.node(1).TakeReady();
+  size_t apps = 0;
+  for (const Message& m : rd.messages) {
+    if (m.type == MessageType::kApp) {
+      ++apps;
+      EXPECT_EQ(m.entries.size(), 10u);
+    }
+  }
+  EXPECT_EQ(apps, 2u) << "one batched append per follower";
+  h.node(1).OnPersisted(rd.persist->seq);
+}
+
+TEST(RaftReplication, MessageSizeLimitSplitsBatches) {
+  Harness h(2, [](Config& c) { c.max_msg_bytes = 1000; c.max_inflight_msgs = 100; });
+  ElectLeader(h, 1);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(h.node(1).Propose(std::string(400, 'a')).status.ok());
+  Ready rd = h.node(1).TakeReady();
+  size_t apps = 0;
+  for (const Message& m : rd.messages) {
+    if (m.type != MessageType::kApp) continue;
+    ++apps;
+    uint64_t bytes = 0;
+    for (const Entry& e : m.entries) bytes += e.PayloadSize();
+    EXPECT_TRUE(m.entries.size() == 1 || bytes <= 1000);
+  }
+  EXPECT_GE(apps, 5u);
+}
+
+TEST(RaftReplication, FlowControlBoundsInflightMessages) {
+  // Thesis §10.2: pipelining with a bounded window per follower.
+  Harness h(2, [](Config& c) { c.max_inflight_msgs = 3; });
+  ElectLeader(h, 1);
+  for (int i = 0; i < 10; ++i) h.Propose(1, "p" + std::to_string(i));
+  size_t apps = 0;
+  for (const Message& m : h.in_flight()) apps += m.type == MessageType::kApp;
+  EXPECT_EQ(apps, 3u);
+  EXPECT_TRUE(h.node(1).progress(2)->IsPaused());
+  EXPECT_TRUE(h.Stabilize());
+  EXPECT_EQ(h.node(2).log().LastIndex(), 11u);
+  EXPECT_EQ(h.node(1).commit(), 11u);
+}
+
+TEST(RaftReplication, FlowControlBoundsInflightBytes) {
+  Harness h(2, [](Config& c) { c.max_inflight_bytes = 1000; c.max_msg_bytes = 300; });
+  ElectLeader(h, 1);
+  for (int i = 0; i < 10; ++i) h.Propose(1, std::string(250, 'x'));
+  EXPECT_LE(h.node(1).progress(2)->inflights.Bytes(), 1000u + 300u);
+  EXPECT_TRUE(h.node(1).progress(2)->IsPaused());
+  EXPECT_TRUE(h.Stabilize());
+  EXPECT_EQ(h.node(1).commit(), 11u);
+}
+
+TEST(RaftReplication, LostAppendsAreRecovered) {
+  Harness h(3);
+  ElectLeader(h, 1);
+  h.Propose(1, "a");
+  h.Drop([](const Message& m) { return m.type == MessageType::kApp && m.to == 3; });
+  h.Propose(1, "b");
+  EXPECT_TRUE(h.Stabilize());
+  h.Tick(1, 1);  // heartbeat; the follower's response reveals it is behind
+  EXPECT_TRUE(h.Stabilize());
+  EXPECT_EQ(h.node(3).log().LastIndex(), 3u);
+  EXPECT_EQ(h.node(3).commit(), 3u);
+}
+
+// ---- Commitment (paper §5.4.2, Figure 8) -----------------------------------------------------
+
+TEST(RaftCommit, OldTermEntryNotCommittedByCounting) {
+  // Figure 8 (c): the term-4 leader has replicated the term-2 entry at index 2 to a majority,
+  // but must not commit it by counting; it commits only with an entry of term 4 on a majority.
+  Harness h(5, [](Config& c) { c.pre_vote = false; c.check_quorum = false; });
+  h.RestoreNode(1, {1, 2}, {3, 0, 1});
+  h.RestoreNode(2, {1, 2}, {3, 0, 1});
+  h.RestoreNode(3, {1}, {3, 0, 1});
+  h.RestoreNode(4, {1}, {3, 0, 1});
+  h.RestoreNode(5, {1, 3}, {3, 0, 1});
+  h.Partition({{1, 2, 3}, {4, 5}});
+  h.Campaign(1);
+  // Deliver votes but hold back appends from the new leader.
+  h.Deliver([](const Message& m) { return m.type != MessageType::kApp; });
+  h.Deliver([](const Message& m) { return m.type != MessageType::kApp; });
+  ASSERT_EQ(h.node(1).role(), Role::kLeader);
+  ASSERT_EQ(h.node(1).term(), 4u);
+  // Give node 3 only the term-2 entry (not the term-4 no-op), by hand.
+  Message app = Msg(MessageType::kApp, 1, 3, 4);
+  app.index = 1;
+  app.log_term = 1;
+  app.entries = {h.node(1).log().At(2)};
+  app.commit = 1;
+  h.Drop([](const Message& m) { return m.type == MessageType::kApp; });
+  ASSERT_TRUE(h.node(3).Step(app).ok());
+  // Node 3's acknowledgment of index 2 gives the term-2 entry a majority {1, 2?, 3}.
+  Message ack = Msg(MessageType::kAppResp, 2, 1, 4);
+  ack.index = 2;
+  ASSERT_TRUE(h.node(1).Step(ack).ok());
+  Message ack3 = Msg(MessageType::kAppResp, 3, 1, 4);
+  ack3.index = 2;
+  ASSERT_TRUE(h.node(1).Step(ack3).ok());
+  EXPECT_EQ(h.node(1).commit(), 1u) << "committed a term-2 entry by counting replicas";
+  // Once the term-4 no-op (index 3) reaches a majority, indexes 2 and 3 commit together.
+  Message ack_noop = Msg(MessageType::kAppResp, 2, 1, 4);
+  ack_noop.index = 3;
+  ASSERT_TRUE(h.node(1).Step(ack_noop).ok());
+  h.Drop([](const Message&) { return true; });
+  Message ack_noop3 = Msg(MessageType::kAppResp, 3, 1, 4);
+  ack_noop3.index = 3;
+  ASSERT_TRUE(h.node(1).Step(ack_noop3).ok());
+  EXPECT_EQ(h.node(1).commit(), 3u);
+}
+
+TEST(RaftCommit, LeaderCountsItselfOnlyWhenDurable) {
+  // Thesis §10.2.1: the leader may send before its own write completes, but only counts
+  // itself once the entry is durable locally.
+  Harness h(3);
+  ElectLeader(h, 1);
+  h.SetManualPersist(1, true);
+  h.SetManualPersist(3, true);
+  h.Propose(1, "x");
+  size_t apps = 0;
+  for (const Message& m : h.in_flight()) apps += m.type == MessageType::kApp;
+  EXPECT_EQ(apps, 2u) << "appends go out before the leader's own write";
+  h.Deliver();
+  h.Deliver();
+  // Only node 2 has durably acknowledged: 1 of 3 without the leader itself.
+  EXPECT_EQ(h.node(1).commit(), 1u);
+  h.Persist(1);
+  EXPECT_EQ(h.node(1).commit(), 2u);
+}
+
+TEST(RaftDurability, AcknowledgmentsWaitForPersistence) {
+  // Paper Figure 2: respond to RPCs only after updating stable storage.
+  Harness h(3);
+  ElectLeader(h, 1);
+  h.SetManualPersist(2, true);
+  h.Propose(1, "x");
+  h.Deliver([](const Message& m) { return m.to == 2; });
+  for (const Message& m : h.in_flight()) {
+    EXPECT_FALSE(m.from == 2 && m.type == MessageType::kAppResp)
+        << "acknowledged an entry before it was durable";
+  }
+  EXPECT_EQ(h.Persist(2), 1);
+  bool acked = false;
+  for (const Message& m : h.in_flight()) acked |= m.from == 2 && m.type == MessageType::kAppResp;
+  EXPECT_TRUE(acked);
+}
+
+TEST(RaftDurability, VoteIsDurableBeforeItIsSent) {
+  auto r = NewRaft(1, {1, 2, 3}, {}, [](Config& c) { c.check_quorum = false; });
+  ASSERT_TRUE(r->Step(Msg(MessageType::kVote, 2, 1, 1)).ok());
+  Ready rd = r->TakeReady();
+  ASSERT_TRUE(rd.persist.has_value());
+  ASSERT_TRUE(rd.persist->hard_state.has_value());
+  EXPECT_EQ(rd.persist->hard_state->vote, 2u);
+  EXPECT_TRUE(rd.messages.empty()) << "vote sent before it was durable";
+  r->OnPersisted(rd.persist->seq);
+  rd = r->TakeReady();
+  ASSERT_EQ(rd.messages.size(), 1u);
+  EXPECT_EQ(rd.messages[0].type, MessageType::kVoteResp);
+}
+
+TEST(RaftDurability, CrashBeforePersistLosesOnlyUnacknowledgedEntries) {
+  Harness h(3);
+  ElectLeader(h, 1);
+  h.SetManualPersist(2, true);
+  h.SetManualPersist(3, true);
+  h.Propose(1, "x");
+  h.Deliver();
+  h.Crash(2);
+  h.Crash(3);
+  EXPECT_EQ(h.node(1).commit(), 1u) << "nothing was acknowledged, so nothing may commit";
+  h.Restart(2);
+  h.Restart(3);
+  EXPECT_EQ(h.node(2).log().LastIndex(), 1u);
+}
+
+TEST(RaftApply, AppliesOnlyCommittedDurableEntriesInOrder) {
+  Harness h(3);
+  ElectLeader(h, 1);
+  for (int i = 0; i < 5; ++i) h.Propose(1, "v" + std::to_string(i));
+  ASSERT_TRUE(h.Stabilize());
+  h.Tick(1, 1);
+  ASSERT_TRUE(h.Stabilize());
+  for (NodeId id : {1, 2, 3}) {
+    const auto& applied = h.applied(id);
+    ASSERT_EQ(applied.size(), 6u) << "node " << id;
+    Index expect = 1;
+    for (const auto& [idx, e] : applied) EXPECT_EQ(idx, expect++);
+  }
+}
+
+// ---- Proposals on followers ------------------------------------------------------------------
+
+TEST(RaftPropose, FollowerRejectsWithLeaderHint) {
+  Harness h(3);
+  ElectLeader(h, 1);
+  ProposeResult r = h.Propose(2, "x");
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(r.leader, 1u);
+  Harness fresh(3);
+  r = fresh.Propose(2, "x");
+  EXPECT_EQ(r.leader, kNone);
+}
+
+TEST(RaftPropose, UncommittedBytesAreBounded) {
+  Harness h(3, [](Config& c) { c.max_uncommitted_bytes = 1000; });
+  ElectLeader(h, 1);
+  h.Partition({{1}, {2, 3}});
+  int accepted = 0;
+  for (int i = 0; i < 100; ++i) accepted += h.Propose(1, std::string(100, 'x')).status.ok();
+  EXPECT_LT(accepted, 10);
+  ProposeResult r = h.Propose(1, "y");
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kResourceExhausted);
+}
+
+// ---- ReadIndex (thesis §6.4) -------------------------------------------------------------------
+
+TEST(RaftReadIndex, LeaderConfirmsLeadershipBeforeServing) {
+  Harness h(3);
+  ElectLeader(h, 1);
+  ASSERT_TRUE(h.ReadIndex(1, "r1").ok());
+  EXPECT_TRUE(h.TakeReadStates(1).empty()) << "served before a heartbeat round";
+  size_t hb = 0;
+  for (const Message& m : h.in_flight()) hb += m.type == MessageType::kHeartbeat && m.read_round;
+  EXPECT_EQ(hb, 2u);
+  ASSERT_TRUE(h.Stabilize());
+  auto rs = h.TakeReadStates(1);
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_EQ(rs[0].context, "r1");
+  EXPECT_EQ(rs[0].index, h.node(1).commit());
+}
+
+TEST(RaftReadIndex, ReadsBatchIntoOneRound) {
+  Harness h(3);
+  ElectLeader(h, 1);
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(h.node(1).ReadIndex("r" + std::to_string(i)).ok());
+  Ready rd = h.node(1).TakeReady();
+  size_t hb = 0;
+  for (const Message& m : rd.messages) hb += m.type == MessageType::kHeartbeat;
+  EXPECT_EQ(hb, 2u) << "one heartbeat per follower confirms all 50 reads";
+  for (Message& m : rd.messages) {
+    ASSERT_TRUE(h.node(m.to).Step(m).ok());
+    Ready frd = h.node(m.to).TakeReady();
+    for (Message& resp : frd.messages) ASSERT_TRUE(h.node(1).Step(resp).ok());
+  }
+  Ready done = h.node(1).TakeReady();
+  EXPECT_EQ(done.read_states.size(), 50u);
+}
+
+TEST(RaftReadIndex, IsolatedLeaderNeverServesReads) {
+  Harness h(3);
+  ElectLeader(h, 1);
+  h.Partition({{1}, {2, 3}});
+  ASSERT_TRUE(h.ReadIndex(1, "stale?").ok());
+  h.Stabilize();
+  EXPECT_TRUE(h.TakeReadStates(1).empty());
+}
+
+TEST(RaftReadIndex, NewLeaderWaitsForItsNoopToCommit) {
+  Harness h(3);
+  h.Campaign(1);
+  // Deliver only the (pre-)election, not the no-op's appends.
+  for (int i = 0; i < 4; ++i) {
+    h.Deliver([](const Message& m) { return m.type != MessageType::kApp; });
+  }
+  ASSERT_EQ(h.node(1).role(), Role::kLeader);
+  ASSERT_EQ(h.node(1).commit(), 0u);
+  ASSERT_TRUE(h.ReadIndex(1, "early").ok());
+  h.Deliver([](const Message& m) { return m.type != MessageType::kApp; });
+  EXPECT_TRUE(h.TakeReadStates(1).empty());
+  ASSERT_TRUE(h.Stabilize());
+  auto rs = h.TakeReadStates(1);
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_GE(rs[0].index, 1u);
+}
+
+TEST(RaftReadIndex, FollowerForwardsToLeader) {
+  Harness h(3);
+  ElectLeader(h, 1);
+  ASSERT_TRUE(h.ReadIndex(2, "f").ok());
+  ASSERT_TRUE(h.Stabilize());
+  auto rs = h.TakeReadStates(2);
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_EQ(rs[0].index, 1u);
+  Harness leaderless(3);
+  EXPECT_EQ(leaderless.ReadIndex(2, "x").code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(RaftReadIndex, LeaseReadsAreImmediate) {
+  // Thesis §6.4.1: relies on bounded clock drift; no round trip.
+  Harness h(3, [](Config& c) { c.read_only = ReadOnlyOption::kLeaseBased; });
+  ElectLeader(h, 1);
+  ASSERT_TRUE(h.ReadIndex(1, "lease").ok());
+  EXPECT_EQ(h.TakeReadStates(1).size(), 1u);
+}
+
+// ---- Leadership transfer (thesis §3.10) ------------------------------------------------------
+
+TEST(RaftTransfer, UpToDateTargetBecomesLeader) {
+  Harness h(3);
+  ElectLeader(h, 1);
+  ASSERT_TRUE(h.TransferLeadership(1, 3).ok());
+  ASSERT_TRUE(h.Stabilize());
+  EXPECT_EQ(h.node(3).role(), Role::kLeader);
+  EXPECT_EQ(h.node(1).role(), Role::kFollower);
+}
+
+TEST(RaftTransfer, LaggingTargetIsCaughtUpFirst) {
+  Harness h(3);
+  ElectLeader(h, 1);
+  h.Partition({{1, 2}, {3}});
+  for (int i = 0; i < 3; ++i) h.Propose(1, "x");
+  h.Stabilize();
+  h.Heal();
+  ASSERT_TRUE(h.TransferLeadership(1, 3).ok());
+  EXPECT_FALSE(h.Propose(1, "refused").status.ok()) << "proposals are refused while transferring";
+  ASSERT_TRUE(h.Stabilize());
+  EXPECT_EQ(h.node(3).role(), Role::kLeader);
+  EXPECT_EQ(h.node(3).log().LastIndex(), 5u);  // 4 old entries + its own no-op
+}
+
+TEST(RaftTransfer, AbandonedAfterElectionTimeout) {
+  Harness h(3);
+  ElectLeader(h, 1);
+  h.Partition({{1, 2}, {3}});
+  ASSERT_TRUE(h.TransferLeadership(1, 3).ok());
+  EXPECT_EQ(h.node(1).lead_transferee(), 3u);
+  for (int i = 0; i < 10; ++i) {
+    h.Tick(1, 1);
+    h.Stabilize();
+  }
+  EXPECT_EQ(h.node(1).lead_transferee(), kNone);
+  EXPECT_TRUE(h.Propose(1, "ok again").status.ok());
+}
+
+TEST(RaftTransfer, RejectsUnknownTargetAndNonLeader) {
+  Harness h(3);
+  ElectLeader(h, 1);
+  EXPECT_EQ(h.TransferLeadership(1, 9).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(h.TransferLeadership(2, 3).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+// ---- Single node ---------------------------------------------------------------------------
+
+TEST(RaftSingleNode, ElectsItselfAndCommitsAfterPersist) {
+  Harness h(1);
+  h.Tick(1, 20);
+  EXPECT_EQ(h.node(1).role(), Role::kLeader);
+  EXPECT_TRUE(h.Propose(1, "solo").status.ok());
+  EXPECT_EQ(h.node(1).commit(), 2u);
+  EXPECT_EQ(h.applied(1).size(), 2u);
+  ASSERT_TRUE(h.ReadIndex(1, "r").ok());
+  EXPECT_EQ(h.TakeReadStates(1).size(), 1u);
+}
+
+}  // namespace
+}  // namespace amaters::raft
