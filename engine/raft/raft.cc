@@ -348,7 +348,8 @@ void Raft::HandleVoteRequest(const Message& m) {
   // at least as up to date as ours. A pre-vote (thesis §9.6) is granted for a future term
   // without recording anything.
   bool can_vote = vote_ == m.from || (vote_ == kNone && leader_ == kNone) ||
-                  (m.type == MessageType::kPreVote && m.term > term_) || bugs_.vote_twice;
+                  (m.type == MessageType::kPreVote && m.term > term_) ||
+                  (bugs_.vote_twice && role_ == Role::kFollower);
   Message resp;
   resp.type = m.type == MessageType::kVote ? MessageType::kVoteResp : MessageType::kPreVoteResp;
   resp.to = m.from;

@@ -277,6 +277,7 @@ void Harness::Restart(NodeId id) {
   absl::StatusOr<std::unique_ptr<Raft>> r = Raft::Create(n.config, std::move(rs));
   AM_CHECK(r.ok(), "restart failed: ", r.status().ToString());
   n.raft = *std::move(r);
+  n.raft->set_planted_bugs(bugs_);
   n.last_role = n.raft->role();
   n.last_term = n.raft->term();
   Event(absl::StrCat("n", id, " restarted: ", n.raft->Describe()));
@@ -298,6 +299,13 @@ void Harness::RestoreNode(NodeId id, const std::vector<Term>& log_terms, HardSta
   }
   n.durable_hs = hs;
   Restart(id);
+}
+
+void Harness::SetPlantedBugs(const Raft::PlantedBugs& bugs) {
+  bugs_ = bugs;
+  for (auto& [id, n] : nodes_) {
+    if (n.raft) n.raft->set_planted_bugs(bugs);
+  }
 }
 
 NodeId Harness::Leader() const {

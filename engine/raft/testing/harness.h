@@ -54,6 +54,9 @@ class Harness {
   void Heal();
   bool Connected(NodeId a, NodeId b) const;
 
+  // Planted bugs for every node, now and after restarts (checker self-tests).
+  void SetPlantedBugs(const Raft::PlantedBugs& bugs);
+
   // Durability.
   void SetManualPersist(NodeId id, bool manual);
   // Completes the node's pending writes (manual mode) in order; returns how many.
@@ -106,6 +109,7 @@ class Harness {
   std::map<NodeId, int> group_;  // partition group per node; empty when healed
   std::map<Index, Entry> committed_;  // every entry applied anywhere (state machine safety)
   std::vector<std::string> violations_;
+  Raft::PlantedBugs bugs_;
   bool record_ = true;
   std::string events_;
 };
