@@ -1,0 +1,175 @@
+#include "engine/wal/format.h"
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "engine/base/crc32c.h"
+
+namespace amaters::wal {
+namespace {
+
+void PutU32(std::string* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void PutU64(std::string* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+uint32_t GetU32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+uint64_t GetU64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+// Appends a record with the header's checksum filled in over everything after it.
+void FinishRecord(size_t start, std::string* out) {
+  uint32_t crc = Crc32cExtend(0, out->data() + start + 4, out->size() - start - 4);
+  for (int i = 0; i < 4; ++i) (*out)[start + i] = static_cast<char>((crc >> (8 * i)) & 0xff);
+}
+
+void StartRecord(uint64_t seq, RecordType type, uint32_t payload_len, std::string* out) {
+  PutU32(out, 0);  // checksum, filled by FinishRecord
+  PutU32(out, payload_len);
+  PutU64(out, seq);
+  out->push_back(static_cast<char>(type));
+  out->append(3, '\0');
+}
+
+}  // namespace
+
+std::string EncodeSegmentHeader(const SegmentHeader& h) {
+  std::string out(kMagic, sizeof(kMagic));
+  PutU32(&out, h.version);
+  PutU32(&out, 0);
+  PutU64(&out, h.segment_seq);
+  PutU32(&out, 0);
+  PutU32(&out, Crc32c(out));
+  return out;
+}
+
+absl::StatusOr<SegmentHeader> DecodeSegmentHeader(absl::string_view b) {
+  if (b.size() < kSegmentHeaderBytes) {
+    return absl::DataLossError(absl::StrCat("segment header truncated: ", b.size(), " of ",
+                                            kSegmentHeaderBytes, " bytes"));
+  }
+  if (std::memcmp(b.data(), kMagic, sizeof(kMagic)) != 0) {
+    return absl::DataLossError("not an amaters WAL segment (wrong magic)");
+  }
+  if (GetU32(b.data() + 28) != Crc32cExtend(0, b.data(), 28)) {
+    return absl::DataLossError("segment header checksum mismatch");
+  }
+  SegmentHeader h;
+  h.version = GetU32(b.data() + 8);
+  if (h.version > kFormatVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "segment written by a newer format version ", h.version, " (this build reads up to ",
+        kFormatVersion, "); upgrade amaters"));
+  }
+  if (h.version == 0) return absl::DataLossError("segment format version 0");
+  h.segment_seq = GetU64(b.data() + 16);
+  return h;
+}
+
+void AppendEntryRecord(uint64_t seq, const raft::Entry& e, std::string* out) {
+  size_t start = out->size();
+  StartRecord(seq, RecordType::kEntry, static_cast<uint32_t>(17 + e.data.size()), out);
+  PutU64(out, e.term);
+  PutU64(out, e.index);
+  out->push_back(static_cast<char>(e.type));
+  out->append(e.data);
+  FinishRecord(start, out);
+}
+
+void AppendHardStateRecord(uint64_t seq, const raft::HardState& hs, std::string* out) {
+  size_t start = out->size();
+  StartRecord(seq, RecordType::kHardState, 24, out);
+  PutU64(out, hs.term);
+  PutU64(out, hs.vote);
+  PutU64(out, hs.commit);
+  FinishRecord(start, out);
+}
+
+std::string EncodeEntryRecord(uint64_t seq, const raft::Entry& e) {
+  std::string out;
+  AppendEntryRecord(seq, e, &out);
+  return out;
+}
+
+std::string EncodeHardStateRecord(uint64_t seq, const raft::HardState& hs) {
+  std::string out;
+  AppendHardStateRecord(seq, hs, &out);
+  return out;
+}
+
+DecodeResult DecodeRecord(absl::string_view b) {
+  DecodeResult r;
+  if (b.size() < kRecordHeaderBytes) {
+    r.kind = DecodeResult::Kind::kIncomplete;
+    r.error = absl::StrCat("record header truncated (", b.size(), " bytes)");
+    return r;
+  }
+  uint32_t crc = GetU32(b.data());
+  uint32_t len = GetU32(b.data() + 4);
+  if (len > kMaxRecordPayloadBytes) {
+    r.error = absl::StrCat("record length ", len, " exceeds the limit ", kMaxRecordPayloadBytes);
+    return r;
+  }
+  if (b.size() < kRecordHeaderBytes + len) {
+    r.kind = DecodeResult::Kind::kIncomplete;
+    r.error = absl::StrCat("record payload truncated (", b.size() - kRecordHeaderBytes, " of ",
+                           len, " bytes)");
+    return r;
+  }
+  if (Crc32cExtend(0, b.data() + 4, kRecordHeaderBytes + len - 4) != crc) {
+    r.error = "record checksum mismatch";
+    return r;
+  }
+  const char* p = b.data();
+  if (p[17] != 0 || p[18] != 0 || p[19] != 0) {
+    r.error = "record reserved bytes are not zero";
+    return r;
+  }
+  r.record.seq = GetU64(p + 8);
+  const char* payload = p + kRecordHeaderBytes;
+  switch (static_cast<RecordType>(static_cast<uint8_t>(p[16]))) {
+    case RecordType::kEntry: {
+      if (len < 17) {
+        r.error = absl::StrCat("entry record payload too short (", len, " bytes)");
+        return r;
+      }
+      uint8_t et = static_cast<uint8_t>(payload[16]);
+      if (et > static_cast<uint8_t>(raft::EntryType::kNoop)) {
+        r.error = absl::StrCat("unknown entry type ", et);
+        return r;
+      }
+      r.record.type = RecordType::kEntry;
+      r.record.entry.term = GetU64(payload);
+      r.record.entry.index = GetU64(payload + 8);
+      r.record.entry.type = static_cast<raft::EntryType>(et);
+      r.record.entry.data.assign(payload + 17, len - 17);
+      break;
+    }
+    case RecordType::kHardState:
+      if (len != 24) {
+        r.error = absl::StrCat("hard state record payload is ", len, " bytes, expected 24");
+        return r;
+      }
+      r.record.type = RecordType::kHardState;
+      r.record.hard_state.term = GetU64(payload);
+      r.record.hard_state.vote = GetU64(payload + 8);
+      r.record.hard_state.commit = GetU64(payload + 16);
+      break;
+    default:
+      r.error = absl::StrCat("unknown record type ", static_cast<int>(static_cast<uint8_t>(p[16])));
+      return r;
+  }
+  r.kind = DecodeResult::Kind::kOk;
+  r.size = kRecordHeaderBytes + len;
+  return r;
+}
+
+}  // namespace amaters::wal

@@ -1,0 +1,82 @@
+// WAL on-disk format: segment header and records (byte layout in docs/wal-format.md).
+//
+// All integers are little-endian. A segment file starts with a 32-byte header:
+//   0  magic "AMTRSWAL" (8 bytes)
+//   8  u32 format version (kFormatVersion)
+//  12  u32 flags (0)
+//  16  u64 segment sequence number (0, 1, 2, ... in file-name order)
+//  24  u32 reserved (0)
+//  28  u32 CRC-32C of bytes 0..27
+// followed by records, each a 20-byte header and a payload:
+//   0  u32 CRC-32C of bytes 4..(20 + length - 1)  (everything after the checksum)
+//   4  u32 payload length
+//   8  u64 record sequence number (consecutive across all segments, starting at 1)
+//  16  u8  record type (RecordType)
+//  17  u8[3] reserved (0)
+//  20  payload
+// Payloads: kEntry = u64 term, u64 index, u8 entry type, data (rest of payload);
+//           kHardState = u64 term, u64 vote, u64 commit.
+#ifndef AMATERS_ENGINE_WAL_FORMAT_H_
+#define AMATERS_ENGINE_WAL_FORMAT_H_
+
+#include <cstdint>
+#include <string>
+#include <variant>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "engine/raft/types.h"
+
+namespace amaters::wal {
+
+inline constexpr char kMagic[8] = {'A', 'M', 'T', 'R', 'S', 'W', 'A', 'L'};
+inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr size_t kSegmentHeaderBytes = 32;
+inline constexpr size_t kRecordHeaderBytes = 20;
+// Upper bound on one record's payload; a larger length field is corruption, not a huge entry.
+inline constexpr uint32_t kMaxRecordPayloadBytes = 64u << 20;
+
+enum class RecordType : uint8_t {
+  kEntry = 1,
+  kHardState = 2,
+  // Reserved for the snapshot issue: kSnapshotMarker = 3.
+};
+
+struct SegmentHeader {
+  uint32_t version = kFormatVersion;
+  uint64_t segment_seq = 0;
+};
+
+std::string EncodeSegmentHeader(const SegmentHeader& h);
+// Errors: kDataLoss for wrong magic / checksum, kFailedPrecondition for a newer version.
+absl::StatusOr<SegmentHeader> DecodeSegmentHeader(absl::string_view bytes);
+
+struct Record {
+  uint64_t seq = 0;
+  RecordType type = RecordType::kEntry;
+  raft::Entry entry;          // kEntry
+  raft::HardState hard_state;  // kHardState
+};
+
+std::string EncodeEntryRecord(uint64_t seq, const raft::Entry& e);
+std::string EncodeHardStateRecord(uint64_t seq, const raft::HardState& hs);
+void AppendEntryRecord(uint64_t seq, const raft::Entry& e, std::string* out);
+void AppendHardStateRecord(uint64_t seq, const raft::HardState& hs, std::string* out);
+
+// Outcome of decoding one record at the start of `bytes`.
+struct DecodeResult {
+  enum class Kind {
+    kOk,         // `record` is valid and occupies `size` bytes
+    kIncomplete, // fewer bytes than the header or the declared payload: a possibly torn tail
+    kCorrupt,    // checksum mismatch or an impossible header/payload; `error` says which
+  };
+  Kind kind = Kind::kCorrupt;
+  Record record;
+  size_t size = 0;
+  std::string error;
+};
+DecodeResult DecodeRecord(absl::string_view bytes);
+
+}  // namespace amaters::wal
+
+#endif  // AMATERS_ENGINE_WAL_FORMAT_H_
