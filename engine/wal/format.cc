@@ -25,18 +25,25 @@ uint64_t GetU64(const char* p) {
   return v;
 }
 
-// Appends a record with the header's checksum filled in over everything after it.
+// Fills in both checksums of the record that starts at `start` and runs to the end of `out`.
 void FinishRecord(size_t start, std::string* out) {
-  uint32_t crc = Crc32cExtend(0, out->data() + start + 4, out->size() - start - 4);
-  for (int i = 0; i < 4; ++i) (*out)[start + i] = static_cast<char>((crc >> (8 * i)) & 0xff);
+  const char* base = out->data() + start;
+  uint32_t payload_crc =
+      Crc32cExtend(0, base + kRecordHeaderBytes, out->size() - start - kRecordHeaderBytes);
+  uint32_t header_crc = Crc32cExtend(0, base + 4, 16);
+  for (int i = 0; i < 4; ++i) {
+    (*out)[start + i] = static_cast<char>((payload_crc >> (8 * i)) & 0xff);
+    (*out)[start + 20 + i] = static_cast<char>((header_crc >> (8 * i)) & 0xff);
+  }
 }
 
 void StartRecord(uint64_t seq, RecordType type, uint32_t payload_len, std::string* out) {
-  PutU32(out, 0);  // checksum, filled by FinishRecord
+  PutU32(out, 0);  // payload checksum, filled by FinishRecord
   PutU32(out, payload_len);
   PutU64(out, seq);
   out->push_back(static_cast<char>(type));
   out->append(3, '\0');
+  PutU32(out, 0);  // header checksum, filled by FinishRecord
 }
 
 }  // namespace
@@ -112,10 +119,18 @@ DecodeResult DecodeRecord(absl::string_view b) {
     r.error = absl::StrCat("record header truncated (", b.size(), " bytes)");
     return r;
   }
-  uint32_t crc = GetU32(b.data());
-  uint32_t len = GetU32(b.data() + 4);
+  const char* p = b.data();
+  if (GetU32(p + 20) != Crc32cExtend(0, p + 4, 16)) {
+    r.error = "record header checksum mismatch";
+    return r;
+  }
+  uint32_t len = GetU32(p + 4);
   if (len > kMaxRecordPayloadBytes) {
     r.error = absl::StrCat("record length ", len, " exceeds the limit ", kMaxRecordPayloadBytes);
+    return r;
+  }
+  if (p[17] != 0 || p[18] != 0 || p[19] != 0) {
+    r.error = "record reserved bytes are not zero";
     return r;
   }
   if (b.size() < kRecordHeaderBytes + len) {
@@ -124,13 +139,8 @@ DecodeResult DecodeRecord(absl::string_view b) {
                            len, " bytes)");
     return r;
   }
-  if (Crc32cExtend(0, b.data() + 4, kRecordHeaderBytes + len - 4) != crc) {
+  if (Crc32cExtend(0, p + kRecordHeaderBytes, len) != GetU32(p)) {
     r.error = "record checksum mismatch";
-    return r;
-  }
-  const char* p = b.data();
-  if (p[17] != 0 || p[18] != 0 || p[19] != 0) {
-    r.error = "record reserved bytes are not zero";
     return r;
   }
   r.record.seq = GetU64(p + 8);

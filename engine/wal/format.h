@@ -7,13 +7,16 @@
 //  16  u64 segment sequence number (0, 1, 2, ... in file-name order)
 //  24  u32 reserved (0)
 //  28  u32 CRC-32C of bytes 0..27
-// followed by records, each a 20-byte header and a payload:
-//   0  u32 CRC-32C of bytes 4..(20 + length - 1)  (everything after the checksum)
+// followed by records, each a 24-byte header and a payload:
+//   0  u32 CRC-32C of the payload
 //   4  u32 payload length
 //   8  u64 record sequence number (consecutive across all segments, starting at 1)
 //  16  u8  record type (RecordType)
 //  17  u8[3] reserved (0)
-//  20  payload
+//  20  u32 CRC-32C of header bytes 4..19
+//  24  payload
+// The header has its own checksum so that a damaged length field is reported as corruption
+// instead of looking like a record cut short by a crash (a torn tail).
 // Payloads: kEntry = u64 term, u64 index, u8 entry type, data (rest of payload);
 //           kHardState = u64 term, u64 vote, u64 commit.
 #ifndef AMATERS_ENGINE_WAL_FORMAT_H_
@@ -32,7 +35,7 @@ namespace amaters::wal {
 inline constexpr char kMagic[8] = {'A', 'M', 'T', 'R', 'S', 'W', 'A', 'L'};
 inline constexpr uint32_t kFormatVersion = 1;
 inline constexpr size_t kSegmentHeaderBytes = 32;
-inline constexpr size_t kRecordHeaderBytes = 20;
+inline constexpr size_t kRecordHeaderBytes = 24;
 // Upper bound on one record's payload; a larger length field is corruption, not a huge entry.
 inline constexpr uint32_t kMaxRecordPayloadBytes = 64u << 20;
 

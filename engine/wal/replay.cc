@@ -97,11 +97,13 @@ absl::StatusOr<ReplayResult> Replay(const std::vector<SegmentFile>& segments_in,
       DecodeResult d = DecodeRecord(at);
       if (d.kind != DecodeResult::Kind::kOk) {
         // Torn tail: only in the newest segment, and only if nothing follows the bad record:
-        // an incomplete record, zero fill, or a checksum failure in the final record.
+        // an incomplete record, zero fill, or a payload checksum failure in a record whose
+        // (checksummed) header says it is the last one. A bad header checksum is corruption.
         bool zero_fill = AllZero(at);
-        bool final_record = AllZero(at.substr(std::min(at.size(), DeclaredRecordEnd(at))));
-        bool torn = last_file && (d.kind == DecodeResult::Kind::kIncomplete || zero_fill ||
-                                  (d.error == "record checksum mismatch" && final_record));
+        bool final_record = d.error == "record checksum mismatch" &&
+                            AllZero(at.substr(std::min(at.size(), DeclaredRecordEnd(at))));
+        bool torn = last_file &&
+                    (d.kind == DecodeResult::Kind::kIncomplete || zero_fill || final_record);
         if (absl::Status s = stop(f, offset, zero_fill ? "zero-filled tail" : d.error, torn);
             !s.ok()) {
           return s;
