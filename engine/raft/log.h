@@ -44,7 +44,7 @@ class RaftLog {
   Index FindConflict(const std::vector<Entry>& ents) const;
 
   // The largest index <= `index` whose term is <= `term`, with that term: the fast
-  // backtracking hint (thesis §5.3 optimization; etcd's findConflictByTerm).
+  // backtracking hint (paper §5.3, thesis §3.5; etcd's findConflictByTerm).
   std::pair<Index, Term> FindConflictByTerm(Index index, Term term) const;
 
   // Appends entries whose first index is at most LastIndex() + 1, truncating any existing

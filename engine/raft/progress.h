@@ -54,9 +54,10 @@ struct Progress {
   Index match = 0;
   Index next = 1;
   ProgressState state = ProgressState::kProbe;
-  // In kProbe: an append was sent since the last heartbeat tick; wait before sending more.
+  // In kProbe: a probe is outstanding; no more appends until a response (acknowledgment,
+  // rejection or heartbeat response) clears it.
   bool probe_sent = false;
-  // Heard from this peer since the last check-quorum round (paper §6.2 / thesis §6.2).
+  // Heard from this peer since the last check-quorum round (thesis §6.2).
   bool recent_active = false;
   Inflights inflights;
   // Highest ReadIndex round this peer has acknowledged in the current term.

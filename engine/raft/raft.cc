@@ -121,6 +121,8 @@ void Raft::ResetTerm(Term term) {
   reads_awaiting_commit_.clear();
   read_round_ = 0;
   read_round_needed_ = false;
+  round_sent_ticks_.clear();
+  lease_start_tick_.reset();
   uncommitted_bytes_ = 0;
 }
 
@@ -163,7 +165,7 @@ void Raft::BecomeLeader() {
   // commit index, and ReadIndex may only be served once this entry is committed.
   AppendLocal(EntryType::kNoop, "");
   BroadcastAppend();
-  MaybeCommit();  // single-node cluster
+  // Even a single-node leader commits only once its own write is durable (OnPersisted).
 }
 
 void Raft::StartElection(bool pre_vote, bool transfer) {
@@ -216,6 +218,7 @@ void Raft::Campaign() {
 // Time.
 
 void Raft::Tick() {
+  ++ticks_;
   if (role_ == Role::kLeader) {
     TickHeartbeat();
   } else {
@@ -255,7 +258,7 @@ void Raft::TickHeartbeat() {
   }
   if (heartbeat_elapsed_ >= heartbeat_ticks_) {
     heartbeat_elapsed_ = 0;
-    BroadcastHeartbeat(0);
+    BroadcastHeartbeat();
   }
 }
 
@@ -278,6 +281,23 @@ absl::Status Raft::Step(const Message& m) {
   }
   if (MessageTypeName(m.type) == std::string_view("Unknown")) {
     return absl::InvalidArgumentError("message of unknown type");
+  }
+  if (!m.entries.empty()) {
+    // Only appends carry entries, and they must be contiguous after (index, log_term), with
+    // non-decreasing terms no newer than the message's term.
+    if (m.type != MessageType::kApp) {
+      return absl::InvalidArgumentError(absl::StrCat("entries in a ", MessageTypeName(m.type)));
+    }
+    Term prev_term = m.log_term;
+    for (size_t k = 0; k < m.entries.size(); ++k) {
+      const Entry& e = m.entries[k];
+      if (e.index != m.index + 1 + k || e.term < prev_term || e.term > m.term ||
+          static_cast<uint8_t>(e.type) > static_cast<uint8_t>(EntryType::kNoop)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("malformed entries in append: ", DescribeMessage(m)));
+      }
+      prev_term = e.term;
+    }
   }
 
   if (m.term > term_) {
@@ -506,7 +526,7 @@ void Raft::HandleAppendResponse(const Message& m) {
     Index next_probe = m.reject_hint;
     if (m.log_term > 0) {
       // Skip every entry of ours whose term is above the follower's term at the hint
-      // (fast backtracking; thesis §5.3 optimization).
+      // (fast backtracking; paper §5.3, thesis §3.5).
       next_probe = log_.FindConflictByTerm(m.reject_hint, m.log_term).first;
     }
     if (pr.MaybeDecrTo(m.index, next_probe)) {
@@ -559,7 +579,7 @@ void Raft::HandleHeartbeatResponse(const Message& m) {
   if (pr.match < log_.LastIndex()) SendAppend(m.from, /*send_if_empty=*/true);
   if (m.read_round > pr.read_round_acked && m.read_round <= read_round_) {
     pr.read_round_acked = m.read_round;
-    ReleaseConfirmedReads();
+    OnHeartbeatRoundAcked();
   }
 }
 
@@ -604,14 +624,22 @@ void Raft::BroadcastAppend() {
   }
 }
 
-void Raft::BroadcastHeartbeat(uint64_t read_round) {
+void Raft::BroadcastHeartbeat() {
+  // Every heartbeat broadcast is a numbered round. A quorum acknowledging round r proves this
+  // node was still leader when it sent r: that confirms every read queued before r
+  // (ReadIndex, thesis §6.4) and starts the leader lease at r's send time (§6.4.1).
+  ++read_round_;
+  read_round_needed_ = false;
+  progress_.at(id_).read_round_acked = read_round_;
+  round_sent_ticks_.emplace_back(read_round_, ticks_);
+  while (round_sent_ticks_.size() > kMaxTrackedRounds) round_sent_ticks_.pop_front();
   for (NodeId v : voters_) {
     if (v == id_) continue;
     Message m;
     m.type = MessageType::kHeartbeat;
     m.to = v;
     m.commit = std::min(commit_, progress_.at(v).match);
-    m.read_round = read_round;
+    m.read_round = read_round_;
     Send(std::move(m));
   }
 }
@@ -701,7 +729,6 @@ ProposeResult Raft::Propose(std::string data) {
   r.index = log_.LastIndex();
   r.term = term_;
   broadcast_pending_ = true;
-  if (voters_.size() == 1) MaybeCommit();
   CheckInvariants();
   return r;
 }
@@ -760,8 +787,11 @@ void Raft::HandleReadIndexRequest(NodeId from, std::string context) {
     reads_awaiting_commit_.emplace_back(from, std::move(context));
     return;
   }
-  if (voters_.size() == 1 || read_only_ == ReadOnlyOption::kLeaseBased ||
-      bugs_.read_without_quorum) {
+  if (voters_.size() == 1 || bugs_.read_without_quorum) {
+    ServeRead(from, commit_, std::move(context));
+    return;
+  }
+  if (read_only_ == ReadOnlyOption::kLeaseBased && HasLease()) {
     ServeRead(from, commit_, std::move(context));
     return;
   }
@@ -771,19 +801,33 @@ void Raft::HandleReadIndexRequest(NodeId from, std::string context) {
   read_round_needed_ = true;
 }
 
-void Raft::StartPendingReadRound() {
-  if (!read_round_needed_ || role_ != Role::kLeader) return;
-  read_round_needed_ = false;
-  ++read_round_;
-  progress_.at(id_).read_round_acked = read_round_;
-  BroadcastHeartbeat(read_round_);
+bool Raft::HasLease() const {
+  // Thesis §6.4.1. Followers ignore vote requests for election_ticks after they last heard from
+  // the leader (leader stickiness, Step), so no other leader can be elected before
+  // lease_start + election_ticks on their clocks. One tick is kept as a margin for tick phase;
+  // clock drift beyond that is what the lease option trusts not to happen. A pending transfer
+  // voids the lease: TimeoutNow makes the target campaign past the followers' stickiness.
+  if (!lease_start_tick_.has_value() || lead_transferee_ != kNone) return false;
+  return ticks_ + 1 < *lease_start_tick_ + static_cast<uint64_t>(election_ticks_);
 }
 
-void Raft::ReleaseConfirmedReads() {
+void Raft::StartPendingReadRound() {
+  if (!read_round_needed_ || role_ != Role::kLeader) return;
+  BroadcastHeartbeat();
+}
+
+void Raft::OnHeartbeatRoundAcked() {
   std::vector<uint64_t> acked;
   for (NodeId v : voters_) acked.push_back(progress_.at(v).read_round_acked);
   std::sort(acked.begin(), acked.end(), std::greater<uint64_t>());
   uint64_t confirmed = acked[Quorum() - 1];
+  // The lease runs from the send time of the newest round a quorum has acknowledged.
+  while (!round_sent_ticks_.empty() && round_sent_ticks_.front().first <= confirmed) {
+    if (round_sent_ticks_.front().first == confirmed) {
+      lease_start_tick_ = std::max(lease_start_tick_.value_or(0), round_sent_ticks_.front().second);
+    }
+    round_sent_ticks_.pop_front();
+  }
   while (!pending_reads_.empty() && pending_reads_.front().round <= confirmed) {
     PendingRead r = std::move(pending_reads_.front());
     pending_reads_.pop_front();

@@ -12,9 +12,12 @@
 //  1. After any input, call TakeReady() (HasReady() says whether it has anything).
 //  2. Persist `ready.persist` (truncate the durable log at persist.entries[0].index, append the
 //     entries, then write the hard state), in order of `seq`, and call OnPersisted(seq) once it is
-//     durable. Messages that depend on durable state are held inside the engine until then
+//     durable. A request must survive a crash whole or as a prefix (entries before the hard
+//     state); Create() rejects a hard state whose commit is beyond the durable log. Messages that depend on durable state are held inside the engine until then
 //     (thesis §3.8: persist before responding); `ready.messages` may be sent at once.
-//  3. Apply `ready.committed_entries` in order and call OnApplied(last index applied).
+//  3. Apply `ready.committed_entries` in order and call OnApplied(last index applied). They are
+//     always durable locally already. A durable state machine must not record an applied index
+//     beyond the durable commit index: apply durably only after this Ready's persist completes.
 //  4. Serve each ReadState once the state machine has applied its index.
 #ifndef AMATERS_ENGINE_RAFT_RAFT_H_
 #define AMATERS_ENGINE_RAFT_RAFT_H_
@@ -40,10 +43,13 @@ enum class ReadOnlyOption : uint8_t {
   // ReadIndex (thesis §6.4): the leader confirms it is still leader with a heartbeat round
   // acknowledged by a quorum before a read is served. Safe under any clock behaviour.
   kSafe,
-  // Lease reads (thesis §6.4.1): the leader serves reads at its commit index without a round,
-  // trusting that no other leader can be elected within an election timeout of its last
-  // quorum contact. Correct only if clock drift between nodes is bounded and small relative
-  // to the election timeout. Requires check_quorum.
+  // Lease reads (thesis §6.4.1): the leader serves reads at its commit index without a round
+  // while it holds a lease: election_ticks - 1 ticks from the *send* time of the newest
+  // heartbeat round a quorum acknowledged (no other leader can be elected sooner, because
+  // followers ignore vote requests for election_ticks after hearing from the leader). Without a
+  // lease (or during a leadership transfer) reads fall back to a ReadIndex round. Correct only
+  // if clock drift between nodes is bounded and small relative to the election timeout.
+  // Requires check_quorum (which enables the followers' stickiness).
   kLeaseBased,
 };
 
@@ -188,7 +194,7 @@ class Raft {
   // Leader replication.
   bool SendAppend(NodeId to, bool send_if_empty);
   void BroadcastAppend();
-  void BroadcastHeartbeat(uint64_t read_round);
+  void BroadcastHeartbeat();
   bool MaybeCommit();
   void CommitTo(Index index);
   void AppendLocal(EntryType type, std::string data);
@@ -196,7 +202,8 @@ class Raft {
   void UpdateSelfMatch();
 
   // ReadIndex (thesis §6.4).
-  void ReleaseConfirmedReads();
+  void OnHeartbeatRoundAcked();
+  bool HasLease() const;
   void StartPendingReadRound();
   void ServeRead(NodeId from, Index index, std::string context);
 
@@ -257,7 +264,12 @@ class Raft {
   };
   std::deque<PendingRead> pending_reads_;
   std::deque<std::pair<NodeId, std::string>> reads_awaiting_commit_;
-  uint64_t read_round_ = 0;       // last round broadcast this term
+  uint64_t read_round_ = 0;       // last heartbeat round broadcast this term
+  // (round, tick it was sent) for rounds not yet acknowledged by a quorum; bounded.
+  static constexpr size_t kMaxTrackedRounds = 1024;
+  std::deque<std::pair<uint64_t, uint64_t>> round_sent_ticks_;
+  std::optional<uint64_t> lease_start_tick_;  // leader lease start (kLeaseBased reads)
+  uint64_t ticks_ = 0;            // Tick() calls since start: the engine's only clock
   bool read_round_needed_ = false;
   std::vector<ReadState> read_states_;
 

@@ -7,8 +7,8 @@
 // entries never change. Then the faults heal and the cluster must converge (liveness).
 //
 // A failure prints rapidcheck's seed and the shrunk schedule; replay with
-//   RC_PARAMS="seed=<seed>" ./bazelw test //engine/raft:raft_property_test
-// More cases: RC_PARAMS="max_success=2000" (the default run keeps a short slice).
+//   ./bazelw test //engine/raft:raft_property_test --test_env=RC_PARAMS="seed=<seed>"
+// More cases: --test_env=RC_PARAMS="max_success=2000" (the default run keeps a short slice).
 #include <map>
 #include <set>
 #include <string>
@@ -226,8 +226,8 @@ TEST(RaftProperties, CheckerCatchesPlantedBugs) {
   vote_twice.vote_twice = true;
   EXPECT_TRUE(fails("vote twice", vote_twice)) << "granting a second vote per term went unnoticed";
   // commit_old_terms (Figure 8) needs a precise crash/election sequence that these short
-  // schedules rarely produce; scenario figure8.txt and RaftCommit.OldTermEntryNotCommittedByCounting
-  // cover it deterministically, and the simulator's planted-bug test covers it at scale.
+  // schedules rarely produce; RaftCommit.PlantedOldTermCommitIsCaught covers it
+  // deterministically. The simulator issue adds a planted-bug test at scale.
 }
 
 }  // namespace

@@ -115,6 +115,22 @@ TEST(RaftRestore, RejectsInconsistentDurableState) {
   EXPECT_TRUE(Raft::Create(c, rs).ok());
 }
 
+TEST(RaftStep, RejectsMalformedAppends) {
+  auto r = NewRaft(2, {1, 2, 3});
+  Message app = Msg(MessageType::kApp, 1, 2, 2);
+  app.entries = {Entry{1, 5, EntryType::kNormal, "gap"}};  // index must be m.index + 1 = 1
+  EXPECT_EQ(r->Step(app).code(), absl::StatusCode::kInvalidArgument);
+  app.entries = {Entry{3, 1, EntryType::kNormal, "future term"}};
+  EXPECT_EQ(r->Step(app).code(), absl::StatusCode::kInvalidArgument);
+  app.entries = {Entry{2, 1, EntryType::kNormal, "a"}, Entry{1, 2, EntryType::kNormal, "b"}};
+  EXPECT_EQ(r->Step(app).code(), absl::StatusCode::kInvalidArgument);
+  Message hb = Msg(MessageType::kHeartbeat, 1, 2, 2);
+  hb.entries = {Entry{1, 1, EntryType::kNormal, "x"}};
+  EXPECT_EQ(r->Step(hb).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(r->log().LastIndex(), 0u);
+  EXPECT_EQ(r->term(), 0u);
+}
+
 TEST(RaftStep, RejectsMisaddressedAndUnknownMessages) {
   auto r = NewRaft(1, {1, 2, 3});
   EXPECT_FALSE(r->Step(Msg(MessageType::kHeartbeat, 2, 3, 1)).ok());  // not for us
@@ -447,7 +463,9 @@ TEST(RaftReplication, LostAppendsAreRecovered) {
 
 // ---- Commitment (paper §5.4.2, Figure 8) -----------------------------------------------------
 
-TEST(RaftCommit, OldTermEntryNotCommittedByCounting) {
+// Returns the leader's commit index after the term-2 entry reached a majority in term 4 but the
+// term-4 no-op did not.
+Index Figure8CommitAfterOldTermMajority(bool planted_bug) {
   // Figure 8 (c): the term-4 leader has replicated the term-2 entry at index 2 to a majority,
   // but must not commit it by counting; it commits only with an entry of term 4 on a majority.
   Harness h(5, [](Config& c) { c.pre_vote = false; c.check_quorum = false; });
@@ -456,13 +474,16 @@ TEST(RaftCommit, OldTermEntryNotCommittedByCounting) {
   h.RestoreNode(3, {1}, {3, 0, 1});
   h.RestoreNode(4, {1}, {3, 0, 1});
   h.RestoreNode(5, {1, 3}, {3, 0, 1});
+  Raft::PlantedBugs bugs;
+  bugs.commit_old_terms = planted_bug;
+  h.SetPlantedBugs(bugs);
   h.Partition({{1, 2, 3}, {4, 5}});
   h.Campaign(1);
   // Deliver votes but hold back appends from the new leader.
   h.Deliver([](const Message& m) { return m.type != MessageType::kApp; });
   h.Deliver([](const Message& m) { return m.type != MessageType::kApp; });
-  ASSERT_EQ(h.node(1).role(), Role::kLeader);
-  ASSERT_EQ(h.node(1).term(), 4u);
+  EXPECT_EQ(h.node(1).role(), Role::kLeader);
+  EXPECT_EQ(h.node(1).term(), 4u);
   // Give node 3 only the term-2 entry (not the term-4 no-op), by hand.
   Message app = Msg(MessageType::kApp, 1, 3, 4);
   app.index = 1;
@@ -470,24 +491,35 @@ TEST(RaftCommit, OldTermEntryNotCommittedByCounting) {
   app.entries = {h.node(1).log().At(2)};
   app.commit = 1;
   h.Drop([](const Message& m) { return m.type == MessageType::kApp; });
-  ASSERT_TRUE(h.node(3).Step(app).ok());
+  EXPECT_TRUE(h.node(3).Step(app).ok());
   // Node 3's acknowledgment of index 2 gives the term-2 entry a majority {1, 2?, 3}.
   Message ack = Msg(MessageType::kAppResp, 2, 1, 4);
   ack.index = 2;
-  ASSERT_TRUE(h.node(1).Step(ack).ok());
+  EXPECT_TRUE(h.node(1).Step(ack).ok());
   Message ack3 = Msg(MessageType::kAppResp, 3, 1, 4);
   ack3.index = 2;
-  ASSERT_TRUE(h.node(1).Step(ack3).ok());
-  EXPECT_EQ(h.node(1).commit(), 1u) << "committed a term-2 entry by counting replicas";
+  EXPECT_TRUE(h.node(1).Step(ack3).ok());
+  Index commit_with_old_term_majority = h.node(1).commit();
   // Once the term-4 no-op (index 3) reaches a majority, indexes 2 and 3 commit together.
   Message ack_noop = Msg(MessageType::kAppResp, 2, 1, 4);
   ack_noop.index = 3;
-  ASSERT_TRUE(h.node(1).Step(ack_noop).ok());
+  EXPECT_TRUE(h.node(1).Step(ack_noop).ok());
   h.Drop([](const Message&) { return true; });
   Message ack_noop3 = Msg(MessageType::kAppResp, 3, 1, 4);
   ack_noop3.index = 3;
-  ASSERT_TRUE(h.node(1).Step(ack_noop3).ok());
+  EXPECT_TRUE(h.node(1).Step(ack_noop3).ok());
   EXPECT_EQ(h.node(1).commit(), 3u);
+  return commit_with_old_term_majority;
+}
+
+TEST(RaftCommit, OldTermEntryNotCommittedByCounting) {
+  EXPECT_EQ(Figure8CommitAfterOldTermMajority(false), 1u)
+      << "committed a term-2 entry by counting replicas";
+}
+
+TEST(RaftCommit, PlantedOldTermCommitIsCaught) {
+  // The planted bug must make the check above fail (DESIGN.md §4.8).
+  EXPECT_EQ(Figure8CommitAfterOldTermMajority(true), 2u);
 }
 
 TEST(RaftCommit, LeaderCountsItselfOnlyWhenDurable) {
@@ -667,12 +699,56 @@ TEST(RaftReadIndex, FollowerForwardsToLeader) {
   EXPECT_EQ(leaderless.ReadIndex(2, "x").code(), absl::StatusCode::kUnavailable);
 }
 
-TEST(RaftReadIndex, LeaseReadsAreImmediate) {
-  // Thesis §6.4.1: relies on bounded clock drift; no round trip.
+TEST(RaftReadIndex, PlantedReadWithoutQuorumIsCaught) {
+  Harness h(3);
+  ElectLeader(h, 1);
+  Raft::PlantedBugs bugs;
+  bugs.read_without_quorum = true;
+  h.SetPlantedBugs(bugs);
+  h.Partition({{1}, {2, 3}});
+  ASSERT_TRUE(h.ReadIndex(1, "stale").ok());
+  EXPECT_EQ(h.TakeReadStates(1).size(), 1u) << "the planted bug must serve without a round";
+}
+
+TEST(RaftReadIndex, LeaseReadsAreImmediateWhileTheLeaseHolds) {
+  // Thesis §6.4.1: relies on bounded clock drift; no round trip while the lease holds.
   Harness h(3, [](Config& c) { c.read_only = ReadOnlyOption::kLeaseBased; });
   ElectLeader(h, 1);
+  h.Tick(1, 1);  // a heartbeat round acknowledged by a quorum starts the lease
+  ASSERT_TRUE(h.Stabilize());
   ASSERT_TRUE(h.ReadIndex(1, "lease").ok());
   EXPECT_EQ(h.TakeReadStates(1).size(), 1u);
+}
+
+TEST(RaftReadIndex, LeaseExpiresOneElectionTimeoutAfterLastQuorumRound) {
+  // Found by scenario review: the lease must run from the send time of the last heartbeat
+  // round a quorum acknowledged, not until the next check-quorum boundary.
+  Harness h(3, [](Config& c) {
+    c.read_only = ReadOnlyOption::kLeaseBased;
+    c.heartbeat_ticks = 5;
+  });
+  ElectLeader(h, 1);
+  h.Tick(1, 5);
+  ASSERT_TRUE(h.Stabilize());
+  h.Partition({{1}, {2, 3}});
+  h.Tick(1, 9);  // 9 ticks after the acknowledged round: the lease (10 - 1 ticks) has ended
+  h.Stabilize();
+  ASSERT_EQ(h.node(1).role(), Role::kLeader) << "check-quorum has not fired yet";
+  ASSERT_TRUE(h.ReadIndex(1, "late").ok());
+  h.Stabilize();
+  EXPECT_TRUE(h.TakeReadStates(1).empty()) << "served a lease read after the lease expired";
+}
+
+TEST(RaftReadIndex, NoLeaseReadsDuringLeadershipTransfer) {
+  // Found by scenario review: TimeoutNow lets the target win past the followers' stickiness, so
+  // the old leader's lease is void once it starts a transfer.
+  Harness h(3, [](Config& c) { c.read_only = ReadOnlyOption::kLeaseBased; });
+  ElectLeader(h, 1);
+  h.Tick(1, 1);
+  ASSERT_TRUE(h.Stabilize());
+  ASSERT_TRUE(h.TransferLeadership(1, 2).ok());
+  ASSERT_TRUE(h.ReadIndex(1, "during-transfer").ok());
+  EXPECT_TRUE(h.TakeReadStates(1).empty());
 }
 
 // ---- Leadership transfer (thesis §3.10) ------------------------------------------------------
