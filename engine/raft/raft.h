@@ -13,8 +13,9 @@
 //  2. Persist `ready.persist` (truncate the durable log at persist.entries[0].index, append the
 //     entries, then write the hard state), in order of `seq`, and call OnPersisted(seq) once it is
 //     durable. A request must survive a crash whole or as a prefix (entries before the hard
-//     state); Create() rejects a hard state whose commit is beyond the durable log. Messages that depend on durable state are held inside the engine until then
-//     (thesis §3.8: persist before responding); `ready.messages` may be sent at once.
+//     state); Create() rejects a hard state whose commit is beyond the durable log. Messages
+//     that depend on durable state are held inside the engine until then (thesis §3.8:
+//     persist before responding); `ready.messages` may be sent at once.
 //  3. Apply `ready.committed_entries` in order and call OnApplied(last index applied). They are
 //     always durable locally already. A durable state machine must not record an applied index
 //     beyond the durable commit index: apply durably only after this Ready's persist completes.

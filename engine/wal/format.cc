@@ -140,6 +140,8 @@ DecodeResult DecodeRecord(absl::string_view b) {
     return r;
   }
   if (Crc32cExtend(0, p + kRecordHeaderBytes, len) != GetU32(p)) {
+    r.kind = DecodeResult::Kind::kCorruptPayload;
+    r.size = kRecordHeaderBytes + len;
     r.error = "record checksum mismatch";
     return r;
   }

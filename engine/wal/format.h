@@ -71,7 +71,9 @@ struct DecodeResult {
   enum class Kind {
     kOk,         // `record` is valid and occupies `size` bytes
     kIncomplete, // fewer bytes than the header or the declared payload: a possibly torn tail
-    kCorrupt,    // checksum mismatch or an impossible header/payload; `error` says which
+    kCorrupt,    // bad header checksum or an impossible header/payload; `error` says which
+    kCorruptPayload,  // the header is valid but the payload checksum fails; `size` is the
+                      // record's declared size, so the caller can see what follows it
   };
   Kind kind = Kind::kCorrupt;
   Record record;

@@ -73,6 +73,14 @@ TEST(WalFormat, DamagedLengthIsCorruptionNotATornRecord) {
   EXPECT_EQ(r.kind, DecodeResult::Kind::kCorrupt);
 }
 
+TEST(WalFormat, DamagedPayloadKeepsTheTrustedRecordSize) {
+  std::string b = EncodeEntryRecord(1, E(1, 1, "abcdef"));
+  b[b.size() - 1] ^= 1;
+  DecodeResult r = DecodeRecord(b);
+  EXPECT_EQ(r.kind, DecodeResult::Kind::kCorruptPayload);
+  EXPECT_EQ(r.size, b.size());
+}
+
 TEST(WalFormat, EveryTruncationIsIncompleteNeverValid) {
   std::string b = EncodeEntryRecord(9, E(1, 1, std::string(100, 'x')));
   for (size_t cut = 0; cut < b.size(); ++cut) {

@@ -12,14 +12,6 @@ bool AllZero(absl::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return c == 0; });
 }
 
-// Where the record starting at `at` would end according to its (unverified) length field.
-size_t DeclaredRecordEnd(absl::string_view at) {
-  if (at.size() < 8) return at.size();
-  uint64_t len = 0;
-  for (int i = 7; i >= 4; --i) len = (len << 8) | static_cast<unsigned char>(at[i]);
-  return kRecordHeaderBytes + len;
-}
-
 }  // namespace
 
 absl::StatusOr<ReplayResult> Replay(const std::vector<SegmentFile>& segments_in,
@@ -100,8 +92,8 @@ absl::StatusOr<ReplayResult> Replay(const std::vector<SegmentFile>& segments_in,
         // an incomplete record, zero fill, or a payload checksum failure in a record whose
         // (checksummed) header says it is the last one. A bad header checksum is corruption.
         bool zero_fill = AllZero(at);
-        bool final_record = d.error == "record checksum mismatch" &&
-                            AllZero(at.substr(std::min(at.size(), DeclaredRecordEnd(at))));
+        bool final_record =
+            d.kind == DecodeResult::Kind::kCorruptPayload && AllZero(at.substr(d.size));
         bool torn = last_file &&
                     (d.kind == DecodeResult::Kind::kIncomplete || zero_fill || final_record);
         if (absl::Status s = stop(f, offset, zero_fill ? "zero-filled tail" : d.error, torn);
