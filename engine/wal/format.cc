@@ -112,6 +112,13 @@ std::string EncodeHardStateRecord(uint64_t seq, const raft::HardState& hs) {
   return out;
 }
 
+bool IsValidRecordHeader(absl::string_view b) {
+  if (b.size() < kRecordHeaderBytes) return false;
+  const char* p = b.data();
+  return GetU32(p + 20) == Crc32cExtend(0, p + 4, 16) && GetU32(p + 4) <= kMaxRecordPayloadBytes &&
+         p[17] == 0 && p[18] == 0 && p[19] == 0;
+}
+
 DecodeResult DecodeRecord(absl::string_view b) {
   DecodeResult r;
   if (b.size() < kRecordHeaderBytes) {

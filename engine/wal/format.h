@@ -36,6 +36,7 @@ inline constexpr char kMagic[8] = {'A', 'M', 'T', 'R', 'S', 'W', 'A', 'L'};
 inline constexpr uint32_t kFormatVersion = 1;
 inline constexpr size_t kSegmentHeaderBytes = 32;
 inline constexpr size_t kRecordHeaderBytes = 24;
+inline constexpr size_t kHardStateRecordBytes = kRecordHeaderBytes + 24;
 // Upper bound on one record's payload; a larger length field is corruption, not a huge entry.
 inline constexpr uint32_t kMaxRecordPayloadBytes = 64u << 20;
 
@@ -81,6 +82,10 @@ struct DecodeResult {
   std::string error;
 };
 DecodeResult DecodeRecord(absl::string_view bytes);
+
+// Whether `bytes` starts with a record header that passes its checksum and sanity checks
+// (the payload is not examined). Replay uses it to tell a torn tail from damage in the middle.
+bool IsValidRecordHeader(absl::string_view bytes);
 
 }  // namespace amaters::wal
 

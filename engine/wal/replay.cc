@@ -15,7 +15,7 @@ bool AllZero(absl::string_view s) {
 }  // namespace
 
 absl::StatusOr<ReplayResult> Replay(const std::vector<SegmentFile>& segments_in,
-                                    CorruptionPolicy policy) {
+                                    CorruptionPolicy policy, raft::Index snapshot_index) {
   std::vector<const SegmentFile*> segments;
   for (const SegmentFile& s : segments_in) segments.push_back(&s);
   std::sort(segments.begin(), segments.end(),
@@ -62,8 +62,10 @@ absl::StatusOr<ReplayResult> Replay(const std::vector<SegmentFile>& segments_in,
         return absl::FailedPreconditionError(
             absl::StrCat(seg.name, ": ", header.status().message()));
       }
-      // A crash while creating the newest segment can leave its header incomplete.
-      if (last_file && seg.bytes.size() < kSegmentHeaderBytes) {
+      // A crash while creating the newest segment can leave its header incomplete or torn.
+      // The writer makes the header durable before it writes any record, so this is only a
+      // torn creation if the file holds nothing beyond the header.
+      if (last_file && seg.bytes.size() <= kSegmentHeaderBytes) {
         out.torn_tail = true;
         out.notes.push_back(absl::StrCat("incomplete header of the newest segment ", seg.name,
                                          " (", seg.bytes.size(), " bytes); it is removed"));
@@ -84,18 +86,23 @@ absl::StatusOr<ReplayResult> Replay(const std::vector<SegmentFile>& segments_in,
     absl::string_view rest(seg.bytes);
     uint64_t offset = kSegmentHeaderBytes;
     bool stopped = false;
+    SegmentInfo info{seg.name, header->segment_seq, 0, 0};
     while (offset < seg.bytes.size()) {
       absl::string_view at = rest.substr(offset);
       DecodeResult d = DecodeRecord(at);
       if (d.kind != DecodeResult::Kind::kOk) {
-        // Torn tail: only in the newest segment, and only if nothing follows the bad record:
-        // an incomplete record, zero fill, or a payload checksum failure in a record whose
-        // (checksummed) header says it is the last one. A bad header checksum is corruption.
+        // Torn tail: only in the newest segment, and only if no valid record header follows
+        // the bad spot (after the bad record, if its checksummed header gives its size). A
+        // crash tears only the end of what was being written: incomplete records, zero fill,
+        // or garbage. Anything valid after the damage means it is not the end: corruption.
+        // Damage confined to the very last record cannot be told from a torn write.
         bool zero_fill = AllZero(at);
-        bool final_record =
-            d.kind == DecodeResult::Kind::kCorruptPayload && AllZero(at.substr(d.size));
-        bool torn = last_file &&
-                    (d.kind == DecodeResult::Kind::kIncomplete || zero_fill || final_record);
+        const size_t scan_from = d.kind == DecodeResult::Kind::kCorruptPayload ? d.size : 1;
+        bool valid_after = false;
+        for (size_t k = scan_from; k + kRecordHeaderBytes <= at.size() && !valid_after; ++k) {
+          valid_after = IsValidRecordHeader(at.substr(k));
+        }
+        bool torn = last_file && !valid_after;
         if (absl::Status s = stop(f, offset, zero_fill ? "zero-filled tail" : d.error, torn);
             !s.ok()) {
           return s;
@@ -107,12 +114,17 @@ absl::StatusOr<ReplayResult> Replay(const std::vector<SegmentFile>& segments_in,
       std::string bad;
       if (out.last_record_seq != 0 && rec.seq != out.last_record_seq + 1) {
         bad = absl::StrCat("record sequence ", rec.seq, " follows ", out.last_record_seq);
-      } else if (rec.type == RecordType::kEntry) {
-        raft::Index last = out.entries.size();
-        if (rec.entry.index == 0 || rec.entry.index > last + 1) {
-          bad = absl::StrCat("entry index ", rec.entry.index, " leaves a gap after ", last);
-        } else if (rec.entry.index > 1 && rec.entry.index <= last + 1 &&
-                   out.entries[rec.entry.index - 2].term > rec.entry.term) {
+      } else if (rec.type == RecordType::kEntry && rec.entry.index == 0) {
+        bad = "entry index 0";
+      } else if (rec.type == RecordType::kEntry && rec.entry.index > snapshot_index) {
+        raft::Index last = snapshot_index + out.entries.size();
+        if (rec.entry.index > last + 1) {
+          bad = absl::StrCat("entry index ", rec.entry.index, " leaves a gap after ", last,
+                             snapshot_index > 0 || header->segment_seq > 0
+                                 ? absl::StrCat(" (snapshot index ", snapshot_index, ")")
+                                 : "");
+        } else if (rec.entry.index > snapshot_index + 1 &&
+                   out.entries[rec.entry.index - snapshot_index - 2].term > rec.entry.term) {
           bad = absl::StrCat("entry term ", rec.entry.term, " at index ", rec.entry.index,
                              " is below its predecessor's");
         }
@@ -124,20 +136,30 @@ absl::StatusOr<ReplayResult> Replay(const std::vector<SegmentFile>& segments_in,
       }
       out.last_record_seq = rec.seq;
       if (rec.type == RecordType::kEntry) {
-        out.entries.resize(rec.entry.index - 1);
-        out.entries.push_back(rec.entry);
+        info.max_entry_index = std::max(info.max_entry_index, rec.entry.index);
+        if (rec.entry.index > snapshot_index) {
+          out.entries.resize(rec.entry.index - snapshot_index - 1);
+          out.entries.push_back(rec.entry);
+        } else {
+          // Covered by the snapshot, but it still replaces every entry after it: drop the
+          // entries above the snapshot that an older leader wrote before it.
+          out.entries.clear();
+        }
       } else {
         out.hard_state = rec.hard_state;
       }
       offset += d.size;
     }
+    info.size_bytes = offset;
+    out.segments.push_back(info);
     if (stopped) break;
   }
-  if (out.hard_state.commit > out.entries.size()) {
+  if (out.hard_state.commit > snapshot_index + out.entries.size()) {
     // Hard state is written after the entries it covers; a commit beyond the log means
     // records were lost from the middle.
     return absl::DataLossError(absl::StrCat("hard state commit ", out.hard_state.commit,
-                                            " is beyond the last entry ", out.entries.size(),
+                                            " is beyond the last entry ",
+                                            snapshot_index + out.entries.size(),
                                             " in the WAL"));
   }
   return out;

@@ -4,10 +4,12 @@
 //  - Segments are read in name order; their header sequence numbers must be consecutive.
 //  - Record sequence numbers must be consecutive across segments.
 //  - An entry record at index i replaces every entry >= i (a leader overwrote an uncommitted
-//    suffix); an index beyond last + 1 is corruption.
-//  - A torn tail — an incomplete record, a checksum failure in the very last record, or zero
-//    fill after the last good record, all in the last segment — is the expected result of a
-//    crash during a write: it is truncated and reported.
+//    suffix); an index beyond last + 1 is corruption. Records at or below the snapshot index
+//    are skipped: the first segments may have been compacted (Writer::Compact).
+//  - A torn tail — damage in the newest segment after which no valid record header follows
+//    (an incomplete record, zero fill, garbage) — is the expected result of a crash during a
+//    write: it is truncated and reported. Damage confined to the final record cannot be told
+//    from a torn write and is treated as one.
 //  - Anything else that fails to decode is corruption. Policy kRefuseStart (the default)
 //    returns kDataLoss naming the file and offset and changes nothing; kTruncateToLastGood
 //    truncates there, drops later segments, and reports what was dropped.
@@ -30,9 +32,19 @@ struct SegmentFile {
   std::string bytes;  // whole contents
 };
 
+// A segment that survives replay (after the truncation and deletions below), for the writer.
+struct SegmentInfo {
+  std::string name;
+  uint64_t seq = 0;
+  uint64_t size_bytes = 0;        // valid bytes, header included
+  raft::Index max_entry_index = 0;  // largest entry index recorded in it (0 if none)
+};
+
 struct ReplayResult {
   raft::HardState hard_state;
-  std::vector<raft::Entry> entries;  // contiguous from index 1
+  // Contiguous from snapshot_index + 1 (records at or below the snapshot index are skipped).
+  std::vector<raft::Entry> entries;
+  std::vector<SegmentInfo> segments;  // in order
   uint64_t last_record_seq = 0;      // the next record written gets last_record_seq + 1
 
   // What the driver must do to the files before appending (in this order): truncate
@@ -47,8 +59,10 @@ struct ReplayResult {
   bool corruption_truncated = false;
 };
 
+// `snapshot_index`: every entry up to it is in the state machine's durable snapshot, so the
+// segments holding them may have been compacted away; entry records at or below it are skipped.
 absl::StatusOr<ReplayResult> Replay(const std::vector<SegmentFile>& segments,
-                                    CorruptionPolicy policy);
+                                    CorruptionPolicy policy, raft::Index snapshot_index = 0);
 
 }  // namespace amaters::wal
 

@@ -1,0 +1,302 @@
+#include "engine/wal/writer.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "engine/base/check.h"
+#include "engine/wal/format.h"
+
+namespace amaters::wal {
+
+const char* SyncModeName(SyncMode mode) {
+  switch (mode) {
+    case SyncMode::kAlways:
+      return "always";
+    case SyncMode::kInterval:
+      return "interval";
+    case SyncMode::kNone:
+      return "none";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<SyncMode> ParseSyncMode(const std::string& name) {
+  if (name == "always") return SyncMode::kAlways;
+  if (name == "interval") return SyncMode::kInterval;
+  if (name == "none") return SyncMode::kNone;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "sync_mode \"", name, "\" is not one of \"always\", \"interval\", \"none\""));
+}
+
+absl::Status WriterOptions::Validate() const {
+  // The configuration (segment_size_mb) has a 1 MiB minimum; tests use small segments.
+  if (segment_size_bytes < 4096) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "segment_size_bytes ", segment_size_bytes, " is below the minimum of 4096"));
+  }
+  if (sync_mode == SyncMode::kInterval && sync_interval_ms == 0) {
+    return absl::InvalidArgumentError("sync_interval_ms must be > 0 with sync_mode interval");
+  }
+  if (max_batch_bytes == 0) return absl::InvalidArgumentError("max_batch_bytes must be > 0");
+  return absl::OkStatus();
+}
+
+std::string DescribeDiskOp(const DiskOp& op) {
+  switch (op.kind) {
+    case DiskOp::Kind::kCreate:
+      return absl::StrCat("create ", op.file);
+    case DiskOp::Kind::kWrite:
+      return absl::StrCat("write ", op.file, " @", op.offset, " +", op.data.size());
+    case DiskOp::Kind::kSync:
+      return absl::StrCat("fdatasync ", op.file);
+    case DiskOp::Kind::kSyncDir:
+      return "fsync dir";
+    case DiskOp::Kind::kTruncate:
+      return absl::StrCat("truncate ", op.file, " to ", op.offset);
+    case DiskOp::Kind::kDelete:
+      return absl::StrCat("delete ", op.file);
+  }
+  return "unknown";
+}
+
+std::string Writer::SegmentName(uint64_t seq) { return absl::StrFormat("%016x.wal", seq); }
+
+uint64_t Writer::RecordBytes(const PendingRecord& r) {
+  return r.type == RecordType::kEntry ? kRecordHeaderBytes + 17 + r.entry.data.size()
+                                      : kHardStateRecordBytes;
+}
+
+absl::StatusOr<Writer> Writer::Open(const WriterOptions& options,
+                                    const ReplayResult& recovered) {
+  if (absl::Status s = options.Validate(); !s.ok()) return s;
+  Writer w(options);
+  w.segments_ = recovered.segments;
+  for (size_t i = 0; i < w.segments_.size(); ++i) {
+    const SegmentInfo& seg = w.segments_[i];
+    if (seg.size_bytes < kSegmentHeaderBytes) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("segment ", seg.name, " has no complete header; run recovery first"));
+    }
+    if (i > 0 && seg.seq != w.segments_[i - 1].seq + 1) {
+      return absl::FailedPreconditionError(absl::StrCat("segment ", seg.name,
+                                                        " does not follow ",
+                                                        w.segments_[i - 1].name));
+    }
+    w.size_bytes_ += seg.size_bytes;
+  }
+  w.last_record_seq_ = recovered.last_record_seq;
+  w.batched_hard_state_ = recovered.hard_state;
+  w.hard_state_ = recovered.hard_state;
+  return w;
+}
+
+absl::Status Writer::Append(const raft::PersistRequest& request) {
+  if (!error_.ok()) return error_;
+  AM_CHECK(request.seq > last_persist_seq_);
+  last_persist_seq_ = request.seq;
+  for (const raft::Entry& e : request.entries) {
+    PendingRecord r{++appended_ordinal_, RecordType::kEntry, e, {}};
+    pending_bytes_ += RecordBytes(r);
+    pending_.push_back(std::move(r));
+  }
+  if (request.hard_state) {
+    hard_state_ = *request.hard_state;
+    PendingRecord r{++appended_ordinal_, RecordType::kHardState, {}, *request.hard_state};
+    pending_bytes_ += RecordBytes(r);
+    pending_.push_back(std::move(r));
+  }
+  acks_.push_back({request.seq, appended_ordinal_});
+  return absl::OkStatus();
+}
+
+bool Writer::HasWork() const {
+  if (!error_.ok() || in_flight_) return false;
+  if (!pending_.empty()) return true;
+  // A request whose records are all done but not yet acknowledged (e.g. an empty one).
+  if (!acks_.empty()) return true;
+  if (compact_to_ > 0 && segments_.size() > 1 &&
+      segments_.front().max_entry_index <= compact_to_) {
+    return true;
+  }
+  return false;
+}
+
+void Writer::RollSegment(DiskBatch* batch) {
+  if (!segments_.empty()) {
+    // Everything in the old segment becomes durable before the new file exists, so a torn
+    // write can only be found in the newest segment (replay relies on it).
+    batch->ops.push_back({DiskOp::Kind::kSync, segments_.back().name, 0, ""});
+    ++syncs_;
+  }
+  uint64_t seq = segments_.empty() ? 0 : segments_.back().seq + 1;
+  SegmentInfo seg{SegmentName(seq), seq, kSegmentHeaderBytes, 0};
+  // The header and the directory entry are made durable before any record goes in, so a
+  // segment whose header is damaged but which holds more than the header was not torn by a
+  // crash: replay treats only a header-sized newest segment as an interrupted creation.
+  batch->ops.push_back({DiskOp::Kind::kCreate, seg.name, 0, ""});
+  batch->ops.push_back(
+      {DiskOp::Kind::kWrite, seg.name, 0, EncodeSegmentHeader({kFormatVersion, seq})});
+  batch->ops.push_back({DiskOp::Kind::kSync, seg.name, 0, ""});
+  batch->ops.push_back({DiskOp::Kind::kSyncDir, "", 0, ""});
+  syncs_ += 2;
+  segments_.push_back(seg);
+  size_bytes_ += kSegmentHeaderBytes;
+  // Each segment starts with the current hard state, so compaction never deletes the last copy.
+  if (batched_hard_state_ != raft::HardState{}) {
+    std::string bytes = EncodeHardStateRecord(++last_record_seq_, batched_hard_state_);
+    batch->ops.push_back({DiskOp::Kind::kWrite, seg.name, segments_.back().size_bytes, bytes});
+    segments_.back().size_bytes += bytes.size();
+    size_bytes_ += bytes.size();
+    batch->record_bytes += bytes.size();
+    ++records_written_;
+  }
+}
+
+std::optional<DiskBatch> Writer::NextBatch(uint64_t now_ms) {
+  if (!error_.ok() || in_flight_) return std::nullopt;
+  DiskBatch batch;
+  bool deleted_any = false;
+
+  // Compaction: delete the oldest segments wholly at or below the snapshot index.
+  while (compact_to_ > 0 && segments_.size() > 1 &&
+         segments_.front().max_entry_index <= compact_to_) {
+    batch.ops.push_back({DiskOp::Kind::kDelete, segments_.front().name, 0, ""});
+    size_bytes_ -= segments_.front().size_bytes;
+    segments_.erase(segments_.begin());
+    ++segments_deleted_;
+    deleted_any = true;
+  }
+  if (deleted_any) {
+    ++compaction_count_;
+    batch.ops.push_back({DiskOp::Kind::kSyncDir, "", 0, ""});
+    ++syncs_;
+  }
+
+  // Records, up to max_batch_bytes (at least one), appended to the newest segment; writes to
+  // one segment are coalesced into one operation.
+  uint64_t last_ordinal = written_ordinal_;
+  std::string run;  // bytes for the current segment not yet turned into a write op
+  uint64_t run_offset = 0;
+  auto flush_run = [&]() {
+    if (run.empty()) return;
+    batch.ops.push_back({DiskOp::Kind::kWrite, segments_.back().name, run_offset, std::move(run)});
+    run.clear();
+  };
+  while (!pending_.empty() &&
+         (batch.record_bytes == 0 || batch.record_bytes + RecordBytes(pending_.front()) <=
+                                         options_.max_batch_bytes)) {
+    PendingRecord r = std::move(pending_.front());
+    pending_.pop_front();
+    pending_bytes_ -= RecordBytes(r);
+    const uint64_t size = RecordBytes(r);
+    // A segment holding only its header and hard state copy takes the record even if it is
+    // larger than a segment, so an oversized record does not roll segment after segment.
+    bool has_records = !segments_.empty() &&
+                       segments_.back().size_bytes > kSegmentHeaderBytes + kHardStateRecordBytes;
+    if (segments_.empty() ||
+        (has_records && segments_.back().size_bytes + size > options_.segment_size_bytes)) {
+      flush_run();
+      RollSegment(&batch);
+    }
+    if (run.empty()) run_offset = segments_.back().size_bytes;
+    const uint64_t before = run.size();
+    if (r.type == RecordType::kEntry) {
+      AppendEntryRecord(++last_record_seq_, r.entry, &run);
+      segments_.back().max_entry_index =
+          std::max(segments_.back().max_entry_index, r.entry.index);
+    } else {
+      AppendHardStateRecord(++last_record_seq_, r.hard_state, &run);
+      batched_hard_state_ = r.hard_state;
+    }
+    AM_CHECK_EQ(run.size() - before, size);
+    segments_.back().size_bytes += size;
+    size_bytes_ += size;
+    batch.record_bytes += size;
+    ++records_written_;
+    last_ordinal = r.ordinal;
+  }
+  flush_run();
+
+  bool sync = false;
+  if (batch.record_bytes > 0 || last_ordinal > synced_ordinal_) {
+    switch (options_.sync_mode) {
+      case SyncMode::kAlways:
+        sync = true;
+        break;
+      case SyncMode::kInterval:
+        sync = now_ms >= last_sync_ms_ + options_.sync_interval_ms;
+        break;
+      case SyncMode::kNone:
+        break;
+    }
+  }
+  if (!sync && options_.sync_mode == SyncMode::kInterval && written_ordinal_ > synced_ordinal_ &&
+      now_ms >= last_sync_ms_ + options_.sync_interval_ms) {
+    sync = true;  // the interval timer fired for records written by earlier batches
+  }
+  if (sync && !segments_.empty()) {
+    batch.ops.push_back({DiskOp::Kind::kSync, segments_.back().name, 0, ""});
+    ++syncs_;
+    last_sync_ms_ = now_ms;
+  }
+
+  // Acknowledgements that this batch (or an earlier one) completes.
+  bool ack_ready = !acks_.empty() && acks_.front().last_ordinal <= last_ordinal;
+  if (batch.ops.empty() && !ack_ready) return std::nullopt;
+  batch.id = next_batch_id_++;
+  batch.syncs = sync;
+  bytes_written_ += batch.record_bytes;
+  ++batches_;
+  in_flight_ = InFlight{batch.id, last_ordinal, sync};
+  return batch;
+}
+
+absl::StatusOr<std::vector<uint64_t>> Writer::OnBatchDone(uint64_t id,
+                                                          const absl::Status& status) {
+  if (!error_.ok()) return error_;
+  AM_CHECK(in_flight_.has_value());
+  AM_CHECK_EQ(in_flight_->id, id);
+  InFlight done = *in_flight_;
+  in_flight_.reset();
+  if (!status.ok()) {
+    error_ = absl::Status(status.code(),
+                          absl::StrCat("WAL write failed; the WAL is stopped and the node must "
+                                       "restart from disk: ",
+                                       status.message()));
+    return error_;
+  }
+  AM_CHECK_GE(done.last_ordinal, written_ordinal_);
+  written_ordinal_ = done.last_ordinal;
+  if (done.syncs) synced_ordinal_ = written_ordinal_;
+  // kAlways acknowledges durable records only; the other modes acknowledge written ones.
+  const uint64_t ackable =
+      options_.sync_mode == SyncMode::kAlways ? synced_ordinal_ : written_ordinal_;
+  std::vector<uint64_t> acked;
+  while (!acks_.empty() && acks_.front().last_ordinal <= ackable) {
+    acked.push_back(acks_.front().persist_seq);
+    acks_.pop_front();
+  }
+  return acked;
+}
+
+void Writer::Compact(raft::Index snapshot_index) {
+  compact_to_ = std::max(compact_to_, snapshot_index);
+}
+
+WriterStats Writer::stats() const {
+  WriterStats s;
+  s.size_bytes = size_bytes_;
+  s.segments = segments_.size();
+  s.compaction_count = compaction_count_;
+  s.segments_deleted = segments_deleted_;
+  s.records_written = records_written_;
+  s.bytes_written = bytes_written_;
+  s.batches = batches_;
+  s.syncs = syncs_;
+  s.pending_bytes = pending_bytes_;
+  return s;
+}
+
+}  // namespace amaters::wal
