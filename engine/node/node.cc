@@ -1,0 +1,247 @@
+#include "engine/node/node.h"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "engine/base/check.h"
+
+namespace amaters::node {
+namespace {
+
+// A read's context in Raft is the request id, 8 bytes little-endian.
+std::string ReadContext(RequestId id) {
+  std::string s(8, '\0');
+  for (int i = 0; i < 8; ++i) s[static_cast<size_t>(i)] = static_cast<char>(id >> (8 * i));
+  return s;
+}
+
+std::optional<RequestId> ParseReadContext(const std::string& s) {
+  if (s.size() != 8) return std::nullopt;
+  RequestId id = 0;
+  for (int i = 0; i < 8; ++i) {
+    id |= static_cast<RequestId>(static_cast<uint8_t>(s[static_cast<size_t>(i)])) << (8 * i);
+  }
+  return id;
+}
+
+}  // namespace
+
+absl::Status NodeConfig::Validate() const {
+  if (absl::Status s = raft.Validate(); !s.ok()) return s;
+  if (absl::Status s = wal.Validate(); !s.ok()) return s;
+  if (max_pending_requests == 0) {
+    return absl::InvalidArgumentError("max_pending_requests must be > 0");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Node>> Node::Create(const NodeConfig& config,
+                                                   const wal::ReplayResult& recovered,
+                                                   raft::Index applied) {
+  if (absl::Status s = config.Validate(); !s.ok()) return s;
+  absl::StatusOr<wal::Writer> writer = wal::Writer::Open(config.wal, recovered);
+  if (!writer.ok()) return writer.status();
+  raft::RestoredState restored;
+  restored.hard_state = recovered.hard_state;
+  restored.entries = recovered.entries;
+  restored.applied = applied;
+  const raft::Index last = recovered.entries.empty() ? 0 : recovered.entries.back().index;
+  if (applied > last) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the state machine has applied up to index ", applied, " but the WAL ends at ", last,
+        ": the WAL lost entries the state machine already applied (was sync_mode \"none\" or "
+        "\"interval\" in use when the machine lost power?). Restore this replica from a peer"));
+  }
+  // Entries are applied only once committed, and the node applies them as soon as they are
+  // durable locally — without waiting for the commit index to be made durable too (that would
+  // add an fsync to every commit). So after a crash the state machine may be ahead of the WAL's
+  // commit record; the applied entries were committed, so raising the commit index is safe.
+  restored.hard_state.commit = std::max(restored.hard_state.commit, applied);
+  absl::StatusOr<std::unique_ptr<raft::Raft>> r = raft::Raft::Create(config.raft, restored);
+  if (!r.ok()) return r.status();
+  return std::unique_ptr<Node>(new Node(config, *std::move(r), *std::move(writer), applied));
+}
+
+Node::Node(const NodeConfig& config, std::unique_ptr<raft::Raft> raft, wal::Writer writer,
+           raft::Index applied)
+    : config_(config),
+      raft_(std::move(raft)),
+      writer_(std::make_unique<wal::Writer>(std::move(writer))),
+      applied_(applied),
+      last_term_(raft_->term()) {}
+
+void Node::Fail(const absl::Status& status) {
+  if (fatal_.ok()) fatal_ = status;
+  effects_.fatal = fatal_;
+}
+
+void Node::Tick(uint64_t now_ms) {
+  if (!fatal_.ok()) return;
+  now_ms_ = std::max(now_ms_, now_ms);
+  raft_->Tick();
+  Collect();
+}
+
+absl::Status Node::Receive(const raft::Message& message) {
+  if (!fatal_.ok()) return fatal_;
+  absl::Status s = raft_->Step(message);
+  Collect();
+  return s;
+}
+
+void Node::OnDiskDone(uint64_t batch_id, const absl::Status& status) {
+  if (!fatal_.ok()) return;
+  absl::StatusOr<std::vector<uint64_t>> acked = writer_->OnBatchDone(batch_id, status);
+  if (!acked.ok()) {
+    Fail(acked.status());
+    return;
+  }
+  for (uint64_t seq : *acked) raft_->OnPersisted(seq);
+  Collect();
+}
+
+bool Node::Overloaded(RequestId request) {
+  if (pending_requests() < config_.max_pending_requests) return false;
+  effects_.replies.push_back(
+      {request,
+       absl::ResourceExhaustedError(absl::StrCat("too many pending requests on this node (",
+                                                 config_.max_pending_requests, "); retry later")),
+       raft_->leader()});
+  return true;
+}
+
+void Node::Propose(RequestId request, std::string data) {
+  if (!fatal_.ok()) {
+    effects_.replies.push_back({request, absl::UnavailableError("node stopped"), raft::kNone});
+    return;
+  }
+  if (Overloaded(request)) return;
+  raft::ProposeResult r = raft_->Propose(std::move(data));
+  if (!r.status.ok()) {
+    effects_.replies.push_back({request, r.status, r.leader});
+    return;
+  }
+  AM_CHECK(proposals_.find(r.index) == proposals_.end());
+  proposals_[r.index] = {request, r.term};
+  Collect();
+}
+
+void Node::Read(RequestId request) {
+  if (!fatal_.ok()) {
+    effects_.replies.push_back({request, absl::UnavailableError("node stopped"), raft::kNone});
+    return;
+  }
+  if (Overloaded(request)) return;
+  AM_CHECK(reads_.find(request) == reads_.end());
+  if (absl::Status s = raft_->ReadIndex(ReadContext(request)); !s.ok()) {
+    effects_.replies.push_back({request, s, raft_->leader()});
+    return;
+  }
+  reads_[request] = {raft_->term(), std::nullopt};
+  Collect();
+}
+
+void Node::OnApplied(raft::Index index) {
+  if (!fatal_.ok()) return;
+  AM_CHECK_GE(index, applied_);
+  applied_ = index;
+  raft_->OnApplied(index);
+  Collect();
+}
+
+absl::Status Node::TransferLeadership(raft::NodeId target) {
+  if (!fatal_.ok()) return fatal_;
+  absl::Status s = raft_->TransferLeadership(target);
+  Collect();
+  return s;
+}
+
+void Node::Campaign() {
+  if (!fatal_.ok()) return;
+  raft_->Campaign();
+  Collect();
+}
+
+void Node::Collect() {
+  while (raft_->HasReady()) {
+    raft::Ready rd = raft_->TakeReady();
+    if (rd.persist) {
+      if (absl::Status s = writer_->Append(*rd.persist); !s.ok()) {
+        Fail(s);
+        return;
+      }
+    }
+    for (raft::Message& m : rd.messages) effects_.messages.push_back(std::move(m));
+    for (raft::Entry& e : rd.committed_entries) {
+      ApplyItem item;
+      auto it = proposals_.find(e.index);
+      if (it != proposals_.end()) {
+        if (it->second.term == e.term) {
+          item.request = it->second.request;
+        } else {
+          // Another leader's entry took this index: the proposal was lost (thesis §6.3).
+          effects_.replies.push_back(
+              {it->second.request,
+               absl::UnavailableError("leadership changed before the request committed; retry"),
+               raft_->leader()});
+        }
+        proposals_.erase(it);
+      }
+      item.entry = std::move(e);
+      effects_.apply.push_back(std::move(item));
+    }
+    for (const raft::ReadState& rs : rd.read_states) {
+      std::optional<RequestId> id = ParseReadContext(rs.context);
+      if (!id) continue;
+      auto it = reads_.find(*id);
+      if (it != reads_.end() && !it->second.index) it->second.index = rs.index;
+    }
+  }
+  if (raft_->term() != last_term_) {
+    last_term_ = raft_->term();
+    FailStaleRequests();
+  }
+  ReleaseReads();
+  if (!writer_->batch_in_flight()) {
+    if (std::optional<wal::DiskBatch> b = writer_->NextBatch(now_ms_)) {
+      AM_CHECK(!effects_.disk.has_value());
+      effects_.disk = std::move(*b);
+    }
+  }
+}
+
+// A read whose read point was not confirmed before the term changed may never be answered
+// (the old leader dropped it): fail it so the client retries. Confirmed reads stay valid.
+void Node::FailStaleRequests() {
+  for (auto it = reads_.begin(); it != reads_.end();) {
+    if (!it->second.index && it->second.term < raft_->term()) {
+      effects_.replies.push_back(
+          {it->first, absl::UnavailableError("leadership changed before the read was confirmed; retry"),
+           raft_->leader()});
+      it = reads_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Node::ReleaseReads() {
+  for (auto it = reads_.begin(); it != reads_.end();) {
+    if (it->second.index && *it->second.index <= applied_) {
+      effects_.reads.push_back(it->first);
+      it = reads_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+Effects Node::TakeEffects() {
+  Effects out = std::move(effects_);
+  effects_ = Effects();
+  return out;
+}
+
+}  // namespace amaters::node

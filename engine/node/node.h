@@ -1,0 +1,151 @@
+// engine::Node — one replica as a single pure state machine: Raft + the WAL writer (+ failover
+// and alerts when they land). Both drivers run exactly this: the simulator (virtual time,
+// SimDisk, in-memory state machine) and the server (real clock, PosixDisk, RocksDB).
+//
+// Inputs:  Tick(now_ms), Receive(message), OnDiskDone(batch, status), Propose(request, data),
+//          Read(request), OnApplied(index), TransferLeadership(target), Campaign().
+// Outputs: TakeEffects() — messages to send, at most one disk batch to execute, committed
+//          entries to apply (each tagged with the local client waiting for it), reads that may
+//          be served now, and error replies for requests that will not complete.
+//
+// The rules the node enforces (DESIGN.md §2, docs/architecture.md "Node"):
+//  - Persist before sending what depends on it: Raft holds such messages until the WAL writer
+//    acknowledges the persist request (sync_mode = always: after fdatasync).
+//  - Apply committed entries in order, and only entries that are durable locally.
+//  - Acknowledge a client only after apply: a proposal's success reply is produced by the driver
+//    from the ApplyItem that names the request, after the state machine applied it. A request
+//    whose entry was replaced (leadership changed) gets an error reply instead.
+//  - Serve a read only after the state machine has applied the read index.
+//
+// Driver loop: after every input call TakeEffects(); send the messages; execute `disk` (one
+// batch at a time) and report OnDiskDone; apply `apply` in order and report OnApplied; reply to
+// the clients in `replies`; serve `reads`. If `fatal` is set the WAL failed: stop the node and
+// restart it from disk (docs/architecture.md explains why a failed fsync is not retried).
+#ifndef AMATERS_ENGINE_NODE_NODE_H_
+#define AMATERS_ENGINE_NODE_NODE_H_
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/raft/raft.h"
+#include "engine/raft/types.h"
+#include "engine/wal/replay.h"
+#include "engine/wal/writer.h"
+
+namespace amaters::node {
+
+// Identifies one client request within this node; chosen by the driver, never reused while the
+// request is pending.
+using RequestId = uint64_t;
+
+struct NodeConfig {
+  raft::Config raft;
+  wal::WriterOptions wal;
+  // Client requests (proposals and reads) waiting for their outcome on this node.
+  uint64_t max_pending_requests = 10000;
+  absl::Status Validate() const;
+};
+
+// A committed entry for the state machine.
+struct ApplyItem {
+  raft::Entry entry;
+  // The local request that proposed this entry, if it is still waiting (its reply is due
+  // after the entry is applied).
+  std::optional<RequestId> request;
+};
+
+// A request that finished without a state machine result (errors), with a leader hint.
+struct Reply {
+  RequestId request = 0;
+  absl::Status status;
+  raft::NodeId leader = raft::kNone;  // for redirecting/forwarding when this node is not leader
+};
+
+struct Effects {
+  std::vector<raft::Message> messages;
+  std::optional<wal::DiskBatch> disk;  // at most one batch in flight
+  std::vector<ApplyItem> apply;
+  std::vector<RequestId> reads;        // linearizable reads that may be served now
+  std::vector<Reply> replies;          // requests that failed
+  absl::Status fatal;                  // the WAL failed: stop this node
+  bool Empty() const {
+    return messages.empty() && !disk && apply.empty() && reads.empty() && replies.empty() &&
+           fatal.ok();
+  }
+};
+
+class Node {
+ public:
+  // `recovered` comes from wal::Recover; `applied` is the state machine's durable applied index.
+  static absl::StatusOr<std::unique_ptr<Node>> Create(const NodeConfig& config,
+                                                      const wal::ReplayResult& recovered,
+                                                      raft::Index applied);
+
+  // One logical tick (NodeConfig::raft election/heartbeat ticks count these); `now_ms` is the
+  // driver's monotonic clock, for the WAL's interval sync.
+  void Tick(uint64_t now_ms);
+  // A message from a peer. Malformed or misaddressed messages are rejected with an error and
+  // change nothing.
+  absl::Status Receive(const raft::Message& message);
+  void OnDiskDone(uint64_t batch_id, const absl::Status& status);
+  // A client command. Its outcome arrives as an ApplyItem naming `request` (success, reply
+  // after apply) or as a Reply with an error (not leader, overloaded, leadership changed).
+  void Propose(RequestId request, std::string data);
+  // A linearizable read (ReadIndex, thesis §6.4): `request` shows up in Effects::reads once the
+  // state machine has applied the read point, or in Effects::replies if it failed.
+  void Read(RequestId request);
+  // The state machine applied every ApplyItem up to `index`.
+  void OnApplied(raft::Index index);
+  absl::Status TransferLeadership(raft::NodeId target);
+  void Campaign();
+
+  Effects TakeEffects();
+
+  const raft::Raft& raft() const { return *raft_; }
+  const wal::Writer& wal() const { return *writer_; }
+  raft::Index applied() const { return applied_; }
+  size_t pending_requests() const { return proposals_.size() + reads_.size(); }
+  const absl::Status& fatal() const { return fatal_; }
+
+ private:
+  Node(const NodeConfig& config, std::unique_ptr<raft::Raft> raft, wal::Writer writer,
+       raft::Index applied);
+
+  void Collect();   // drains Raft's Ready into effects_ and feeds the WAL writer
+  void Fail(const absl::Status& status);
+  void FailStaleRequests();
+  void ReleaseReads();
+  bool Overloaded(RequestId request);
+
+  const NodeConfig config_;
+  std::unique_ptr<raft::Raft> raft_;
+  std::unique_ptr<wal::Writer> writer_;
+  uint64_t now_ms_ = 0;
+  raft::Index applied_ = 0;
+  raft::Term last_term_ = 0;
+  absl::Status fatal_;
+  Effects effects_;
+
+  struct PendingProposal {
+    RequestId request;
+    raft::Term term;
+  };
+  std::map<raft::Index, PendingProposal> proposals_;  // by log index
+
+  struct PendingRead {
+    raft::Term term;               // the term the read was requested in
+    std::optional<raft::Index> index;  // read point, once Raft confirmed it
+  };
+  std::map<RequestId, PendingRead> reads_;
+};
+
+}  // namespace amaters::node
+
+#endif  // AMATERS_ENGINE_NODE_NODE_H_
