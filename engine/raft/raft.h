@@ -17,8 +17,10 @@
 //     that depend on durable state are held inside the engine until then (thesis §3.8:
 //     persist before responding); `ready.messages` may be sent at once.
 //  3. Apply `ready.committed_entries` in order and call OnApplied(last index applied). They are
-//     always durable locally already. A durable state machine must not record an applied index
-//     beyond the durable commit index: apply durably only after this Ready's persist completes.
+//     always durable locally already, but the hard state carrying their commit index may not
+//     be: Create() rejects an applied index beyond the restored commit, so a driver whose state
+//     machine can get ahead raises the restored commit to its applied index (engine::Node does;
+//     applied entries were committed, so this is safe).
 //  4. Serve each ReadState once the state machine has applied its index.
 #ifndef AMATERS_ENGINE_RAFT_RAFT_H_
 #define AMATERS_ENGINE_RAFT_RAFT_H_
