@@ -1,0 +1,320 @@
+#include "engine/kv/apply.h"
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "engine/base/check.h"
+#include "engine/kv/command.h"
+
+namespace amaters::kv {
+namespace {
+
+// range_end "\0" selects every key >= key.
+bool IsFromKeyEnd(const std::string& range_end) {
+  return range_end.size() == 1 && range_end[0] == '\0';
+}
+
+// The committed state with the batch's pending changes laid over it.
+class OverlayReader : public StoreReader {
+ public:
+  OverlayReader(const StoreReader& base, const ChangeSet& changes)
+      : base_(base), changes_(changes) {}
+
+  absl::StatusOr<std::optional<KeyValue>> Get(const std::string& key) const override {
+    auto it = changes_.find(key);
+    if (it != changes_.end()) return it->second;
+    return base_.Get(key);
+  }
+
+  // Merges the two ordered sequences; a pending change hides the base pair with its key.
+  absl::Status Scan(const std::string& begin, const std::string& end,
+                    absl::FunctionRef<bool(const KeyValue&)> visit) const override {
+    auto it = changes_.lower_bound(begin);
+    auto below_end = [&](const std::string& k) { return end.empty() || k < end; };
+    // Visits pending pairs with keys below `limit` (all remaining ones when null). Returns
+    // false when `visit` asked to stop.
+    auto drain = [&](const std::string* limit) {
+      for (; it != changes_.end() && below_end(it->first) &&
+             (limit == nullptr || it->first < *limit);
+           ++it) {
+        if (it->second.has_value() && !visit(*it->second)) return false;
+      }
+      return true;
+    };
+    bool stopped = false;
+    absl::Status s = base_.Scan(begin, end, [&](const KeyValue& kv) {
+      if (!drain(&kv.key)) {
+        stopped = true;
+        return false;
+      }
+      if (it != changes_.end() && it->first == kv.key) {
+        const std::optional<KeyValue>& pending = it->second;
+        ++it;
+        if (pending.has_value() && !visit(*pending)) {
+          stopped = true;
+          return false;
+        }
+        return true;
+      }
+      if (!visit(kv)) {
+        stopped = true;
+        return false;
+      }
+      return true;
+    });
+    if (!s.ok()) return s;
+    if (!stopped) drain(nullptr);
+    return absl::OkStatus();
+  }
+
+ private:
+  const StoreReader& base_;
+  const ChangeSet& changes_;
+};
+
+absl::StatusOr<RangeResponse> DoRange(const StoreReader& reader, int64_t revision,
+                                      const RangeRequest& req) {
+  RangeResponse resp;
+  resp.header.revision = revision;
+  const bool limited = req.limit > 0;
+  int64_t count = 0;
+  absl::Status s = ForEachInRange(reader, req.key, req.range_end, [&](const KeyValue& kv) {
+    ++count;
+    if (!req.count_only && (!limited || static_cast<int64_t>(resp.kvs.size()) < req.limit)) {
+      resp.kvs.push_back(kv);
+      if (req.keys_only) resp.kvs.back().value.clear();
+    }
+    return true;
+  });
+  if (!s.ok()) return s;
+  resp.count = count;
+  // etcd sets `more` from the kvs it fetched, so it is false when count_only.
+  resp.more = !req.count_only && limited && count > req.limit;
+  return resp;
+}
+
+bool CompareKv(const Compare& c, const KeyValue& kv) {
+  int result = 0;
+  auto cmp = [](int64_t a, int64_t b) { return a < b ? -1 : (a > b ? 1 : 0); };
+  switch (c.target) {
+    case Compare::Target::kVersion: result = cmp(kv.version, c.number); break;
+    case Compare::Target::kCreate: result = cmp(kv.create_revision, c.number); break;
+    case Compare::Target::kMod: result = cmp(kv.mod_revision, c.number); break;
+    case Compare::Target::kValue: {
+      // std::string compares char as unsigned (char_traits<char>), like Go's bytes.Compare.
+      int r = kv.value.compare(c.value);
+      result = r < 0 ? -1 : (r > 0 ? 1 : 0);
+      break;
+    }
+  }
+  switch (c.result) {
+    case Compare::Result::kEqual: return result == 0;
+    case Compare::Result::kGreater: return result > 0;
+    case Compare::Result::kLess: return result < 0;
+    case Compare::Result::kNotEqual: return result != 0;
+  }
+  AM_CHECK(false, "unknown compare result ", static_cast<int>(c.result));
+  return false;
+}
+
+// Runs one command against the batch view. Writes go into `changes` (which the view reads), all
+// at revision `revision + 1`, where `revision` is the store revision before the command.
+class CommandRunner {
+ public:
+  CommandRunner(const StoreReader& view, ChangeSet* changes, int64_t revision)
+      : view_(view), changes_(changes), revision_(revision) {}
+
+  bool wrote() const { return wrote_; }
+  // The revision a read (or an op's header) observes at this point of the command.
+  int64_t observed_revision() const { return wrote_ ? revision_ + 1 : revision_; }
+
+  absl::StatusOr<CommandResponse> Run(const Command& c) {
+    if (const auto* p = std::get_if<PutRequest>(&c.op)) return Wrap(Put(*p));
+    if (const auto* d = std::get_if<DeleteRangeRequest>(&c.op)) return Wrap(Delete(*d));
+    return Wrap(Txn(std::get<TxnRequest>(c.op)));
+  }
+
+ private:
+  template <typename T>
+  static absl::StatusOr<CommandResponse> Wrap(absl::StatusOr<T> r) {
+    if (!r.ok()) return r.status();
+    return CommandResponse(*std::move(r));
+  }
+
+  absl::StatusOr<PutResponse> Put(const PutRequest& req) {
+    absl::StatusOr<std::optional<KeyValue>> prev = view_.Get(req.key);
+    if (!prev.ok()) return prev.status();
+    const int64_t rev = revision_ + 1;
+    KeyValue kv;
+    kv.key = req.key;
+    kv.value = req.value;
+    kv.mod_revision = rev;
+    if (prev->has_value()) {
+      kv.create_revision = (*prev)->create_revision;
+      kv.version = (*prev)->version + 1;
+    } else {
+      kv.create_revision = rev;
+      kv.version = 1;
+    }
+    AM_CHECK_LE(kv.create_revision, kv.mod_revision, "key ", req.key);
+    (*changes_)[req.key] = std::move(kv);
+    wrote_ = true;
+
+    PutResponse resp;
+    resp.header.revision = rev;
+    if (req.prev_kv && prev->has_value()) resp.prev_kv = std::move(**prev);
+    return resp;
+  }
+
+  absl::StatusOr<DeleteRangeResponse> Delete(const DeleteRangeRequest& req) {
+    std::vector<KeyValue> victims;
+    absl::Status s = ForEachInRange(view_, req.key, req.range_end, [&](const KeyValue& kv) {
+      victims.push_back(kv);
+      return true;
+    });
+    if (!s.ok()) return s;
+    for (const KeyValue& kv : victims) (*changes_)[kv.key] = std::nullopt;
+    if (!victims.empty()) wrote_ = true;
+
+    DeleteRangeResponse resp;
+    resp.header.revision = observed_revision();
+    resp.deleted = static_cast<int64_t>(victims.size());
+    if (req.prev_kv) resp.prev_kvs = std::move(victims);
+    return resp;
+  }
+
+  // Every key in the compare's range must satisfy it; an empty range compares a zero KeyValue,
+  // except that a value compare is then false (etcd's applyCompare).
+  absl::StatusOr<bool> Holds(const Compare& c) {
+    bool any = false;
+    bool all = true;
+    absl::Status s = ForEachInRange(view_, c.key, c.range_end, [&](const KeyValue& kv) {
+      any = true;
+      if (!CompareKv(c, kv)) {
+        all = false;
+        return false;
+      }
+      return true;
+    });
+    if (!s.ok()) return s;
+    if (!any) return c.target != Compare::Target::kValue && CompareKv(c, KeyValue{});
+    return all;
+  }
+
+  absl::StatusOr<TxnResponse> Txn(const TxnRequest& req) {
+    bool succeeded = true;
+    for (const Compare& c : req.compare) {
+      absl::StatusOr<bool> holds = Holds(c);
+      if (!holds.ok()) return holds.status();
+      if (!*holds) {
+        succeeded = false;
+        break;
+      }
+    }
+    TxnResponse resp;
+    resp.succeeded = succeeded;
+    const std::vector<RequestOp>& ops = succeeded ? req.success : req.failure;
+    resp.responses.reserve(ops.size());
+    for (const RequestOp& op : ops) {
+      if (const auto* r = std::get_if<RangeRequest>(&op)) {
+        absl::StatusOr<RangeResponse> rr = DoRange(view_, observed_revision(), *r);
+        if (!rr.ok()) return rr.status();
+        resp.responses.emplace_back(*std::move(rr));
+      } else if (const auto* p = std::get_if<PutRequest>(&op)) {
+        absl::StatusOr<PutResponse> pr = Put(*p);
+        if (!pr.ok()) return pr.status();
+        resp.responses.emplace_back(*std::move(pr));
+      } else {
+        absl::StatusOr<DeleteRangeResponse> dr = Delete(std::get<DeleteRangeRequest>(op));
+        if (!dr.ok()) return dr.status();
+        resp.responses.emplace_back(*std::move(dr));
+      }
+    }
+    resp.header.revision = observed_revision();
+    return resp;
+  }
+
+  const StoreReader& view_;
+  ChangeSet* changes_;
+  const int64_t revision_;
+  bool wrote_ = false;
+};
+
+}  // namespace
+
+bool InRange(const std::string& k, const std::string& key, const std::string& range_end) {
+  if (range_end.empty()) return k == key;
+  if (IsFromKeyEnd(range_end)) return k >= key;
+  return k >= key && k < range_end;
+}
+
+absl::Status ForEachInRange(const StoreReader& reader, const std::string& key,
+                            const std::string& range_end,
+                            absl::FunctionRef<bool(const KeyValue&)> visit) {
+  if (range_end.empty()) {
+    absl::StatusOr<std::optional<KeyValue>> kv = reader.Get(key);
+    if (!kv.ok()) return kv.status();
+    if (kv->has_value()) visit(**kv);
+    return absl::OkStatus();
+  }
+  if (IsFromKeyEnd(range_end)) return reader.Scan(key, "", visit);
+  if (range_end <= key) return absl::OkStatus();  // an empty interval
+  return reader.Scan(key, range_end, visit);
+}
+
+absl::StatusOr<RangeResponse> ExecuteRange(const StoreReader& base, int64_t revision,
+                                           const RangeRequest& request) {
+  absl::Status s = ValidateRangeRequest(request);
+  if (!s.ok()) return s;
+  return DoRange(base, revision, request);
+}
+
+absl::StatusOr<BatchOutcome> ExecuteBatch(const StoreReader& base, uint64_t applied_index,
+                                          int64_t revision, absl::Span<const ApplyItem> batch) {
+  AM_CHECK_GE(revision, kInitialRevision);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const uint64_t want = applied_index + 1 + i;
+    if (batch[i].index != want) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "apply: batch item ", i, " has index ", batch[i].index, ", want ", want,
+          " (applied index ", applied_index, "; indexes must be contiguous from it)"));
+    }
+  }
+
+  BatchOutcome out;
+  out.applied_index = applied_index;
+  out.revision = revision;
+  out.results.reserve(batch.size());
+  OverlayReader view(base, out.changes);
+  for (const ApplyItem& item : batch) {
+    AM_CHECK(!(item.command.has_value() && !item.decode_error.ok()),
+             "apply item ", item.index, " has both a command and a decode error");
+    ApplyResult r;
+    r.index = item.index;
+    if (!item.decode_error.ok()) {
+      r.status = item.decode_error;  // the undecodable-entry rule (command.h)
+    } else if (item.command.has_value()) {
+      r.request_id = item.command->request_id;
+      absl::Status valid = ValidateCommand(*item.command);
+      if (!valid.ok()) {
+        r.status = valid;
+      } else {
+        CommandRunner runner(view, &out.changes, out.revision);
+        absl::StatusOr<CommandResponse> resp = runner.Run(*item.command);
+        if (!resp.ok()) return resp.status();  // storage error: nothing is committed
+        r.response = *std::move(resp);
+        if (runner.wrote()) ++out.revision;
+      }
+    }
+    out.applied_index = item.index;
+    out.results.push_back(std::move(r));
+  }
+  AM_CHECK_LE(out.revision - revision, static_cast<int64_t>(batch.size()),
+              "a batch bumps the revision at most once per item");
+  return out;
+}
+
+}  // namespace amaters::kv

@@ -1,0 +1,72 @@
+// The etcd KV semantics, written once for every StateMachine implementation.
+//
+// An implementation is a store of key-value pairs plus (applied index, revision). It exposes its
+// committed state through StoreReader; ExecuteBatch computes, on top of that state and without
+// changing it, the results of a batch and the resulting changes, which the implementation then
+// commits in one atomic step (a map update in memory, one WriteBatch in RocksDB). Reads made
+// during the batch go through an overlay of the batch's own pending writes, so later items and
+// later ops of a txn see earlier writes.
+#ifndef AMATERS_ENGINE_KV_APPLY_H_
+#define AMATERS_ENGINE_KV_APPLY_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "engine/kv/state_machine.h"
+
+namespace amaters::kv {
+
+// Read access to a committed key-value state. Errors are storage errors (for example kDataLoss
+// for a damaged stored value); they abort the operation that read.
+class StoreReader {
+ public:
+  virtual ~StoreReader() = default;
+
+  virtual absl::StatusOr<std::optional<KeyValue>> Get(const std::string& key) const = 0;
+
+  // Calls `visit` on every pair with begin <= key < end (no upper bound when `end` is empty),
+  // in ascending key order, until `visit` returns false.
+  virtual absl::Status Scan(const std::string& begin, const std::string& end,
+                            absl::FunctionRef<bool(const KeyValue&)> visit) const = 0;
+};
+
+// Changes made by a batch: the final state of every key it wrote (nullopt = deleted).
+using ChangeSet = std::map<std::string, std::optional<KeyValue>>;
+
+struct BatchOutcome {
+  std::vector<ApplyResult> results;  // one per item
+  ChangeSet changes;
+  uint64_t applied_index = 0;  // after the batch
+  int64_t revision = 0;        // after the batch
+};
+
+// Computes the effect of `batch` on the state (`base`, applied_index, revision). Errors:
+// kFailedPrecondition when the indexes are not contiguous from applied_index + 1; any error
+// `base` returns. The caller commits the outcome atomically, or nothing on error.
+// AM_CHECK: an item with both a command and a decode error (a driver bug).
+absl::StatusOr<BatchOutcome> ExecuteBatch(const StoreReader& base, uint64_t applied_index,
+                                          int64_t revision, absl::Span<const ApplyItem> batch);
+
+// Serves a read at `revision` (the state's current revision). kInvalidArgument for an empty key.
+absl::StatusOr<RangeResponse> ExecuteRange(const StoreReader& base, int64_t revision,
+                                           const RangeRequest& request);
+
+// Calls `visit` on every stored pair selected by (key, range_end) with the range semantics of
+// RangeRequest, ascending, until it returns false.
+absl::Status ForEachInRange(const StoreReader& reader, const std::string& key,
+                            const std::string& range_end,
+                            absl::FunctionRef<bool(const KeyValue&)> visit);
+
+// Whether `k` lies in the range (key, range_end) (RangeRequest semantics).
+bool InRange(const std::string& k, const std::string& key, const std::string& range_end);
+
+}  // namespace amaters::kv
+
+#endif  // AMATERS_ENGINE_KV_APPLY_H_
