@@ -18,6 +18,13 @@ namespace amaters {
 [[noreturn]] void CheckFailed(const char* file, int line, const char* condition,
                               const std::string& message);
 
+// Test and simulator hook: called on a failed check instead of printing. It must not return
+// (the simulator throws, to report the seed and go on with the next one); if it does, the
+// process aborts as usual. nullptr restores the default. Not thread-safe: set it at start-up.
+using CheckFailureHandler = void (*)(const char* file, int line, const char* condition,
+                                     const std::string& message);
+void SetCheckFailureHandler(CheckFailureHandler handler);
+
 }  // namespace amaters
 
 #define AM_CHECK(cond, ...)                                                      \

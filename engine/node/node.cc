@@ -123,7 +123,16 @@ void Node::Propose(RequestId request, std::string data) {
     effects_.replies.push_back({request, r.status, r.leader});
     return;
   }
-  AM_CHECK(proposals_.find(r.index) == proposals_.end());
+  // An older proposal at this index, from an earlier term of this node's leadership, was
+  // replaced before it was applied here: it can never commit.
+  if (auto old = proposals_.find(r.index); old != proposals_.end()) {
+    AM_CHECK_LT(old->second.term, r.term);
+    effects_.replies.push_back(
+        {old->second.request,
+         absl::UnavailableError("leadership changed before the request committed; retry"),
+         raft_->leader()});
+    proposals_.erase(old);
+  }
   proposals_[r.index] = {request, r.term};
   Collect();
 }

@@ -113,6 +113,8 @@ class Node {
   raft::Index applied() const { return applied_; }
   size_t pending_requests() const { return proposals_.size() + reads_.size(); }
   const absl::Status& fatal() const { return fatal_; }
+  // Simulator only: planted Raft bugs (DESIGN.md §4.8).
+  void set_planted_bugs(const raft::Raft::PlantedBugs& bugs) { raft_->set_planted_bugs(bugs); }
 
  private:
   Node(const NodeConfig& config, std::unique_ptr<raft::Raft> raft, wal::Writer writer,

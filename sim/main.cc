@@ -1,0 +1,156 @@
+// amaters simulator: `bazel run //sim -- --seed=N` (docs/simulation.md).
+//
+//   --seed=N            one seed
+//   --seeds=A..B        seeds A to B inclusive, with a progress line
+//   --bug=NAME          switch on a planted bug (--list-bugs prints them)
+//   --trace=FILE        write the readable event log of a single seed
+//   --safety_ms / --liveness_ms   phase lengths (defaults 30000 / 30000)
+//
+// The last line is always the summary:
+//   result: pass seeds=200 failed=0 sim_seconds=12000.0 wall_seconds=7.9 trace_hash=9f3c...
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "sim/sim.h"
+
+ABSL_FLAG(std::string, seed, "", "run one seed");
+ABSL_FLAG(std::string, seeds, "", "run a range of seeds, A..B inclusive");
+ABSL_FLAG(std::string, bug, "", "switch on a planted bug (see --list-bugs)");
+ABSL_FLAG(bool, list_bugs, false, "print the planted bugs, one a line, and exit");
+ABSL_FLAG(std::string, trace, "", "write the readable event log of a single seed to FILE");
+ABSL_FLAG(uint64_t, safety_ms, 30000, "length of the safety phase (faults on), virtual ms");
+ABSL_FLAG(uint64_t, liveness_ms, 30000, "bound for recovery after healing, virtual ms");
+ABSL_FLAG(int, nodes, 0, "cluster size (3 or 5); 0 lets each seed choose (swarm)");
+ABSL_FLAG(uint64_t, fault_interval_ms, 0, "mean time between faults; 0 lets each seed choose");
+
+namespace {
+
+using amaters::sim::RunResult;
+using amaters::sim::SimConfig;
+
+std::string Hex(uint64_t h) {
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+// Resolves a user-given path against the directory `bazel run` was started in.
+std::string UserPath(const std::string& path) {
+  const char* wd = std::getenv("BUILD_WORKING_DIRECTORY");
+  if (path.empty() || path[0] == '/' || wd == nullptr) return path;
+  return absl::StrCat(wd, "/", path);
+}
+
+int Usage(const std::string& why) {
+  std::fprintf(stderr, "sim: %s\nusage: bazel run //sim -- --seed=N | --seeds=A..B [--bug=NAME] "
+               "[--trace=FILE] | --list-bugs\n", why.c_str());
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("amaters deterministic simulator (docs/simulation.md)");
+  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  if (rest.size() > 1) return Usage(absl::StrCat("unexpected argument ", rest[1]));
+  if (absl::GetFlag(FLAGS_list_bugs)) {
+    for (const std::string& b : amaters::sim::PlantedBugNames()) std::printf("%s\n", b.c_str());
+    return 0;
+  }
+  const std::string bug = absl::GetFlag(FLAGS_bug);
+  if (!bug.empty()) {
+    bool known = false;
+    for (const std::string& b : amaters::sim::PlantedBugNames()) known |= b == bug;
+    if (!known) return Usage(absl::StrCat("unknown bug \"", bug, "\" (see --list-bugs)"));
+  }
+  uint64_t first = 0, last = 0;
+  const std::string seed = absl::GetFlag(FLAGS_seed), seeds = absl::GetFlag(FLAGS_seeds);
+  if (!seed.empty() == !seeds.empty()) return Usage("give exactly one of --seed or --seeds");
+  if (!seed.empty()) {
+    if (!absl::SimpleAtoi(seed, &first)) return Usage(absl::StrCat("bad --seed=", seed));
+    last = first;
+  } else {
+    std::vector<std::string> ab = absl::StrSplit(seeds, "..");
+    if (ab.size() != 2 || !absl::SimpleAtoi(ab[0], &first) || !absl::SimpleAtoi(ab[1], &last) ||
+        last < first) {
+      return Usage(absl::StrCat("bad --seeds=", seeds, " (expected A..B with A <= B)"));
+    }
+  }
+  const std::string trace_file = absl::GetFlag(FLAGS_trace);
+  if (!trace_file.empty() && first != last) return Usage("--trace needs a single seed");
+
+  const auto start = std::chrono::steady_clock::now();
+  uint64_t hash = 1469598103934665603ull;
+  double sim_seconds = 0;
+  std::vector<uint64_t> failed;
+  auto last_progress = start;
+  for (uint64_t s = first; s <= last; ++s) {
+    SimConfig config = amaters::sim::DrawConfig(s);
+    config.bug = bug;
+    config.safety_ms = absl::GetFlag(FLAGS_safety_ms);
+    config.liveness_ms = absl::GetFlag(FLAGS_liveness_ms);
+    if (absl::GetFlag(FLAGS_nodes) != 0) config.nodes = absl::GetFlag(FLAGS_nodes);
+    if (absl::GetFlag(FLAGS_fault_interval_ms) != 0) {
+      config.fault_interval_ms = absl::GetFlag(FLAGS_fault_interval_ms);
+    }
+    RunResult r = amaters::sim::RunSeed(config, !trace_file.empty());
+    hash = (hash ^ r.trace_hash) * 1099511628211ull;
+    sim_seconds += r.sim_seconds;
+    if (!trace_file.empty()) {
+      std::ofstream out(UserPath(trace_file));
+      for (const std::string& line : r.trace) out << line << "\n";
+      if (!out) std::fprintf(stderr, "sim: cannot write %s\n", trace_file.c_str());
+    }
+    if (!r.ok) {
+      failed.push_back(s);
+      std::printf("seed %llu FAILED: %s\n  config: %s\n  replay: bazel run //sim -- --seed=%llu%s\n",
+                  static_cast<unsigned long long>(s), r.failure.c_str(),
+                  config.Describe().c_str(), static_cast<unsigned long long>(s),
+                  bug.empty() ? "" : absl::StrCat(" --bug=", bug).c_str());
+    } else if (first == last) {
+      std::printf("seed %llu ok: %s\n  ops ok=%llu failed=%llu unknown=%llu leader_changes=%llu "
+                  "crashes=%llu faults=%llu commit=%llu messages=%llu\n  %s\n",
+                  static_cast<unsigned long long>(s), config.Describe().c_str(),
+                  static_cast<unsigned long long>(r.stats.ops_ok),
+                  static_cast<unsigned long long>(r.stats.ops_failed),
+                  static_cast<unsigned long long>(r.stats.ops_unknown),
+                  static_cast<unsigned long long>(r.stats.leader_changes),
+                  static_cast<unsigned long long>(r.stats.crashes),
+                  static_cast<unsigned long long>(r.stats.faults),
+                  static_cast<unsigned long long>(r.stats.commits),
+                  static_cast<unsigned long long>(r.stats.messages),
+                  r.linearizability.Summary().c_str());
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (first != last && (now - last_progress > std::chrono::seconds(2) || s == last)) {
+      last_progress = now;
+      const double wall = std::chrono::duration<double>(now - start).count();
+      std::printf("progress: seeds=%llu/%llu failed=%zu sim_seconds=%.1f wall_seconds=%.1f "
+                  "speed=%.0fx\n",
+                  static_cast<unsigned long long>(s - first + 1),
+                  static_cast<unsigned long long>(last - first + 1), failed.size(), sim_seconds,
+                  wall, wall > 0 ? sim_seconds / wall : 0.0);
+    }
+    std::fflush(stdout);
+  }
+  const double wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::string failed_list;
+  for (uint64_t f : failed) absl::StrAppend(&failed_list, failed_list.empty() ? "" : ",", f);
+  std::printf("result: %s seeds=%llu failed=%zu%s sim_seconds=%.1f wall_seconds=%.1f "
+              "trace_hash=%s\n",
+              failed.empty() ? "pass" : "fail",
+              static_cast<unsigned long long>(last - first + 1), failed.size(),
+              failed.empty() ? "" : absl::StrCat(" failed_seeds=", failed_list).c_str(),
+              sim_seconds, wall, Hex(hash).c_str());
+  return failed.empty() ? 0 : 1;
+}

@@ -1,0 +1,1026 @@
+#include "sim/sim.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "engine/base/check.h"
+#include "engine/kv/command.h"
+#include "engine/wal/disk.h"
+#include "engine/wal/format.h"
+
+namespace amaters::sim {
+namespace {
+
+// Independent PRNG streams derived from the seed (DESIGN.md §4.1).
+constexpr uint64_t kConfigStream = 0x636f6e666967ull;
+constexpr uint64_t kNetStream = 0x6e6574ull;
+constexpr uint64_t kFaultStream = 0x6661756c74ull;
+constexpr uint64_t kWorkStream = 0x776f726bull;
+constexpr uint64_t kDiskStream = 0x6469736bull;
+
+uint64_t Derive(uint64_t seed, uint64_t stream) {
+  SplitMix64 r(seed ^ (stream * 0x9e3779b97f4a7c15ull));
+  return r.Next();
+}
+
+uint64_t HashBytes(uint64_t h, const std::string& s) {
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+uint64_t EntryHash(const raft::Entry& e) {
+  uint64_t h = HashBytes(1469598103934665603ull, e.data);
+  return (h ^ e.term) * 1099511628211ull ^ static_cast<uint64_t>(e.type);
+}
+
+double Chance(SplitMix64& r) { return static_cast<double>(r.Next() >> 11) * 0x1.0p-53; }
+
+uint64_t Between(SplitMix64& r, uint64_t lo, uint64_t hi) {
+  return hi <= lo ? lo : lo + r.Uniform(hi - lo + 1);
+}
+
+}  // namespace
+
+std::vector<std::string> PlantedBugNames() {
+  return {"vote_twice", "commit_old_terms", "read_without_quorum", "skip_fsync"};
+}
+
+std::string SimConfig::Describe() const {
+  return absl::StrFormat(
+      "nodes=%d sync=%s prevote=%d checkquorum=%d lease=%d msg_bytes=%d inflight=%d "
+      "latency=%d-%dus drop=%.3f dup=%.3f "
+      "fsync=%dus faults_every=%dms partitions=%d crashes=%d pauses=%d clogs=%d slow_disks=%d "
+      "disk_full=%d corruption=%d clients=%d keys=%d safety=%dms%s",
+      nodes, wal::SyncModeName(sync_mode), pre_vote, check_quorum, lease_reads, max_msg_bytes,
+      max_inflight_msgs, latency_min_us,
+      latency_max_us, drop, duplicate, fsync_us, fault_interval_ms, partitions, crashes, pauses,
+      clogs, slow_disks, disk_full, corruption, clients, keys, safety_ms,
+      bug.empty() ? "" : absl::StrCat(" bug=", bug));
+}
+
+SimConfig DrawConfig(uint64_t seed) {
+  SplitMix64 r(Derive(seed, kConfigStream));
+  SimConfig c;
+  c.seed = seed;
+  c.nodes = r.Uniform(2) == 0 ? 5 : 3;
+  c.pre_vote = r.Uniform(4) != 0;
+  c.check_quorum = r.Uniform(4) != 0;
+  const bool lease = r.Uniform(4) == 0;
+  // Small append messages and windows open the gaps between an old entry and the new leader's
+  // no-op reaching followers, where commit-rule bugs (Figure 8) show.
+  const uint64_t msg_bytes[] = {1, 1, 256, 4096, 1 << 20};
+  c.max_msg_bytes = msg_bytes[r.Uniform(5)];
+  const uint64_t inflight[] = {1, 4, 256};
+  c.max_inflight_msgs = inflight[r.Uniform(3)];
+  c.latency_min_us = Between(r, 50, 500);
+  c.latency_max_us = c.latency_min_us + Between(r, 100, 20000);
+  const double drops[] = {0, 0, 0.01, 0.05, 0.2};
+  c.drop = drops[r.Uniform(5)];
+  const double dups[] = {0, 0, 0.01, 0.05};
+  c.duplicate = dups[r.Uniform(4)];
+  c.fsync_us = Between(r, 100, 5000);
+  const uint64_t intervals[] = {100, 200, 300, 500, 1000, 3000};
+  c.fault_interval_ms = intervals[r.Uniform(6)];
+  c.partitions = r.Uniform(5) != 0;
+  c.crashes = r.Uniform(5) != 0;
+  c.pauses = r.Uniform(3) == 0;
+  // Lease reads trust the leader's tick count; a paused process stops counting while real
+  // time goes on, so leases are only safe without pauses (docs/simulation.md).
+  c.lease_reads = lease && c.check_quorum && !c.pauses;
+  c.clogs = r.Uniform(3) == 0;
+  c.slow_disks = r.Uniform(3) == 0;
+  c.disk_full = r.Uniform(6) == 0;
+  c.corruption = r.Uniform(6) == 0;
+  c.clients = static_cast<int>(Between(r, 1, 8));
+  c.keys = static_cast<int>(Between(r, 1, 6));
+  c.client_timeout_ms = Between(r, 500, 3000);
+  c.think_ms = Between(r, 0, 50);
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct Simulation::SimNode {
+  NodeId id = 0;
+  bool up = false;
+  bool paused = false;
+  bool refused = false;  // refused to start (detected corruption); stays down
+  bool corrupted = false;  // a record of its WAL was corrupted on purpose
+  uint64_t incarnation = 0;
+  uint64_t tick_ns = 0;  // this node's tick period (drift)
+  bool slow_disk = false;
+  wal::SimDisk disk;
+  std::unique_ptr<kv::MemoryStateMachine> sm;
+  std::unique_ptr<node::Node> node;
+  std::optional<wal::DiskBatch> in_flight;  // batch handed to the disk, not yet done
+  std::vector<raft::Message> held;          // delivered while paused
+  bool disk_done_while_paused = false;
+  // Checker state, per incarnation.
+  raft::Term term = 0;
+  raft::Index commit = 0;
+  raft::Index checked_commit = 0;
+  raft::Role role = raft::Role::kFollower;
+};
+
+struct Simulation::ClientOp {
+  checker::Operation op;
+  bool pending = true;
+  NodeId node = 0;
+  uint64_t request = 0;
+};
+
+struct Simulation::Client {
+  int id = 0;
+  bool busy = false;
+  NodeId target = 1;
+  uint64_t counter = 0;
+};
+
+Simulation::Simulation(const SimConfig& config, bool keep_trace)
+    : config_(config),
+      keep_trace_(keep_trace),
+      net_rng_(Derive(config.seed, kNetStream)),
+      fault_rng_(Derive(config.seed, kFaultStream)),
+      work_rng_(Derive(config.seed, kWorkStream)),
+      disk_rng_(Derive(config.seed, kDiskStream)) {
+  AM_CHECK(config.nodes >= 1 && config.nodes <= 9);
+  Trace(absl::StrCat("config seed=", config.seed, " ", config.Describe()));
+  for (int i = 0; i < config.nodes; ++i) {
+    auto n = std::make_unique<SimNode>();
+    n->id = static_cast<NodeId>(i + 1);
+    // Drift: each node's clock runs up to drift_ppm fast or slow.
+    const uint64_t base = config.tick_ms * kMs;
+    const int64_t ppm = static_cast<int64_t>(Between(fault_rng_, 0, 2 * config.drift_ppm)) -
+                        static_cast<int64_t>(config.drift_ppm);
+    n->tick_ns = static_cast<uint64_t>(static_cast<int64_t>(base) +
+                                       static_cast<int64_t>(base) * ppm / 1000000);
+    nodes_.push_back(std::move(n));
+  }
+  for (auto& n : nodes_) Start(*n);
+  ops_.reserve(1 << 14);
+  for (int c = 0; c < config.clients; ++c) {
+    Client cl;
+    cl.id = c + 1;
+    cl.target = static_cast<NodeId>(1 + work_rng_.Uniform(static_cast<uint64_t>(config.nodes)));
+    clients_.push_back(cl);
+    At(Between(work_rng_, 0, 50) * kMs, [this, c] { ClientStep(c); });
+  }
+}
+
+Simulation::~Simulation() = default;
+
+void Simulation::At(uint64_t time, std::function<void()> fn) {
+  queue_.push(Event{std::max(time, now_), ++seq_, std::move(fn)});
+}
+
+void Simulation::Mix(uint64_t v) { hash_ = (hash_ ^ v) * 1099511628211ull; }
+
+void Simulation::Trace(const std::string& line) {
+  Mix(now_);
+  hash_ = HashBytes(hash_, line);
+  if (keep_trace_) trace_.push_back(absl::StrFormat("%12.6f %s", now_ / 1e9, line));
+}
+
+void Simulation::Fail(const std::string& why) {
+  if (!failure_.empty()) return;
+  failure_ = absl::StrFormat("at t=%.6fs: %s", now_ / 1e9, why);
+  Trace(absl::StrCat("FAIL ", why));
+}
+
+bool Simulation::Step() {
+  if (queue_.empty()) return false;
+  // Moving out of top() is safe: the element is popped right after, and the heap order only
+  // depends on (time, seq), which the move leaves intact.
+  Event e = std::move(const_cast<Event&>(queue_.top()));
+  queue_.pop();
+  now_ = e.time;
+  ++stats_.events;
+  e.fn();
+  return true;
+}
+
+void Simulation::RunFor(uint64_t ns) {
+  const uint64_t end = now_ + ns;
+  while (!failed() && !queue_.empty() && queue_.top().time <= end) Step();
+  now_ = std::max(now_, end);
+}
+
+bool Simulation::RunUntil(const std::function<bool()>& done, uint64_t max_ns) {
+  const uint64_t end = now_ + max_ns;
+  while (!failed()) {
+    if (done()) return true;
+    if (queue_.empty() || queue_.top().time > end) break;
+    Step();
+  }
+  if (!failed() && done()) return true;
+  now_ = std::max(now_, end);
+  return false;
+}
+
+// --- Nodes ----------------------------------------------------------------------------------
+
+void Simulation::Start(SimNode& n) {
+  if (n.refused) return;
+  absl::StatusOr<wal::ReplayResult> rec =
+      wal::Recover(&n.disk, wal::CorruptionPolicy::kRefuseStart);
+  if (!rec.ok()) {
+    if (rec.status().code() == absl::StatusCode::kDataLoss && n.corrupted) {
+      // Detected corruption: the node refuses to start, as an operator would see it.
+      n.refused = true;
+      Trace(absl::StrCat("n", n.id, " refuses to start: ", rec.status().message()));
+      return;
+    }
+    Fail(absl::StrCat("n", n.id, " cannot recover its WAL: ", rec.status().ToString()));
+    return;
+  }
+  for (const std::string& note : rec->notes) Trace(absl::StrCat("n", n.id, " recovery: ", note));
+  n.sm = std::make_unique<kv::MemoryStateMachine>();  // volatile: re-applied from the WAL
+  node::NodeConfig c;
+  c.raft.id = n.id;
+  for (int i = 1; i <= config_.nodes; ++i) c.raft.voters.push_back(static_cast<NodeId>(i));
+  c.raft.election_ticks = config_.election_ticks;
+  c.raft.heartbeat_ticks = config_.heartbeat_ticks;
+  c.raft.pre_vote = config_.pre_vote;
+  c.raft.check_quorum = config_.check_quorum;
+  c.raft.max_msg_bytes = config_.max_msg_bytes;
+  c.raft.max_inflight_msgs = config_.max_inflight_msgs;
+  c.raft.read_only =
+      config_.lease_reads ? raft::ReadOnlyOption::kLeaseBased : raft::ReadOnlyOption::kSafe;
+  c.raft.rng_seed = Derive(config_.seed, 0x7261667400ull + n.id * 1000 + n.incarnation);
+  c.wal.segment_size_bytes = 64 << 10;  // small segments: roll-over happens in every run
+  c.wal.sync_mode = config_.bug == "skip_fsync" ? wal::SyncMode::kNone : config_.sync_mode;
+  absl::StatusOr<std::unique_ptr<node::Node>> node = node::Node::Create(c, *rec, 0);
+  if (!node.ok()) {
+    Fail(absl::StrCat("n", n.id, " cannot start: ", node.status().ToString()));
+    return;
+  }
+  n.node = *std::move(node);
+  raft::Raft::PlantedBugs bugs;
+  bugs.vote_twice = config_.bug == "vote_twice";
+  bugs.commit_old_terms = config_.bug == "commit_old_terms";
+  bugs.read_without_quorum = config_.bug == "read_without_quorum";
+  n.node->set_planted_bugs(bugs);
+  n.up = true;
+  n.paused = false;
+  ++n.incarnation;
+  n.in_flight.reset();
+  n.held.clear();
+  n.term = n.node->raft().term();
+  n.commit = n.node->raft().commit();
+  n.checked_commit = 0;
+  n.role = raft::Role::kFollower;
+  Trace(absl::StrCat("n", n.id, " start (incarnation ", n.incarnation, ") ",
+                     n.node->raft().Describe()));
+  ScheduleTick(n);
+  CheckNode(n);
+}
+
+void Simulation::ScheduleTick(SimNode& n) {
+  const uint64_t inc = n.incarnation;
+  At(now_ + n.tick_ns, [this, &n, inc] {
+    if (!n.up || n.incarnation != inc) return;
+    if (!n.paused) {
+      n.node->Tick(now_ / kMs);
+      Process(n);
+    }
+    ScheduleTick(n);
+  });
+}
+
+void Simulation::Process(SimNode& n) {
+  while (n.up && !failed()) {
+    node::Effects e = n.node->TakeEffects();
+    if (e.Empty()) break;
+    for (const raft::Message& m : e.messages) Send(m);
+    for (const node::Reply& r : e.replies) {
+      auto it = request_op_.find(r.request);
+      if (it == request_op_.end()) continue;
+      const uint64_t op = it->second;
+      request_op_.erase(it);
+      // A reply without a result means the request certainly did not take effect: it was
+      // refused, or its entry was replaced by another leader's (thesis §6.3).
+      if (r.leader != raft::kNone && ops_[op].op.client != 0) {
+        clients_[ops_[op].op.client - 1].target = r.leader;
+      }
+      FailOp(op, /*definite=*/true);
+    }
+    if (!e.apply.empty()) ApplyEntries(n, e.apply);
+    for (node::RequestId req : e.reads) {
+      auto it = request_op_.find(req);
+      if (it == request_op_.end()) continue;
+      const uint64_t op = it->second;
+      request_op_.erase(it);
+      kv::RangeRequest rr;
+      rr.key = ops_[op].op.key;
+      absl::StatusOr<kv::RangeResponse> resp = n.sm->Range(rr);
+      AM_CHECK(resp.ok(), resp.status().ToString());
+      std::optional<std::string> value;
+      if (!resp->kvs.empty()) value = resp->kvs[0].value;
+      Complete(op, true, value, false);
+    }
+    if (e.disk) StartDisk(n, std::move(*e.disk));
+    if (!e.fatal.ok()) {
+      Trace(absl::StrCat("n", n.id, " fatal: ", e.fatal.message()));
+      const NodeId id = n.id;
+      Crash(id);
+      At(now_ + 500 * kMs, [this, id] {
+        if (!IsUp(id)) Restart(id);
+      });
+      return;
+    }
+    CheckNode(n);
+  }
+}
+
+void Simulation::ApplyEntries(SimNode& n, std::vector<node::ApplyItem>& items) {
+  std::vector<kv::ApplyItem> batch;
+  batch.reserve(items.size());
+  for (const node::ApplyItem& item : items) {
+    const raft::Entry& e = item.entry;
+    // State machine safety: no two replicas apply different entries at one index.
+    const uint64_t h = EntryHash(e);
+    if (applied_.size() < e.index) applied_.resize(e.index, 0);
+    if (applied_[e.index - 1] == 0) {
+      applied_[e.index - 1] = h;
+    } else if (applied_[e.index - 1] != h) {
+      Fail(absl::StrCat("state machine safety: n", n.id, " applied a different entry at index ",
+                        e.index, " (term ", e.term, ")"));
+      return;
+    }
+    batch.push_back(e.type == raft::EntryType::kNoop ? kv::ApplyItem::Noop(e.index)
+                                                      : kv::DecodeEntry(e.index, e.data));
+  }
+  absl::StatusOr<std::vector<kv::ApplyResult>> results = n.sm->Apply(batch);
+  if (!results.ok()) {
+    Fail(absl::StrCat("n", n.id, " apply failed: ", results.status().ToString()));
+    return;
+  }
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (!items[i].request) continue;
+    auto it = request_op_.find(*items[i].request);
+    if (it == request_op_.end()) continue;
+    const uint64_t op = it->second;
+    request_op_.erase(it);
+    const kv::ApplyResult& r = (*results)[i];
+    if (!r.status.ok() || !r.response) {
+      Fail(absl::StrCat("n", n.id, " rejected a valid command at index ", r.index, ": ",
+                        r.status.ToString()));
+      return;
+    }
+    bool cas_ok = false;
+    if (const auto* txn = std::get_if<kv::TxnResponse>(&*r.response)) cas_ok = txn->succeeded;
+    Complete(op, true, std::nullopt, cas_ok);
+  }
+  n.node->OnApplied(items.back().entry.index);
+}
+
+void Simulation::CheckNode(SimNode& n) {
+  if (!n.up) return;
+  const raft::Raft& r = n.node->raft();
+  if (r.term() < n.term) Fail(absl::StrCat("n", n.id, " term went back from ", n.term));
+  if (r.commit() < n.commit) Fail(absl::StrCat("n", n.id, " commit went back from ", n.commit));
+  n.term = r.term();
+  n.commit = r.commit();
+  stats_.commits = std::max<uint64_t>(stats_.commits, r.commit());
+  if (r.role() == raft::Role::kLeader) {
+    auto [it, inserted] = leaders_.emplace(r.term(), n.id);
+    if (!inserted && it->second != n.id) {
+      Fail(absl::StrCat("election safety: n", n.id, " and n", it->second,
+                        " are both leader in term ", r.term()));
+      return;
+    }
+    if (n.role != raft::Role::kLeader) {
+      ++stats_.leader_changes;
+      Trace(absl::StrCat("n", n.id, " leader term ", r.term()));
+      // Leader completeness (paper §5.4.1): the new leader holds every committed entry.
+      for (raft::Index i = 1; i <= committed_.size(); ++i) {
+        if (r.log().TermAt(i) != std::optional<raft::Term>(committed_[i - 1].first)) {
+          Fail(absl::StrCat("leader completeness: n", n.id, " leads term ", r.term(),
+                            " without committed entry ", i));
+          return;
+        }
+      }
+    }
+  }
+  n.role = r.role();
+  // Committed entries never change (log matching on the committed prefix).
+  for (raft::Index i = n.checked_commit + 1; i <= r.commit(); ++i) {
+    const std::optional<raft::Term> at = r.log().TermAt(i);
+    AM_CHECK(at.has_value(), "commit ", r.commit(), " beyond the log of n", n.id);
+    const raft::Term t = *at;
+    if (committed_.size() < i) {
+      committed_.push_back({t, 0});
+    } else if (committed_[i - 1].first != t) {
+      Fail(absl::StrCat("committed entry changed: n", n.id, " has term ", t, " at index ", i,
+                        ", committed with term ", committed_[i - 1].first));
+      return;
+    }
+  }
+  n.checked_commit = r.commit();
+}
+
+void Simulation::StartDisk(SimNode& n, wal::DiskBatch batch) {
+  AM_CHECK(!n.in_flight.has_value());
+  uint64_t ns = config_.write_us * 1000 + batch.record_bytes;  // ~1 GB/s
+  if (batch.syncs) ns += Between(disk_rng_, config_.fsync_us / 2, config_.fsync_us * 3 / 2) * 1000;
+  if (n.slow_disk) ns *= 20;
+  n.in_flight = std::move(batch);
+  const uint64_t inc = n.incarnation;
+  std::function<void()> done;
+  done = [this, &n, inc] {
+    if (!n.up || n.incarnation != inc || !n.in_flight) return;
+    if (n.paused) {
+      n.disk_done_while_paused = true;
+      return;
+    }
+    wal::DiskBatch b = std::move(*n.in_flight);
+    n.in_flight.reset();
+    absl::Status s = wal::ExecuteBatch(b, &n.disk);
+    if (!s.ok()) Trace(absl::StrCat("n", n.id, " disk error: ", s.message()));
+    n.node->OnDiskDone(b.id, s);
+    Process(n);
+  };
+  At(now_ + ns, std::move(done));
+}
+
+void Simulation::Send(const raft::Message& m) {
+  ++stats_.messages;
+  Mix(static_cast<uint64_t>(m.type) << 56 ^ m.from << 48 ^ m.to << 40 ^ m.term << 20 ^ m.index);
+  if (keep_trace_) {
+    // Not hashed on its own (Mix above covers it), so traces with and without it hash alike.
+    trace_.push_back(absl::StrFormat("%12.6f   send %s", now_ / 1e9, raft::DescribeMessage(m)));
+  }
+  if (blocked_.count({m.from, m.to})) return;
+  if (!faults_off_ && config_.drop > 0 && Chance(net_rng_) < config_.drop) return;
+  uint64_t delay = Between(net_rng_, config_.latency_min_us, config_.latency_max_us) * 1000;
+  if (auto it = clogged_.find({m.from, m.to}); it != clogged_.end()) delay += it->second;
+  At(now_ + delay, [this, m] { Deliver(m); });
+  if (!faults_off_ && config_.duplicate > 0 && Chance(net_rng_) < config_.duplicate) {
+    const uint64_t d2 = Between(net_rng_, config_.latency_min_us, config_.latency_max_us * 4) * 1000;
+    At(now_ + d2, [this, m] { Deliver(m); });
+  }
+}
+
+void Simulation::Deliver(const raft::Message& m) {
+  SimNode& n = *nodes_[m.to - 1];
+  if (!n.up) return;
+  if (n.paused) {
+    if (n.held.size() < 10000) n.held.push_back(m);  // the socket buffers it
+    return;
+  }
+  absl::Status s = n.node->Receive(m);
+  if (!s.ok()) Fail(absl::StrCat("n", n.id, " rejected a message: ", s.ToString()));
+  Process(n);
+}
+
+// --- Faults ---------------------------------------------------------------------------------
+
+bool Simulation::IsUp(NodeId id) const { return nodes_[id - 1]->up; }
+
+const node::Node* Simulation::node(NodeId id) const { return nodes_[id - 1]->node.get(); }
+
+std::optional<NodeId> Simulation::Leader() const {
+  std::optional<NodeId> best;
+  raft::Term term = 0;
+  for (const auto& n : nodes_) {
+    if (n->up && !n->paused && n->node->raft().role() == raft::Role::kLeader &&
+        n->node->raft().term() >= term) {
+      best = n->id;
+      term = n->node->raft().term();
+    }
+  }
+  return best;
+}
+
+void Simulation::Partition(const std::vector<std::set<NodeId>>& groups) {
+  blocked_.clear();
+  std::map<NodeId, int> group_of;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    for (NodeId id : groups[g]) group_of[id] = static_cast<int>(g);
+  }
+  std::string desc;
+  for (const auto& g : groups) absl::StrAppend(&desc, " {", absl::StrJoin(g, ","), "}");
+  for (NodeId a = 1; a <= static_cast<NodeId>(config_.nodes); ++a) {
+    for (NodeId b = 1; b <= static_cast<NodeId>(config_.nodes); ++b) {
+      if (a == b) continue;
+      auto ga = group_of.find(a), gb = group_of.find(b);
+      if (ga == group_of.end() || gb == group_of.end() || ga->second != gb->second) {
+        blocked_.insert({a, b});
+      }
+    }
+  }
+  Trace(absl::StrCat("partition", desc));
+}
+
+void Simulation::BlockLink(NodeId from, NodeId to) {
+  blocked_.insert({from, to});
+  Trace(absl::StrCat("block n", from, "->n", to));
+}
+
+void Simulation::Clog(NodeId from, NodeId to, uint64_t extra_ns) {
+  clogged_[{from, to}] = extra_ns;
+  Trace(absl::StrCat("clog n", from, "->n", to, " +", extra_ns / kMs, "ms"));
+}
+
+void Simulation::Heal() {
+  blocked_.clear();
+  clogged_.clear();
+  Trace("heal network");
+}
+
+void Simulation::Crash(NodeId id) {
+  SimNode& n = *nodes_[id - 1];
+  if (!n.up) return;
+  ++stats_.crashes;
+  // A batch the disk was executing is cut short: some prefix of its operations happened.
+  if (n.in_flight) {
+    wal::DiskBatch part = *n.in_flight;
+    part.ops.resize(disk_rng_.Uniform(part.ops.size() + 1));
+    (void)wal::ExecuteBatch(part, &n.disk);  // a disk error here is just a shorter prefix
+    n.in_flight.reset();
+  }
+  n.disk.Crash(wal::SimDisk::CrashMode::kRandom, &disk_rng_);
+  n.up = false;
+  n.node.reset();
+  n.sm.reset();
+  n.held.clear();
+  Trace(absl::StrCat("crash n", id));
+}
+
+void Simulation::Restart(NodeId id) {
+  SimNode& n = *nodes_[id - 1];
+  if (n.up || n.refused) return;
+  Trace(absl::StrCat("restart n", id));
+  Start(n);
+}
+
+void Simulation::Pause(NodeId id) {
+  SimNode& n = *nodes_[id - 1];
+  if (!n.up || n.paused) return;
+  n.paused = true;
+  Trace(absl::StrCat("pause n", id));
+}
+
+void Simulation::Resume(NodeId id) {
+  SimNode& n = *nodes_[id - 1];
+  if (!n.up || !n.paused) return;
+  n.paused = false;
+  Trace(absl::StrCat("resume n", id));
+  std::vector<raft::Message> held = std::move(n.held);
+  n.held.clear();
+  for (const raft::Message& m : held) {
+    if (!n.up) break;
+    absl::Status s = n.node->Receive(m);
+    if (!s.ok()) Fail(absl::StrCat("n", id, " rejected a message: ", s.ToString()));
+    Process(n);
+  }
+  if (n.up && n.disk_done_while_paused && n.in_flight) {
+    n.disk_done_while_paused = false;
+    wal::DiskBatch b = std::move(*n.in_flight);
+    n.in_flight.reset();
+    absl::Status s = wal::ExecuteBatch(b, &n.disk);
+    n.node->OnDiskDone(b.id, s);
+    Process(n);
+  }
+}
+
+void Simulation::SetSlowDisk(NodeId id, bool slow) {
+  nodes_[id - 1]->slow_disk = slow;
+  Trace(absl::StrCat(slow ? "slow disk n" : "normal disk n", id));
+}
+
+void Simulation::SetDiskFull(NodeId id, bool full) {
+  SimNode& n = *nodes_[id - 1];
+  n.disk.set_capacity_bytes(full ? n.disk.used_bytes() + 1024 : 0);
+  Trace(absl::StrCat(full ? "disk full n" : "disk space n", id));
+}
+
+bool Simulation::CorruptWal(NodeId id) {
+  SimNode& n = *nodes_[id - 1];
+  absl::StatusOr<std::vector<std::string>> names = n.disk.List();
+  if (!names.ok() || names->empty()) return false;
+  const std::string& name = (*names)[disk_rng_.Uniform(names->size())];
+  absl::StatusOr<std::string> bytes = n.disk.Read(name);
+  if (!bytes.ok()) return false;
+  // Record boundaries; pick a record with another valid record after it.
+  std::vector<std::pair<size_t, size_t>> records;
+  size_t off = wal::kSegmentHeaderBytes;
+  while (off < bytes->size()) {
+    wal::DecodeResult d = wal::DecodeRecord(absl::string_view(*bytes).substr(off));
+    if (d.kind != wal::DecodeResult::Kind::kOk) break;
+    records.push_back({off, d.size});
+    off += d.size;
+  }
+  if (records.size() < 2) return false;
+  const auto [start, size] = records[disk_rng_.Uniform(records.size() - 1)];
+  const uint64_t at = start + disk_rng_.Uniform(size);
+  n.disk.Corrupt(name, at, static_cast<int>(disk_rng_.Uniform(8)));
+  n.corrupted = true;
+  Trace(absl::StrCat("corrupt n", id, " ", name, " @", at));
+  return true;
+}
+
+void Simulation::StartRandomFaults(uint64_t until_ns) {
+  At(now_ + Between(fault_rng_, config_.fault_interval_ms / 2, config_.fault_interval_ms * 3 / 2) * kMs,
+     [this, until_ns] { RandomFault(until_ns); });
+}
+
+void Simulation::RandomFault(uint64_t until_ns) {
+  if (now_ >= until_ns) return;
+  ++stats_.faults;
+  const NodeId n = static_cast<NodeId>(1 + fault_rng_.Uniform(static_cast<uint64_t>(config_.nodes)));
+  const NodeId m = static_cast<NodeId>(1 + fault_rng_.Uniform(static_cast<uint64_t>(config_.nodes)));
+  switch (fault_rng_.Uniform(10)) {
+    case 0:
+    case 1:
+      if (config_.partitions) {
+        std::vector<std::set<NodeId>> groups(2);
+        for (NodeId id = 1; id <= static_cast<NodeId>(config_.nodes); ++id) {
+          groups[fault_rng_.Uniform(2)].insert(id);
+        }
+        Partition(groups);
+      }
+      break;
+    case 2:
+      if (config_.partitions) {
+        if (fault_rng_.Uniform(2) == 0) {
+          if (n != m) BlockLink(n, m);
+        } else {
+          std::set<NodeId> rest;
+          for (NodeId id = 1; id <= static_cast<NodeId>(config_.nodes); ++id) {
+            if (id != n) rest.insert(id);
+          }
+          Partition({{n}, rest});  // isolate one node
+        }
+      }
+      break;
+    case 3:
+      Heal();
+      break;
+    case 4:
+      if (config_.crashes) Crash(n);
+      break;
+    case 5:
+      if (config_.crashes) {
+        for (NodeId id = 1; id <= static_cast<NodeId>(config_.nodes); ++id) Restart(id);
+      }
+      break;
+    case 6:
+      if (config_.pauses) {
+        if (nodes_[n - 1]->paused) {
+          Resume(n);
+        } else {
+          Pause(n);
+        }
+      }
+      break;
+    case 7:
+      if (config_.clogs && n != m) Clog(n, m, Between(fault_rng_, 50, 2000) * kMs);
+      break;
+    case 8:
+      if (config_.slow_disks) SetSlowDisk(n, !nodes_[n - 1]->slow_disk);
+      if (config_.disk_full && fault_rng_.Uniform(4) == 0) SetDiskFull(m, true);
+      break;
+    case 9:
+      // Corruption on one node only, at most once per run: it must be detected, never spread.
+      if (config_.corruption) {
+        bool already = false;
+        for (const auto& node : nodes_) already |= node->corrupted;
+        if (!already && CorruptWal(n)) Crash(n);
+      }
+      break;
+  }
+  StartRandomFaults(until_ns);
+}
+
+void Simulation::HealAll() {
+  Trace("heal all");
+  faults_off_ = true;  // no more loss or duplication either
+  Heal();
+  for (auto& n : nodes_) {
+    n->slow_disk = false;
+    n->disk.set_capacity_bytes(0);
+    n->disk.ClearFault();
+    if (n->up && n->paused) Resume(n->id);
+    if (!n->up) Restart(n->id);
+  }
+}
+
+// --- Clients --------------------------------------------------------------------------------
+
+void Simulation::StartWorkload() { workload_on_ = true; }
+
+void Simulation::ClientStep(int c) {
+  Client& cl = clients_[static_cast<size_t>(c)];
+  if (!workload_on_ || failed()) return;
+  cl.busy = true;
+  ClientOp op;
+  op.op.client = static_cast<uint64_t>(cl.id);
+  op.op.key = absl::StrCat("k", work_rng_.Uniform(static_cast<uint64_t>(config_.keys)));
+  op.op.invoke_ns = now_;
+  const uint64_t kind = work_rng_.Uniform(20);
+  const std::string value = absl::StrCat("c", cl.id, "-", ++cl.counter);
+  kv::Command cmd;
+  bool read = false;
+  if (kind < 6) {
+    op.op.kind = checker::OpKind::kGet;
+    read = true;
+  } else if (kind < 13) {
+    op.op.kind = checker::OpKind::kPut;
+    op.op.value = value;
+    cmd.op = kv::PutRequest{op.op.key, value, false};
+  } else if (kind < 15) {
+    op.op.kind = checker::OpKind::kDelete;
+    cmd.op = kv::DeleteRangeRequest{op.op.key, "", false};
+  } else {
+    op.op.kind = checker::OpKind::kCas;
+    op.op.value = value;
+    // Compare against a value this client may have seen: one of the recent values, or absent.
+    kv::Compare cmp;
+    cmp.key = op.op.key;
+    if (work_rng_.Uniform(3) == 0 || cl.counter < 2) {
+      cmp.target = kv::Compare::Target::kVersion;  // version == 0: the key is absent
+      cmp.number = 0;
+    } else {
+      const uint64_t who = 1 + work_rng_.Uniform(static_cast<uint64_t>(config_.clients));
+      const uint64_t back = 1 + work_rng_.Uniform(3);
+      const uint64_t their = who == static_cast<uint64_t>(cl.id) ? cl.counter - 1
+                                                                 : clients_[who - 1].counter;
+      op.op.expected = absl::StrCat("c", who, "-", their > back ? their - back + 1 : 1);
+      cmp.target = kv::Compare::Target::kValue;
+      cmp.value = *op.op.expected;
+    }
+    kv::TxnRequest txn;
+    txn.compare.push_back(cmp);
+    txn.success.push_back(kv::PutRequest{op.op.key, value, false});
+    cmd.op = std::move(txn);
+  }
+  // Usually the node the client believes leads; sometimes any node (followers redirect).
+  NodeId target = cl.target;
+  if (work_rng_.Uniform(5) == 0) {
+    target = static_cast<NodeId>(1 + work_rng_.Uniform(static_cast<uint64_t>(config_.nodes)));
+  }
+  op.node = target;
+  op.request = next_request_++;
+  const uint64_t index = ops_.size();
+  ops_.push_back(op);
+  ++pending_ops_;
+  SimNode& n = *nodes_[target - 1];
+  if (!n.up || n.paused) {
+    // Connection refused (down) or not accepted (a paused process does not accept): the
+    // request was never submitted.
+    cl.target = static_cast<NodeId>(1 + work_rng_.Uniform(static_cast<uint64_t>(config_.nodes)));
+    FailOp(index, true);
+    return;
+  }
+  request_op_[op.request] = index;
+  Mix(op.request);
+  if (read) {
+    n.node->Read(op.request);
+  } else {
+    cmd.request_id = op.request;
+    n.node->Propose(op.request, kv::EncodeCommand(cmd));
+  }
+  Process(n);
+  const uint64_t deadline = now_ + config_.client_timeout_ms * kMs;
+  At(deadline, [this, index] {
+    if (ops_[index].pending) {
+      request_op_.erase(ops_[index].request);
+      clients_[ops_[index].op.client - 1].target =
+          static_cast<NodeId>(1 + work_rng_.Uniform(static_cast<uint64_t>(config_.nodes)));
+      FailOp(index, /*definite=*/false);
+    }
+  });
+}
+
+void Simulation::Complete(uint64_t index, bool ok, std::optional<std::string> output,
+                          bool cas_ok) {
+  ClientOp& op = ops_[index];
+  if (!op.pending) return;
+  op.pending = false;
+  --pending_ops_;
+  op.op.outcome = checker::OpOutcome::kCompleted;
+  op.op.complete_ns = now_;
+  op.op.read = std::move(output);
+  op.op.cas_succeeded = cas_ok;
+  ++stats_.ops_ok;
+  Mix(index ^ 0xc0ffee);
+  if (keep_trace_) {  // not hashed on its own: Mix above covers it
+    trace_.push_back(absl::StrFormat("%12.6f   client %s", now_ / 1e9,
+                                     checker::DescribeOperation(op.op)));
+  }
+  if (op.op.client == 0) {
+    --final_reads_pending_;
+    return;
+  }
+  Client& cl = clients_[op.op.client - 1];
+  cl.busy = false;
+  cl.target = op.node;
+  const int c = cl.id - 1;
+  At(now_ + Between(work_rng_, 0, config_.think_ms) * kMs, [this, c] { ClientStep(c); });
+  (void)ok;
+}
+
+void Simulation::FailOp(uint64_t index, bool definite) {
+  ClientOp& op = ops_[index];
+  if (!op.pending) return;
+  op.pending = false;
+  --pending_ops_;
+  op.op.outcome = definite ? checker::OpOutcome::kFailed : checker::OpOutcome::kUnknown;
+  if (definite) {
+    ++stats_.ops_failed;
+  } else {
+    ++stats_.ops_unknown;
+  }
+  Mix(index ^ (definite ? 0xdead : 0xbeef));
+  if (op.op.client == 0) {
+    --final_reads_pending_;
+    return;
+  }
+  Client& cl = clients_[op.op.client - 1];
+  cl.busy = false;
+  const int c = cl.id - 1;
+  At(now_ + Between(work_rng_, 1, 1 + config_.think_ms) * kMs, [this, c] { ClientStep(c); });
+}
+
+void Simulation::FinalReads() {
+  const std::optional<NodeId> leader = Leader();
+  if (!leader) return;
+  SimNode& n = *nodes_[*leader - 1];
+  std::set<std::string> done;
+  for (const ClientOp& op : ops_) {
+    if (op.op.client == 0 && (op.pending || op.op.outcome == checker::OpOutcome::kCompleted)) {
+      done.insert(op.op.key);
+    }
+  }
+  for (int k = 0; k < config_.keys; ++k) {
+    const std::string key = absl::StrCat("k", k);
+    if (done.count(key)) continue;
+    ClientOp op;
+    op.op.client = 0;  // the checker's own client
+    op.op.kind = checker::OpKind::kGet;
+    op.op.key = key;
+    op.op.invoke_ns = now_;
+    op.node = *leader;
+    op.request = next_request_++;
+    request_op_[op.request] = ops_.size();
+    ops_.push_back(op);
+    ++pending_ops_;
+    ++final_reads_pending_;
+    n.node->Read(op.request);
+    Process(n);
+  }
+}
+
+// --- End-of-run checks ----------------------------------------------------------------------
+
+bool Simulation::CheckLiveness(uint64_t max_ns) {
+  auto pending_ops = [this] { return pending_ops_ > 0; };
+  auto converged = [this] { return AllCaughtUp(); };
+  if (!RunUntil([&] { return !pending_ops() && converged(); }, max_ns)) {
+    if (failed()) return false;
+    std::string state;
+    for (const auto& n : nodes_) {
+      absl::StrAppend(&state, "\n  n", n->id, ": ",
+                      n->refused ? "refused to start (corruption detected)"
+                      : n->up    ? n->node->raft().Describe() + " applied=" +
+                                    std::to_string(n->node->applied())
+                                 : "down");
+    }
+    Fail(absl::StrCat("liveness: no stable leader with every replica caught up and every client "
+                      "operation finished within ",
+                      max_ns / kSec, "s of healing", state));
+    return false;
+  }
+  // Final linearizable reads of every key through the leader (retried if leadership moves).
+  auto all_read = [this] {
+    std::set<std::string> ok;
+    for (const ClientOp& op : ops_) {
+      if (op.op.client == 0 && op.op.outcome == checker::OpOutcome::kCompleted && !op.pending) {
+        ok.insert(op.op.key);
+      }
+    }
+    return ok.size() == static_cast<size_t>(config_.keys);
+  };
+  for (int round = 0; round < 5 && !all_read() && !failed(); ++round) {
+    for (uint64_t i = 0; i < ops_.size(); ++i) {
+      if (ops_[i].op.client == 0 && ops_[i].pending) {
+        request_op_.erase(ops_[i].request);
+        FailOp(i, /*definite=*/false);  // lost; ask again
+      }
+    }
+    RunUntil([this] { return Leader().has_value(); }, 5 * kSec);
+    FinalReads();
+    RunUntil([&] { return final_reads_pending_ == 0; }, 5 * kSec);
+  }
+  if (!failed() && !all_read()) Fail("liveness: final reads of every key did not complete");
+  return !failed();
+}
+
+bool Simulation::AllCaughtUp() const {
+  std::optional<NodeId> leader = Leader();
+  if (!leader) return false;
+  const raft::Index commit = nodes_[*leader - 1]->node->raft().commit();
+  for (const auto& n : nodes_) {
+    if (n->refused) continue;
+    if (!n->up || n->node->applied() != commit || n->node->raft().commit() != commit) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool Simulation::CheckConvergence() {
+  if (!RunUntil([this] { return AllCaughtUp(); }, 10 * kSec)) {
+    if (!failed()) Fail("convergence: replicas did not reach the same applied index");
+    return false;
+  }
+  std::optional<kv::RangeResponse> first;
+  NodeId first_id = 0;
+  for (const auto& n : nodes_) {
+    if (!n->up) continue;
+    kv::RangeRequest all;
+    all.key = "k";
+    all.range_end = "l";
+    absl::StatusOr<kv::RangeResponse> r = n->sm->Range(all);
+    AM_CHECK(r.ok());
+    if (!first) {
+      first = *r;
+      first_id = n->id;
+    } else if (!(r->kvs == first->kvs)) {
+      std::string a, b;
+      for (const kv::KeyValue& kvp : r->kvs) absl::StrAppend(&a, " ", kv::Describe(kvp));
+      for (const kv::KeyValue& kvp : first->kvs) absl::StrAppend(&b, " ", kv::Describe(kvp));
+      Fail(absl::StrCat("convergence: n", n->id, " and n", first_id,
+                        " applied the same log but hold different data:\n  n", n->id, " (applied ",
+                        n->sm->applied_index(), ", revision ", n->sm->revision(), "):", a, "\n  n",
+                        first_id, " (applied ", nodes_[first_id - 1]->sm->applied_index(),
+                        ", revision ", nodes_[first_id - 1]->sm->revision(), "):", b));
+      return false;
+    }
+  }
+  return true;
+}
+
+checker::CheckResult Simulation::CheckLinearizability() {
+  std::vector<checker::Operation> history;
+  history.reserve(ops_.size());
+  for (const ClientOp& op : ops_) {
+    checker::Operation o = op.op;
+    if (op.pending) o.outcome = checker::OpOutcome::kUnknown;
+    history.push_back(std::move(o));
+  }
+  absl::StatusOr<checker::CheckResult> r = checker::CheckLinearizability(history);
+  AM_CHECK(r.ok(), r.status().ToString());
+  if (r->verdict == checker::Verdict::kViolation) {
+    Fail(absl::StrCat("linearizability violation:\n", r->violations[0].explanation));
+  }
+  return *r;
+}
+
+// --- One seed -------------------------------------------------------------------------------
+
+namespace {
+
+struct CheckFailure {
+  std::string what;
+};
+
+[[noreturn]] void ThrowOnCheckFailure(const char* file, int line, const char* condition,
+                                      const std::string& message) {
+  throw CheckFailure{absl::StrCat("invariant violated at ", file, ":", line, ": ", condition,
+                                  ": ", message)};
+}
+
+}  // namespace
+
+RunResult RunSeed(const SimConfig& config, bool keep_trace) {
+  RunResult result;
+  SetCheckFailureHandler(&ThrowOnCheckFailure);
+  Simulation sim(config, keep_trace);
+  try {
+    sim.StartRandomFaults(config.safety_ms * kMs);
+    sim.RunFor(config.safety_ms * kMs);
+    if (!sim.failed()) {
+      sim.StopWorkload();
+      sim.HealAll();
+      if (sim.CheckLiveness(config.liveness_ms * kMs)) sim.CheckConvergence();
+    }
+    if (!sim.failed()) result.linearizability = sim.CheckLinearizability();
+  } catch (const CheckFailure& f) {
+    sim.Fail(f.what);
+  }
+  SetCheckFailureHandler(nullptr);
+  result.ok = !sim.failed();
+  result.failure = sim.failure();
+  result.trace_hash = sim.trace_hash();
+  result.sim_seconds = static_cast<double>(sim.now()) / 1e9;
+  result.stats = sim.stats();
+  result.trace = sim.TakeTrace();
+  return result;
+}
+
+}  // namespace amaters::sim

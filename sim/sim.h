@@ -1,0 +1,244 @@
+// The deterministic simulator (docs/simulation.md): one thread, one seed, virtual time.
+//
+// A Simulation runs N engine::Node replicas — each with a SimDisk and an in-memory key-value
+// state machine — over a simulated network, with clients issuing put / get / delete /
+// compare-and-swap. Every random choice comes from PRNG streams derived from the seed, so the
+// same seed and the same code give the same event trace, byte for byte (trace_hash).
+//
+// Checkers run on every event: election safety, committed entries never change (log matching,
+// leader completeness), state machine safety, terms and commit indexes never decrease. At the
+// end: liveness (after healing, a leader emerges, every replica applies the same log, final
+// reads complete) and linearizability of the whole client history (sim/checker).
+#ifndef AMATERS_SIM_SIM_H_
+#define AMATERS_SIM_SIM_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <queue>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "engine/base/rand.h"
+#include "engine/kv/memory_state_machine.h"
+#include "engine/node/node.h"
+#include "engine/raft/types.h"
+#include "engine/wal/sim_disk.h"
+#include "sim/checker/linearizability.h"
+
+namespace amaters::sim {
+
+using raft::NodeId;
+constexpr uint64_t kMs = 1000 * 1000;  // virtual time is in nanoseconds
+constexpr uint64_t kSec = 1000 * kMs;
+
+// Planted bugs (DESIGN.md §4.8): test-only switches the checkers must catch.
+std::vector<std::string> PlantedBugNames();
+
+// Everything one run depends on besides the seed's PRNG streams. DrawConfig() picks these from
+// the seed (swarm testing: each seed its own fault mix and cluster options).
+struct SimConfig {
+  uint64_t seed = 1;
+  int nodes = 3;
+  // Raft timing: one tick is tick_ms of virtual time (each node drifts by up to drift_ppm).
+  uint64_t tick_ms = 50;
+  uint64_t drift_ppm = 10000;
+  int heartbeat_ticks = 2;   // 100 ms
+  int election_ticks = 6;    // 300-600 ms
+  bool pre_vote = true;
+  bool check_quorum = true;
+  bool lease_reads = false;
+  uint64_t max_msg_bytes = 1 << 20;     // entries per append message, by size (Raft batching)
+  uint64_t max_inflight_msgs = 256;
+  wal::SyncMode sync_mode = wal::SyncMode::kAlways;
+  // Network.
+  uint64_t latency_min_us = 100;
+  uint64_t latency_max_us = 5000;
+  double drop = 0.0;
+  double duplicate = 0.0;
+  // Disk: write latency per batch, fsync latency; slow disks multiply both.
+  uint64_t write_us = 50;
+  uint64_t fsync_us = 1000;
+  // Fault mix for the safety phase: mean time between fault events, and which kinds are on.
+  uint64_t fault_interval_ms = 1000;
+  bool partitions = true;
+  bool crashes = true;
+  bool pauses = true;
+  bool clogs = true;
+  bool slow_disks = true;
+  bool disk_full = true;
+  bool corruption = false;
+  // Workload.
+  int clients = 4;
+  int keys = 4;
+  uint64_t client_timeout_ms = 2000;
+  uint64_t think_ms = 20;
+  // Phases.
+  uint64_t safety_ms = 30000;
+  uint64_t liveness_ms = 30000;  // bound for recovery after healing
+  std::string bug;               // planted bug, or empty
+
+  std::string Describe() const;
+};
+
+// Swarm testing: a configuration drawn from the seed.
+SimConfig DrawConfig(uint64_t seed);
+
+struct RunStats {
+  uint64_t events = 0;
+  uint64_t messages = 0;
+  uint64_t ops_ok = 0;
+  uint64_t ops_failed = 0;
+  uint64_t ops_unknown = 0;
+  uint64_t leader_changes = 0;
+  uint64_t crashes = 0;
+  uint64_t faults = 0;
+  uint64_t commits = 0;  // highest commit index reached
+};
+
+struct RunResult {
+  bool ok = true;
+  std::string failure;   // what broke (first failure)
+  uint64_t trace_hash = 0;
+  double sim_seconds = 0;
+  RunStats stats;
+  checker::CheckResult linearizability;
+  std::vector<std::string> trace;  // readable event log, if requested
+};
+
+class Simulation {
+ public:
+  Simulation(const SimConfig& config, bool keep_trace);
+  ~Simulation();
+
+  // --- Fault controls (the random fault schedule and scenario scripts use these). ---
+  // Symmetric partition into groups; nodes not listed are isolated.
+  void Partition(const std::vector<std::set<NodeId>>& groups);
+  void BlockLink(NodeId from, NodeId to);  // one direction only
+  void Clog(NodeId from, NodeId to, uint64_t extra_ns);  // delays every message on the link
+  void Heal();  // network only
+  void Crash(NodeId id);
+  void Restart(NodeId id);
+  void Pause(NodeId id);
+  void Resume(NodeId id);
+  void SetSlowDisk(NodeId id, bool slow);
+  void SetDiskFull(NodeId id, bool full);
+  // Flips a bit in a durable WAL record that is not the last one (so it is never mistaken
+  // for a torn tail); the node detects it when it next starts and refuses to start.
+  bool CorruptWal(NodeId id);
+  // Stops new client operations (pending ones continue).
+  void StopWorkload() { workload_on_ = false; }
+  void StartWorkload();
+
+  // --- Running. ---
+  void RunFor(uint64_t ns);
+  // Runs until `done` holds (checked after every event) or `max_ns` passes; returns done().
+  bool RunUntil(const std::function<bool()>& done, uint64_t max_ns);
+  // The random fault schedule of the safety phase, until `until_ns`.
+  void StartRandomFaults(uint64_t until_ns);
+  // Heals everything (network, pauses, disks), restarts crashed nodes, stops faults.
+  void HealAll();
+  // Liveness: a leader, every running replica applied the same log, pending client operations
+  // finished, final reads of every key completed. Sets the failure on timeout.
+  bool CheckLiveness(uint64_t max_ns);
+  // Replicas that finished agree on the applied state.
+  bool CheckConvergence();
+  // A leader exists and every replica that runs has applied exactly its commit index.
+  bool AllCaughtUp() const;
+  // Linearizability of the history so far.
+  checker::CheckResult CheckLinearizability();
+
+  // --- State. ---
+  uint64_t now() const { return now_; }
+  bool failed() const { return !failure_.empty(); }
+  const std::string& failure() const { return failure_; }
+  void Fail(const std::string& why);
+  std::optional<NodeId> Leader() const;  // the up leader with the highest term
+  bool IsUp(NodeId id) const;
+  int nodes() const { return config_.nodes; }
+  const node::Node* node(NodeId id) const;
+  uint64_t trace_hash() const { return hash_; }
+  const RunStats& stats() const { return stats_; }
+  std::vector<std::string> TakeTrace() { return std::move(trace_); }
+  const SimConfig& config() const { return config_; }
+
+ private:
+  struct SimNode;
+  struct ClientOp;
+  struct Client;
+  struct Event {
+    uint64_t time;
+    uint64_t seq;
+    std::function<void()> fn;
+    bool operator>(const Event& o) const {
+      return time != o.time ? time > o.time : seq > o.seq;
+    }
+  };
+
+  void At(uint64_t time, std::function<void()> fn);
+  bool Step();  // runs one event; false if none
+  void Trace(const std::string& line);
+  void Mix(uint64_t v);
+
+  // Nodes.
+  void Start(SimNode& n);
+  void Process(SimNode& n);
+  void ApplyEntries(SimNode& n, std::vector<node::ApplyItem>& items);
+  void CheckNode(SimNode& n);
+  void StartDisk(SimNode& n, wal::DiskBatch batch);
+  void ScheduleTick(SimNode& n);
+  void Send(const raft::Message& m);
+  void Deliver(const raft::Message& m);
+
+  // Clients.
+  void ClientStep(int client);
+  void Complete(uint64_t op, bool ok, std::optional<std::string> output, bool cas_ok);
+  void FailOp(uint64_t op, bool definite);
+  void FinalReads();
+
+  void RandomFault(uint64_t until_ns);
+
+  SimConfig config_;
+  bool keep_trace_;
+  SplitMix64 net_rng_;
+  SplitMix64 fault_rng_;
+  SplitMix64 work_rng_;
+  SplitMix64 disk_rng_;
+  uint64_t now_ = 0;
+  uint64_t seq_ = 0;
+  std::priority_queue<Event, std::vector<Event>, std::greater<Event>> queue_;
+  std::vector<std::unique_ptr<SimNode>> nodes_;  // index id - 1
+  std::set<std::pair<NodeId, NodeId>> blocked_;  // (from, to)
+  std::map<std::pair<NodeId, NodeId>, uint64_t> clogged_;
+  std::string failure_;
+  bool faults_off_ = false;
+  uint64_t hash_ = 1469598103934665603ull;
+  std::vector<std::string> trace_;
+  RunStats stats_;
+
+  // Checker state.
+  std::map<raft::Term, NodeId> leaders_;                    // election safety
+  std::vector<std::pair<raft::Term, uint64_t>> committed_;  // index-1 -> (term, data hash)
+  std::vector<uint64_t> applied_;                            // index-1 -> entry hash
+  NodeId last_leader_ = raft::kNone;
+
+  // Workload.
+  bool workload_on_ = true;
+  std::vector<Client> clients_;
+  std::vector<ClientOp> ops_;
+  uint64_t next_request_ = 1;
+  std::map<uint64_t, uint64_t> request_op_;  // node request id -> op index
+  int final_reads_pending_ = 0;
+  uint64_t pending_ops_ = 0;  // ops_ entries still pending
+};
+
+// One seed, start to finish: safety phase with random faults, then liveness, convergence and
+// linearizability. `keep_trace` keeps the readable event log.
+RunResult RunSeed(const SimConfig& config, bool keep_trace);
+
+}  // namespace amaters::sim
+
+#endif  // AMATERS_SIM_SIM_H_
