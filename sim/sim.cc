@@ -137,6 +137,7 @@ struct Simulation::Client {
   bool busy = false;
   NodeId target = 1;
   uint64_t counter = 0;
+  bool idle = false;  // stopped by StopWorkload, nothing scheduled; StartWorkload wakes it
 };
 
 Simulation::Simulation(const SimConfig& config, bool keep_trace)
@@ -466,6 +467,11 @@ void Simulation::Send(const raft::Message& m) {
 
 void Simulation::Deliver(const raft::Message& m) {
   SimNode& n = *nodes_[m.to - 1];
+  if (keep_trace_) {  // not hashed on its own, like `send`
+    trace_.push_back(absl::StrFormat("%12.6f   recv %d->%d %s%s", now_ / 1e9, m.from, m.to,
+                                     raft::MessageTypeName(m.type),
+                                     !n.up ? " (dropped: down)" : n.paused ? " (held: paused)" : ""));
+  }
   if (!n.up) return;
   if (n.paused) {
     if (n.held.size() < 10000) n.held.push_back(m);  // the socket buffers it
@@ -479,6 +485,34 @@ void Simulation::Deliver(const raft::Message& m) {
 // --- Faults ---------------------------------------------------------------------------------
 
 bool Simulation::IsUp(NodeId id) const { return nodes_[id - 1]->up; }
+bool Simulation::IsPaused(NodeId id) const {
+  return nodes_[id - 1]->up && nodes_[id - 1]->paused;
+}
+bool Simulation::IsRefused(NodeId id) const { return nodes_[id - 1]->refused; }
+
+absl::Status Simulation::TransferLeadership(NodeId from, NodeId to) {
+  SimNode& n = *nodes_[from - 1];
+  if (!n.up || n.paused) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("n", from, n.up ? " is paused" : " is down"));
+  }
+  Trace(absl::StrCat("transfer n", from, "->n", to));
+  absl::Status s = n.node->TransferLeadership(to);
+  Process(n);
+  return s;
+}
+
+absl::Status Simulation::Campaign(NodeId id) {
+  SimNode& n = *nodes_[id - 1];
+  if (!n.up || n.paused) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("n", id, n.up ? " is paused" : " is down"));
+  }
+  Trace(absl::StrCat("campaign n", id));
+  n.node->Campaign();
+  Process(n);
+  return absl::OkStatus();
+}
 
 const node::Node* Simulation::node(NodeId id) const { return nodes_[id - 1]->node.get(); }
 
@@ -711,11 +745,21 @@ void Simulation::HealAll() {
 
 // --- Clients --------------------------------------------------------------------------------
 
-void Simulation::StartWorkload() { workload_on_ = true; }
+void Simulation::StartWorkload() {
+  workload_on_ = true;
+  for (size_t c = 0; c < clients_.size(); ++c) {
+    if (!clients_[c].idle) continue;
+    clients_[c].idle = false;
+    At(now_, [this, c] { ClientStep(static_cast<int>(c)); });
+  }
+}
 
 void Simulation::ClientStep(int c) {
   Client& cl = clients_[static_cast<size_t>(c)];
-  if (!workload_on_ || failed()) return;
+  if (!workload_on_ || failed()) {
+    cl.idle = true;
+    return;
+  }
   cl.busy = true;
   ClientOp op;
   op.op.client = static_cast<uint64_t>(cl.id);
@@ -997,19 +1041,25 @@ struct CheckFailure {
 
 }  // namespace
 
-RunResult RunSeed(const SimConfig& config, bool keep_trace) {
+RunResult RunScripted(const SimConfig& config, bool keep_trace,
+                      const std::function<void(Simulation&)>& script) {
   RunResult result;
   SetCheckFailureHandler(&ThrowOnCheckFailure);
   Simulation sim(config, keep_trace);
   try {
-    sim.StartRandomFaults(config.safety_ms * kMs);
-    sim.RunFor(config.safety_ms * kMs);
+    script(sim);
     if (!sim.failed()) {
       sim.StopWorkload();
       sim.HealAll();
       if (sim.CheckLiveness(config.liveness_ms * kMs)) sim.CheckConvergence();
     }
-    if (!sim.failed()) result.linearizability = sim.CheckLinearizability();
+    if (!sim.failed()) {
+      result.linearizability = sim.CheckLinearizability();
+      if (result.linearizability.verdict == checker::Verdict::kUnknown) {
+        sim.Fail(absl::StrCat("linearizability unknown (search budget exhausted): ",
+                              result.linearizability.Summary()));
+      }
+    }
   } catch (const CheckFailure& f) {
     sim.Fail(f.what);
   }
@@ -1021,6 +1071,13 @@ RunResult RunSeed(const SimConfig& config, bool keep_trace) {
   result.stats = sim.stats();
   result.trace = sim.TakeTrace();
   return result;
+}
+
+RunResult RunSeed(const SimConfig& config, bool keep_trace) {
+  return RunScripted(config, keep_trace, [&config](Simulation& sim) {
+    sim.StartRandomFaults(config.safety_ms * kMs);
+    sim.RunFor(config.safety_ms * kMs);
+  });
 }
 
 }  // namespace amaters::sim

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "engine/base/rand.h"
 #include "engine/kv/memory_state_machine.h"
 #include "engine/node/node.h"
@@ -131,7 +132,14 @@ class Simulation {
   bool CorruptWal(NodeId id);
   // Stops new client operations (pending ones continue).
   void StopWorkload() { workload_on_ = false; }
-  void StartWorkload();
+  void StartWorkload();  // clients the stop left idle start again
+  // Admin commands (scenario scripts): node `from` hands leadership to `to` (thesis §3.10);
+  // node `id` starts an election now. FailedPrecondition if the node is down or paused,
+  // otherwise the node's own answer.
+  absl::Status TransferLeadership(NodeId from, NodeId to);
+  absl::Status Campaign(NodeId id);
+  // Adds a line to the event trace, hashed like every other (e.g. a scenario command).
+  void Note(const std::string& line) { Trace(line); }
 
   // --- Running. ---
   void RunFor(uint64_t ns);
@@ -158,6 +166,8 @@ class Simulation {
   void Fail(const std::string& why);
   std::optional<NodeId> Leader() const;  // the up leader with the highest term
   bool IsUp(NodeId id) const;
+  bool IsPaused(NodeId id) const;
+  bool IsRefused(NodeId id) const;  // refused to start: its WAL corruption was detected
   int nodes() const { return config_.nodes; }
   const node::Node* node(NodeId id) const;
   uint64_t trace_hash() const { return hash_; }
@@ -235,8 +245,14 @@ class Simulation {
   uint64_t pending_ops_ = 0;  // ops_ entries still pending
 };
 
-// One seed, start to finish: safety phase with random faults, then liveness, convergence and
-// linearizability. `keep_trace` keeps the readable event log.
+// One run, start to finish: `script` drives the safety phase (faults, waiting), then every
+// fault is healed and liveness, convergence and linearizability are checked. Invariant
+// assertions inside the engine (AM_CHECK) become this run's failure instead of aborting.
+// `keep_trace` keeps the readable event log.
+RunResult RunScripted(const SimConfig& config, bool keep_trace,
+                      const std::function<void(Simulation&)>& script);
+
+// One seed: RunScripted with the seed's random fault schedule for config.safety_ms.
 RunResult RunSeed(const SimConfig& config, bool keep_trace);
 
 }  // namespace amaters::sim
