@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/base/check.h"
+#include "engine/wal/format.h"
 
 namespace amaters::node {
 namespace {
@@ -33,6 +34,11 @@ absl::Status NodeConfig::Validate() const {
   if (absl::Status s = wal.Validate(); !s.ok()) return s;
   if (max_pending_requests == 0) {
     return absl::InvalidArgumentError("max_pending_requests must be > 0");
+  }
+  if (max_entry_bytes == 0 ||
+      max_entry_bytes + wal::kEntryPayloadOverheadBytes > wal::kMaxRecordPayloadBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_entry_bytes must be in 1..", wal::kMaxRecordPayloadBytes - wal::kEntryPayloadOverheadBytes));
   }
   return absl::OkStatus();
 }
@@ -118,6 +124,15 @@ void Node::Propose(RequestId request, std::string data) {
     return;
   }
   if (Overloaded(request)) return;
+  if (data.size() > config_.max_entry_bytes) {
+    effects_.replies.push_back(
+        {request,
+         absl::InvalidArgumentError(absl::StrCat("command of ", data.size(),
+                                                 " bytes exceeds max_entry_bytes (",
+                                                 config_.max_entry_bytes, ")")),
+         raft_->leader()});
+    return;
+  }
   raft::ProposeResult r = raft_->Propose(std::move(data));
   if (!r.status.ok()) {
     effects_.replies.push_back({request, r.status, r.leader});

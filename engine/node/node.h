@@ -50,6 +50,9 @@ struct NodeConfig {
   wal::WriterOptions wal;
   // Client requests (proposals and reads) waiting for their outcome on this node.
   uint64_t max_pending_requests = 10000;
+  // Largest command accepted by Propose (kInvalidArgument beyond it). Must stay below the WAL's
+  // record limit (wal::kMaxRecordPayloadBytes, 64 MiB); etcd's default request limit is 1.5 MiB.
+  uint64_t max_entry_bytes = 8ull << 20;
   absl::Status Validate() const;
 };
 

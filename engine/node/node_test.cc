@@ -354,6 +354,16 @@ TEST(Node, PendingRequestsAreBounded) {
   EXPECT_EQ(e.replies[0].status.code(), absl::StatusCode::kResourceExhausted);
 }
 
+TEST(Node, OversizedCommandsAreRejectedBeforeRaft) {
+  Cluster c(1);
+  c.ElectLeader(1);
+  c.node(1).Propose(1, std::string((8u << 20) + 1, 'x'));
+  Effects e = c.node(1).TakeEffects();
+  ASSERT_EQ(e.replies.size(), 1u);
+  EXPECT_EQ(e.replies[0].status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(e.disk.has_value());
+}
+
 TEST(Node, StateMachineAheadOfTheWalIsAClearError) {
   wal::SimDisk disk;
   absl::StatusOr<wal::ReplayResult> rec = wal::Recover(&disk, wal::CorruptionPolicy::kRefuseStart);

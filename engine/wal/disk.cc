@@ -5,6 +5,14 @@
 
 namespace amaters::wal {
 
+absl::Status ValidateFileName(const std::string& name) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
+      name.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid WAL file name \"", name, "\""));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ExecuteBatch(const DiskBatch& batch, Disk* disk) {
   for (const DiskOp& op : batch.ops) {
     absl::Status s;

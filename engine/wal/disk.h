@@ -6,7 +6,10 @@
 // loses or tears unsynced data). One test suite runs against both
 // (engine/wal/testing/disk_suite.h).
 //
-// A Disk is one WAL directory. File names are plain names inside it (no '/').
+// A Disk is one WAL directory. File names are plain names inside it: not empty, no '/', not
+// "." or ".."; other names are kInvalidArgument (ValidateFileName). Writing beyond a file's end
+// and truncating to more than its size are kInvalidArgument. A failed Sync is not retried by
+// the WAL (writer.h explains why); implementations may keep reporting it.
 #ifndef AMATERS_ENGINE_WAL_DISK_H_
 #define AMATERS_ENGINE_WAL_DISK_H_
 
@@ -40,6 +43,8 @@ class Disk {
   virtual absl::Status Truncate(const std::string& name, uint64_t size) = 0;
   virtual absl::Status Delete(const std::string& name) = 0;
 };
+
+absl::Status ValidateFileName(const std::string& name);
 
 // Runs a batch's operations in order; stops at the first error, which names the operation.
 absl::Status ExecuteBatch(const DiskBatch& batch, Disk* disk);

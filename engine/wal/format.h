@@ -37,6 +37,8 @@ inline constexpr uint32_t kFormatVersion = 1;
 inline constexpr size_t kSegmentHeaderBytes = 32;
 inline constexpr size_t kRecordHeaderBytes = 24;
 inline constexpr size_t kHardStateRecordBytes = kRecordHeaderBytes + 24;
+// An entry payload is u64 term, u64 index, u8 type, then the data.
+inline constexpr size_t kEntryPayloadOverheadBytes = 17;
 // Upper bound on one record's payload; a larger length field is corruption, not a huge entry.
 inline constexpr uint32_t kMaxRecordPayloadBytes = 64u << 20;
 

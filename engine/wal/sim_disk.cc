@@ -30,6 +30,7 @@ void SimDisk::ClearFault() {
 }
 
 absl::StatusOr<SimDisk::File*> SimDisk::Find(const std::string& name) {
+  if (absl::Status s = ValidateFileName(name); !s.ok()) return s;
   auto it = files_.find(name);
   if (it == files_.end() || !it->second.exists) {
     return absl::NotFoundError(absl::StrCat(name, ": no such file"));
@@ -55,7 +56,7 @@ absl::StatusOr<std::string> SimDisk::Read(const std::string& name) {
 
 absl::Status SimDisk::Create(const std::string& name) {
   if (absl::Status s = CheckFault(); !s.ok()) return s;
-  AM_CHECK(!name.empty() && name.find('/') == std::string::npos);
+  if (absl::Status s = ValidateFileName(name); !s.ok()) return s;
   File& f = files_[name];
   if (f.exists) return absl::AlreadyExistsError(absl::StrCat(name, ": file exists"));
   f.exists = true;

@@ -64,7 +64,8 @@ std::string DescribeDiskOp(const DiskOp& op) {
 std::string Writer::SegmentName(uint64_t seq) { return absl::StrFormat("%016x.wal", seq); }
 
 uint64_t Writer::RecordBytes(const PendingRecord& r) {
-  return r.type == RecordType::kEntry ? kRecordHeaderBytes + 17 + r.entry.data.size()
+  return r.type == RecordType::kEntry
+             ? kRecordHeaderBytes + kEntryPayloadOverheadBytes + r.entry.data.size()
                                       : kHardStateRecordBytes;
 }
 
@@ -95,6 +96,16 @@ absl::StatusOr<Writer> Writer::Open(const WriterOptions& options,
 absl::Status Writer::Append(const raft::PersistRequest& request) {
   if (!error_.ok()) return error_;
   AM_CHECK(request.seq > last_persist_seq_);
+  // Replay treats a longer payload as corruption, so it must never be acknowledged. Drivers
+  // bound entries far below this (engine::NodeConfig::max_entry_bytes); reaching it is a bug.
+  for (const raft::Entry& e : request.entries) {
+    if (e.data.size() + kEntryPayloadOverheadBytes > kMaxRecordPayloadBytes) {
+      error_ = absl::InvalidArgumentError(absl::StrCat(
+          "entry ", e.index, " of ", e.data.size(), " bytes exceeds the WAL record limit of ",
+          kMaxRecordPayloadBytes, " bytes"));
+      return error_;
+    }
+  }
   last_persist_seq_ = request.seq;
   for (const raft::Entry& e : request.entries) {
     PendingRecord r{++appended_ordinal_, RecordType::kEntry, e, {}};
@@ -279,6 +290,13 @@ absl::StatusOr<std::vector<uint64_t>> Writer::OnBatchDone(uint64_t id,
     acks_.pop_front();
   }
   return acked;
+}
+
+std::optional<uint64_t> Writer::next_sync_due_ms() const {
+  if (options_.sync_mode != SyncMode::kInterval || written_ordinal_ <= synced_ordinal_) {
+    return std::nullopt;
+  }
+  return last_sync_ms_ + options_.sync_interval_ms;
 }
 
 void Writer::Compact(raft::Index snapshot_index) {

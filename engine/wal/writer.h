@@ -94,7 +94,7 @@ struct WriterStats {
   uint64_t records_written = 0;
   uint64_t bytes_written = 0;
   uint64_t batches = 0;
-  uint64_t syncs = 0;               // fdatasync operations issued
+  uint64_t syncs = 0;               // fdatasync and directory fsync operations issued
   uint64_t pending_bytes = 0;       // appended, not yet handed to the disk
 };
 
@@ -106,7 +106,8 @@ class Writer {
 
   // Buffers the records of one persist request: its entries (an entry at index i makes replay
   // drop every entry >= i, so no physical truncation is needed) and then its hard state.
-  // Requests must come in increasing seq order.
+  // Requests must come in increasing seq order. An entry too large for one record
+  // (kMaxRecordPayloadBytes) stops the writer with kInvalidArgument: replay would reject it.
   absl::Status Append(const raft::PersistRequest& request);
 
   // The next batch for the disk, if there is work and no batch is in flight. `now_ms` is a
@@ -123,6 +124,9 @@ class Writer {
   void Compact(raft::Index snapshot_index);
 
   bool batch_in_flight() const { return in_flight_.has_value(); }
+  // kInterval: when written-but-unsynced data becomes due for fdatasync (call NextBatch then);
+  // nullopt when nothing is waiting or in the other modes.
+  std::optional<uint64_t> next_sync_due_ms() const;
   // Whether NextBatch would return a batch now (ignoring the interval timer).
   bool HasWork() const;
   const absl::Status& error() const { return error_; }

@@ -313,6 +313,23 @@ TEST_P(DiskSuite, SyncModes) {
   }
 }
 
+TEST_P(DiskSuite, InvalidNamesAreRejected) {
+  for (const std::string name : {"", ".", "..", "a/b"}) {
+    EXPECT_EQ(disk()->Create(name).code(), absl::StatusCode::kInvalidArgument) << name;
+    EXPECT_EQ(disk()->Read(name).status().code(), absl::StatusCode::kInvalidArgument) << name;
+  }
+}
+
+TEST_P(DiskSuite, AnEntryTooLargeForARecordStopsTheWriterBeforeAnythingIsWritten) {
+  Driver d(disk(), Small());
+  raft::PersistRequest req;
+  req.seq = 1;
+  req.entries.push_back(E(1, 1, kMaxRecordPayloadBytes));
+  absl::Status s = d.writer->Append(req);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_FALSE(d.writer->NextBatch(0).has_value());
+}
+
 TEST_P(DiskSuite, AFailedBatchStopsTheWriter) {
   Driver d(disk(), Small());
   d.Append({E(1, 1)});

@@ -1,10 +1,12 @@
 // One test suite for every wal::Disk implementation (SimDisk, PosixDisk): the disk operations
 // themselves, and the WAL writer + recovery running on top of them.
 //
-// Instantiate with a factory:
+// Instantiate with a factory (the suite must be named by its bare identifier, and the name
+// lambda's parameter must not be called `info`, which the macro uses):
+//   using amaters::wal::testing::DiskSuite;
 //   INSTANTIATE_TEST_SUITE_P(Posix, DiskSuite, ::testing::Values(DiskSuiteParam{
 //       "posix", [] { return std::make_unique<MyEnv>(); }}),
-//       [](const auto& info) { return info.param.name; });
+//       [](const auto& param_info) { return param_info.param.name; });
 #ifndef AMATERS_ENGINE_WAL_TESTING_DISK_SUITE_H_
 #define AMATERS_ENGINE_WAL_TESTING_DISK_SUITE_H_
 

@@ -1,0 +1,591 @@
+#include "server/storage/rocksdb_state_machine.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "engine/base/check.h"
+#include "rocksdb/db.h"
+#include "rocksdb/options.h"
+#include "rocksdb/utilities/checkpoint.h"
+#include "rocksdb/write_batch.h"
+
+namespace amaters::storage {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kUserPrefix = 'k';
+constexpr char kMetaPrefix = 'm';
+const char kMetaKey[] = "mstate";  // kMetaPrefix + "state"
+constexpr char kDbDir[] = "db";
+constexpr char kOldDbDir[] = "db.old";
+constexpr char kStagingDir[] = "restore.tmp";
+constexpr char kFailedDir[] = "restore.failed";
+constexpr char kSnapshotsDir[] = "snapshots";
+
+static_assert(kMetaPrefix != kUserPrefix, "metadata and user keys must not share a prefix");
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+void PutFixed32(std::string* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+void PutFixed64(std::string* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+uint32_t GetFixed32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+uint64_t GetFixed64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+std::string UserKey(const std::string& key) {
+  std::string k;
+  k.reserve(key.size() + 1);
+  k.push_back(kUserPrefix);
+  k.append(key);
+  return k;
+}
+
+std::string EncodeValue(const kv::KeyValue& kv) {
+  std::string v;
+  v.reserve(RocksDbStateMachine::kValueHeaderBytes + kv.value.size());
+  v.push_back(static_cast<char>(RocksDbStateMachine::kValueFormat));
+  PutFixed64(&v, static_cast<uint64_t>(kv.create_revision));
+  PutFixed64(&v, static_cast<uint64_t>(kv.mod_revision));
+  PutFixed64(&v, static_cast<uint64_t>(kv.version));
+  v.append(kv.value);
+  return v;
+}
+
+// `revision` is the store revision: no stored pair was written after it.
+absl::StatusOr<kv::KeyValue> DecodeValue(const std::string& key, const rocksdb::Slice& raw,
+                                         int64_t revision) {
+  auto bad = [&](absl::string_view why) {
+    return absl::DataLossError(
+        absl::StrCat("rocksdb state machine: malformed stored value for key \"",
+                     absl::CHexEscape(key), "\" (", raw.size(), " bytes): ", why));
+  };
+  if (raw.size() < RocksDbStateMachine::kValueHeaderBytes) return bad("shorter than its header");
+  if (static_cast<uint8_t>(raw.data()[0]) != RocksDbStateMachine::kValueFormat) {
+    return bad(absl::StrCat("unknown value format ",
+                            static_cast<int>(static_cast<uint8_t>(raw.data()[0]))));
+  }
+  kv::KeyValue kv;
+  kv.key = key;
+  kv.create_revision = static_cast<int64_t>(GetFixed64(raw.data() + 1));
+  kv.mod_revision = static_cast<int64_t>(GetFixed64(raw.data() + 9));
+  kv.version = static_cast<int64_t>(GetFixed64(raw.data() + 17));
+  if (kv.create_revision <= kv::kInitialRevision || kv.mod_revision < kv.create_revision ||
+      kv.mod_revision > revision || kv.version < 1) {
+    return bad(absl::StrCat("impossible revisions create=", kv.create_revision,
+                            " mod=", kv.mod_revision, " version=", kv.version,
+                            " at store revision ", revision));
+  }
+  kv.value.assign(raw.data() + RocksDbStateMachine::kValueHeaderBytes,
+                  raw.size() - RocksDbStateMachine::kValueHeaderBytes);
+  return kv;
+}
+
+std::string EncodeMeta(uint64_t applied_index, int64_t revision) {
+  std::string v;
+  PutFixed32(&v, RocksDbStateMachine::kMetaFormat);
+  PutFixed64(&v, applied_index);
+  PutFixed64(&v, static_cast<uint64_t>(revision));
+  return v;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+// RocksDB status -> absl, by what a caller can do about it.
+absl::Status FromRocks(const rocksdb::Status& s, absl::string_view context) {
+  std::string msg = absl::StrCat("rocksdb state machine: ", context, ": ", s.ToString());
+  if (s.IsCorruption()) return absl::DataLossError(msg);
+  if (s.IsNoSpace()) return absl::ResourceExhaustedError(msg);
+  if (s.IsBusy() || s.IsTryAgain() || s.IsTimedOut()) return absl::UnavailableError(msg);
+  if (s.IsNotSupported()) return absl::UnimplementedError(msg);
+  if (s.IsPathNotFound() || s.IsNotFound()) return absl::NotFoundError(msg);
+  if (s.IsInvalidArgument()) return absl::FailedPreconditionError(msg);
+  return absl::InternalError(msg);
+}
+
+absl::Status ErrnoStatus(int err, absl::string_view op, const std::string& path) {
+  std::string msg =
+      absl::StrCat("rocksdb state machine: ", op, " ", path, ": ", std::strerror(err));
+  switch (err) {
+    case ENOSPC:
+    case EDQUOT:
+    case EMFILE:
+    case ENFILE:
+    case ENOMEM: return absl::ResourceExhaustedError(msg);
+    case ENOENT: return absl::NotFoundError(msg);
+    case EEXIST: return absl::AlreadyExistsError(msg);
+    case EACCES:
+    case EPERM: return absl::PermissionDeniedError(msg);
+    case EROFS:
+    case ENOTDIR:
+    case EISDIR: return absl::FailedPreconditionError(msg);
+    default: return absl::InternalError(msg);
+  }
+}
+
+absl::Status FsStatus(const std::error_code& ec, absl::string_view op, const std::string& path) {
+  return ErrnoStatus(ec.value(), op, path);
+}
+
+// fsync(2) of a file or directory: makes its contents, or the names in it, durable.
+absl::Status SyncPath(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, "open for fsync", path);
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) {
+    if (err == EIO) {
+      return absl::DataLossError(absl::StrCat("rocksdb state machine: fsync ", path, ": ",
+                                              std::strerror(err)));
+    }
+    return ErrnoStatus(err, "fsync", path);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RemoveAll(const std::string& path) {
+  std::error_code ec;
+  fs::remove_all(path, ec);
+  if (ec) return FsStatus(ec, "remove", path);
+  return absl::OkStatus();
+}
+
+absl::Status Rename(const std::string& from, const std::string& to) {
+  std::error_code ec;
+  fs::rename(from, to, ec);
+  if (ec) return FsStatus(ec, absl::StrCat("rename to ", to, ":"), from);
+  return absl::OkStatus();
+}
+
+bool Exists(const std::string& path) {
+  std::error_code ec;
+  return fs::exists(path, ec);
+}
+
+rocksdb::Options DbOptions(bool create_if_missing) {
+  rocksdb::Options o;
+  o.create_if_missing = create_if_missing;
+  o.paranoid_checks = true;
+  // After a crash, replay RocksDB's WAL up to the first damaged or incomplete batch: the result
+  // is always a prefix of the applied batches (see "Durability" in the header).
+  o.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  o.keep_log_file_num = 4;  // RocksDB's own info logs
+  return o;
+}
+
+// Copies a checkpoint directory to `to` (which must not exist). SST and blob files are
+// immutable, so they are hard-linked where possible; other files (MANIFEST, CURRENT, OPTIONS,
+// WAL) are copied because RocksDB may write to them after opening the copy.
+absl::Status CopyCheckpoint(const std::string& from, const std::string& to) {
+  std::error_code ec;
+  fs::create_directory(to, ec);
+  if (ec) return FsStatus(ec, "create directory", to);
+  for (fs::directory_iterator it(from, ec), end; !ec && it != end; it.increment(ec)) {
+    const fs::path& src = it->path();
+    const std::string dst = (fs::path(to) / src.filename()).string();
+    if (!it->is_regular_file(ec) || ec) {
+      return absl::DataLossError(
+          absl::StrCat("rocksdb state machine: unexpected entry in snapshot: ", src.string()));
+    }
+    const std::string ext = src.extension().string();
+    if (ext == ".sst" || ext == ".blob") {
+      fs::create_hard_link(src, dst, ec);
+      if (!ec) continue;
+      ec.clear();  // another file system: copy instead
+    }
+    fs::copy_file(src, dst, ec);
+    if (ec) return FsStatus(ec, absl::StrCat("copy to ", dst, ":"), src.string());
+    absl::Status s = SyncPath(dst);
+    if (!s.ok()) return s;
+  }
+  if (ec) return FsStatus(ec, "list", from);
+  return SyncPath(to);
+}
+
+}  // namespace
+
+// -------------------------------------------------------------------------------------------
+// Reader
+
+absl::StatusOr<std::optional<kv::KeyValue>> RocksDbStateMachine::Reader::Get(
+    const std::string& key) const {
+  std::string raw;
+  rocksdb::Status s = sm_.db_->Get(rocksdb::ReadOptions(), UserKey(key), &raw);
+  if (s.IsNotFound()) return std::optional<kv::KeyValue>();
+  if (!s.ok()) return FromRocks(s, absl::StrCat("get \"", absl::CHexEscape(key), "\""));
+  absl::StatusOr<kv::KeyValue> kv = DecodeValue(key, raw, sm_.revision_);
+  if (!kv.ok()) return kv.status();
+  return std::optional<kv::KeyValue>(*std::move(kv));
+}
+
+absl::Status RocksDbStateMachine::Reader::Scan(
+    const std::string& begin, const std::string& end,
+    absl::FunctionRef<bool(const kv::KeyValue&)> visit) const {
+  const std::string lower = UserKey(begin);
+  // No upper bound: stop at the end of the user-key space, the first key after prefix 'k'.
+  const std::string upper = end.empty() ? std::string(1, kUserPrefix + 1) : UserKey(end);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(sm_.db_->NewIterator(ro));
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    rocksdb::Slice k = it->key();
+    AM_CHECK(k.size() >= 1 && k[0] == kUserPrefix, "scan left the user key space");
+    std::string key(k.data() + 1, k.size() - 1);
+    absl::StatusOr<kv::KeyValue> kv = DecodeValue(key, it->value(), sm_.revision_);
+    if (!kv.ok()) return kv.status();
+    if (!visit(*kv)) return absl::OkStatus();
+  }
+  if (!it->status().ok()) {
+    return FromRocks(it->status(), absl::StrCat("scan from \"", absl::CHexEscape(begin), "\""));
+  }
+  return absl::OkStatus();
+}
+
+// -------------------------------------------------------------------------------------------
+// Open and close
+
+RocksDbStateMachine::RocksDbStateMachine(std::string dir, RocksDbStateMachineOptions options)
+    : dir_(std::move(dir)), options_(options) {}
+
+RocksDbStateMachine::~RocksDbStateMachine() {
+  // Nothing to report to: a failed close loses at most unsynced batches, which the Raft WAL
+  // re-applies (see "Durability").
+  (void)CloseLive();
+}
+
+std::string RocksDbStateMachine::db_path() const { return (fs::path(dir_) / kDbDir).string(); }
+
+std::string RocksDbStateMachine::snapshot_path(const std::string& name) const {
+  return (fs::path(dir_) / kSnapshotsDir / name).string();
+}
+
+absl::Status RocksDbStateMachine::CheckOpen() const {
+  if (db_ == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("rocksdb state machine in ", dir_, " is closed"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RocksDbStateMachine::OpenDb(const std::string& path, bool create_if_missing,
+                                         std::unique_ptr<rocksdb::DB>* db, Meta* meta) {
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(DbOptions(create_if_missing), path, &raw);
+  if (!s.ok()) {
+    // RocksDB reports a held LOCK file as an I/O error; it is another owner, not a bad disk.
+    if (s.IsIOError() && (absl::StrContains(s.ToString(), "LOCK") ||
+                          absl::StrContains(s.ToString(), "lock hold"))) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "rocksdb state machine: ", path, " is held open by another process or instance: ",
+          s.ToString()));
+    }
+    return FromRocks(s, absl::StrCat("open ", path));
+  }
+  db->reset(raw);
+
+  std::string value;
+  s = (*db)->Get(rocksdb::ReadOptions(), kMetaKey, &value);
+  if (s.ok()) {
+    auto bad = [&](absl::string_view why) {
+      return absl::DataLossError(absl::StrCat("rocksdb state machine: malformed metadata in ",
+                                              path, " (", value.size(), " bytes): ", why));
+    };
+    // Later formats may only append fields, so anything shorter is damaged whatever its
+    // format field says.
+    if (value.size() < kMetaBytes) return bad(absl::StrCat("shorter than ", kMetaBytes, " bytes"));
+    uint32_t format = GetFixed32(value.data());
+    if (format > kMetaFormat) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "rocksdb state machine: ", path, " has metadata format ", format,
+          ", this binary reads up to ", kMetaFormat, " (written by a newer version?)"));
+    }
+    if (format != kMetaFormat) return bad(absl::StrCat("unknown format ", format));
+    if (value.size() != kMetaBytes) return bad(absl::StrCat("want ", kMetaBytes, " bytes"));
+    meta->applied_index = GetFixed64(value.data() + 4);
+    meta->revision = static_cast<int64_t>(GetFixed64(value.data() + 12));
+    // Each applied entry bumps the revision at most once.
+    if (meta->revision < kv::kInitialRevision ||
+        static_cast<uint64_t>(meta->revision - kv::kInitialRevision) > meta->applied_index) {
+      return bad(absl::StrCat("impossible revision ", meta->revision, " at applied index ",
+                              meta->applied_index));
+    }
+    return absl::OkStatus();
+  }
+  if (!s.IsNotFound()) return FromRocks(s, absl::StrCat("read metadata of ", path));
+
+  // No metadata: a new database (or one whose creation was interrupted before the first
+  // write). User keys without metadata cannot be trusted.
+  rocksdb::ReadOptions ro;
+  const std::string upper(1, kUserPrefix + 1);
+  rocksdb::Slice upper_slice(upper);
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it((*db)->NewIterator(ro));
+  it->Seek(std::string(1, kUserPrefix));
+  if (it->Valid()) {
+    return absl::DataLossError(absl::StrCat("rocksdb state machine: ", path,
+                                            " holds user keys but no metadata"));
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), absl::StrCat("scan ", path));
+  it.reset();
+  if (!create_if_missing) {
+    return absl::DataLossError(absl::StrCat("rocksdb state machine: ", path, " has no metadata"));
+  }
+  *meta = Meta{};
+  rocksdb::WriteOptions wo;
+  wo.sync = true;  // once per store: a new store is durable before it is used
+  s = (*db)->Put(wo, kMetaKey, EncodeMeta(meta->applied_index, meta->revision));
+  if (!s.ok()) return FromRocks(s, absl::StrCat("initialize metadata of ", path));
+  return absl::OkStatus();
+}
+
+absl::Status RocksDbStateMachine::OpenLive() {
+  absl::Status s = CloseLive();
+  if (!s.ok()) return s;
+  std::unique_ptr<rocksdb::DB> db;
+  Meta meta;
+  s = OpenDb(db_path(), /*create_if_missing=*/true, &db, &meta);
+  if (!s.ok()) return s;
+  db_ = std::move(db);
+  applied_index_ = meta.applied_index;
+  revision_ = meta.revision;
+  return absl::OkStatus();
+}
+
+absl::Status RocksDbStateMachine::CloseLive() {
+  if (db_ == nullptr) return absl::OkStatus();
+  rocksdb::Status s = db_->Close();
+  db_.reset();
+  if (!s.ok()) return FromRocks(s, absl::StrCat("close ", db_path()));
+  return absl::OkStatus();
+}
+
+absl::Status RocksDbStateMachine::Close() { return CloseLive(); }
+
+absl::StatusOr<std::unique_ptr<RocksDbStateMachine>> RocksDbStateMachine::Open(
+    const std::string& dir, RocksDbStateMachineOptions options) {
+  std::error_code ec;
+  const std::string abs_dir = fs::absolute(dir, ec).lexically_normal().string();
+  if (ec) return FsStatus(ec, "resolve", dir);
+  const fs::path root(abs_dir);
+  fs::create_directories(root / kSnapshotsDir, ec);
+  if (ec) return FsStatus(ec, "create directory", (root / kSnapshotsDir).string());
+
+  std::unique_ptr<RocksDbStateMachine> sm(new RocksDbStateMachine(abs_dir, options));
+  const std::string live = sm->db_path();
+  const std::string old = (root / kOldDbDir).string();
+  const std::string failed = (root / kFailedDir).string();
+
+  // Finish or undo a restore that a crash interrupted (header, "Snapshots").
+  absl::Status s = RemoveAll((root / kStagingDir).string());
+  if (!s.ok()) return s;
+  s = RemoveAll(failed);
+  if (!s.ok()) return s;
+  if (Exists(old)) {
+    if (Exists(live)) {
+      // The swap happened. Prefer the restored database if it opens, else the old one.
+      std::unique_ptr<rocksdb::DB> probe;
+      Meta meta;
+      if (OpenDb(live, /*create_if_missing=*/false, &probe, &meta).ok()) {
+        probe.reset();
+        s = RemoveAll(old);
+      } else {
+        probe.reset();
+        s = Rename(live, failed);
+        if (s.ok()) s = Rename(old, live);
+        if (s.ok()) s = RemoveAll(failed);
+      }
+    } else {
+      s = Rename(old, live);  // the swap did not happen
+    }
+    if (!s.ok()) return s;
+    s = SyncPath(abs_dir);
+    if (!s.ok()) return s;
+  }
+
+  s = sm->OpenLive();
+  if (!s.ok()) return s;
+  // RocksDB syncs the contents of db/, not the names of db/ and snapshots/ in `dir`.
+  s = SyncPath(abs_dir);
+  if (!s.ok()) return s;
+  return sm;
+}
+
+// -------------------------------------------------------------------------------------------
+// StateMachine
+
+absl::StatusOr<std::vector<kv::ApplyResult>> RocksDbStateMachine::Apply(
+    absl::Span<const kv::ApplyItem> batch) {
+  absl::Status s = CheckOpen();
+  if (!s.ok()) return s;
+  Reader reader(*this);
+  absl::StatusOr<kv::BatchOutcome> out =
+      kv::ExecuteBatch(reader, applied_index_, revision_, batch);
+  if (!out.ok()) return out.status();
+  if (batch.empty()) return std::move(out->results);
+
+  // One WriteBatch: the data changes and the metadata that covers them, atomically.
+  rocksdb::WriteBatch wb;
+  for (const auto& [key, kv] : out->changes) {
+    rocksdb::Status ws = kv.has_value() ? wb.Put(UserKey(key), EncodeValue(*kv))
+                                        : wb.Delete(UserKey(key));
+    if (!ws.ok()) return FromRocks(ws, "build write batch");
+  }
+  rocksdb::Status ws = wb.Put(kMetaKey, EncodeMeta(out->applied_index, out->revision));
+  if (!ws.ok()) return FromRocks(ws, "build write batch");
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync_writes;
+  ws = db_->Write(wo, &wb);
+  if (!ws.ok()) {
+    return FromRocks(ws, absl::StrCat("apply entries ", batch.front().index, "..",
+                                      batch.back().index));
+  }
+  AM_CHECK_GE(out->revision, revision_, "revision never decreases");
+  applied_index_ = out->applied_index;
+  revision_ = out->revision;
+  return std::move(out->results);
+}
+
+absl::StatusOr<kv::RangeResponse> RocksDbStateMachine::Range(
+    const kv::RangeRequest& request) const {
+  absl::Status s = CheckOpen();
+  if (!s.ok()) return s;
+  return kv::ExecuteRange(Reader(*this), revision_, request);
+}
+
+absl::Status RocksDbStateMachine::Sync() {
+  absl::Status s = CheckOpen();
+  if (!s.ok()) return s;
+  rocksdb::Status rs = db_->FlushWAL(/*sync=*/true);
+  if (!rs.ok()) return FromRocks(rs, "sync");
+  return absl::OkStatus();
+}
+
+absl::Status RocksDbStateMachine::CreateSnapshot(const std::string& name) {
+  absl::Status s = kv::ValidateSnapshotName(name);
+  if (!s.ok()) return s;
+  s = CheckOpen();
+  if (!s.ok()) return s;
+  const std::string path = snapshot_path(name);
+  if (Exists(path)) {
+    return absl::AlreadyExistsError(absl::StrCat("snapshot ", name, " already exists"));
+  }
+  rocksdb::Checkpoint* raw = nullptr;
+  rocksdb::Status rs = rocksdb::Checkpoint::Create(db_.get(), &raw);
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  if (!rs.ok()) return FromRocks(rs, "create checkpoint object");
+  rs = checkpoint->CreateCheckpoint(path);
+  if (!rs.ok()) return FromRocks(rs, absl::StrCat("create snapshot ", name));
+  return SyncPath((fs::path(dir_) / kSnapshotsDir).string());
+}
+
+absl::Status RocksDbStateMachine::DeleteSnapshot(const std::string& name) {
+  absl::Status s = kv::ValidateSnapshotName(name);
+  if (!s.ok()) return s;
+  s = CheckOpen();
+  if (!s.ok()) return s;
+  const std::string path = snapshot_path(name);
+  if (!Exists(path)) return absl::NotFoundError(absl::StrCat("snapshot ", name, " not found"));
+  s = RemoveAll(path);
+  if (!s.ok()) return s;
+  return SyncPath((fs::path(dir_) / kSnapshotsDir).string());
+}
+
+absl::Status RocksDbStateMachine::RestoreSnapshot(const std::string& name) {
+  absl::Status s = kv::ValidateSnapshotName(name);
+  if (!s.ok()) return s;
+  s = CheckOpen();
+  if (!s.ok()) return s;
+  const std::string src = snapshot_path(name);
+  if (!Exists(src)) return absl::NotFoundError(absl::StrCat("snapshot ", name, " not found"));
+
+  // 1. Stage and check a private copy; the live database stays open and untouched.
+  const fs::path root(dir_);
+  const std::string staging = (root / kStagingDir).string();
+  const std::string live = db_path();
+  const std::string old = (root / kOldDbDir).string();
+  // A db.old left by an earlier restore whose cleanup failed is garbage (the live db exists).
+  s = RemoveAll(old);
+  if (s.ok()) s = RemoveAll(staging);
+  if (!s.ok()) return s;
+  s = CopyCheckpoint(src, staging);
+  if (s.ok()) {
+    std::unique_ptr<rocksdb::DB> probe;
+    Meta meta;
+    s = OpenDb(staging, /*create_if_missing=*/false, &probe, &meta);
+    if (probe != nullptr) {
+      rocksdb::Status cs = probe->Close();
+      if (s.ok() && !cs.ok()) s = FromRocks(cs, absl::StrCat("close ", staging));
+    }
+  }
+  if (!s.ok()) {
+    (void)RemoveAll(staging);
+    return absl::Status(s.code(), absl::StrCat("restore snapshot ", name,
+                                               " (the live state is unchanged): ", s.message()));
+  }
+
+  // 2. Swap. From here on, any failure puts the old database back and reopens it.
+  s = CloseLive();
+  bool moved_live = false;
+  bool swapped = false;
+  if (s.ok()) s = Rename(live, old);
+  if (s.ok()) moved_live = true;
+  if (s.ok()) s = SyncPath(dir_);
+  if (s.ok()) s = Rename(staging, live);
+  if (s.ok()) swapped = true;
+  if (s.ok()) s = SyncPath(dir_);
+  // 3. Open the restored database.
+  if (s.ok()) s = OpenLive();
+  if (s.ok()) {
+    // The old database is garbage now; if removing it fails, the next Open removes it.
+    (void)RemoveAll(old);
+    (void)SyncPath(dir_);
+    return absl::OkStatus();
+  }
+
+  absl::Status rollback = absl::OkStatus();
+  if (swapped) {
+    rollback = Rename(live, (root / kFailedDir).string());
+  }
+  if (rollback.ok() && moved_live) rollback = Rename(old, live);
+  if (rollback.ok()) rollback = SyncPath(dir_);
+  if (rollback.ok()) rollback = OpenLive();
+  (void)RemoveAll((root / kFailedDir).string());
+  (void)RemoveAll(staging);
+  if (!rollback.ok()) {
+    return absl::Status(
+        s.code(), absl::StrCat("restore snapshot ", name, ": ", s.message(),
+                               "; putting the old database back failed too (", rollback.ToString(),
+                               "); the state machine is closed, reopen ", dir_, " to recover"));
+  }
+  return absl::Status(s.code(), absl::StrCat("restore snapshot ", name,
+                                             " (the live state is unchanged): ", s.message()));
+}
+
+}  // namespace amaters::storage
