@@ -36,6 +36,10 @@ uint64_t EntryHash(const raft::Entry& e) {
   return (h ^ e.term) * 1099511628211ull ^ static_cast<uint64_t>(e.type);
 }
 
+// A client retries a failed request after this long (virtual ms).
+constexpr uint64_t kRetryBackoffMinMs = 10;
+constexpr uint64_t kRetryBackoffMaxMs = 100;
+
 double Chance(SplitMix64& r) { return static_cast<double>(r.Next() >> 11) * 0x1.0p-53; }
 
 uint64_t Between(SplitMix64& r, uint64_t lo, uint64_t hi) {
@@ -45,7 +49,8 @@ uint64_t Between(SplitMix64& r, uint64_t lo, uint64_t hi) {
 }  // namespace
 
 std::vector<std::string> PlantedBugNames() {
-  return {"vote_twice", "commit_old_terms", "read_without_quorum", "skip_fsync"};
+  return {"vote_twice", "commit_old_terms", "read_without_quorum", "skip_fsync",
+          "apply_before_commit"};
 }
 
 std::string SimConfig::Describe() const {
@@ -263,6 +268,7 @@ void Simulation::Start(SimNode& n) {
   bugs.vote_twice = config_.bug == "vote_twice";
   bugs.commit_old_terms = config_.bug == "commit_old_terms";
   bugs.read_without_quorum = config_.bug == "read_without_quorum";
+  bugs.apply_before_commit = config_.bug == "apply_before_commit";
   n.node->set_planted_bugs(bugs);
   n.up = true;
   n.paused = false;
@@ -303,8 +309,11 @@ void Simulation::Process(SimNode& n) {
       request_op_.erase(it);
       // A reply without a result means the request certainly did not take effect: it was
       // refused, or its entry was replaced by another leader's (thesis §6.3).
-      if (r.leader != raft::kNone && ops_[op].op.client != 0) {
-        clients_[ops_[op].op.client - 1].target = r.leader;
+      if (ops_[op].op.client != 0) {
+        clients_[ops_[op].op.client - 1].target =
+            r.leader != raft::kNone
+                ? r.leader
+                : static_cast<NodeId>(1 + work_rng_.Uniform(static_cast<uint64_t>(config_.nodes)));
       }
       FailOp(op, /*definite=*/true);
     }
@@ -887,7 +896,10 @@ void Simulation::FailOp(uint64_t index, bool definite) {
   Client& cl = clients_[op.op.client - 1];
   cl.busy = false;
   const int c = cl.id - 1;
-  At(now_ + Between(work_rng_, 1, 1 + config_.think_ms) * kMs, [this, c] { ClientStep(c); });
+  // Back off after a failure, as real clients do: a refused request is retried elsewhere soon,
+  // not in a tight loop against a node that cannot serve it.
+  At(now_ + Between(work_rng_, kRetryBackoffMinMs, kRetryBackoffMaxMs) * kMs,
+     [this, c] { ClientStep(c); });
 }
 
 void Simulation::FinalReads() {

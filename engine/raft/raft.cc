@@ -895,7 +895,12 @@ bool Raft::HasReady() const {
   for (const HeldMessage& h : outbox_) {
     if (h.required_seq <= acked_seq_) return true;
   }
-  return applying_ < std::min(commit_, persisted_index_);
+  return applying_ < ApplyLimit();
+}
+
+Index Raft::ApplyLimit() const {
+  // Only committed entries that are durable here may be applied (thesis §3.5, §10.2.1).
+  return bugs_.apply_before_commit ? persisted_index_ : std::min(commit_, persisted_index_);
 }
 
 Ready Raft::TakeReady() {
@@ -936,7 +941,7 @@ Ready Raft::TakeReady() {
   rd.messages = std::move(ready_messages_);
   ready_messages_.clear();
 
-  Index hi = std::min(commit_, persisted_index_);
+  Index hi = ApplyLimit();
   uint64_t bytes = 0;
   while (applying_ < hi) {
     const Entry& e = log_.At(applying_ + 1);
@@ -993,7 +998,7 @@ void Raft::CheckInvariants() {
   last_checked_commit_ = commit_;
   AM_CHECK_LE(commit_, log_.LastIndex(), "commit beyond last index on node ", id_);
   AM_CHECK_LE(applied_, applying_, "node ", id_);
-  AM_CHECK_LE(applying_, commit_, "node ", id_);
+  if (!bugs_.apply_before_commit) AM_CHECK_LE(applying_, commit_, "node ", id_);
   AM_CHECK_LE(applying_, persisted_index_, "applied an entry that is not durable on node ", id_);
   AM_CHECK_LE(persisted_index_, log_.LastIndex(), "node ", id_);
   AM_CHECK_LE(log_.LastTerm(), term_, "log holds an entry from a future term on node ", id_);

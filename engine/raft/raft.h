@@ -164,6 +164,9 @@ class Raft {
     bool vote_twice = false;             // grant a vote even if already voted in this term
     bool commit_old_terms = false;       // count replicas for entries of older terms (Figure 8)
     bool read_without_quorum = false;    // serve ReadIndex without the heartbeat round
+    // hand out entries for apply once durable locally, before they commit (the invariant
+    // applying <= commit is skipped too, so that the simulator's checkers must find it)
+    bool apply_before_commit = false;
   };
   void set_planted_bugs(const PlantedBugs& bugs) { bugs_ = bugs; }
 
@@ -202,6 +205,7 @@ class Raft {
   void CommitTo(Index index);
   void AppendLocal(EntryType type, std::string data);
   bool CommittedInCurrentTerm() const;
+  Index ApplyLimit() const;
   void UpdateSelfMatch();
 
   // ReadIndex (thesis §6.4).
