@@ -2,6 +2,7 @@
 //
 //   --seed=N            one seed
 //   --seeds=A..B        seeds A to B inclusive, with a progress line
+//   --scenario=FILE     run a chaos scenario script (sim/scenarios/README.md)
 //   --bug=NAME          switch on a planted bug (--list-bugs prints them)
 //   --trace=FILE        write the readable event log of a single seed
 //   --safety_ms / --liveness_ms   phase lengths (defaults 30000 / 30000)
@@ -20,13 +21,18 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "sim/scenario.h"
+#include "sim/html.h"
 #include "sim/sim.h"
 
 ABSL_FLAG(std::string, seed, "", "run one seed");
 ABSL_FLAG(std::string, seeds, "", "run a range of seeds, A..B inclusive");
+ABSL_FLAG(std::string, scenario, "", "run a chaos scenario script (sim/scenarios/README.md)");
 ABSL_FLAG(std::string, bug, "", "switch on a planted bug (see --list-bugs)");
 ABSL_FLAG(bool, list_bugs, false, "print the planted bugs, one a line, and exit");
 ABSL_FLAG(std::string, trace, "", "write the readable event log of a single seed to FILE");
+ABSL_FLAG(std::string, html, "",
+          "write a self-contained HTML timeline of a single seed or scenario to FILE");
 ABSL_FLAG(uint64_t, safety_ms, 30000, "length of the safety phase (faults on), virtual ms");
 ABSL_FLAG(uint64_t, liveness_ms, 30000, "bound for recovery after healing, virtual ms");
 ABSL_FLAG(int, nodes, 0, "cluster size (3 or 5); 0 lets each seed choose (swarm)");
@@ -52,14 +58,83 @@ std::string UserPath(const std::string& path) {
 
 int Usage(const std::string& why) {
   std::fprintf(stderr, "sim: %s\nusage: bazel run //sim -- --seed=N | --seeds=A..B [--bug=NAME] "
-               "[--trace=FILE] | --list-bugs\n", why.c_str());
+               "[--trace=FILE] [--html=FILE] | --scenario=FILE [--bug=NAME] [--trace=FILE] [--html=FILE] "
+               "| --list-bugs\n",
+               why.c_str());
   return 2;
+}
+
+// Writes the readable trace (--trace) and the HTML timeline (--html) of one run.
+void WriteTraceOutputs(const std::vector<std::string>& trace, const std::string& title) {
+  const std::string trace_file = absl::GetFlag(FLAGS_trace);
+  if (!trace_file.empty()) {
+    std::ofstream out(UserPath(trace_file));
+    for (const std::string& line : trace) out << line << "\n";
+    if (!out) std::fprintf(stderr, "sim: cannot write %s\n", trace_file.c_str());
+  }
+  const std::string html_file = absl::GetFlag(FLAGS_html);
+  if (!html_file.empty()) {
+    std::ofstream out(UserPath(html_file));
+    out << amaters::sim::RenderHtml(trace, title);
+    if (!out) std::fprintf(stderr, "sim: cannot write %s\n", html_file.c_str());
+  }
+}
+
+bool WantTrace() { return !absl::GetFlag(FLAGS_trace).empty() || !absl::GetFlag(FLAGS_html).empty(); }
+
+// --scenario=FILE: one script, its steps, then the usual summary line (seeds=1).
+int RunScenarioFile(const std::string& file, const std::string& bug) {
+  absl::StatusOr<amaters::sim::Scenario> scenario =
+      amaters::sim::LoadScenario(UserPath(file), file);
+  if (!scenario.ok()) {
+    std::fprintf(stderr, "sim: %s\n", std::string(scenario.status().message()).c_str());
+    return 2;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  amaters::sim::ScenarioRunOptions options;
+  options.keep_trace = WantTrace();
+  options.bug = bug;
+  amaters::sim::ScenarioResult r = amaters::sim::RunScenario(*scenario, options);
+  for (const std::string& step : r.steps) std::printf("%s\n", step.c_str());
+  WriteTraceOutputs(r.trace, absl::StrCat("scenario ", file, bug.empty() ? "" : " --bug=" + bug));
+  const uint64_t seed = amaters::sim::ScenarioConfig(*scenario).seed;
+  if (!r.ok) {
+    std::printf("scenario %s FAILED: %s\n  replay: bazel run //sim -- --scenario=%s%s\n",
+                file.c_str(), r.failure.c_str(), file.c_str(),
+                bug.empty() ? "" : absl::StrCat(" --bug=", bug).c_str());
+  } else {
+    std::printf("scenario %s ok: ops ok=%llu failed=%llu unknown=%llu leader_changes=%llu "
+                "crashes=%llu commit=%llu messages=%llu\n",
+                file.c_str(), static_cast<unsigned long long>(r.stats.ops_ok),
+                static_cast<unsigned long long>(r.stats.ops_failed),
+                static_cast<unsigned long long>(r.stats.ops_unknown),
+                static_cast<unsigned long long>(r.stats.leader_changes),
+                static_cast<unsigned long long>(r.stats.crashes),
+                static_cast<unsigned long long>(r.stats.commits),
+                static_cast<unsigned long long>(r.stats.messages));
+  }
+  const uint64_t hash = (1469598103934665603ull ^ r.trace_hash) * 1099511628211ull;
+  const double wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("result: %s seeds=1 failed=%d%s sim_seconds=%.1f wall_seconds=%.1f "
+              "trace_hash=%s\n",
+              r.ok ? "pass" : "fail", r.ok ? 0 : 1,
+              r.ok ? "" : absl::StrCat(" failed_seeds=", seed).c_str(), r.sim_seconds, wall,
+              Hex(hash).c_str());
+  return r.ok ? 0 : 1;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("amaters deterministic simulator (docs/simulation.md)");
+  // DESIGN.md §5 spells it --list-bugs; absl flag names cannot hold a dash, so accept both.
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--list-bugs") {
+      for (const std::string& b : amaters::sim::PlantedBugNames()) std::printf("%s\n", b.c_str());
+      return 0;
+    }
+  }
   std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
   if (rest.size() > 1) return Usage(absl::StrCat("unexpected argument ", rest[1]));
   if (absl::GetFlag(FLAGS_list_bugs)) {
@@ -72,9 +147,22 @@ int main(int argc, char** argv) {
     for (const std::string& b : amaters::sim::PlantedBugNames()) known |= b == bug;
     if (!known) return Usage(absl::StrCat("unknown bug \"", bug, "\" (see --list-bugs)"));
   }
+  const std::string scenario = absl::GetFlag(FLAGS_scenario);
+  if (!scenario.empty()) {
+    if (!absl::GetFlag(FLAGS_seed).empty() || !absl::GetFlag(FLAGS_seeds).empty()) {
+      return Usage("give exactly one of --seed, --seeds or --scenario");
+    }
+    if (absl::GetFlag(FLAGS_nodes) != 0 || absl::GetFlag(FLAGS_fault_interval_ms) != 0) {
+      return Usage("--nodes and --fault_interval_ms do not apply to a scenario (use `nodes N` "
+                   "and `option NAME VALUE` in the script)");
+    }
+    return RunScenarioFile(scenario, bug);
+  }
   uint64_t first = 0, last = 0;
   const std::string seed = absl::GetFlag(FLAGS_seed), seeds = absl::GetFlag(FLAGS_seeds);
-  if (!seed.empty() == !seeds.empty()) return Usage("give exactly one of --seed or --seeds");
+  if (!seed.empty() == !seeds.empty()) {
+    return Usage("give exactly one of --seed, --seeds or --scenario");
+  }
   if (!seed.empty()) {
     if (!absl::SimpleAtoi(seed, &first)) return Usage(absl::StrCat("bad --seed=", seed));
     last = first;
@@ -85,8 +173,7 @@ int main(int argc, char** argv) {
       return Usage(absl::StrCat("bad --seeds=", seeds, " (expected A..B with A <= B)"));
     }
   }
-  const std::string trace_file = absl::GetFlag(FLAGS_trace);
-  if (!trace_file.empty() && first != last) return Usage("--trace needs a single seed");
+  if (WantTrace() && first != last) return Usage("--trace and --html need a single seed");
 
   const auto start = std::chrono::steady_clock::now();
   uint64_t hash = 1469598103934665603ull;
@@ -102,13 +189,11 @@ int main(int argc, char** argv) {
     if (absl::GetFlag(FLAGS_fault_interval_ms) != 0) {
       config.fault_interval_ms = absl::GetFlag(FLAGS_fault_interval_ms);
     }
-    RunResult r = amaters::sim::RunSeed(config, !trace_file.empty());
+    RunResult r = amaters::sim::RunSeed(config, WantTrace());
     hash = (hash ^ r.trace_hash) * 1099511628211ull;
     sim_seconds += r.sim_seconds;
-    if (!trace_file.empty()) {
-      std::ofstream out(UserPath(trace_file));
-      for (const std::string& line : r.trace) out << line << "\n";
-      if (!out) std::fprintf(stderr, "sim: cannot write %s\n", trace_file.c_str());
+    if (WantTrace()) {
+      WriteTraceOutputs(r.trace, absl::StrCat("seed ", s, bug.empty() ? "" : " --bug=" + bug));
     }
     if (!r.ok) {
       failed.push_back(s);

@@ -396,6 +396,7 @@ void Simulation::CheckNode(SimNode& n) {
   n.commit = r.commit();
   stats_.commits = std::max<uint64_t>(stats_.commits, r.commit());
   if (r.role() == raft::Role::kLeader) {
+    if (n.role != raft::Role::kLeader) Trace(absl::StrCat("n", n.id, " leader term ", r.term()));
     auto [it, inserted] = leaders_.emplace(r.term(), n.id);
     if (!inserted && it->second != n.id) {
       Fail(absl::StrCat("election safety: n", n.id, " and n", it->second,
@@ -404,9 +405,11 @@ void Simulation::CheckNode(SimNode& n) {
     }
     if (n.role != raft::Role::kLeader) {
       ++stats_.leader_changes;
-      Trace(absl::StrCat("n", n.id, " leader term ", r.term()));
-      // Leader completeness (paper §5.4.1): the new leader holds every committed entry.
+      // Leader completeness (paper §5.4.1): an entry committed in term T is in the log of every
+      // leader of a term above T. (A leader of an older term can still appear — e.g. a paused
+      // candidate that collects its old votes on resume — and need not hold later commits.)
       for (raft::Index i = 1; i <= committed_.size(); ++i) {
+        if (committed_[i - 1].second >= r.term()) continue;
         if (r.log().TermAt(i) != std::optional<raft::Term>(committed_[i - 1].first)) {
           Fail(absl::StrCat("leader completeness: n", n.id, " leads term ", r.term(),
                             " without committed entry ", i));
@@ -422,8 +425,10 @@ void Simulation::CheckNode(SimNode& n) {
     AM_CHECK(at.has_value(), "commit ", r.commit(), " beyond the log of n", n.id);
     const raft::Term t = *at;
     if (committed_.size() < i) {
-      committed_.push_back({t, 0});
-    } else if (committed_[i - 1].first != t) {
+      committed_.push_back({t, r.term()});
+    } else if (committed_[i - 1].first == t) {
+      committed_[i - 1].second = std::min(committed_[i - 1].second, r.term());
+    } else {
       Fail(absl::StrCat("committed entry changed: n", n.id, " has term ", t, " at index ", i,
                         ", committed with term ", committed_[i - 1].first));
       return;

@@ -231,7 +231,9 @@ class Simulation {
 
   // Checker state.
   std::map<raft::Term, NodeId> leaders_;                    // election safety
-  std::vector<std::pair<raft::Term, uint64_t>> committed_;  // index-1 -> (term, data hash)
+  // index-1 -> (entry term, lowest term in which any node saw it committed): an upper bound
+  // of the term that committed it.
+  std::vector<std::pair<raft::Term, raft::Term>> committed_;
   std::vector<uint64_t> applied_;                            // index-1 -> entry hash
   NodeId last_leader_ = raft::kNone;
 

@@ -43,7 +43,7 @@ TEST(Sim, DifferentSeedsDiffer) {
 
 // A slice of the swarm: every seed must pass every checker. AMATERS_SIM_SEEDS=N runs more.
 TEST(Sim, SeedSlicePasses) {
-  const uint64_t n = EnvOr("AMATERS_SIM_SEEDS", 150);
+  const uint64_t n = EnvOr("AMATERS_SIM_SEEDS", 300);
   uint64_t ops = 0, leader_changes = 0, crashes = 0;
   for (uint64_t seed = 1; seed <= n; ++seed) {
     RunResult r = RunSeed(DrawConfig(seed), false);
@@ -62,10 +62,13 @@ TEST(Sim, SeedSlicePasses) {
 }
 
 // DESIGN.md §4.8: a checker that cannot fail proves nothing. Each planted bug must be caught
-// within a bounded number of seeds.
+// within a bounded number of seeds, by a seed that passes without the bug (so that the catch is
+// the bug's doing). commit_old_terms needs the precise Figure 8 interleaving, which random
+// seeds rarely produce: sim/scenarios/figure8.txt catches it (scenario_test checks that).
 TEST(Sim, EveryPlantedBugIsCaught) {
   const uint64_t max_seeds = EnvOr("AMATERS_SIM_BUG_SEEDS", 400);
   for (const std::string& bug : PlantedBugNames()) {
+    if (bug == "commit_old_terms") continue;
     uint64_t caught_at = 0;
     std::string failure;
     for (uint64_t seed = 1; seed <= max_seeds && caught_at == 0; ++seed) {
@@ -73,10 +76,14 @@ TEST(Sim, EveryPlantedBugIsCaught) {
       c.bug = bug;
       c.liveness_ms = 10000;
       RunResult r = RunSeed(c, false);
-      if (!r.ok) {
-        caught_at = seed;
-        failure = r.failure;
-      }
+      if (r.ok) continue;
+      SimConfig clean = c;
+      clean.bug.clear();
+      RunResult without = RunSeed(clean, false);
+      ASSERT_TRUE(without.ok) << "seed " << seed << " fails without a bug too: "
+                              << without.failure;
+      caught_at = seed;
+      failure = r.failure;
     }
     EXPECT_NE(caught_at, 0u) << "planted bug " << bug << " survived " << max_seeds << " seeds";
     if (caught_at != 0) {

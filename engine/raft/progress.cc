@@ -62,7 +62,7 @@ bool Progress::MaybeUpdate(Index n) {
   return updated;
 }
 
-bool Progress::MaybeDecrTo(Index rejected, Index match_hint) {
+bool Progress::MaybeDecrTo(Index rejected, Index match_hint, uint64_t probe) {
   if (state == ProgressState::kReplicate) {
     // A rejection for an index at or below match is a stale, reordered response.
     if (rejected <= match) return false;
@@ -71,6 +71,15 @@ bool Progress::MaybeDecrTo(Index rejected, Index match_hint) {
   }
   // In probe, only the rejection of the last probe counts (next - 1 is what we sent).
   if (next == 0 || next - 1 != rejected) return false;
+  if (rejected <= match) {
+    // A rejection of an index the follower acknowledged. Usually a stale, reordered response
+    // to an append sent before the acknowledgement; but if it answers the latest probe, the
+    // follower really lost entries it had made durable (sync_mode "none"/"interval" and a
+    // power loss, or a damaged disk). Then forget the match and probe down from its hint:
+    // otherwise the leader would probe at match + 1 forever and the follower never catch up.
+    if (probe == 0 || probe != probe_seq) return false;
+    match = 0;
+  }
   next = std::max<Index>(std::min(rejected, match_hint + 1), match + 1);
   next = std::max<Index>(next, 1);
   probe_sent = false;

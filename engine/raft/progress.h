@@ -52,6 +52,7 @@ struct Progress {
       : next(next_index), inflights(max_inflight_msgs, max_inflight_bytes) {}
 
   Index match = 0;
+  uint64_t probe_seq = 0;  // number of the last probe sent (kProbe), echoed by the follower
   Index next = 1;
   ProgressState state = ProgressState::kProbe;
   // In kProbe: a probe is outstanding; no more appends until a response (acknowledgment,
@@ -69,7 +70,8 @@ struct Progress {
   bool MaybeUpdate(Index n);
   // Follower rejected an append at `rejected`; `match_hint` is the highest index that may
   // match. Returns false for a stale rejection that must be ignored.
-  bool MaybeDecrTo(Index rejected, Index match_hint);
+  // `probe` is the probe number the rejection echoes (0 if it answers a replicating append).
+  bool MaybeDecrTo(Index rejected, Index match_hint, uint64_t probe);
   // Optimistic advance after sending entries up to `last` in kReplicate.
   void OptimisticUpdate(Index last) { next = last + 1; }
   bool IsPaused() const;

@@ -474,6 +474,7 @@ void Raft::HandleAppend(const Message& m) {
   Message resp;
   resp.type = MessageType::kAppResp;
   resp.to = m.from;
+  resp.probe = m.probe;
   if (m.index < commit_) {
     // Everything up to our commit index is known to match the leader (Log Matching).
     resp.index = commit_;
@@ -529,7 +530,7 @@ void Raft::HandleAppendResponse(const Message& m) {
       // (fast backtracking; paper §5.3, thesis §3.5).
       next_probe = log_.FindConflictByTerm(m.reject_hint, m.log_term).first;
     }
-    if (pr.MaybeDecrTo(m.index, next_probe)) {
+    if (pr.MaybeDecrTo(m.index, next_probe, m.probe)) {
       if (pr.state == ProgressState::kReplicate) pr.BecomeProbe();
       SendAppend(m.from, /*send_if_empty=*/true);
     }
@@ -613,6 +614,7 @@ bool Raft::SendAppend(NodeId to, bool send_if_empty) {
   } else if (pr.state == ProgressState::kProbe) {
     pr.probe_sent = true;
   }
+  if (pr.state == ProgressState::kProbe) m.probe = ++pr.probe_seq;
   m.entries = std::move(ents);
   Send(std::move(m));
   return true;

@@ -812,3 +812,33 @@ TEST(RaftSingleNode, ElectsItselfAndCommitsAfterPersist) {
 
 }  // namespace
 }  // namespace amaters::raft
+
+namespace amaters::raft {
+namespace {
+
+// A follower that loses entries it acknowledged (sync_mode "none"/"interval" and a power loss)
+// rejects the index the leader believes it holds. The leader must forget that match and probe
+// down to what the follower has; before the fix it probed at match + 1 forever. Found by the
+// simulator scenario sim/scenarios/follower_power_loss_interval_sync.txt.
+TEST(RaftReplication, AFollowerThatLostAcknowledgedEntriesCatchesUp) {
+  testing::Harness h(3);
+  const std::vector<Term> log = {1, 1, 1, 1, 1, 1};
+  for (NodeId id : {1, 2, 3}) h.RestoreNode(id, log, {1, 0, 0});
+  h.Campaign(1);
+  ASSERT_TRUE(h.Stabilize());
+  ASSERT_TRUE(h.Propose(1, "x").status.ok());
+  ASSERT_TRUE(h.Stabilize());
+  const Index last = h.node(1).log().LastIndex();
+  ASSERT_EQ(h.node(1).progress(3)->match, last);
+  // Node 3 comes back with only its first 3 entries: its later writes never reached the disk.
+  h.RestoreNode(3, {1, 1, 1}, {h.node(1).term(), 1, 3});
+  ASSERT_TRUE(h.Propose(1, "after").status.ok());
+  h.Tick(1, 2);  // heartbeats
+  ASSERT_TRUE(h.Stabilize());
+  EXPECT_EQ(h.node(3).log().LastIndex(), h.node(1).log().LastIndex());
+  EXPECT_EQ(h.node(1).progress(3)->match, h.node(1).log().LastIndex());
+  for (const std::string& v : h.violations()) ADD_FAILURE() << v;
+}
+
+}  // namespace
+}  // namespace amaters::raft

@@ -69,9 +69,11 @@ enum class MessageType : uint8_t {
 const char* MessageTypeName(MessageType t);
 
 // One message between peers. Field meaning depends on `type`:
-//   kApp:        index/log_term = the entry preceding `entries`; commit = leader commit.
+//   kApp:        index/log_term = the entry preceding `entries`; commit = leader commit;
+//                probe = the leader's probe number for this follower (0 when replicating).
 //   kAppResp:    index = last index now matching (accept) or the rejected `index` (reject);
-//                reject_hint/log_term = follower's conflict hint (fast backtracking).
+//                reject_hint/log_term = follower's conflict hint (fast backtracking);
+//                probe echoes the append's.
 //   kVote/kPreVote: index/log_term = candidate's last entry; `transfer` = leadership transfer.
 //   kHeartbeat:  commit = min(leader commit, follower match); read_round = ReadIndex round.
 //   kHeartbeatResp: read_round echoes the heartbeat's round.
@@ -89,6 +91,7 @@ struct Message {
   Index reject_hint = 0;
   bool transfer = false;
   uint64_t read_round = 0;
+  uint64_t probe = 0;
   std::string context;
 };
 
