@@ -36,6 +36,10 @@ uint64_t EntryHash(const raft::Entry& e) {
   return (h ^ e.term) * 1099511628211ull ^ static_cast<uint64_t>(e.type);
 }
 
+// Bound on the events of one run (DESIGN.md §4.4); a typical 30 s seed has a few hundred
+// thousand.
+constexpr uint64_t kMaxEventsPerRun = 20'000'000;
+
 // A client retries a failed request after this long (virtual ms).
 constexpr uint64_t kRetryBackoffMinMs = 10;
 constexpr uint64_t kRetryBackoffMaxMs = 100;
@@ -203,7 +207,12 @@ bool Simulation::Step() {
   Event e = std::move(const_cast<Event&>(queue_.top()));
   queue_.pop();
   now_ = e.time;
-  ++stats_.events;
+  if (++stats_.events > kMaxEventsPerRun) {
+    // An event storm (e.g. a message loop) would otherwise hang the run: report it.
+    Fail(absl::StrCat("event storm: more than ", kMaxEventsPerRun, " events in one run (",
+                      stats_.messages, " messages sent)"));
+    return false;
+  }
   e.fn();
   return true;
 }
@@ -720,8 +729,13 @@ void Simulation::RandomFault(uint64_t until_ns) {
       if (config_.pauses) {
         if (nodes_[n - 1]->paused) {
           Resume(n);
-        } else {
+        } else if (nodes_[n - 1]->up) {
+          // A pause (GC, SIGSTOP, a stalled VM) ends by itself after a while.
           Pause(n);
+          const uint64_t inc = nodes_[n - 1]->incarnation;
+          At(now_ + Between(fault_rng_, 50, 3000) * kMs, [this, n, inc] {
+            if (nodes_[n - 1]->incarnation == inc) Resume(n);
+          });
         }
       }
       break;
@@ -729,7 +743,12 @@ void Simulation::RandomFault(uint64_t until_ns) {
       if (config_.clogs && n != m) Clog(n, m, Between(fault_rng_, 50, 2000) * kMs);
       break;
     case 8:
-      if (config_.slow_disks) SetSlowDisk(n, !nodes_[n - 1]->slow_disk);
+      if (config_.slow_disks && !nodes_[n - 1]->slow_disk) {
+        SetSlowDisk(n, true);
+        At(now_ + Between(fault_rng_, 500, 5000) * kMs, [this, n] {
+          if (nodes_[n - 1]->slow_disk) SetSlowDisk(n, false);
+        });
+      }
       if (config_.disk_full && fault_rng_.Uniform(4) == 0) SetDiskFull(m, true);
       break;
     case 9:
