@@ -69,10 +69,10 @@ absl::StatusOr<ReplayResult> Recover(Disk* disk, CorruptionPolicy policy,
     }
     if (absl::Status s = disk->Sync(r->truncate_file); !s.ok()) return s;
   }
-  for (const std::string& name : r->delete_files) {
-    if (absl::Status s = disk->Delete(name); !s.ok()) return s;
-  }
-  if (!r->delete_files.empty()) {
+  // Newest first, each made durable before the next, so that a crash here never leaves a gap
+  // in the segment sequence.
+  for (auto it = r->delete_files.rbegin(); it != r->delete_files.rend(); ++it) {
+    if (absl::Status s = disk->Delete(*it); !s.ok()) return s;
     if (absl::Status s = disk->SyncDir(); !s.ok()) return s;
   }
   return r;

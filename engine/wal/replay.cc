@@ -63,9 +63,17 @@ absl::StatusOr<ReplayResult> Replay(const std::vector<SegmentFile>& segments_in,
             absl::StrCat(seg.name, ": ", header.status().message()));
       }
       // A crash while creating the newest segment can leave its header incomplete or torn.
-      // The writer makes the header durable before it writes any record, so this is only a
-      // torn creation if the file holds nothing beyond the header.
-      if (last_file && seg.bytes.size() <= kSegmentHeaderBytes) {
+      // The writer makes the header and a hard state copy durable before it writes any other
+      // record, so this is only a torn creation if the file holds nothing beyond those.
+      // A complete entry record after the header proves the header was durable (the writer
+      // syncs it first): then the damage is corruption, not a torn creation.
+      const DecodeResult after_header =
+          DecodeRecord(absl::string_view(seg.bytes).substr(
+              std::min(seg.bytes.size(), kSegmentHeaderBytes)));
+      const bool entry_after_header = after_header.kind == DecodeResult::Kind::kOk &&
+                                      after_header.record.type == RecordType::kEntry;
+      if (last_file && seg.bytes.size() <= kSegmentHeaderBytes + kHardStateRecordBytes &&
+          !entry_after_header) {
         out.torn_tail = true;
         out.notes.push_back(absl::StrCat("incomplete header of the newest segment ", seg.name,
                                          " (", seg.bytes.size(), " bytes); it is removed"));
@@ -97,9 +105,14 @@ absl::StatusOr<ReplayResult> Replay(const std::vector<SegmentFile>& segments_in,
         // or garbage. Anything valid after the damage means it is not the end: corruption.
         // Damage confined to the very last record cannot be told from a torn write.
         bool zero_fill = AllZero(at);
+        // An incomplete record reaches the end of the file by definition (a short header, or
+        // a valid header whose payload is cut off): nothing follows it, and its payload —
+        // client data, which may contain anything — is not scanned.
         const size_t scan_from = d.kind == DecodeResult::Kind::kCorruptPayload ? d.size : 1;
         bool valid_after = false;
-        for (size_t k = scan_from; k + kRecordHeaderBytes <= at.size() && !valid_after; ++k) {
+        for (size_t k = scan_from; d.kind != DecodeResult::Kind::kIncomplete &&
+                                   k + kRecordHeaderBytes <= at.size() && !valid_after;
+             ++k) {
           valid_after = IsValidRecordHeader(at.substr(k));
         }
         bool torn = last_file && !valid_after;
@@ -137,6 +150,10 @@ absl::StatusOr<ReplayResult> Replay(const std::vector<SegmentFile>& segments_in,
       out.last_record_seq = rec.seq;
       if (rec.type == RecordType::kEntry) {
         info.max_entry_index = std::max(info.max_entry_index, rec.entry.index);
+      } else {
+        info.has_hard_state = true;
+      }
+      if (rec.type == RecordType::kEntry) {
         if (rec.entry.index > snapshot_index) {
           out.entries.resize(rec.entry.index - snapshot_index - 1);
           out.entries.push_back(rec.entry);

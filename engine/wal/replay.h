@@ -38,6 +38,7 @@ struct SegmentInfo {
   uint64_t seq = 0;
   uint64_t size_bytes = 0;        // valid bytes, header included
   raft::Index max_entry_index = 0;  // largest entry index recorded in it (0 if none)
+  bool has_hard_state = false;      // it holds at least one hard state record
 };
 
 struct ReplayResult {

@@ -90,6 +90,10 @@ absl::StatusOr<Writer> Writer::Open(const WriterOptions& options,
   w.last_record_seq_ = recovered.last_record_seq;
   w.batched_hard_state_ = recovered.hard_state;
   w.hard_state_ = recovered.hard_state;
+  // A crash can cut the newest segment back to its header, hard state copy included; then no
+  // segment but older ones holds the hard state, and compaction could delete it.
+  w.force_roll_ = !w.segments_.empty() && !w.segments_.back().has_hard_state &&
+                  recovered.hard_state != raft::HardState{};
   return w;
 }
 
@@ -127,7 +131,7 @@ bool Writer::HasWork() const {
   if (!pending_.empty()) return true;
   // A request whose records are all done but not yet acknowledged (e.g. an empty one).
   if (!acks_.empty()) return true;
-  if (compact_to_ > 0 && segments_.size() > 1 &&
+  if (compact_to_ > 0 && segments_.size() > 1 && !force_roll_ &&
       segments_.front().max_entry_index <= compact_to_) {
     return true;
   }
@@ -143,47 +147,33 @@ void Writer::RollSegment(DiskBatch* batch) {
   }
   uint64_t seq = segments_.empty() ? 0 : segments_.back().seq + 1;
   SegmentInfo seg{SegmentName(seq), seq, kSegmentHeaderBytes, 0};
-  // The header and the directory entry are made durable before any record goes in, so a
-  // segment whose header is damaged but which holds more than the header was not torn by a
-  // crash: replay treats only a header-sized newest segment as an interrupted creation.
+  // The header — and a copy of the current hard state, so that deleting older segments never
+  // deletes the last copy of term, vote and commit — are written and made durable, with the
+  // directory entry, before any record goes in. A crash can therefore tear a new segment only
+  // within these first bytes, and replay treats a newest segment holding no more than a header
+  // and a hard state record as an interrupted creation.
+  std::string head = EncodeSegmentHeader({kFormatVersion, seq});
+  if (batched_hard_state_ != raft::HardState{}) {
+    const size_t before = head.size();
+    AppendHardStateRecord(++last_record_seq_, batched_hard_state_, &head);
+    seg.has_hard_state = true;
+    batch->record_bytes += head.size() - before;
+    ++records_written_;
+  }
+  seg.size_bytes = head.size();
   batch->ops.push_back({DiskOp::Kind::kCreate, seg.name, 0, ""});
-  batch->ops.push_back(
-      {DiskOp::Kind::kWrite, seg.name, 0, EncodeSegmentHeader({kFormatVersion, seq})});
+  batch->ops.push_back({DiskOp::Kind::kWrite, seg.name, 0, std::move(head)});
   batch->ops.push_back({DiskOp::Kind::kSync, seg.name, 0, ""});
   batch->ops.push_back({DiskOp::Kind::kSyncDir, "", 0, ""});
   syncs_ += 2;
+  size_bytes_ += seg.size_bytes;
   segments_.push_back(seg);
-  size_bytes_ += kSegmentHeaderBytes;
-  // Each segment starts with the current hard state, so compaction never deletes the last copy.
-  if (batched_hard_state_ != raft::HardState{}) {
-    std::string bytes = EncodeHardStateRecord(++last_record_seq_, batched_hard_state_);
-    batch->ops.push_back({DiskOp::Kind::kWrite, seg.name, segments_.back().size_bytes, bytes});
-    segments_.back().size_bytes += bytes.size();
-    size_bytes_ += bytes.size();
-    batch->record_bytes += bytes.size();
-    ++records_written_;
-  }
+  force_roll_ = false;
 }
 
 std::optional<DiskBatch> Writer::NextBatch(uint64_t now_ms) {
   if (!error_.ok() || in_flight_) return std::nullopt;
   DiskBatch batch;
-  bool deleted_any = false;
-
-  // Compaction: delete the oldest segments wholly at or below the snapshot index.
-  while (compact_to_ > 0 && segments_.size() > 1 &&
-         segments_.front().max_entry_index <= compact_to_) {
-    batch.ops.push_back({DiskOp::Kind::kDelete, segments_.front().name, 0, ""});
-    size_bytes_ -= segments_.front().size_bytes;
-    segments_.erase(segments_.begin());
-    ++segments_deleted_;
-    deleted_any = true;
-  }
-  if (deleted_any) {
-    ++compaction_count_;
-    batch.ops.push_back({DiskOp::Kind::kSyncDir, "", 0, ""});
-    ++syncs_;
-  }
 
   // Records, up to max_batch_bytes (at least one), appended to the newest segment; writes to
   // one segment are coalesced into one operation.
@@ -195,6 +185,9 @@ std::optional<DiskBatch> Writer::NextBatch(uint64_t now_ms) {
     batch.ops.push_back({DiskOp::Kind::kWrite, segments_.back().name, run_offset, std::move(run)});
     run.clear();
   };
+  // A newest segment without a hard state record (its copy was lost to a crash) is closed:
+  // the next records go to a new segment, which starts with a durable copy.
+  if (force_roll_ && !pending_.empty()) RollSegment(&batch);
   while (!pending_.empty() &&
          (batch.record_bytes == 0 || batch.record_bytes + RecordBytes(pending_.front()) <=
                                          options_.max_batch_bytes)) {
@@ -220,6 +213,7 @@ std::optional<DiskBatch> Writer::NextBatch(uint64_t now_ms) {
     } else {
       AppendHardStateRecord(++last_record_seq_, r.hard_state, &run);
       batched_hard_state_ = r.hard_state;
+      segments_.back().has_hard_state = true;
     }
     AM_CHECK_EQ(run.size() - before, size);
     segments_.back().size_bytes += size;
@@ -252,6 +246,23 @@ std::optional<DiskBatch> Writer::NextBatch(uint64_t now_ms) {
     ++syncs_;
     last_sync_ms_ = now_ms;
   }
+
+  // Compaction, after this batch's writes: delete the oldest segments wholly at or below the
+  // snapshot index, one at a time with a directory fsync after each, so that a crash leaves a
+  // contiguous run of segments (never a gap). The newest segment, which holds a durable hard
+  // state copy or later hard state records, is never deleted.
+  bool deleted_any = false;
+  while (compact_to_ > 0 && segments_.size() > 1 &&
+         segments_.front().max_entry_index <= compact_to_ && !force_roll_) {
+    batch.ops.push_back({DiskOp::Kind::kDelete, segments_.front().name, 0, ""});
+    batch.ops.push_back({DiskOp::Kind::kSyncDir, "", 0, ""});
+    ++syncs_;
+    size_bytes_ -= segments_.front().size_bytes;
+    segments_.erase(segments_.begin());
+    ++segments_deleted_;
+    deleted_any = true;
+  }
+  if (deleted_any) ++compaction_count_;
 
   // Acknowledgements that this batch (or an earlier one) completes.
   bool ack_ready = !acks_.empty() && acks_.front().last_ordinal <= last_ordinal;

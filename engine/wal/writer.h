@@ -23,9 +23,10 @@
 //
 // Segments: a new segment is started when the next record would push the current one past
 // segment_size_bytes (one record never spans segments). Before the new file is created the old
-// one is fdatasync'ed, and the directory is fsync'ed after the create, so that a torn write can
-// only ever be in the newest segment. Every segment starts with a copy of the current hard
-// state, so deleting older segments never loses it.
+// one is fdatasync'ed; the new one's header and a copy of the current hard state are
+// fdatasync'ed, and the directory fsync'ed, before any record goes in. So a torn write can only
+// be in the newest segment, and deleting older segments never loses the hard state. (A newest
+// segment that lost its copy in a crash is closed at the next append.)
 //
 // Errors: a failed batch is not retried (after a failed fsync the kernel may have dropped the
 // dirty pages; retrying would report data durable that is not). The writer stops accepting
@@ -174,6 +175,7 @@ class Writer {
   std::deque<PendingAck> acks_;
   std::optional<InFlight> in_flight_;
   uint64_t next_batch_id_ = 1;
+  bool force_roll_ = false;  // the newest segment lacks a hard state record (see Open)
   uint64_t last_sync_ms_ = 0;
   raft::Index compact_to_ = 0;
   uint64_t size_bytes_ = 0;

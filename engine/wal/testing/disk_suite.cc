@@ -313,6 +313,39 @@ TEST_P(DiskSuite, SyncModes) {
   }
 }
 
+// A crash can cut the newest segment back to its header, losing its hard state copy. The writer
+// must then start a new segment (with a durable copy) before compaction may delete the older
+// segment that holds the only other copy.
+TEST_P(DiskSuite, ANewestSegmentWithoutHardStateIsClosedBeforeCompaction) {
+  {
+    Driver d(disk(), Small());
+    for (raft::Index i = 1; i <= 30; ++i) {
+      d.Append({E(1, i, 200)}, raft::HardState{1, 1, i});
+      d.Run();
+    }
+    ASSERT_GE(d.writer->stats().segments, 2u);
+  }
+  // Cut the newest segment back to its header (what a torn creation leaves after recovery).
+  std::vector<std::string> names = Names(disk());
+  const std::string newest = names.back();
+  ASSERT_TRUE(disk()->Truncate(newest, kSegmentHeaderBytes).ok());
+  ASSERT_TRUE(disk()->Sync(newest).ok());
+  env_->Reopen();
+  Driver d(disk(), Small(), 0);
+  ASSERT_NE(d.recovered.hard_state, raft::HardState{}) << "an older segment holds it";
+  EXPECT_FALSE(d.recovered.segments.back().has_hard_state);
+  d.writer->Compact(1000);  // everything is "covered": only the hard state must survive
+  d.Append({E(1, 31, 10)});
+  d.Run();
+  d.writer->Compact(1000);
+  d.Run();
+  env_->Reopen();
+  Driver again(disk(), Small(), 31);
+  EXPECT_EQ(again.recovered.hard_state, d.recovered.hard_state)
+      << "the hard state survived compaction";
+  EXPECT_TRUE(again.recovered.segments.back().has_hard_state);
+}
+
 TEST_P(DiskSuite, InvalidNamesAreRejected) {
   for (const std::string name : {"", ".", "..", "a/b"}) {
     EXPECT_EQ(disk()->Create(name).code(), absl::StatusCode::kInvalidArgument) << name;
