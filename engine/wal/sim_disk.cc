@@ -130,6 +130,19 @@ absl::Status SimDisk::Delete(const std::string& name) {
 }
 
 void SimDisk::Crash(CrashMode mode, SplitMix64* rng) {
+  if (mode == CrashMode::kProcessOnly) {
+    // The kernel still has everything the process wrote; it reaches the disk eventually.
+    for (auto it = files_.begin(); it != files_.end();) {
+      if (!it->second.exists) {
+        it = files_.erase(it);
+        continue;
+      }
+      it->second.durable_exists = true;
+      it->second.durable = it->second.data;
+      ++it;
+    }
+    return;
+  }
   const bool random = mode == CrashMode::kRandom;
   AM_CHECK(!random || rng != nullptr);
   for (auto it = files_.begin(); it != files_.end();) {

@@ -38,6 +38,7 @@ class SimDisk final : public Disk {
   enum class CrashMode : uint8_t {
     kLoseUnsynced,  // every unsynced write and directory change is lost
     kRandom,        // each file independently: lost, kept whole, kept in part, or torn
+    kProcessOnly,   // only the process died: the page cache keeps every write (nothing lost)
   };
   void Crash(CrashMode mode, SplitMix64* rng);
 

@@ -39,6 +39,19 @@ TEST(SimDisk, CrashLosesUnsyncedDataAndDirectoryChanges) {
   EXPECT_EQ(*d.List(), std::vector<std::string>{"a"});
 }
 
+TEST(SimDisk, AProcessCrashLosesNothing) {
+  SimDisk d;
+  ASSERT_TRUE(d.Create("a").ok());
+  ASSERT_TRUE(d.Write("a", 0, "never synced").ok());
+  ASSERT_TRUE(d.Create("b").ok());
+  ASSERT_TRUE(d.Delete("b").ok());
+  d.Crash(SimDisk::CrashMode::kProcessOnly, nullptr);
+  EXPECT_EQ(*d.Read("a"), "never synced");
+  EXPECT_EQ(*d.List(), std::vector<std::string>{"a"});
+  d.Crash(SimDisk::CrashMode::kLoseUnsynced, nullptr);
+  EXPECT_EQ(*d.Read("a"), "never synced") << "what the kernel wrote back is durable";
+}
+
 TEST(SimDisk, UnsyncedDeleteCanComeBack) {
   SimDisk d;
   ASSERT_TRUE(d.Create("a").ok());
