@@ -127,8 +127,10 @@ class Simulation {
   void Resume(NodeId id);
   void SetSlowDisk(NodeId id, bool slow);
   void SetDiskFull(NodeId id, bool full);
-  // Flips a bit in a durable WAL record that is not the last one (so it is never mistaken
-  // for a torn tail); the node detects it when it next starts and refuses to start.
+  // Flips a bit in a WAL record that is not the last one of its segment (so it is not
+  // mistaken for a torn tail), in both the current and the durable contents; the caller then
+  // crashes the node, which detects it at its next start and refuses to start. (If the record
+  // was not yet synced, the crash may drop it instead.)
   bool CorruptWal(NodeId id);
   // Stops new client operations (pending ones continue).
   void StopWorkload() { workload_on_ = false; }
