@@ -301,14 +301,16 @@ void Simulation::Start(SimNode& n) {
 }
 
 void Simulation::ScheduleTick(SimNode& n) {
-  const uint64_t inc = n.incarnation;
-  At(now_ + n.tick_ns, [this, &n, inc] {
-    if (!n.up || n.incarnation != inc) return;
-    if (!n.paused) {
-      n.node->Tick(now_ / kMs);
-      Process(n);
+  // Captures fit std::function's inline storage (two words): no allocation per tick.
+  const uint64_t key = n.id << 32 | n.incarnation;
+  At(now_ + n.tick_ns, [this, key] {
+    SimNode& sn = *nodes_[(key >> 32) - 1];
+    if (!sn.up || sn.incarnation != (key & 0xffffffffu)) return;
+    if (!sn.paused) {
+      sn.node->Tick(now_ / kMs);
+      Process(sn);
     }
-    ScheduleTick(n);
+    ScheduleTick(sn);
   });
 }
 
@@ -316,7 +318,7 @@ void Simulation::Process(SimNode& n) {
   while (n.up && !failed()) {
     node::Effects e = n.node->TakeEffects();
     if (e.Empty()) break;
-    for (const raft::Message& m : e.messages) Send(m);
+    for (raft::Message& m : e.messages) Send(std::move(m));
     for (const node::Reply& r : e.replies) {
       auto it = request_op_.find(r.request);
       if (it == request_op_.end()) continue;
@@ -458,25 +460,26 @@ void Simulation::StartDisk(SimNode& n, wal::DiskBatch batch) {
   if (batch.syncs) ns += Between(disk_rng_, config_.fsync_us / 2, config_.fsync_us * 3 / 2) * 1000;
   if (n.slow_disk) ns *= 20;
   n.in_flight = std::move(batch);
-  const uint64_t inc = n.incarnation;
+  const uint64_t key = n.id << 32 | n.incarnation;
   std::function<void()> done;
-  done = [this, &n, inc] {
-    if (!n.up || n.incarnation != inc || !n.in_flight) return;
-    if (n.paused) {
-      n.disk_done_while_paused = true;
+  done = [this, key] {
+    SimNode& sn = *nodes_[(key >> 32) - 1];
+    if (!sn.up || sn.incarnation != (key & 0xffffffffu) || !sn.in_flight) return;
+    if (sn.paused) {
+      sn.disk_done_while_paused = true;
       return;
     }
-    wal::DiskBatch b = std::move(*n.in_flight);
-    n.in_flight.reset();
-    absl::Status s = wal::ExecuteBatch(b, &n.disk);
-    if (!s.ok()) Trace(absl::StrCat("n", n.id, " disk error: ", s.message()));
-    n.node->OnDiskDone(b.id, s);
-    Process(n);
+    wal::DiskBatch b = std::move(*sn.in_flight);
+    sn.in_flight.reset();
+    absl::Status s = wal::ExecuteBatch(b, &sn.disk);
+    if (!s.ok()) Trace(absl::StrCat("n", sn.id, " disk error: ", s.message()));
+    sn.node->OnDiskDone(b.id, s);
+    Process(sn);
   };
   At(now_ + ns, std::move(done));
 }
 
-void Simulation::Send(const raft::Message& m) {
+void Simulation::Send(raft::Message m) {
   ++stats_.messages;
   Mix(static_cast<uint64_t>(m.type) << 56 ^ m.from << 48 ^ m.to << 40 ^ m.term << 20 ^ m.index);
   if (keep_trace_) {
@@ -487,11 +490,34 @@ void Simulation::Send(const raft::Message& m) {
   if (!faults_off_ && config_.drop > 0 && Chance(net_rng_) < config_.drop) return;
   uint64_t delay = Between(net_rng_, config_.latency_min_us, config_.latency_max_us) * 1000;
   if (auto it = clogged_.find({m.from, m.to}); it != clogged_.end()) delay += it->second;
-  At(now_ + delay, [this, m] { Deliver(m); });
-  if (!faults_off_ && config_.duplicate > 0 && Chance(net_rng_) < config_.duplicate) {
-    const uint64_t d2 = Between(net_rng_, config_.latency_min_us, config_.latency_max_us * 4) * 1000;
-    At(now_ + d2, [this, m] { Deliver(m); });
+  const bool dup = !faults_off_ && config_.duplicate > 0 && Chance(net_rng_) < config_.duplicate;
+  if (dup) {
+    const uint64_t d2 =
+        Between(net_rng_, config_.latency_min_us, config_.latency_max_us * 4) * 1000;
+    const uint64_t copy = Park(raft::Message(m));
+    At(now_ + d2, [this, copy] { DeliverParked(copy); });
   }
+  // Messages in flight wait in a slab, so that an event is two words (no allocation).
+  const uint64_t slot = Park(std::move(m));
+  At(now_ + delay, [this, slot] { DeliverParked(slot); });
+}
+
+uint64_t Simulation::Park(raft::Message m) {
+  if (free_slots_.empty()) {
+    in_flight_.push_back(std::move(m));
+    return in_flight_.size() - 1;
+  }
+  const uint64_t slot = free_slots_.back();
+  free_slots_.pop_back();
+  in_flight_[slot] = std::move(m);
+  return slot;
+}
+
+void Simulation::DeliverParked(uint64_t slot) {
+  raft::Message m = std::move(in_flight_[slot]);
+  in_flight_[slot] = raft::Message();
+  free_slots_.push_back(slot);
+  Deliver(m);
 }
 
 void Simulation::Deliver(const raft::Message& m) {

@@ -202,7 +202,9 @@ class Simulation {
   void CheckNode(SimNode& n);
   void StartDisk(SimNode& n, wal::DiskBatch batch);
   void ScheduleTick(SimNode& n);
-  void Send(const raft::Message& m);
+  void Send(raft::Message m);
+  uint64_t Park(raft::Message m);         // stores a message in flight, returns its slot
+  void DeliverParked(uint64_t slot);
   void Deliver(const raft::Message& m);
 
   // Clients.
@@ -225,6 +227,8 @@ class Simulation {
   std::vector<std::unique_ptr<SimNode>> nodes_;  // index id - 1
   std::set<std::pair<NodeId, NodeId>> blocked_;  // (from, to)
   std::map<std::pair<NodeId, NodeId>, uint64_t> clogged_;
+  std::vector<raft::Message> in_flight_;  // messages in flight, by slot
+  std::vector<uint64_t> free_slots_;
   std::string failure_;
   bool faults_off_ = false;
   uint64_t hash_ = 1469598103934665603ull;

@@ -61,6 +61,7 @@ absl::Status SimDisk::Create(const std::string& name) {
   if (f.exists) return absl::AlreadyExistsError(absl::StrCat(name, ": file exists"));
   f.exists = true;
   f.data.clear();
+  f.rewritten = !f.durable.empty();
   // A file deleted without a directory sync and created again: its old durable contents are
   // what a crash could bring back, which the model keeps in `durable`.
   if (!f.durable_exists) f.durable.clear();
@@ -80,8 +81,13 @@ absl::Status SimDisk::Write(const std::string& name, uint64_t offset, absl::stri
   if (capacity_bytes_ > 0 && used_bytes() + grow > capacity_bytes_) {
     return absl::ResourceExhaustedError(absl::StrCat(name, ": no space left on device"));
   }
-  if (offset + data.size() > d.size()) d.resize(offset + data.size());
-  std::copy(data.begin(), data.end(), d.begin() + static_cast<std::ptrdiff_t>(offset));
+  if (offset < (*f)->durable.size()) (*f)->rewritten = true;
+  if (offset == d.size()) {
+    d.append(data.data(), data.size());
+  } else {
+    if (offset + data.size() > d.size()) d.resize(offset + data.size());
+    std::copy(data.begin(), data.end(), d.begin() + static_cast<std::ptrdiff_t>(offset));
+  }
   return absl::OkStatus();
 }
 
@@ -89,7 +95,15 @@ absl::Status SimDisk::Sync(const std::string& name) {
   if (absl::Status s = CheckFault(); !s.ok()) return s;
   absl::StatusOr<File*> f = Find(name);
   if (!f.ok()) return f.status();
-  (*f)->durable = (*f)->data;
+  File& file = **f;
+  if (file.rewritten || file.data.size() < file.durable.size()) {
+    file.durable = file.data;
+  } else {
+    // Only appended since the last sync: copy just the new bytes (segments are append-only, so
+    // this is the common case and keeps a sync O(new bytes)).
+    file.durable.append(file.data, file.durable.size(), std::string::npos);
+  }
+  file.rewritten = false;
   ++syncs_;
   return absl::OkStatus();
 }
@@ -116,6 +130,7 @@ absl::Status SimDisk::Truncate(const std::string& name, uint64_t size) {
     return absl::InvalidArgumentError(absl::StrCat(name, ": truncate to ", size,
                                                    " beyond the end (", (*f)->data.size(), ")"));
   }
+  if (size < (*f)->durable.size()) (*f)->rewritten = true;
   (*f)->data.resize(size);
   return absl::OkStatus();
 }
@@ -126,6 +141,7 @@ absl::Status SimDisk::Delete(const std::string& name) {
   if (!f.ok()) return f.status();
   (*f)->exists = false;
   (*f)->data.clear();
+  (*f)->rewritten = !(*f)->durable.empty();
   return absl::OkStatus();
 }
 
@@ -139,6 +155,7 @@ void SimDisk::Crash(CrashMode mode, SplitMix64* rng) {
       }
       it->second.durable_exists = true;
       it->second.durable = it->second.data;
+      it->second.rewritten = false;
       ++it;
     }
     return;
@@ -178,6 +195,7 @@ void SimDisk::Crash(CrashMode mode, SplitMix64* rng) {
     f.durable_exists = true;
     f.data = after;
     f.durable = after;
+    f.rewritten = false;
     ++it;
   }
 }

@@ -62,6 +62,9 @@ class SimDisk final : public Disk {
     bool durable_exists = false;  // visible after a crash (as of the last SyncDir)
     std::string data;             // current contents
     std::string durable;          // contents as of the last Sync
+    // Whether data differs from durable other than by bytes appended at its end (an overwrite or
+    // truncate below durable's size). When false, Sync only appends the new bytes.
+    bool rewritten = false;
   };
   absl::Status CheckFault();
   absl::StatusOr<File*> Find(const std::string& name);
