@@ -149,7 +149,6 @@ struct Simulation::ClientOp {
 
 struct Simulation::Client {
   int id = 0;
-  bool busy = false;
   NodeId target = 1;
   uint64_t counter = 0;
   bool idle = false;  // stopped by StopWorkload, nothing scheduled; StartWorkload wakes it
@@ -346,7 +345,7 @@ void Simulation::Process(SimNode& n) {
       AM_CHECK(resp.ok(), resp.status().ToString());
       std::optional<std::string> value;
       if (!resp->kvs.empty()) value = resp->kvs[0].value;
-      Complete(op, true, value, false);
+      Complete(op, value, false);
     }
     if (e.disk) StartDisk(n, std::move(*e.disk));
     if (!e.fatal.ok()) {
@@ -399,7 +398,7 @@ void Simulation::ApplyEntries(SimNode& n, std::vector<node::ApplyItem>& items) {
     }
     bool cas_ok = false;
     if (const auto* txn = std::get_if<kv::TxnResponse>(&*r.response)) cas_ok = txn->succeeded;
-    Complete(op, true, std::nullopt, cas_ok);
+    Complete(op, std::nullopt, cas_ok);
   }
   n.node->OnApplied(items.back().entry.index);
 }
@@ -830,7 +829,6 @@ void Simulation::ClientStep(int c) {
     cl.idle = true;
     return;
   }
-  cl.busy = true;
   ClientOp op;
   op.op.client = static_cast<uint64_t>(cl.id);
   op.op.key = absl::StrCat("k", work_rng_.Uniform(static_cast<uint64_t>(config_.keys)));
@@ -910,7 +908,7 @@ void Simulation::ClientStep(int c) {
   });
 }
 
-void Simulation::Complete(uint64_t index, bool ok, std::optional<std::string> output,
+void Simulation::Complete(uint64_t index, std::optional<std::string> output,
                           bool cas_ok) {
   ClientOp& op = ops_[index];
   if (!op.pending) return;
@@ -931,11 +929,9 @@ void Simulation::Complete(uint64_t index, bool ok, std::optional<std::string> ou
     return;
   }
   Client& cl = clients_[op.op.client - 1];
-  cl.busy = false;
   cl.target = op.node;
   const int c = cl.id - 1;
   At(now_ + Between(work_rng_, 0, config_.think_ms) * kMs, [this, c] { ClientStep(c); });
-  (void)ok;
 }
 
 void Simulation::FailOp(uint64_t index, bool definite) {
@@ -955,7 +951,6 @@ void Simulation::FailOp(uint64_t index, bool definite) {
     return;
   }
   Client& cl = clients_[op.op.client - 1];
-  cl.busy = false;
   const int c = cl.id - 1;
   // Back off after a failure, as real clients do: a refused request is retried elsewhere soon,
   // not in a tight loop against a node that cannot serve it.
@@ -995,9 +990,7 @@ void Simulation::FinalReads() {
 // --- End-of-run checks ----------------------------------------------------------------------
 
 bool Simulation::CheckLiveness(uint64_t max_ns) {
-  auto pending_ops = [this] { return pending_ops_ > 0; };
-  auto converged = [this] { return AllCaughtUp(); };
-  if (!RunUntil([&] { return !pending_ops() && converged(); }, max_ns)) {
+  if (!RunUntil([this] { return pending_ops_ == 0 && AllCaughtUp(); }, max_ns)) {
     if (failed()) return false;
     std::string state;
     for (const auto& n : nodes_) {

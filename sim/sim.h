@@ -209,7 +209,7 @@ class Simulation {
 
   // Clients.
   void ClientStep(int client);
-  void Complete(uint64_t op, bool ok, std::optional<std::string> output, bool cas_ok);
+  void Complete(uint64_t op, std::optional<std::string> output, bool cas_ok);
   void FailOp(uint64_t op, bool definite);
   void FinalReads();
 
@@ -241,7 +241,6 @@ class Simulation {
   // of the term that committed it.
   std::vector<std::pair<raft::Term, raft::Term>> committed_;
   std::vector<uint64_t> applied_;                            // index-1 -> entry hash
-  NodeId last_leader_ = raft::kNone;
 
   // Workload.
   bool workload_on_ = true;

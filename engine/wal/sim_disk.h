@@ -53,7 +53,6 @@ class SimDisk final : public Disk {
   void Corrupt(const std::string& name, uint64_t offset, int bit);
 
   uint64_t used_bytes() const;
-  uint64_t syncs() const { return syncs_; }
   uint64_t unsynced_bytes() const;
 
  private:
@@ -74,7 +73,6 @@ class SimDisk final : public Disk {
   bool fault_armed_ = false;
   uint64_t fault_ops_left_ = 0;
   absl::Status fault_;
-  uint64_t syncs_ = 0;
 };
 
 }  // namespace amaters::wal

@@ -126,18 +126,6 @@ absl::Status Writer::Append(const raft::PersistRequest& request) {
   return absl::OkStatus();
 }
 
-bool Writer::HasWork() const {
-  if (!error_.ok() || in_flight_) return false;
-  if (!pending_.empty()) return true;
-  // A request whose records are all done but not yet acknowledged (e.g. an empty one).
-  if (!acks_.empty()) return true;
-  if (compact_to_ > 0 && segments_.size() > 1 && !force_roll_ &&
-      segments_.front().max_entry_index <= compact_to_) {
-    return true;
-  }
-  return false;
-}
-
 void Writer::RollSegment(DiskBatch* batch) {
   if (!segments_.empty()) {
     // Everything in the old segment becomes durable before the new file exists, so a torn

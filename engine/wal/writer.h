@@ -128,8 +128,6 @@ class Writer {
   // kInterval: when written-but-unsynced data becomes due for fdatasync (call NextBatch then);
   // nullopt when nothing is waiting or in the other modes.
   std::optional<uint64_t> next_sync_due_ms() const;
-  // Whether NextBatch would return a batch now (ignoring the interval timer).
-  bool HasWork() const;
   const absl::Status& error() const { return error_; }
   WriterStats stats() const;
   const raft::HardState& hard_state() const { return hard_state_; }

@@ -306,9 +306,11 @@ TEST_P(DiskSuite, SyncModes) {
     EXPECT_EQ(d.writer->stats().syncs, c.expected_syncs);
     if (c.mode == SyncMode::kInterval) {
       // The timer fires for data written since the last sync, without new appends.
+      EXPECT_EQ(d.writer->next_sync_due_ms(), std::optional<uint64_t>(2000));
       EXPECT_EQ(d.Run(1500), 0);
       EXPECT_EQ(d.Run(2000), 1);
       EXPECT_EQ(d.writer->stats().syncs, 2u + 2u);
+      EXPECT_EQ(d.writer->next_sync_due_ms(), std::nullopt) << "nothing left to sync";
     }
   }
 }
