@@ -11,8 +11,10 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stderr,
                "amaters-server: the real-time server is not implemented yet.\n"
-               "What exists today is the pure Raft engine (engine/raft) and its tests:\n"
+               "What exists today: the engine (Raft, WAL, node, key-value state machine) and\n"
+               "the deterministic simulator that runs it:\n"
                "  ./bazelw test //...\n"
+               "  ./bazelw run //sim -- --seed=1\n"
                "See README.md and docs/architecture.md. Nothing was started; exiting.\n");
   return 1;
 }
