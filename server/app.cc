@@ -1,0 +1,577 @@
+#include "server/app.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <future>
+#include <iostream>
+#include <limits>
+#include <memory>
+#include <sstream>
+#include <thread>
+#include <utility>
+
+#include "absl/hash/hash.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "engine/base/crc32c.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/security/tls_certificate_provider.h"
+#include "grpcpp/security/tls_credentials_options.h"
+#include "httplib.h"
+#include "server/admin/admin_server.h"
+#include "server/admin/metrics.h"
+#include "server/log.h"
+#include "server/runtime/runtime.h"
+#include "server/service/etcd_handler.h"
+#include "server/service/etcd_service.h"
+#include "server/service/peer_service.h"
+
+namespace amaters::server {
+namespace {
+
+// gRPC's allowance on top of max_request_bytes for the envelope (etcd's grpcOverheadBytes).
+constexpr int kGrpcOverheadBytes = 512 * 1024;
+// How often TLS certificate and key files are re-read (gRPC's file watcher); SIGHUP also
+// validates them at once and logs the outcome.
+constexpr unsigned kCertRefreshSeconds = 1;
+
+// --- pid file ---------------------------------------------------------------------------------
+
+absl::StatusOr<pid_t> ReadPid(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("no pid file at ", path));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  int64_t pid = 0;
+  if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &pid) || pid <= 0) {
+    return absl::DataLossError(absl::StrCat("pid file ", path, " does not hold a pid"));
+  }
+  return static_cast<pid_t>(pid);
+}
+
+// A zombie (exited, not yet reaped by its parent) counts as gone.
+bool ProcessAlive(pid_t pid) {
+  if (kill(pid, 0) != 0 && errno != EPERM) return false;
+  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
+  std::string line;
+  if (!std::getline(stat, line)) return true;
+  const size_t paren = line.rfind(')');
+  return paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] != 'Z';
+}
+
+absl::Status WritePidFile(const std::string& path) {
+  if (absl::StatusOr<pid_t> old = ReadPid(path); old.ok() && ProcessAlive(*old) &&
+                                                 *old != getpid()) {
+    return absl::AlreadyExistsError(absl::StrCat("another amaters-server (pid ", *old,
+                                                 ") is running with pid file ", path));
+  }
+  const std::string tmp = path + ".tmp";
+  std::ofstream out(tmp, std::ios::trunc);
+  out << getpid() << "\n";
+  out.close();
+  if (!out || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot write pid file ", path, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+// --- listening addresses ------------------------------------------------------------------------
+
+// Fails with the OS's reason if `address` cannot be bound right now (gRPC's own error for an
+// occupied port is a null server and a log line; this names the address and the errno).
+absl::Status CheckBindable(const std::string& what, const std::string& address) {
+  absl::StatusOr<HostPort> hp = ParseHostPort(address);
+  if (!hp.ok()) return hp.status();
+  std::string host = hp->host;
+  if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  if (int rc = getaddrinfo(host.c_str(), std::to_string(hp->port).c_str(), &hints, &res); rc != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": cannot resolve ", address, ": ", gai_strerror(rc)));
+  }
+  absl::Status result = absl::OkStatus();
+  int fd = socket(res->ai_family, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0) {
+    const int err = errno;
+    result = absl::UnavailableError(
+        absl::StrCat(what, ": cannot listen on ", address, ": ", std::strerror(err)));
+  }
+  if (fd >= 0) close(fd);
+  freeaddrinfo(res);
+  return result;
+}
+
+// --- TLS ----------------------------------------------------------------------------------------
+
+bool ReadableFile(const std::string& path) { return access(path.c_str(), R_OK) == 0; }
+
+absl::Status CheckTlsFiles(const Config& c) {
+  if (!c.network.tls_enabled) return absl::OkStatus();
+  for (const auto& [key, path] : {std::pair<const char*, std::string>{"tls_cert", c.network.tls_cert},
+                                  {"tls_key", c.network.tls_key},
+                                  {"tls_ca", c.network.tls_ca}}) {
+    if (!path.empty() && !ReadableFile(path)) {
+      return absl::InvalidArgumentError(absl::StrCat("[network] ", key, " = \"", path,
+                                                     "\": cannot read: ", std::strerror(errno)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::shared_ptr<grpc::experimental::CertificateProviderInterface> CertProvider(const Config& c) {
+  return std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      c.network.tls_key, c.network.tls_cert, c.network.tls_ca, kCertRefreshSeconds);
+}
+
+std::shared_ptr<grpc::ServerCredentials> ServerCredentials(const Config& c, bool peer_port) {
+  if (!c.network.tls_enabled) return grpc::InsecureServerCredentials();
+  grpc::experimental::TlsServerCredentialsOptions options(CertProvider(c));
+  options.watch_identity_key_cert_pairs();
+  const bool verify_clients = peer_port ? !c.network.tls_ca.empty() : c.network.require_client_cert;
+  if (!c.network.tls_ca.empty()) options.watch_root_certs();
+  options.set_cert_request_type(verify_clients
+                                    ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                                    : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  return grpc::experimental::TlsServerCredentials(options);
+}
+
+std::shared_ptr<grpc::ChannelCredentials> PeerChannelCredentials(const Config& c) {
+  if (!c.network.tls_enabled) return nullptr;
+  grpc::experimental::TlsChannelCredentialsOptions options;
+  options.set_certificate_provider(CertProvider(c));
+  options.watch_identity_key_cert_pairs();
+  if (!c.network.tls_ca.empty()) options.watch_root_certs();
+  return grpc::experimental::TlsCredentials(options);
+}
+
+// --- status for the admin port --------------------------------------------------------------
+
+const char* RoleJsonName(raft::Role role) {
+  switch (role) {
+    case raft::Role::kLeader: return "leader";
+    case raft::Role::kCandidate: return "candidate";
+    case raft::Role::kPreCandidate: return "pre-candidate";
+    case raft::Role::kFollower: return "follower";
+  }
+  return "follower";
+}
+
+std::optional<RpcMethod> MethodFromName(const char* name) {
+  const std::string n = name;
+  if (n == "Range") return RpcMethod::kRange;
+  if (n == "Put") return RpcMethod::kPut;
+  if (n == "DeleteRange") return RpcMethod::kDeleteRange;
+  if (n == "Txn") return RpcMethod::kTxn;
+  if (n == "Status") return RpcMethod::kStatus;
+  if (n == "MemberList") return RpcMethod::kMemberList;
+  return std::nullopt;
+}
+
+// Health as far as this issue knows it (probes arrive with the failover/alerts work): starting
+// until the node has seen a leader once, unhealthy after a storage failure, degraded while no
+// leader is known or a peer is unreachable, healthy otherwise; shutting_down once a signal came.
+AdminStatus BuildAdminStatus(const RuntimeStatus& s, bool shutting_down, bool seen_leader,
+                             double uptime) {
+  AdminStatus a;
+  a.node_id = s.node_id;
+  a.role = RoleJsonName(s.role);
+  a.leader_id = s.leader;
+  a.term = s.term;
+  a.commit_index = s.commit;
+  a.last_log_index = s.last_index;
+  a.applied_index = s.applied;
+  a.num_nodes = s.num_nodes;
+  a.version = kVersion;
+  a.uptime_seconds = uptime;
+  size_t unreachable = 0;
+  for (const RuntimeStatus::Peer& p : s.peers) {
+    if (!p.connected) ++unreachable;
+    if (s.role != raft::Role::kLeader) continue;
+    PeerStatus ps;
+    ps.id = p.id;
+    ps.match = p.match;
+    ps.next = p.next;
+    ps.connected = p.connected;
+    ps.lag = s.last_index > p.match ? s.last_index - p.match : 0;
+    a.peers.push_back(ps);
+  }
+  a.health_detail.push_back(
+      {"storage", s.fatal ? absl::StrCat("failed: ", s.fatal_message) : "ok"});
+  a.health_detail.push_back(
+      {"cluster", s.leader == raft::kNone ? "no leader known"
+                                          : absl::StrCat("leader is ", s.leader, ", term ", s.term)});
+  a.health_detail.push_back(
+      {"peers", absl::StrCat(s.peers.size() - unreachable, " of ", s.peers.size(), " reachable")});
+  if (shutting_down) {
+    a.health = "shutting_down";
+  } else if (s.fatal) {
+    a.health = "unhealthy";
+  } else if (!seen_leader) {
+    a.health = "starting";
+  } else if (s.leader == raft::kNone || unreachable > 0) {
+    a.health = "degraded";
+  } else {
+    a.health = "healthy";
+  }
+  a.ready = (a.health == "healthy" || a.health == "degraded") && s.leader != raft::kNone &&
+            s.applied >= s.commit;
+  return a;
+}
+
+HandlerLimits LimitsOf(const Config& c) {
+  HandlerLimits l;
+  l.max_request_bytes = c.server.max_request_bytes;
+  l.max_key_bytes = c.server.max_key_bytes;
+  l.max_value_bytes = c.server.max_value_bytes;
+  l.request_timeout_ms = c.server.request_timeout_ms;
+  return l;
+}
+
+void ConfigureLogFrom(const Config& c) {
+  absl::StatusOr<LogLevel> level = ParseLogLevel(c.logging.level);
+  ConfigureLog(level.ok() ? *level : LogLevel::kInfo, c.logging.format);
+}
+
+}  // namespace
+
+uint64_t ClusterId(const Config& config) {
+  std::vector<std::string> members;
+  for (const PeerAddress& p : config.cluster.peers) members.push_back(absl::StrCat(p.id));
+  if (members.empty()) members.push_back(absl::StrCat(config.cluster.node_id));
+  std::sort(members.begin(), members.end());
+  const std::string text = absl::StrCat(config.cluster.cluster_token, "/", absl::StrJoin(members, ","));
+  // Two CRCs of different salts make a stable 64-bit id (absl::Hash is not stable across runs).
+  const uint64_t hi = amaters::Crc32c(text);
+  const uint64_t lo = amaters::Crc32c(absl::StrCat("amaters-cluster:", text));
+  return (hi << 32) | lo;
+}
+
+int RunServer(const Config& config_in, const ConfigSources& sources, const std::string& base_dir) {
+  Config config = config_in;
+  ConfigureLogFrom(config);
+  const std::string data_dir = ResolvePath(config.server.data_dir, base_dir);
+  const std::string pid_path = ResolvePath(PidFilePath(config), base_dir);
+  if (config.network.tls_enabled) {
+    config.network.tls_cert = ResolvePath(config.network.tls_cert, base_dir);
+    config.network.tls_key = ResolvePath(config.network.tls_key, base_dir);
+    if (!config.network.tls_ca.empty()) config.network.tls_ca = ResolvePath(config.network.tls_ca, base_dir);
+  }
+  auto fail = [](const absl::Status& s) {
+    LogError("cannot start", {F("error", s.message())});
+    std::cerr << "amaters-server: " << s.message() << "\n";
+    return 1;
+  };
+  if (absl::Status s = CheckTlsFiles(config); !s.ok()) return fail(s);
+
+  // Signals are taken by this thread with sigtimedwait; every thread created from here on
+  // inherits the mask, so none of them is interrupted by them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  // Listening addresses, checked up front so that an occupied port is a clear error.
+  std::string peer_address;
+  std::vector<RuntimePeer> peers;
+  for (const PeerAddress& p : config.cluster.peers) {
+    if (p.id == config.cluster.node_id) {
+      peer_address = p.ToString();
+    } else {
+      peers.push_back({p.id, p.ToString()});
+    }
+  }
+  if (absl::Status s = CheckBindable("client port", config.server.bind_address); !s.ok()) {
+    return fail(s);
+  }
+  if (!peer_address.empty()) {
+    if (absl::Status s = CheckBindable("peer port", peer_address); !s.ok()) return fail(s);
+  }
+  if (config.metrics.enabled) {
+    if (absl::Status s = CheckBindable("admin HTTP", config.metrics.bind_address); !s.ok()) {
+      return fail(s);
+    }
+  }
+
+  Metrics metrics;
+  RuntimeOptions ro;
+  ro.node_id = config.cluster.node_id;
+  ro.peers = peers;
+  ro.data_dir = data_dir;
+  absl::StatusOr<wal::WriterOptions> wal_options = WalWriterOptions(config);
+  if (!wal_options.ok()) return fail(wal_options.status());
+  ro.node.wal = *wal_options;
+  ro.node.max_pending_requests = config.server.max_inflight_requests;
+  ro.node.raft.heartbeat_ticks = 1;
+  ro.node.raft.election_ticks = static_cast<int>(
+      std::max<uint64_t>(3, config.cluster.election_timeout_ms / config.cluster.heartbeat_interval_ms));
+  ro.tick_ms = config.cluster.heartbeat_interval_ms;
+  ro.request_timeout_ms = config.server.request_timeout_ms;
+  ro.cluster_id = ClusterId(config);
+  ro.client_address = config.server.bind_address;
+  ro.peer_address = peer_address;
+  ro.peer_sender.queue_max_messages = config.network.peer_queue_max_messages;
+  ro.peer_sender.credentials = PeerChannelCredentials(config);
+  ro.metrics = &metrics;
+  std::atomic<bool> fatal{false};
+  ro.on_fatal = [&fatal](const absl::Status&) { fatal.store(true); };
+
+  absl::StatusOr<std::unique_ptr<Runtime>> opened = Runtime::Open(ro);
+  if (!opened.ok()) return fail(opened.status());
+  std::unique_ptr<Runtime> runtime = *std::move(opened);
+  if (absl::Status s = WritePidFile(pid_path); !s.ok()) return fail(s);
+
+  const std::string scheme = config.network.tls_enabled ? "https" : "http";
+  EtcdHandler handler(runtime.get(), kVersion, data_dir, scheme);
+  handler.SetLimits(LimitsOf(config));
+  RequestObserver observer = [&metrics](const char* method, const grpc::Status& status,
+                                        double seconds) {
+    if (std::optional<RpcMethod> m = MethodFromName(method)) {
+      metrics.ObserveRequest(*m, static_cast<absl::StatusCode>(status.error_code()), seconds);
+    }
+  };
+  KvService kv_service(&handler, observer);
+  MaintenanceService maintenance_service(&handler, observer);
+  ClusterService cluster_service(&handler, observer);
+  PeerService peer_service(runtime.get(), [&handler](const peerpb::ForwardRequest& request,
+                                                     std::function<void(grpc::Status, std::string)>
+                                                         done) {
+    handler.HandleForward(request, std::move(done));
+  });
+
+  grpc::ServerBuilder client_builder;
+  int client_port = 0;
+  client_builder.AddListeningPort(config.server.bind_address, ServerCredentials(config, false),
+                                  &client_port);
+  client_builder.SetMaxReceiveMessageSize(
+      static_cast<int>(config.server.max_request_bytes) + kGrpcOverheadBytes);
+  client_builder.SetMaxSendMessageSize(std::numeric_limits<int>::max());
+  client_builder.RegisterService(&kv_service);
+  client_builder.RegisterService(&maintenance_service);
+  client_builder.RegisterService(&cluster_service);
+  std::unique_ptr<grpc::Server> client_server = client_builder.BuildAndStart();
+  if (!client_server || client_port == 0) {
+    (void)runtime->Stop();
+    unlink(pid_path.c_str());
+    return fail(absl::UnavailableError(
+        absl::StrCat("client port: cannot listen on ", config.server.bind_address)));
+  }
+
+  std::unique_ptr<grpc::Server> peer_server;
+  if (!peer_address.empty()) {
+    grpc::ServerBuilder peer_builder;
+    int port = 0;
+    peer_builder.AddListeningPort(peer_address, ServerCredentials(config, true), &port);
+    peer_builder.SetMaxReceiveMessageSize(kPeerMaxMessageBytes);
+    peer_builder.SetMaxSendMessageSize(kPeerMaxMessageBytes);
+    peer_builder.RegisterService(&peer_service);
+    peer_server = peer_builder.BuildAndStart();
+    if (!peer_server || port == 0) {
+      client_server->Shutdown();
+      (void)runtime->Stop();
+      unlink(pid_path.c_str());
+      return fail(absl::UnavailableError(absl::StrCat("peer port: cannot listen on ", peer_address)));
+    }
+  }
+
+  runtime->Start();
+
+  const auto started = std::chrono::steady_clock::now();
+  std::atomic<bool> shutting_down{false};
+  std::atomic<bool> seen_leader{false};
+  auto admin_status = [&]() {
+    const RuntimeStatus s = runtime->status();
+    if (s.leader != raft::kNone) seen_leader.store(true);
+    return BuildAdminStatus(
+        s, shutting_down.load(), seen_leader.load(),
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  };
+  std::unique_ptr<AdminServer> admin;
+  if (config.metrics.enabled) {
+    admin = std::make_unique<AdminServer>(config.metrics.bind_address, &metrics, admin_status);
+    if (absl::Status s = admin->Start(); !s.ok()) {
+      client_server->Shutdown();
+      if (peer_server) peer_server->Shutdown();
+      (void)runtime->Stop();
+      unlink(pid_path.c_str());
+      return fail(s);
+    }
+  }
+
+  LogInfo("amaters-server started",
+          {F("version", kVersion), F("node_id", config.cluster.node_id),
+           F("cluster_id", absl::StrCat(absl::Hex(ro.cluster_id))),
+           F("client", config.server.bind_address),
+           F("peer", peer_address.empty() ? "-" : peer_address),
+           F("admin", config.metrics.enabled ? config.metrics.bind_address : "-"),
+           F("data_dir", data_dir), F("tls", config.network.tls_enabled ? "on" : "off"),
+           F("members", config.cluster.peers.empty() ? 1 : config.cluster.peers.size())});
+  std::cerr << "amaters-server: serving the etcd v3 API on " << config.server.bind_address
+            << (config.metrics.enabled
+                    ? absl::StrCat(", admin HTTP on http://", config.metrics.bind_address)
+                    : "")
+            << "\n  try: bazel run //server:ctl -- --endpoints=" << config.server.bind_address
+            << " put hello world\n       etcdctl --endpoints=" << config.server.bind_address
+            << " get hello\n  stop with Ctrl-C or SIGTERM\n";
+
+  // Main thread: signals, metric gauges, fatal errors.
+  uint64_t last_leader_changes = 0;
+  uint64_t last_elections = 0;
+  int exit_code = 0;
+  while (true) {
+    timespec wait{0, 250 * 1000 * 1000};
+    const int sig = sigtimedwait(&signals, nullptr, &wait);
+    const RuntimeStatus s = runtime->status();
+    if (s.leader != raft::kNone) seen_leader.store(true);
+    metrics.SetRaftState(s.term, s.commit, s.applied, s.last_index, s.role == raft::Role::kLeader,
+                         s.leader);
+    for (; last_leader_changes < s.leader_changes; ++last_leader_changes) metrics.IncLeaderChanges();
+    for (; last_elections < s.elections; ++last_elections) metrics.IncElections();
+    metrics.SetPendingRequests(s.pending_requests);
+    metrics.SetWalSizeBytes(s.wal_size_bytes);
+    for (const RuntimeStatus::Peer& p : s.peers) {
+      metrics.SetPeerConnected(p.id, p.connected);
+      if (s.role == raft::Role::kLeader) {
+        metrics.SetPeerLag(p.id, s.last_index > p.match ? s.last_index - p.match : 0);
+      } else {
+        metrics.ClearPeerLag(p.id);
+      }
+    }
+    if (fatal.load()) {
+      LogError("stopping after a storage failure", {F("error", s.fatal_message)});
+      exit_code = 1;
+      break;
+    }
+    if (sig == SIGHUP) {
+      absl::StatusOr<Config> reread = LoadConfig(sources);
+      if (!reread.ok()) {
+        LogError("SIGHUP: configuration not reloaded", {F("error", reread.status().message())});
+        continue;
+      }
+      if (reread->network.tls_enabled) {  // resolved like the running copy, to compare equal
+        reread->network.tls_cert = ResolvePath(reread->network.tls_cert, base_dir);
+        reread->network.tls_key = ResolvePath(reread->network.tls_key, base_dir);
+        if (!reread->network.tls_ca.empty()) {
+          reread->network.tls_ca = ResolvePath(reread->network.tls_ca, base_dir);
+        }
+      }
+      ReloadPlan plan = PlanReload(config, *reread);
+      config = plan.next;
+      ConfigureLogFrom(config);
+      handler.SetLimits(LimitsOf(config));
+      LogInfo("SIGHUP: configuration reloaded",
+              {F("applied", plan.applied.empty() ? "-" : absl::StrJoin(plan.applied, ",")),
+               F("ignored_need_restart", plan.ignored.empty() ? "-" : absl::StrJoin(plan.ignored, ","))});
+      if (config.network.tls_enabled) {
+        absl::Status tls = CheckTlsFiles(config);
+        LogInfo("SIGHUP: TLS certificate files are re-read for new connections",
+                {F("check", tls.ok() ? "ok" : std::string(tls.message()))});
+      }
+      continue;
+    }
+    if (sig == SIGTERM || sig == SIGINT) {
+      LogInfo("shutting down", {F("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),
+                                F("timeout_ms", config.server.shutdown_timeout_ms)});
+      break;
+    }
+  }
+
+  // Graceful shutdown: stop accepting, let in-flight requests finish (bounded), stop the node,
+  // sync and close RocksDB, remove the pid file.
+  shutting_down.store(true);
+  const auto deadline = std::chrono::system_clock::now() +
+                        std::chrono::milliseconds(config.server.shutdown_timeout_ms);
+  std::thread client_stopper([&] { client_server->Shutdown(deadline); });
+  while (std::chrono::system_clock::now() < deadline && runtime->status().pending_requests > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  // Requests still pending at the deadline fail now (UNAVAILABLE), which lets the client
+  // server's Shutdown return.
+  absl::Status closed = runtime->Stop();
+  client_stopper.join();
+  if (peer_server) peer_server->Shutdown(std::chrono::system_clock::now());
+  if (admin) admin->Stop();
+  unlink(pid_path.c_str());
+  if (!closed.ok()) {
+    LogError("storage did not close cleanly", {F("error", closed.ToString())});
+    exit_code = 1;
+  }
+  LogInfo("stopped", {F("exit_code", exit_code)});
+  return exit_code;
+}
+
+int StopCommand(const Config& config, const std::string& base_dir) {
+  const std::string pid_path = ResolvePath(PidFilePath(config), base_dir);
+  absl::StatusOr<pid_t> pid = ReadPid(pid_path);
+  if (!pid.ok()) {
+    std::cerr << "amaters-server: stop: " << pid.status().message() << " (is the server running?)\n";
+    return 1;
+  }
+  if (!ProcessAlive(*pid)) {
+    std::cerr << "amaters-server: stop: pid " << *pid << " from " << pid_path
+              << " is not running (stale pid file)\n";
+    return 1;
+  }
+  if (kill(*pid, SIGTERM) != 0) {
+    std::cerr << "amaters-server: stop: cannot signal pid " << *pid << ": " << std::strerror(errno)
+              << "\n";
+    return 1;
+  }
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(config.server.shutdown_timeout_ms + 5000);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!ProcessAlive(*pid)) {
+      std::cout << "amaters-server (pid " << *pid << ") stopped\n";
+      return 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::cerr << "amaters-server: stop: pid " << *pid << " still running after the shutdown timeout\n";
+  return 1;
+}
+
+int StatusCommand(const Config& config, const std::string& base_dir) {
+  absl::StatusOr<std::pair<std::string, int>> addr = ParseBindAddress(config.metrics.bind_address);
+  if (!addr.ok()) {
+    std::cerr << "amaters-server: status: " << addr.status().message() << "\n";
+    return 1;
+  }
+  httplib::Client client(addr->first, addr->second);
+  client.set_connection_timeout(2);
+  client.set_read_timeout(5);
+  httplib::Result r = client.Get("/status");
+  if (!r) {
+    std::cerr << "amaters-server: status: no server answers on http://" << config.metrics.bind_address
+              << "/status (" << httplib::to_string(r.error()) << ")\n";
+    return 1;
+  }
+  std::cout << r->body << (absl::EndsWith(r->body, "\n") ? "" : "\n");
+  (void)base_dir;
+  return r->status == 200 ? 0 : 1;
+}
+
+}  // namespace amaters::server

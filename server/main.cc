@@ -1,0 +1,167 @@
+// amaters-server: the real-time server (DESIGN.md §5; docs/deployment-guide.md).
+//
+//   amaters-server [start] [--config=FILE] [--set section.key=value ...] [shortcut flags]
+//   amaters-server stop|status [--config=FILE ...]     signal / query the running server
+//   amaters-server validate-config [--config=FILE ...] check a configuration and exit
+//   amaters-server version | --generate-config | --help
+//
+// With no arguments it starts a single-node cluster on the embedded defaults (data in ./data
+// of the directory the command was started from, client gRPC on 127.0.0.1:7878, admin HTTP on
+// 127.0.0.1:9090) and serves until SIGTERM or SIGINT. SIGHUP re-reads the configuration.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "server/app.h"
+#include "server/config/config.h"
+
+extern char** environ;
+
+namespace amaters::server {
+namespace {
+
+constexpr const char* kUsage = R"(usage: amaters-server [COMMAND] [FLAGS]
+
+Commands:
+  start              run the server (the default)
+  stop               send SIGTERM to the running server (its pid file) and wait for it to exit
+  status             print the running server's /status (admin HTTP) and exit
+  validate-config    load and check the configuration, print the effective values, and exit
+  version            print the version and exit
+
+Flags:
+  --config=FILE              TOML configuration (docs/configuration-reference.md)
+  --set=SECTION.KEY=VALUE    override one key (repeatable), e.g. --set=storage.wal.sync_mode=none
+  --data-dir=DIR             = --set=server.data_dir=DIR
+  --bind-address=HOST:PORT   = --set=server.bind_address=HOST:PORT (client gRPC, etcd v3 API)
+  --metrics-address=HOST:PORT = --set=metrics.bind_address=HOST:PORT (admin HTTP)
+  --node-id=N                = --set=cluster.node_id=N
+  --peers=ID:HOST:PORT,...   = --set=cluster.peers=...
+  --generate-config          print a commented configuration file with every default and exit
+  --help                     this text
+
+Precedence: defaults < --config file < AMATERS_* environment < flags.
+Relative paths are resolved against the directory the command was started from.
+)";
+
+struct Args {
+  std::string command = "start";
+  ConfigSources sources;
+  bool generate_config = false;
+  bool help = false;
+};
+
+absl::StatusOr<Args> ParseArgs(int argc, char** argv, const std::string& base_dir) {
+  Args args;
+  bool command_seen = false;
+  const std::map<std::string, std::string> shortcuts = {
+      {"--data-dir", "server.data_dir"},        {"--data_dir", "server.data_dir"},
+      {"--bind-address", "server.bind_address"}, {"--bind_address", "server.bind_address"},
+      {"--metrics-address", "metrics.bind_address"},
+      {"--node-id", "cluster.node_id"},          {"--node_id", "cluster.node_id"},
+      {"--peers", "cluster.peers"},
+  };
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    // "--flag value" is accepted as well as "--flag=value" for flags that take a value.
+    auto value_of = [&](const std::string& flag) -> std::optional<std::string> {
+      if (absl::StartsWith(a, flag + "=")) return a.substr(flag.size() + 1);
+      if (a == flag && i + 1 < argc) return std::string(argv[++i]);
+      return std::nullopt;
+    };
+    if (a == "--help" || a == "-h") {
+      args.help = true;
+    } else if (a == "--generate-config" || a == "--generate_config") {
+      args.generate_config = true;
+    } else if (a == "--version") {
+      args.command = "version";
+    } else if (auto v = value_of("--config")) {
+      args.sources.file = ResolvePath(*v, base_dir);
+    } else if (auto s = value_of("--set")) {
+      args.sources.overrides.push_back(*s);
+    } else if (absl::StartsWith(a, "-")) {
+      const std::string name = a.substr(0, a.find('='));
+      auto it = shortcuts.find(name);
+      std::optional<std::string> value = it == shortcuts.end() ? std::nullopt : value_of(name);
+      if (!value) {
+        return absl::InvalidArgumentError(absl::StrCat("unknown flag ", a, " (see --help)"));
+      }
+      args.sources.overrides.push_back(absl::StrCat(it->second, "=", *value));
+    } else if (!command_seen) {
+      static const char* kCommands[] = {"start", "stop", "status", "validate-config", "version"};
+      bool known = false;
+      for (const char* c : kCommands) known = known || a == c;
+      if (!known) {
+        return absl::InvalidArgumentError(absl::StrCat("unknown command \"", a, "\" (see --help)"));
+      }
+      args.command = a;
+      command_seen = true;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("unexpected argument \"", a, "\""));
+    }
+  }
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string kv = *e;
+    const size_t eq = kv.find('=');
+    if (eq != std::string::npos) args.sources.env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return args;
+}
+
+std::string BaseDir() {
+  // `bazel run` starts us inside the runfiles tree; paths are relative to where the user was.
+  if (const char* d = std::getenv("BUILD_WORKING_DIRECTORY"); d != nullptr && *d != '\0') return d;
+  char buf[4096];
+  if (getcwd(buf, sizeof(buf)) != nullptr) return buf;
+  return ".";
+}
+
+int Main(int argc, char** argv) {
+  const std::string base_dir = BaseDir();
+  absl::StatusOr<Args> args = ParseArgs(argc, argv, base_dir);
+  if (!args.ok()) {
+    std::cerr << "amaters-server: " << args.status().message() << "\n";
+    return 2;
+  }
+  if (args->help) {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (args->generate_config) {
+    std::cout << GenerateDefaultConfig();
+    return 0;
+  }
+  if (args->command == "version") {
+    std::cout << "amaters-server " << kVersion << "\n";
+    return 0;
+  }
+  absl::StatusOr<Config> config = LoadConfig(args->sources);
+  if (!config.ok()) {
+    std::cerr << "amaters-server: invalid configuration: " << config.status().message() << "\n";
+    return 2;
+  }
+  if (args->command == "validate-config") {
+    std::cout << "configuration is valid"
+              << (args->sources.file ? absl::StrCat(" (", *args->sources.file, ")") : "") << "\n";
+    return 0;
+  }
+  if (args->command == "stop") return StopCommand(*config, base_dir);
+  if (args->command == "status") return StatusCommand(*config, base_dir);
+  return RunServer(*config, args->sources, base_dir);
+}
+
+}  // namespace
+}  // namespace amaters::server
+
+int main(int argc, char** argv) { return amaters::server::Main(argc, argv); }

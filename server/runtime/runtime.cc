@@ -1,0 +1,577 @@
+#include "server/runtime/runtime.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "engine/base/check.h"
+#include "engine/kv/command.h"
+#include "engine/wal/disk.h"
+#include "server/admin/metrics.h"
+#include "server/log.h"
+#include "server/storage/posix_disk.h"
+#include "server/storage/rocksdb_state_machine.h"
+
+namespace amaters::server {
+
+using storage::PosixDisk;
+using storage::RocksDbStateMachine;
+
+// The durable state of one node: the WAL directory and the applied key-value store.
+class RuntimeStorage {
+ public:
+  std::unique_ptr<PosixDisk> wal_disk;               // disk thread only (after Open)
+  std::unique_ptr<RocksDbStateMachine> state;        // apply thread only (after Open)
+};
+
+namespace {
+
+// How long a request that met no leader (an election) waits before it is tried again.
+constexpr uint64_t kRetryDelayMs = 50;
+
+absl::Status MakeDir(const std::string& path) {
+  if (mkdir(path.c_str(), 0750) == 0 || errno == EEXIST) {
+    struct stat st;
+    if (stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      return absl::FailedPreconditionError(absl::StrCat(path, " exists and is not a directory"));
+    }
+    if (access(path.c_str(), W_OK) != 0) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("data directory ", path, " is not writable: ", std::strerror(errno)));
+    }
+    return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(
+      absl::StrCat("cannot create directory ", path, ": ", std::strerror(errno)));
+}
+
+absl::Status Timeout() { return absl::UnavailableError("etcdserver: request timed out"); }
+
+}  // namespace
+
+Runtime::Runtime(RuntimeOptions options)
+    : options_(std::move(options)), epoch_(std::chrono::steady_clock::now()) {}
+
+absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(RuntimeOptions options) {
+  if (options.tick_ms == 0) return absl::InvalidArgumentError("tick_ms must be > 0");
+  if (absl::Status s = MakeDir(options.data_dir); !s.ok()) return s;
+  const std::string wal_dir = options.data_dir + "/wal";
+  const std::string kv_dir = options.data_dir + "/kv";
+  if (absl::Status s = MakeDir(wal_dir); !s.ok()) return s;
+
+  auto storage = std::make_unique<RuntimeStorage>();
+  absl::StatusOr<std::unique_ptr<PosixDisk>> disk = PosixDisk::Open(wal_dir);
+  if (!disk.ok()) return disk.status();
+  storage->wal_disk = *std::move(disk);
+  absl::StatusOr<wal::ReplayResult> recovered =
+      wal::Recover(storage->wal_disk.get(), wal::CorruptionPolicy::kRefuseStart);
+  if (!recovered.ok()) {
+    return absl::Status(recovered.status().code(),
+                        absl::StrCat("WAL in ", wal_dir, ": ", recovered.status().message()));
+  }
+  for (const std::string& note : recovered->notes) LogInfo("wal recovery", {F("note", note)});
+  absl::StatusOr<std::unique_ptr<RocksDbStateMachine>> state = RocksDbStateMachine::Open(kv_dir);
+  if (!state.ok()) {
+    return absl::Status(state.status().code(),
+                        absl::StrCat("state store in ", kv_dir, ": ", state.status().message()));
+  }
+  storage->state = *std::move(state);
+
+  node::NodeConfig config = options.node;
+  config.raft.id = options.node_id;
+  config.raft.voters = {options.node_id};
+  for (const RuntimePeer& p : options.peers) config.raft.voters.push_back(p.id);
+  config.raft.rng_seed = std::random_device()() ^ (uint64_t{std::random_device()()} << 32);
+  const raft::Index applied = storage->state->applied_index();
+  absl::StatusOr<std::unique_ptr<node::Node>> node = node::Node::Create(config, *recovered, applied);
+  if (!node.ok()) return node.status();
+
+  std::unique_ptr<Runtime> rt(new Runtime(std::move(options)));
+  rt->storage_ = std::move(storage);
+  rt->node_ = *std::move(node);
+  for (const RuntimePeer& p : rt->options_.peers) {
+    PeerSenderOptions so = rt->options_.peer_sender;
+    so.cluster_id = rt->options_.cluster_id;
+    so.from = rt->options_.node_id;
+    so.client_address = rt->options_.client_address;
+    rt->peers_[p.id] = std::make_unique<PeerSender>(p.id, p.address, so, rt->options_.metrics);
+  }
+  LogInfo("recovered", {F("node_id", rt->options_.node_id),
+                        F("raft", rt->node_->raft().Describe()), F("applied", applied),
+                        F("revision", rt->storage_->state->revision()),
+                        F("wal_segments", recovered->segments.size())});
+  rt->PublishStatus();
+  {
+    std::lock_guard<std::mutex> lock(rt->status_mu_);
+    rt->status_.applied = applied;
+    rt->status_.revision = rt->storage_->state->revision();
+  }
+  return rt;
+}
+
+Runtime::~Runtime() { (void)Stop(); }
+
+uint64_t Runtime::NowMs() const {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now() - epoch_)
+                                   .count());
+}
+
+void Runtime::Start() {
+  AM_CHECK(!started_.exchange(true), "Runtime::Start called twice");
+  next_tick_ms_ = NowMs() + options_.tick_ms;
+  for (auto& [id, p] : peers_) p->Start();
+  disk_thread_ = std::thread([this] { DiskMain(); });
+  apply_thread_ = std::thread([this] { ApplyMain(); });
+  loop_thread_ = std::thread([this] { LoopMain(); });
+}
+
+absl::Status Runtime::Stop() {
+  if (stopped_.exchange(true)) return absl::OkStatus();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (loop_thread_.joinable()) loop_thread_.join();
+  for (auto& [id, p] : peers_) p->Stop();
+  {
+    std::lock_guard<std::mutex> lock(disk_mu_);
+    disk_stop_ = true;
+  }
+  disk_cv_.notify_all();
+  if (disk_thread_.joinable()) disk_thread_.join();
+  {
+    std::lock_guard<std::mutex> lock(apply_mu_);
+    apply_stop_ = true;
+  }
+  apply_cv_.notify_all();
+  if (apply_thread_.joinable()) apply_thread_.join();
+  absl::Status result = storage_error_;
+  if (storage_ && storage_->state) {
+    absl::Status s = storage_->state->Sync();
+    if (result.ok()) result = s;
+    s = storage_->state->Close();
+    if (result.ok()) result = s;
+  }
+  return result;
+}
+
+void Runtime::Post(Event event) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    inbox_.push_back(std::move(event));
+  }
+  cv_.notify_one();
+}
+
+void Runtime::Propose(kv::Command command, ProposeDone done) {
+  Post(ProposeEvent{std::move(command), std::move(done), NowMs() + options_.request_timeout_ms});
+}
+
+void Runtime::Read(kv::RangeRequest request, bool serializable, ReadDone done) {
+  Post(ReadEvent{std::move(request), serializable, std::move(done),
+                 NowMs() + options_.request_timeout_ms});
+}
+
+void Runtime::Deliver(std::vector<raft::Message> messages) {
+  Post(MessagesEvent{std::move(messages)});
+}
+
+void Runtime::LearnClientAddress(raft::NodeId peer, std::string address) {
+  std::lock_guard<std::mutex> lock(status_mu_);
+  client_addresses_[peer] = std::move(address);
+}
+
+PeerSender* Runtime::peer(raft::NodeId id) const {
+  auto it = peers_.find(id);
+  return it == peers_.end() ? nullptr : it->second.get();
+}
+
+RuntimeStatus Runtime::status() const {
+  std::lock_guard<std::mutex> lock(status_mu_);
+  RuntimeStatus s = status_;
+  for (RuntimeStatus::Peer& p : s.peers) {
+    auto it = client_addresses_.find(p.id);
+    if (it != client_addresses_.end()) p.client_address = it->second;
+    if (PeerSender* sender = peer(p.id)) p.connected = sender->connected();
+  }
+  return s;
+}
+
+// --- Loop thread ------------------------------------------------------------------------------
+
+void Runtime::LoopMain() {
+  std::vector<Event> events;
+  // A single-node cluster is its own quorum: no reason to wait out an election timeout.
+  if (options_.peers.empty()) {
+    node_->Campaign();
+    ProcessEffects(NowMs());
+    PublishStatus();
+  }
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      uint64_t wake_ms = next_tick_ms_;
+      if (!retries_.empty()) wake_ms = std::min(wake_ms, retries_.begin()->first);
+      const auto wake = epoch_ + std::chrono::milliseconds(wake_ms);
+      cv_.wait_until(lock, wake, [&] { return stopping_ || !inbox_.empty(); });
+      if (stopping_) break;
+      events.swap(inbox_);
+    }
+    uint64_t now = NowMs();
+    for (Event& e : events) Handle(e, now);
+    events.clear();
+    if (now >= next_tick_ms_) {
+      node_->Tick(now);
+      next_tick_ms_ += options_.tick_ms;
+      // After a stall (a paused process, an overloaded machine) do not replay missed ticks in
+      // a burst: that would fire election timeouts the peers never saw coming.
+      if (next_tick_ms_ <= now) next_tick_ms_ = now + options_.tick_ms;
+      ExpireRequests(now);
+    }
+    RunRetries(now);
+    ProcessEffects(now);
+    PublishStatus();
+  }
+  // Shutting down: nothing pending will complete any more.
+  const absl::Status stopped = absl::UnavailableError("server is shutting down");
+  for (auto& [id, p] : pending_) Finish(p, stopped, raft::kNone);
+  pending_.clear();
+  for (auto& [due, req] : retries_) {
+    Pending p{std::move(req), 0};
+    Finish(p, stopped, raft::kNone);
+  }
+  retries_.clear();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (Event& e : inbox_) {
+    if (auto* pe = std::get_if<ProposeEvent>(&e)) pe->done(stopped, raft::kNone);
+    if (auto* re = std::get_if<ReadEvent>(&e)) re->done(stopped, raft::kNone);
+  }
+  inbox_.clear();
+}
+
+void Runtime::Handle(Event& event, uint64_t now_ms) {
+  if (auto* pe = std::get_if<ProposeEvent>(&event)) {
+    Submit(std::move(*pe), now_ms);
+  } else if (auto* re = std::get_if<ReadEvent>(&event)) {
+    Submit(std::move(*re), now_ms);
+  } else if (auto* de = std::get_if<DiskDoneEvent>(&event)) {
+    disk_busy_ = false;
+    if (!fatal_) node_->OnDiskDone(de->batch_id, de->status);
+  } else if (auto* ae = std::get_if<AppliedEvent>(&event)) {
+    if (!ae->status.ok()) {
+      if (!fatal_) {
+        fatal_ = true;
+        fatal_message_ = ae->status.ToString();
+        LogError("state machine failed; node stops", {F("error", ae->status.ToString())});
+        if (options_.on_fatal) options_.on_fatal(ae->status);
+      }
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(status_mu_);
+      status_.revision = ae->revision;
+    }
+    if (!fatal_) node_->OnApplied(ae->index);
+  } else if (auto* me = std::get_if<MessagesEvent>(&event)) {
+    if (fatal_) return;
+    for (const raft::Message& m : me->messages) {
+      if (absl::Status s = node_->Receive(m); !s.ok()) {
+        LogDebug("peer message refused", {F("from", m.from), F("error", s.ToString())});
+      }
+    }
+  }
+}
+
+void Runtime::Submit(std::variant<ProposeEvent, ReadEvent> request, uint64_t now_ms) {
+  Pending pending{std::move(request), 0};
+  pending.deadline_ms = std::visit([](auto& r) { return r.deadline_ms; }, pending.request);
+  if (fatal_) {
+    Finish(pending, absl::UnavailableError("node stopped after a storage failure"), raft::kNone);
+    return;
+  }
+  if (pending.deadline_ms <= now_ms) {
+    Finish(pending, Timeout(), raft::kNone);
+    return;
+  }
+  if (auto* re = std::get_if<ReadEvent>(&pending.request); re != nullptr && re->serializable) {
+    PostApply(ReadWork{std::move(re->request), std::move(re->done)});
+    return;
+  }
+  const node::RequestId id = next_request_++;
+  if (auto* pe = std::get_if<ProposeEvent>(&pending.request)) {
+    pe->command.request_id = id;
+    std::string data = kv::EncodeCommand(pe->command);
+    pending_.emplace(id, std::move(pending));
+    node_->Propose(id, std::move(data));
+  } else {
+    pending_.emplace(id, std::move(pending));
+    node_->Read(id);
+  }
+}
+
+void Runtime::Finish(Pending& pending, const absl::Status& status, raft::NodeId leader) {
+  if (auto* pe = std::get_if<ProposeEvent>(&pending.request)) {
+    if (pe->done) pe->done(status, leader);
+    pe->done = nullptr;
+  } else if (auto* re = std::get_if<ReadEvent>(&pending.request)) {
+    if (re->done) re->done(status, leader);
+    re->done = nullptr;
+  }
+}
+
+void Runtime::ExpireRequests(uint64_t now_ms) {
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->second.deadline_ms <= now_ms) {
+      // The outcome is unknown (the entry may still commit): etcd's ErrTimeout.
+      Finish(it->second, Timeout(), raft::kNone);
+      it = pending_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Runtime::RunRetries(uint64_t now_ms) {
+  while (!retries_.empty() && retries_.begin()->first <= now_ms) {
+    std::variant<ProposeEvent, ReadEvent> req = std::move(retries_.begin()->second);
+    retries_.erase(retries_.begin());
+    Submit(std::move(req), now_ms);
+  }
+}
+
+void Runtime::ProcessEffects(uint64_t now_ms) {
+  while (true) {
+    node::Effects e = node_->TakeEffects();
+    if (e.Empty()) break;
+
+    if (!e.messages.empty()) {
+      std::map<raft::NodeId, std::vector<raft::Message>> by_peer;
+      for (raft::Message& m : e.messages) by_peer[m.to].push_back(std::move(m));
+      for (auto& [to, msgs] : by_peer) {
+        if (PeerSender* p = peer(to)) {
+          p->Send(std::move(msgs));
+        } else {
+          LogError("message for an unknown peer dropped", {F("to", to)});
+        }
+      }
+    }
+
+    for (const node::Reply& r : e.replies) {
+      auto it = pending_.find(r.request);
+      if (it == pending_.end()) continue;
+      Pending p = std::move(it->second);
+      pending_.erase(it);
+      const absl::StatusCode code = r.status.code();
+      // No leader yet (an election is running) or the leader changed under the request: it
+      // certainly did not take effect, so try again until its deadline.
+      const bool retry = code == absl::StatusCode::kUnavailable ||
+                         (code == absl::StatusCode::kFailedPrecondition && r.leader == raft::kNone);
+      if (retry && !fatal_ && now_ms + kRetryDelayMs < p.deadline_ms) {
+        retries_.emplace(now_ms + kRetryDelayMs, std::move(p.request));
+      } else {
+        Finish(p, r.status, r.leader);
+      }
+    }
+
+    if (!e.apply.empty()) {
+      ApplyWork work;
+      work.done.resize(e.apply.size());
+      for (size_t i = 0; i < e.apply.size(); ++i) {
+        if (!e.apply[i].request) continue;
+        auto it = pending_.find(*e.apply[i].request);
+        if (it == pending_.end()) continue;  // timed out meanwhile: applied without a reply
+        if (auto* pe = std::get_if<ProposeEvent>(&it->second.request)) {
+          work.done[i] = std::move(pe->done);
+        }
+        pending_.erase(it);
+      }
+      work.items = std::move(e.apply);
+      PostApply(std::move(work));
+    }
+
+    for (node::RequestId id : e.reads) {
+      auto it = pending_.find(id);
+      if (it == pending_.end()) continue;
+      if (auto* re = std::get_if<ReadEvent>(&it->second.request)) {
+        // Queued behind every apply handed out so far, which covers the read index.
+        PostApply(ReadWork{std::move(re->request), std::move(re->done)});
+      }
+      pending_.erase(it);
+    }
+
+    if (e.disk) {
+      AM_CHECK(!disk_busy_, "the node handed out a second disk batch while one is in flight");
+      disk_busy_ = true;
+      {
+        std::lock_guard<std::mutex> lock(disk_mu_);
+        disk_work_ = std::move(*e.disk);
+      }
+      disk_cv_.notify_one();
+    }
+
+    if (!e.fatal.ok() && !fatal_) {
+      fatal_ = true;
+      fatal_message_ = e.fatal.ToString();
+      LogError("WAL failed; node stops", {F("error", e.fatal.ToString())});
+      const absl::Status stopped =
+          absl::UnavailableError(absl::StrCat("node stopped: ", e.fatal.message()));
+      for (auto& [id, p] : pending_) Finish(p, stopped, raft::kNone);
+      pending_.clear();
+      if (options_.on_fatal) options_.on_fatal(e.fatal);
+    }
+  }
+}
+
+void Runtime::PublishStatus() {
+  const raft::Raft& r = node_->raft();
+  if (r.leader() != last_leader_) {
+    if (r.leader() != raft::kNone) {
+      LogInfo("leader changed", {F("leader", r.leader()), F("term", r.term()),
+                                 F("previous", last_leader_)});
+    }
+  }
+  std::lock_guard<std::mutex> lock(status_mu_);
+  if (r.leader() != last_leader_ && r.leader() != raft::kNone) ++status_.leader_changes;
+  if (r.role() == raft::Role::kCandidate && last_role_ != raft::Role::kCandidate) {
+    ++status_.elections;
+  }
+  last_leader_ = r.leader();
+  last_role_ = r.role();
+  status_.node_id = options_.node_id;
+  status_.role = r.role();
+  status_.leader = r.leader();
+  status_.term = r.term();
+  term_.store(r.term(), std::memory_order_relaxed);
+  status_.commit = r.commit();
+  status_.last_index = r.log().LastIndex();
+  status_.applied = node_->applied();
+  status_.num_nodes = r.voters().size();
+  status_.pending_requests = pending_.size() + retries_.size();
+  status_.wal_size_bytes = node_->wal().stats().size_bytes;
+  status_.fatal = fatal_;
+  status_.fatal_message = fatal_message_;
+  status_.peers.clear();
+  for (const RuntimePeer& p : options_.peers) {
+    RuntimeStatus::Peer ps;
+    ps.id = p.id;
+    ps.address = p.address;
+    if (const raft::Progress* pr = r.progress(p.id)) {
+      ps.match = pr->match;
+      ps.next = pr->next;
+    }
+    status_.peers.push_back(std::move(ps));
+  }
+}
+
+// --- Disk thread ------------------------------------------------------------------------------
+
+void Runtime::DiskMain() {
+  while (true) {
+    wal::DiskBatch batch;
+    {
+      std::unique_lock<std::mutex> lock(disk_mu_);
+      disk_cv_.wait(lock, [&] { return disk_stop_ || disk_work_.has_value(); });
+      if (!disk_work_) return;  // stopping and idle
+      batch = std::move(*disk_work_);
+      disk_work_.reset();
+    }
+    const auto start = std::chrono::steady_clock::now();
+    absl::Status s = wal::ExecuteBatch(batch, storage_->wal_disk.get());
+    if (options_.metrics != nullptr && batch.syncs) {
+      // The batch's writes plus its fdatasync: what an acknowledged write waited for.
+      options_.metrics->ObserveFsync(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    if (!s.ok()) LogError("WAL write failed", {F("error", s.ToString())});
+    Post(DiskDoneEvent{batch.id, std::move(s)});
+  }
+}
+
+// --- Apply thread -----------------------------------------------------------------------------
+
+void Runtime::PostApply(ApplyTask task) {
+  {
+    std::lock_guard<std::mutex> lock(apply_mu_);
+    apply_queue_.push_back(std::move(task));
+  }
+  apply_cv_.notify_one();
+}
+
+void Runtime::ApplyMain() {
+  while (true) {
+    ApplyTask task;
+    {
+      std::unique_lock<std::mutex> lock(apply_mu_);
+      apply_cv_.wait(lock, [&] { return apply_stop_ || !apply_queue_.empty(); });
+      if (apply_queue_.empty()) return;  // stopping and drained
+      task = std::move(apply_queue_.front());
+      apply_queue_.pop_front();
+    }
+    RocksDbStateMachine& sm = *storage_->state;
+    if (auto* rw = std::get_if<ReadWork>(&task)) {
+      if (!storage_error_.ok()) {
+        rw->done(absl::UnavailableError("node stopped after a storage failure"), raft::kNone);
+        continue;
+      }
+      rw->done(sm.Range(rw->request), raft::kNone);
+      continue;
+    }
+    ApplyWork& w = std::get<ApplyWork>(task);
+    if (!storage_error_.ok()) {
+      for (ProposeDone& d : w.done) {
+        if (d) d(absl::UnavailableError("node stopped after a storage failure"), raft::kNone);
+      }
+      continue;
+    }
+    std::vector<kv::ApplyItem> batch;
+    std::vector<size_t> positions;  // batch[k] is w.items[positions[k]]
+    batch.reserve(w.items.size());
+    for (size_t i = 0; i < w.items.size(); ++i) {
+      const raft::Entry& e = w.items[i].entry;
+      if (e.index <= sm.applied_index()) continue;  // durable in RocksDB before a restart
+      positions.push_back(i);
+      batch.push_back(e.type == raft::EntryType::kNoop ? kv::ApplyItem::Noop(e.index)
+                                                        : kv::DecodeEntry(e.index, e.data));
+    }
+    const auto start = std::chrono::steady_clock::now();
+    absl::StatusOr<std::vector<kv::ApplyResult>> results = sm.Apply(batch);
+    if (options_.metrics != nullptr) {
+      options_.metrics->ObserveApply(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    if (!results.ok()) {
+      storage_error_ = results.status();
+      for (ProposeDone& d : w.done) {
+        if (d) d(absl::UnavailableError("node stopped after a storage failure"), raft::kNone);
+      }
+      Post(AppliedEvent{0, 0, results.status()});
+      continue;
+    }
+    // Results line up with the items that were applied (skipped items answer nobody: a
+    // restart forgot who was waiting for them).
+    AM_CHECK_EQ(results->size(), positions.size());
+    for (size_t k = 0; k < positions.size(); ++k) {
+      const size_t i = positions[k];
+      const kv::ApplyResult& result = (*results)[k];
+      if (!w.done[i]) continue;
+      if (options_.metrics != nullptr) options_.metrics->IncProposals(result.status.ok());
+      if (!result.status.ok()) {
+        w.done[i](result.status, raft::kNone);
+      } else if (!result.response) {
+        w.done[i](absl::InternalError("applied command produced no response"), raft::kNone);
+      } else {
+        w.done[i](*result.response, raft::kNone);
+      }
+    }
+    Post(AppliedEvent{w.items.back().entry.index, sm.revision(), absl::OkStatus()});
+  }
+}
+
+}  // namespace amaters::server

@@ -1,0 +1,240 @@
+// server::Runtime — drives one engine::Node with the real clock, real files and real sockets
+// (DESIGN.md §2; docs/architecture.md §7 lists the rules a driver follows).
+//
+// Threads (each owns what it touches; they talk through bounded queues, never shared state):
+//   loop    owns the Node. Wakes on an input or at the next tick; feeds ticks, peer messages,
+//           disk completions, apply progress and client requests in; hands the effects out.
+//   disk    executes the WAL's disk batches on PosixDisk (one in flight, as the Node asks) and
+//           reports each completion back to the loop.
+//   apply   owns the RocksDB state machine: applies committed entries in order, answers the
+//           clients whose entries they were, serves reads, reports the applied index back.
+//   peers   one sender per peer (server/runtime/peer_sender.h) streaming message batches.
+// Client callbacks run on the loop or the apply thread and must not block.
+//
+// Client requests: Propose and Read answer exactly once, through their callback, by the
+// request deadline at the latest. While no leader is known (an election is running) or a
+// leadership change dropped the request, the runtime retries it itself until the deadline; when
+// another node is the known leader it answers kFailedPrecondition with `leader` set, and the
+// caller forwards the request there (server/service).
+#ifndef AMATERS_SERVER_RUNTIME_RUNTIME_H_
+#define AMATERS_SERVER_RUNTIME_RUNTIME_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/kv/state_machine.h"
+#include "engine/node/node.h"
+#include "engine/raft/types.h"
+#include "server/runtime/peer_sender.h"
+
+namespace amaters::server {
+
+class Metrics;
+class RuntimeStorage;
+
+struct RuntimePeer {
+  raft::NodeId id = raft::kNone;
+  std::string address;  // host:port of its peer listener
+};
+
+struct RuntimeOptions {
+  raft::NodeId node_id = 1;
+  std::vector<RuntimePeer> peers;  // the other members (empty for a single node)
+  std::string data_dir;            // absolute; holds wal/ and kv/
+  node::NodeConfig node;           // raft ids and voters are filled in by Open
+  uint64_t tick_ms = 100;          // one Raft tick
+  uint64_t request_timeout_ms = 5000;
+  uint64_t cluster_id = 0;
+  std::string client_address;      // advertised to peers
+  std::string peer_address;        // our own peer listener (empty for a single node)
+  PeerSenderOptions peer_sender;
+  Metrics* metrics = nullptr;      // optional; outlives the runtime
+  // Called once, on the loop thread, if the node stops because its WAL failed.
+  std::function<void(const absl::Status&)> on_fatal;
+};
+
+// What the admin endpoints and the gRPC headers report; a copy published by the loop.
+struct RuntimeStatus {
+  raft::NodeId node_id = raft::kNone;
+  raft::Role role = raft::Role::kFollower;
+  raft::NodeId leader = raft::kNone;
+  raft::Term term = 0;
+  raft::Index commit = 0;
+  raft::Index last_index = 0;
+  raft::Index applied = 0;
+  int64_t revision = 0;
+  uint64_t num_nodes = 1;
+  uint64_t pending_requests = 0;
+  uint64_t wal_size_bytes = 0;
+  uint64_t leader_changes = 0;
+  uint64_t elections = 0;
+  bool fatal = false;
+  std::string fatal_message;
+  struct Peer {
+    raft::NodeId id = raft::kNone;
+    std::string address;
+    std::string client_address;  // learned from its batches
+    bool connected = false;
+    raft::Index match = 0;       // leader only
+    raft::Index next = 0;        // leader only
+  };
+  std::vector<Peer> peers;
+};
+
+class Runtime {
+ public:
+  using ProposeDone =
+      std::function<void(absl::StatusOr<kv::CommandResponse> result, raft::NodeId leader)>;
+  using ReadDone =
+      std::function<void(absl::StatusOr<kv::RangeResponse> result, raft::NodeId leader)>;
+
+  // Opens the data directory (creating it), recovers the WAL (refusing to start on corruption,
+  // naming the file and offset) and the RocksDB store, and builds the Node. No thread runs yet.
+  static absl::StatusOr<std::unique_ptr<Runtime>> Open(RuntimeOptions options);
+  ~Runtime();
+
+  void Start();
+  // Stops the threads: the loop stops taking inputs, the disk thread finishes its batch, the
+  // apply thread drains what it was given, RocksDB is synced and closed, pending requests fail
+  // with kUnavailable. Idempotent. Returns the first error met while closing storage.
+  absl::Status Stop();
+
+  // A replicated write. Answers with the state machine's response after the entry is applied
+  // locally (never before it is committed and durable on a quorum).
+  void Propose(kv::Command command, ProposeDone done);
+  // A read: linearizable (ReadIndex, thesis §6.4) or serializable (local state, may be stale).
+  void Read(kv::RangeRequest request, bool serializable, ReadDone done);
+
+  // A batch of Raft messages from a peer (decoded; addressing is checked by the Node).
+  void Deliver(std::vector<raft::Message> messages);
+  void LearnClientAddress(raft::NodeId peer, std::string address);
+
+  RuntimeStatus status() const;
+  // The current Raft term (cheap; for response headers).
+  raft::Term term() const { return term_.load(std::memory_order_relaxed); }
+  const RuntimeOptions& options() const { return options_; }
+  // The stub that reaches `peer`'s Peer service (for forwarding), or null for unknown ids.
+  PeerSender* peer(raft::NodeId id) const;
+
+ private:
+  struct ProposeEvent {
+    kv::Command command;
+    ProposeDone done;
+    uint64_t deadline_ms;
+  };
+  struct ReadEvent {
+    kv::RangeRequest request;
+    bool serializable;
+    ReadDone done;
+    uint64_t deadline_ms;
+  };
+  struct DiskDoneEvent {
+    uint64_t batch_id;
+    absl::Status status;
+  };
+  struct AppliedEvent {
+    raft::Index index;
+    int64_t revision;
+    absl::Status status;
+  };
+  struct MessagesEvent {
+    std::vector<raft::Message> messages;
+  };
+  using Event = std::variant<ProposeEvent, ReadEvent, DiskDoneEvent, AppliedEvent, MessagesEvent>;
+
+  // A client request the loop is tracking, by its node::RequestId.
+  struct Pending {
+    std::variant<ProposeEvent, ReadEvent> request;
+    uint64_t deadline_ms = 0;
+  };
+
+  // Work for the apply thread.
+  struct ApplyWork {
+    std::vector<node::ApplyItem> items;
+    std::vector<ProposeDone> done;  // per item; empty function = nobody waits
+  };
+  struct ReadWork {
+    kv::RangeRequest request;
+    ReadDone done;
+  };
+  using ApplyTask = std::variant<ApplyWork, ReadWork>;
+
+  explicit Runtime(RuntimeOptions options);
+
+  void Post(Event event);
+  void LoopMain();
+  void Handle(Event& event, uint64_t now_ms);
+  void Submit(std::variant<ProposeEvent, ReadEvent> request, uint64_t now_ms);
+  void ProcessEffects(uint64_t now_ms);
+  void Finish(Pending& pending, const absl::Status& status, raft::NodeId leader);
+  void ExpireRequests(uint64_t now_ms);
+  void RunRetries(uint64_t now_ms);
+  void PublishStatus();
+  void DiskMain();
+  void ApplyMain();
+  void PostApply(ApplyTask task);
+  uint64_t NowMs() const;
+
+  const RuntimeOptions options_;
+  std::unique_ptr<RuntimeStorage> storage_;      // PosixDisk + RocksDB
+  std::unique_ptr<node::Node> node_;               // loop thread only
+  std::map<raft::NodeId, std::unique_ptr<PeerSender>> peers_;
+
+  // Loop inbox.
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Event> inbox_;
+  bool stopping_ = false;
+
+  // Loop-thread state.
+  node::RequestId next_request_ = 1;
+  std::map<node::RequestId, Pending> pending_;  // ids grow with time: ordered by deadline too
+  std::multimap<uint64_t, std::variant<ProposeEvent, ReadEvent>> retries_;  // by due time
+  uint64_t next_tick_ms_ = 0;
+  bool disk_busy_ = false;
+  bool fatal_ = false;
+  std::string fatal_message_;
+  raft::NodeId last_leader_ = raft::kNone;
+  raft::Role last_role_ = raft::Role::kFollower;
+
+  // Disk thread.
+  std::mutex disk_mu_;
+  std::condition_variable disk_cv_;
+  std::optional<wal::DiskBatch> disk_work_;
+  bool disk_stop_ = false;
+
+  // Apply thread.
+  std::mutex apply_mu_;
+  std::condition_variable apply_cv_;
+  std::deque<ApplyTask> apply_queue_;
+  bool apply_stop_ = false;
+  absl::Status storage_error_;  // apply thread: first state machine error
+
+  // Published status.
+  mutable std::mutex status_mu_;
+  RuntimeStatus status_;
+  std::map<raft::NodeId, std::string> client_addresses_;  // guarded by status_mu_
+
+  std::thread loop_thread_, disk_thread_, apply_thread_;
+  std::atomic<raft::Term> term_{0};
+  std::atomic<bool> started_{false};
+  std::atomic<bool> stopped_{false};
+  std::chrono::steady_clock::time_point epoch_;
+};
+
+}  // namespace amaters::server
+
+#endif  // AMATERS_SERVER_RUNTIME_RUNTIME_H_

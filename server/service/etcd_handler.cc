@@ -1,0 +1,277 @@
+#include "server/service/etcd_handler.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <memory>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/etcd/convert.h"
+#include "server/log.h"
+
+namespace amaters::server {
+namespace {
+
+grpc::Status TooLarge() {
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "etcdserver: request is too large");
+}
+
+// Bytes of the files under `dir` (the RocksDB store): Maintenance.Status's dbSize.
+int64_t DirectoryBytes(const std::string& dir, int depth = 0) {
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return 0;
+  int64_t total = 0;
+  while (struct dirent* e = readdir(d)) {
+    const std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    const std::string path = dir + "/" + name;
+    struct stat st;
+    if (lstat(path.c_str(), &st) != 0) continue;
+    if (S_ISREG(st.st_mode)) total += st.st_size;
+    if (S_ISDIR(st.st_mode) && depth < 4) total += DirectoryBytes(path, depth + 1);
+  }
+  closedir(d);
+  return total;
+}
+
+}  // namespace
+
+grpc::Status ToGrpc(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+EtcdHandler::EtcdHandler(Runtime* runtime, std::string version, std::string data_dir,
+                         std::string url_scheme)
+    : runtime_(runtime),
+      version_(std::move(version)),
+      data_dir_(std::move(data_dir)),
+      url_scheme_(std::move(url_scheme)) {}
+
+void EtcdHandler::SetLimits(const HandlerLimits& limits) {
+  std::lock_guard<std::mutex> lock(mu_);
+  limits_ = limits;
+}
+
+HandlerLimits EtcdHandler::limits() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return limits_;
+}
+
+etcd::HeaderInfo EtcdHandler::HeaderInfo() const {
+  etcd::HeaderInfo h;
+  h.cluster_id = runtime_->options().cluster_id;
+  h.member_id = runtime_->options().node_id;
+  h.raft_term = runtime_->term();
+  return h;
+}
+
+void EtcdHandler::Range(const etcdserverpb::RangeRequest& request,
+                        etcdserverpb::RangeResponse* response, Done done) {
+  const HandlerLimits l = limits();
+  if (request.ByteSizeLong() > l.max_request_bytes) return done(TooLarge());
+  absl::StatusOr<kv::RangeRequest> range =
+      etcd::RangeToRequest(request, {l.max_key_bytes, l.max_value_bytes});
+  if (!range.ok()) return done(ToGrpc(range.status()));
+  runtime_->Read(*std::move(range), request.serializable(),
+                 [this, &request, response, done](absl::StatusOr<kv::RangeResponse> r,
+                                                  raft::NodeId) {
+                   if (!r.ok()) return done(ToGrpc(r.status()));
+                   if (absl::Status s =
+                           etcd::CheckRangeRevision(request.revision(), r->header.revision);
+                       !s.ok()) {
+                     return done(ToGrpc(s));
+                   }
+                   etcd::SortAndLimit(request, &*r);
+                   etcd::ToProto(*r, HeaderInfo(), response);
+                   done(grpc::Status::OK);
+                 });
+}
+
+void EtcdHandler::Put(const etcdserverpb::PutRequest& request, etcdserverpb::PutResponse* response,
+                      Done done, bool forwarded) {
+  const HandlerLimits l = limits();
+  if (request.ByteSizeLong() > l.max_request_bytes) return done(TooLarge());
+  Write(peerpb::ForwardRequest::PUT, request, response,
+        etcd::PutToCommand(request, {l.max_key_bytes, l.max_value_bytes}),
+        [this, response](const kv::CommandResponse& r) {
+          etcd::ToProto(std::get<kv::PutResponse>(r), HeaderInfo(), response);
+        },
+        std::move(done), forwarded);
+}
+
+void EtcdHandler::DeleteRange(const etcdserverpb::DeleteRangeRequest& request,
+                              etcdserverpb::DeleteRangeResponse* response, Done done,
+                              bool forwarded) {
+  const HandlerLimits l = limits();
+  if (request.ByteSizeLong() > l.max_request_bytes) return done(TooLarge());
+  Write(peerpb::ForwardRequest::DELETE_RANGE, request, response,
+        etcd::DeleteToCommand(request, {l.max_key_bytes, l.max_value_bytes}),
+        [this, response](const kv::CommandResponse& r) {
+          etcd::ToProto(std::get<kv::DeleteRangeResponse>(r), HeaderInfo(), response);
+        },
+        std::move(done), forwarded);
+}
+
+void EtcdHandler::Txn(const etcdserverpb::TxnRequest& request, etcdserverpb::TxnResponse* response,
+                      Done done, bool forwarded) {
+  const HandlerLimits l = limits();
+  if (request.ByteSizeLong() > l.max_request_bytes) return done(TooLarge());
+  Write(peerpb::ForwardRequest::TXN, request, response,
+        etcd::TxnToCommand(request, {l.max_key_bytes, l.max_value_bytes}),
+        [this, &request, response](const kv::CommandResponse& r) {
+          kv::TxnResponse txn = std::get<kv::TxnResponse>(r);
+          etcd::SortAndLimit(request, &txn);
+          etcd::ToProto(txn, HeaderInfo(), response);
+        },
+        std::move(done), forwarded);
+}
+
+void EtcdHandler::Write(peerpb::ForwardRequest::Method method,
+                        const google::protobuf::Message& request,
+                        google::protobuf::Message* response, absl::StatusOr<kv::Command> command,
+                        std::function<void(const kv::CommandResponse&)> fill, Done done,
+                        bool forwarded) {
+  if (!command.ok()) return done(ToGrpc(command.status()));
+  runtime_->Propose(
+      *std::move(command),
+      [this, method, &request, response, fill = std::move(fill), done = std::move(done),
+       forwarded](absl::StatusOr<kv::CommandResponse> r, raft::NodeId leader) {
+        if (r.ok()) {
+          fill(*r);
+          return done(grpc::Status::OK);
+        }
+        if (r.status().code() == absl::StatusCode::kFailedPrecondition &&
+            leader != raft::kNone) {
+          if (forwarded) {
+            return done(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                     absl::StrCat("etcdserver: leader changed (leader is ",
+                                                  leader, ")")));
+          }
+          return ForwardTo(leader, method, request, response, done);
+        }
+        done(ToGrpc(r.status()));
+      });
+}
+
+void EtcdHandler::ForwardTo(raft::NodeId leader, peerpb::ForwardRequest::Method method,
+                            const google::protobuf::Message& request,
+                            google::protobuf::Message* response, Done done) {
+  PeerSender* peer = runtime_->peer(leader);
+  if (peer == nullptr) {
+    return done(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                             absl::StrCat("etcdserver: leader ", leader, " is not a known peer")));
+  }
+  struct Call {
+    grpc::ClientContext context;
+    peerpb::ForwardRequest request;
+    peerpb::ForwardResponse response;
+  };
+  auto call = std::make_shared<Call>();
+  call->context.set_deadline(std::chrono::system_clock::now() +
+                             std::chrono::milliseconds(limits().request_timeout_ms));
+  call->request.set_cluster_id(runtime_->options().cluster_id);
+  call->request.set_from(runtime_->options().node_id);
+  call->request.set_method(method);
+  call->request.set_request(request.SerializeAsString());
+  peer->stub()->async()->Forward(
+      &call->context, &call->request, &call->response,
+      [call, response, done = std::move(done), leader](grpc::Status status) {
+        if (status.ok() && !response->ParseFromString(call->response.response())) {
+          status = grpc::Status(grpc::StatusCode::INTERNAL,
+                                absl::StrCat("undecodable response forwarded by leader ", leader));
+        }
+        if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+          status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "etcdserver: request timed out");
+        }
+        done(status);
+      });
+}
+
+void EtcdHandler::HandleForward(const peerpb::ForwardRequest& request,
+                                std::function<void(grpc::Status, std::string)> done) {
+  // The decoded request and its response live until `done` runs.
+  auto run = [this, &request, &done](auto req, auto resp, auto call) {
+    if (!req->ParseFromString(request.request())) {
+      return done(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                               "forwarded request does not decode"),
+                  "");
+    }
+    auto* r = req.get();
+    auto* p = resp.get();
+    call(*r, p, [req, resp, done](grpc::Status s) {
+      done(s, s.ok() ? resp->SerializeAsString() : std::string());
+    });
+  };
+  switch (request.method()) {
+    case peerpb::ForwardRequest::PUT:
+      return run(std::make_shared<etcdserverpb::PutRequest>(),
+                 std::make_shared<etcdserverpb::PutResponse>(),
+                 [this](const auto& q, auto* p, Done d) { Put(q, p, std::move(d), true); });
+    case peerpb::ForwardRequest::DELETE_RANGE:
+      return run(std::make_shared<etcdserverpb::DeleteRangeRequest>(),
+                 std::make_shared<etcdserverpb::DeleteRangeResponse>(),
+                 [this](const auto& q, auto* p, Done d) { DeleteRange(q, p, std::move(d), true); });
+    case peerpb::ForwardRequest::TXN:
+      return run(std::make_shared<etcdserverpb::TxnRequest>(),
+                 std::make_shared<etcdserverpb::TxnResponse>(),
+                 [this](const auto& q, auto* p, Done d) { Txn(q, p, std::move(d), true); });
+    case peerpb::ForwardRequest::RANGE:
+      return run(std::make_shared<etcdserverpb::RangeRequest>(),
+                 std::make_shared<etcdserverpb::RangeResponse>(),
+                 [this](const auto& q, auto* p, Done d) { Range(q, p, std::move(d)); });
+    default:
+      return done(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                               absl::StrCat("unknown forwarded method ", request.method())),
+                  "");
+  }
+}
+
+grpc::Status EtcdHandler::Status(etcdserverpb::StatusResponse* response) {
+  const RuntimeStatus s = runtime_->status();
+  Header(s.revision, response->mutable_header());
+  response->set_version(version_);
+  const int64_t db = DirectoryBytes(data_dir_ + "/kv");
+  response->set_dbsize(db);
+  response->set_dbsizeinuse(db);
+  response->set_leader(s.leader);
+  response->set_raftindex(s.commit);
+  response->set_raftterm(s.term);
+  response->set_raftappliedindex(s.applied);
+  if (s.fatal) response->add_errors(absl::StrCat("node stopped: ", s.fatal_message));
+  if (s.leader == raft::kNone) response->add_errors("etcdserver: no leader");
+  return grpc::Status::OK;
+}
+
+grpc::Status EtcdHandler::MemberList(etcdserverpb::MemberListResponse* response) {
+  const RuntimeStatus s = runtime_->status();
+  Header(s.revision, response->mutable_header());
+  const RuntimeOptions& o = runtime_->options();
+  etcdserverpb::Member* self = response->add_members();
+  self->set_id(o.node_id);
+  self->set_name(absl::StrCat("node-", o.node_id));
+  if (!o.peer_address.empty()) self->add_peerurls(absl::StrCat(url_scheme_, "://", o.peer_address));
+  self->add_clienturls(absl::StrCat(url_scheme_, "://", o.client_address));
+  for (const RuntimeStatus::Peer& p : s.peers) {
+    etcdserverpb::Member* m = response->add_members();
+    m->set_id(p.id);
+    m->set_name(absl::StrCat("node-", p.id));
+    m->add_peerurls(absl::StrCat(url_scheme_, "://", p.address));
+    // Learned from the peer's own batches; unknown until it has talked to us.
+    if (!p.client_address.empty()) {
+      m->add_clienturls(absl::StrCat(url_scheme_, "://", p.client_address));
+    }
+  }
+  return grpc::Status::OK;
+}
+
+void EtcdHandler::Header(int64_t revision, etcdserverpb::ResponseHeader* header) const {
+  header->set_cluster_id(runtime_->options().cluster_id);
+  header->set_member_id(runtime_->options().node_id);
+  header->set_revision(revision);
+  header->set_raft_term(runtime_->term());
+}
+
+}  // namespace amaters::server

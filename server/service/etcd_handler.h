@@ -1,0 +1,89 @@
+// EtcdHandler: executes etcd v3 client requests (proto/etcd/rpc.proto) on the runtime.
+//
+// The gRPC services (etcd_service.h) and the peer port's Forward call both end here, so a
+// request behaves the same whether a client sent it to the leader or a follower forwarded it:
+//   1. limits: the encoded request may not exceed `max_request_bytes` (etcd's "request is too
+//      large"); keys and values their own limits (server/etcd/convert.h) — INVALID_ARGUMENT;
+//   2. writes (Put, DeleteRange, Txn) become one kv::Command proposed through Raft; the reply
+//      comes after the local state machine applied it;
+//   3. reads (Range) are linearizable (ReadIndex) unless `serializable` is set; any member
+//      serves them;
+//   4. a write that reaches a follower is forwarded once to the leader's peer port; a forwarded
+//      request is never forwarded again (UNAVAILABLE with the leader's id if leadership moved);
+//   5. overload (too many requests pending on this node) is RESOURCE_EXHAUSTED, no leader by the
+//      request deadline UNAVAILABLE ("etcdserver: request timed out").
+// Callbacks (`done`) are called exactly once, from a runtime or gRPC thread.
+#ifndef AMATERS_SERVER_SERVICE_ETCD_HANDLER_H_
+#define AMATERS_SERVER_SERVICE_ETCD_HANDLER_H_
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+
+#include "grpcpp/grpcpp.h"
+#include "proto/etcd/rpc.pb.h"
+#include "proto/peer.pb.h"
+#include "server/etcd/convert.h"
+#include "server/runtime/runtime.h"
+
+namespace amaters::server {
+
+struct HandlerLimits {
+  uint64_t max_request_bytes = 1572864;
+  uint64_t max_key_bytes = 4096;
+  uint64_t max_value_bytes = 1048576;
+  uint64_t request_timeout_ms = 5000;  // for forwarded calls
+};
+
+// absl::Status -> grpc::Status (the code numbers are the same).
+grpc::Status ToGrpc(const absl::Status& status);
+
+class EtcdHandler {
+ public:
+  using Done = std::function<void(grpc::Status)>;
+
+  // `url_scheme` ("http" or "https") prefixes the member URLs of MemberList.
+  EtcdHandler(Runtime* runtime, std::string version, std::string data_dir, std::string url_scheme);
+
+  void SetLimits(const HandlerLimits& limits);  // SIGHUP
+  HandlerLimits limits() const;
+
+  void Range(const etcdserverpb::RangeRequest& request, etcdserverpb::RangeResponse* response,
+             Done done);
+  void Put(const etcdserverpb::PutRequest& request, etcdserverpb::PutResponse* response,
+           Done done, bool forwarded = false);
+  void DeleteRange(const etcdserverpb::DeleteRangeRequest& request,
+                   etcdserverpb::DeleteRangeResponse* response, Done done,
+                   bool forwarded = false);
+  void Txn(const etcdserverpb::TxnRequest& request, etcdserverpb::TxnResponse* response,
+           Done done, bool forwarded = false);
+  grpc::Status Status(etcdserverpb::StatusResponse* response);
+  grpc::Status MemberList(etcdserverpb::MemberListResponse* response);
+
+  // The peer port's Forward: decodes, executes as leader (no further forwarding), encodes.
+  void HandleForward(const peerpb::ForwardRequest& request,
+                     std::function<void(grpc::Status, std::string)> done);
+
+ private:
+  void Header(int64_t revision, etcdserverpb::ResponseHeader* header) const;
+  etcd::HeaderInfo HeaderInfo() const;
+  // Proposes `command`; on success `fill` writes the response. A follower forwards `request`.
+  void Write(peerpb::ForwardRequest::Method method, const google::protobuf::Message& request,
+             google::protobuf::Message* response, absl::StatusOr<kv::Command> command,
+             std::function<void(const kv::CommandResponse&)> fill, Done done, bool forwarded);
+  void ForwardTo(raft::NodeId leader, peerpb::ForwardRequest::Method method,
+                 const google::protobuf::Message& request, google::protobuf::Message* response,
+                 Done done);
+
+  Runtime* const runtime_;
+  const std::string version_;
+  const std::string data_dir_;
+  const std::string url_scheme_;
+  mutable std::mutex mu_;
+  HandlerLimits limits_;
+};
+
+}  // namespace amaters::server
+
+#endif  // AMATERS_SERVER_SERVICE_ETCD_HANDLER_H_

@@ -1,0 +1,82 @@
+#include "server/service/etcd_service.h"
+
+#include <chrono>
+
+namespace amaters::server {
+namespace {
+
+// A Done callback that finishes the call and reports it to the observer.
+EtcdHandler::Done Finisher(grpc::ServerUnaryReactor* reactor, const RequestObserver& observer,
+                           const char* method) {
+  const auto start = std::chrono::steady_clock::now();
+  return [reactor, observer, method, start](grpc::Status status) {
+    if (observer) {
+      observer(method, status,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    reactor->Finish(status);
+  };
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* context,
+                                           const etcdserverpb::RangeRequest* request,
+                                           etcdserverpb::RangeResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  handler_->Range(*request, response, Finisher(reactor, observer_, "Range"));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* context,
+                                         const etcdserverpb::PutRequest* request,
+                                         etcdserverpb::PutResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  handler_->Put(*request, response, Finisher(reactor, observer_, "Put"));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* KvService::DeleteRange(grpc::CallbackServerContext* context,
+                                                 const etcdserverpb::DeleteRangeRequest* request,
+                                                 etcdserverpb::DeleteRangeResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  handler_->DeleteRange(*request, response, Finisher(reactor, observer_, "DeleteRange"));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* context,
+                                         const etcdserverpb::TxnRequest* request,
+                                         etcdserverpb::TxnResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  handler_->Txn(*request, response, Finisher(reactor, observer_, "Txn"));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* KvService::Compact(grpc::CallbackServerContext* context,
+                                             const etcdserverpb::CompactionRequest* /*request*/,
+                                             etcdserverpb::CompactionResponse* /*response*/) {
+  // We keep only the latest version of each key: there is no history to compact.
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Finisher(reactor, observer_, "Compact")(grpc::Status(
+      grpc::StatusCode::UNIMPLEMENTED,
+      "amaters keeps no revision history (one version per key); there is nothing to compact"));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* MaintenanceService::Status(grpc::CallbackServerContext* context,
+                                                     const etcdserverpb::StatusRequest* /*request*/,
+                                                     etcdserverpb::StatusResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Finisher(reactor, observer_, "Status")(handler_->Status(response));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ClusterService::MemberList(
+    grpc::CallbackServerContext* context, const etcdserverpb::MemberListRequest* /*request*/,
+    etcdserverpb::MemberListResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Finisher(reactor, observer_, "MemberList")(handler_->MemberList(response));
+  return reactor;
+}
+
+}  // namespace amaters::server

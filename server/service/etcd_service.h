@@ -1,0 +1,73 @@
+// The client port's gRPC services with etcd's names (etcdserverpb.KV, .Maintenance, .Cluster),
+// on gRPC's callback API: no thread waits for Raft; each call finishes from the runtime's
+// callback. The work is EtcdHandler's; these classes only adapt it and count requests.
+#ifndef AMATERS_SERVER_SERVICE_ETCD_SERVICE_H_
+#define AMATERS_SERVER_SERVICE_ETCD_SERVICE_H_
+
+#include <functional>
+#include <string>
+
+#include "grpcpp/grpcpp.h"
+#include "proto/etcd/rpc.grpc.pb.h"
+#include "server/service/etcd_handler.h"
+
+namespace amaters::server {
+
+// Called once per finished request: method name ("Range", "Put", ...), status, seconds taken.
+using RequestObserver = std::function<void(const char* method, const grpc::Status&, double)>;
+
+class KvService final : public etcdserverpb::KV::CallbackService {
+ public:
+  KvService(EtcdHandler* handler, RequestObserver observer)
+      : handler_(handler), observer_(std::move(observer)) {}
+
+  grpc::ServerUnaryReactor* Range(grpc::CallbackServerContext* context,
+                                  const etcdserverpb::RangeRequest* request,
+                                  etcdserverpb::RangeResponse* response) override;
+  grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* context,
+                                const etcdserverpb::PutRequest* request,
+                                etcdserverpb::PutResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteRange(grpc::CallbackServerContext* context,
+                                        const etcdserverpb::DeleteRangeRequest* request,
+                                        etcdserverpb::DeleteRangeResponse* response) override;
+  grpc::ServerUnaryReactor* Txn(grpc::CallbackServerContext* context,
+                                const etcdserverpb::TxnRequest* request,
+                                etcdserverpb::TxnResponse* response) override;
+  grpc::ServerUnaryReactor* Compact(grpc::CallbackServerContext* context,
+                                    const etcdserverpb::CompactionRequest* request,
+                                    etcdserverpb::CompactionResponse* response) override;
+
+ private:
+  EtcdHandler* const handler_;
+  const RequestObserver observer_;
+};
+
+class MaintenanceService final : public etcdserverpb::Maintenance::CallbackService {
+ public:
+  MaintenanceService(EtcdHandler* handler, RequestObserver observer)
+      : handler_(handler), observer_(std::move(observer)) {}
+  grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* context,
+                                   const etcdserverpb::StatusRequest* request,
+                                   etcdserverpb::StatusResponse* response) override;
+
+ private:
+  EtcdHandler* const handler_;
+  const RequestObserver observer_;
+};
+
+class ClusterService final : public etcdserverpb::Cluster::CallbackService {
+ public:
+  ClusterService(EtcdHandler* handler, RequestObserver observer)
+      : handler_(handler), observer_(std::move(observer)) {}
+  grpc::ServerUnaryReactor* MemberList(grpc::CallbackServerContext* context,
+                                       const etcdserverpb::MemberListRequest* request,
+                                       etcdserverpb::MemberListResponse* response) override;
+
+ private:
+  EtcdHandler* const handler_;
+  const RequestObserver observer_;
+};
+
+}  // namespace amaters::server
+
+#endif  // AMATERS_SERVER_SERVICE_ETCD_SERVICE_H_

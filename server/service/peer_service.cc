@@ -1,0 +1,111 @@
+#include "server/service/peer_service.h"
+
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "server/admin/metrics.h"
+#include "server/log.h"
+#include "server/transport/codec.h"
+
+namespace amaters::server {
+namespace {
+
+class StreamReactor final : public grpc::ServerReadReactor<peerpb::Batch> {
+ public:
+  StreamReactor(PeerService* service, std::string peer)
+      : service_(service), peer_(std::move(peer)) {
+    StartRead(&batch_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the sender closed the stream (or it broke)
+      Finish(grpc::Status::OK);
+      return;
+    }
+    grpc::Status check = service_->CheckSender(batch_.cluster_id(), batch_.from());
+    if (!check.ok()) {
+      LogWarn("peer stream refused", {F("remote", peer_), F("error", check.error_message())});
+      Finish(check);
+      return;
+    }
+    std::vector<raft::Message> messages;
+    messages.reserve(static_cast<size_t>(batch_.messages_size()));
+    for (const peerpb::Message& pm : batch_.messages()) {
+      absl::StatusOr<raft::Message> m = FromProto(pm);
+      if (!m.ok()) {
+        LogWarn("peer stream refused: undecodable message",
+                {F("remote", peer_), F("from", batch_.from()), F("error", m.status().ToString())});
+        Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(m.status().message())));
+        return;
+      }
+      if (m->from != batch_.from()) {
+        Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            absl::StrCat("message from ", m->from, " in a batch from ",
+                                         batch_.from())));
+        return;
+      }
+      messages.push_back(*std::move(m));
+    }
+    if (!batch_.client_address().empty()) {
+      service_->runtime()->LearnClientAddress(batch_.from(), batch_.client_address());
+    }
+    if (Metrics* metrics = service_->runtime()->options().metrics) {
+      metrics->IncPeerReceived(messages.size());
+    }
+    if (!messages.empty()) service_->runtime()->Deliver(std::move(messages));
+    batch_.Clear();
+    StartRead(&batch_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  PeerService* const service_;
+  const std::string peer_;
+  peerpb::Batch batch_;
+};
+
+}  // namespace
+
+PeerService::PeerService(Runtime* runtime, ForwardHandler forward)
+    : runtime_(runtime), forward_(std::move(forward)) {
+  for (const RuntimePeer& p : runtime_->options().peers) members_.insert(p.id);
+}
+
+grpc::Status PeerService::CheckSender(uint64_t cluster_id, uint64_t from) const {
+  if (cluster_id != runtime_->options().cluster_id) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("cluster id mismatch: ours is ", runtime_->options().cluster_id,
+                                     ", the sender's is ", cluster_id,
+                                     " (check [cluster] peers and cluster_token on every node)"));
+  }
+  if (members_.count(from) == 0) {
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        absl::StrCat("node ", from, " is not a member of this cluster"));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::ServerReadReactor<peerpb::Batch>* PeerService::Stream(grpc::CallbackServerContext* context,
+                                                            peerpb::StreamAck* /*ack*/) {
+  return new StreamReactor(this, context->peer());
+}
+
+grpc::ServerUnaryReactor* PeerService::Forward(grpc::CallbackServerContext* context,
+                                               const peerpb::ForwardRequest* request,
+                                               peerpb::ForwardResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  grpc::Status check = CheckSender(request->cluster_id(), request->from());
+  if (!check.ok()) {
+    reactor->Finish(check);
+    return reactor;
+  }
+  forward_(*request, [reactor, response](grpc::Status status, std::string bytes) {
+    if (status.ok()) response->set_response(std::move(bytes));
+    reactor->Finish(status);
+  });
+  return reactor;
+}
+
+}  // namespace amaters::server

@@ -1,0 +1,195 @@
+#include "server/testing/cluster.h"
+
+#include <signal.h>
+
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+
+namespace amaters::server::testing {
+
+absl::Status FromGrpc(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+EtcdClient::EtcdClient(const std::string& address,
+                       std::shared_ptr<grpc::ChannelCredentials> credentials) {
+  channel_ = grpc::CreateChannel(address,
+                                 credentials ? credentials : grpc::InsecureChannelCredentials());
+  kv_ = etcdserverpb::KV::NewStub(channel_);
+  maintenance_ = etcdserverpb::Maintenance::NewStub(channel_);
+}
+
+namespace {
+void SetDeadline(grpc::ClientContext* ctx) {
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+}
+}  // namespace
+
+absl::Status EtcdClient::Put(const std::string& key, const std::string& value) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  etcdserverpb::PutRequest req;
+  req.set_key(key);
+  req.set_value(value);
+  etcdserverpb::PutResponse resp;
+  return FromGrpc(kv_->Put(&ctx, req, &resp));
+}
+
+absl::StatusOr<std::optional<std::string>> EtcdClient::Get(const std::string& key,
+                                                           bool serializable) {
+  etcdserverpb::RangeRequest req;
+  req.set_key(key);
+  req.set_serializable(serializable);
+  absl::StatusOr<etcdserverpb::RangeResponse> resp = Range(req);
+  if (!resp.ok()) return resp.status();
+  if (resp->kvs_size() == 0) return std::optional<std::string>();
+  return std::optional<std::string>(resp->kvs(0).value());
+}
+
+absl::StatusOr<etcdserverpb::RangeResponse> EtcdClient::Range(
+    const etcdserverpb::RangeRequest& request) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  etcdserverpb::RangeResponse resp;
+  if (absl::Status s = FromGrpc(kv_->Range(&ctx, request, &resp)); !s.ok()) return s;
+  return resp;
+}
+
+absl::StatusOr<etcdserverpb::StatusResponse> EtcdClient::Status() {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  etcdserverpb::StatusRequest req;
+  etcdserverpb::StatusResponse resp;
+  if (absl::Status s = FromGrpc(maintenance_->Status(&ctx, req, &resp)); !s.ok()) return s;
+  return resp;
+}
+
+TestCluster::TestCluster(int size, const std::string& name, const std::string& extra_toml)
+    : binary_(Runfile("server/amaters-server")) {
+  nodes_.resize(static_cast<size_t>(size));
+  std::vector<std::string> peers;
+  for (int i = 0; i < size; ++i) {
+    Node& n = nodes_[static_cast<size_t>(i)];
+    n.client_port = FreePort();
+    n.peer_port = FreePort();
+    n.admin_port = FreePort();
+    n.dir = NewTempDir(absl::StrCat(name, "-node", i + 1));
+    n.config_path = n.dir + "/amaters.toml";
+    peers.push_back(absl::StrCat("\"", i + 1, ":127.0.0.1:", n.peer_port, "\""));
+  }
+  for (int i = 0; i < size; ++i) {
+    Node& n = nodes_[static_cast<size_t>(i)];
+    std::string toml = absl::StrCat(
+        "[server]\nbind_address = \"127.0.0.1:", n.client_port, "\"\ndata_dir = \"", n.dir,
+        "/data\"\n\n[cluster]\nnode_id = ", i + 1, "\n",
+        size > 1 ? absl::StrCat("peers = [", absl::StrJoin(peers, ", "), "]\n") : "",
+        "heartbeat_interval_ms = 50\nelection_timeout_ms = 500\n\n[metrics]\nbind_address = "
+        "\"127.0.0.1:",
+        n.admin_port, "\"\n\n", extra_toml);
+    WriteFile(n.config_path, toml);
+    clients_.push_back(std::make_unique<EtcdClient>(client_address(i)));
+  }
+}
+
+TestCluster::~TestCluster() {
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    if (nodes_[i].process && nodes_[i].process->Running()) Kill(static_cast<int>(i));
+  }
+}
+
+std::string TestCluster::client_address(int i) const {
+  return absl::StrCat("127.0.0.1:", nodes_[static_cast<size_t>(i)].client_port);
+}
+
+std::string TestCluster::endpoints() const {
+  std::vector<std::string> all;
+  for (int i = 0; i < static_cast<int>(nodes_.size()); ++i) all.push_back(client_address(i));
+  return absl::StrJoin(all, ",");
+}
+
+absl::Status TestCluster::Start(int i, const std::vector<std::string>& extra_args) {
+  Node& n = node(i);
+  std::vector<std::string> argv = {binary_, "--config=" + n.config_path};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  ++n.starts;
+  absl::StatusOr<std::unique_ptr<Process>> p = Process::Spawn(argv, n.dir, n.dir + "/server.log");
+  if (!p.ok()) return p.status();
+  n.process = *std::move(p);
+  return absl::OkStatus();
+}
+
+absl::Status TestCluster::StartAll() {
+  for (int i = 0; i < size(); ++i) {
+    if (absl::Status s = Start(i); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+std::optional<int> TestCluster::Stop(int i, absl::Duration timeout) {
+  Node& n = node(i);
+  if (!n.process) return std::nullopt;
+  n.process->Signal(SIGTERM);
+  return n.process->Wait(timeout);
+}
+
+void TestCluster::Kill(int i) {
+  Node& n = node(i);
+  if (!n.process) return;
+  n.process->Signal(SIGKILL);
+  n.process->Wait(absl::Seconds(10));
+}
+
+bool TestCluster::Running(int i) { return node(i).process && node(i).process->Running(); }
+
+absl::StatusOr<int> TestCluster::WaitForLeader(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  std::string last;
+  while (absl::Now() < deadline) {
+    std::map<uint64_t, int> votes;
+    int running = 0;
+    for (int i = 0; i < size(); ++i) {
+      if (!Running(i)) continue;
+      ++running;
+      absl::StatusOr<etcdserverpb::StatusResponse> s = client(i).Status();
+      if (!s.ok()) {
+        last = s.status().ToString();
+        continue;
+      }
+      if (s->leader() != 0) ++votes[s->leader()];
+    }
+    if (votes.size() == 1 && votes.begin()->second == running) {
+      const int leader = static_cast<int>(votes.begin()->first) - 1;
+      if (Running(leader)) return leader;
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return absl::DeadlineExceededError(absl::StrCat("no agreed leader; last error: ", last));
+}
+
+absl::Status TestCluster::WaitReady(int i, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::Status last = absl::UnavailableError("never asked");
+  while (absl::Now() < deadline) {
+    if (!Running(i)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("node ", i + 1, " exited; its log:\n", Log(i)));
+    }
+    absl::StatusOr<etcdserverpb::StatusResponse> s = client(i).Status();
+    if (s.ok() && s->leader() != 0) return absl::OkStatus();
+    last = s.ok() ? absl::UnavailableError("no leader yet") : s.status();
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return absl::DeadlineExceededError(absl::StrCat("node ", i + 1, " not ready: ", last.ToString()));
+}
+
+EtcdClient& TestCluster::client(int i) { return *clients_[static_cast<size_t>(i)]; }
+
+std::string TestCluster::Log(int i) const {
+  return ReadFile(nodes_[static_cast<size_t>(i)].dir + "/server.log");
+}
+
+}  // namespace amaters::server::testing

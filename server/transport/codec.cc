@@ -1,0 +1,69 @@
+#include "server/transport/codec.h"
+
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace amaters::server {
+
+void ToProto(const raft::Message& in, peerpb::Message* out) {
+  out->set_type(static_cast<uint32_t>(in.type));
+  out->set_from(in.from);
+  out->set_to(in.to);
+  out->set_term(in.term);
+  out->set_log_term(in.log_term);
+  out->set_index(in.index);
+  out->mutable_entries()->Reserve(static_cast<int>(in.entries.size()));
+  for (const raft::Entry& e : in.entries) {
+    peerpb::Entry* pe = out->add_entries();
+    pe->set_term(e.term);
+    pe->set_index(e.index);
+    pe->set_type(static_cast<uint32_t>(e.type));
+    pe->set_data(e.data);
+  }
+  out->set_commit(in.commit);
+  out->set_reject(in.reject);
+  out->set_reject_hint(in.reject_hint);
+  out->set_transfer(in.transfer);
+  out->set_read_round(in.read_round);
+  out->set_probe(in.probe);
+  out->set_context(in.context);
+}
+
+absl::StatusOr<raft::Message> FromProto(const peerpb::Message& in) {
+  raft::Message m;
+  if (in.type() < static_cast<uint32_t>(raft::MessageType::kApp) ||
+      in.type() > static_cast<uint32_t>(raft::MessageType::kReadIndexResp)) {
+    return absl::InvalidArgumentError(absl::StrCat("peer message: unknown type ", in.type()));
+  }
+  m.type = static_cast<raft::MessageType>(in.type());
+  m.from = in.from();
+  m.to = in.to();
+  m.term = in.term();
+  m.log_term = in.log_term();
+  m.index = in.index();
+  m.entries.reserve(static_cast<size_t>(in.entries_size()));
+  for (const peerpb::Entry& pe : in.entries()) {
+    if (pe.type() > static_cast<uint32_t>(raft::EntryType::kNoop)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("peer message: entry ", pe.index(), " has unknown type ", pe.type()));
+    }
+    raft::Entry e;
+    e.term = pe.term();
+    e.index = pe.index();
+    e.type = static_cast<raft::EntryType>(pe.type());
+    e.data = pe.data();
+    m.entries.push_back(std::move(e));
+  }
+  m.commit = in.commit();
+  m.reject = in.reject();
+  m.reject_hint = in.reject_hint();
+  m.transfer = in.transfer();
+  m.read_round = in.read_round();
+  m.probe = in.probe();
+  m.context = in.context();
+  return m;
+}
+
+}  // namespace amaters::server
