@@ -30,9 +30,6 @@
 #include "absl/strings/strip.h"
 #include "engine/base/crc32c.h"
 #include "grpcpp/grpcpp.h"
-#include "grpcpp/security/server_credentials.h"
-#include "grpcpp/security/tls_certificate_provider.h"
-#include "grpcpp/security/tls_credentials_options.h"
 #include "httplib.h"
 #include "server/admin/admin_server.h"
 #include "server/admin/metrics.h"
@@ -41,15 +38,13 @@
 #include "server/service/etcd_handler.h"
 #include "server/service/etcd_service.h"
 #include "server/service/peer_service.h"
+#include "server/tls.h"
 
 namespace amaters::server {
 namespace {
 
 // gRPC's allowance on top of max_request_bytes for the envelope (etcd's grpcOverheadBytes).
 constexpr int kGrpcOverheadBytes = 512 * 1024;
-// How often TLS certificate and key files are re-read (gRPC's file watcher); SIGHUP also
-// validates them at once and logs the outcome.
-constexpr unsigned kCertRefreshSeconds = 1;
 
 // --- pid file ---------------------------------------------------------------------------------
 
@@ -121,49 +116,6 @@ absl::Status CheckBindable(const std::string& what, const std::string& address) 
   if (fd >= 0) close(fd);
   freeaddrinfo(res);
   return result;
-}
-
-// --- TLS ----------------------------------------------------------------------------------------
-
-bool ReadableFile(const std::string& path) { return access(path.c_str(), R_OK) == 0; }
-
-absl::Status CheckTlsFiles(const Config& c) {
-  if (!c.network.tls_enabled) return absl::OkStatus();
-  for (const auto& [key, path] : {std::pair<const char*, std::string>{"tls_cert", c.network.tls_cert},
-                                  {"tls_key", c.network.tls_key},
-                                  {"tls_ca", c.network.tls_ca}}) {
-    if (!path.empty() && !ReadableFile(path)) {
-      return absl::InvalidArgumentError(absl::StrCat("[network] ", key, " = \"", path,
-                                                     "\": cannot read: ", std::strerror(errno)));
-    }
-  }
-  return absl::OkStatus();
-}
-
-std::shared_ptr<grpc::experimental::CertificateProviderInterface> CertProvider(const Config& c) {
-  return std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
-      c.network.tls_key, c.network.tls_cert, c.network.tls_ca, kCertRefreshSeconds);
-}
-
-std::shared_ptr<grpc::ServerCredentials> ServerCredentials(const Config& c, bool peer_port) {
-  if (!c.network.tls_enabled) return grpc::InsecureServerCredentials();
-  grpc::experimental::TlsServerCredentialsOptions options(CertProvider(c));
-  options.watch_identity_key_cert_pairs();
-  const bool verify_clients = peer_port ? !c.network.tls_ca.empty() : c.network.require_client_cert;
-  if (!c.network.tls_ca.empty()) options.watch_root_certs();
-  options.set_cert_request_type(verify_clients
-                                    ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
-                                    : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
-  return grpc::experimental::TlsServerCredentials(options);
-}
-
-std::shared_ptr<grpc::ChannelCredentials> PeerChannelCredentials(const Config& c) {
-  if (!c.network.tls_enabled) return nullptr;
-  grpc::experimental::TlsChannelCredentialsOptions options;
-  options.set_certificate_provider(CertProvider(c));
-  options.watch_identity_key_cert_pairs();
-  if (!c.network.tls_ca.empty()) options.watch_root_certs();
-  return grpc::experimental::TlsCredentials(options);
 }
 
 // --- status for the admin port --------------------------------------------------------------
