@@ -133,6 +133,8 @@ const Field kFields[] = {
     {"etcdserverpb.StatusResponse", "errors", 8, "repeated string"},
     {"etcdserverpb.StatusResponse", "dbSizeInUse", 9, "int64"},
     {"etcdserverpb.StatusResponse", "isLearner", 10, "bool"},
+    {"etcdserverpb.MoveLeaderRequest", "targetID", 1, "uint64"},
+    {"etcdserverpb.MoveLeaderResponse", "header", 1, "ResponseHeader"},
     {"mvccpb.KeyValue", "key", 1, "bytes"},
     {"mvccpb.KeyValue", "create_revision", 2, "int64"},
     {"mvccpb.KeyValue", "mod_revision", 3, "int64"},
@@ -237,6 +239,8 @@ TEST(EtcdProto, ServicesAndMethodsAreEtcds) {
        "etcdserverpb.MemberListResponse"},
       {"etcdserverpb.Maintenance", "Status", "etcdserverpb.StatusRequest",
        "etcdserverpb.StatusResponse"},
+      {"etcdserverpb.Maintenance", "MoveLeader", "etcdserverpb.MoveLeaderRequest",
+       "etcdserverpb.MoveLeaderResponse"},
   };
   for (const Method& m : kMethods) {
     SCOPED_TRACE(std::string(m.service) + "/" + m.method);

@@ -179,6 +179,10 @@ void Runtime::Read(kv::RangeRequest request, bool serializable, ReadDone done) {
                  NowMs() + options_.request_timeout_ms});
 }
 
+void Runtime::TransferLeadership(raft::NodeId target, std::function<void(absl::Status)> done) {
+  Post(TransferEvent{target, std::move(done), NowMs() + options_.request_timeout_ms});
+}
+
 void Runtime::Deliver(std::vector<raft::Message> messages) {
   Post(MessagesEvent{std::move(messages)});
 }
@@ -238,6 +242,7 @@ void Runtime::LoopMain() {
     RunRetries(now);
     ProcessEffects(now);
     PublishStatus();
+    CheckTransfers(now);
   }
   // Shutting down: nothing pending will complete any more.
   const absl::Status stopped = absl::UnavailableError("server is shutting down");
@@ -248,10 +253,13 @@ void Runtime::LoopMain() {
     Finish(p, stopped, raft::kNone);
   }
   retries_.clear();
+  for (TransferEvent& t : transfers_) t.done(stopped);
+  transfers_.clear();
   std::lock_guard<std::mutex> lock(mu_);
   for (Event& e : inbox_) {
     if (auto* pe = std::get_if<ProposeEvent>(&e)) pe->done(stopped, raft::kNone);
     if (auto* re = std::get_if<ReadEvent>(&e)) re->done(stopped, raft::kNone);
+    if (auto* te = std::get_if<TransferEvent>(&e)) te->done(stopped);
   }
   inbox_.clear();
 }
@@ -279,6 +287,21 @@ void Runtime::Handle(Event& event, uint64_t now_ms) {
       status_.revision = ae->revision;
     }
     if (!fatal_) node_->OnApplied(ae->index);
+  } else if (auto* te = std::get_if<TransferEvent>(&event)) {
+    const raft::Raft& r = node_->raft();
+    if (fatal_) {
+      te->done(absl::UnavailableError("node stopped after a storage failure"));
+    } else if (r.role() != raft::Role::kLeader) {
+      te->done(absl::FailedPreconditionError(
+          absl::StrCat("etcdserver: not leader (leader is ", r.leader(), ")")));
+    } else if (te->target == options_.node_id) {
+      te->done(absl::OkStatus());  // already leads
+    } else if (absl::Status s = node_->TransferLeadership(te->target); !s.ok()) {
+      te->done(s);
+    } else {
+      LogInfo("leadership transfer started", {F("target", te->target), F("term", r.term())});
+      transfers_.push_back(std::move(*te));
+    }
   } else if (auto* me = std::get_if<MessagesEvent>(&event)) {
     if (fatal_) return;
     for (const raft::Message& m : me->messages) {
@@ -467,6 +490,22 @@ void Runtime::PublishStatus() {
       ps.next = pr->next;
     }
     status_.peers.push_back(std::move(ps));
+  }
+}
+
+void Runtime::CheckTransfers(uint64_t now_ms) {
+  if (transfers_.empty()) return;
+  const raft::NodeId leader = node_->raft().leader();
+  for (auto it = transfers_.begin(); it != transfers_.end();) {
+    if (leader == it->target) {
+      it->done(absl::OkStatus());
+    } else if (now_ms >= it->deadline_ms) {
+      it->done(absl::UnavailableError("etcdserver: request timed out, leader transfer took too long"));
+    } else {
+      ++it;
+      continue;
+    }
+    it = transfers_.erase(it);
   }
 }
 

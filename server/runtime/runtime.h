@@ -118,6 +118,11 @@ class Runtime {
   // A read: linearizable (ReadIndex, thesis §6.4) or serializable (local state, may be stale).
   void Read(kv::RangeRequest request, bool serializable, ReadDone done);
 
+  // Raft leadership transfer (thesis §3.10), on the leader only: `done` gets OK once `target`
+  // leads, kFailedPrecondition on a follower, or kUnavailable when the transfer does not
+  // finish by the request deadline.
+  void TransferLeadership(raft::NodeId target, std::function<void(absl::Status)> done);
+
   // A batch of Raft messages from a peer (decoded; addressing is checked by the Node).
   void Deliver(std::vector<raft::Message> messages);
   void LearnClientAddress(raft::NodeId peer, std::string address);
@@ -153,7 +158,13 @@ class Runtime {
   struct MessagesEvent {
     std::vector<raft::Message> messages;
   };
-  using Event = std::variant<ProposeEvent, ReadEvent, DiskDoneEvent, AppliedEvent, MessagesEvent>;
+  struct TransferEvent {
+    raft::NodeId target;
+    std::function<void(absl::Status)> done;
+    uint64_t deadline_ms;
+  };
+  using Event = std::variant<ProposeEvent, ReadEvent, DiskDoneEvent, AppliedEvent, MessagesEvent,
+                             TransferEvent>;
 
   // A client request the loop is tracking, by its node::RequestId.
   struct Pending {
@@ -183,6 +194,7 @@ class Runtime {
   void ExpireRequests(uint64_t now_ms);
   void RunRetries(uint64_t now_ms);
   void PublishStatus();
+  void CheckTransfers(uint64_t now_ms);
   void DiskMain();
   void ApplyMain();
   void PostApply(ApplyTask task);
@@ -203,6 +215,7 @@ class Runtime {
   node::RequestId next_request_ = 1;
   std::map<node::RequestId, Pending> pending_;  // ids grow with time: ordered by deadline too
   std::multimap<uint64_t, std::variant<ProposeEvent, ReadEvent>> retries_;  // by due time
+  std::vector<TransferEvent> transfers_;  // leadership transfers waiting for their outcome
   uint64_t next_tick_ms_ = 0;
   bool disk_busy_ = false;
   bool fatal_ = false;

@@ -267,6 +267,14 @@ grpc::Status EtcdHandler::MemberList(etcdserverpb::MemberListResponse* response)
   return grpc::Status::OK;
 }
 
+void EtcdHandler::MoveLeader(const etcdserverpb::MoveLeaderRequest& request,
+                             etcdserverpb::MoveLeaderResponse* response, Done done) {
+  runtime_->TransferLeadership(request.targetid(), [this, response, done](absl::Status s) {
+    if (s.ok()) Header(runtime_->status().revision, response->mutable_header());
+    done(ToGrpc(s));
+  });
+}
+
 void EtcdHandler::Header(int64_t revision, etcdserverpb::ResponseHeader* header) const {
   header->set_cluster_id(runtime_->options().cluster_id);
   header->set_member_id(runtime_->options().node_id);

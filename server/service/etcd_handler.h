@@ -60,6 +60,8 @@ class EtcdHandler {
            Done done, bool forwarded = false);
   grpc::Status Status(etcdserverpb::StatusResponse* response);
   grpc::Status MemberList(etcdserverpb::MemberListResponse* response);
+  void MoveLeader(const etcdserverpb::MoveLeaderRequest& request,
+                  etcdserverpb::MoveLeaderResponse* response, Done done);
 
   // The peer port's Forward: decodes, executes as leader (no further forwarding), encodes.
   void HandleForward(const peerpb::ForwardRequest& request,

@@ -71,6 +71,14 @@ grpc::ServerUnaryReactor* MaintenanceService::Status(grpc::CallbackServerContext
   return reactor;
 }
 
+grpc::ServerUnaryReactor* MaintenanceService::MoveLeader(
+    grpc::CallbackServerContext* context, const etcdserverpb::MoveLeaderRequest* request,
+    etcdserverpb::MoveLeaderResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  handler_->MoveLeader(*request, response, Finisher(reactor, observer_, "MoveLeader"));
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* ClusterService::MemberList(
     grpc::CallbackServerContext* context, const etcdserverpb::MemberListRequest* /*request*/,
     etcdserverpb::MemberListResponse* response) {
