@@ -177,6 +177,16 @@ void Node::Read(RequestId request) {
   Collect();
 }
 
+void Node::Abandon(RequestId request) {
+  if (reads_.erase(request) > 0) return;
+  for (auto it = proposals_.begin(); it != proposals_.end(); ++it) {
+    if (it->second.request == request) {
+      proposals_.erase(it);
+      return;
+    }
+  }
+}
+
 void Node::OnApplied(raft::Index index) {
   if (!fatal_.ok()) return;
   AM_CHECK_GE(index, applied_);

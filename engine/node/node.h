@@ -104,6 +104,11 @@ class Node {
   // A linearizable read (ReadIndex, thesis §6.4): `request` shows up in Effects::reads once the
   // state machine has applied the read point, or in Effects::replies if it failed.
   void Read(RequestId request);
+  // The driver stopped waiting for `request` (its deadline passed). The node forgets it: no
+  // reply or read will name it, and it no longer counts against max_pending_requests. A
+  // proposal's entry may still commit and be applied (without a request). Unknown ids are
+  // ignored. Needed because a ReadIndex round lost within one term never reports back.
+  void Abandon(RequestId request);
   // The state machine applied every ApplyItem up to `index`.
   void OnApplied(raft::Index index);
   absl::Status TransferLeadership(raft::NodeId target);

@@ -354,6 +354,31 @@ TEST(Node, PendingRequestsAreBounded) {
   EXPECT_EQ(e.replies[0].status.code(), absl::StatusCode::kResourceExhausted);
 }
 
+TEST(Node, AbandonedRequestsAreForgottenAndFreeTheirSlots) {
+  Cluster c(3, /*max_pending=*/2);
+  c.ElectLeader(1);
+  c.Isolate(1);  // nothing commits and no read is confirmed, so requests stay pending
+  c.node(1).Propose(1, "a");
+  c.node(1).Read(2);
+  EXPECT_EQ(c.node(1).pending_requests(), 2u);
+  c.node(1).Abandon(1);
+  c.node(1).Abandon(2);
+  c.node(1).Abandon(99);  // unknown: ignored
+  EXPECT_EQ(c.node(1).pending_requests(), 0u);
+  c.node(1).Propose(3, "c");
+  c.node(1).Read(4);
+  c.Drain(1);
+  EXPECT_TRUE(c.at(1).failed.empty());  // both fit again
+  // After healing, the abandoned proposal's entry commits and is applied without a request;
+  // the abandoned read never shows up.
+  c.Heal();
+  c.TickAll(5);
+  EXPECT_EQ(c.at(1).state.size(), 2u);
+  EXPECT_EQ(c.at(1).succeeded, std::vector<RequestId>{3});
+  EXPECT_EQ(c.at(1).reads, std::vector<RequestId>{4});
+  EXPECT_TRUE(c.at(1).failed.empty());
+}
+
 TEST(Node, OversizedCommandsAreRejectedBeforeRaft) {
   Cluster c(1);
   c.ElectLeader(1);

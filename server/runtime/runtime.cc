@@ -354,6 +354,7 @@ void Runtime::ExpireRequests(uint64_t now_ms) {
     if (it->second.deadline_ms <= now_ms) {
       // The outcome is unknown (the entry may still commit): etcd's ErrTimeout.
       Finish(it->second, Timeout(), raft::kNone);
+      node_->Abandon(it->first);
       it = pending_.erase(it);
     } else {
       ++it;
