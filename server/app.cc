@@ -322,6 +322,8 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
   client_builder.SetMaxReceiveMessageSize(
       static_cast<int>(config.server.max_request_bytes) + kGrpcOverheadBytes);
   client_builder.SetMaxSendMessageSize(std::numeric_limits<int>::max());
+  // gRPC sets SO_REUSEPORT by default, which would let a second server share our port.
+  client_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   client_builder.RegisterService(&kv_service);
   client_builder.RegisterService(&maintenance_service);
   client_builder.RegisterService(&cluster_service);
@@ -340,6 +342,7 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
     peer_builder.AddListeningPort(peer_address, ServerCredentials(config, true), &port);
     peer_builder.SetMaxReceiveMessageSize(kPeerMaxMessageBytes);
     peer_builder.SetMaxSendMessageSize(kPeerMaxMessageBytes);
+    peer_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     peer_builder.RegisterService(&peer_service);
     peer_server = peer_builder.BuildAndStart();
     if (!peer_server || port == 0) {
