@@ -1,0 +1,167 @@
+// FailureDetector: failure detection from one node's point of view
+// (docs/failover-and-alerts.md "The failure detector").
+//
+// One per node. Pure: the driver (in practice engine::Node) feeds it
+//   OnHeardFrom(peer, now_ms)  for every valid message received from `peer` (any type);
+//   Tick(now_ms, view)         with a snapshot of Raft (ViewOf(raft)), at every Raft tick or
+//                              more often;
+// and collects TimedEvents with TakeEvents(). `now_ms` is the driver's monotonic clock (or the
+// simulator's virtual clock) and never decreases across all calls. The detector never reads a
+// clock and never acts: Raft decides elections and step-downs (see config.h "Who decides
+// what"); this class only observes and reports.
+//
+// Whom a node judges. In Raft, followers hear only from the leader (and from candidates during
+// elections), never from each other, so silence means something only where a message is due:
+//  - The leader judges every follower (followers answer every heartbeat).
+//  - A non-leader judges the last leader it knew (known_leader(), kept while no leader is
+//    known, e.g. during the election that follows the leader's crash) and nobody else. A
+//    follower never reports another follower.
+//  - A peer starts being judged when the role or known leader makes it due; silence is counted
+//    from max(last message from it, the moment it became judged). When a node stops judging a
+//    peer (it lost leadership; a different leader became known) the peer's failed and slow
+//    marks are dropped without an event: this node can no longer tell, and the new leader now
+//    judges every follower (including the old leader) and reports for the cluster.
+//
+// Events:
+//  - NodeFailed{id}: a judged peer was silent for max_consecutive_failures heartbeat rounds,
+//    i.e. now_ms - last >= max_consecutive_failures * heartbeat_interval_ms (after exactly N
+//    silent rounds, not N-1). Once per failure.
+//  - NodeRecovered{id}: the first message from a peer marked failed (OnHeardFrom).
+//  - LeaderChanged{old, new, term}: the known leader became a different node. Not emitted when
+//    the first leader is learned after start (old would be none) nor when the same node is
+//    re-elected; periods with no known leader emit nothing by themselves.
+//  - QuorumLost{cluster_size, reachable} / QuorumRestored: once per episode.
+//      leader:     reachable = 1 + followers not failed; lost when reachable < quorum
+//                  (cluster_size / 2 + 1), restored when reachable >= quorum.
+//      non-leader: reachable = 1 + peers heard from within the last max_consecutive_failures
+//                  rounds (now_ms - last < failure timeout; candidates hear vote responses from
+//                  reachable peers); lost when no leader has been known for at least
+//                  election_timeout_ms and reachable < quorum; restored when a leader is known
+//                  or reachable >= quorum. (Entering needs the leaderless period, leaving does
+//                  not: a leader that steps down after losing its quorum stays in the episode
+//                  instead of flapping.)
+//  - SlowReplication{follower, lag} (leader only): lag = last_index - match >= threshold, for a
+//    follower that is not failed (NodeFailed covers that), once the leader has led for a full
+//    failure timeout (a new leader's progress starts at match 0 until the first append
+//    responses). SlowReplicationCleared{follower, lag} when lag <= threshold / 2: the
+//    hysteresis keeps a follower hovering at the threshold from alerting every round.
+//
+// Bounds: at most kMaxVoters members; at most kMaxPendingEvents events wait for TakeEvents
+// (beyond that the oldest are dropped and counted in dropped_events()).
+#ifndef AMATERS_ENGINE_FAILOVER_DETECTOR_H_
+#define AMATERS_ENGINE_FAILOVER_DETECTOR_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/alerts/event.h"
+#include "engine/failover/config.h"
+#include "engine/raft/raft.h"
+#include "engine/raft/types.h"
+
+namespace amaters::failover {
+
+// A follower's replication progress as the leader sees it.
+struct PeerProgress {
+  raft::NodeId id = raft::kNone;
+  raft::Index match = 0;
+};
+
+// What the detector needs to know about Raft at one moment.
+struct RaftView {
+  raft::NodeId self = raft::kNone;
+  raft::Role role = raft::Role::kFollower;
+  raft::NodeId leader = raft::kNone;  // kNone: no leader known right now
+  raft::Term term = 0;
+  raft::Index last_index = 0;         // last index of the local log
+  std::vector<PeerProgress> progress;  // leader only: every other voter; empty otherwise
+};
+
+// The view of `raft` right now.
+RaftView ViewOf(const raft::Raft& raft);
+
+// The detector's opinion of one peer (for /status and health).
+struct PeerState {
+  raft::NodeId id = raft::kNone;
+  bool judged = false;  // this node currently judges the peer's liveness
+  bool failed = false;  // judged and silent for the failure timeout
+  bool slow = false;    // leader only: in a SlowReplication episode
+  std::optional<uint64_t> last_heard_ms;  // last message received from it, if any
+};
+
+class FailureDetector {
+ public:
+  static constexpr size_t kMaxVoters = 256;
+  static constexpr size_t kMaxPendingEvents = 4096;
+
+  // `voters` includes `self`; ids > 0, unique, at most kMaxVoters. `now_ms` is the start: every
+  // peer gets a full failure timeout of grace from it, and the leaderless period starts there.
+  static absl::StatusOr<FailureDetector> Create(const FailoverConfig& config, raft::NodeId self,
+                                                std::vector<raft::NodeId> voters,
+                                                uint64_t now_ms);
+
+  // A valid message from `peer` arrived at `now_ms`. kInvalidArgument (and nothing changes)
+  // for this node's own id or a non-member.
+  absl::Status OnHeardFrom(raft::NodeId peer, uint64_t now_ms);
+  // Re-evaluates every judgment at `now_ms` against Raft's state `view` (view.self must be this
+  // node; a leader's view names itself as leader; progress only on a leader).
+  void Tick(uint64_t now_ms, const RaftView& view);
+
+  bool HasEvents() const { return !pending_.empty(); }
+  // Events since the last call, in the order they were detected.
+  std::vector<alerts::TimedEvent> TakeEvents();
+
+  const FailoverConfig& config() const { return config_; }
+  raft::NodeId self() const { return self_; }
+  size_t cluster_size() const { return peers_.size() + 1; }
+  size_t quorum() const { return cluster_size() / 2 + 1; }
+  // The last leader known since start (kNone before the first); kept while no leader is known.
+  raft::NodeId known_leader() const { return known_leader_; }
+  bool quorum_lost() const { return quorum_lost_; }
+  bool IsFailed(raft::NodeId peer) const;
+  // Failed peers in increasing id order.
+  std::vector<raft::NodeId> failed_peers() const;
+  // Every peer (not this node) in increasing id order.
+  std::vector<PeerState> peers() const;
+  uint64_t dropped_events() const { return dropped_events_; }
+
+ private:
+  FailureDetector(const FailoverConfig& config, raft::NodeId self, uint64_t now_ms)
+      : config_(config), self_(self), now_ms_(now_ms), leaderless_since_ms_(now_ms) {}
+
+  struct Peer {
+    uint64_t last_heard_ms = 0;      // last message, or the detector's start if none
+    bool heard = false;              // a message ever arrived
+    bool judged = false;
+    uint64_t judged_since_ms = 0;    // valid while judged
+    bool failed = false;
+    bool slow = false;
+  };
+
+  void Emit(alerts::Event event);
+  void UpdateJudgments(bool is_leader);
+  void UpdateSlowReplication(const RaftView& view);
+  void UpdateQuorum(const RaftView& view);
+  void CheckInvariants(bool is_leader) const;
+
+  FailoverConfig config_;
+  raft::NodeId self_;
+  std::map<raft::NodeId, Peer> peers_;  // every voter but self_; fixed at creation
+  uint64_t now_ms_;
+  raft::Term term_ = 0;
+  raft::NodeId known_leader_ = raft::kNone;
+  std::optional<uint64_t> leaderless_since_ms_;  // no leader known since (while none is)
+  bool quorum_lost_ = false;
+  std::deque<alerts::TimedEvent> pending_;
+  uint64_t dropped_events_ = 0;
+};
+
+}  // namespace amaters::failover
+
+#endif  // AMATERS_ENGINE_FAILOVER_DETECTOR_H_
