@@ -450,15 +450,29 @@ class Parser {
       c->nodes = {*id};
       return true;
     }
-    if (what == "term" || what == "committed") {
-      c->kind = what == "term" ? K::kTerm : K::kCommitted;
-      if (n != 3 && n != 4) return WrongCondition(absl::StrCat(what, " [N] OP VALUE"));
+    if (what == "alert") {
+      c->kind = K::kAlert;
+      if (n != 3) return WrongCondition("alert N KEY");
+      std::optional<NodeId> id = Node(w[from + 1]);
+      if (!id) return false;
+      c->nodes = {*id};
+      c->key = w[from + 2];
+      return true;
+    }
+    if (what == "term" || what == "committed" || what == "alerts") {
+      c->kind = what == "term" ? K::kTerm : what == "committed" ? K::kCommitted : K::kAlertCount;
+      if (c->kind == K::kAlertCount) {
+        if (n != 5) return WrongCondition("alerts N KEY OP VALUE");
+      } else if (n != 3 && n != 4) {
+        return WrongCondition(absl::StrCat(what, " [N] OP VALUE"));
+      }
       size_t i = from + 1;
-      if (n == 4) {
+      if (n >= 4) {
         std::optional<NodeId> id = Node(w[i++]);
         if (!id) return false;
         c->nodes = {*id};
       }
+      if (c->kind == K::kAlertCount) c->key = w[i++];
       static const std::map<std::string, CompareOp>* ops = new std::map<std::string, CompareOp>{
           {"==", CompareOp::kEq}, {"!=", CompareOp::kNe}, {"<", CompareOp::kLt},
           {"<=", CompareOp::kLe}, {">", CompareOp::kGt},  {">=", CompareOp::kGe}};
@@ -475,7 +489,8 @@ class Parser {
       return true;
     }
     Error(absl::StrCat("unknown condition \"", what,
-                       "\" (leader, no-leader, leader-in, term, committed, up, down, refused)"));
+                       "\" (leader, no-leader, leader-in, term, committed, up, down, refused, "
+                       "alert, alerts)"));
     return false;
   }
 
@@ -910,6 +925,20 @@ class Runner {
         *observed = NodeState(one);
         if (c.kind == K::kRefused) return sim_.IsRefused(one);
         return sim_.IsUp(one) == (c.kind == K::kUp);
+      case K::kAlert:
+      case K::kAlertCount: {
+        const std::vector<Simulation::AlertRecord>& fired = sim_.alerts(one);
+        const uint64_t count = static_cast<uint64_t>(
+            std::count_if(fired.begin(), fired.end(),
+                          [&](const Simulation::AlertRecord& a) { return a.key == c.key; }));
+        std::vector<std::string> all;
+        for (const Simulation::AlertRecord& a : fired) {
+          all.push_back(absl::StrCat(a.key, "@", a.at_ms, "ms"));
+        }
+        *observed = absl::StrCat("n", one, " fired ", count, " x ", c.key, " (all: ",
+                                 all.empty() ? "none" : absl::StrJoin(all, " "), ")");
+        return c.kind == K::kAlert ? count > 0 : Compare(count, c.op, c.value);
+      }
     }
     return false;
   }

@@ -54,6 +54,9 @@
 //   term [N] OP V | committed [N] OP V   OP is one of >= <= == != > <; without N the highest
 //                                        value over running nodes
 //   up N | down N | refused N            N runs / does not / refused to start (corruption)
+//   alert N KEY | alerts N KEY OP V      an alert with dedup key KEY (e.g. node_failed:3,
+//                                        quorum_lost) fired on node N at least once / that many
+//                                        times since the scenario began (all incarnations of N)
 //
 // At the end of a script the simulator's own checks have run on every event (election safety,
 // committed entries never change, state machine safety, terms and commits never decrease), and
@@ -87,13 +90,25 @@ inline constexpr NodeId kLeaderNode = ~NodeId{0};
 enum class CompareOp { kEq, kNe, kLt, kLe, kGt, kGe };
 
 struct Condition {
-  enum class Kind { kLeader, kNoLeader, kLeaderIn, kTerm, kCommitted, kUp, kDown, kRefused };
+  enum class Kind {
+    kLeader,
+    kNoLeader,
+    kLeaderIn,
+    kTerm,
+    kCommitted,
+    kUp,
+    kDown,
+    kRefused,
+    kAlert,       // nodes = {N}, key: fired at least once
+    kAlertCount,  // nodes = {N}, key, op, value: number of firings
+  };
   Kind kind = Kind::kLeader;
   // kLeader: empty (any leader) or the one expected; kLeaderIn: the candidates; kTerm and
   // kCommitted: empty (highest over running nodes) or the one node; kUp/kDown/kRefused: one.
   std::set<NodeId> nodes;
-  CompareOp op = CompareOp::kGe;  // kTerm, kCommitted
+  CompareOp op = CompareOp::kGe;  // kTerm, kCommitted, kAlertCount
   uint64_t value = 0;
+  std::string key;  // kAlert, kAlertCount: the alert's dedup key
 };
 
 struct Command {

@@ -214,7 +214,7 @@ TEST(ScenarioParse, ExactErrors) {
       {"expect leader 1 2", "t.txt:1: wrong arguments: usage is \"leader [N]\""},
       {"expect sunshine",
        "t.txt:1: unknown condition \"sunshine\" (leader, no-leader, leader-in, term, committed, "
-       "up, down, refused)"},
+       "up, down, refused, alert, alerts)"},
       {"expect term => 3", "t.txt:1: bad comparison \"=>\" (one of >= <= == != > <)"},
       {"expect term >= x", "t.txt:1: bad number \"x\""},
       {"expect converged", "t.txt:1: wrong arguments: usage is \"expect converged DURATION\""},

@@ -123,6 +123,7 @@ struct Simulation::SimNode {
   bool up = false;
   bool paused = false;
   bool refused = false;  // refused to start (detected corruption); stays down
+  std::vector<Simulation::AlertRecord> alerts;  // every incarnation's alerts, in order
   bool corrupted = false;  // a record of its WAL was corrupted on purpose
   uint64_t incarnation = 0;
   uint64_t tick_ns = 0;  // this node's tick period (drift)
@@ -272,6 +273,9 @@ void Simulation::Start(SimNode& n) {
   c.raft.rng_seed = Derive(config_.seed, 0x7261667400ull + n.id * 1000 + n.incarnation);
   c.wal.segment_size_bytes = 64 << 10;  // small segments: roll-over happens in every run
   c.wal.sync_mode = config_.bug == "skip_fsync" ? wal::SyncMode::kNone : config_.sync_mode;
+  // The failure detector counts heartbeat rounds of the engine's real heartbeat period.
+  c.failover.heartbeat_interval_ms = static_cast<uint64_t>(config_.heartbeat_ticks) * config_.tick_ms;
+  c.failover.election_timeout_ms = static_cast<uint64_t>(config_.election_ticks) * config_.tick_ms;
   absl::StatusOr<std::unique_ptr<node::Node>> node = node::Node::Create(c, *rec, 0);
   if (!node.ok()) {
     Fail(absl::StrCat("n", n.id, " cannot start: ", node.status().ToString()));
@@ -332,6 +336,10 @@ void Simulation::Process(SimNode& n) {
                 : static_cast<NodeId>(1 + work_rng_.Uniform(static_cast<uint64_t>(config_.nodes)));
       }
       FailOp(op, /*definite=*/true);
+    }
+    for (const alerts::Firing& f : e.alerts) {
+      Trace(absl::StrCat("n", n.id, " alert ", f.dedup_key, " ", alerts::SeverityName(f.severity)));
+      n.alerts.push_back({f.dedup_key, now_ / kMs});
     }
     if (!e.apply.empty()) ApplyEntries(n, e.apply);
     for (node::RequestId req : e.reads) {
@@ -543,6 +551,10 @@ bool Simulation::IsPaused(NodeId id) const {
   return nodes_[id - 1]->up && nodes_[id - 1]->paused;
 }
 bool Simulation::IsRefused(NodeId id) const { return nodes_[id - 1]->refused; }
+
+const std::vector<Simulation::AlertRecord>& Simulation::alerts(NodeId id) const {
+  return nodes_[id - 1]->alerts;
+}
 
 absl::Status Simulation::TransferLeadership(NodeId from, NodeId to) {
   SimNode& n = *nodes_[from - 1];

@@ -169,7 +169,13 @@ class Simulation {
   std::optional<NodeId> Leader() const;  // the up leader with the highest term
   bool IsUp(NodeId id) const;
   bool IsPaused(NodeId id) const;
-  bool IsRefused(NodeId id) const;  // refused to start: its WAL corruption was detected
+  bool IsRefused(NodeId id) const;
+  // Alerts a node fired (engine::Node's Effects::alerts), over all its incarnations, in order.
+  struct AlertRecord {
+    std::string key;  // dedup key, e.g. "node_failed:3"
+    uint64_t at_ms = 0;
+  };
+  const std::vector<AlertRecord>& alerts(NodeId id) const;  // refused to start: its WAL corruption was detected
   int nodes() const { return config_.nodes; }
   const node::Node* node(NodeId id) const;
   uint64_t trace_hash() const { return hash_; }

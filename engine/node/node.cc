@@ -32,6 +32,8 @@ std::optional<RequestId> ParseReadContext(const std::string& s) {
 absl::Status NodeConfig::Validate() const {
   if (absl::Status s = raft.Validate(); !s.ok()) return s;
   if (absl::Status s = wal.Validate(); !s.ok()) return s;
+  if (absl::Status s = failover.Validate(); !s.ok()) return s;
+  if (absl::Status s = alerts.Validate(); !s.ok()) return s;
   if (max_pending_requests == 0) {
     return absl::InvalidArgumentError("max_pending_requests must be > 0");
   }
@@ -77,16 +79,21 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Create(const NodeConfig& config,
   restored.hard_state.commit = std::max(restored.hard_state.commit, applied);
   absl::StatusOr<std::unique_ptr<raft::Raft>> r = raft::Raft::Create(config.raft, restored);
   if (!r.ok()) return r.status();
-  return std::unique_ptr<Node>(new Node(config, *std::move(r), *std::move(writer), applied));
+  absl::StatusOr<alerts::AlertManager> am = alerts::AlertManager::Create(
+      config.alerts, alerts::default_rules(config.failover.slow_replication_threshold_entries));
+  if (!am.ok()) return am.status();
+  return std::unique_ptr<Node>(
+      new Node(config, *std::move(r), *std::move(writer), applied, *std::move(am)));
 }
 
 Node::Node(const NodeConfig& config, std::unique_ptr<raft::Raft> raft, wal::Writer writer,
-           raft::Index applied)
+           raft::Index applied, alerts::AlertManager alert_manager)
     : config_(config),
       raft_(std::move(raft)),
       writer_(std::make_unique<wal::Writer>(std::move(writer))),
       applied_(applied),
-      last_term_(raft_->term()) {}
+      last_term_(raft_->term()),
+      alert_manager_(std::move(alert_manager)) {}
 
 void Node::Fail(const absl::Status& status) {
   if (fatal_.ok()) fatal_ = status;
@@ -98,13 +105,42 @@ void Node::Tick(uint64_t now_ms) {
   now_ms_ = std::max(now_ms_, now_ms);
   raft_->Tick();
   Collect();
+  if (!detector_) {
+    absl::StatusOr<failover::FailureDetector> d = failover::FailureDetector::Create(
+        config_.failover, raft_->id(), raft_->voters(), now_ms_);
+    AM_CHECK(d.ok(), "failure detector: ", d.status().ToString());  // config validated
+    detector_.emplace(*std::move(d));
+  }
+  detector_->Tick(now_ms_, failover::ViewOf(*raft_));
+  RunDetector();
 }
 
 absl::Status Node::Receive(const raft::Message& message) {
   if (!fatal_.ok()) return fatal_;
   absl::Status s = raft_->Step(message);
   Collect();
+  if (s.ok() && detector_) {
+    // Step accepted it, so `from` is a voter other than us: OnHeardFrom cannot refuse it.
+    absl::Status heard = detector_->OnHeardFrom(message.from, now_ms_);
+    AM_CHECK(heard.ok(), heard.ToString());
+    RunDetector();
+  }
   return s;
+}
+
+void Node::RunDetector() {
+  if (!detector_->HasEvents()) return;
+  for (alerts::TimedEvent& e : detector_->TakeEvents()) {
+    for (alerts::Firing& f : alert_manager_.Process(e.event, e.at_ms)) {
+      effects_.alerts.push_back(std::move(f));
+    }
+  }
+}
+
+void Node::Report(const alerts::Event& event) {
+  for (alerts::Firing& f : alert_manager_.Process(event, now_ms_)) {
+    effects_.alerts.push_back(std::move(f));
+  }
 }
 
 void Node::OnDiskDone(uint64_t batch_id, const absl::Status& status) {

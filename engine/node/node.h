@@ -34,6 +34,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "engine/alerts/alert_manager.h"
+#include "engine/alerts/event.h"
+#include "engine/alerts/rules.h"
+#include "engine/failover/config.h"
+#include "engine/failover/detector.h"
 #include "engine/raft/raft.h"
 #include "engine/raft/types.h"
 #include "engine/wal/replay.h"
@@ -53,6 +58,10 @@ struct NodeConfig {
   // Largest command accepted by Propose (kInvalidArgument beyond it). Must stay below the WAL's
   // record limit (wal::kMaxRecordPayloadBytes, 64 MiB); etcd's default request limit is 1.5 MiB.
   uint64_t max_entry_bytes = 8ull << 20;
+  // Failure detection and alerting (docs/failover-and-alerts.md). The detector only observes
+  // and reports; Raft's own timers decide elections.
+  failover::FailoverConfig failover;
+  alerts::AlertManagerConfig alerts;
   absl::Status Validate() const;
 };
 
@@ -78,9 +87,10 @@ struct Effects {
   std::vector<RequestId> reads;        // linearizable reads that may be served now
   std::vector<Reply> replies;          // requests that failed
   absl::Status fatal;                  // the WAL failed: stop this node
+  std::vector<alerts::Firing> alerts;  // alerts that fired (deduplicated), in order
   bool Empty() const {
     return messages.empty() && !disk && apply.empty() && reads.empty() && replies.empty() &&
-           fatal.ok();
+           fatal.ok() && alerts.empty();
   }
 };
 
@@ -114,6 +124,10 @@ class Node {
   absl::Status TransferLeadership(raft::NodeId target);
   void Campaign();
 
+  // An event the driver observed itself (e.g. CertificateExpiring), through the same rules
+  // and deduplication as the node's own; firings come out in Effects::alerts.
+  void Report(const alerts::Event& event);
+
   Effects TakeEffects();
 
   const raft::Raft& raft() const { return *raft_; }
@@ -121,12 +135,19 @@ class Node {
   raft::Index applied() const { return applied_; }
   size_t pending_requests() const { return proposals_.size() + reads_.size(); }
   const absl::Status& fatal() const { return fatal_; }
+  // The failure detector (null until the first Tick) and the alerts fired so far.
+  const failover::FailureDetector* detector() const {
+    return detector_ ? &*detector_ : nullptr;
+  }
+  const alerts::AlertManager& alert_manager() const { return alert_manager_; }
   // Simulator only: planted Raft bugs (DESIGN.md §4.8).
   void set_planted_bugs(const raft::Raft::PlantedBugs& bugs) { raft_->set_planted_bugs(bugs); }
 
  private:
   Node(const NodeConfig& config, std::unique_ptr<raft::Raft> raft, wal::Writer writer,
-       raft::Index applied);
+       raft::Index applied, alerts::AlertManager alert_manager);
+
+  void RunDetector();  // feeds the detector's events through the alert rules
 
   void Collect();   // drains Raft's Ready into effects_ and feeds the WAL writer
   void Fail(const absl::Status& status);
@@ -142,6 +163,9 @@ class Node {
   raft::Term last_term_ = 0;
   absl::Status fatal_;
   Effects effects_;
+  // Created at the first Tick, when the node first learns the time.
+  std::optional<failover::FailureDetector> detector_;
+  alerts::AlertManager alert_manager_;
 
   struct PendingProposal {
     RequestId request;

@@ -1,5 +1,6 @@
 #include "engine/node/node.h"
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <memory>
@@ -29,6 +30,7 @@ struct Replica {
   std::vector<RequestId> succeeded;
   std::vector<Reply> failed;
   std::vector<RequestId> reads;
+  std::vector<alerts::Firing> alerts;
 };
 
 class Cluster {
@@ -52,6 +54,9 @@ class Cluster {
     c.raft.rng_seed = id;
     c.wal.segment_size_bytes = 4096;
     c.max_pending_requests = max_pending_;
+    // One tick = 10 ms (TickAll); heartbeats every tick.
+    c.failover.heartbeat_interval_ms = 10;
+    c.failover.election_timeout_ms = 100;
     absl::StatusOr<std::unique_ptr<Node>> node = Node::Create(c, *rec, r.sm_applied);
     ASSERT_TRUE(node.ok()) << node.status();
     r.node = *std::move(node);
@@ -101,6 +106,7 @@ class Cluster {
     if (e.Empty()) return false;
     for (raft::Message& m : e.messages) net_.push_back(std::move(m));
     for (const Reply& rep : e.replies) r.failed.push_back(rep);
+    for (alerts::Firing& f : e.alerts) r.alerts.push_back(std::move(f));
     if (!e.apply.empty()) {
       for (const ApplyItem& item : e.apply) {
         if (item.entry.type == raft::EntryType::kNormal) {
@@ -377,6 +383,62 @@ TEST(Node, AbandonedRequestsAreForgottenAndFreeTheirSlots) {
   EXPECT_EQ(c.at(1).succeeded, std::vector<RequestId>{3});
   EXPECT_EQ(c.at(1).reads, std::vector<RequestId>{4});
   EXPECT_TRUE(c.at(1).failed.empty());
+}
+
+std::vector<std::string> Keys(const std::vector<alerts::Firing>& firings) {
+  std::vector<std::string> keys;
+  for (const alerts::Firing& f : firings) keys.push_back(f.dedup_key);
+  return keys;
+}
+
+// docs/failover-and-alerts.md: the leader reports a crashed follower once, after
+// max_consecutive_failures (3) silent heartbeat rounds, and its recovery after the restart.
+TEST(Node, TheLeaderAlertsOnceWhenAFollowerFailsAndAgainWhenItRecovers) {
+  Cluster c(3);
+  c.ElectLeader(1);
+  c.TickAll(5);
+  c.at(1).alerts.clear();
+  c.Crash(3);
+  c.TickAll(2);
+  EXPECT_TRUE(c.at(1).alerts.empty()) << "too early: " << Keys(c.at(1).alerts).size();
+  c.TickAll(2);  // 3 rounds of 10 ms without an answer
+  EXPECT_EQ(Keys(c.at(1).alerts), std::vector<std::string>{"node_failed:3"});
+  EXPECT_EQ(c.at(1).alerts[0].severity, alerts::Severity::kCritical);
+  c.TickAll(50);  // still down: no repeat
+  EXPECT_EQ(Keys(c.at(1).alerts), std::vector<std::string>{"node_failed:3"});
+  EXPECT_TRUE(c.at(2).alerts.empty()) << "a follower never judges another follower";
+  c.Restart(3);
+  c.TickAll(5);
+  EXPECT_EQ(Keys(c.at(1).alerts),
+            (std::vector<std::string>{"node_failed:3", "node_recovered:3"}));
+  ASSERT_NE(c.node(1).detector(), nullptr);
+  EXPECT_FALSE(c.node(1).detector()->IsFailed(3));
+  EXPECT_EQ(c.node(1).alert_manager().recent().size(), 2u);
+}
+
+// Losing two of three: the leader alerts quorum_lost (once).
+TEST(Node, ALeaderThatLosesItsQuorumAlerts) {
+  Cluster c(3);
+  c.ElectLeader(1);
+  c.TickAll(5);
+  c.Crash(2);
+  c.Crash(3);
+  c.TickAll(8);
+  std::vector<std::string> keys = Keys(c.at(1).alerts);
+  EXPECT_EQ(std::count(keys.begin(), keys.end(), "quorum_lost"), 1);
+  EXPECT_EQ(std::count(keys.begin(), keys.end(), "node_failed:2"), 1);
+  EXPECT_EQ(std::count(keys.begin(), keys.end(), "node_failed:3"), 1);
+}
+
+TEST(Node, DriverReportedEventsGoThroughTheSameRules) {
+  Cluster c(3);
+  c.ElectLeader(1);
+  c.node(1).Report(alerts::CertificateExpiring{"/etc/amaters/node1.crt", 5});
+  c.node(1).Report(alerts::CertificateExpiring{"/etc/amaters/node1.crt", 5});  // deduplicated
+  c.Drain(1);
+  EXPECT_EQ(Keys(c.at(1).alerts),
+            std::vector<std::string>{"certificate_expiring:/etc/amaters/node1.crt"});
+  EXPECT_EQ(c.at(1).alerts[0].severity, alerts::Severity::kCritical);
 }
 
 TEST(Node, OversizedCommandsAreRejectedBeforeRaft) {
