@@ -235,7 +235,12 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
     std::cerr << "amaters-server: " << s.message() << "\n";
     return 1;
   };
-  if (absl::Status s = CheckTlsFiles(config); !s.ok()) return fail(s);
+  // TLS: the configured files are validated and staged under <data_dir>/tls; gRPC reads the
+  // staged copies, which change only on SIGHUP (server/tls.h).
+  const std::string tls_stage_dir = data_dir + "/tls";
+  if (config.network.tls_enabled) mkdir(data_dir.c_str(), 0750);  // Runtime::Open checks it
+  absl::StatusOr<Config> tls_config = StageTlsFiles(config, tls_stage_dir);
+  if (!tls_config.ok()) return fail(tls_config.status());
 
   // Signals are taken by this thread with sigtimedwait; every thread created from here on
   // inherits the mask, so none of them is interrupted by them.
@@ -287,7 +292,7 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
   ro.client_address = config.server.bind_address;
   ro.peer_address = peer_address;
   ro.peer_sender.queue_max_messages = config.network.peer_queue_max_messages;
-  ro.peer_sender.credentials = PeerChannelCredentials(config);
+  ro.peer_sender.credentials = peers.empty() ? nullptr : PeerChannelCredentials(*tls_config);
   ro.metrics = &metrics;
   std::atomic<bool> fatal{false};
   ro.on_fatal = [&fatal](const absl::Status&) { fatal.store(true); };
@@ -317,7 +322,7 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
 
   grpc::ServerBuilder client_builder;
   int client_port = 0;
-  client_builder.AddListeningPort(config.server.bind_address, ServerCredentials(config, false),
+  client_builder.AddListeningPort(config.server.bind_address, ServerCredentials(*tls_config, false),
                                   &client_port);
   client_builder.SetMaxReceiveMessageSize(
       static_cast<int>(config.server.max_request_bytes) + kGrpcOverheadBytes);
@@ -339,10 +344,14 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
   if (!peer_address.empty()) {
     grpc::ServerBuilder peer_builder;
     int port = 0;
-    peer_builder.AddListeningPort(peer_address, ServerCredentials(config, true), &port);
+    peer_builder.AddListeningPort(peer_address, ServerCredentials(*tls_config, true), &port);
     peer_builder.SetMaxReceiveMessageSize(kPeerMaxMessageBytes);
     peer_builder.SetMaxSendMessageSize(kPeerMaxMessageBytes);
     peer_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    // Peer senders ping every 2 s to notice dead links (peer_sender.cc); gRPC's default policy
+    // would answer GOAWAY "too_many_pings" and cut idle streams.
+    peer_builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
+    peer_builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
     peer_builder.RegisterService(&peer_service);
     peer_server = peer_builder.BuildAndStart();
     if (!peer_server || port == 0) {
@@ -442,9 +451,20 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
               {F("applied", plan.applied.empty() ? "-" : absl::StrJoin(plan.applied, ",")),
                F("ignored_need_restart", plan.ignored.empty() ? "-" : absl::StrJoin(plan.ignored, ","))});
       if (config.network.tls_enabled) {
-        absl::Status tls = CheckTlsFiles(config);
-        LogInfo("SIGHUP: TLS certificate files are re-read for new connections",
-                {F("check", tls.ok() ? "ok" : std::string(tls.message()))});
+        absl::StatusOr<TlsFilesInfo> info = InspectTlsFiles(config);
+        absl::StatusOr<Config> staged =
+            info.ok() ? StageTlsFiles(config, tls_stage_dir) : absl::StatusOr<Config>(info.status());
+        if (staged.ok()) {
+          LogInfo("SIGHUP: TLS certificate reloaded; new connections use it, open ones are kept",
+                  {F("subject", info->subject), F("not_after", FormatTlsTime(info->not_after)),
+                   F("ca_certificates", info->ca_certificates)});
+          if (info->not_after < absl::Now()) {
+            LogWarn("TLS certificate has expired", {F("not_after", FormatTlsTime(info->not_after))});
+          }
+        } else {
+          LogError("SIGHUP: TLS files refused; the previous certificate stays in service",
+                   {F("error", staged.status().message())});
+        }
       }
       continue;
     }
@@ -458,14 +478,16 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
   // Graceful shutdown: stop accepting, let in-flight requests finish (bounded), stop the node,
   // sync and close RocksDB, remove the pid file.
   shutting_down.store(true);
-  const auto deadline = std::chrono::system_clock::now() +
+  handler.StartDraining();  // new requests: UNAVAILABLE, so clients move to another member
+  const auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::milliseconds(config.server.shutdown_timeout_ms);
-  std::thread client_stopper([&] { client_server->Shutdown(deadline); });
-  while (std::chrono::system_clock::now() < deadline && runtime->status().pending_requests > 0) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  while (std::chrono::steady_clock::now() < deadline && handler.inflight() > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  // Requests still pending at the deadline fail now (UNAVAILABLE), which lets the client
-  // server's Shutdown return.
+  // Then close the port at once: gRPC's Shutdown would otherwise wait for idle client
+  // connections until its deadline. Requests still in flight past the deadline are cancelled
+  // and fail (UNAVAILABLE) when the runtime stops, which lets Shutdown return.
+  std::thread client_stopper([&] { client_server->Shutdown(std::chrono::system_clock::now()); });
   absl::Status closed = runtime->Stop();
   client_stopper.join();
   if (peer_server) peer_server->Shutdown(std::chrono::system_clock::now());

@@ -68,8 +68,23 @@ etcd::HeaderInfo EtcdHandler::HeaderInfo() const {
   return h;
 }
 
+std::optional<EtcdHandler::Done> EtcdHandler::Admit(Done done) {
+  if (draining_.load()) {
+    done(grpc::Status(grpc::StatusCode::UNAVAILABLE, "etcdserver: server is shutting down"));
+    return std::nullopt;
+  }
+  inflight_.fetch_add(1);
+  return Done([this, done = std::move(done)](grpc::Status s) {
+    done(std::move(s));
+    inflight_.fetch_sub(1);
+  });
+}
+
 void EtcdHandler::Range(const etcdserverpb::RangeRequest& request,
-                        etcdserverpb::RangeResponse* response, Done done) {
+                        etcdserverpb::RangeResponse* response, Done done_in) {
+  std::optional<Done> admitted = Admit(std::move(done_in));
+  if (!admitted) return;
+  Done done = *std::move(admitted);
   const HandlerLimits l = limits();
   if (request.ByteSizeLong() > l.max_request_bytes) return done(TooLarge());
   absl::StatusOr<kv::RangeRequest> range =
@@ -91,7 +106,10 @@ void EtcdHandler::Range(const etcdserverpb::RangeRequest& request,
 }
 
 void EtcdHandler::Put(const etcdserverpb::PutRequest& request, etcdserverpb::PutResponse* response,
-                      Done done, bool forwarded) {
+                      Done done_in, bool forwarded) {
+  std::optional<Done> admitted = Admit(std::move(done_in));
+  if (!admitted) return;
+  Done done = *std::move(admitted);
   const HandlerLimits l = limits();
   if (request.ByteSizeLong() > l.max_request_bytes) return done(TooLarge());
   Write(peerpb::ForwardRequest::PUT, request, response,
@@ -103,8 +121,11 @@ void EtcdHandler::Put(const etcdserverpb::PutRequest& request, etcdserverpb::Put
 }
 
 void EtcdHandler::DeleteRange(const etcdserverpb::DeleteRangeRequest& request,
-                              etcdserverpb::DeleteRangeResponse* response, Done done,
+                              etcdserverpb::DeleteRangeResponse* response, Done done_in,
                               bool forwarded) {
+  std::optional<Done> admitted = Admit(std::move(done_in));
+  if (!admitted) return;
+  Done done = *std::move(admitted);
   const HandlerLimits l = limits();
   if (request.ByteSizeLong() > l.max_request_bytes) return done(TooLarge());
   Write(peerpb::ForwardRequest::DELETE_RANGE, request, response,
@@ -116,7 +137,10 @@ void EtcdHandler::DeleteRange(const etcdserverpb::DeleteRangeRequest& request,
 }
 
 void EtcdHandler::Txn(const etcdserverpb::TxnRequest& request, etcdserverpb::TxnResponse* response,
-                      Done done, bool forwarded) {
+                      Done done_in, bool forwarded) {
+  std::optional<Done> admitted = Admit(std::move(done_in));
+  if (!admitted) return;
+  Done done = *std::move(admitted);
   const HandlerLimits l = limits();
   if (request.ByteSizeLong() > l.max_request_bytes) return done(TooLarge());
   Write(peerpb::ForwardRequest::TXN, request, response,
@@ -268,7 +292,10 @@ grpc::Status EtcdHandler::MemberList(etcdserverpb::MemberListResponse* response)
 }
 
 void EtcdHandler::MoveLeader(const etcdserverpb::MoveLeaderRequest& request,
-                             etcdserverpb::MoveLeaderResponse* response, Done done) {
+                             etcdserverpb::MoveLeaderResponse* response, Done done_in) {
+  std::optional<Done> admitted = Admit(std::move(done_in));
+  if (!admitted) return;
+  Done done = *std::move(admitted);
   runtime_->TransferLeadership(request.targetid(), [this, response, done](absl::Status s) {
     if (s.ok()) Header(runtime_->status().revision, response->mutable_header());
     done(ToGrpc(s));

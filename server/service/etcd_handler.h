@@ -16,9 +16,11 @@
 #ifndef AMATERS_SERVER_SERVICE_ETCD_HANDLER_H_
 #define AMATERS_SERVER_SERVICE_ETCD_HANDLER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "grpcpp/grpcpp.h"
@@ -49,6 +51,11 @@ class EtcdHandler {
   void SetLimits(const HandlerLimits& limits);  // SIGHUP
   HandlerLimits limits() const;
 
+  // Graceful shutdown: from now on new requests fail with UNAVAILABLE ("server is shutting
+  // down"; clients retry another member); inflight() counts accepted requests not yet answered.
+  void StartDraining() { draining_.store(true); }
+  int64_t inflight() const { return inflight_.load(); }
+
   void Range(const etcdserverpb::RangeRequest& request, etcdserverpb::RangeResponse* response,
              Done done);
   void Put(const etcdserverpb::PutRequest& request, etcdserverpb::PutResponse* response,
@@ -68,6 +75,8 @@ class EtcdHandler {
                      std::function<void(grpc::Status, std::string)> done);
 
  private:
+  // Counts `done` in inflight() until it runs; nullopt (after answering) while draining.
+  std::optional<Done> Admit(Done done);
   void Header(int64_t revision, etcdserverpb::ResponseHeader* header) const;
   etcd::HeaderInfo HeaderInfo() const;
   // Proposes `command`; on success `fill` writes the response. A follower forwards `request`.
@@ -84,6 +93,8 @@ class EtcdHandler {
   const std::string url_scheme_;
   mutable std::mutex mu_;
   HandlerLimits limits_;
+  std::atomic<bool> draining_{false};
+  std::atomic<int64_t> inflight_{0};
 };
 
 }  // namespace amaters::server

@@ -23,6 +23,15 @@ EtcdClient::EtcdClient(const std::string& address,
   maintenance_ = etcdserverpb::Maintenance::NewStub(channel_);
 }
 
+EtcdClient::EtcdClient(const std::string& address,
+                       std::shared_ptr<grpc::ChannelCredentials> credentials,
+                       const grpc::ChannelArguments& args) {
+  channel_ = grpc::CreateCustomChannel(
+      address, credentials ? credentials : grpc::InsecureChannelCredentials(), args);
+  kv_ = etcdserverpb::KV::NewStub(channel_);
+  maintenance_ = etcdserverpb::Maintenance::NewStub(channel_);
+}
+
 namespace {
 void SetDeadline(grpc::ClientContext* ctx) {
   ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
@@ -66,6 +75,10 @@ absl::StatusOr<etcdserverpb::StatusResponse> EtcdClient::Status() {
   etcdserverpb::StatusResponse resp;
   if (absl::Status s = FromGrpc(maintenance_->Status(&ctx, req, &resp)); !s.ok()) return s;
   return resp;
+}
+
+bool EtcdClient::WaitForConnected(absl::Duration timeout) {
+  return channel_->WaitForConnected(absl::ToChronoTime(absl::Now() + timeout));
 }
 
 TestCluster::TestCluster(int size, const std::string& name, const std::string& extra_toml)
@@ -187,6 +200,26 @@ absl::Status TestCluster::WaitReady(int i, absl::Duration timeout) {
 }
 
 EtcdClient& TestCluster::client(int i) { return *clients_[static_cast<size_t>(i)]; }
+
+void TestCluster::ResetClient(int i) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  // Not GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: it is also the connect timeout, and a blocking
+  // client polls the handshake too rarely to finish within a short one.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  clients_[static_cast<size_t>(i)] =
+      std::make_unique<EtcdClient>(client_address(i), nullptr, args);
+}
+
+bool TestCluster::ConnectClients(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  bool all = true;
+  for (int i = 0; i < size(); ++i) {
+    if (Running(i)) all = client(i).WaitForConnected(deadline - absl::Now()) && all;
+  }
+  return all;
+}
 
 std::string TestCluster::Log(int i) const {
   return ReadFile(nodes_[static_cast<size_t>(i)].dir + "/server.log");

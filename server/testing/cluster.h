@@ -23,11 +23,21 @@ class EtcdClient {
  public:
   explicit EtcdClient(const std::string& address,
                       std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
+  // With channel arguments of its own (e.g. GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL: otherwise a
+  // new channel shares the process-wide subchannel of an older channel to the same address,
+  // reconnect backoff included).
+  EtcdClient(const std::string& address, std::shared_ptr<grpc::ChannelCredentials> credentials,
+             const grpc::ChannelArguments& args);
   absl::Status Put(const std::string& key, const std::string& value);
   // nullopt when the key does not exist.
   absl::StatusOr<std::optional<std::string>> Get(const std::string& key, bool serializable = false);
   absl::StatusOr<etcdserverpb::RangeResponse> Range(const etcdserverpb::RangeRequest& request);
   absl::StatusOr<etcdserverpb::StatusResponse> Status();
+  // Connects the channel and waits until it is READY (false at the timeout). The calls above
+  // fail fast while the channel is not connected, and a blocking client without a call in
+  // progress polls a connection attempt only rarely: after a node (re)starts, this brings the
+  // channel up at once.
+  bool WaitForConnected(absl::Duration timeout);
   etcdserverpb::KV::Stub* kv() { return kv_.get(); }
 
  private:
@@ -74,6 +84,15 @@ class TestCluster {
   absl::Status WaitReady(int i, absl::Duration timeout = absl::Seconds(20));
 
   EtcdClient& client(int i);
+  // Replaces node i's client (references to the old one dangle) with one on a channel of its
+  // own: a local subchannel pool, reconnect backoff from 100 ms up to 1 s. After a node was
+  // killed and restarted, the old channel may sit in gRPC's default reconnect backoff (1 s,
+  // growing 1.6x per failed attempt) for many seconds although the node already listens.
+  void ResetClient(int i);
+  // EtcdClient::WaitForConnected on every running node's client, until `timeout` in all; false
+  // if one did not connect. Right after Start, this avoids the seconds a blocking client may
+  // otherwise take to connect (its first attempt is refused while the node is starting).
+  bool ConnectClients(absl::Duration timeout = absl::Seconds(20));
   std::string Log(int i) const;
 
  private:

@@ -42,9 +42,11 @@ std::vector<std::string> Environment(const std::map<std::string, std::string>& e
   return out;
 }
 
-// fork + exec with stdout/stderr on the given fds; returns the child's pid or -1.
-pid_t SpawnWithFds(const std::vector<std::string>& argv, const std::string& cwd, int out_fd,
-                   int err_fd, const std::map<std::string, std::string>& env) {
+// fork + exec with stdin from `in_path` ("" = /dev/null) and stdout/stderr on the given fds;
+// returns the child's pid or -1.
+pid_t SpawnWithStdio(const std::vector<std::string>& argv, const std::string& cwd,
+                     const std::string& in_path, int out_fd, int err_fd,
+                     const std::map<std::string, std::string>& env) {
   std::vector<std::string> envs = Environment(env);
   std::vector<char*> cargv, cenv;
   for (const std::string& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
@@ -57,13 +59,18 @@ pid_t SpawnWithFds(const std::vector<std::string>& argv, const std::string& cwd,
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
-  int devnull = open("/dev/null", O_RDONLY);
-  dup2(devnull, 0);
+  int in_fd = open(in_path.empty() ? "/dev/null" : in_path.c_str(), O_RDONLY);
+  dup2(in_fd, 0);
   dup2(out_fd, 1);
   dup2(err_fd, 2);
   if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(126);
   execve(cargv[0], cargv.data(), cenv.data());
   _exit(127);
+}
+
+pid_t SpawnWithFds(const std::vector<std::string>& argv, const std::string& cwd, int out_fd,
+                   int err_fd, const std::map<std::string, std::string>& env) {
+  return SpawnWithStdio(argv, cwd, "", out_fd, err_fd, env);
 }
 
 }  // namespace
@@ -156,12 +163,24 @@ std::optional<int> Process::Wait(absl::Duration timeout) {
 
 CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeout,
                          const std::string& cwd, const std::map<std::string, std::string>& env) {
+  return RunCommandWithInput(argv, std::nullopt, timeout, cwd, env);
+}
+
+CommandResult RunCommandWithInput(const std::vector<std::string>& argv,
+                                  const std::optional<std::string>& input, absl::Duration timeout,
+                                  const std::string& cwd,
+                                  const std::map<std::string, std::string>& env) {
   CommandResult result;
   const std::string dir = NewTempDir("cmd");
   const std::string out_path = dir + "/out", err_path = dir + "/err";
+  std::string in_path;
+  if (input.has_value()) {
+    in_path = dir + "/in";
+    WriteFile(in_path, *input);
+  }
   int out_fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   int err_fd = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  const pid_t pid = SpawnWithFds(argv, cwd, out_fd, err_fd, env);
+  const pid_t pid = SpawnWithStdio(argv, cwd, in_path, out_fd, err_fd, env);
   close(out_fd);
   close(err_fd);
   if (pid < 0) return result;

@@ -58,6 +58,13 @@ struct CommandResult {
 CommandResult RunCommand(const std::vector<std::string>& argv,
                          absl::Duration timeout = absl::Seconds(30), const std::string& cwd = "",
                          const std::map<std::string, std::string>& env = {});
+// RunCommand with `input` as the command's stdin (read from a file, so the command sees EOF
+// after it); nullopt means /dev/null, as for RunCommand.
+CommandResult RunCommandWithInput(const std::vector<std::string>& argv,
+                                  const std::optional<std::string>& input,
+                                  absl::Duration timeout = absl::Seconds(30),
+                                  const std::string& cwd = "",
+                                  const std::map<std::string, std::string>& env = {});
 
 }  // namespace amaters::server::testing
 

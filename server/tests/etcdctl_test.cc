@@ -1,0 +1,414 @@
+// End to end with the real etcd v3 command-line client: etcdctl 3.4 (/usr/bin/etcdctl, Debian's
+// etcd-client, installed by tools/setup) against a three-node amaters cluster. Every command
+// goes to a chosen node (followers as well as the leader) and its output is compared with what
+// etcdctl prints against etcd 3.4 itself: put / get (prefix, limit, value only, JSON, old
+// revisions) / del / txn (compare-and-swap from stdin) / endpoint status / member list.
+#include <unistd.h>
+
+#include <algorithm>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "proto/etcd/rpc.pb.h"
+#include "server/testing/cluster.h"
+#include "server/testing/process.h"
+
+namespace amaters::server::testing {
+namespace {
+
+constexpr const char* kEtcdctl = "/usr/bin/etcdctl";
+
+// etcdctl -w json of a RangeResponse (etcd's names: cluster_id, create_revision, base64 bytes).
+etcdserverpb::RangeResponse ParseRange(const std::string& json) {
+  etcdserverpb::RangeResponse r;
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = true;
+  const auto status = google::protobuf::util::JsonStringToMessage(json, &r, options);
+  EXPECT_TRUE(status.ok()) << status.ToString() << "\n" << json;
+  return r;
+}
+
+class EtcdctlTest : public ::testing::Test {
+ protected:
+  // One cluster for the whole suite (each test uses its own keys): three nodes, a leader.
+  static void SetUpTestSuite() {
+    cluster_ = new TestCluster(3, "etcdctl");
+    if (absl::Status s = cluster_->StartAll(); !s.ok()) {
+      setup_error_ = new std::string(s.ToString());
+      return;
+    }
+    cluster_->ConnectClients();
+    absl::StatusOr<int> leader = cluster_->WaitForLeader();
+    if (!leader.ok()) {
+      setup_error_ = new std::string(absl::StrCat(leader.status().ToString(), "\n", Logs()));
+      return;
+    }
+  }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    cluster_ = nullptr;
+    delete setup_error_;
+    setup_error_ = nullptr;
+  }
+
+  void SetUp() override {
+    // Not a skip: tools/setup installs etcdctl, so its absence is a broken environment.
+    ASSERT_EQ(access(kEtcdctl, X_OK), 0)
+        << kEtcdctl << " is missing or not executable: run tools/setup (it installs Debian's "
+        << "etcd-client package, which provides etcdctl 3.4)";
+    ASSERT_EQ(setup_error_, nullptr) << "cluster did not start: " << *setup_error_;
+    absl::StatusOr<int> leader = cluster_->WaitForLeader();
+    ASSERT_TRUE(leader.ok()) << leader.status() << "\n" << Logs();
+    leader_ = *leader;
+    follower_ = (leader_ + 1) % 3;
+    other_follower_ = (leader_ + 2) % 3;
+  }
+
+  void TearDown() override {
+    if (HasFailure()) std::cerr << Logs();
+  }
+
+  static std::string Logs() {
+    std::string out;
+    for (int i = 0; i < cluster_->size(); ++i) {
+      absl::StrAppend(&out, "---- node ", i + 1, " log ----\n", cluster_->Log(i));
+    }
+    return out;
+  }
+
+  static std::vector<std::string> BaseArgs(const std::string& endpoints) {
+    return {kEtcdctl, "--endpoints=" + endpoints, "--command-timeout=10s", "--dial-timeout=5s"};
+  }
+
+  // etcdctl against node i only.
+  CommandResult Ctl(int i, const std::vector<std::string>& args,
+                    const std::optional<std::string>& input = std::nullopt) {
+    return CtlAt(cluster_->client_address(i), args, input);
+  }
+  CommandResult CtlAt(const std::string& endpoints, const std::vector<std::string>& args,
+                      const std::optional<std::string>& input = std::nullopt) {
+    std::vector<std::string> argv = BaseArgs(endpoints);
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommandWithInput(argv, input, absl::Seconds(30), "", {{"ETCDCTL_API", "3"}});
+  }
+
+  // Runs a command that must succeed and returns its stdout.
+  std::string Ok(int i, const std::vector<std::string>& args,
+                 const std::optional<std::string>& input = std::nullopt) {
+    CommandResult r = Ctl(i, args, input);
+    EXPECT_EQ(r.exit_code, 0) << "etcdctl " << absl::StrJoin(args, " ") << " on node " << i + 1
+                              << "\nstdout: " << r.out << "\nstderr: " << r.err;
+    return r.out;
+  }
+
+  static TestCluster* cluster_;
+  static std::string* setup_error_;
+  int leader_ = 0, follower_ = 1, other_follower_ = 2;
+};
+
+TestCluster* EtcdctlTest::cluster_ = nullptr;
+std::string* EtcdctlTest::setup_error_ = nullptr;
+
+TEST_F(EtcdctlTest, PutThenGetOnEveryNode) {
+  EXPECT_EQ(Ok(follower_, {"put", "k", "v"}), "OK\n");
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Ok(i, {"get", "k"}), "k\nv\n") << "node " << i + 1;
+    EXPECT_EQ(Ok(i, {"get", "k", "--print-value-only"}), "v\n") << "node " << i + 1;
+  }
+  // A value with spaces and a newline is printed as it is.
+  EXPECT_EQ(Ok(leader_, {"put", "k2", "two words\nsecond line"}), "OK\n");
+  EXPECT_EQ(Ok(other_follower_, {"get", "k2"}), "k2\ntwo words\nsecond line\n");
+}
+
+TEST_F(EtcdctlTest, WritesThroughOneNodeAreVisibleThroughEveryOther) {
+  for (int writer = 0; writer < 3; ++writer) {
+    for (int round = 0; round < 3; ++round) {
+      const std::string key = absl::StrCat("vis/", writer);
+      const std::string value = absl::StrCat("from-node-", writer + 1, "-round-", round);
+      ASSERT_EQ(Ok(writer, {"put", key, value}), "OK\n");
+      // A linearizable get (etcdctl's default consistency "l") right after the put, anywhere.
+      for (int reader = 0; reader < 3; ++reader) {
+        EXPECT_EQ(Ok(reader, {"get", key}), absl::StrCat(key, "\n", value, "\n"))
+            << "written through node " << writer + 1 << ", read through node " << reader + 1;
+      }
+    }
+  }
+}
+
+TEST_F(EtcdctlTest, GetPrefixIsSortedAndLimited) {
+  // Written out of order, through different nodes.
+  ASSERT_EQ(Ok(follower_, {"put", "fruit/cherry", "dark red"}), "OK\n");
+  ASSERT_EQ(Ok(leader_, {"put", "fruit/apple", "red"}), "OK\n");
+  ASSERT_EQ(Ok(other_follower_, {"put", "fruit/banana", "yellow"}), "OK\n");
+  ASSERT_EQ(Ok(follower_, {"put", "fruits", "not under the prefix fruit/"}), "OK\n");
+  ASSERT_EQ(Ok(leader_, {"put", "fruit", "not under the prefix fruit/ either"}), "OK\n");
+
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Ok(i, {"get", "--prefix", "fruit/"}),
+              "fruit/apple\nred\nfruit/banana\nyellow\nfruit/cherry\ndark red\n")
+        << "node " << i + 1;
+  }
+  EXPECT_EQ(Ok(follower_, {"get", "--prefix", "fruit/", "--limit=2"}),
+            "fruit/apple\nred\nfruit/banana\nyellow\n");
+  EXPECT_EQ(Ok(follower_, {"get", "--prefix", "fruit/", "--print-value-only"}),
+            "red\nyellow\ndark red\n");
+  EXPECT_EQ(Ok(other_follower_, {"get", "--prefix", "fruit/", "--keys-only"}),
+            "fruit/apple\n\nfruit/banana\n\nfruit/cherry\n\n");
+  // A range [key, range_end).
+  EXPECT_EQ(Ok(leader_, {"get", "fruit/b", "fruit/d"}),
+            "fruit/banana\nyellow\nfruit/cherry\ndark red\n");
+
+  // The limited JSON answer says there is more, and counts everything in the range.
+  const std::string json = Ok(follower_, {"get", "--prefix", "fruit/", "--limit=2", "-w", "json"});
+  etcdserverpb::RangeResponse r = ParseRange(json);
+  ASSERT_EQ(r.kvs_size(), 2) << json;
+  EXPECT_EQ(r.kvs(0).key(), "fruit/apple");
+  EXPECT_EQ(r.kvs(1).key(), "fruit/banana");
+  EXPECT_TRUE(r.more()) << json;
+  EXPECT_EQ(r.count(), 3) << json;
+}
+
+TEST_F(EtcdctlTest, JsonOutputTracksRevisionsAndVersions) {
+  const std::string key = "rev/k";
+  ASSERT_EQ(Ok(leader_, {"put", key, "v1"}), "OK\n");
+  std::string json = Ok(follower_, {"get", key, "-w", "json"});
+  etcdserverpb::RangeResponse r1 = ParseRange(json);
+  // Key and value are base64 in etcdctl's JSON ("rev/k" -> "cmV2L2s=", "v1" -> "djE=").
+  EXPECT_TRUE(absl::StrContains(json, absl::StrCat("\"key\":\"", absl::Base64Escape(key), "\"")))
+      << json;
+  EXPECT_TRUE(absl::StrContains(json, absl::StrCat("\"value\":\"", absl::Base64Escape("v1"), "\"")))
+      << json;
+  for (const char* field :
+       {"\"cluster_id\":", "\"member_id\":", "\"revision\":", "\"raft_term\":"}) {
+    EXPECT_TRUE(absl::StrContains(json, field)) << field << " missing in " << json;
+  }
+  EXPECT_NE(r1.header().cluster_id(), 0u);
+  EXPECT_EQ(r1.header().member_id(), static_cast<uint64_t>(follower_ + 1)) << json;
+  EXPECT_GE(r1.header().raft_term(), 1u);
+  ASSERT_EQ(r1.kvs_size(), 1) << json;
+  EXPECT_EQ(r1.count(), 1);
+  EXPECT_EQ(r1.kvs(0).key(), key);
+  EXPECT_EQ(r1.kvs(0).value(), "v1");
+  EXPECT_EQ(r1.kvs(0).version(), 1);
+  const int64_t created = r1.kvs(0).create_revision();
+  // Nothing else writes while this test runs: the put made the store's current revision.
+  EXPECT_EQ(r1.kvs(0).mod_revision(), created);
+  EXPECT_EQ(r1.header().revision(), created);
+
+  // Every node is the same cluster and answers with its own member id.
+  for (int i = 0; i < 3; ++i) {
+    etcdserverpb::RangeResponse r = ParseRange(Ok(i, {"get", key, "-w", "json"}));
+    EXPECT_EQ(r.header().cluster_id(), r1.header().cluster_id()) << "node " << i + 1;
+    EXPECT_EQ(r.header().member_id(), static_cast<uint64_t>(i + 1));
+    EXPECT_EQ(r.header().revision(), created);
+  }
+
+  // Second put of the key: version 2, create_revision kept, mod_revision = the new revision.
+  ASSERT_EQ(Ok(other_follower_, {"put", key, "v2"}), "OK\n");
+  etcdserverpb::RangeResponse r2 = ParseRange(Ok(leader_, {"get", key, "-w", "json"}));
+  ASSERT_EQ(r2.kvs_size(), 1);
+  EXPECT_EQ(r2.kvs(0).value(), "v2");
+  EXPECT_EQ(r2.kvs(0).version(), 2);
+  EXPECT_EQ(r2.kvs(0).create_revision(), created);
+  EXPECT_EQ(r2.kvs(0).mod_revision(), created + 1);
+  EXPECT_EQ(r2.header().revision(), created + 1);
+
+  // A put of another key moves the store's revision, not this key's mod_revision.
+  ASSERT_EQ(Ok(follower_, {"put", "rev/other", "x"}), "OK\n");
+  etcdserverpb::RangeResponse r3 = ParseRange(Ok(follower_, {"get", key, "-w", "json"}));
+  ASSERT_EQ(r3.kvs_size(), 1);
+  EXPECT_EQ(r3.kvs(0).version(), 2);
+  EXPECT_EQ(r3.kvs(0).mod_revision(), created + 1);
+  EXPECT_EQ(r3.header().revision(), created + 2);
+
+  ASSERT_EQ(Ok(leader_, {"put", key, "v3"}), "OK\n");
+  etcdserverpb::RangeResponse r4 = ParseRange(Ok(other_follower_, {"get", key, "-w", "json"}));
+  ASSERT_EQ(r4.kvs_size(), 1);
+  EXPECT_EQ(r4.kvs(0).value(), "v3");
+  EXPECT_EQ(r4.kvs(0).version(), 3);
+  EXPECT_EQ(r4.kvs(0).create_revision(), created);
+  EXPECT_EQ(r4.kvs(0).mod_revision(), created + 3);
+  EXPECT_EQ(r4.header().revision(), created + 3);
+
+  // Deleted and written again: a new life, version 1 and a new create_revision.
+  ASSERT_EQ(Ok(follower_, {"del", key}), "1\n");
+  ASSERT_EQ(Ok(follower_, {"put", key, "v4"}), "OK\n");
+  etcdserverpb::RangeResponse r5 = ParseRange(Ok(leader_, {"get", key, "-w", "json"}));
+  ASSERT_EQ(r5.kvs_size(), 1);
+  EXPECT_EQ(r5.kvs(0).version(), 1);
+  EXPECT_EQ(r5.kvs(0).create_revision(), created + 5);
+  EXPECT_EQ(r5.kvs(0).mod_revision(), created + 5);
+  EXPECT_EQ(r5.header().revision(), created + 5);
+
+  // A missing key in JSON: a header, no kvs, no count.
+  etcdserverpb::RangeResponse missing =
+      ParseRange(Ok(follower_, {"get", "rev/missing", "-w", "json"}));
+  EXPECT_EQ(missing.kvs_size(), 0);
+  EXPECT_EQ(missing.count(), 0);
+  EXPECT_EQ(missing.header().revision(), created + 5);
+}
+
+TEST_F(EtcdctlTest, OldRevisionsAreCompacted) {
+  ASSERT_EQ(Ok(leader_, {"put", "old/k", "a"}), "OK\n");
+  const int64_t first = ParseRange(Ok(leader_, {"get", "old/k", "-w", "json"})).header().revision();
+  ASSERT_EQ(Ok(follower_, {"put", "old/k", "b"}), "OK\n");
+  const int64_t now = ParseRange(Ok(leader_, {"get", "old/k", "-w", "json"})).header().revision();
+  ASSERT_GT(now, first);
+
+  // amaters keeps only the current revision: an older one is "compacted", as etcd says.
+  CommandResult r = Ctl(follower_, {"get", "old/k", absl::StrCat("--rev=", first)});
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.out, "");
+  EXPECT_TRUE(
+      absl::StrContains(r.err, "Error: etcdserver: mvcc: required revision has been compacted\n"))
+      << r.err;
+  // A future revision is etcd's other error.
+  r = Ctl(other_follower_, {"get", "old/k", absl::StrCat("--rev=", now + 1000)});
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.err,
+                                "Error: etcdserver: mvcc: required revision is a future "
+                                "revision\n"))
+      << r.err;
+  // The current revision itself is served.
+  EXPECT_EQ(Ok(leader_, {"get", "old/k", absl::StrCat("--rev=", now)}), "old/k\nb\n");
+}
+
+TEST_F(EtcdctlTest, DeleteAndMissingKeys) {
+  ASSERT_EQ(Ok(leader_, {"put", "del/k", "v"}), "OK\n");
+  EXPECT_EQ(Ok(follower_, {"del", "del/k"}), "1\n");
+  for (int i = 0; i < 3; ++i) {
+    CommandResult r = Ctl(i, {"get", "del/k"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "") << "node " << i + 1;  // a missing key prints nothing
+  }
+  EXPECT_EQ(Ok(other_follower_, {"del", "del/k"}), "0\n");
+
+  ASSERT_EQ(Ok(follower_, {"put", "del/p/1", "a"}), "OK\n");
+  ASSERT_EQ(Ok(other_follower_, {"put", "del/p/2", "b"}), "OK\n");
+  ASSERT_EQ(Ok(leader_, {"put", "del/p/3", "c"}), "OK\n");
+  ASSERT_EQ(Ok(leader_, {"put", "del/q", "stays"}), "OK\n");
+  EXPECT_EQ(Ok(other_follower_, {"del", "--prefix", "del/p/"}), "3\n");
+  EXPECT_EQ(Ok(follower_, {"get", "--prefix", "del/"}), "del/q\nstays\n");
+  EXPECT_EQ(Ok(follower_, {"del", "--prefix", "del/p/"}), "0\n");
+  // --prev-kv prints the count and then the deleted pairs.
+  EXPECT_EQ(Ok(leader_, {"del", "del/q", "--prev-kv"}), "1\ndel/q\nstays\n");
+}
+
+TEST_F(EtcdctlTest, TxnCompareAndSwapFromStdin) {
+  ASSERT_EQ(Ok(leader_, {"put", "cas", "old"}), "OK\n");
+  // etcdctl txn reads compares, success ops and failure ops from stdin, each block ended by an
+  // empty line.
+  const std::string swap = "value(\"cas\") = \"old\"\n\nput cas new\n\nput cas-failed yes\n\n";
+  EXPECT_EQ(Ok(follower_, {"txn"}, swap), "SUCCESS\n\nOK\n");
+  EXPECT_EQ(Ok(other_follower_, {"get", "cas"}), "cas\nnew\n");
+  EXPECT_EQ(Ok(leader_, {"get", "cas-failed"}), "");
+
+  // The same swap again: the compare fails now, the failure branch runs.
+  EXPECT_EQ(Ok(other_follower_, {"txn"}, swap), "FAILURE\n\nOK\n");
+  EXPECT_EQ(Ok(follower_, {"get", "cas"}), "cas\nnew\n");
+  EXPECT_EQ(Ok(follower_, {"get", "cas-failed"}), "cas-failed\nyes\n");
+
+  // A get in a branch prints its pairs; compares on versions and revisions work too.
+  EXPECT_EQ(Ok(leader_, {"txn"}, "version(\"cas\") = \"2\"\nmod(\"cas\") > \"0\"\n\nget cas\n\n\n"),
+            "SUCCESS\n\ncas\nnew\n");
+  EXPECT_EQ(Ok(follower_, {"txn"}, "create(\"nope\") > \"0\"\n\n\ndel cas\n\n"), "FAILURE\n\n1\n");
+  EXPECT_EQ(Ok(other_follower_, {"get", "cas"}), "");
+}
+
+TEST_F(EtcdctlTest, EndpointStatusShowsOneLeaderAndOneTerm) {
+  CommandResult r = CtlAt(cluster_->endpoints(), {"endpoint", "status", "-w", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  google::protobuf::ListValue list;
+  google::protobuf::util::JsonParseOptions options;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &list, options).ok()) << r.out;
+  ASSERT_EQ(list.values_size(), 3) << r.out;
+  std::set<double> members, leaders, terms;
+  int is_leader = 0;
+  for (const google::protobuf::Value& v : list.values()) {
+    const auto& fields = v.struct_value().fields();
+    ASSERT_TRUE(fields.count("Endpoint") && fields.count("Status")) << r.out;
+    const auto& status = fields.at("Status").struct_value().fields();
+    const auto& header = status.at("header").struct_value().fields();
+    for (const char* f : {"cluster_id", "member_id", "revision", "raft_term"}) {
+      EXPECT_TRUE(header.count(f)) << f << " missing in " << r.out;
+    }
+    const double member = header.at("member_id").number_value();
+    members.insert(member);
+    leaders.insert(status.at("leader").number_value());
+    terms.insert(status.at("raftTerm").number_value());
+    if (status.at("leader").number_value() == member) ++is_leader;
+    EXPECT_EQ(status.at("version").string_value(), "0.1.0");
+    EXPECT_EQ(status.count("errors"), 0u) << r.out;
+    // The endpoint is the node with that member id.
+    EXPECT_EQ(fields.at("Endpoint").string_value(),
+              cluster_->client_address(static_cast<int>(member) - 1));
+  }
+  EXPECT_EQ(members, (std::set<double>{1, 2, 3})) << r.out;
+  EXPECT_EQ(is_leader, 1) << r.out;
+  EXPECT_EQ(leaders.size(), 1u) << r.out;
+  EXPECT_EQ(terms.size(), 1u) << r.out;
+  EXPECT_EQ(*leaders.begin(), leader_ + 1) << r.out;
+
+  // The simple format: one line per endpoint, IS LEADER true on exactly one.
+  r = CtlAt(cluster_->endpoints(), {"endpoint", "status"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 3u) << r.out;
+  int true_count = 0;
+  for (int i = 0; i < 3; ++i) {
+    std::vector<std::string> cols = absl::StrSplit(lines[static_cast<size_t>(i)], ", ");
+    ASSERT_GE(cols.size(), 9u) << lines[static_cast<size_t>(i)];
+    EXPECT_EQ(cols[0], cluster_->client_address(i));
+    EXPECT_EQ(cols[1], absl::StrCat(i + 1));  // member id (hex, the same for 1..3)
+    EXPECT_EQ(cols[2], "0.1.0");
+    if (cols[4] == "true") ++true_count;
+    EXPECT_EQ(cols[4], i == leader_ ? "true" : "false") << r.out;
+    EXPECT_EQ(cols[5], "false");  // no learners
+  }
+  EXPECT_EQ(true_count, 1) << r.out;
+}
+
+TEST_F(EtcdctlTest, MemberListNamesEveryMemberWithItsUrls) {
+  std::vector<std::string> expected;
+  for (int i = 0; i < 3; ++i) {
+    expected.push_back(absl::StrCat(i + 1, ", started, node-", i + 1,
+                                    ", http://127.0.0.1:", cluster_->node(i).peer_port, ", http://",
+                                    cluster_->client_address(i), ", false"));
+  }
+  // Members introduce themselves (client URLs) in their peer batches: a few hundred ms after
+  // start every node knows every client URL.
+  for (int i = 0; i < 3; ++i) {
+    std::vector<std::string> lines;
+    const absl::Time deadline = absl::Now() + absl::Seconds(5);
+    while (true) {
+      CommandResult r = Ctl(i, {"member", "list"});
+      ASSERT_EQ(r.exit_code, 0) << r.err;
+      lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
+      std::sort(lines.begin(), lines.end());
+      if (lines == expected || absl::Now() > deadline) break;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    EXPECT_EQ(lines, expected) << "member list on node " << i + 1;
+  }
+  // The table format has a header and the same members.
+  CommandResult r = Ctl(follower_, {"member", "list", "-w", "table"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "| ID | STATUS  |  NAME  |")) << r.out;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(absl::StrContains(r.out, absl::StrCat("http://", cluster_->client_address(i))))
+        << r.out;
+  }
+}
+
+}  // namespace
+}  // namespace amaters::server::testing
