@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +20,8 @@
 #include <iostream>
 #include <limits>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <utility>
@@ -31,8 +34,12 @@
 #include "engine/base/crc32c.h"
 #include "grpcpp/grpcpp.h"
 #include "httplib.h"
+#include "engine/alerts/event.h"
+#include "engine/alerts/rules.h"
+#include "engine/health/health.h"
 #include "server/admin/admin_server.h"
 #include "server/admin/metrics.h"
+#include "server/alert_webhook.h"
 #include "server/log.h"
 #include "server/runtime/runtime.h"
 #include "server/service/etcd_handler.h"
@@ -141,10 +148,53 @@ std::optional<RpcMethod> MethodFromName(const char* name) {
   return std::nullopt;
 }
 
-// Health as far as this issue knows it (probes arrive with the failover/alerts work): starting
-// until the node has seen a leader once, unhealthy after a storage failure, degraded while no
-// leader is known or a peer is unreachable, healthy otherwise; shutting_down once a signal came.
-AdminStatus BuildAdminStatus(const RuntimeStatus& s, bool shutting_down, bool seen_leader,
+health::HealthConfig HealthConfigOf(const Config& c) {
+  health::HealthConfig h;
+  h.min_free_bytes = c.storage.min_free_bytes;
+  return h;
+}
+
+// Free bytes for unprivileged users on the file system of `dir`; nullopt if statvfs fails.
+std::optional<uint64_t> DiskFreeBytes(const std::string& dir) {
+  struct statvfs st;
+  if (statvfs(dir.c_str(), &st) != 0) return std::nullopt;
+  return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+}
+
+// The health model of engine/health on the runtime's view (docs/failover-and-alerts.md).
+health::HealthReport EvaluateHealth(const RuntimeStatus& s, bool shutting_down,
+                                    std::optional<uint64_t> disk_free,
+                                    const health::HealthConfig& config) {
+  health::HealthInputs in;
+  in.shutting_down = shutting_down;
+  if (!s.storage_error.empty()) in.storage = absl::InternalError(s.storage_error);
+  if (!s.wal_error.empty()) in.wal = absl::InternalError(s.wal_error);
+  in.wal_fsync_latency_ms = s.last_fsync_ms;
+  in.disk_free_bytes = disk_free;
+  in.role = s.role;
+  in.leader = s.leader;
+  in.commit = s.commit;
+  in.applied = s.applied;
+  in.leader_seen = s.known_leader != raft::kNone || s.leader != raft::kNone;
+  in.cluster_size = s.num_nodes;
+  in.quorum_lost = s.quorum_lost;
+  in.failed_peers = s.failed_peers;
+  return health::Evaluate(config, in);
+}
+
+std::string HealthStateName(health::State state) {
+  // The admin API's spelling: starting, healthy, degraded, unhealthy, shutting_down.
+  switch (state) {
+    case health::State::kStarting: return "starting";
+    case health::State::kHealthy: return "healthy";
+    case health::State::kDegraded: return "degraded";
+    case health::State::kUnhealthy: return "unhealthy";
+    case health::State::kShuttingDown: return "shutting_down";
+  }
+  return "unhealthy";
+}
+
+AdminStatus BuildAdminStatus(const RuntimeStatus& s, const health::HealthReport& h,
                              double uptime) {
   AdminStatus a;
   a.node_id = s.node_id;
@@ -157,9 +207,7 @@ AdminStatus BuildAdminStatus(const RuntimeStatus& s, bool shutting_down, bool se
   a.num_nodes = s.num_nodes;
   a.version = kVersion;
   a.uptime_seconds = uptime;
-  size_t unreachable = 0;
   for (const RuntimeStatus::Peer& p : s.peers) {
-    if (!p.connected) ++unreachable;
     if (s.role != raft::Role::kLeader) continue;
     PeerStatus ps;
     ps.id = p.id;
@@ -169,27 +217,31 @@ AdminStatus BuildAdminStatus(const RuntimeStatus& s, bool shutting_down, bool se
     ps.lag = s.last_index > p.match ? s.last_index - p.match : 0;
     a.peers.push_back(ps);
   }
-  a.health_detail.push_back(
-      {"storage", s.fatal ? absl::StrCat("failed: ", s.fatal_message) : "ok"});
-  a.health_detail.push_back(
-      {"cluster", s.leader == raft::kNone ? "no leader known"
-                                          : absl::StrCat("leader is ", s.leader, ", term ", s.term)});
-  a.health_detail.push_back(
-      {"peers", absl::StrCat(s.peers.size() - unreachable, " of ", s.peers.size(), " reachable")});
-  if (shutting_down) {
-    a.health = "shutting_down";
-  } else if (s.fatal) {
-    a.health = "unhealthy";
-  } else if (!seen_leader) {
-    a.health = "starting";
-  } else if (s.leader == raft::kNone || unreachable > 0) {
-    a.health = "degraded";
-  } else {
-    a.health = "healthy";
+  for (const health::Probe& p : h.probes) {
+    a.health_detail.push_back(
+        {p.name, absl::StrCat(HealthStateName(p.state), ": ", p.detail)});
   }
-  a.ready = (a.health == "healthy" || a.health == "degraded") && s.leader != raft::kNone &&
-            s.applied >= s.commit;
+  if (!h.ready) a.health_detail.push_back({"not_ready", h.not_ready_reason});
+  if (!h.accept_writes) a.health_detail.push_back({"writes_refused", h.reject_reason});
+  a.health = HealthStateName(h.state);
+  a.ready = h.ready;
   return a;
+}
+
+// Certificates are checked at start, every kCertCheckInterval and on SIGHUP.
+constexpr auto kCertCheckInterval = std::chrono::hours(1);
+
+// Reads the served certificate's notAfter: exports it, and reports CertificateExpiring (the
+// rules fire under 30 days, critical under 7, and clear above).
+void ReportCertificateExpiry(const Config& config, Runtime* runtime, Metrics* metrics) {
+  absl::StatusOr<TlsFilesInfo> info = InspectTlsFiles(config);
+  if (!info.ok()) {
+    LogWarn("cannot read the TLS certificate's expiry", {F("error", info.status().message())});
+    return;
+  }
+  metrics->SetCertificateExpiry(absl::ToDoubleSeconds(info->not_after - absl::UnixEpoch()));
+  const int64_t days_left = absl::ToInt64Hours(info->not_after - absl::Now()) / 24;
+  runtime->Report(alerts::CertificateExpiring{config.network.tls_cert, days_left});
 }
 
 HandlerLimits LimitsOf(const Config& c) {
@@ -283,10 +335,23 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
   if (!wal_options.ok()) return fail(wal_options.status());
   ro.node.wal = *wal_options;
   ro.node.max_pending_requests = config.server.max_inflight_requests;
-  ro.node.raft.heartbeat_ticks = 1;
-  ro.node.raft.election_ticks = static_cast<int>(
-      std::max<uint64_t>(3, config.cluster.election_timeout_ms / config.cluster.heartbeat_interval_ms));
-  ro.tick_ms = config.cluster.heartbeat_interval_ms;
+  // Raft counts time in ticks. A tick of a tenth of the heartbeat interval gives the timers,
+  // the failure detector and the WAL's interval sync a resolution of 10 ms (at the default
+  // 100 ms heartbeat) instead of a whole heartbeat. Raft draws its election timeout from
+  // [election_ticks, 2 * election_ticks), i.e. [election_timeout_ms, 2 * election_timeout_ms).
+  const uint64_t ticks_per_heartbeat = std::min<uint64_t>(10, config.cluster.heartbeat_interval_ms);
+  const uint64_t tick_ms = config.cluster.heartbeat_interval_ms / ticks_per_heartbeat;
+  ro.node.raft.heartbeat_ticks = static_cast<int>(ticks_per_heartbeat);
+  ro.node.raft.election_ticks = static_cast<int>(std::max<uint64_t>(
+      3 * ticks_per_heartbeat, config.cluster.election_timeout_ms / tick_ms));
+  ro.node.failover.heartbeat_interval_ms = config.cluster.heartbeat_interval_ms;
+  ro.node.failover.election_timeout_ms = config.cluster.election_timeout_ms;
+  ro.node.failover.max_consecutive_failures =
+      static_cast<uint32_t>(config.cluster.max_consecutive_failures);
+  ro.node.failover.slow_replication_threshold_entries =
+      config.cluster.slow_replication_threshold_entries;
+  ro.node.alerts.dedup_window_ms = config.alerts.dedup_window_ms;
+  ro.tick_ms = tick_ms;
   ro.request_timeout_ms = config.server.request_timeout_ms;
   ro.cluster_id = ClusterId(config);
   ro.client_address = config.server.bind_address;
@@ -296,6 +361,11 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
   ro.metrics = &metrics;
   std::atomic<bool> fatal{false};
   ro.on_fatal = [&fatal](const absl::Status&) { fatal.store(true); };
+
+  AlertWebhook webhook(config.cluster.node_id, &metrics);
+  webhook.Configure({config.alerts.webhook_url, config.alerts.webhook_timeout_ms,
+                     config.alerts.webhook_max_retries});
+  ro.on_alert = [&webhook](const alerts::Firing& f) { webhook.Enqueue(f, absl::Now()); };
 
   absl::StatusOr<std::unique_ptr<Runtime>> opened = Runtime::Open(ro);
   if (!opened.ok()) return fail(opened.status());
@@ -363,20 +433,35 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
   }
 
   runtime->Start();
+  webhook.Start();
 
   const auto started = std::chrono::steady_clock::now();
   std::atomic<bool> shutting_down{false};
-  std::atomic<bool> seen_leader{false};
+  std::mutex health_mu;
+  health::HealthConfig health_config = HealthConfigOf(config);  // guarded by health_mu (SIGHUP)
+  auto evaluate = [&](const RuntimeStatus& s) {
+    std::lock_guard<std::mutex> lock(health_mu);
+    return EvaluateHealth(s, shutting_down.load(), DiskFreeBytes(data_dir), health_config);
+  };
   auto admin_status = [&]() {
     const RuntimeStatus s = runtime->status();
-    if (s.leader != raft::kNone) seen_leader.store(true);
     return BuildAdminStatus(
-        s, shutting_down.load(), seen_leader.load(),
+        s, evaluate(s),
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   };
   std::unique_ptr<AdminServer> admin;
   if (config.metrics.enabled) {
     admin = std::make_unique<AdminServer>(config.metrics.bind_address, &metrics, admin_status);
+    admin->SetAlertsSource([&runtime]() {
+      std::vector<AlertView> out;
+      for (const AlertRecord& r : runtime->recent_alerts()) {
+        out.push_back({r.firing.rule, alerts::SeverityName(r.firing.severity),
+                       r.firing.dedup_key,
+                       absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", r.fired_at, absl::UTCTimeZone()),
+                       r.firing.message});
+      }
+      return out;
+    });
     if (absl::Status s = admin->Start(); !s.ok()) {
       client_server->Shutdown();
       if (peer_server) peer_server->Shutdown();
@@ -403,6 +488,8 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
             << " get hello\n  stop with Ctrl-C or SIGTERM\n";
 
   // Main thread: signals, metric gauges, fatal errors.
+  bool accepting_writes = true;
+  auto next_cert_check = std::chrono::steady_clock::now();
   uint64_t last_leader_changes = 0;
   uint64_t last_elections = 0;
   int exit_code = 0;
@@ -410,7 +497,6 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
     timespec wait{0, 250 * 1000 * 1000};
     const int sig = sigtimedwait(&signals, nullptr, &wait);
     const RuntimeStatus s = runtime->status();
-    if (s.leader != raft::kNone) seen_leader.store(true);
     metrics.SetRaftState(s.term, s.commit, s.applied, s.last_index, s.role == raft::Role::kLeader,
                          s.leader);
     for (; last_leader_changes < s.leader_changes; ++last_leader_changes) metrics.IncLeaderChanges();
@@ -424,6 +510,29 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
       } else {
         metrics.ClearPeerLag(p.id);
       }
+    }
+    const health::HealthReport h = evaluate(s);
+    metrics.SetHealthState(HealthStateName(h.state));
+    metrics.SetReady(h.ready);
+    metrics.SetAcceptingWrites(h.accept_writes);
+    if (std::optional<uint64_t> free = DiskFreeBytes(data_dir)) metrics.SetDiskFreeBytes(*free);
+    if (h.accept_writes != accepting_writes) {
+      accepting_writes = h.accept_writes;
+      if (accepting_writes) {
+        LogInfo("accepting client writes again");
+      } else {
+        LogError("refusing client writes", {F("reason", h.reject_reason)});
+      }
+    }
+    // A node whose disk is nearly full (or whose storage failed) refuses writes at once, and
+    // says why. (A lost quorum is checked on the write path itself: EtcdHandler::Write.)
+    handler.SetWriteGate(h.accept_writes || shutting_down.load()
+                             ? absl::OkStatus()
+                             : absl::ResourceExhaustedError(
+                                   absl::StrCat("etcdserver: ", h.reject_reason)));
+    if (config.network.tls_enabled && std::chrono::steady_clock::now() >= next_cert_check) {
+      next_cert_check = std::chrono::steady_clock::now() + kCertCheckInterval;
+      ReportCertificateExpiry(config, runtime.get(), &metrics);
     }
     if (fatal.load()) {
       LogError("stopping after a storage failure", {F("error", s.fatal_message)});
@@ -447,6 +556,13 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
       config = plan.next;
       ConfigureLogFrom(config);
       handler.SetLimits(LimitsOf(config));
+      webhook.Configure({config.alerts.webhook_url, config.alerts.webhook_timeout_ms,
+                         config.alerts.webhook_max_retries});
+      {
+        std::lock_guard<std::mutex> lock(health_mu);
+        health_config = HealthConfigOf(config);
+      }
+      next_cert_check = std::chrono::steady_clock::now();
       LogInfo("SIGHUP: configuration reloaded",
               {F("applied", plan.applied.empty() ? "-" : absl::StrJoin(plan.applied, ",")),
                F("ignored_need_restart", plan.ignored.empty() ? "-" : absl::StrJoin(plan.ignored, ","))});
@@ -492,6 +608,7 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
   client_stopper.join();
   if (peer_server) peer_server->Shutdown(std::chrono::system_clock::now());
   if (admin) admin->Stop();
+  webhook.Stop();
   unlink(pid_path.c_str());
   if (!closed.ok()) {
     LogError("storage did not close cleanly", {F("error", closed.ToString())});

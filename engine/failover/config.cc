@@ -82,6 +82,10 @@ absl::StatusOr<ElectionTiming> ElectionTimingFor(const FailoverConfig& config, u
   return t;
 }
 
+uint64_t LeaderlessQuorumLossMs(const FailoverConfig& config) {
+  return 2 * config.election_timeout_ms + config.failure_timeout_ms();
+}
+
 absl::StatusOr<int> ElectionTicks(const FailoverConfig& config, uint64_t tick_ms) {
   absl::StatusOr<ElectionTiming> t = ElectionTimingFor(config, tick_ms);
   if (!t.ok()) return t.status();

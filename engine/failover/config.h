@@ -100,6 +100,13 @@ struct ElectionTiming {
 absl::StatusOr<ElectionTiming> ElectionTimingFor(const FailoverConfig& config, uint64_t tick_ms);
 
 // ElectionTimingFor(config, tick_ms)->election_ticks.
+// How long a non-leader must have gone without a leader before it may report QuorumLost:
+// long enough that an election has certainly been tried (Raft's randomized timeout is below
+// 2 * election_timeout_ms) and its vote responses had a failure timeout to arrive. Shorter,
+// every node of a cluster that is just starting would report a quorum loss before its first
+// election.
+uint64_t LeaderlessQuorumLossMs(const FailoverConfig& config);
+
 absl::StatusOr<int> ElectionTicks(const FailoverConfig& config, uint64_t tick_ms);
 
 }  // namespace amaters::failover

@@ -181,7 +181,7 @@ void FailureDetector::UpdateQuorum(const RaftView& view) {
       lost = reachable < q;
     } else {
       bool leaderless_long = leaderless_since_ms_.has_value() &&
-                             now_ms_ - *leaderless_since_ms_ >= config_.election_timeout_ms;
+                             now_ms_ - *leaderless_since_ms_ >= LeaderlessQuorumLossMs(config_);
       lost = leaderless_long && reachable < q;
     }
     if (lost) {

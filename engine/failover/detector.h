@@ -36,7 +36,7 @@
 //      non-leader: reachable = 1 + peers heard from within the last max_consecutive_failures
 //                  rounds (now_ms - last < failure timeout; candidates hear vote responses from
 //                  reachable peers); lost when no leader has been known for at least
-//                  election_timeout_ms and reachable < quorum; restored when a leader is known
+//                  LeaderlessQuorumLossMs (config.h) and reachable < quorum; restored when a leader is known
 //                  or reachable >= quorum. (Entering needs the leaderless period, leaving does
 //                  not: a leader that steps down after losing its quorum stays in the episode
 //                  instead of flapping.)

@@ -215,7 +215,7 @@ RC_GTEST_PROP(FailureDetectorProperty, FollowsTheRulesOnEverySchedule, ()) {
     }
     if (!m.quorum_lost) {
       bool lost = is_leader ? reachable < quorum
-                            : (m.leaderless_since && now - *m.leaderless_since >= m.config.election_timeout_ms &&
+                            : (m.leaderless_since && now - *m.leaderless_since >= LeaderlessQuorumLossMs(m.config) &&
                                reachable < quorum);
       m.quorum_lost = lost;
     } else {

@@ -276,10 +276,11 @@ TEST(FailureDetector, AnIsolatedNonLeaderLosesQuorumAfterAnElectionTimeoutWithou
   d.Tick(1200, NonLeader(2, raft::kNone, 1, Role::kPreCandidate));
   d.Tick(1300, NonLeader(2, raft::kNone, 1, Role::kPreCandidate));
   EXPECT_EQ(Take(d), (Events{NodeFailed{1}}));
-  d.Tick(1499, NonLeader(2, raft::kNone, 1, Role::kPreCandidate));
-  EXPECT_TRUE(Take(d).empty()) << "leaderless for 299 ms only";
-  d.Tick(1500, NonLeader(2, raft::kNone, 1, Role::kPreCandidate));
-  EXPECT_EQ(d.TakeEvents(), (Timed{{1500, QuorumLost{3, 1}}}));
+  // LeaderlessQuorumLossMs = 2 * 300 + 3 * 100 = 900 ms after the leader was lost at 1200.
+  d.Tick(2099, NonLeader(2, raft::kNone, 1, Role::kPreCandidate));
+  EXPECT_TRUE(Take(d).empty()) << "leaderless for 899 ms only";
+  d.Tick(2100, NonLeader(2, raft::kNone, 1, Role::kPreCandidate));
+  EXPECT_EQ(d.TakeEvents(), (Timed{{2100, QuorumLost{3, 1}}}));
   d.Tick(5000, NonLeader(2, raft::kNone, 1, Role::kPreCandidate));
   EXPECT_TRUE(Take(d).empty()) << "once per episode";
   // The partition heals: the leader's heartbeat arrives.
@@ -301,9 +302,10 @@ TEST(FailureDetector, ANodeWithoutALeaderButWithAReachableQuorumHasNotLostIt) {
 
 TEST(FailureDetector, AStartedAloneNodeReportsQuorumLostAfterTheGrace) {
   FailureDetector d = Make(2, {1, 2, 3}, /*now_ms=*/1000);
-  d.Tick(1299, NonLeader(2, raft::kNone, 0));
+  // Not during the first election timeouts of a starting cluster (LeaderlessQuorumLossMs).
+  d.Tick(1899, NonLeader(2, raft::kNone, 0));
   EXPECT_TRUE(Take(d).empty());
-  d.Tick(1300, NonLeader(2, raft::kNone, 0, Role::kPreCandidate));
+  d.Tick(1900, NonLeader(2, raft::kNone, 0, Role::kPreCandidate));
   EXPECT_EQ(Take(d), (Events{QuorumLost{3, 1}}));
 }
 

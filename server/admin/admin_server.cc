@@ -129,6 +129,23 @@ std::string HealthJson(const AdminStatus& status) {
       .Build();
 }
 
+std::string AlertsJson(const std::vector<AlertView>& alerts) {
+  std::string out = "[";
+  for (size_t i = 0; i < alerts.size(); ++i) {
+    const AlertView& a = alerts[i];
+    if (i > 0) out += ",";
+    out += JsonObject()
+               .AddString("rule", a.rule)
+               .AddString("severity", a.severity)
+               .AddString("dedup_key", a.dedup_key)
+               .AddString("fired_at", a.fired_at)
+               .AddString("message", a.message)
+               .Build();
+  }
+  out += "]";
+  return out;
+}
+
 std::string StatusJson(const AdminStatus& status) {
   JsonObject out;
   out.AddUint("node_id", status.node_id)
@@ -233,6 +250,9 @@ absl::Status AdminServer::Start() {
   });
   svr.Get("/status", [this](const httplib::Request&, httplib::Response& res) {
     Reply(res, 200, StatusJson(status_()));
+  });
+  svr.Get("/alerts", [this](const httplib::Request&, httplib::Response& res) {
+    Reply(res, 200, AlertsJson(alerts_ ? alerts_() : std::vector<AlertView>{}));
   });
 
   const httplib::Server::Handler not_allowed = [](const httplib::Request&,

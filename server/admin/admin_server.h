@@ -96,6 +96,16 @@ absl::StatusOr<std::pair<std::string, int>> ParseBindAddress(absl::string_view a
 std::string HealthJson(const AdminStatus& status);
 std::string StatusJson(const AdminStatus& status);
 
+// One alert firing as GET /alerts lists it (newest last).
+struct AlertView {
+  std::string rule;
+  std::string severity;   // "info" | "warning" | "critical"
+  std::string dedup_key;  // e.g. "node_failed:3"
+  std::string fired_at;   // RFC 3339 UTC, e.g. "2026-11-26T23:40:01.123Z"
+  std::string message;
+};
+std::string AlertsJson(const std::vector<AlertView>& alerts);
+
 class AdminServer {
  public:
   // `metrics` must outlive the server; `status` must be callable until Stop() returns.
@@ -115,6 +125,10 @@ class AdminServer {
   // Start() is one-shot: after a failed Start() the object only accepts Stop() and destruction
   // (a retry gets kFailedPrecondition); construct a new AdminServer to try again.
   absl::Status Start();
+  // GET /alerts lists what `alerts` returns (call before Start; without it: an empty list).
+  void SetAlertsSource(std::function<std::vector<AlertView>()> alerts) {
+    alerts_ = std::move(alerts);
+  }
 
   // The bound port (the actual one when the address asked for port 0); 0 before Start().
   int port() const;
@@ -127,6 +141,7 @@ class AdminServer {
   std::string bind_address_;
   Metrics* metrics_;
   std::function<AdminStatus()> status_;
+  std::function<std::vector<AlertView>()> alerts_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   std::atomic<int> port_{0};

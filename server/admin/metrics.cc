@@ -155,6 +155,44 @@ Metrics::Metrics(absl::Time start_time) : registry_(std::make_unique<prometheus:
            .Register(r);
   peer_received_ = NewCounter(r, "amaters_peer_messages_received_total",
                               "Raft messages received from any peer.");
+  alerts_family_ = &prometheus::BuildCounter()
+                        .Name("amaters_alerts_total")
+                        .Help("Alerts this node fired (after deduplication), by rule and "
+                              "severity.")
+                        .Register(r);
+  // Every (rule, severity) the default rules can produce exists from the start at 0, so that
+  // increase() and absent() work before the first firing.
+  for (const auto& [rule, severity] : std::vector<std::pair<const char*, const char*>>{
+           {"node_failed", "critical"},
+           {"node_recovered", "info"},
+           {"leader_changed", "warning"},
+           {"quorum_lost", "critical"},
+           {"slow_replication", "warning"},
+           {"certificate_expiring", "warning"},
+           {"certificate_expiring", "critical"}}) {
+    alerts_family_->Add({{"rule", rule}, {"severity", severity}});
+  }
+  webhook_failures_ = NewCounter(r, "amaters_alert_webhook_failures_total",
+                                 "Alert firings the webhook could not deliver after its retries.");
+  health_state_family_ = &prometheus::BuildGauge()
+                              .Name("amaters_health_state")
+                              .Help("1 for this node's current health state (starting, healthy, "
+                                    "degraded, unhealthy, shutting_down), 0 for the others.")
+                              .Register(r);
+  for (const char* state : {"starting", "healthy", "degraded", "unhealthy", "shutting_down"}) {
+    health_state_family_->Add({{"state", state}}).Set(std::string(state) == "starting" ? 1 : 0);
+  }
+  ready_ = NewGauge(r, "amaters_ready", "1 while /readyz reports ready, else 0.");
+  accepting_writes_ = NewGauge(r, "amaters_accepting_writes",
+                               "1 while this node accepts client writes, 0 while it refuses them "
+                               "(disk nearly full, storage failure, shutting down).");
+  accepting_writes_->Set(1);
+  disk_free_bytes_ = NewGauge(r, "amaters_disk_free_bytes",
+                              "Free bytes on the data directory's file system (for unprivileged "
+                              "users).");
+  certificate_expiry_ = NewGauge(r, "amaters_tls_certificate_expiry_timestamp_seconds",
+                                 "notAfter of the TLS certificate this node serves, in seconds "
+                                 "since the Unix epoch (0 without TLS).");
 
   // Histograms.
   auto& request_duration = prometheus::BuildHistogram()
@@ -291,6 +329,22 @@ void Metrics::IncPeerDropped(uint64_t peer_id, uint64_t n) {
 }
 
 void Metrics::IncPeerReceived(uint64_t n) { peer_received_->Increment(ToDouble(n)); }
+
+void Metrics::IncAlert(const std::string& rule, const std::string& severity) {
+  alerts_family_->Add({{"rule", rule}, {"severity", severity}}).Increment();
+}
+
+void Metrics::SetHealthState(const std::string& state) {
+  for (const char* s : {"starting", "healthy", "degraded", "unhealthy", "shutting_down"}) {
+    health_state_family_->Add({{"state", s}}).Set(state == s ? 1 : 0);
+  }
+}
+
+void Metrics::SetReady(bool ready) { ready_->Set(ready ? 1 : 0); }
+void Metrics::SetAcceptingWrites(bool accepting) { accepting_writes_->Set(accepting ? 1 : 0); }
+void Metrics::SetDiskFreeBytes(uint64_t bytes) { disk_free_bytes_->Set(ToDouble(bytes)); }
+void Metrics::SetCertificateExpiry(double unix_seconds) { certificate_expiry_->Set(unix_seconds); }
+void Metrics::IncWebhookFailures() { webhook_failures_->Increment(); }
 
 std::string Metrics::Serialize() const {
   std::vector<prometheus::MetricFamily> families = registry_->Collect();

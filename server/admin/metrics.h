@@ -136,6 +136,21 @@ class Metrics {
   void IncPeerReceived(uint64_t n = 1);
 
   // The Prometheus text exposition format 0.0.4 of every family (prometheus::TextSerializer).
+  // --- Alerts and health (docs/failover-and-alerts.md) ----------------------------------
+  // amaters_alerts_total{rule,severity}: alerts this node fired (after deduplication).
+  void IncAlert(const std::string& rule, const std::string& severity);
+  // amaters_health_state{state}: 1 for the current health state, 0 for the others.
+  void SetHealthState(const std::string& state);
+  // amaters_ready / amaters_accepting_writes: 0 or 1.
+  void SetReady(bool ready);
+  void SetAcceptingWrites(bool accepting);
+  // amaters_disk_free_bytes of the data directory's file system.
+  void SetDiskFreeBytes(uint64_t bytes);
+  // amaters_tls_certificate_expiry_timestamp_seconds: notAfter of the served certificate.
+  void SetCertificateExpiry(double unix_seconds);
+  // amaters_alert_webhook_failures_total: firings the webhook could not deliver.
+  void IncWebhookFailures();
+
   std::string Serialize() const;
 
  private:
@@ -175,6 +190,13 @@ class Metrics {
   std::array<prometheus::Histogram*, kRpcMethodCount> request_duration_{};
 
   prometheus::Family<prometheus::Counter>* requests_family_;
+  prometheus::Family<prometheus::Counter>* alerts_family_;
+  prometheus::Family<prometheus::Gauge>* health_state_family_;
+  prometheus::Gauge* ready_;
+  prometheus::Gauge* accepting_writes_;
+  prometheus::Gauge* disk_free_bytes_;
+  prometheus::Gauge* certificate_expiry_;
+  prometheus::Counter* webhook_failures_;
   prometheus::Family<prometheus::Gauge>* peer_lag_family_;
   prometheus::Family<prometheus::Gauge>* peer_connected_family_;
   prometheus::Family<prometheus::Counter>* peer_sent_family_;

@@ -55,6 +55,13 @@ const std::vector<std::pair<std::string, std::string>>& AllFamilies() {
       {"amaters_request_duration_seconds", "histogram"},
       {"amaters_wal_fsync_duration_seconds", "histogram"},
       {"amaters_apply_duration_seconds", "histogram"},
+      {"amaters_alerts_total", "counter"},
+      {"amaters_alert_webhook_failures_total", "counter"},
+      {"amaters_health_state", "gauge"},
+      {"amaters_ready", "gauge"},
+      {"amaters_accepting_writes", "gauge"},
+      {"amaters_disk_free_bytes", "gauge"},
+      {"amaters_tls_certificate_expiry_timestamp_seconds", "gauge"},
   };
   return *families;
 }

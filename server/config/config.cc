@@ -195,6 +195,11 @@ std::vector<KeyDef> BuildKeyDefs() {
           "Pending proposals and reads; a request beyond this fails with RESOURCE_EXHAUSTED."),
       Int("server.request_timeout_ms", AMATERS_FIELD(server.request_timeout_ms), 1, 600000, kReload,
           "A client request not completed within this fails (UNAVAILABLE or DEADLINE_EXCEEDED)."),
+      // [storage]
+      Int("storage.min_free_bytes", AMATERS_FIELD(storage.min_free_bytes), 1, kU64Max, kReload,
+          "Disk-space probe on the data directory's file system: free space at or above this is "
+          "healthy, at or above a quarter of it degraded, below that unhealthy, and client writes "
+          "are refused until space is freed."),
       // [storage.wal]
       Int("storage.wal.segment_size_mb", AMATERS_FIELD(storage.wal.segment_size_mb), 1, 1024, kRestart,
           "WAL segment file size in MiB; a new segment is started when the next record would not fit."),
@@ -230,6 +235,24 @@ std::vector<KeyDef> BuildKeyDefs() {
       Str("cluster.cluster_token", AMATERS_FIELD(cluster.cluster_token), /*non_empty=*/true, kRestart,
           "Hashed with the peer list into the cluster id; nodes of different clusters refuse each "
           "other."),
+      Int("cluster.max_consecutive_failures", AMATERS_FIELD(cluster.max_consecutive_failures), 1,
+          100, kRestart,
+          "Heartbeat rounds without a message after which a peer is reported failed (node_failed)."),
+      Int("cluster.slow_replication_threshold_entries",
+          AMATERS_FIELD(cluster.slow_replication_threshold_entries), 1, kU64Max, kRestart,
+          "Leader only: a follower this many entries behind raises slow_replication."),
+      // [alerts]
+      Int("alerts.dedup_window_ms", AMATERS_FIELD(alerts.dedup_window_ms), 0, 86400000, kRestart,
+          "An alert with the same dedup key fires at most once per window (a cleared alert may "
+          "fire again at once)."),
+      Str("alerts.webhook_url", AMATERS_FIELD(alerts.webhook_url), /*non_empty=*/false, kReload,
+          "Empty: no webhook. Otherwise every firing is POSTed there as JSON "
+          "(http://host[:port]/path or https://...)."),
+      Int("alerts.webhook_timeout_ms", AMATERS_FIELD(alerts.webhook_timeout_ms), 1, 60000, kReload,
+          "Timeout of one webhook POST."),
+      Int("alerts.webhook_max_retries", AMATERS_FIELD(alerts.webhook_max_retries), 0, 10, kReload,
+          "Retries of a failed webhook POST (backoff 100 ms doubling); then it is dropped and "
+          "counted."),
       // [logging]
       Choice("logging.level", AMATERS_FIELD(logging.level), {"debug", "info", "warn", "error"}, kReload,
              "Lowest severity logged."),
@@ -291,6 +314,7 @@ const char* SectionDescription(absl::string_view section) {
   if (section == "storage.wal") return "Write-ahead log (docs/wal-format.md).";
   if (section == "network") return "TLS for the client and peer ports, peer transport bounds.";
   if (section == "cluster") return "Membership and Raft timing.";
+  if (section == "alerts") return "Alert deduplication and the webhook (docs/failover-and-alerts.md).";
   if (section == "logging") return "Log output.";
   if (section == "metrics") return "Admin HTTP port and Prometheus metrics.";
   return "";
@@ -808,6 +832,14 @@ std::optional<Problem> FindProblem(const Config& c) {
                    {"cluster.election_timeout_ms", "cluster.heartbeat_interval_ms"}};
   }
 
+  // Alerts.
+  if (!c.alerts.webhook_url.empty() && !absl::StartsWith(c.alerts.webhook_url, "http://") &&
+      !absl::StartsWith(c.alerts.webhook_url, "https://")) {
+    return Problem{absl::StrCat("[alerts] webhook_url = \"", c.alerts.webhook_url,
+                                "\": must start with http:// or https://"),
+                   {"alerts.webhook_url"}};
+  }
+
   // TLS.
   if (c.network.tls_enabled && c.network.tls_cert.empty()) {
     return Problem{"[network] tls_enabled = true needs tls_cert (a PEM certificate file)",
@@ -1015,7 +1047,7 @@ const std::vector<ConfigKeyInfo>& ConfigKeys() {
 
 const std::vector<std::string>& ConfigSections() {
   static const std::vector<std::string>* const sections = new std::vector<std::string>{
-      "server", "storage", "storage.wal", "network", "cluster", "logging", "metrics"};
+      "server", "storage", "storage.wal", "network", "cluster", "alerts", "logging", "metrics"};
   return *sections;
 }
 

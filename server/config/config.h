@@ -54,6 +54,9 @@ struct Config {
     uint64_t request_timeout_ms = 5000;  // a client request not done by then fails UNAVAILABLE/DEADLINE
   } server;
   struct Storage {
+    // Disk-space probe: free >= min_free_bytes Healthy, >= min_free_bytes / 4 Degraded, else
+    // Unhealthy and client writes are refused (docs/failover-and-alerts.md).
+    uint64_t min_free_bytes = 1ull << 30;
     struct Wal {
       uint64_t segment_size_mb = 64;
       std::string sync_mode = "always";  // always | interval | none
@@ -72,7 +75,15 @@ struct Config {
     uint64_t heartbeat_interval_ms = 100;   // = the Raft tick
     uint64_t election_timeout_ms = 1000;    // >= 3 * heartbeat
     std::string cluster_token = "amaters";  // hashed (with the peer list) into cluster_id
+    uint64_t max_consecutive_failures = 3;  // silent heartbeat rounds before a peer is failed
+    uint64_t slow_replication_threshold_entries = 1000;  // leader: lag that raises slow_replication
   } cluster;
+  struct Alerts {
+    uint64_t dedup_window_ms = 300000;  // the same dedup key fires at most once per window
+    std::string webhook_url;            // empty: no webhook; else http(s)://host[:port]/path
+    uint64_t webhook_timeout_ms = 2000;
+    uint64_t webhook_max_retries = 3;
+  } alerts;
   struct Logging {
     std::string level = "info";   // debug|info|warn|error
     std::string format = "text";  // text|json

@@ -62,13 +62,18 @@ TEST(ConfigKeysTest, EveryFieldHasOneKey) {
               ElementsAre("server.bind_address", "server.data_dir", "server.pid_file",
                           "server.shutdown_timeout_ms", "server.max_request_bytes", "server.max_key_bytes",
                           "server.max_value_bytes", "server.max_inflight_requests",
-                          "server.request_timeout_ms", "storage.wal.segment_size_mb",
+                          "server.request_timeout_ms", "storage.min_free_bytes",
+                          "storage.wal.segment_size_mb",
                           "storage.wal.sync_mode", "storage.wal.sync_interval_ms", "network.tls_enabled",
                           "network.tls_cert", "network.tls_key", "network.tls_ca",
                           "network.require_client_cert", "network.peer_queue_max_messages",
                           "cluster.node_id", "cluster.peers", "cluster.heartbeat_interval_ms",
-                          "cluster.election_timeout_ms", "cluster.cluster_token", "logging.level",
-                          "logging.format", "metrics.enabled", "metrics.bind_address"));
+                          "cluster.election_timeout_ms", "cluster.cluster_token",
+                          "cluster.max_consecutive_failures",
+                          "cluster.slow_replication_threshold_entries", "alerts.dedup_window_ms",
+                          "alerts.webhook_url", "alerts.webhook_timeout_ms",
+                          "alerts.webhook_max_retries", "logging.level", "logging.format",
+                          "metrics.enabled", "metrics.bind_address"));
 }
 
 // Each key's accessor reaches its own field: changing every field changes every key's value,
@@ -98,6 +103,13 @@ TEST(ConfigKeysTest, AccessorsReachTheirFields) {
   c.cluster.heartbeat_interval_ms = 23;
   c.cluster.election_timeout_ms = 24;
   c.cluster.cluster_token = "i";
+  c.cluster.max_consecutive_failures = 25;
+  c.cluster.slow_replication_threshold_entries = 26;
+  c.storage.min_free_bytes = 27;
+  c.alerts.dedup_window_ms = 28;
+  c.alerts.webhook_url = "http://m/n";
+  c.alerts.webhook_timeout_ms = 29;
+  c.alerts.webhook_max_retries = 9;
   c.logging.level = "j";
   c.logging.format = "k";
   c.metrics.enabled = false;
@@ -134,6 +146,8 @@ TEST(ConfigKeysTest, EnvNamesAndReloadability) {
   EXPECT_THAT(reloadable, ElementsAre("server.shutdown_timeout_ms", "server.max_request_bytes",
                                       "server.max_key_bytes", "server.max_value_bytes",
                                       "server.max_inflight_requests", "server.request_timeout_ms",
+                                      "storage.min_free_bytes", "alerts.webhook_url",
+                                      "alerts.webhook_timeout_ms", "alerts.webhook_max_retries",
                                       "logging.level", "logging.format"));
   EXPECT_EQ(ConfigKeys()[0].default_value, "\"127.0.0.1:7878\"");
 }

@@ -183,6 +183,13 @@ void Runtime::TransferLeadership(raft::NodeId target, std::function<void(absl::S
   Post(TransferEvent{target, std::move(done), NowMs() + options_.request_timeout_ms});
 }
 
+void Runtime::Report(alerts::Event event) { Post(std::move(event)); }
+
+std::vector<AlertRecord> Runtime::recent_alerts() const {
+  std::lock_guard<std::mutex> lock(status_mu_);
+  return {recent_alerts_.begin(), recent_alerts_.end()};
+}
+
 void Runtime::Deliver(std::vector<raft::Message> messages) {
   Post(MessagesEvent{std::move(messages)});
 }
@@ -277,6 +284,7 @@ void Runtime::Handle(Event& event, uint64_t now_ms) {
       if (!fatal_) {
         fatal_ = true;
         fatal_message_ = ae->status.ToString();
+        storage_error_message_ = fatal_message_;
         LogError("state machine failed; node stops", {F("error", ae->status.ToString())});
         if (options_.on_fatal) options_.on_fatal(ae->status);
       }
@@ -302,6 +310,8 @@ void Runtime::Handle(Event& event, uint64_t now_ms) {
       LogInfo("leadership transfer started", {F("target", te->target), F("term", r.term())});
       transfers_.push_back(std::move(*te));
     }
+  } else if (auto* ev = std::get_if<alerts::Event>(&event)) {
+    node_->Report(*ev);
   } else if (auto* me = std::get_if<MessagesEvent>(&event)) {
     if (fatal_) return;
     for (const raft::Message& m : me->messages) {
@@ -399,6 +409,11 @@ void Runtime::ProcessEffects(uint64_t now_ms) {
                          (code == absl::StatusCode::kFailedPrecondition && r.leader == raft::kNone);
       if (retry && !fatal_ && now_ms + kRetryDelayMs < p.deadline_ms) {
         retries_.emplace(now_ms + kRetryDelayMs, std::move(p.request));
+      } else if (retry && !fatal_) {
+        // Out of time while waiting for a leader: etcd's ErrGRPCNoLeader / ErrTimeout.
+        Finish(p, r.leader == raft::kNone ? absl::UnavailableError("etcdserver: no leader")
+                                          : Timeout(),
+               r.leader);
       } else {
         Finish(p, r.status, r.leader);
       }
@@ -440,9 +455,30 @@ void Runtime::ProcessEffects(uint64_t now_ms) {
       disk_cv_.notify_one();
     }
 
+    for (alerts::Firing& f : e.alerts) {
+      LogFields fields = {F("rule", f.rule), F("severity", alerts::SeverityName(f.severity)),
+                          F("dedup_key", f.dedup_key), F("message", f.message)};
+      for (const alerts::Field& field : f.fields) fields.push_back(F(field.name, field.value));
+      if (f.severity == alerts::Severity::kInfo) {
+        LogInfo("alert", fields);
+      } else if (f.severity == alerts::Severity::kWarning) {
+        LogWarn("alert", fields);
+      } else {
+        LogError("alert", fields);
+      }
+      if (options_.metrics != nullptr) {
+        options_.metrics->IncAlert(f.rule, alerts::SeverityName(f.severity));
+      }
+      if (options_.on_alert) options_.on_alert(f);
+      std::lock_guard<std::mutex> lock(status_mu_);
+      recent_alerts_.push_back({std::move(f), absl::Now()});
+      if (recent_alerts_.size() > kRecentAlertsMax) recent_alerts_.pop_front();
+    }
+
     if (!e.fatal.ok() && !fatal_) {
       fatal_ = true;
       fatal_message_ = e.fatal.ToString();
+      wal_error_ = fatal_message_;
       LogError("WAL failed; node stops", {F("error", e.fatal.ToString())});
       const absl::Status stopped =
           absl::UnavailableError(absl::StrCat("node stopped: ", e.fatal.message()));
@@ -481,6 +517,17 @@ void Runtime::PublishStatus() {
   status_.wal_size_bytes = node_->wal().stats().size_bytes;
   status_.fatal = fatal_;
   status_.fatal_message = fatal_message_;
+  status_.wal_error = wal_error_;
+  status_.storage_error = storage_error_message_;
+  if (const failover::FailureDetector* d = node_->detector()) {
+    status_.known_leader = d->known_leader();
+    status_.quorum_lost = d->quorum_lost();
+    quorum_lost_.store(d->quorum_lost(), std::memory_order_relaxed);
+    status_.failed_peers = d->failed_peers();
+  }
+  if (const int64_t us = last_fsync_us_.load(); us >= 0) {
+    status_.last_fsync_ms = static_cast<uint64_t>(us / 1000);
+  }
   status_.peers.clear();
   for (const RuntimePeer& p : options_.peers) {
     RuntimeStatus::Peer ps;
@@ -524,10 +571,13 @@ void Runtime::DiskMain() {
     }
     const auto start = std::chrono::steady_clock::now();
     absl::Status s = wal::ExecuteBatch(batch, storage_->wal_disk.get());
-    if (options_.metrics != nullptr && batch.syncs) {
+    if (batch.syncs) {
       // The batch's writes plus its fdatasync: what an acknowledged write waited for.
-      options_.metrics->ObserveFsync(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      const auto took = std::chrono::steady_clock::now() - start;
+      last_fsync_us_.store(std::chrono::duration_cast<std::chrono::microseconds>(took).count());
+      if (options_.metrics != nullptr) {
+        options_.metrics->ObserveFsync(std::chrono::duration<double>(took).count());
+      }
     }
     if (!s.ok()) LogError("WAL write failed", {F("error", s.ToString())});
     Post(DiskDoneEvent{batch.id, std::move(s)});

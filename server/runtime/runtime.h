@@ -35,6 +35,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "engine/alerts/alert_manager.h"
+#include "engine/alerts/event.h"
 #include "engine/kv/state_machine.h"
 #include "engine/node/node.h"
 #include "engine/raft/types.h"
@@ -64,7 +67,17 @@ struct RuntimeOptions {
   Metrics* metrics = nullptr;      // optional; outlives the runtime
   // Called once, on the loop thread, if the node stops because its WAL failed.
   std::function<void(const absl::Status&)> on_fatal;
+  // Called on the loop thread for every alert the node fires (after deduplication); must not
+  // block (queue the work).
+  std::function<void(const alerts::Firing&)> on_alert;
 };
+
+// An alert as the runtime keeps it for GET /alerts: the firing and its wall-clock time.
+struct AlertRecord {
+  alerts::Firing firing;
+  absl::Time fired_at;
+};
+inline constexpr size_t kRecentAlertsMax = 1000;
 
 // What the admin endpoints and the gRPC headers report; a copy published by the loop.
 struct RuntimeStatus {
@@ -83,6 +96,13 @@ struct RuntimeStatus {
   uint64_t elections = 0;
   bool fatal = false;
   std::string fatal_message;
+  std::string wal_error;      // set when the WAL failed (the node stopped)
+  std::string storage_error;  // set when applying to RocksDB failed (the node stopped)
+  // The failure detector's view (docs/failover-and-alerts.md).
+  raft::NodeId known_leader = raft::kNone;  // the last leader known (kept during elections)
+  bool quorum_lost = false;
+  std::vector<raft::NodeId> failed_peers;
+  std::optional<uint64_t> last_fsync_ms;  // duration of the last WAL batch that synced
   struct Peer {
     raft::NodeId id = raft::kNone;
     std::string address;
@@ -128,8 +148,14 @@ class Runtime {
   void LearnClientAddress(raft::NodeId peer, std::string address);
 
   RuntimeStatus status() const;
+  // The most recent alerts (at most kRecentAlertsMax), oldest first.
+  std::vector<AlertRecord> recent_alerts() const;
+  // An event the server observed itself (e.g. CertificateExpiring): through the node's rules.
+  void Report(alerts::Event event);
   // The current Raft term (cheap; for response headers).
   raft::Term term() const { return term_.load(std::memory_order_relaxed); }
+  // The failure detector reports that no quorum is reachable (cheap; for the write path).
+  bool quorum_lost() const { return quorum_lost_.load(std::memory_order_relaxed); }
   const RuntimeOptions& options() const { return options_; }
   // The stub that reaches `peer`'s Peer service (for forwarding), or null for unknown ids.
   PeerSender* peer(raft::NodeId id) const;
@@ -164,7 +190,7 @@ class Runtime {
     uint64_t deadline_ms;
   };
   using Event = std::variant<ProposeEvent, ReadEvent, DiskDoneEvent, AppliedEvent, MessagesEvent,
-                             TransferEvent>;
+                             TransferEvent, alerts::Event>;
 
   // A client request the loop is tracking, by its node::RequestId.
   struct Pending {
@@ -220,6 +246,8 @@ class Runtime {
   bool disk_busy_ = false;
   bool fatal_ = false;
   std::string fatal_message_;
+  std::string wal_error_;
+  std::string storage_error_message_;
   raft::NodeId last_leader_ = raft::kNone;
   raft::Role last_role_ = raft::Role::kFollower;
 
@@ -240,9 +268,12 @@ class Runtime {
   mutable std::mutex status_mu_;
   RuntimeStatus status_;
   std::map<raft::NodeId, std::string> client_addresses_;  // guarded by status_mu_
+  std::deque<AlertRecord> recent_alerts_;                 // guarded by status_mu_
+  std::atomic<int64_t> last_fsync_us_{-1};                // disk thread; -1: none yet
 
   std::thread loop_thread_, disk_thread_, apply_thread_;
   std::atomic<raft::Term> term_{0};
+  std::atomic<bool> quorum_lost_{false};
   std::atomic<bool> started_{false};
   std::atomic<bool> stopped_{false};
   std::chrono::steady_clock::time_point epoch_;

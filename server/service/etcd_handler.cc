@@ -55,6 +55,11 @@ void EtcdHandler::SetLimits(const HandlerLimits& limits) {
   limits_ = limits;
 }
 
+void EtcdHandler::SetWriteGate(absl::Status gate) {
+  std::lock_guard<std::mutex> lock(mu_);
+  write_gate_ = std::move(gate);
+}
+
 HandlerLimits EtcdHandler::limits() const {
   std::lock_guard<std::mutex> lock(mu_);
   return limits_;
@@ -159,6 +164,18 @@ void EtcdHandler::Write(peerpb::ForwardRequest::Method method,
                         std::function<void(const kv::CommandResponse&)> fill, Done done,
                         bool forwarded) {
   if (!command.ok()) return done(ToGrpc(command.status()));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!write_gate_.ok()) return done(ToGrpc(write_gate_));
+  }
+  if (runtime_->quorum_lost()) {
+    // Fail fast rather than wait out the request timeout: no quorum can commit it.
+    const size_t n = runtime_->options().peers.size() + 1;
+    return done(grpc::Status(
+        grpc::StatusCode::UNAVAILABLE,
+        absl::StrCat("etcdserver: no quorum: fewer than ", n / 2 + 1, " of ", n,
+                     " members reachable (alert quorum_lost)")));
+  }
   runtime_->Propose(
       *std::move(command),
       [this, method, &request, response, fill = std::move(fill), done = std::move(done),

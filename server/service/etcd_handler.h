@@ -54,6 +54,9 @@ class EtcdHandler {
   // Graceful shutdown: from now on new requests fail with UNAVAILABLE ("server is shutting
   // down"; clients retry another member); inflight() counts accepted requests not yet answered.
   void StartDraining() { draining_.store(true); }
+  // Health's write gate: while `gate` is not OK, writes (Put, DeleteRange, Txn) fail with it
+  // (e.g. RESOURCE_EXHAUSTED "disk nearly full ..."); reads are served.
+  void SetWriteGate(absl::Status gate);
   int64_t inflight() const { return inflight_.load(); }
 
   void Range(const etcdserverpb::RangeRequest& request, etcdserverpb::RangeResponse* response,
@@ -94,6 +97,7 @@ class EtcdHandler {
   mutable std::mutex mu_;
   HandlerLimits limits_;
   std::atomic<bool> draining_{false};
+  absl::Status write_gate_;  // guarded by mu_
   std::atomic<int64_t> inflight_{0};
 };
 
