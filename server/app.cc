@@ -42,6 +42,7 @@
 #include "server/alert_webhook.h"
 #include "server/log.h"
 #include "server/runtime/runtime.h"
+#include "server/service/admin_service.h"
 #include "server/service/etcd_handler.h"
 #include "server/service/etcd_service.h"
 #include "server/service/peer_service.h"
@@ -390,6 +391,31 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
     handler.HandleForward(request, std::move(done));
   });
 
+  const auto started = std::chrono::steady_clock::now();
+  std::atomic<bool> shutting_down{false};
+  std::mutex health_mu;
+  health::HealthConfig health_config = HealthConfigOf(config);  // guarded by health_mu (SIGHUP)
+  auto evaluate = [&](const RuntimeStatus& s) {
+    std::lock_guard<std::mutex> lock(health_mu);
+    return EvaluateHealth(s, shutting_down.load(), DiskFreeBytes(data_dir), health_config);
+  };
+  auto admin_status = [&]() {
+    const RuntimeStatus s = runtime->status();
+    return BuildAdminStatus(
+        s, evaluate(s),
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  };
+  auto alerts_source = [&runtime]() {
+    std::vector<AlertView> out;
+    for (const AlertRecord& r : runtime->recent_alerts()) {
+      out.push_back({r.firing.rule, alerts::SeverityName(r.firing.severity), r.firing.dedup_key,
+                     absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", r.fired_at, absl::UTCTimeZone()),
+                     r.firing.message});
+    }
+    return out;
+  };
+  AdminService admin_service(runtime.get(), admin_status, alerts_source);
+
   grpc::ServerBuilder client_builder;
   int client_port = 0;
   client_builder.AddListeningPort(config.server.bind_address, ServerCredentials(*tls_config, false),
@@ -402,6 +428,7 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
   client_builder.RegisterService(&kv_service);
   client_builder.RegisterService(&maintenance_service);
   client_builder.RegisterService(&cluster_service);
+  client_builder.RegisterService(&admin_service);
   std::unique_ptr<grpc::Server> client_server = client_builder.BuildAndStart();
   if (!client_server || client_port == 0) {
     (void)runtime->Stop();
@@ -435,33 +462,10 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
   runtime->Start();
   webhook.Start();
 
-  const auto started = std::chrono::steady_clock::now();
-  std::atomic<bool> shutting_down{false};
-  std::mutex health_mu;
-  health::HealthConfig health_config = HealthConfigOf(config);  // guarded by health_mu (SIGHUP)
-  auto evaluate = [&](const RuntimeStatus& s) {
-    std::lock_guard<std::mutex> lock(health_mu);
-    return EvaluateHealth(s, shutting_down.load(), DiskFreeBytes(data_dir), health_config);
-  };
-  auto admin_status = [&]() {
-    const RuntimeStatus s = runtime->status();
-    return BuildAdminStatus(
-        s, evaluate(s),
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-  };
   std::unique_ptr<AdminServer> admin;
   if (config.metrics.enabled) {
     admin = std::make_unique<AdminServer>(config.metrics.bind_address, &metrics, admin_status);
-    admin->SetAlertsSource([&runtime]() {
-      std::vector<AlertView> out;
-      for (const AlertRecord& r : runtime->recent_alerts()) {
-        out.push_back({r.firing.rule, alerts::SeverityName(r.firing.severity),
-                       r.firing.dedup_key,
-                       absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", r.fired_at, absl::UTCTimeZone()),
-                       r.firing.message});
-      }
-      return out;
-    });
+    admin->SetAlertsSource(alerts_source);
     if (absl::Status s = admin->Start(); !s.ok()) {
       client_server->Shutdown();
       if (peer_server) peer_server->Shutdown();

@@ -4,7 +4,9 @@
 #include <signal.h>
 
 #include "absl/strings/str_cat.h"
+#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "proto/admin.grpc.pb.h"
 #include "server/testing/cluster.h"
 #include "server/testing/process.h"
 
@@ -91,6 +93,42 @@ TEST_F(SingleNodeTest, CtlCommandsSurviveARestart) {
                                   dir_);
   EXPECT_EQ(stop.exit_code, 0) << stop.err;
   EXPECT_EQ(server_->Wait(absl::Seconds(5)), 0);
+}
+
+// The admin gRPC service on the client port (proto/admin.proto).
+TEST_F(SingleNodeTest, AdminServiceReportsStatusAlertsAndTransfersLeadership) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  auto stub = adminpb::Admin::NewStub(
+      grpc::CreateChannel(client_, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  adminpb::StatusResponse status;
+  ASSERT_TRUE(stub->Status(&ctx, adminpb::StatusRequest(), &status).ok());
+  EXPECT_EQ(status.node_id(), 1u);
+  EXPECT_EQ(status.role(), "leader");
+  EXPECT_EQ(status.leader_id(), 1u);
+  EXPECT_EQ(status.num_nodes(), 1u);
+  EXPECT_EQ(status.health(), "healthy");
+  EXPECT_TRUE(status.ready());
+  EXPECT_EQ(status.health_detail().count("disk_space"), 1u);
+  EXPECT_GE(status.commit_index(), 1u);
+
+  grpc::ClientContext ctx2;
+  adminpb::AlertsResponse alerts;
+  ASSERT_TRUE(stub->Alerts(&ctx2, adminpb::AlertsRequest(), &alerts).ok());
+  EXPECT_EQ(alerts.alerts_size(), 0);
+
+  grpc::ClientContext ctx3;
+  adminpb::TransferLeadershipRequest to_self;
+  to_self.set_target(1);
+  adminpb::TransferLeadershipResponse moved;
+  ASSERT_TRUE(stub->TransferLeadership(&ctx3, to_self, &moved).ok());
+  EXPECT_EQ(moved.leader_id(), 1u);
+
+  grpc::ClientContext ctx4;
+  adminpb::TransferLeadershipRequest to_stranger;
+  to_stranger.set_target(7);
+  grpc::Status refused = stub->TransferLeadership(&ctx4, to_stranger, &moved);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << refused.error_message();
 }
 
 TEST_F(SingleNodeTest, CtlFailsWithOneLineWhenNothingListens) {
