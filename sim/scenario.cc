@@ -89,6 +89,10 @@ const std::map<std::string, Setter>& Options() {
        [](auto& n, auto& v, SimConfig* c) {
          return SetNumber(n, v, 1, 1 << 20, &c->max_inflight_msgs);
        }},
+      {"slow_replication_entries",
+       [](auto& n, auto& v, SimConfig* c) {
+         return SetNumber(n, v, 1, kBig, &c->slow_replication_entries);
+       }},
       {"sync_mode",
        [](auto& n, auto& v, SimConfig* c) {
          absl::StatusOr<wal::SyncMode> m = wal::ParseSyncMode(v);

@@ -276,6 +276,7 @@ void Simulation::Start(SimNode& n) {
   // The failure detector counts heartbeat rounds of the engine's real heartbeat period.
   c.failover.heartbeat_interval_ms = static_cast<uint64_t>(config_.heartbeat_ticks) * config_.tick_ms;
   c.failover.election_timeout_ms = static_cast<uint64_t>(config_.election_ticks) * config_.tick_ms;
+  c.failover.slow_replication_threshold_entries = config_.slow_replication_entries;
   absl::StatusOr<std::unique_ptr<node::Node>> node = node::Node::Create(c, *rec, 0);
   if (!node.ok()) {
     Fail(absl::StrCat("n", n.id, " cannot start: ", node.status().ToString()));

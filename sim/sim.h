@@ -55,6 +55,8 @@ struct SimConfig {
   uint64_t max_msg_bytes = 1 << 20;     // entries per append message, by size (Raft batching)
   uint64_t max_inflight_msgs = 256;
   wal::SyncMode sync_mode = wal::SyncMode::kAlways;
+  // Failure detector: a follower this many entries behind raises slow_replication.
+  uint64_t slow_replication_entries = 1000;
   // Network.
   uint64_t latency_min_us = 100;
   uint64_t latency_max_us = 5000;
