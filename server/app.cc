@@ -245,6 +245,33 @@ void ReportCertificateExpiry(const Config& config, Runtime* runtime, Metrics* me
   runtime->Report(alerts::CertificateExpiring{config.network.tls_cert, days_left});
 }
 
+void TransferLeadershipAway(Runtime* runtime, const Config& config) {
+  const RuntimeStatus s = runtime->status();
+  if (s.role != raft::Role::kLeader || s.peers.empty()) return;
+  const RuntimeStatus::Peer* best = nullptr;
+  for (const RuntimeStatus::Peer& p : s.peers) {
+    if (p.connected && (best == nullptr || p.match > best->match)) best = &p;
+  }
+  if (best == nullptr) return;
+  const raft::NodeId target = best->id;
+  auto outcome = std::make_shared<std::promise<absl::Status>>();
+  std::future<absl::Status> done = outcome->get_future();
+  runtime->TransferLeadership(target, [outcome](absl::Status st) { outcome->set_value(st); });
+  const auto wait = std::chrono::milliseconds(
+      std::min(2 * config.cluster.election_timeout_ms, config.server.shutdown_timeout_ms));
+  if (done.wait_for(wait) != std::future_status::ready) {
+    LogWarn("leadership transfer before shutdown did not finish", {F("target", target)});
+    return;
+  }
+  const absl::Status st = done.get();
+  if (st.ok()) {
+    LogInfo("leadership handed over before shutdown", {F("new_leader", target)});
+  } else {
+    LogWarn("leadership transfer before shutdown failed",
+            {F("target", target), F("error", st.ToString())});
+  }
+}
+
 HandlerLimits LimitsOf(const Config& c) {
   HandlerLimits l;
   l.max_request_bytes = c.server.max_request_bytes;
@@ -414,14 +441,16 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
     }
     return out;
   };
-  AdminService admin_service(runtime.get(), admin_status, alerts_source);
+  AdminService admin_service(runtime.get(), &handler, admin_status, alerts_source);
 
   grpc::ServerBuilder client_builder;
   int client_port = 0;
   client_builder.AddListeningPort(config.server.bind_address, ServerCredentials(*tls_config, false),
                                   &client_port);
-  client_builder.SetMaxReceiveMessageSize(
-      static_cast<int>(config.server.max_request_bytes) + kGrpcOverheadBytes);
+  // gRPC's cap is the largest max_request_bytes may ever be (it reloads on SIGHUP); the handler
+  // enforces the configured value with etcd's "request is too large".
+  client_builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxRequestBytesLimit) +
+                                          kGrpcOverheadBytes);
   client_builder.SetMaxSendMessageSize(std::numeric_limits<int>::max());
   // gRPC sets SO_REUSEPORT by default, which would let a second server share our port.
   client_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -530,10 +559,14 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
     }
     // A node whose disk is nearly full (or whose storage failed) refuses writes at once, and
     // says why. (A lost quorum is checked on the write path itself: EtcdHandler::Write.)
-    handler.SetWriteGate(h.accept_writes || shutting_down.load()
-                             ? absl::OkStatus()
-                             : absl::ResourceExhaustedError(
-                                   absl::StrCat("etcdserver: ", h.reject_reason)));
+    if (h.accept_writes || shutting_down.load()) {
+      handler.SetWriteGate(absl::OkStatus());
+    } else if (!s.wal_error.empty() || !s.storage_error.empty()) {
+      // Not a capacity problem: clients should go to another member.
+      handler.SetWriteGate(absl::UnavailableError(absl::StrCat("etcdserver: ", h.reject_reason)));
+    } else {
+      handler.SetWriteGate(absl::ResourceExhaustedError(absl::StrCat("etcdserver: ", h.reject_reason)));
+    }
     if (config.network.tls_enabled && std::chrono::steady_clock::now() >= next_cert_check) {
       next_cert_check = std::chrono::steady_clock::now() + kCertCheckInterval;
       ReportCertificateExpiry(config, runtime.get(), &metrics);
@@ -597,6 +630,9 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
 
   // Graceful shutdown: stop accepting, let in-flight requests finish (bounded), stop the node,
   // sync and close RocksDB, remove the pid file.
+  // A leader hands leadership to its most up-to-date peer first, so that the cluster keeps
+  // taking writes instead of waiting out an election timeout after we are gone (as etcd does).
+  if (exit_code == 0) TransferLeadershipAway(runtime.get(), config);
   shutting_down.store(true);
   handler.StartDraining();  // new requests: UNAVAILABLE, so clients move to another member
   const auto deadline = std::chrono::steady_clock::now() +

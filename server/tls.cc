@@ -218,9 +218,8 @@ absl::StatusOr<std::string> ReadWhole(const std::string& path) {
   return ss.str();
 }
 
-// Writes `contents` to `path` atomically (temp file, fsync, rename) with `mode`.
-absl::Status WriteAtomically(const std::string& path, const std::string& contents, mode_t mode) {
-  const std::string tmp = path + ".tmp";
+// Writes `contents` to `tmp` (created or truncated) and fsyncs it, with `mode`.
+absl::Status WriteSynced(const std::string& tmp, const std::string& contents, mode_t mode) {
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) {
     return absl::PermissionDeniedError(
@@ -240,8 +239,15 @@ absl::Status WriteAtomically(const std::string& path, const std::string& content
   fchmod(fd, mode);
   const bool synced = fsync(fd) == 0;
   close(fd);
-  if (!synced || rename(tmp.c_str(), path.c_str()) != 0) {
-    return absl::InternalError(absl::StrCat("cannot replace ", path, ": ", std::strerror(errno)));
+  if (!synced) {
+    return absl::InternalError(absl::StrCat("cannot fsync ", tmp, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Rename(const std::string& from, const std::string& to) {
+  if (rename(from.c_str(), to.c_str()) != 0) {
+    return absl::InternalError(absl::StrCat("cannot replace ", to, ": ", std::strerror(errno)));
   }
   return absl::OkStatus();
 }
@@ -271,14 +277,28 @@ absl::StatusOr<Config> StageTlsFiles(const Config& config, const std::string& st
   std::string identity = config.network.tls_key == config.network.tls_cert
                              ? *key
                              : absl::StrCat(*key, absl::EndsWith(*key, "\n") ? "" : "\n", *cert);
+  // The bytes just read are written to new files and checked there, so what gets served is
+  // exactly what was checked even if the operator's files change meanwhile; only then do the
+  // new files replace the staged ones.
+  Config next = config;
+  next.network.tls_key = stage_dir + "/identity.pem.new";
+  next.network.tls_cert = next.network.tls_key;
+  if (!ca.empty()) next.network.tls_ca = stage_dir + "/ca.pem.new";
+  if (absl::Status s = WriteSynced(next.network.tls_key, identity, 0600); !s.ok()) return s;
+  if (!ca.empty()) {
+    if (absl::Status s = WriteSynced(next.network.tls_ca, ca, 0644); !s.ok()) return s;
+  }
+  if (absl::Status s = CheckTlsFiles(next); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("the files changed while being read: ", s.message()));
+  }
   Config staged = config;
   staged.network.tls_key = stage_dir + "/identity.pem";
   staged.network.tls_cert = staged.network.tls_key;
   if (!ca.empty()) {
     staged.network.tls_ca = stage_dir + "/ca.pem";
-    if (absl::Status s = WriteAtomically(staged.network.tls_ca, ca, 0644); !s.ok()) return s;
+    if (absl::Status s = Rename(next.network.tls_ca, staged.network.tls_ca); !s.ok()) return s;
   }
-  if (absl::Status s = WriteAtomically(staged.network.tls_key, identity, 0600); !s.ok()) return s;
+  if (absl::Status s = Rename(next.network.tls_key, staged.network.tls_key); !s.ok()) return s;
   return staged;
 }
 

@@ -328,15 +328,17 @@ void Simulation::Process(SimNode& n) {
       if (it == request_op_.end()) continue;
       const uint64_t op = it->second;
       request_op_.erase(it);
-      // A reply without a result means the request certainly did not take effect: it was
-      // refused, or its entry was replaced by another leader's (thesis §6.3).
+      // A reply without a result means the request did not take effect (it was refused, or
+      // another leader's entry committed at its index, thesis §6.3) — except kAborted: its
+      // entry left this node's log before anything committed there, and it may still commit
+      // through another replica (node.h), so its outcome is unknown.
       if (ops_[op].op.client != 0) {
         clients_[ops_[op].op.client - 1].target =
             r.leader != raft::kNone
                 ? r.leader
                 : static_cast<NodeId>(1 + work_rng_.Uniform(static_cast<uint64_t>(config_.nodes)));
       }
-      FailOp(op, /*definite=*/true);
+      FailOp(op, /*definite=*/r.status.code() != absl::StatusCode::kAborted);
     }
     for (const alerts::Firing& f : e.alerts) {
       Trace(absl::StrCat("n", n.id, " alert ", f.dedup_key, " ", alerts::SeverityName(f.severity)));

@@ -184,13 +184,16 @@ void Node::Propose(RequestId request, std::string data) {
     effects_.replies.push_back({request, r.status, r.leader});
     return;
   }
-  // An older proposal at this index, from an earlier term of this node's leadership, was
-  // replaced before it was applied here: it can never commit.
+  // An older proposal at this index, from an earlier term of this node's leadership, is gone
+  // from this node's log. It did not commit (this leader would hold it), but it may still: a
+  // replica that kept it can win a later election and commit it (found in review; see
+  // node.h). So its outcome is unknown: kAborted, which a driver must not retry blindly.
   if (auto old = proposals_.find(r.index); old != proposals_.end()) {
     AM_CHECK_LT(old->second.term, r.term);
     effects_.replies.push_back(
         {old->second.request,
-         absl::UnavailableError("leadership changed before the request committed; retry"),
+         absl::AbortedError("leadership changed before the request committed; it may still "
+                            "commit elsewhere"),
          raft_->leader()});
     proposals_.erase(old);
   }

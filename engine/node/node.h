@@ -14,7 +14,10 @@
 //  - Apply committed entries in order, and only entries that are durable locally.
 //  - Acknowledge a client only after apply: a proposal's success reply is produced by the driver
 //    from the ApplyItem that names the request, after the state machine applied it. A request
-//    whose entry was replaced (leadership changed) gets an error reply instead.
+//    whose entry was replaced (leadership changed) gets an error reply instead: kUnavailable
+//    when another entry committed at its index (it certainly did not take effect; safe to
+//    retry), kAborted when this node's log lost it before anything committed there (it may
+//    still commit through another replica: the outcome is unknown; do not retry blindly).
 //  - Serve a read only after the state machine has applied the read index.
 //
 // Driver loop: after every input call TakeEffects(); send the messages; execute `disk` (one

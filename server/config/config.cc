@@ -42,7 +42,6 @@ namespace {
 
 // The engine refuses entries above node::Options::max_entry_bytes (8 MiB); a request larger
 // than that could never be proposed.
-constexpr uint64_t kMaxRequestBytesLimit = 8ull << 20;
 // A configuration file is a few kilobytes; anything this large is a mistake.
 constexpr uint64_t kMaxConfigFileBytes = 1ull << 20;
 constexpr uint64_t kU64Max = std::numeric_limits<uint64_t>::max();
@@ -191,9 +190,9 @@ std::vector<KeyDef> BuildKeyDefs() {
           "Largest key accepted, in bytes."),
       Int("server.max_value_bytes", AMATERS_FIELD(server.max_value_bytes), 1, kMaxRequestBytesLimit,
           kReload, "Largest value accepted, in bytes."),
-      Int("server.max_inflight_requests", AMATERS_FIELD(server.max_inflight_requests), 1, 1000000, kReload,
+      Int("server.max_inflight_requests", AMATERS_FIELD(server.max_inflight_requests), 1, 1000000, kRestart,
           "Pending proposals and reads; a request beyond this fails with RESOURCE_EXHAUSTED."),
-      Int("server.request_timeout_ms", AMATERS_FIELD(server.request_timeout_ms), 1, 600000, kReload,
+      Int("server.request_timeout_ms", AMATERS_FIELD(server.request_timeout_ms), 1, 600000, kRestart,
           "A client request not completed within this fails (UNAVAILABLE or DEADLINE_EXCEEDED)."),
       // [storage]
       Int("storage.min_free_bytes", AMATERS_FIELD(storage.min_free_bytes), 1, kU64Max, kReload,

@@ -41,6 +41,9 @@ struct PeerAddress {
   std::string ToString() const;  // "host:port"
 };
 
+// The largest server.max_request_bytes (the engine's largest entry, 8 MiB).
+inline constexpr uint64_t kMaxRequestBytesLimit = 8ull << 20;
+
 struct Config {
   struct Server {
     std::string bind_address = "127.0.0.1:7878";  // client gRPC (etcd API)

@@ -139,6 +139,16 @@ absl::Status Runtime::Stop() {
   }
   cv_.notify_all();
   if (loop_thread_.joinable()) loop_thread_.join();
+  {
+    // Events posted before a loop ever ran (a server that failed to start) are answered here.
+    std::vector<Event> left;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      left.swap(inbox_);
+    }
+    const absl::Status stopped = absl::UnavailableError("server is shutting down");
+    for (Event& e : left) Refuse(e, stopped);
+  }
   for (auto& [id, p] : peers_) p->Stop();
   {
     std::lock_guard<std::mutex> lock(disk_mu_);
@@ -162,12 +172,28 @@ absl::Status Runtime::Stop() {
   return result;
 }
 
+// Answers a client event that will never be handled (the runtime is stopping).
+void Runtime::Refuse(Event& event, const absl::Status& status) {
+  if (auto* pe = std::get_if<ProposeEvent>(&event)) {
+    if (pe->done) pe->done(status, raft::kNone);
+  } else if (auto* re = std::get_if<ReadEvent>(&event)) {
+    if (re->done) re->done(status, raft::kNone);
+  } else if (auto* te = std::get_if<TransferEvent>(&event)) {
+    if (te->done) te->done(status);
+  }
+}
+
 void Runtime::Post(Event event) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    inbox_.push_back(std::move(event));
+    if (!stopping_) {
+      inbox_.push_back(std::move(event));
+      cv_.notify_one();
+      return;
+    }
   }
-  cv_.notify_one();
+  // The loop has stopped (or is stopping): nobody will handle it, so answer now, outside mu_.
+  Refuse(event, absl::UnavailableError("server is shutting down"));
 }
 
 void Runtime::Propose(kv::Command command, ProposeDone done) {
@@ -239,7 +265,8 @@ void Runtime::LoopMain() {
     for (Event& e : events) Handle(e, now);
     events.clear();
     if (now >= next_tick_ms_) {
-      node_->Tick(now);
+      // A stopped node (storage failure) must not keep leading with heartbeats.
+      if (!fatal_) node_->Tick(now);
       next_tick_ms_ += options_.tick_ms;
       // After a stall (a paused process, an overloaded machine) do not replay missed ticks in
       // a burst: that would fire election timeouts the peers never saw coming.
@@ -262,13 +289,12 @@ void Runtime::LoopMain() {
   retries_.clear();
   for (TransferEvent& t : transfers_) t.done(stopped);
   transfers_.clear();
-  std::lock_guard<std::mutex> lock(mu_);
-  for (Event& e : inbox_) {
-    if (auto* pe = std::get_if<ProposeEvent>(&e)) pe->done(stopped, raft::kNone);
-    if (auto* re = std::get_if<ReadEvent>(&e)) re->done(stopped, raft::kNone);
-    if (auto* te = std::get_if<TransferEvent>(&e)) te->done(stopped);
+  std::vector<Event> left;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    left.swap(inbox_);
   }
-  inbox_.clear();
+  for (Event& e : left) Refuse(e, stopped);
 }
 
 void Runtime::Handle(Event& event, uint64_t now_ms) {
@@ -286,6 +312,7 @@ void Runtime::Handle(Event& event, uint64_t now_ms) {
         fatal_message_ = ae->status.ToString();
         storage_error_message_ = fatal_message_;
         LogError("state machine failed; node stops", {F("error", ae->status.ToString())});
+        FailAll(absl::UnavailableError(absl::StrCat("node stopped: ", ae->status.message())));
         if (options_.on_fatal) options_.on_fatal(ae->status);
       }
       return;
@@ -359,6 +386,18 @@ void Runtime::Finish(Pending& pending, const absl::Status& status, raft::NodeId 
   }
 }
 
+void Runtime::FailAll(const absl::Status& status) {
+  for (auto& [id, p] : pending_) Finish(p, status, raft::kNone);
+  pending_.clear();
+  for (auto& [due, req] : retries_) {
+    Pending p{std::move(req), 0};
+    Finish(p, status, raft::kNone);
+  }
+  retries_.clear();
+  for (TransferEvent& t : transfers_) t.done(status);
+  transfers_.clear();
+}
+
 void Runtime::ExpireRequests(uint64_t now_ms) {
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (it->second.deadline_ms <= now_ms) {
@@ -403,8 +442,14 @@ void Runtime::ProcessEffects(uint64_t now_ms) {
       Pending p = std::move(it->second);
       pending_.erase(it);
       const absl::StatusCode code = r.status.code();
-      // No leader yet (an election is running) or the leader changed under the request: it
-      // certainly did not take effect, so try again until its deadline.
+      // No leader yet (an election is running) or the leader changed under the request and
+      // another entry committed in its place: it certainly did not take effect, so try again
+      // until its deadline. kAborted (node.h: the outcome is unknown) is never retried: the
+      // client gets etcd's "leader changed" and decides.
+      if (code == absl::StatusCode::kAborted) {
+        Finish(p, absl::UnavailableError("etcdserver: leader changed"), r.leader);
+        continue;
+      }
       const bool retry = code == absl::StatusCode::kUnavailable ||
                          (code == absl::StatusCode::kFailedPrecondition && r.leader == raft::kNone);
       if (retry && !fatal_ && now_ms + kRetryDelayMs < p.deadline_ms) {
@@ -480,10 +525,7 @@ void Runtime::ProcessEffects(uint64_t now_ms) {
       fatal_message_ = e.fatal.ToString();
       wal_error_ = fatal_message_;
       LogError("WAL failed; node stops", {F("error", e.fatal.ToString())});
-      const absl::Status stopped =
-          absl::UnavailableError(absl::StrCat("node stopped: ", e.fatal.message()));
-      for (auto& [id, p] : pending_) Finish(p, stopped, raft::kNone);
-      pending_.clear();
+      FailAll(absl::UnavailableError(absl::StrCat("node stopped: ", e.fatal.message())));
       if (options_.on_fatal) options_.on_fatal(e.fatal);
     }
   }

@@ -212,12 +212,14 @@ class Runtime {
   explicit Runtime(RuntimeOptions options);
 
   void Post(Event event);
+  static void Refuse(Event& event, const absl::Status& status);
   void LoopMain();
   void Handle(Event& event, uint64_t now_ms);
   void Submit(std::variant<ProposeEvent, ReadEvent> request, uint64_t now_ms);
   void ProcessEffects(uint64_t now_ms);
   void Finish(Pending& pending, const absl::Status& status, raft::NodeId leader);
   void ExpireRequests(uint64_t now_ms);
+  void FailAll(const absl::Status& status);  // every pending request, retry and transfer
   void RunRetries(uint64_t now_ms);
   void PublishStatus();
   void CheckTransfers(uint64_t now_ms);

@@ -53,14 +53,19 @@ grpc::ServerUnaryReactor* AdminService::TransferLeadership(
     grpc::CallbackServerContext* context, const adminpb::TransferLeadershipRequest* request,
     adminpb::TransferLeadershipResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  const raft::NodeId target = request->target();
-  runtime_->TransferLeadership(target, [this, reactor, response, target](absl::Status s) {
-    if (s.ok()) {
-      response->set_leader_id(target);
-      response->set_term(runtime_->term());
-    }
-    reactor->Finish(ToGrpc(s));
-  });
+  etcdserverpb::MoveLeaderRequest move;
+  move.set_targetid(request->target());
+  auto moved = std::make_shared<etcdserverpb::MoveLeaderResponse>();
+  // The same path as etcd's Maintenance.MoveLeader (admission, draining, the runtime).
+  handler_->MoveLeader(move, moved.get(),
+                       [this, reactor, response, moved, target = request->target()](
+                           grpc::Status s) {
+                         if (s.ok()) {
+                           response->set_leader_id(target);
+                           response->set_term(runtime_->term());
+                         }
+                         reactor->Finish(s);
+                       });
   return reactor;
 }
 

@@ -11,14 +11,19 @@
 #include "proto/admin.grpc.pb.h"
 #include "server/admin/admin_server.h"
 #include "server/runtime/runtime.h"
+#include "server/service/etcd_handler.h"
 
 namespace amaters::server {
 
 class AdminService final : public adminpb::Admin::CallbackService {
  public:
-  AdminService(Runtime* runtime, std::function<AdminStatus()> status,
+  // `handler` admits (or, while draining, refuses) leadership transfers like client requests.
+  AdminService(Runtime* runtime, EtcdHandler* handler, std::function<AdminStatus()> status,
                std::function<std::vector<AlertView>()> alerts)
-      : runtime_(runtime), status_(std::move(status)), alerts_(std::move(alerts)) {}
+      : runtime_(runtime),
+        handler_(handler),
+        status_(std::move(status)),
+        alerts_(std::move(alerts)) {}
 
   grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* context,
                                    const adminpb::StatusRequest* request,
@@ -32,6 +37,7 @@ class AdminService final : public adminpb::Admin::CallbackService {
 
  private:
   Runtime* const runtime_;
+  EtcdHandler* const handler_;
   const std::function<AdminStatus()> status_;
   const std::function<std::vector<AlertView>()> alerts_;
 };

@@ -80,8 +80,9 @@ std::optional<EtcdHandler::Done> EtcdHandler::Admit(Done done) {
   }
   inflight_.fetch_add(1);
   return Done([this, done = std::move(done)](grpc::Status s) {
-    done(std::move(s));
+    // Before `done`: finishing the call may let the server shut down and destroy this handler.
     inflight_.fetch_sub(1);
+    done(std::move(s));
   });
 }
 

@@ -287,6 +287,28 @@ TEST(ThreeNodeTest, LeaderFailoverLosesNoAcknowledgedWrite) {
 // Shutdown(deadline) waits for client connections to close (a sync client with no call in
 // progress may never read the GOAWAY), so the server drains its in-flight requests itself and
 // then shuts the port down with an immediate deadline (server/app.cc).
+// A leader that is asked to stop hands leadership over first (as etcd does): the others have
+// a leader the moment it exits, instead of after an election timeout, and writes go on.
+TEST(ThreeNodeTest, AStoppingLeaderHandsLeadershipOver) {
+  TestCluster cluster(3, "handover");
+  ASSERT_TRUE(cluster.StartAll().ok());
+  absl::StatusOr<int> leader = cluster.WaitForLeader();
+  ASSERT_TRUE(leader.ok()) << leader.status() << "\n" << Logs(cluster);
+  ASSERT_TRUE(cluster.client(*leader).Put("before", "1").ok());
+  std::optional<int> code = cluster.Stop(*leader);
+  ASSERT_TRUE(code.has_value()) << Logs(cluster);
+  EXPECT_EQ(*code, 0) << cluster.Log(*leader);
+  EXPECT_TRUE(absl::StrContains(cluster.Log(*leader), "leadership handed over before shutdown"))
+      << cluster.Log(*leader);
+  // Right after the exit one of the others already leads (no election timeout to wait out).
+  const int other = (*leader + 1) % 3;
+  absl::StatusOr<etcdserverpb::StatusResponse> s = cluster.client(other).Status();
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_NE(s->leader(), 0u);
+  EXPECT_NE(s->leader(), static_cast<uint64_t>(*leader + 1));
+  EXPECT_TRUE(cluster.client(other).Put("after", "2").ok());
+}
+
 TEST(ThreeNodeTest, SigtermIsPromptWithAnIdleClientConnection) {
   TestCluster cluster(3, "prompt");
   ASSERT_TRUE(cluster.StartAll().ok());
