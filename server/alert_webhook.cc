@@ -1,5 +1,6 @@
 #include "server/alert_webhook.h"
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
@@ -114,7 +115,7 @@ void AlertWebhook::Main() {
       if (attempt > 0) {
         std::unique_lock<std::mutex> lock(mu_);
         if (cv_.wait_for(lock, backoff, [&] { return stop_; })) return;
-        backoff *= 2;
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
       }
       httplib::Result r = client.Post(target->path, body, "application/json");
       if (r && r->status >= 200 && r->status < 300) {

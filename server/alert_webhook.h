@@ -4,7 +4,7 @@
 // Body: {"rule":..,"severity":..,"dedup_key":..,"fired_at":"RFC 3339","message":..,
 //        "node_id":N,"fields":{..}}. A POST that fails (connection error, timeout, or a status
 // outside 2xx) is retried up to `[alerts] webhook_max_retries` times with backoff (100 ms
-// doubling); then it is dropped, logged and counted (amaters_alert_webhook_failures_total).
+// doubling, at most 2 s); then it is dropped, logged and counted (amaters_alert_webhook_failures_total).
 // The queue is bounded (kWebhookQueueMax): beyond it new firings are dropped and counted.
 #ifndef AMATERS_SERVER_ALERT_WEBHOOK_H_
 #define AMATERS_SERVER_ALERT_WEBHOOK_H_

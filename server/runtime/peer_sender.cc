@@ -78,6 +78,7 @@ void PeerSender::Main() {
   peerpb::StreamAck ack;
   auto backoff = kBackoffMin;
   bool logged_down = false;
+  std::vector<raft::Message> taken;
   while (true) {
     peerpb::Batch batch;
     {
@@ -87,14 +88,13 @@ void PeerSender::Main() {
       // member knows every other member's address and reachability, leader or not.
       cv_.wait(lock, [&] { return stop_ || !queue_.empty() || !writer; });
       if (stop_) break;
-      batch.set_cluster_id(options_.cluster_id);
-      batch.set_from(options_.from);
-      batch.set_client_address(options_.client_address);
+      // Take the messages out under the lock; encode them outside it, so that the loop
+      // thread's Send never waits for a large batch to be encoded.
       size_t bytes = 0;
-      while (!queue_.empty() && (batch.messages_size() == 0 || bytes < options_.batch_max_bytes)) {
-        peerpb::Message* pm = batch.add_messages();
-        ToProto(queue_.front(), pm);
-        bytes += pm->ByteSizeLong();
+      while (!queue_.empty() && (taken.empty() || bytes < options_.batch_max_bytes)) {
+        for (const raft::Entry& e : queue_.front().entries) bytes += e.PayloadSize();
+        bytes += 64;  // the message's own fields, roughly
+        taken.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
       if (!writer) {
@@ -102,6 +102,11 @@ void PeerSender::Main() {
         active_ = ctx.get();
       }
     }
+    batch.set_cluster_id(options_.cluster_id);
+    batch.set_from(options_.from);
+    batch.set_client_address(options_.client_address);
+    for (const raft::Message& m : taken) ToProto(m, batch.add_messages());
+    taken.clear();
     if (!writer) writer = stub_->Stream(ctx.get(), &ack);
     if (writer->Write(batch)) {
       if (metrics_ != nullptr) {

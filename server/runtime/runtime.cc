@@ -350,7 +350,7 @@ void Runtime::Handle(Event& event, uint64_t now_ms) {
 }
 
 void Runtime::Submit(std::variant<ProposeEvent, ReadEvent> request, uint64_t now_ms) {
-  Pending pending{std::move(request), 0};
+  Pending pending{std::move(request), 0, now_ms};
   pending.deadline_ms = std::visit([](auto& r) { return r.deadline_ms; }, pending.request);
   if (fatal_) {
     Finish(pending, absl::UnavailableError("node stopped after a storage failure"), raft::kNone);
@@ -399,16 +399,29 @@ void Runtime::FailAll(const absl::Status& status) {
 }
 
 void Runtime::ExpireRequests(uint64_t now_ms) {
+  // Raft drops a ReadIndex round silently in some cases (a lost heartbeat round, a full read
+  // queue, a step-down within the term: docs/architecture.md "Known limitations" 2). A read
+  // still unconfirmed after an election timeout is asked again under a new id; reads have no
+  // effect, so asking twice is safe.
+  const uint64_t read_retry_ms =
+      options_.tick_ms * static_cast<uint64_t>(std::max(1, options_.node.raft.election_ticks));
+  std::vector<ReadEvent> reask;
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (it->second.deadline_ms <= now_ms) {
       // The outcome is unknown (the entry may still commit): etcd's ErrTimeout.
       Finish(it->second, Timeout(), raft::kNone);
       node_->Abandon(it->first);
       it = pending_.erase(it);
+    } else if (auto* re = std::get_if<ReadEvent>(&it->second.request);
+               re != nullptr && now_ms - it->second.submitted_ms >= read_retry_ms) {
+      node_->Abandon(it->first);
+      reask.push_back(std::move(*re));
+      it = pending_.erase(it);
     } else {
       ++it;
     }
   }
+  for (ReadEvent& re : reask) Submit(std::move(re), now_ms);
 }
 
 void Runtime::RunRetries(uint64_t now_ms) {

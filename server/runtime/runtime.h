@@ -196,6 +196,7 @@ class Runtime {
   struct Pending {
     std::variant<ProposeEvent, ReadEvent> request;
     uint64_t deadline_ms = 0;
+    uint64_t submitted_ms = 0;  // when it was handed to the node (reads are re-asked later)
   };
 
   // Work for the apply thread.
