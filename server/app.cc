@@ -372,6 +372,13 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
   ro.node.raft.heartbeat_ticks = static_cast<int>(ticks_per_heartbeat);
   ro.node.raft.election_ticks = static_cast<int>(std::max<uint64_t>(
       3 * ticks_per_heartbeat, config.cluster.election_timeout_ms / tick_ms));
+  ro.node.raft.election_jitter_min_ticks =
+      static_cast<int>(config.cluster.election_jitter_min_ms / tick_ms);
+  ro.node.raft.election_jitter_max_ticks = static_cast<int>(std::max<uint64_t>(
+      config.cluster.election_jitter_max_ms / tick_ms,
+      static_cast<uint64_t>(ro.node.raft.election_jitter_min_ticks)));
+  ro.node.failover.election_jitter_min_ms = config.cluster.election_jitter_min_ms;
+  ro.node.failover.election_jitter_max_ms = config.cluster.election_jitter_max_ms;
   ro.node.failover.heartbeat_interval_ms = config.cluster.heartbeat_interval_ms;
   ro.node.failover.election_timeout_ms = config.cluster.election_timeout_ms;
   ro.node.failover.max_consecutive_failures =

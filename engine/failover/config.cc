@@ -83,7 +83,9 @@ absl::StatusOr<ElectionTiming> ElectionTimingFor(const FailoverConfig& config, u
 }
 
 uint64_t LeaderlessQuorumLossMs(const FailoverConfig& config) {
-  return 2 * config.election_timeout_ms + config.failure_timeout_ms();
+  return std::max(2 * config.election_timeout_ms,
+                  config.election_timeout_ms + config.election_jitter_max_ms) +
+         config.failure_timeout_ms();
 }
 
 absl::StatusOr<int> ElectionTicks(const FailoverConfig& config, uint64_t tick_ms) {

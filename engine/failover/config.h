@@ -101,8 +101,9 @@ absl::StatusOr<ElectionTiming> ElectionTimingFor(const FailoverConfig& config, u
 
 // ElectionTimingFor(config, tick_ms)->election_ticks.
 // How long a non-leader must have gone without a leader before it may report QuorumLost:
-// long enough that an election has certainly been tried (Raft's randomized timeout is below
-// 2 * election_timeout_ms) and its vote responses had a failure timeout to arrive. Shorter,
+// long enough that an election has certainly been tried — Raft's randomized timeout is below
+// max(2 * election_timeout_ms, election_timeout_ms + election_jitter_max_ms), whichever way it
+// draws — and its vote responses had a failure timeout to arrive. Shorter,
 // every node of a cluster that is just starting would report a quorum loss before its first
 // election.
 uint64_t LeaderlessQuorumLossMs(const FailoverConfig& config);

@@ -24,6 +24,11 @@ absl::Status Config::Validate() const {
   if (election_ticks <= heartbeat_ticks) {
     return absl::InvalidArgumentError("raft config: election_ticks must be > heartbeat_ticks");
   }
+  if (election_jitter_max_ticks >= 0 &&
+      (election_jitter_min_ticks < 0 || election_jitter_min_ticks > election_jitter_max_ticks)) {
+    return absl::InvalidArgumentError(
+        "raft config: election jitter must satisfy 0 <= min_ticks <= max_ticks");
+  }
   if (max_inflight_msgs == 0) return absl::InvalidArgumentError("raft config: max_inflight_msgs must be > 0");
   if (max_msg_bytes == 0) return absl::InvalidArgumentError("raft config: max_msg_bytes must be > 0");
   if (max_committed_bytes_per_ready == 0) {
@@ -39,6 +44,8 @@ Raft::Raft(const Config& c)
     : id_(c.id),
       voters_(c.voters),
       election_ticks_(c.election_ticks),
+      jitter_min_ticks_(c.election_jitter_min_ticks),
+      jitter_max_ticks_(c.election_jitter_max_ticks),
       heartbeat_ticks_(c.heartbeat_ticks),
       pre_vote_(c.pre_vote),
       check_quorum_(c.check_quorum),
@@ -99,8 +106,14 @@ absl::StatusOr<std::unique_ptr<Raft>> Raft::Create(const Config& config, Restore
 // Role transitions.
 
 void Raft::ResetRandomizedElectionTimeout() {
+  if (jitter_max_ticks_ < 0) {
+    randomized_election_timeout_ =
+        election_ticks_ + static_cast<int>(rng_.Uniform(static_cast<uint64_t>(election_ticks_)));
+    return;
+  }
   randomized_election_timeout_ =
-      election_ticks_ + static_cast<int>(rng_.Uniform(static_cast<uint64_t>(election_ticks_)));
+      election_ticks_ + jitter_min_ticks_ +
+      static_cast<int>(rng_.Uniform(static_cast<uint64_t>(jitter_max_ticks_ - jitter_min_ticks_ + 1)));
 }
 
 void Raft::ResetTerm(Term term) {

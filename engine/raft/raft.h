@@ -62,8 +62,13 @@ struct Config {
   std::vector<NodeId> voters;
 
   // Ticks without hearing from a leader before a follower campaigns. The actual timeout is
-  // drawn uniformly from [election_ticks, 2 * election_ticks) (paper §5.2).
+  // election_ticks plus a jitter drawn uniformly (paper §5.2) each time the timer resets: from
+  // [election_jitter_min_ticks, election_jitter_max_ticks] when election_jitter_max_ticks >= 0,
+  // else from [0, election_ticks) (etcd's [election_ticks, 2 * election_ticks)). The jitter
+  // only adds: leases and vote refusal still use election_ticks.
   int election_ticks = 10;
+  int election_jitter_min_ticks = 0;
+  int election_jitter_max_ticks = -1;
   // Ticks between leader heartbeats; must be < election_ticks.
   int heartbeat_ticks = 1;
   bool pre_vote = true;      // thesis §9.6
@@ -227,6 +232,8 @@ class Raft {
   const NodeId id_;
   std::vector<NodeId> voters_;
   const int election_ticks_;
+  const int jitter_min_ticks_;
+  const int jitter_max_ticks_;  // < 0: [0, election_ticks_)
   const int heartbeat_ticks_;
   const bool pre_vote_;
   const bool check_quorum_;

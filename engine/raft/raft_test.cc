@@ -166,6 +166,43 @@ TEST(RaftElection, TimeoutIsRandomizedWithinOneToTwoElectionTimeouts) {
   EXPECT_GT(seen.size(), 3u) << "timeouts are not randomized";
 }
 
+TEST(RaftElection, AConfiguredJitterBoundsTheTimeout) {
+  // election_ticks + [jitter_min, jitter_max]: here 10 + [5, 8] ticks, every value reached.
+  std::set<int> seen;
+  for (NodeId id = 1; id <= 40; ++id) {
+    std::vector<NodeId> voters;
+    for (NodeId v = 1; v <= 40; ++v) voters.push_back(v);
+    auto r = NewRaft(id, voters, {}, [](Config& c) {
+      c.pre_vote = false;
+      c.election_jitter_min_ticks = 5;
+      c.election_jitter_max_ticks = 8;
+    });
+    int ticks = 0;
+    while (r->role() == Role::kFollower) {
+      r->Tick();
+      ++ticks;
+      ASSERT_LE(ticks, 18) << "campaign must start by election_ticks + jitter_max";
+    }
+    EXPECT_GE(ticks, 15);
+    seen.insert(ticks);
+  }
+  EXPECT_EQ(seen, (std::set<int>{15, 16, 17, 18}));
+}
+
+TEST(RaftElection, JitterBoundsAreValidated) {
+  Config c;
+  c.id = 1;
+  c.voters = {1, 2, 3};
+  c.election_jitter_min_ticks = 5;
+  c.election_jitter_max_ticks = 4;
+  EXPECT_EQ(c.Validate().code(), absl::StatusCode::kInvalidArgument);
+  c.election_jitter_min_ticks = -1;
+  c.election_jitter_max_ticks = 4;
+  EXPECT_EQ(c.Validate().code(), absl::StatusCode::kInvalidArgument);
+  c.election_jitter_min_ticks = 4;
+  EXPECT_TRUE(c.Validate().ok());
+}
+
 TEST(RaftElection, SameSeedSameTimeouts) {
   auto a = NewRaft(2, {1, 2, 3});
   auto b = NewRaft(2, {1, 2, 3});

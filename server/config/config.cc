@@ -230,7 +230,14 @@ std::vector<KeyDef> BuildKeyDefs() {
       Int("cluster.heartbeat_interval_ms", AMATERS_FIELD(cluster.heartbeat_interval_ms), 1, 10000,
           kRestart, "Leader heartbeat period; also the Raft tick."),
       Int("cluster.election_timeout_ms", AMATERS_FIELD(cluster.election_timeout_ms), 1, 600000, kRestart,
-          "Follower silence before an election; at least 3 * heartbeat_interval_ms, ideally a multiple."),
+          "Base follower silence before an election (plus the jitter below); at least 3 * "
+          "heartbeat_interval_ms."),
+      Int("cluster.election_jitter_min_ms", AMATERS_FIELD(cluster.election_jitter_min_ms), 1, 600000,
+          kRestart,
+          "A follower campaigns after election_timeout_ms plus a jitter drawn uniformly from "
+          "[election_jitter_min_ms, election_jitter_max_ms], anew each time its timer resets."),
+      Int("cluster.election_jitter_max_ms", AMATERS_FIELD(cluster.election_jitter_max_ms), 1, 600000,
+          kRestart, "Upper end of the election jitter; greater than election_jitter_min_ms."),
       Str("cluster.cluster_token", AMATERS_FIELD(cluster.cluster_token), /*non_empty=*/true, kRestart,
           "Hashed with the peer list into the cluster id; nodes of different clusters refuse each "
           "other."),
@@ -837,6 +844,13 @@ std::optional<Problem> FindProblem(const Config& c) {
     return Problem{absl::StrCat("[alerts] webhook_url = \"", c.alerts.webhook_url,
                                 "\": must start with http:// or https://"),
                    {"alerts.webhook_url"}};
+  }
+
+  if (c.cluster.election_jitter_max_ms <= c.cluster.election_jitter_min_ms) {
+    return Problem{absl::StrCat("[cluster] election_jitter_max_ms = ", c.cluster.election_jitter_max_ms,
+                                ": must be greater than election_jitter_min_ms (",
+                                c.cluster.election_jitter_min_ms, ")"),
+                   {"cluster.election_jitter_max_ms", "cluster.election_jitter_min_ms"}};
   }
 
   // TLS.

@@ -76,7 +76,9 @@ struct Config {
     uint64_t node_id = 1;
     std::vector<PeerAddress> peers;  // TOML: peers = ["1:127.0.0.1:7879", ...]; empty = single node
     uint64_t heartbeat_interval_ms = 100;   // = the Raft tick
-    uint64_t election_timeout_ms = 1000;    // >= 3 * heartbeat
+    uint64_t election_timeout_ms = 300;     // >= 3 * heartbeat; the base follower timeout
+    uint64_t election_jitter_min_ms = 150;  // a follower campaigns after the timeout plus a
+    uint64_t election_jitter_max_ms = 300;  // jitter drawn from [min, max] (> min)
     std::string cluster_token = "amaters";  // hashed (with the peer list) into cluster_id
     uint64_t max_consecutive_failures = 3;  // silent heartbeat rounds before a peer is failed
     uint64_t slow_replication_threshold_entries = 1000;  // leader: lag that raises slow_replication

@@ -68,7 +68,8 @@ TEST(ConfigKeysTest, EveryFieldHasOneKey) {
                           "network.tls_cert", "network.tls_key", "network.tls_ca",
                           "network.require_client_cert", "network.peer_queue_max_messages",
                           "cluster.node_id", "cluster.peers", "cluster.heartbeat_interval_ms",
-                          "cluster.election_timeout_ms", "cluster.cluster_token",
+                          "cluster.election_timeout_ms", "cluster.election_jitter_min_ms",
+                          "cluster.election_jitter_max_ms", "cluster.cluster_token",
                           "cluster.max_consecutive_failures",
                           "cluster.slow_replication_threshold_entries", "alerts.dedup_window_ms",
                           "alerts.webhook_url", "alerts.webhook_timeout_ms",
@@ -104,6 +105,8 @@ TEST(ConfigKeysTest, AccessorsReachTheirFields) {
   c.cluster.election_timeout_ms = 24;
   c.cluster.cluster_token = "i";
   c.cluster.max_consecutive_failures = 25;
+  c.cluster.election_jitter_min_ms = 30;
+  c.cluster.election_jitter_max_ms = 31;
   c.cluster.slow_replication_threshold_entries = 26;
   c.storage.min_free_bytes = 27;
   c.alerts.dedup_window_ms = 28;
