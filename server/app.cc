@@ -318,6 +318,12 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
   // TLS: the configured files are validated and staged under <data_dir>/tls; gRPC reads the
   // staged copies, which change only on SIGHUP (server/tls.h).
   const std::string tls_stage_dir = data_dir + "/tls";
+  // A second server on this data directory must not touch the first one's staged files.
+  if (absl::StatusOr<pid_t> other = ReadPid(pid_path);
+      other.ok() && *other != getpid() && ProcessAlive(*other)) {
+    return fail(absl::AlreadyExistsError(absl::StrCat(
+        "another amaters-server (pid ", *other, ") is running with pid file ", pid_path)));
+  }
   if (config.network.tls_enabled) mkdir(data_dir.c_str(), 0750);  // Runtime::Open checks it
   absl::StatusOr<Config> tls_config = StageTlsFiles(config, tls_stage_dir);
   if (!tls_config.ok()) return fail(tls_config.status());

@@ -283,7 +283,8 @@ TEST(SortAndLimit, KeysOnlyDropsValuesAfterSortingByValue) {
 kv::RangeResponse EtcdRangeModel(const std::vector<kv::KeyValue>& all, const RangePb& r) {
   int64_t limit = r.limit();
   if (r.sort_order() != RangePb::NONE) limit = 0;  // fetch everything; sort and truncate after
-  if (limit > 0) limit = limit + 1;                // one extra for the `more` flag
+  // One extra for the `more` flag (Go wraps at the maximum; we read everything there).
+  if (limit > 0) limit = limit == std::numeric_limits<int64_t>::max() ? 0 : limit + 1;
   std::vector<kv::KeyValue> kvs;
   if (!r.count_only()) {
     for (const kv::KeyValue& kv : all) {

@@ -86,15 +86,25 @@ std::optional<EtcdHandler::Done> EtcdHandler::Admit(Done done) {
   });
 }
 
+std::optional<EtcdHandler::Admitted> EtcdHandler::Begin(const google::protobuf::Message& request,
+                                                        Done done_in) {
+  std::optional<Done> admitted = Admit(std::move(done_in));
+  if (!admitted) return std::nullopt;
+  const HandlerLimits l = limits();
+  if (request.ByteSizeLong() > l.max_request_bytes) {
+    (*admitted)(TooLarge());
+    return std::nullopt;
+  }
+  return Admitted{*std::move(admitted), {l.max_key_bytes, l.max_value_bytes}};
+}
+
 void EtcdHandler::Range(const etcdserverpb::RangeRequest& request,
                         etcdserverpb::RangeResponse* response, Done done_in) {
-  std::optional<Done> admitted = Admit(std::move(done_in));
-  if (!admitted) return;
-  Done done = *std::move(admitted);
-  const HandlerLimits l = limits();
-  if (request.ByteSizeLong() > l.max_request_bytes) return done(TooLarge());
+  std::optional<Admitted> a = Begin(request, std::move(done_in));
+  if (!a) return;
+  Done done = std::move(a->done);
   absl::StatusOr<kv::RangeRequest> range =
-      etcd::RangeToRequest(request, {l.max_key_bytes, l.max_value_bytes});
+      etcd::RangeToRequest(request, a->limits);
   if (!range.ok()) return done(ToGrpc(range.status()));
   runtime_->Read(*std::move(range), request.serializable(),
                  [this, &request, response, done](absl::StatusOr<kv::RangeResponse> r,
@@ -113,13 +123,11 @@ void EtcdHandler::Range(const etcdserverpb::RangeRequest& request,
 
 void EtcdHandler::Put(const etcdserverpb::PutRequest& request, etcdserverpb::PutResponse* response,
                       Done done_in, bool forwarded) {
-  std::optional<Done> admitted = Admit(std::move(done_in));
-  if (!admitted) return;
-  Done done = *std::move(admitted);
-  const HandlerLimits l = limits();
-  if (request.ByteSizeLong() > l.max_request_bytes) return done(TooLarge());
+  std::optional<Admitted> a = Begin(request, std::move(done_in));
+  if (!a) return;
+  Done done = std::move(a->done);
   Write(peerpb::ForwardRequest::PUT, request, response,
-        etcd::PutToCommand(request, {l.max_key_bytes, l.max_value_bytes}),
+        etcd::PutToCommand(request, a->limits),
         [this, response](const kv::CommandResponse& r) {
           etcd::ToProto(std::get<kv::PutResponse>(r), HeaderInfo(), response);
         },
@@ -129,13 +137,11 @@ void EtcdHandler::Put(const etcdserverpb::PutRequest& request, etcdserverpb::Put
 void EtcdHandler::DeleteRange(const etcdserverpb::DeleteRangeRequest& request,
                               etcdserverpb::DeleteRangeResponse* response, Done done_in,
                               bool forwarded) {
-  std::optional<Done> admitted = Admit(std::move(done_in));
-  if (!admitted) return;
-  Done done = *std::move(admitted);
-  const HandlerLimits l = limits();
-  if (request.ByteSizeLong() > l.max_request_bytes) return done(TooLarge());
+  std::optional<Admitted> a = Begin(request, std::move(done_in));
+  if (!a) return;
+  Done done = std::move(a->done);
   Write(peerpb::ForwardRequest::DELETE_RANGE, request, response,
-        etcd::DeleteToCommand(request, {l.max_key_bytes, l.max_value_bytes}),
+        etcd::DeleteToCommand(request, a->limits),
         [this, response](const kv::CommandResponse& r) {
           etcd::ToProto(std::get<kv::DeleteRangeResponse>(r), HeaderInfo(), response);
         },
@@ -144,13 +150,11 @@ void EtcdHandler::DeleteRange(const etcdserverpb::DeleteRangeRequest& request,
 
 void EtcdHandler::Txn(const etcdserverpb::TxnRequest& request, etcdserverpb::TxnResponse* response,
                       Done done_in, bool forwarded) {
-  std::optional<Done> admitted = Admit(std::move(done_in));
-  if (!admitted) return;
-  Done done = *std::move(admitted);
-  const HandlerLimits l = limits();
-  if (request.ByteSizeLong() > l.max_request_bytes) return done(TooLarge());
+  std::optional<Admitted> a = Begin(request, std::move(done_in));
+  if (!a) return;
+  Done done = std::move(a->done);
   Write(peerpb::ForwardRequest::TXN, request, response,
-        etcd::TxnToCommand(request, {l.max_key_bytes, l.max_value_bytes}),
+        etcd::TxnToCommand(request, a->limits),
         [this, &request, response](const kv::CommandResponse& r) {
           kv::TxnResponse txn = std::get<kv::TxnResponse>(r);
           etcd::SortAndLimit(request, &txn);

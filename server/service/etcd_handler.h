@@ -80,6 +80,13 @@ class EtcdHandler {
  private:
   // Counts `done` in inflight() until it runs; nullopt (after answering) while draining.
   std::optional<Done> Admit(Done done);
+  // Admit, then the request-size limit (etcd's "request is too large"): the callback to
+  // answer with and the key/value limits, or nullopt once answered.
+  struct Admitted {
+    Done done;
+    etcd::Limits limits;
+  };
+  std::optional<Admitted> Begin(const google::protobuf::Message& request, Done done_in);
   void Header(int64_t revision, etcdserverpb::ResponseHeader* header) const;
   etcd::HeaderInfo HeaderInfo() const;
   // Proposes `command`; on success `fill` writes the response. A follower forwards `request`.

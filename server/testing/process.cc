@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <mutex>
+#include <set>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -75,7 +77,9 @@ pid_t SpawnWithFds(const std::vector<std::string>& argv, const std::string& cwd,
 
 }  // namespace
 
-int FreePort() {
+namespace {
+
+int AnyFreePort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -89,6 +93,21 @@ int FreePort() {
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   close(fd);
   return ntohs(addr.sin_port);
+}
+
+}  // namespace
+
+int FreePort() {
+  // The kernel may hand the same free port out again once it is closed: never return a port
+  // twice in one test process (a cluster's ports are picked before any server binds them).
+  static std::mutex mu;
+  static std::set<int>* given = new std::set<int>();
+  std::lock_guard<std::mutex> lock(mu);
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const int port = AnyFreePort();
+    if (port > 0 && given->insert(port).second) return port;
+  }
+  return -1;
 }
 
 std::string NewTempDir(const std::string& name) {

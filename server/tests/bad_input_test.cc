@@ -268,11 +268,25 @@ TEST(StartupTest, SecondServerOnOneDataDirRefusesAndTheFirstKeepsServing) {
                   "--bind-address=" + Local(FreePort()), "--metrics-address=" + Local(FreePort())},
                  kRefuseTimeout, cluster.node(0).dir);
   EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  // Refused before it touches anything: the running server's pid file names a live process.
+  EXPECT_TRUE(absl::StrContains(
+      r.err, absl::StrCat("another amaters-server (pid ", cluster.node(0).process->pid(),
+                          ") is running with pid file ", pid_file)))
+      << r.err;
+
+  // Without the pid file (removed by hand) the WAL's lock still refuses the second server.
+  const std::string saved_pid = ReadFile(pid_file);
+  ASSERT_EQ(unlink(pid_file.c_str()), 0);
+  r = RunCommand({Server(), "--config=" + cluster.node(0).config_path,
+                  "--bind-address=" + Local(FreePort()), "--metrics-address=" + Local(FreePort())},
+                 kRefuseTimeout, cluster.node(0).dir);
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
   EXPECT_TRUE(absl::StrContains(r.err, absl::StrCat("WAL directory ", data_dir,
                                                     "/wal is in use "
                                                     "by another process")))
       << r.err;
   EXPECT_TRUE(absl::StrContains(r.err, "LOCK")) << r.err;
+  WriteFile(pid_file, saved_pid);
 
   // The first is untouched: running, its pid file, its data, new writes.
   EXPECT_TRUE(cluster.Running(0)) << cluster.Log(0);

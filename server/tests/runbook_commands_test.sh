@@ -119,9 +119,9 @@ http() { curl -s -m 3 "http://127.0.0.1:$(admin_port "$1")$2"; }
 http_code() { curl -s -m 3 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$(admin_port "$1")$2"; }
 
 # min_free_bytes: 1 MiB rather than the 1 GiB default, so that a test machine with little free
-# space still accepts writes; RB-005 raises it on purpose. max_consecutive_failures = 30 makes
-# the failure timeout 3 s, so that RB-003 can stop a follower for a moment (while 30 writes
-# start on 2 cores) without it being reported failed; slow_replication_threshold_entries = 10 makes RB-003 cheap to trigger.
+# space still accepts writes; RB-005 raises it on purpose. max_consecutive_failures = 50 makes
+# the failure timeout 5 s, so that RB-003 can stop a follower for a moment (while 30 writes
+# go through) without it being reported failed; slow_replication_threshold_entries = 10 makes RB-003 cheap to trigger.
 PEERS_TOML="\"1:127.0.0.1:$(peer_port 1)\", \"2:127.0.0.1:$(peer_port 2)\", \"3:127.0.0.1:$(peer_port 3)\""
 write_config() {  # write_config NODE MIN_FREE_BYTES
   cat >"$TMP/node$1.toml" <<EOF
@@ -135,7 +135,7 @@ min_free_bytes = $2
 [cluster]
 node_id = $1
 peers = [$PEERS_TOML]
-max_consecutive_failures = 30
+max_consecutive_failures = 50
 slow_replication_threshold_entries = 10
 
 [metrics]
@@ -291,13 +291,22 @@ find_leader || fail "no leader after RB-001"
 mapfile -t FOLLOWERS < <(others_than "$LEADER")
 S=${FOLLOWERS[1]}
 kill -STOP "${PIDS[S]}"
+# One writer putting 30 keys in a row (etcdctl starts in milliseconds; 30 amaters-ctl processes
+# at once take seconds to start under the sanitizers), so that the lag builds well inside the
+# failure timeout.
 writers=()
-for k in $(seq 1 30); do
-  "$CTL" --endpoints="$(EP "$LEADER")" --timeout=10s put "rb3-$k" "v$k" >/dev/null 2>&1 &
-  writers+=($!)
-done
+(
+  for k in $(seq 1 30); do
+    if [[ -x "$ETCDCTL" ]]; then
+      "$ETCDCTL" --endpoints="$(EP "$LEADER")" --command-timeout=10s put "rb3-$k" "v$k" >/dev/null 2>&1 || exit 1
+    else
+      "$CTL" --endpoints="$(EP "$LEADER")" --timeout=10s put "rb3-$k" "v$k" >/dev/null 2>&1 || exit 1
+    fi
+  done
+) &
+writers+=($!)
 lagging() { has_alert "$LEADER" "slow_replication:$S"; }
-deadline=$((SECONDS + 10))
+deadline=$((SECONDS + 10))  # the 30 puts take a second or two: lag 10 shows before the 5 s failure timeout
 until lagging; do
   if ((SECONDS >= deadline)); then
     kill -CONT "${PIDS[S]}"
@@ -305,8 +314,14 @@ until lagging; do
   fi
   sleep 0.05
 done
-lag="$(metric "$LEADER" "amaters_peer_replication_lag_entries{peer=\"$S\"}")"
-lag=${lag:-0}
+# The gauge is refreshed every 250 ms, the alert fires at once: read it until it catches up.
+lag=0
+for _ in $(seq 1 40); do
+  lag="$(metric "$LEADER" "amaters_peer_replication_lag_entries{peer=\"$S\"}")"
+  lag=${lag:-0}
+  ((lag >= 10)) && break
+  sleep 0.1
+done
 kill -CONT "${PIDS[S]}"
 for w in "${writers[@]}"; do wait "$w" || fail "a put failed while node $S was stopped"; done
 ((lag >= 10)) || fail "amaters_peer_replication_lag_entries{peer=\"$S\"} was $lag, want >= 10"
