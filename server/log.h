@@ -35,8 +35,7 @@ inline void LogInfo(absl::string_view m, const LogFields& f = {}) { LogLine(LogL
 inline void LogWarn(absl::string_view m, const LogFields& f = {}) { LogLine(LogLevel::kWarn, m, f); }
 inline void LogError(absl::string_view m, const LogFields& f = {}) { LogLine(LogLevel::kError, m, f); }
 
-// JSON string literal for `s` (quotes included); bytes >= 0x80 pass through, control
-// characters are escaped.
+// JSON string literal for `s`, quotes included (server/admin/json.h's JsonString).
 std::string JsonQuote(absl::string_view s);
 
 }  // namespace amaters::server

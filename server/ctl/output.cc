@@ -8,6 +8,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "server/admin/json.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 
@@ -52,29 +53,7 @@ std::string StatusJson(const etcdserverpb::StatusResponse& s) {
 
 }  // namespace
 
-std::string JsonString(absl::string_view text) {
-  std::string out = "\"";
-  out.reserve(text.size() + 2);
-  for (char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          absl::StrAppendFormat(&out, "\\u%04x", static_cast<unsigned char>(c));
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-  return out;
-}
+std::string JsonString(absl::string_view text) { return server::JsonString(text); }
 
 std::string JsonBytes(absl::string_view bytes) {
   return absl::StrCat("\"", absl::Base64Escape(bytes), "\"");

@@ -140,7 +140,7 @@ for n in 1 2 3; do
   port="$(admin_port_of "$n")"
   [[ -n "$port" ]] || fail "no admin port for node $n in the table"
   if command -v curl >/dev/null; then
-    curl -sf "http://127.0.0.1:$port/readyz" | grep -q '"ready":true' || fail "node $n /readyz is not ready"
+    curl -sf "http://127.0.0.1:$port/readyz" | grep '"ready":true' >/dev/null || fail "node $n /readyz is not ready"
   fi
 done
 pass "3 nodes ready: ${ENDPOINTS[*]}"

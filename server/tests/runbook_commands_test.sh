@@ -30,6 +30,10 @@
 #     is installed) `promtool check rules` and `promtool test rules` pass.
 set -uo pipefail
 
+# grep that reads all of its input (grep -q stops at the first match, and with pipefail the
+# writer's SIGPIPE would then fail the pipeline at random).
+grep_all() { grep "$@" >/dev/null; }
+
 RUNFILES="${TEST_SRCDIR:?run me with bazel test}/${TEST_WORKSPACE:-_main}"
 SERVER="$RUNFILES/server/amaters-server"
 CTL="$RUNFILES/server/ctl/amaters-ctl"
@@ -155,14 +159,14 @@ kill9() {  # kill9 NODE
 }
 
 ready() { [[ "$(http "$1" /readyz)" == '{"ready":true}' ]]; }
-has_leader() { http "$1" /status | grep -q '"leader_id":[1-9]'; }
+has_leader() { http "$1" /status | grep_all '"leader_id":[1-9]'; }
 
 LEADER=""
 find_leader() {  # sets LEADER to the node whose /status says it leads
   local i
   for i in 1 2 3; do
     [[ -n "${PIDS[i]:-}" ]] || continue
-    if http "$i" /status | grep -q '"role":"leader"'; then
+    if http "$i" /status | grep_all '"role":"leader"'; then
       LEADER=$i
       return 0
     fi
@@ -247,7 +251,7 @@ mapfile -t FOLLOWERS < <(others_than "$LEADER")
 F=${FOLLOWERS[0]}
 O=${FOLLOWERS[1]}
 kill9 "$F"
-has_alert() { http "$1" /alerts | grep -qF "\"dedup_key\":\"$2\""; }
+has_alert() { http "$1" /alerts | grep_all -F "\"dedup_key\":\"$2\""; }
 wait_for 10 "node_failed:$F on leader $LEADER's /alerts" has_alert "$LEADER" "node_failed:$F"
 sleep 1
 alerts="$(http "$LEADER" /alerts)"
@@ -276,7 +280,7 @@ start_node "$F"
 wait_for 20 "node_recovered:$F on the leader" has_alert "$LEADER" "node_recovered:$F"
 grep -q "^I .* alert rule=node_recovered severity=info dedup_key=node_recovered:$F " "$TMP/node$LEADER.log" ||
   fail "no alert log line for node_recovered:$F"
-healthy() { http "$1" /health | grep -qF '"status":"healthy"'; }
+healthy() { http "$1" /health | grep_all -F '"status":"healthy"'; }
 wait_for 20 "leader /health healthy again" healthy "$LEADER"
 wait_for 20 "node $F ready again" ready "$F"
 # The leader's own connection to the node comes back after its reconnect backoff (<= 1 s).
@@ -355,8 +359,8 @@ for want in '"status":"unhealthy"' '"disk_space":"unhealthy: ' '"writes_refused"
   grep -qF -- "$want" <<<"$body" || fail "/health lacks $want: $body"
 done
 [[ "$(http "$D" /readyz)" == '{"ready":false}' ]] || fail "/readyz: $(http "$D" /readyz)"
-http "$D" /metrics | grep -q '^amaters_health_state{state="unhealthy"} 1$' || fail "amaters_health_state unhealthy is not 1"
-http "$D" /metrics | grep -q '^amaters_disk_free_bytes [0-9]' || fail "no amaters_disk_free_bytes sample"
+http "$D" /metrics | grep_all '^amaters_health_state{state="unhealthy"} 1$' || fail "amaters_health_state unhealthy is not 1"
+http "$D" /metrics | grep_all '^amaters_disk_free_bytes [0-9]' || fail "no amaters_disk_free_bytes sample"
 "$CTL" --endpoints="$(EP "$D")" get rb-key >"$TMP/ctl.out" 2>&1 || fail "reads must still be served: $(cat "$TMP/ctl.out")"
 pass "RB-005 symptoms: RESOURCE_EXHAUSTED disk nearly full, /health 503 unhealthy, amaters_accepting_writes 0"
 
@@ -382,8 +386,8 @@ grep -q '^E .* alert rule=quorum_lost severity=critical dedup_key=quorum_lost me
 [[ "$(http_code "$Q" /readyz)" == 503 && "$(http "$Q" /readyz)" == '{"ready":false}' ]] || fail "survivor /readyz: $(http "$Q" /readyz)"
 grep -qF '"cluster":"degraded: quorum lost: fewer than 2 of 3 nodes reachable"' <<<"$(http "$Q" /health)" ||
   fail "survivor /health: $(http "$Q" /health)"
-http "$Q" /metrics | grep -q '^amaters_raft_has_leader 0$' || fail "amaters_raft_has_leader is not 0"
-http "$Q" /metrics | grep -q '^amaters_alerts_total{rule="quorum_lost",severity="critical"} 1$' || fail "amaters_alerts_total quorum_lost is not 1"
+http "$Q" /metrics | grep_all '^amaters_raft_has_leader 0$' || fail "amaters_raft_has_leader is not 0"
+http "$Q" /metrics | grep_all '^amaters_alerts_total{rule="quorum_lost",severity="critical"} 1$' || fail "amaters_alerts_total quorum_lost is not 1"
 t0=$SECONDS
 "$CTL" --endpoints="$(EP "$Q")" put rb2 lost >"$TMP/ctl.out" 2>"$TMP/ctl.err" && fail "a put succeeded without a quorum"
 grep -q '^amaters-ctl: put: UNAVAILABLE: etcdserver: no quorum: fewer than 2 of 3 members reachable (alert quorum_lost)$' "$TMP/ctl.err" ||
@@ -425,7 +429,7 @@ grep -q "^amaters-server: WAL in $TMP/data/node$W/wal: WAL corruption in 0000000
 [[ "$(md5sum "$seg")" == "$before" ]] || fail "the refused start changed $seg"
 # The precondition the runbook asks for: the leader's /status shows every other follower at lag 0.
 other=${FOLLOWERS[1]}
-in_sync() { http "$LEADER" /status | grep -qF "{\"id\":$other,\"match\":" && http "$LEADER" /status | grep -q "{\"id\":$other,[^}]*\"connected\":true,\"lag\":0}"; }
+in_sync() { http "$LEADER" /status | grep_all -F "{\"id\":$other,\"match\":" && http "$LEADER" /status | grep_all "{\"id\":$other,[^}]*\"connected\":true,\"lag\":0}"; }
 wait_for 10 "follower $other at lag 0 on the leader" in_sync
 mv "$TMP/data/node$W" "$TMP/data/node$W.corrupt-saved"
 start_node "$W"
@@ -574,7 +578,7 @@ TLS_PID=$!
 tls_http() { curl -s -m 3 "http://127.0.0.1:$TLS_ADMIN$1"; }
 tls_ready() { [[ "$(tls_http /readyz)" == '{"ready":true}' ]]; }
 wait_for 30 "TLS node ready" tls_ready
-tls_alert() { tls_http /alerts | grep -qF "$1"; }
+tls_alert() { tls_http /alerts | grep_all -F "$1"; }
 wait_for 10 "certificate_expiring warning" tls_alert \
   "{\"rule\":\"certificate_expiring\",\"severity\":\"warning\",\"dedup_key\":\"certificate_expiring:$T/node.crt\""
 tls_alert "expires in 19 days; rotate it (RB-004)" || fail "certificate_expiring message: $(tls_http /alerts)"
