@@ -435,14 +435,14 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
   std::atomic<bool> shutting_down{false};
   std::mutex health_mu;
   health::HealthConfig health_config = HealthConfigOf(config);  // guarded by health_mu (SIGHUP)
-  auto evaluate = [&](const RuntimeStatus& s) {
+  auto evaluate = [&](const RuntimeStatus& s, std::optional<uint64_t> disk_free) {
     std::lock_guard<std::mutex> lock(health_mu);
-    return EvaluateHealth(s, shutting_down.load(), DiskFreeBytes(data_dir), health_config);
+    return EvaluateHealth(s, shutting_down.load(), disk_free, health_config);
   };
   auto admin_status = [&]() {
     const RuntimeStatus s = runtime->status();
     return BuildAdminStatus(
-        s, evaluate(s),
+        s, evaluate(s, DiskFreeBytes(data_dir)),
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   };
   auto alerts_source = [&runtime]() {
@@ -557,11 +557,12 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
         metrics.ClearPeerLag(p.id);
       }
     }
-    const health::HealthReport h = evaluate(s);
+    const std::optional<uint64_t> disk_free = DiskFreeBytes(data_dir);  // one statvfs a round
+    const health::HealthReport h = evaluate(s, disk_free);
     metrics.SetHealthState(HealthStateName(h.state));
     metrics.SetReady(h.ready);
     metrics.SetAcceptingWrites(h.accept_writes);
-    if (std::optional<uint64_t> free = DiskFreeBytes(data_dir)) metrics.SetDiskFreeBytes(*free);
+    if (disk_free) metrics.SetDiskFreeBytes(*disk_free);
     if (h.accept_writes != accepting_writes) {
       accepting_writes = h.accept_writes;
       if (accepting_writes) {

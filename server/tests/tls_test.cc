@@ -151,6 +151,16 @@ class TlsTest : public ::testing::Test {
     server_ = *server;
   }
 
+  // A copy of the server's certificate and key in a directory of its own, which a test may
+  // replace file by file as an operator would.
+  CertFiles LiveCopyOfServerCert(const std::string& name) {
+    const std::string dir = NewTempDir(name);
+    const CertFiles live{dir + "/server.pem", dir + "/server.key"};
+    WriteFile(live.cert, ReadFile(server_.cert));
+    WriteFile(live.key, ReadFile(server_.key));
+    return live;
+  }
+
   CommandResult Ctl(const std::string& endpoint, const std::vector<std::string>& args) {
     std::vector<std::string> argv = {Runfile("server/ctl/amaters-ctl"), "--endpoints=" + endpoint};
     argv.insert(argv.end(), args.begin(), args.end());
@@ -255,10 +265,7 @@ TEST_F(TlsTest, RotatedCertificateIsServedToNewConnectionsAfterSighup) {
   ASSERT_TRUE(old_end.ok() && new_end.ok());
   ASSERT_NE(*old_end, *new_end);
 
-  const std::string live_dir = NewTempDir("tls-live");
-  const CertFiles live{live_dir + "/server.pem", live_dir + "/server.key"};
-  WriteFile(live.cert, ReadFile(server_.cert));
-  WriteFile(live.key, ReadFile(server_.key));
+  const CertFiles live = LiveCopyOfServerCert("tls-live");
   TestCluster cluster(1, "tls-rotate", TlsToml(live.cert, live.key));
   ASSERT_TRUE(cluster.Start(0).ok());
   ASSERT_TRUE(WaitListening(cluster, 0).ok()) << cluster.Log(0);
@@ -298,10 +305,7 @@ TEST_F(TlsTest, RotatedCertificateIsServedToNewConnectionsAfterSighup) {
 TEST_F(TlsTest, BrokenFilesOnSighupKeepTheRunningCertificate) {
   absl::StatusOr<CertFiles> next = MakeCert(ca_, dir_, "server-next", CertUse::kServer, 120);
   ASSERT_TRUE(next.ok()) << next.status();
-  const std::string live_dir = NewTempDir("tls-broken");
-  const CertFiles live{live_dir + "/server.pem", live_dir + "/server.key"};
-  WriteFile(live.cert, ReadFile(server_.cert));
-  WriteFile(live.key, ReadFile(server_.key));
+  const CertFiles live = LiveCopyOfServerCert("tls-broken");
   TestCluster cluster(1, "tls-broken", TlsToml(live.cert, live.key));
   ASSERT_TRUE(cluster.Start(0).ok());
   ASSERT_TRUE(WaitListening(cluster, 0).ok()) << cluster.Log(0);
