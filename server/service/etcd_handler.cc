@@ -218,6 +218,9 @@ void EtcdHandler::ForwardTo(raft::NodeId leader, peerpb::ForwardRequest::Method 
   auto call = std::make_shared<Call>();
   call->context.set_deadline(std::chrono::system_clock::now() +
                              std::chrono::milliseconds(limits().request_timeout_ms));
+  // The leader may have just come back: a channel still in reconnect backoff would fail the
+  // call at once ("failed to connect"); wait for it instead, within the deadline.
+  call->context.set_wait_for_ready(true);
   call->request.set_cluster_id(runtime_->options().cluster_id);
   call->request.set_from(runtime_->options().node_id);
   call->request.set_method(method);
