@@ -251,12 +251,17 @@ void Node::Collect() {
   while (raft_->HasReady()) {
     raft::Ready rd = raft_->TakeReady();
     if (rd.persist) {
-      if (absl::Status s = writer_->Append(*rd.persist); !s.ok()) {
+      if (absl::Status s = writer_->Append(*std::move(rd.persist)); !s.ok()) {
         Fail(s);
         return;
       }
     }
-    for (raft::Message& m : rd.messages) effects_.messages.push_back(std::move(m));
+    if (effects_.messages.empty()) {
+      effects_.messages = std::move(rd.messages);
+    } else {
+      effects_.messages.insert(effects_.messages.end(), std::make_move_iterator(rd.messages.begin()),
+                               std::make_move_iterator(rd.messages.end()));
+    }
     for (raft::Entry& e : rd.committed_entries) {
       ApplyItem item;
       auto it = proposals_.find(e.index);

@@ -132,6 +132,8 @@ class Node {
   void Report(const alerts::Event& event);
 
   Effects TakeEffects();
+  // Whether TakeEffects would return something (drivers loop until it is false).
+  bool HasEffects() const { return !effects_.Empty(); }
 
   const raft::Raft& raft() const { return *raft_; }
   const wal::Writer& wal() const { return *writer_; }

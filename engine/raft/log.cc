@@ -83,6 +83,7 @@ const Entry& RaftLog::At(Index i) const {
 std::vector<Entry> RaftLog::Slice(Index lo, Index hi, uint64_t max_bytes) const {
   std::vector<Entry> out;
   hi = std::min(hi, LastIndex() + 1);
+  if (lo < hi) out.reserve(std::min<Index>(hi - lo, 64));
   uint64_t bytes = 0;
   for (Index i = lo; i < hi; ++i) {
     const Entry& e = At(i);
@@ -95,6 +96,7 @@ std::vector<Entry> RaftLog::Slice(Index lo, Index hi, uint64_t max_bytes) const 
 
 std::vector<Entry> RaftLog::TakeUnstable() {
   std::vector<Entry> out;
+  if (unstable_from_ <= LastIndex()) out.reserve(LastIndex() - unstable_from_ + 1);
   for (Index i = unstable_from_; i <= LastIndex(); ++i) out.push_back(At(i));
   unstable_from_ = LastIndex() + 1;
   return out;

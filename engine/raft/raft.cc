@@ -892,14 +892,27 @@ void Raft::Send(Message m) {
 }
 
 void Raft::ReleaseMessages() {
-  for (auto it = outbox_.begin(); it != outbox_.end();) {
-    if (it->required_seq <= acked_seq_) {
-      ready_messages_.push_back(std::move(it->message));
-      it = outbox_.erase(it);
+  // Releases every message whose state is durable, keeping the others in order. Usually all or
+  // none are released, so this is one pass (no erasing from the middle of the deque).
+  if (outbox_.empty()) return;
+  ready_messages_.reserve(ready_messages_.size() + outbox_.size());
+  const bool keep_some = std::any_of(outbox_.begin(), outbox_.end(), [this](const HeldMessage& h) {
+    return h.required_seq > acked_seq_;
+  });
+  if (!keep_some) {
+    for (HeldMessage& h : outbox_) ready_messages_.push_back(std::move(h.message));
+    outbox_.clear();
+    return;
+  }
+  std::deque<HeldMessage> held;
+  for (HeldMessage& h : outbox_) {
+    if (h.required_seq <= acked_seq_) {
+      ready_messages_.push_back(std::move(h.message));
     } else {
-      ++it;
+      held.push_back(std::move(h));
     }
   }
+  outbox_ = std::move(held);
 }
 
 bool Raft::HasReady() const {

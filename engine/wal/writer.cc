@@ -97,7 +97,7 @@ absl::StatusOr<Writer> Writer::Open(const WriterOptions& options,
   return w;
 }
 
-absl::Status Writer::Append(const raft::PersistRequest& request) {
+absl::Status Writer::Append(raft::PersistRequest request) {
   if (!error_.ok()) return error_;
   AM_CHECK(request.seq > last_persist_seq_);
   // Replay treats a longer payload as corruption, so it must never be acknowledged. Drivers
@@ -111,8 +111,8 @@ absl::Status Writer::Append(const raft::PersistRequest& request) {
     }
   }
   last_persist_seq_ = request.seq;
-  for (const raft::Entry& e : request.entries) {
-    PendingRecord r{++appended_ordinal_, RecordType::kEntry, e, {}};
+  for (raft::Entry& e : request.entries) {
+    PendingRecord r{++appended_ordinal_, RecordType::kEntry, std::move(e), {}};
     pending_bytes_ += RecordBytes(r);
     pending_.push_back(std::move(r));
   }

@@ -109,7 +109,7 @@ class Writer {
   // drop every entry >= i, so no physical truncation is needed) and then its hard state.
   // Requests must come in increasing seq order. An entry too large for one record
   // (kMaxRecordPayloadBytes) stops the writer with kInvalidArgument: replay would reject it.
-  absl::Status Append(const raft::PersistRequest& request);
+  absl::Status Append(raft::PersistRequest request);
 
   // The next batch for the disk, if there is work and no batch is in flight. `now_ms` is a
   // monotonic clock reading (kInterval decides when to fdatasync from it).
