@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/types/span.h"
 #include "engine/base/check.h"
 #include "engine/kv/command.h"
 #include "engine/wal/disk.h"
@@ -182,14 +183,27 @@ Simulation::Simulation(const SimConfig& config, bool keep_trace)
     cl.id = c + 1;
     cl.target = static_cast<NodeId>(1 + work_rng_.Uniform(static_cast<uint64_t>(config.nodes)));
     clients_.push_back(cl);
-    At(Between(work_rng_, 0, 50) * kMs, [this, c] { ClientStep(c); });
+    At(Between(work_rng_, 0, 50) * kMs, EventKind::kClientStep, static_cast<uint64_t>(c));
   }
 }
 
 Simulation::~Simulation() = default;
 
 void Simulation::At(uint64_t time, std::function<void()> fn) {
-  queue_.push(Event{std::max(time, now_), ++seq_, std::move(fn)});
+  uint64_t slot;
+  if (free_fns_.empty()) {
+    slot = fns_.size();
+    fns_.push_back(std::move(fn));
+  } else {
+    slot = free_fns_.back();
+    free_fns_.pop_back();
+    fns_[slot] = std::move(fn);
+  }
+  At(time, EventKind::kFunction, slot);
+}
+
+void Simulation::At(uint64_t time, EventKind kind, uint64_t arg) {
+  queue_.push(Event{std::max(time, now_), ++seq_, arg, kind});
 }
 
 void Simulation::Mix(uint64_t v) { hash_ = (hash_ ^ v) * 1099511628211ull; }
@@ -208,9 +222,7 @@ void Simulation::Fail(const std::string& why) {
 
 bool Simulation::Step() {
   if (queue_.empty()) return false;
-  // Moving out of top() is safe: the element is popped right after, and the heap order only
-  // depends on (time, seq), which the move leaves intact.
-  Event e = std::move(const_cast<Event&>(queue_.top()));
+  const Event e = queue_.top();
   queue_.pop();
   now_ = e.time;
   if (++stats_.events > kMaxEventsPerRun) {
@@ -219,7 +231,30 @@ bool Simulation::Step() {
                       stats_.messages, " messages sent)"));
     return false;
   }
-  e.fn();
+  switch (e.kind) {
+    case EventKind::kFunction: {
+      std::function<void()> fn = std::move(fns_[e.arg]);
+      fns_[e.arg] = nullptr;
+      free_fns_.push_back(e.arg);
+      fn();
+      break;
+    }
+    case EventKind::kDeliver:
+      DeliverParked(e.arg);
+      break;
+    case EventKind::kTick:
+      TickEvent(e.arg);
+      break;
+    case EventKind::kDiskDone:
+      DiskDoneEvent(e.arg);
+      break;
+    case EventKind::kClientStep:
+      ClientStep(static_cast<int>(e.arg));
+      break;
+    case EventKind::kOpDeadline:
+      OpDeadline(e.arg);
+      break;
+  }
   return true;
 }
 
@@ -305,23 +340,27 @@ void Simulation::Start(SimNode& n) {
 }
 
 void Simulation::ScheduleTick(SimNode& n) {
-  // Captures fit std::function's inline storage (two words): no allocation per tick.
-  const uint64_t key = n.id << 32 | n.incarnation;
-  At(now_ + n.tick_ns, [this, key] {
-    SimNode& sn = *nodes_[(key >> 32) - 1];
-    if (!sn.up || sn.incarnation != (key & 0xffffffffu)) return;
-    if (!sn.paused) {
-      sn.node->Tick(now_ / kMs);
-      Process(sn);
-    }
-    ScheduleTick(sn);
-  });
+  At(now_ + n.tick_ns, EventKind::kTick, n.id << 32 | n.incarnation);
+}
+
+Simulation::SimNode* Simulation::Incarnation(uint64_t key) {
+  SimNode& n = *nodes_[(key >> 32) - 1];
+  return n.up && n.incarnation == (key & 0xffffffffu) ? &n : nullptr;
+}
+
+void Simulation::TickEvent(uint64_t key) {
+  SimNode* n = Incarnation(key);
+  if (n == nullptr) return;  // crashed (and maybe restarted, with a tick of its own) since
+  if (!n->paused) {
+    n->node->Tick(now_ / kMs);
+    Process(*n);
+  }
+  ScheduleTick(*n);
 }
 
 void Simulation::Process(SimNode& n) {
-  while (n.up && !failed()) {
+  while (n.up && !failed() && n.node->HasEffects()) {
     node::Effects e = n.node->TakeEffects();
-    if (e.Empty()) break;
     for (raft::Message& m : e.messages) Send(std::move(m));
     for (const node::Reply& r : e.replies) {
       auto it = request_op_.find(r.request);
@@ -373,23 +412,28 @@ void Simulation::Process(SimNode& n) {
 }
 
 void Simulation::ApplyEntries(SimNode& n, std::vector<node::ApplyItem>& items) {
-  std::vector<kv::ApplyItem> batch;
-  batch.reserve(items.size());
-  for (const node::ApplyItem& item : items) {
-    const raft::Entry& e = item.entry;
+  const raft::Index first = items.front().entry.index;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const raft::Entry& e = items[i].entry;
+    AM_CHECK(e.index == first + i, "n", n.id, " applies index ", e.index, " after ", first + i - 1);
     // State machine safety: no two replicas apply different entries at one index.
     const uint64_t h = EntryHash(e);
-    if (applied_.size() < e.index) applied_.resize(e.index, 0);
+    if (applied_.size() < e.index) {
+      applied_.resize(e.index, 0);
+      decoded_.resize(e.index);
+    }
     if (applied_[e.index - 1] == 0) {
       applied_[e.index - 1] = h;
+      decoded_[e.index - 1] = e.type == raft::EntryType::kNoop
+                                  ? kv::ApplyItem::Noop(e.index)
+                                  : kv::DecodeEntry(e.index, e.data);
     } else if (applied_[e.index - 1] != h) {
       Fail(absl::StrCat("state machine safety: n", n.id, " applied a different entry at index ",
                         e.index, " (term ", e.term, ")"));
       return;
     }
-    batch.push_back(e.type == raft::EntryType::kNoop ? kv::ApplyItem::Noop(e.index)
-                                                      : kv::DecodeEntry(e.index, e.data));
   }
+  const absl::Span<const kv::ApplyItem> batch(&decoded_[first - 1], items.size());
   absl::StatusOr<std::vector<kv::ApplyResult>> results = n.sm->Apply(batch);
   if (!results.ok()) {
     Fail(absl::StrCat("n", n.id, " apply failed: ", results.status().ToString()));
@@ -470,23 +514,22 @@ void Simulation::StartDisk(SimNode& n, wal::DiskBatch batch) {
   if (batch.syncs) ns += Between(disk_rng_, config_.fsync_us / 2, config_.fsync_us * 3 / 2) * 1000;
   if (n.slow_disk) ns *= 20;
   n.in_flight = std::move(batch);
-  const uint64_t key = n.id << 32 | n.incarnation;
-  std::function<void()> done;
-  done = [this, key] {
-    SimNode& sn = *nodes_[(key >> 32) - 1];
-    if (!sn.up || sn.incarnation != (key & 0xffffffffu) || !sn.in_flight) return;
-    if (sn.paused) {
-      sn.disk_done_while_paused = true;
-      return;
-    }
-    wal::DiskBatch b = std::move(*sn.in_flight);
-    sn.in_flight.reset();
-    absl::Status s = wal::ExecuteBatch(b, &sn.disk);
-    if (!s.ok()) Trace(absl::StrCat("n", sn.id, " disk error: ", s.message()));
-    sn.node->OnDiskDone(b.id, s);
-    Process(sn);
-  };
-  At(now_ + ns, std::move(done));
+  At(now_ + ns, EventKind::kDiskDone, n.id << 32 | n.incarnation);
+}
+
+void Simulation::DiskDoneEvent(uint64_t key) {
+  SimNode* n = Incarnation(key);
+  if (n == nullptr || !n->in_flight) return;
+  if (n->paused) {
+    n->disk_done_while_paused = true;
+    return;
+  }
+  wal::DiskBatch b = std::move(*n->in_flight);
+  n->in_flight.reset();
+  absl::Status s = wal::ExecuteBatch(b, &n->disk);
+  if (!s.ok()) Trace(absl::StrCat("n", n->id, " disk error: ", s.message()));
+  n->node->OnDiskDone(b.id, s);
+  Process(*n);
 }
 
 void Simulation::Send(raft::Message m) {
@@ -505,11 +548,11 @@ void Simulation::Send(raft::Message m) {
     const uint64_t d2 =
         Between(net_rng_, config_.latency_min_us, config_.latency_max_us * 4) * 1000;
     const uint64_t copy = Park(raft::Message(m));
-    At(now_ + d2, [this, copy] { DeliverParked(copy); });
+    At(now_ + d2, EventKind::kDeliver, copy);
   }
   // Messages in flight wait in a slab, so that an event is two words (no allocation).
   const uint64_t slot = Park(std::move(m));
-  At(now_ + delay, [this, slot] { DeliverParked(slot); });
+  At(now_ + delay, EventKind::kDeliver, slot);
 }
 
 uint64_t Simulation::Park(raft::Message m) {
@@ -834,7 +877,7 @@ void Simulation::StartWorkload() {
   for (size_t c = 0; c < clients_.size(); ++c) {
     if (!clients_[c].idle) continue;
     clients_[c].idle = false;
-    At(now_, [this, c] { ClientStep(static_cast<int>(c)); });
+    At(now_, EventKind::kClientStep, c);
   }
 }
 
@@ -913,14 +956,15 @@ void Simulation::ClientStep(int c) {
   }
   Process(n);
   const uint64_t deadline = now_ + config_.client_timeout_ms * kMs;
-  At(deadline, [this, index] {
-    if (ops_[index].pending) {
-      request_op_.erase(ops_[index].request);
-      clients_[ops_[index].op.client - 1].target =
-          static_cast<NodeId>(1 + work_rng_.Uniform(static_cast<uint64_t>(config_.nodes)));
-      FailOp(index, /*definite=*/false);
-    }
-  });
+  At(deadline, EventKind::kOpDeadline, index);
+}
+
+void Simulation::OpDeadline(uint64_t index) {
+  if (!ops_[index].pending) return;
+  request_op_.erase(ops_[index].request);
+  clients_[ops_[index].op.client - 1].target =
+      static_cast<NodeId>(1 + work_rng_.Uniform(static_cast<uint64_t>(config_.nodes)));
+  FailOp(index, /*definite=*/false);
 }
 
 void Simulation::Complete(uint64_t index, std::optional<std::string> output,
@@ -946,7 +990,8 @@ void Simulation::Complete(uint64_t index, std::optional<std::string> output,
   Client& cl = clients_[op.op.client - 1];
   cl.target = op.node;
   const int c = cl.id - 1;
-  At(now_ + Between(work_rng_, 0, config_.think_ms) * kMs, [this, c] { ClientStep(c); });
+  At(now_ + Between(work_rng_, 0, config_.think_ms) * kMs, EventKind::kClientStep,
+     static_cast<uint64_t>(c));
 }
 
 void Simulation::FailOp(uint64_t index, bool definite) {
@@ -970,7 +1015,7 @@ void Simulation::FailOp(uint64_t index, bool definite) {
   // Back off after a failure, as real clients do: a refused request is retried elsewhere soon,
   // not in a tight loop against a node that cannot serve it.
   At(now_ + Between(work_rng_, kRetryBackoffMinMs, kRetryBackoffMaxMs) * kMs,
-     [this, c] { ClientStep(c); });
+     EventKind::kClientStep, static_cast<uint64_t>(c));
 }
 
 void Simulation::FinalReads() {

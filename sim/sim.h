@@ -189,16 +189,29 @@ class Simulation {
   struct SimNode;
   struct ClientOp;
   struct Client;
+  // What an event does. The frequent kinds carry their argument inline, so that an event is
+  // four trivially copyable words (no allocation, cheap heap moves); anything else is a
+  // std::function waiting in fns_, and the event holds its slot.
+  enum class EventKind : uint8_t {
+    kFunction,    // arg: slot in fns_
+    kDeliver,     // arg: slot in in_flight_
+    kTick,        // arg: node key (id << 32 | incarnation)
+    kDiskDone,    // arg: node key
+    kClientStep,  // arg: client index
+    kOpDeadline,  // arg: op index
+  };
   struct Event {
     uint64_t time;
     uint64_t seq;
-    std::function<void()> fn;
+    uint64_t arg;
+    EventKind kind;
     bool operator>(const Event& o) const {
       return time != o.time ? time > o.time : seq > o.seq;
     }
   };
 
   void At(uint64_t time, std::function<void()> fn);
+  void At(uint64_t time, EventKind kind, uint64_t arg);
   bool Step();  // runs one event; false if none
   void Trace(const std::string& line);
   void Mix(uint64_t v);
@@ -210,6 +223,9 @@ class Simulation {
   void CheckNode(SimNode& n);
   void StartDisk(SimNode& n, wal::DiskBatch batch);
   void ScheduleTick(SimNode& n);
+  SimNode* Incarnation(uint64_t key);  // the node of a key, if it is still that incarnation
+  void TickEvent(uint64_t key);
+  void DiskDoneEvent(uint64_t key);
   void Send(raft::Message m);
   uint64_t Park(raft::Message m);         // stores a message in flight, returns its slot
   void DeliverParked(uint64_t slot);
@@ -219,6 +235,7 @@ class Simulation {
   void ClientStep(int client);
   void Complete(uint64_t op, std::optional<std::string> output, bool cas_ok);
   void FailOp(uint64_t op, bool definite);
+  void OpDeadline(uint64_t op);
   void FinalReads();
 
   void RandomFault(uint64_t until_ns);
@@ -235,6 +252,8 @@ class Simulation {
   std::vector<std::unique_ptr<SimNode>> nodes_;  // index id - 1
   std::set<std::pair<NodeId, NodeId>> blocked_;  // (from, to)
   std::map<std::pair<NodeId, NodeId>, uint64_t> clogged_;
+  std::vector<std::function<void()>> fns_;  // EventKind::kFunction bodies, by slot
+  std::vector<uint64_t> free_fns_;
   std::vector<raft::Message> in_flight_;  // messages in flight, by slot
   std::vector<uint64_t> free_slots_;
   std::string failure_;
@@ -249,6 +268,10 @@ class Simulation {
   // of the term that committed it.
   std::vector<std::pair<raft::Term, raft::Term>> committed_;
   std::vector<uint64_t> applied_;                            // index-1 -> entry hash
+  // index-1 -> the entry decoded once (kv::DecodeEntry) by the first node that applied it.
+  // Every replica applies the same bytes at an index (checked through applied_), so the others
+  // apply this copy instead of parsing the same protobuf again.
+  std::vector<kv::ApplyItem> decoded_;
 
   // Workload.
   bool workload_on_ = true;
