@@ -892,27 +892,20 @@ void Raft::Send(Message m) {
 }
 
 void Raft::ReleaseMessages() {
-  // Releases every message whose state is durable, keeping the others in order. Usually all or
-  // none are released, so this is one pass (no erasing from the middle of the deque).
+  // Releases every message whose state is durable, keeping the others in order (compacted in
+  // place; usually all or none are released).
   if (outbox_.empty()) return;
   ready_messages_.reserve(ready_messages_.size() + outbox_.size());
-  const bool keep_some = std::any_of(outbox_.begin(), outbox_.end(), [this](const HeldMessage& h) {
-    return h.required_seq > acked_seq_;
-  });
-  if (!keep_some) {
-    for (HeldMessage& h : outbox_) ready_messages_.push_back(std::move(h.message));
-    outbox_.clear();
-    return;
-  }
-  std::deque<HeldMessage> held;
+  size_t kept = 0;
   for (HeldMessage& h : outbox_) {
     if (h.required_seq <= acked_seq_) {
       ready_messages_.push_back(std::move(h.message));
     } else {
-      held.push_back(std::move(h));
+      if (&outbox_[kept] != &h) outbox_[kept] = std::move(h);
+      ++kept;
     }
   }
-  outbox_ = std::move(held);
+  outbox_.resize(kept);
 }
 
 bool Raft::HasReady() const {

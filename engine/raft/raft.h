@@ -293,7 +293,7 @@ class Raft {
     uint64_t required_seq;
     Message message;
   };
-  std::deque<HeldMessage> outbox_;
+  std::vector<HeldMessage> outbox_;  // a vector: clear() keeps its capacity for the next round
   std::vector<Message> ready_messages_;
   uint64_t next_seq_ = 1;        // seq of the next persist request
   uint64_t acked_seq_ = 0;       // every request <= this is durable

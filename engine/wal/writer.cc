@@ -161,6 +161,12 @@ void Writer::RollSegment(DiskBatch* batch) {
 
 std::optional<DiskBatch> Writer::NextBatch(uint64_t now_ms) {
   if (!error_.ok() || in_flight_) return std::nullopt;
+  // Nothing to write, sync, delete or acknowledge (the common case: drivers ask after every
+  // event). Equivalent to running the code below, which would find no operation and no ack.
+  if (pending_.empty() && acks_.empty() && !(compact_to_ > 0 && segments_.size() > 1) &&
+      (written_ordinal_ <= synced_ordinal_ || options_.sync_mode == SyncMode::kNone)) {
+    return std::nullopt;
+  }
   DiskBatch batch;
 
   // Records, up to max_batch_bytes (at least one), appended to the newest segment; writes to
