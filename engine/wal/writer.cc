@@ -117,8 +117,11 @@ absl::Status Writer::Append(raft::PersistRequest request) {
     pending_.push_back(std::move(r));
   }
   if (request.hard_state) {
+    const bool must_sync =
+        request.hard_state->term != hard_state_.term || request.hard_state->vote != hard_state_.vote;
     hard_state_ = *request.hard_state;
-    PendingRecord r{++appended_ordinal_, RecordType::kHardState, {}, *request.hard_state};
+    PendingRecord r{++appended_ordinal_, RecordType::kHardState, {}, *request.hard_state,
+                    must_sync};
     pending_bytes_ += RecordBytes(r);
     pending_.push_back(std::move(r));
   }
@@ -164,7 +167,7 @@ std::optional<DiskBatch> Writer::NextBatch(uint64_t now_ms) {
   // Nothing to write, sync, delete or acknowledge (the common case: drivers ask after every
   // event). Equivalent to running the code below, which would find no operation and no ack.
   if (pending_.empty() && acks_.empty() && !(compact_to_ > 0 && segments_.size() > 1) &&
-      (written_ordinal_ <= synced_ordinal_ || options_.sync_mode == SyncMode::kNone)) {
+      !SyncOwed()) {
     return std::nullopt;
   }
   DiskBatch batch;
@@ -210,6 +213,7 @@ std::optional<DiskBatch> Writer::NextBatch(uint64_t now_ms) {
       segments_.back().has_hard_state = true;
     }
     AM_CHECK_EQ(run.size() - before, size);
+    if (r.must_sync) must_sync_ordinal_ = r.ordinal;
     segments_.back().size_bytes += size;
     size_bytes_ += size;
     batch.record_bytes += size;
@@ -222,7 +226,7 @@ std::optional<DiskBatch> Writer::NextBatch(uint64_t now_ms) {
   if (batch.record_bytes > 0 || last_ordinal > synced_ordinal_) {
     switch (options_.sync_mode) {
       case SyncMode::kAlways:
-        sync = true;
+        sync = must_sync_ordinal_ > synced_ordinal_;
         break;
       case SyncMode::kInterval:
         sync = now_ms >= last_sync_ms_ + options_.sync_interval_ms;
@@ -286,15 +290,29 @@ absl::StatusOr<std::vector<uint64_t>> Writer::OnBatchDone(uint64_t id,
   AM_CHECK_GE(done.last_ordinal, written_ordinal_);
   written_ordinal_ = done.last_ordinal;
   if (done.syncs) synced_ordinal_ = written_ordinal_;
-  // kAlways acknowledges durable records only; the other modes acknowledge written ones.
-  const uint64_t ackable =
-      options_.sync_mode == SyncMode::kAlways ? synced_ordinal_ : written_ordinal_;
+  // kAlways acknowledges durable records only (every record that must be durable was synced
+  // by the batch that wrote it; a commit-only hard state needs no sync); the other modes
+  // acknowledge written ones.
+  if (options_.sync_mode == SyncMode::kAlways) AM_CHECK_LE(must_sync_ordinal_, synced_ordinal_);
+  const uint64_t ackable = written_ordinal_;
   std::vector<uint64_t> acked;
   while (!acks_.empty() && acks_.front().last_ordinal <= ackable) {
     acked.push_back(acks_.front().persist_seq);
     acks_.pop_front();
   }
   return acked;
+}
+
+bool Writer::SyncOwed() const {
+  switch (options_.sync_mode) {
+    case SyncMode::kAlways:
+      return must_sync_ordinal_ > synced_ordinal_;
+    case SyncMode::kInterval:
+      return written_ordinal_ > synced_ordinal_;
+    case SyncMode::kNone:
+      return false;
+  }
+  return true;
 }
 
 std::optional<uint64_t> Writer::next_sync_due_ms() const {

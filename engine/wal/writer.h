@@ -13,9 +13,13 @@
 //      persist seqs that are now acknowledged (raft::Raft::OnPersisted), in order.
 //
 // Sync modes (the `[storage.wal] sync_mode` setting):
-//   kAlways   — every batch ends with fdatasync; a request is acknowledged only once its records
-//               are on stable storage. The default, and the only mode in which a replica that
-//               loses power keeps the promises it made to the leader.
+//   kAlways   — a batch that holds entries, or a hard state whose term or vote changed, ends
+//               with fdatasync; a request is acknowledged only once its records are on stable
+//               storage. A hard state that changes only the commit index is written but not
+//               synced on its own (as etcd's MustSync): the commit index need not survive a
+//               crash (a restarted node learns it again from the leader), and the next sync
+//               covers it. The default, and the only mode in which a replica that loses power
+//               keeps the promises it made to the leader.
 //   kInterval — acknowledged after write(2); fdatasync at most every sync_interval_ms. A power
 //               loss can lose the last interval of acknowledged entries.
 //   kNone     — acknowledged after write(2); never fdatasync except on segment roll-over.
@@ -143,6 +147,7 @@ class Writer {
     RecordType type;
     raft::Entry entry;
     raft::HardState hard_state;
+    bool must_sync = true;  // false for a hard state that changes only the commit index
   };
   struct PendingAck {
     uint64_t persist_seq;
@@ -170,6 +175,9 @@ class Writer {
   uint64_t appended_ordinal_ = 0;      // last ordinal appended
   uint64_t written_ordinal_ = 0;       // every record up to it was written
   uint64_t synced_ordinal_ = 0;        // every record up to it is durable
+  uint64_t must_sync_ordinal_ = 0;     // the last record put in a batch that must be durable
+  // Whether kAlways/kInterval owe an fdatasync for records already written (kNone never does).
+  bool SyncOwed() const;
   std::deque<PendingAck> acks_;
   std::optional<InFlight> in_flight_;
   uint64_t next_batch_id_ = 1;
