@@ -77,7 +77,7 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Create(const NodeConfig& config,
   // add an fsync to every commit). So after a crash the state machine may be ahead of the WAL's
   // commit record; the applied entries were committed, so raising the commit index is safe.
   restored.hard_state.commit = std::max(restored.hard_state.commit, applied);
-  absl::StatusOr<std::unique_ptr<raft::Raft>> r = raft::Raft::Create(config.raft, restored);
+  absl::StatusOr<std::unique_ptr<raft::Raft>> r = raft::Raft::Create(config.raft, std::move(restored));
   if (!r.ok()) return r.status();
   absl::StatusOr<alerts::AlertManager> am = alerts::AlertManager::Create(
       config.alerts, alerts::default_rules(config.failover.slow_replication_threshold_entries));
