@@ -6,52 +6,24 @@
 // the directory `bazel run` was started in. The default is a fresh /tmp/amaters-wal-bench.XXXXXX,
 // removed at the end. Put it on the file system you want to measure: the device's fsync rate is
 // the whole story for sync_mode=always.
-#include <stdlib.h>
-
 #include <cstdio>
-#include <cstring>
-#include <filesystem>
 #include <string>
-#include <system_error>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "bench/bench_dir.h"
 #include "bench/wal_benchmark.h"
 #include "benchmark/benchmark.h"
 
 int main(int argc, char** argv) {
-  std::string dir;
-  if (const char* env = std::getenv("AMATERS_BENCH_DIR"); env != nullptr) dir = env;
   std::vector<char*> rest;
-  for (int i = 0; i < argc; ++i) {
-    if (i > 0 && absl::StartsWith(argv[i], "--wal_dir=")) {
-      dir = argv[i] + std::strlen("--wal_dir=");
-    } else {
-      rest.push_back(argv[i]);
-    }
-  }
-  bool remove_dir = false;
-  if (dir.empty()) {
-    std::string pattern = "/tmp/amaters-wal-bench.XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      std::perror("mkdtemp /tmp/amaters-wal-bench.XXXXXX");
-      return 1;
-    }
-    dir = pattern;
-    remove_dir = true;
-  } else if (dir[0] != '/') {
-    // `bazel run` starts us inside the runfiles tree; the user meant their own directory.
-    if (const char* wd = std::getenv("BUILD_WORKING_DIRECTORY"); wd != nullptr) {
-      dir = absl::StrCat(wd, "/", dir);
-    }
-  }
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) {
-    std::fprintf(stderr, "cannot create --wal_dir %s: %s\n", dir.c_str(), ec.message().c_str());
+  absl::StatusOr<amaters::bench::WorkDir> bench_dir =
+      amaters::bench::WorkDir::FromArgs(argc, argv, "wal_dir", "amaters-wal-bench", &rest);
+  if (!bench_dir.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(bench_dir.status().message()).c_str());
     return 1;
   }
+  const std::string& dir = bench_dir->path();
   amaters::bench::SetBenchDir(dir);
   const std::string fs = amaters::bench::FileSystemType(dir);
   std::printf("wal_dir: %s (file system: %s)\n", dir.c_str(), fs.c_str());
@@ -66,6 +38,5 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(rest_argc, rest.data())) return 1;
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
-  if (remove_dir) std::filesystem::remove_all(dir, ec);
   return 0;
 }
