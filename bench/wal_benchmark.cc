@@ -156,15 +156,16 @@ void GroupCommitWal::Loop() {
         FailEverything(acked.status());
         break;
       }
+      // Counted before the appenders are woken: one that returns may read the stats at once.
+      if (!acked->empty()) {
+        appends_acked_.fetch_add(acked->size());
+        last_ack_ns_.store(NowNs());
+      }
       for (uint64_t seq : *acked) {
         AM_CHECK(!unacked_.empty(), "acknowledged seq ", seq, " was never submitted");
         AM_CHECK_EQ(unacked_.front().first, seq);
         Complete(unacked_.front().second, absl::OkStatus());
         unacked_.pop_front();
-      }
-      if (!acked->empty()) {
-        appends_acked_.fetch_add(acked->size());
-        last_ack_ns_.store(NowNs());
       }
     }
   }
