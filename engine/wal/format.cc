@@ -86,6 +86,16 @@ absl::StatusOr<SegmentHeader> DecodeSegmentHeader(absl::string_view b) {
         kFormatVersion, "); upgrade amaters"));
   }
   if (h.version == 0) return absl::DataLossError("segment format version 0");
+  // Flags and reserved bytes are 0 in every version this build reads. With a valid checksum
+  // they were written on purpose (by a build that knows more), not torn: refuse the segment as
+  // for a newer version rather than misread it. (Found by fuzz/wal_decoder.)
+  const uint32_t flags = GetU32(b.data() + 12);
+  const uint32_t reserved = GetU32(b.data() + 24);
+  if (flags != 0 || reserved != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "segment header has flags ", flags, " and reserved ", reserved,
+        " (this build knows only 0); written by a newer build? upgrade amaters"));
+  }
   h.segment_seq = GetU64(b.data() + 16);
   return h;
 }

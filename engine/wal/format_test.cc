@@ -1,7 +1,9 @@
 #include "engine/wal/format.h"
 
+#include <cstdint>
 #include <string>
 
+#include "engine/base/crc32c.h"
 #include "gtest/gtest.h"
 
 namespace amaters::wal {
@@ -38,6 +40,15 @@ TEST(WalFormat, SegmentHeaderErrors) {
   EXPECT_EQ(DecodeSegmentHeader(b.substr(0, 10)).status().code(), absl::StatusCode::kDataLoss);
   std::string newer = EncodeSegmentHeader({kFormatVersion + 1, 1});
   EXPECT_EQ(DecodeSegmentHeader(newer).status().code(), absl::StatusCode::kFailedPrecondition);
+  // Non-zero flags or reserved bytes under a valid checksum (fuzz/regressions/wal_decoder).
+  for (size_t offset : {12u, 24u}) {
+    std::string marked = b;
+    marked[offset] = 1;
+    const uint32_t crc = Crc32c(absl::string_view(marked).substr(0, 28));
+    for (int i = 0; i < 4; ++i) marked[28 + i] = static_cast<char>((crc >> (8 * i)) & 0xff);
+    EXPECT_EQ(DecodeSegmentHeader(marked).status().code(), absl::StatusCode::kFailedPrecondition)
+        << "offset " << offset;
+  }
 }
 
 TEST(WalFormat, RecordsRoundTrip) {
