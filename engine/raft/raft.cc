@@ -312,6 +312,15 @@ absl::Status Raft::Step(const Message& m) {
       prev_term = e.term;
     }
   }
+  if (m.type == MessageType::kAppResp && !m.reject && m.term == term_ && role_ == Role::kLeader &&
+      m.index > log_.LastIndex()) {
+    // In its term only this leader appends, so no follower can have matched beyond its log.
+    // Taken as is, such an acknowledgment would set next beyond the log and abort in
+    // SendAppend (found by fuzz/peer_request): one bad peer message must not stop the leader.
+    return absl::InvalidArgumentError(absl::StrCat("append response acknowledges index ", m.index,
+                                                   " beyond the leader's last index ",
+                                                   log_.LastIndex(), ": ", DescribeMessage(m)));
+  }
 
   if (m.term > term_) {
     if (m.type == MessageType::kVote || m.type == MessageType::kPreVote) {

@@ -144,6 +144,21 @@ TEST(RaftStep, RejectsMisaddressedAndUnknownMessages) {
   EXPECT_EQ(r->term(), 0u) << "rejected messages must not change state";
 }
 
+TEST(RaftStep, LeaderRejectsAcknowledgmentBeyondItsLog) {
+  // fuzz/regressions/peer_request/appresp-beyond-leader-log: such an acknowledgment used to
+  // move the follower's next index past the log and abort the leader in SendAppend.
+  Harness h(3);
+  ElectLeader(h, 1);
+  Raft& leader = h.node(1);
+  Message ack = Msg(MessageType::kAppResp, 2, 1, leader.term());
+  ack.index = leader.log().LastIndex() + 5;
+  EXPECT_EQ(leader.Step(ack).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(leader.role(), Role::kLeader);
+  EXPECT_TRUE(h.Propose(1, "after").status.ok());
+  EXPECT_TRUE(h.Stabilize());
+  EXPECT_EQ(h.node(2).log().LastIndex(), leader.log().LastIndex());
+}
+
 // ---- Leader election (paper §5.2) ------------------------------------------------------------
 
 TEST(RaftElection, TimeoutIsRandomizedWithinOneToTwoElectionTimeouts) {
