@@ -24,7 +24,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -174,52 +173,16 @@ void RunInput(FuzzInput& in) {
   h.set_record_events(false);
   SafetyChecker checker;
   int proposals = 0;
+  raft::testing::ScheduleOptions schedule;
+  // Every delivered message first goes through the peer codec; sizes vary so that
+  // max_msg_bytes splits appends.
+  schedule.before_deliver = CheckWireRoundTrip;
+  schedule.pad_proposals = true;
   for (size_t step = 0; step < kMaxEvents && in.remaining() >= 3; ++step) {
     const int kind = in.U8() % 100;
     const int a = in.U8();
     const int b = in.U8();
-    const NodeId id = static_cast<NodeId>(a % n + 1);
-    const NodeId other = static_cast<NodeId>(b % n + 1);
-    const size_t in_flight = h.in_flight().size();
-    if (kind < 20) {
-      if (h.alive(id)) h.Tick(id, b % 3 + 1);
-    } else if (kind < 60) {
-      if (in_flight) {
-        const size_t k = static_cast<size_t>(b) % in_flight;
-        CheckWireRoundTrip(h.in_flight()[k]);
-        h.DeliverAt(k);
-      }
-    } else if (kind < 64) {
-      if (in_flight) h.DropAt(static_cast<size_t>(b) % in_flight);
-    } else if (kind < 67) {
-      if (in_flight) h.DuplicateAt(static_cast<size_t>(b) % in_flight);
-    } else if (kind < 80) {
-      NodeId target = (b % 2 == 0 && h.Leader() != raft::kNone) ? h.Leader() : id;
-      if (h.alive(target)) {
-        // Sizes vary so that max_msg_bytes splits appends.
-        h.Propose(target, absl::StrCat("p", proposals++, std::string(b % 64, 'x')));
-      }
-    } else if (kind < 82) {
-      if (h.alive(id)) h.Crash(id);
-    } else if (kind < 86) {
-      if (!h.alive(id)) h.Restart(id);
-    } else if (kind < 88) {
-      std::set<NodeId> left, right;
-      for (int i = 1; i <= n; ++i) ((b >> i) & 1 ? left : right).insert(static_cast<NodeId>(i));
-      h.Partition({left, right});
-    } else if (kind < 91) {
-      h.Heal();
-    } else if (kind < 94) {
-      if (h.alive(id)) h.Persist(id);
-    } else if (kind < 96) {
-      if (h.alive(id)) h.SetManualPersist(id, b % 2 == 0);
-    } else if (kind < 98) {
-      if (h.alive(id)) (void)h.ReadIndex(id, absl::StrCat("r", b));
-    } else if (kind < 99) {
-      if (h.alive(id)) h.Campaign(id);
-    } else {
-      if (h.alive(id)) (void)h.TransferLeadership(id, other);
-    }
+    raft::testing::ApplyScheduleStep(h, kind, a, b, &proposals, schedule);
     checker.Check(h, step, step % kFullCheckEvery == kFullCheckEvery - 1);
   }
 

@@ -10,7 +10,6 @@
 //   ./bazelw test //engine/raft:raft_property_test --test_env=RC_PARAMS="seed=<seed>"
 // More cases: --test_env=RC_PARAMS="max_success=2000" (the default run keeps a short slice).
 #include <map>
-#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -96,46 +95,9 @@ class SafetyChecker {
   std::map<Index, Entry> committed_;
 };
 
-// Action kinds are drawn from [0, 100): the ranges below weight the schedule towards ticks and
-// deliveries so that elections and commits happen between the faults.
-void Apply(Harness& h, const Action& act, int n, int* proposals) {
+void Apply(Harness& h, const Action& act, int* proposals) {
   auto [kind, a, b] = act;
-  NodeId id = static_cast<NodeId>(a % n + 1);
-  NodeId other = static_cast<NodeId>(b % n + 1);
-  const size_t in_flight = h.in_flight().size();
-  if (kind < 20) {
-    if (h.alive(id)) h.Tick(id, b % 3 + 1);
-  } else if (kind < 60) {
-    if (in_flight) h.DeliverAt(static_cast<size_t>(b) % in_flight);
-  } else if (kind < 64) {
-    if (in_flight) h.DropAt(static_cast<size_t>(b) % in_flight);
-  } else if (kind < 67) {
-    if (in_flight) h.DuplicateAt(static_cast<size_t>(b) % in_flight);
-  } else if (kind < 80) {
-    // Half of the proposals go to the current leader, so that entries commit between faults.
-    NodeId target = (b % 2 == 0 && h.Leader() != kNone) ? h.Leader() : id;
-    if (h.alive(target)) h.Propose(target, absl::StrCat("p", (*proposals)++));
-  } else if (kind < 82) {
-    if (h.alive(id)) h.Crash(id);
-  } else if (kind < 86) {
-    if (!h.alive(id)) h.Restart(id);
-  } else if (kind < 88) {
-    std::set<NodeId> left, right;
-    for (int i = 1; i <= n; ++i) ((b >> i) & 1 ? left : right).insert(static_cast<NodeId>(i));
-    h.Partition({left, right});
-  } else if (kind < 91) {
-    h.Heal();
-  } else if (kind < 94) {
-    if (h.alive(id)) h.Persist(id);
-  } else if (kind < 96) {
-    if (h.alive(id)) h.SetManualPersist(id, b % 2 == 0);
-  } else if (kind < 98) {
-    if (h.alive(id)) (void)h.ReadIndex(id, absl::StrCat("r", b));
-  } else if (kind < 99) {
-    if (h.alive(id)) h.Campaign(id);
-  } else {
-    if (h.alive(id)) (void)h.TransferLeadership(id, other);
-  }
+  testing::ApplyScheduleStep(h, kind, a, b, proposals);
 }
 
 // The whole property, with optional planted bugs (to prove the checker can fail).
@@ -164,7 +126,7 @@ void RunProperty(const Raft::PlantedBugs& bugs) {
   SafetyChecker checker;
   int proposals = 0;
   for (size_t step = 0; step < schedule.size(); ++step) {
-    Apply(h, schedule[step], n, &proposals);
+    Apply(h, schedule[step], &proposals);
     std::string v = checker.Check(h);
     if (!v.empty()) RC_FAIL(absl::StrCat("after step ", step, ": ", v));
   }

@@ -324,4 +324,52 @@ std::vector<ReadState> Harness::TakeReadStates(NodeId id) {
   return std::exchange(state(id).read_states, {});
 }
 
+void ApplyScheduleStep(Harness& h, int kind, int a, int b, int* proposals,
+                       const ScheduleOptions& options) {
+  const int n = static_cast<int>(h.ids().size());
+  const NodeId id = static_cast<NodeId>(a % n + 1);
+  const NodeId other = static_cast<NodeId>(b % n + 1);
+  const size_t in_flight = h.in_flight().size();
+  if (kind < 20) {
+    if (h.alive(id)) h.Tick(id, b % 3 + 1);
+  } else if (kind < 60) {
+    if (in_flight) {
+      const size_t k = static_cast<size_t>(b) % in_flight;
+      if (options.before_deliver) options.before_deliver(h.in_flight()[k]);
+      h.DeliverAt(k);
+    }
+  } else if (kind < 64) {
+    if (in_flight) h.DropAt(static_cast<size_t>(b) % in_flight);
+  } else if (kind < 67) {
+    if (in_flight) h.DuplicateAt(static_cast<size_t>(b) % in_flight);
+  } else if (kind < 80) {
+    // Half of the proposals go to the current leader, so that entries commit between faults.
+    const NodeId target = (b % 2 == 0 && h.Leader() != kNone) ? h.Leader() : id;
+    if (h.alive(target)) {
+      h.Propose(target, absl::StrCat("p", (*proposals)++,
+                                     std::string(options.pad_proposals ? b % 64 : 0, 'x')));
+    }
+  } else if (kind < 82) {
+    if (h.alive(id)) h.Crash(id);
+  } else if (kind < 86) {
+    if (!h.alive(id)) h.Restart(id);
+  } else if (kind < 88) {
+    std::set<NodeId> left, right;
+    for (int i = 1; i <= n; ++i) ((b >> i) & 1 ? left : right).insert(static_cast<NodeId>(i));
+    h.Partition({left, right});
+  } else if (kind < 91) {
+    h.Heal();
+  } else if (kind < 94) {
+    if (h.alive(id)) h.Persist(id);
+  } else if (kind < 96) {
+    if (h.alive(id)) h.SetManualPersist(id, b % 2 == 0);
+  } else if (kind < 98) {
+    if (h.alive(id)) (void)h.ReadIndex(id, absl::StrCat("r", b));
+  } else if (kind < 99) {
+    if (h.alive(id)) h.Campaign(id);
+  } else {
+    if (h.alive(id)) (void)h.TransferLeadership(id, other);
+  }
+}
+
 }  // namespace amaters::raft::testing

@@ -114,6 +114,18 @@ class Harness {
   std::string events_;
 };
 
+// One step of a random schedule, shared by the Raft property test and fuzz/raft_step. `kind`
+// in [0, 100) picks the action, weighted towards ticks and deliveries so that elections and
+// commits happen between the faults; `a` and `b` pick nodes, messages and variants.
+struct ScheduleOptions {
+  // Called with a message just before it is delivered (e.g. a wire round-trip check).
+  std::function<void(const Message&)> before_deliver;
+  // Proposals carry 0..63 bytes of padding chosen by `b`, so that max_msg_bytes splits appends.
+  bool pad_proposals = false;
+};
+void ApplyScheduleStep(Harness& h, int kind, int a, int b, int* proposals,
+                       const ScheduleOptions& options = {});
+
 }  // namespace amaters::raft::testing
 
 #endif  // AMATERS_ENGINE_RAFT_TESTING_HARNESS_H_
