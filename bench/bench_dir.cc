@@ -1,7 +1,9 @@
 #include "bench/bench_dir.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -58,6 +60,18 @@ WorkDir::WorkDir(WorkDir&& other) noexcept
 
 WorkDir::~WorkDir() {
   if (!remove_) return;
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+ScratchDir::ScratchDir(const std::string& parent, const std::string& prefix) {
+  static std::atomic<int> counter{0};
+  path_ = absl::StrCat(parent, "/", prefix, "-", ::getpid(), "-", counter.fetch_add(1));
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+ScratchDir::~ScratchDir() {
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
 }

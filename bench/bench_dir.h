@@ -32,6 +32,21 @@ class WorkDir {
   bool remove_ = false;  // a temporary directory we made
 };
 
+// A fresh directory `<parent>/<prefix>-<pid>-<n>` for one benchmark run (a stale one of that
+// name is removed first), removed with everything in it when the ScratchDir goes away.
+class ScratchDir {
+ public:
+  ScratchDir(const std::string& parent, const std::string& prefix);
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  ~ScratchDir();
+
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
 }  // namespace amaters::bench
 
 #endif  // AMATERS_BENCH_BENCH_DIR_H_

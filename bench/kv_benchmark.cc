@@ -23,21 +23,17 @@
 // SkipWithError otherwise.
 #include "bench/kv_benchmark.h"
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <filesystem>
 #include <memory>
 #include <string>
-#include <system_error>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "bench/bench_dir.h"
 #include "benchmark/benchmark.h"
 #include "engine/kv/command.h"
 #include "engine/kv/state_machine.h"
@@ -55,23 +51,9 @@ std::string& MutableDir() {
 }
 
 // A fresh directory for one run, removed by the destructor.
-class RunDir {
+class RunDir : public ScratchDir {
  public:
-  RunDir() {
-    static std::atomic<int> counter{0};
-    path_ = absl::StrCat(MutableDir().empty() ? "/tmp" : MutableDir(), "/kv-run-", ::getpid(),
-                         "-", counter.fetch_add(1));
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  ~RunDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+  RunDir() : ScratchDir(MutableDir().empty() ? "/tmp" : MutableDir(), "kv-run") {}
 };
 
 // The i-th key: 8 hex digits, a bijection of i on 32 bits (distinct keys, scattered order).

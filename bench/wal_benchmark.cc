@@ -31,6 +31,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "bench/bench_dir.h"
 #include "benchmark/benchmark.h"
 #include "engine/base/check.h"
 #include "engine/wal/disk.h"
@@ -198,23 +199,13 @@ std::string& MutableBenchDir() {
 }
 
 // A fresh, empty directory for one run; removed by the RunDir destructor.
-class RunDir {
+const std::string& CheckedBenchDir() {
+  AM_CHECK(!BenchDir().empty(), "SetBenchDir was not called");
+  return BenchDir();
+}
+class RunDir : public ScratchDir {
  public:
-  RunDir() {
-    static std::atomic<int> counter{0};
-    AM_CHECK(!BenchDir().empty(), "SetBenchDir was not called");
-    path_ = absl::StrCat(BenchDir(), "/run-", ::getpid(), "-", counter.fetch_add(1));
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  ~RunDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+  RunDir() : ScratchDir(CheckedBenchDir(), "run") {}
 };
 
 // Nearest-rank percentile of sorted values.
