@@ -15,7 +15,7 @@
 namespace amaters::sim {
 namespace {
 
-// Independent PRNG streams derived from the seed (DESIGN.md §4.1).
+// Independent PRNG streams derived from the seed (docs/design.md §4.1).
 constexpr uint64_t kConfigStream = 0x636f6e666967ull;
 constexpr uint64_t kNetStream = 0x6e6574ull;
 constexpr uint64_t kFaultStream = 0x6661756c74ull;
@@ -37,7 +37,7 @@ uint64_t EntryHash(const raft::Entry& e) {
   return (h ^ e.term) * 1099511628211ull ^ static_cast<uint64_t>(e.type);
 }
 
-// Bound on the events of one run (DESIGN.md §4.4); a typical 30 s seed has a few hundred
+// Bound on the events of one run (docs/design.md §4.4); a typical 30 s seed has a few hundred
 // thousand.
 constexpr uint64_t kMaxEventsPerRun = 20'000'000;
 
@@ -720,6 +720,11 @@ void Simulation::Resume(NodeId id) {
   if (!n.up || !n.paused) return;
   n.paused = false;
   Trace(absl::StrCat("resume n", id));
+  // A resumed process finds its tick timer long overdue and ticks before it reads what arrived
+  // meanwhile (the server's loop does, after SIGCONT): the node's first view of time after the
+  // pause is a silence it slept through, which it must not read as its peers' failure.
+  n.node->Tick(now_ / kMs);
+  Process(n);
   std::vector<raft::Message> held = std::move(n.held);
   n.held.clear();
   for (const raft::Message& m : held) {

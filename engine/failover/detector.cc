@@ -58,6 +58,24 @@ absl::StatusOr<FailureDetector> FailureDetector::Create(const FailoverConfig& co
   return d;
 }
 
+void FailureDetector::Advance(uint64_t now_ms) {
+  AM_CHECK(now_ms >= now_ms_, "failure detector time went backwards: ", now_ms_, " -> ", now_ms);
+  const uint64_t gap = now_ms - now_ms_;
+  const uint64_t counted = std::min(gap, config_.heartbeat_interval_ms);
+  if (gap > counted) {
+    ++stalls_;
+    stalled_ms_ += gap - counted;
+  }
+  awake_ms_ += counted;
+  now_ms_ = now_ms;
+  AM_CHECK_EQ(awake_ms_ + stalled_ms_, now_ms_ - start_ms_, "clocks disagree");
+}
+
+uint64_t FailureDetector::AwakeSince(uint64_t since_awake_ms) const {
+  AM_CHECK_LE(since_awake_ms, awake_ms_, "a moment after now on the awake clock");
+  return awake_ms_ - since_awake_ms;
+}
+
 absl::Status FailureDetector::OnHeardFrom(raft::NodeId peer, uint64_t now_ms) {
   auto it = peers_.find(peer);
   if (it == peers_.end()) {
@@ -65,11 +83,10 @@ absl::Status FailureDetector::OnHeardFrom(raft::NodeId peer, uint64_t now_ms) {
         peer == self_ ? absl::StrCat("failure detector: heard from self (", peer, ")")
                       : absl::StrCat("failure detector: ", peer, " is not a member"));
   }
-  AM_CHECK(now_ms >= now_ms_, "failure detector time went backwards: ", now_ms_, " -> ", now_ms,
-           " (heard from ", peer, ")");
-  now_ms_ = now_ms;
+  Advance(now_ms);
   Peer& p = it->second;
   p.last_heard_ms = now_ms;
+  p.heard_awake_ms = awake_ms_;
   p.heard = true;
   if (p.failed) {
     AM_CHECK(p.judged, "peer ", peer, " failed but not judged");
@@ -92,7 +109,7 @@ void FailureDetector::Tick(uint64_t now_ms, const RaftView& view) {
   }
   AM_CHECK(view.leader == raft::kNone || view.leader == self_ || peers_.count(view.leader) > 0,
            "unknown leader ", view.leader);
-  now_ms_ = now_ms;
+  Advance(now_ms);
   term_ = view.term;
 
   // The known leader, and leader changes.
@@ -103,9 +120,9 @@ void FailureDetector::Tick(uint64_t now_ms, const RaftView& view) {
     known_leader_ = view.leader;
   }
   if (view.leader == raft::kNone) {
-    if (!leaderless_since_ms_) leaderless_since_ms_ = now_ms;
+    if (!leaderless_since_awake_ms_) leaderless_since_awake_ms_ = awake_ms_;
   } else {
-    leaderless_since_ms_.reset();
+    leaderless_since_awake_ms_.reset();
   }
 
   UpdateJudgments(is_leader);
@@ -121,7 +138,7 @@ void FailureDetector::UpdateJudgments(bool is_leader) {
     bool judge = is_leader || id == known_leader_;
     if (judge && !p.judged) {
       p.judged = true;
-      p.judged_since_ms = now_ms_;
+      p.judged_since_awake_ms = awake_ms_;
     } else if (!judge && p.judged) {
       // Dropped without an event: this node can no longer tell (see detector.h).
       p.judged = false;
@@ -129,9 +146,7 @@ void FailureDetector::UpdateJudgments(bool is_leader) {
     }
     if (!is_leader) p.slow = false;  // only a leader measures replication
     if (!p.judged || p.failed) continue;
-    uint64_t since = std::max(p.last_heard_ms, p.judged_since_ms);
-    AM_CHECK_LE(since, now_ms_, "peer ", id);
-    if (now_ms_ - since >= timeout) {
+    if (AwakeSince(std::max(p.heard_awake_ms, p.judged_since_awake_ms)) >= timeout) {
       p.failed = true;
       Emit(alerts::NodeFailed{id});
     }
@@ -148,7 +163,7 @@ void FailureDetector::UpdateSlowReplication(const RaftView& view) {
     Peer& p = it->second;
     AM_CHECK(p.judged, "a leader judges every follower; ", pr.id, " is not judged");
     // A new leader's progress starts at match 0 until the first append responses arrive.
-    if (now_ms_ - p.judged_since_ms < grace) continue;
+    if (AwakeSince(p.judged_since_awake_ms) < grace) continue;
     // A failed follower is covered by NodeFailed; its slow mark waits for it to come back.
     if (p.failed) continue;
     uint64_t lag = view.last_index > pr.match ? view.last_index - pr.match : 0;
@@ -170,7 +185,7 @@ void FailureDetector::UpdateQuorum(const RaftView& view) {
   for (const auto& [id, p] : peers_) {
     if (is_leader) {
       if (!p.failed) ++reachable;
-    } else if (now_ms_ - p.last_heard_ms < config_.failure_timeout_ms()) {
+    } else if (AwakeSince(p.heard_awake_ms) < config_.failure_timeout_ms()) {
       ++reachable;
     }
   }
@@ -180,9 +195,11 @@ void FailureDetector::UpdateQuorum(const RaftView& view) {
     if (is_leader) {
       lost = reachable < q;
     } else {
-      bool leaderless_long = leaderless_since_ms_.has_value() &&
-                             now_ms_ - *leaderless_since_ms_ >= LeaderlessQuorumLossMs(config_);
-      lost = leaderless_long && reachable < q;
+      // known_leader_ == kNone: waiting for a first leader since start, not cut off.
+      bool leaderless_long = leaderless_since_awake_ms_.has_value() &&
+                             AwakeSince(*leaderless_since_awake_ms_) >=
+                                 LeaderlessQuorumLossMs(config_);
+      lost = known_leader_ != raft::kNone && leaderless_long && reachable < q;
     }
     if (lost) {
       quorum_lost_ = true;
@@ -246,6 +263,7 @@ void FailureDetector::CheckInvariants(bool is_leader) const {
     AM_CHECK(!p.failed || p.judged, "peer ", id, " failed but not judged");
     AM_CHECK(!p.slow || is_leader, "peer ", id, " slow on a non-leader");
     AM_CHECK_LE(p.last_heard_ms, now_ms_, "peer ", id);
+    AM_CHECK_LE(p.heard_awake_ms, awake_ms_, "peer ", id);
     if (p.judged) ++judged;
   }
   if (is_leader) {

@@ -1,7 +1,7 @@
 // FailureDetector: failure detection from one node's point of view
 // (docs/failover-and-alerts.md "The failure detector").
 //
-// One per node. Pure: the driver (in practice engine::Node) feeds it
+// One per node. Pure: the driver (in practice node::Node) feeds it
 //   OnHeardFrom(peer, now_ms)  for every valid message received from `peer` (any type);
 //   Tick(now_ms, view)         with a snapshot of Raft (ViewOf(raft)), at every Raft tick or
 //                              more often;
@@ -22,9 +22,18 @@
 //    marks are dropped without an event: this node can no longer tell, and the new leader now
 //    judges every follower (including the old leader) and reports for the cluster.
 //
+// Silence counts only while this node runs. The driver calls Tick at least once per
+// heartbeat interval; a longer gap between two calls (Tick or OnHeardFrom) means this process
+// was stopped or starved (SIGSTOP, a VM pause, a stalled loop) and could not have heard anyone
+// meanwhile. Of such a gap only heartbeat_interval_ms counts: every duration below ("silent
+// for", "leaderless for", "led for") is measured on that awake clock, so a node that wakes up
+// after a pause asks for a fresh round of heartbeats before it judges anyone, instead of
+// reading the silence it slept through as everyone's failure. Event times stay real
+// (`now_ms`); stalls() and stalled_ms() count what was discounted.
+//
 // Events:
 //  - NodeFailed{id}: a judged peer was silent for max_consecutive_failures heartbeat rounds,
-//    i.e. now_ms - last >= max_consecutive_failures * heartbeat_interval_ms (after exactly N
+//    i.e. awake silence >= max_consecutive_failures * heartbeat_interval_ms (after exactly N
 //    silent rounds, not N-1). Once per failure.
 //  - NodeRecovered{id}: the first message from a peer marked failed (OnHeardFrom).
 //  - LeaderChanged{old, new, term}: the known leader became a different node. Not emitted when
@@ -34,12 +43,15 @@
 //      leader:     reachable = 1 + followers not failed; lost when reachable < quorum
 //                  (cluster_size / 2 + 1), restored when reachable >= quorum.
 //      non-leader: reachable = 1 + peers heard from within the last max_consecutive_failures
-//                  rounds (now_ms - last < failure timeout; candidates hear vote responses from
-//                  reachable peers); lost when no leader has been known for at least
-//                  LeaderlessQuorumLossMs (config.h) and reachable < quorum; restored when a leader is known
-//                  or reachable >= quorum. (Entering needs the leaderless period, leaving does
-//                  not: a leader that steps down after losing its quorum stays in the episode
-//                  instead of flapping.)
+//                  rounds (awake silence < failure timeout; candidates hear vote responses
+//                  from reachable peers); lost when a leader was known at some point since
+//                  start, none has been known for at least LeaderlessQuorumLossMs (config.h),
+//                  and reachable < quorum; restored when a leader is known or reachable >=
+//                  quorum. (Entering needs the leaderless period, leaving does not: a leader
+//                  that steps down after losing its quorum stays in the episode instead of
+//                  flapping.) A node that has known no leader since it started is waiting,
+//                  not cut off: a restarted node cannot tell "nobody answers" from "nobody
+//                  has dialled me back yet", and health reports it as starting.
 //  - SlowReplication{follower, lag} (leader only): lag = last_index - match >= threshold, for a
 //    follower that is not failed (NodeFailed covers that), once the leader has led for a full
 //    failure timeout (a new leader's progress starts at match 0 until the first append
@@ -130,20 +142,29 @@ class FailureDetector {
   // Every peer (not this node) in increasing id order.
   std::vector<PeerState> peers() const;
   uint64_t dropped_events() const { return dropped_events_; }
+  // Gaps longer than a heartbeat interval between two inputs, and the time they did not count.
+  uint64_t stalls() const { return stalls_; }
+  uint64_t stalled_ms() const { return stalled_ms_; }
 
  private:
   FailureDetector(const FailoverConfig& config, raft::NodeId self, uint64_t now_ms)
-      : config_(config), self_(self), now_ms_(now_ms), leaderless_since_ms_(now_ms) {}
+      : config_(config), self_(self), start_ms_(now_ms), now_ms_(now_ms),
+        leaderless_since_awake_ms_(0) {}
 
   struct Peer {
-    uint64_t last_heard_ms = 0;      // last message, or the detector's start if none
-    bool heard = false;              // a message ever arrived
+    uint64_t last_heard_ms = 0;        // real time of the last message (for reports)
+    uint64_t heard_awake_ms = 0;       // the same on the awake clock; the start if none
+    bool heard = false;                // a message ever arrived
     bool judged = false;
-    uint64_t judged_since_ms = 0;    // valid while judged
+    uint64_t judged_since_awake_ms = 0;  // valid while judged
     bool failed = false;
     bool slow = false;
   };
 
+  // Moves both clocks to `now_ms` (see "Silence counts only while this node runs").
+  void Advance(uint64_t now_ms);
+  // Awake time since `since_awake_ms`.
+  uint64_t AwakeSince(uint64_t since_awake_ms) const;
   void Emit(alerts::Event event);
   void UpdateJudgments(bool is_leader);
   void UpdateSlowReplication(const RaftView& view);
@@ -153,10 +174,15 @@ class FailureDetector {
   FailoverConfig config_;
   raft::NodeId self_;
   std::map<raft::NodeId, Peer> peers_;  // every voter but self_; fixed at creation
+  uint64_t start_ms_;
   uint64_t now_ms_;
+  uint64_t awake_ms_ = 0;  // awake time since start_ms_; awake_ms_ + stalled_ms_ == now - start
+  uint64_t stalled_ms_ = 0;
+  uint64_t stalls_ = 0;
   raft::Term term_ = 0;
   raft::NodeId known_leader_ = raft::kNone;
-  std::optional<uint64_t> leaderless_since_ms_;  // no leader known since (while none is)
+  // Awake time since which no leader is known (while none is).
+  std::optional<uint64_t> leaderless_since_awake_ms_;
   bool quorum_lost_ = false;
   std::deque<alerts::TimedEvent> pending_;
   uint64_t dropped_events_ = 0;

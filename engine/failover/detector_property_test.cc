@@ -25,21 +25,26 @@ using alerts::Event;
 using raft::NodeId;
 using raft::Role;
 
-// The rules of detector.h, written the direct way.
+// The rules of detector.h, written the direct way. Times are on the awake clock: every step
+// moves it by the real step, up to one heartbeat interval (a longer step is a stall).
 struct Model {
   FailoverConfig config;
   NodeId self = 0;
   std::vector<NodeId> peers;
+  uint64_t awake = 0;
   std::map<NodeId, uint64_t> last_heard;
   std::map<NodeId, std::optional<uint64_t>> judged_since;
   NodeId known_leader = raft::kNone;
   std::optional<uint64_t> leaderless_since;
   bool quorum_lost = false;
 
-  bool Failed(NodeId p, uint64_t now) const {
+  void Step(uint64_t real_step_ms) {
+    awake += std::min(real_step_ms, config.heartbeat_interval_ms);
+  }
+  bool Failed(NodeId p) const {
     const std::optional<uint64_t>& since = judged_since.at(p);
     if (!since) return false;
-    return now - std::max(last_heard.at(p), *since) >= config.failure_timeout_ms();
+    return awake - std::max(last_heard.at(p), *since) >= config.failure_timeout_ms();
   }
 };
 
@@ -81,6 +86,7 @@ RC_GTEST_PROP(FailureDetectorProperty, FollowsTheRulesOnEverySchedule, ()) {
 
   // Coverage, printed by rapidcheck as a distribution of tags.
   bool saw_failed = false, saw_quorum_lost = false, saw_slow = false, saw_leader_changed = false;
+  bool saw_stall = false;
   uint64_t now = 0;
   Role role = Role::kFollower;
   NodeId leader = raft::kNone;
@@ -93,8 +99,9 @@ RC_GTEST_PROP(FailureDetectorProperty, FollowsTheRulesOnEverySchedule, ()) {
       if (m.peers.empty()) continue;
       NodeId p = m.peers[static_cast<size_t>(b) % m.peers.size()];
       now += static_cast<uint64_t>(c % 50);
+      m.Step(static_cast<uint64_t>(c % 50));
       RC_ASSERT(d.OnHeardFrom(p, now).ok());
-      m.last_heard[p] = now;
+      m.last_heard[p] = m.awake;
       std::vector<alerts::TimedEvent> events = d.TakeEvents();
       // Exactly one NodeRecovered, for p, iff p was failed.
       RC_ASSERT(events.size() == (failed_before.count(p) ? 1u : 0u));
@@ -105,8 +112,9 @@ RC_GTEST_PROP(FailureDetectorProperty, FollowsTheRulesOnEverySchedule, ()) {
       continue;
     }
 
-    // A tick with an arbitrary (but well-formed) view.
+    // A tick with an arbitrary (but well-formed) view; steps above 100 ms are stalls.
     now += static_cast<uint64_t>(b);
+    m.Step(static_cast<uint64_t>(b));
     if (c % 7 == 0) ++term;
     last_index += static_cast<uint64_t>(e) * 15;
     RaftView v;
@@ -145,14 +153,14 @@ RC_GTEST_PROP(FailureDetectorProperty, FollowsTheRulesOnEverySchedule, ()) {
     // Model: known leader, leaderless period, judgments.
     if (v.leader != raft::kNone) m.known_leader = v.leader;
     if (v.leader == raft::kNone) {
-      if (!m.leaderless_since) m.leaderless_since = now;
+      if (!m.leaderless_since) m.leaderless_since = m.awake;
     } else {
       m.leaderless_since.reset();
     }
     const bool is_leader = v.role == Role::kLeader;
     for (NodeId p : m.peers) {
       bool judge = is_leader || p == m.known_leader;
-      if (judge && !m.judged_since[p]) m.judged_since[p] = now;
+      if (judge && !m.judged_since[p]) m.judged_since[p] = m.awake;
       if (!judge) m.judged_since[p].reset();
     }
 
@@ -170,7 +178,7 @@ RC_GTEST_PROP(FailureDetectorProperty, FollowsTheRulesOnEverySchedule, ()) {
     // emitted exactly for the peers that became failed in this tick.
     std::set<NodeId> newly_failed;
     for (NodeId p : m.peers) {
-      bool failed = m.Failed(p, now);
+      bool failed = m.Failed(p);
       RC_ASSERT(d.IsFailed(p) == failed);
       if (failed && !failed_before.count(p)) newly_failed.insert(p);
       // A non-leader only ever judges its last known leader: never another follower.
@@ -204,18 +212,20 @@ RC_GTEST_PROP(FailureDetectorProperty, FollowsTheRulesOnEverySchedule, ()) {
         }
         // Hysteresis: a slow follower stays slow above threshold / 2 (or while failed).
         RC_ASSERT(lag > threshold / 2 || d.IsFailed(p.id) ||
-                  now - *m.judged_since[p.id] < timeout);
+                  m.awake - *m.judged_since[p.id] < timeout);
       }
     }
 
     // Quorum, directly from the rules.
     uint64_t reachable = 1;
     for (NodeId p : m.peers) {
-      if (is_leader ? !m.Failed(p, now) : now - m.last_heard[p] < timeout) ++reachable;
+      if (is_leader ? !m.Failed(p) : m.awake - m.last_heard[p] < timeout) ++reachable;
     }
     if (!m.quorum_lost) {
+      // A non-leader that has known no leader since start is waiting, never cut off.
       bool lost = is_leader ? reachable < quorum
-                            : (m.leaderless_since && now - *m.leaderless_since >= LeaderlessQuorumLossMs(m.config) &&
+                            : (m.known_leader != raft::kNone && m.leaderless_since &&
+                               m.awake - *m.leaderless_since >= LeaderlessQuorumLossMs(m.config) &&
                                reachable < quorum);
       m.quorum_lost = lost;
     } else {
@@ -242,12 +252,15 @@ RC_GTEST_PROP(FailureDetectorProperty, FollowsTheRulesOnEverySchedule, ()) {
     }
     RC_ASSERT(n > 1 || !d.quorum_lost());
     saw_failed = saw_failed || !newly_failed.empty();
+    saw_stall = saw_stall || b > static_cast<int>(m.config.heartbeat_interval_ms);
+    RC_ASSERT(d.stalled_ms() == now - m.awake);
     saw_quorum_lost = saw_quorum_lost || !lost.empty();
     saw_slow = saw_slow || !OfType<alerts::SlowReplication>(events).empty();
     saw_leader_changed = saw_leader_changed || !changes.empty();
   }
   RC_TAG(saw_failed ? "failed" : "-", saw_quorum_lost ? "quorum_lost" : "-",
-         saw_slow ? "slow" : "-", saw_leader_changed ? "leader_changed" : "-");
+         saw_slow ? "slow" : "-", saw_leader_changed ? "leader_changed" : "-",
+         saw_stall ? "stall" : "-");
 }
 
 }  // namespace

@@ -54,6 +54,12 @@ RaftView NonLeader(NodeId self, NodeId leader, raft::Term term, Role role = Role
   return v;
 }
 
+// A driver ticks at least once per heartbeat interval (100 ms here); a longer gap is a stall
+// (detector.h). Ticks with `view` every 100 ms after `from_ms`, strictly before `to_ms`.
+void TickBetween(FailureDetector& d, uint64_t from_ms, uint64_t to_ms, const RaftView& view) {
+  for (uint64_t t = from_ms + 100; t < to_ms; t += 100) d.Tick(t, view);
+}
+
 Events Take(FailureDetector& d) {
   Events out;
   for (TimedEvent& e : d.TakeEvents()) out.push_back(std::move(e.event));
@@ -87,13 +93,16 @@ TEST(FailureDetector, TheBoundaryIsMeasuredFromTheLastMessageToTheMillisecond) {
   FailureDetector d = Make(1, {1, 2, 3});
   d.Tick(0, Leader(1, 1));
   ASSERT_TRUE(d.OnHeardFrom(2, 50).ok());
-  ASSERT_TRUE(d.OnHeardFrom(3, 1000).ok());  // keeps 3 alive throughout
-  d.Tick(1000, Leader(1, 1));
+  for (uint64_t t = 50; t <= 1000; t += 50) {
+    ASSERT_TRUE(d.OnHeardFrom(3, t).ok());  // keeps 3 alive throughout
+    d.Tick(t, Leader(1, 1));
+  }
   EXPECT_EQ(Take(d), (Events{NodeFailed{2}}));  // 950 ms silent
   FailureDetector e = Make(1, {1, 2, 3});
   e.Tick(0, Leader(1, 1));
   ASSERT_TRUE(e.OnHeardFrom(2, 50).ok());
   ASSERT_TRUE(e.OnHeardFrom(3, 50).ok());
+  TickBetween(e, 0, 349, Leader(1, 1));
   e.Tick(349, Leader(1, 1));
   EXPECT_TRUE(Take(e).empty());
   e.Tick(350, Leader(1, 1));
@@ -103,15 +112,20 @@ TEST(FailureDetector, TheBoundaryIsMeasuredFromTheLastMessageToTheMillisecond) {
 TEST(FailureDetector, RecoveredOnTheNextMessageAndFailedAgainAfterTheNextSilence) {
   FailureDetector d = Make(1, {1, 2, 3});
   d.Tick(0, Leader(1, 1));
+  TickBetween(d, 0, 300, Leader(1, 1));
   ASSERT_TRUE(d.OnHeardFrom(2, 300).ok());
   d.Tick(300, Leader(1, 1));
   EXPECT_EQ(Take(d), (Events{NodeFailed{3}}));
+  d.Tick(400, Leader(1, 1));
   ASSERT_TRUE(d.OnHeardFrom(3, 420).ok());
   EXPECT_EQ(d.TakeEvents(), (Timed{{420, NodeRecovered{3}}}));
   EXPECT_FALSE(d.IsFailed(3));
   ASSERT_TRUE(d.OnHeardFrom(3, 430).ok());
   EXPECT_TRUE(Take(d).empty()) << "recovered once";
-  ASSERT_TRUE(d.OnHeardFrom(2, 700).ok());
+  for (uint64_t t = 500; t <= 700; t += 100) {
+    ASSERT_TRUE(d.OnHeardFrom(2, t).ok());
+    d.Tick(t, Leader(1, 1));
+  }
   d.Tick(729, Leader(1, 1));
   EXPECT_TRUE(Take(d).empty());
   d.Tick(730, Leader(1, 1));
@@ -121,8 +135,10 @@ TEST(FailureDetector, RecoveredOnTheNextMessageAndFailedAgainAfterTheNextSilence
 TEST(FailureDetector, ANewLeaderJudgesEveryFollowerFromItsElection) {
   // Node 2 was a follower of 1 and never heard from 3 (followers do not talk to each other).
   FailureDetector d = Make(2, {1, 2, 3});
-  d.Tick(0, NonLeader(2, 1, 1));
-  ASSERT_TRUE(d.OnHeardFrom(1, 900).ok());
+  for (uint64_t t = 0; t <= 900; t += 100) {
+    ASSERT_TRUE(d.OnHeardFrom(1, t).ok());
+    d.Tick(t, NonLeader(2, 1, 1));
+  }
   d.Tick(1000, NonLeader(2, raft::kNone, 1, Role::kPreCandidate));
   d.Tick(1100, Leader(2, 2));
   EXPECT_EQ(Take(d), (Events{LeaderChanged{1, 2, 2}}));
@@ -132,6 +148,7 @@ TEST(FailureDetector, ANewLeaderJudgesEveryFollowerFromItsElection) {
   d.Tick(1200, Leader(2, 2));
   EXPECT_EQ(Take(d), (Events{NodeFailed{1}}));
   // Node 3 was never due to talk to node 2 before: its silence counts from the election.
+  d.Tick(1300, Leader(2, 2));
   d.Tick(1399, Leader(2, 2));
   EXPECT_TRUE(Take(d).empty());
   d.Tick(1400, Leader(2, 2));
@@ -162,6 +179,7 @@ TEST(FailureDetector, FollowersSeeTheLeaderFail) {
   }
   EXPECT_TRUE(Take(d).empty());
   // The leader crashes after its message at 1000.
+  d.Tick(1100, NonLeader(2, 1, 1));
   d.Tick(1200, NonLeader(2, 1, 1));
   d.Tick(1299, NonLeader(2, 1, 1));
   EXPECT_TRUE(Take(d).empty());
@@ -177,6 +195,7 @@ TEST(FailureDetector, TheLastKnownLeaderIsStillJudgedDuringTheElection) {
   FailureDetector d = Make(2, {1, 2, 3});
   ASSERT_TRUE(d.OnHeardFrom(1, 0).ok());
   d.Tick(0, NonLeader(2, 1, 1));
+  d.Tick(100, NonLeader(2, 1, 1));
   // Raft's timer fired: pre-candidate, no leader known (Raft clears it), 1 still judged.
   d.Tick(200, NonLeader(2, raft::kNone, 1, Role::kPreCandidate));
   d.Tick(250, NonLeader(2, raft::kNone, 2, Role::kCandidate));
@@ -189,6 +208,7 @@ TEST(FailureDetector, TheLastKnownLeaderIsStillJudgedDuringTheElection) {
 TEST(FailureDetector, ADifferentLeaderDropsTheOldLeadersMarkSilently) {
   FailureDetector d = Make(2, {1, 2, 3});
   d.Tick(0, NonLeader(2, 1, 1));
+  TickBetween(d, 0, 300, NonLeader(2, 1, 1));
   d.Tick(300, NonLeader(2, raft::kNone, 1, Role::kPreCandidate));
   EXPECT_EQ(Take(d), (Events{NodeFailed{1}}));
   ASSERT_TRUE(d.OnHeardFrom(3, 350).ok());
@@ -199,6 +219,7 @@ TEST(FailureDetector, ADifferentLeaderDropsTheOldLeadersMarkSilently) {
   ASSERT_TRUE(d.OnHeardFrom(1, 400).ok());
   EXPECT_TRUE(Take(d).empty());
   // The new leader is judged from now on.
+  TickBetween(d, 350, 649, NonLeader(2, 3, 2));
   d.Tick(649, NonLeader(2, 3, 2));
   EXPECT_TRUE(Take(d).empty());
   d.Tick(650, NonLeader(2, 3, 2));
@@ -208,6 +229,7 @@ TEST(FailureDetector, ADifferentLeaderDropsTheOldLeadersMarkSilently) {
 TEST(FailureDetector, LosingLeadershipDropsFollowerMarksSilently) {
   FailureDetector d = Make(1, {1, 2, 3});
   d.Tick(0, Leader(1, 1));
+  TickBetween(d, 0, 250, Leader(1, 1));
   ASSERT_TRUE(d.OnHeardFrom(2, 250).ok());
   d.Tick(300, Leader(1, 1));
   EXPECT_EQ(Take(d), (Events{NodeFailed{3}}));
@@ -245,12 +267,14 @@ TEST(FailureDetector, LeaderChangedOnlyForADifferentKnownLeader) {
 TEST(FailureDetector, QuorumLostAndRestoredOnTheLeader) {
   FailureDetector d = Make(1, {1, 2, 3, 4, 5});
   d.Tick(0, Leader(1, 1));
+  TickBetween(d, 0, 250, Leader(1, 1));
   ASSERT_TRUE(d.OnHeardFrom(2, 250).ok());
   ASSERT_TRUE(d.OnHeardFrom(3, 250).ok());
   d.Tick(300, Leader(1, 1));
   // 4 and 5 failed: 3 of 5 reachable, still a quorum.
   EXPECT_EQ(Take(d), (Events{NodeFailed{4}, NodeFailed{5}}));
   EXPECT_FALSE(d.quorum_lost());
+  TickBetween(d, 300, 550, Leader(1, 1));
   d.Tick(550, Leader(1, 1));
   EXPECT_EQ(Take(d), (Events{NodeFailed{2}, NodeFailed{3}, QuorumLost{5, 1}}));
   EXPECT_TRUE(d.quorum_lost());
@@ -277,6 +301,7 @@ TEST(FailureDetector, AnIsolatedNonLeaderLosesQuorumAfterAnElectionTimeoutWithou
   d.Tick(1300, NonLeader(2, raft::kNone, 1, Role::kPreCandidate));
   EXPECT_EQ(Take(d), (Events{NodeFailed{1}}));
   // LeaderlessQuorumLossMs = 2 * 300 + 3 * 100 = 900 ms after the leader was lost at 1200.
+  TickBetween(d, 1300, 2099, NonLeader(2, raft::kNone, 1, Role::kPreCandidate));
   d.Tick(2099, NonLeader(2, raft::kNone, 1, Role::kPreCandidate));
   EXPECT_TRUE(Take(d).empty()) << "leaderless for 899 ms only";
   d.Tick(2100, NonLeader(2, raft::kNone, 1, Role::kPreCandidate));
@@ -300,19 +325,84 @@ TEST(FailureDetector, ANodeWithoutALeaderButWithAReachableQuorumHasNotLostIt) {
   EXPECT_FALSE(d.quorum_lost());
 }
 
-TEST(FailureDetector, AStartedAloneNodeReportsQuorumLostAfterTheGrace) {
+TEST(FailureDetector, ANodeThatHasKnownNoLeaderSinceStartIsWaitingNotCutOff) {
+  // A restarted follower whose peers have not dialled it back yet hears nothing, exactly like
+  // a node started alone: neither has evidence that the cluster lost its quorum.
   FailureDetector d = Make(2, {1, 2, 3}, /*now_ms=*/1000);
-  // Not during the first election timeouts of a starting cluster (LeaderlessQuorumLossMs).
-  d.Tick(1899, NonLeader(2, raft::kNone, 0));
+  for (uint64_t t = 1000; t <= 10000; t += 100) {
+    d.Tick(t, NonLeader(2, raft::kNone, t / 1000, Role::kPreCandidate));
+  }
   EXPECT_TRUE(Take(d).empty());
-  d.Tick(1900, NonLeader(2, raft::kNone, 0, Role::kPreCandidate));
-  EXPECT_EQ(Take(d), (Events{QuorumLost{3, 1}}));
+  EXPECT_FALSE(d.quorum_lost());
+  // Once it has known a leader, losing it is judged as usual.
+  ASSERT_TRUE(d.OnHeardFrom(1, 10000).ok());
+  d.Tick(10000, NonLeader(2, 1, 10));
+  for (uint64_t t = 10100; t <= 11300; t += 100) d.Tick(t, NonLeader(2, raft::kNone, 10));
+  EXPECT_EQ(Take(d), (Events{NodeFailed{1}, QuorumLost{3, 1}}));
+}
+
+// --- Stalls: silence counts only while the node runs -------------------------------------------
+
+TEST(FailureDetector, ALeaderResumingFromAPauseAsksForAFreshRoundBeforeJudging) {
+  FailureDetector d = Make(1, {1, 2, 3});
+  for (uint64_t t = 0; t <= 1000; t += 100) {
+    ASSERT_TRUE(d.OnHeardFrom(2, t).ok());
+    ASSERT_TRUE(d.OnHeardFrom(3, t).ok());
+    d.Tick(t, Leader(1, 1));
+  }
+  // SIGSTOP for 3 s: the first tick after it sees 3 s of real silence, 100 ms of it awake.
+  d.Tick(4000, Leader(1, 1));
+  d.Tick(4100, Leader(1, 1));
+  EXPECT_TRUE(Take(d).empty());
+  EXPECT_FALSE(d.quorum_lost());
+  EXPECT_EQ(d.stalls(), 1u);
+  EXPECT_EQ(d.stalled_ms(), 2900u);
+  // The followers answer (or the others elected a new leader and this one steps down):
+  // nothing was reported either way.
+  ASSERT_TRUE(d.OnHeardFrom(2, 4150).ok());
+  d.Tick(4200, NonLeader(1, 2, 2));
+  EXPECT_EQ(Take(d), (Events{LeaderChanged{1, 2, 2}}));
+  EXPECT_FALSE(d.quorum_lost());
+}
+
+TEST(FailureDetector, AfterAPauseRealSilenceIsStillFoundOneFailureTimeoutLater) {
+  FailureDetector d = Make(1, {1, 2, 3});
+  d.Tick(0, Leader(1, 1));
+  d.Tick(3000, Leader(1, 1));  // paused; nobody was heard before either
+  EXPECT_TRUE(Take(d).empty());
+  // Awake silence after the pause: 100 ms (the capped gap); failed at 300 ms awake.
+  d.Tick(3100, Leader(1, 1));
+  d.Tick(3199, Leader(1, 1));
+  EXPECT_TRUE(Take(d).empty());
+  d.Tick(3200, Leader(1, 1));
+  EXPECT_EQ(d.TakeEvents(), (Timed{{3200, NodeFailed{2}}, {3200, NodeFailed{3}},
+                                   {3200, QuorumLost{3, 1}}}));
+}
+
+TEST(FailureDetector, AFollowerResumingFromAPauseDoesNotReportItsLeader) {
+  FailureDetector d = Make(2, {1, 2, 3});
+  for (uint64_t t = 0; t <= 500; t += 100) {
+    ASSERT_TRUE(d.OnHeardFrom(1, t).ok());
+    d.Tick(t, NonLeader(2, 1, 1));
+  }
+  d.Tick(2500, NonLeader(2, 1, 1));
+  EXPECT_TRUE(Take(d).empty());
+  ASSERT_TRUE(d.OnHeardFrom(1, 2510).ok());
+  d.Tick(2600, NonLeader(2, 1, 1));
+  EXPECT_TRUE(Take(d).empty());
+  EXPECT_FALSE(d.IsFailed(1));
+}
+
+TEST(FailureDetector, GapsUpToAHeartbeatIntervalAreNotStalls) {
+  FailureDetector d = Make(1, {1, 2, 3});
+  for (uint64_t t = 0; t <= 300; t += 100) d.Tick(t, Leader(1, 1));
+  EXPECT_EQ(d.stalls(), 0u);
+  EXPECT_EQ(Take(d), (Events{NodeFailed{2}, NodeFailed{3}, QuorumLost{3, 1}}));
 }
 
 TEST(FailureDetector, ALeaderThatStepsDownWithoutQuorumStaysInTheEpisode) {
   FailureDetector d = Make(1, {1, 2, 3});
-  d.Tick(0, Leader(1, 1));
-  d.Tick(300, Leader(1, 1));
+  for (uint64_t t = 0; t <= 300; t += 100) d.Tick(t, Leader(1, 1));
   EXPECT_EQ(Take(d), (Events{NodeFailed{2}, NodeFailed{3}, QuorumLost{3, 1}}));
   // Check-quorum: Raft steps down. No leader known, nobody heard: no QuorumRestored.
   d.Tick(400, NonLeader(1, raft::kNone, 1));
@@ -345,6 +435,8 @@ TEST(FailureDetector, SlowReplicationSetAtTheThresholdAndClearedAtHalf) {
     d.Tick(t, Leader(1, 1, last, {{2, match2}, {3, last}}));
   };
   tick(0, 5000, 0);
+  tick(100, 5000, 0);
+  tick(200, 5000, 0);
   tick(299, 5000, 0);
   EXPECT_TRUE(Take(d).empty()) << "a new leader's progress is not judged for one failure timeout";
   tick(300, 5000, 4001);  // lag 999
@@ -367,6 +459,7 @@ TEST(FailureDetector, SlowReplicationSetAtTheThresholdAndClearedAtHalf) {
 TEST(FailureDetector, AFailedFollowerIsNotAlsoReportedSlow) {
   FailureDetector d = Make(1, {1, 2, 3});
   d.Tick(0, Leader(1, 1, 10, {{2, 10}, {3, 10}}));
+  TickBetween(d, 0, 300, Leader(1, 1, 10, {{2, 10}, {3, 10}}));
   ASSERT_TRUE(d.OnHeardFrom(2, 300).ok());
   d.Tick(300, Leader(1, 1, 5000, {{2, 5000}, {3, 10}}));
   EXPECT_EQ(Take(d), (Events{NodeFailed{3}}));
@@ -380,6 +473,7 @@ TEST(FailureDetector, AFailedFollowerIsNotAlsoReportedSlow) {
 TEST(FailureDetector, SlowReplicationIsALeaderOnlyJudgmentDroppedOnStepDown) {
   FailureDetector d = Make(1, {1, 2, 3});
   d.Tick(0, Leader(1, 1, 0, {{2, 0}, {3, 0}}));
+  TickBetween(d, 0, 300, Leader(1, 1, 0, {{2, 0}, {3, 0}}));
   ASSERT_TRUE(d.OnHeardFrom(2, 300).ok());
   ASSERT_TRUE(d.OnHeardFrom(3, 300).ok());
   d.Tick(300, Leader(1, 1, 2000, {{2, 0}, {3, 2000}}));
@@ -424,6 +518,7 @@ TEST(FailureDetector, PendingEventsAreBounded) {
   // Each cycle: 3 fails (NodeFailed), then recovers (NodeRecovered).
   const size_t cycles = FailureDetector::kMaxPendingEvents;
   for (size_t i = 0; i < cycles; ++i) {
+    TickBetween(d, t, t + 300, Leader(1, 1));
     t += 300;
     ASSERT_TRUE(d.OnHeardFrom(2, t).ok());
     d.Tick(t, Leader(1, 1));
