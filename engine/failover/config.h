@@ -27,10 +27,12 @@
 //    a coarse approximation; with tick_ms = 10 ms (heartbeat_ticks = 10) it is E = 20,
 //    (190, 390] ms, which is 300 ms ± 33 % to within one tick. ElectionTiming reports the
 //    real bounds so that the driver can log them.
-//  - election_jitter_min_ms / election_jitter_max_ms are validated and kept for configuration
-//    compatibility with the original runbooks, but the engine has no second timer: Raft's own
-//    draw is the only jitter, {0, ..., E-1} ticks on top of E ticks. They do not change what
-//    the engine does.
+//  - election_jitter_min_ms / election_jitter_max_ms are validated here. The failure detector
+//    uses them only for LeaderlessQuorumLossMs; the server turns them into Raft's own jitter
+//    (raft::Config::election_jitter_{min,max}_ticks, server/app.cc), so its followers campaign
+//    election_timeout_ms + [jitter_min, jitter_max] after the leader's last message instead
+//    of the T ± 33 % shape that ElectionTimingFor describes
+//    (docs/failover-and-alerts.md "Timing").
 //  - Check-quorum runs every E ticks on the leader; so a leader cut off from its followers
 //    steps down within 2E ticks, and lease reads (if enabled) last E-1 ticks.
 //  - Failure detection is independent of E: a peer is failed after max_consecutive_failures
@@ -57,7 +59,7 @@ struct FailoverConfig {
   uint32_t max_consecutive_failures = 3;
   // The nominal election timeout T; Raft's timeout is T ± 33 % (see ElectionTimingFor).
   uint64_t election_timeout_ms = 300;
-  // Validated, not used by the engine (see the top of this file).
+  // Raft's election jitter in the server; the detector's leaderless period (top of this file).
   uint64_t election_jitter_min_ms = 150;
   uint64_t election_jitter_max_ms = 300;
   // Leader only: a follower this many entries behind the leader's last index is slow.

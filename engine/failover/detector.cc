@@ -62,18 +62,20 @@ void FailureDetector::Advance(uint64_t now_ms) {
   AM_CHECK(now_ms >= now_ms_, "failure detector time went backwards: ", now_ms_, " -> ", now_ms);
   const uint64_t gap = now_ms - now_ms_;
   const uint64_t counted = std::min(gap, config_.heartbeat_interval_ms);
+  awake_ms_ += counted;
   if (gap > counted) {
     ++stalls_;
     stalled_ms_ += gap - counted;
+    resumed_awake_ms_ = awake_ms_;
   }
-  awake_ms_ += counted;
   now_ms_ = now_ms;
   AM_CHECK_EQ(awake_ms_ + stalled_ms_, now_ms_ - start_ms_, "clocks disagree");
 }
 
 uint64_t FailureDetector::AwakeSince(uint64_t since_awake_ms) const {
   AM_CHECK_LE(since_awake_ms, awake_ms_, "a moment after now on the awake clock");
-  return awake_ms_ - since_awake_ms;
+  AM_CHECK_LE(resumed_awake_ms_, awake_ms_, "a stall ended after now");
+  return awake_ms_ - std::max(since_awake_ms, resumed_awake_ms_);
 }
 
 absl::Status FailureDetector::OnHeardFrom(raft::NodeId peer, uint64_t now_ms) {
@@ -185,7 +187,10 @@ void FailureDetector::UpdateQuorum(const RaftView& view) {
   for (const auto& [id, p] : peers_) {
     if (is_leader) {
       if (!p.failed) ++reachable;
-    } else if (AwakeSince(p.heard_awake_ms) < config_.failure_timeout_ms()) {
+    } else if (awake_ms_ - p.heard_awake_ms < config_.failure_timeout_ms()) {
+      // Evidence of reachability is a message, not a stall's end: no fresh-round grace here
+      // (it would end a quorum-loss episode at every stall). Entering an episode after a
+      // stall is held back by the leaderless period, which does count from the stall's end.
       ++reachable;
     }
   }

@@ -23,13 +23,15 @@
 //    judges every follower (including the old leader) and reports for the cluster.
 //
 // Silence counts only while this node runs. The driver calls Tick at least once per
-// heartbeat interval; a longer gap between two calls (Tick or OnHeardFrom) means this process
-// was stopped or starved (SIGSTOP, a VM pause, a stalled loop) and could not have heard anyone
-// meanwhile. Of such a gap only heartbeat_interval_ms counts: every duration below ("silent
-// for", "leaderless for", "led for") is measured on that awake clock, so a node that wakes up
-// after a pause asks for a fresh round of heartbeats before it judges anyone, instead of
-// reading the silence it slept through as everyone's failure. Event times stay real
-// (`now_ms`); stalls() and stalled_ms() count what was discounted.
+// heartbeat interval; a longer gap between two calls (Tick or OnHeardFrom) is a stall: this
+// process was stopped or starved (SIGSTOP, a VM pause, a stalled loop) and could not have
+// heard anyone meanwhile. Of such a gap only heartbeat_interval_ms counts: every duration
+// below ("silent for", "leaderless for", "led for") is measured on that awake clock. And the
+// end of a stall asks for a fresh round: silence and the leaderless period count from no
+// earlier than the end of the last stall, so after waking up every peer gets a full failure
+// timeout to be heard from (a resumed process first works through what piled up while it was
+// stopped) instead of the silence it slept through being read as everyone's failure. Event
+// times stay real (`now_ms`); stalls() and stalled_ms() count what was discounted.
 //
 // Events:
 //  - NodeFailed{id}: a judged peer was silent for max_consecutive_failures heartbeat rounds,
@@ -43,7 +45,8 @@
 //      leader:     reachable = 1 + followers not failed; lost when reachable < quorum
 //                  (cluster_size / 2 + 1), restored when reachable >= quorum.
 //      non-leader: reachable = 1 + peers heard from within the last max_consecutive_failures
-//                  rounds (awake silence < failure timeout; candidates hear vote responses
+//                  rounds (awake silence < failure timeout, without the fresh round after a
+//                  stall: reachability needs a message; candidates hear vote responses
 //                  from reachable peers); lost when a leader was known at some point since
 //                  start, none has been known for at least LeaderlessQuorumLossMs (config.h),
 //                  and reachable < quorum; restored when a leader is known or reachable >=
@@ -163,7 +166,7 @@ class FailureDetector {
 
   // Moves both clocks to `now_ms` (see "Silence counts only while this node runs").
   void Advance(uint64_t now_ms);
-  // Awake time since `since_awake_ms`.
+  // Awake time since `since_awake_ms`, or since the end of the last stall if that is later.
   uint64_t AwakeSince(uint64_t since_awake_ms) const;
   void Emit(alerts::Event event);
   void UpdateJudgments(bool is_leader);
@@ -179,6 +182,7 @@ class FailureDetector {
   uint64_t awake_ms_ = 0;  // awake time since start_ms_; awake_ms_ + stalled_ms_ == now - start
   uint64_t stalled_ms_ = 0;
   uint64_t stalls_ = 0;
+  uint64_t resumed_awake_ms_ = 0;  // awake time at the end of the last stall (0: none yet)
   raft::Term term_ = 0;
   raft::NodeId known_leader_ = raft::kNone;
   // Awake time since which no leader is known (while none is).

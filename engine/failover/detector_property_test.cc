@@ -26,12 +26,14 @@ using raft::NodeId;
 using raft::Role;
 
 // The rules of detector.h, written the direct way. Times are on the awake clock: every step
-// moves it by the real step, up to one heartbeat interval (a longer step is a stall).
+// moves it by the real step, up to one heartbeat interval (a longer step is a stall), and
+// every duration counts from no earlier than the end of the last stall.
 struct Model {
   FailoverConfig config;
   NodeId self = 0;
   std::vector<NodeId> peers;
   uint64_t awake = 0;
+  uint64_t resumed = 0;
   std::map<NodeId, uint64_t> last_heard;
   std::map<NodeId, std::optional<uint64_t>> judged_since;
   NodeId known_leader = raft::kNone;
@@ -40,12 +42,21 @@ struct Model {
 
   void Step(uint64_t real_step_ms) {
     awake += std::min(real_step_ms, config.heartbeat_interval_ms);
+    if (real_step_ms > config.heartbeat_interval_ms) resumed = awake;
   }
-  bool Failed(NodeId p) const {
+  uint64_t Since(uint64_t t) const { return awake - std::max(t, resumed); }
+  // A judged peer becomes failed when its silence reaches the timeout, and stays failed until
+  // it is heard from or no longer judged (a stall's fresh round does not clear it).
+  std::set<NodeId> failed;
+  void UpdateFailed(NodeId p) {
     const std::optional<uint64_t>& since = judged_since.at(p);
-    if (!since) return false;
-    return awake - std::max(last_heard.at(p), *since) >= config.failure_timeout_ms();
+    if (!since) {
+      failed.erase(p);
+    } else if (Since(std::max(last_heard.at(p), *since)) >= config.failure_timeout_ms()) {
+      failed.insert(p);
+    }
   }
+  bool Failed(NodeId p) const { return failed.count(p) > 0; }
 };
 
 template <class T>
@@ -102,6 +113,7 @@ RC_GTEST_PROP(FailureDetectorProperty, FollowsTheRulesOnEverySchedule, ()) {
       m.Step(static_cast<uint64_t>(c % 50));
       RC_ASSERT(d.OnHeardFrom(p, now).ok());
       m.last_heard[p] = m.awake;
+      m.failed.erase(p);
       std::vector<alerts::TimedEvent> events = d.TakeEvents();
       // Exactly one NodeRecovered, for p, iff p was failed.
       RC_ASSERT(events.size() == (failed_before.count(p) ? 1u : 0u));
@@ -178,6 +190,7 @@ RC_GTEST_PROP(FailureDetectorProperty, FollowsTheRulesOnEverySchedule, ()) {
     // emitted exactly for the peers that became failed in this tick.
     std::set<NodeId> newly_failed;
     for (NodeId p : m.peers) {
+      m.UpdateFailed(p);
       bool failed = m.Failed(p);
       RC_ASSERT(d.IsFailed(p) == failed);
       if (failed && !failed_before.count(p)) newly_failed.insert(p);
@@ -212,7 +225,7 @@ RC_GTEST_PROP(FailureDetectorProperty, FollowsTheRulesOnEverySchedule, ()) {
         }
         // Hysteresis: a slow follower stays slow above threshold / 2 (or while failed).
         RC_ASSERT(lag > threshold / 2 || d.IsFailed(p.id) ||
-                  m.awake - *m.judged_since[p.id] < timeout);
+                  m.Since(*m.judged_since[p.id]) < timeout);
       }
     }
 
@@ -225,7 +238,7 @@ RC_GTEST_PROP(FailureDetectorProperty, FollowsTheRulesOnEverySchedule, ()) {
       // A non-leader that has known no leader since start is waiting, never cut off.
       bool lost = is_leader ? reachable < quorum
                             : (m.known_leader != raft::kNone && m.leaderless_since &&
-                               m.awake - *m.leaderless_since >= LeaderlessQuorumLossMs(m.config) &&
+                               m.Since(*m.leaderless_since) >= LeaderlessQuorumLossMs(m.config) &&
                                reachable < quorum);
       m.quorum_lost = lost;
     } else {

@@ -14,6 +14,9 @@ namespace {
 
 constexpr auto kBackoffMin = std::chrono::milliseconds(50);
 constexpr auto kBackoffMax = std::chrono::milliseconds(1000);
+// After Reconnect(), how long to wait for the channel's new connection before opening the
+// stream (an RPC on a channel still in TRANSIENT_FAILURE fails at once). Bounds Stop() too.
+constexpr auto kReconnectWait = std::chrono::milliseconds(500);
 
 }  // namespace
 
@@ -51,6 +54,22 @@ void PeerSender::Stop() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+}
+
+void PeerSender::Reconnect() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_) return;
+    // Also while our stream still looks up: a restarted peer's new stream often arrives
+    // before our next write finds the old one broken, and the flag then skips that backoff.
+    reconnect_ = true;
+  }
+  // Ends the channel's own reconnect backoff: it dials at once.
+  grpc::experimental::ChannelResetConnectionBackoff(channel_.get());
+  cv_.notify_all();
+  if (!connected_.load()) {
+    LogInfo("peer dialled us; reconnecting now", {F("peer", to_), F("address", address_)});
+  }
 }
 
 void PeerSender::Send(std::vector<raft::Message> messages) {
@@ -139,8 +158,15 @@ void PeerSender::Main() {
       logged_down = true;
     }
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, backoff, [&] { return stop_; });
+    cv_.wait_for(lock, backoff, [&] { return stop_ || reconnect_; });
     if (stop_) break;
+    if (reconnect_) {
+      reconnect_ = false;
+      backoff = kBackoffMin;
+      lock.unlock();
+      channel_->WaitForConnected(std::chrono::system_clock::now() + kReconnectWait);
+      continue;
+    }
     backoff = std::min(backoff * 2, kBackoffMax);
   }
   if (writer) {

@@ -51,6 +51,10 @@ class PeerSender {
   void Stop();  // idempotent; cancels the stream and joins
 
   void Send(std::vector<raft::Message> messages);
+  // The peer just opened a stream to us, so it is up: if our stream to it is down, reconnect
+  // now instead of after the rest of the backoff (ours and the channel's). A restarted peer
+  // otherwise hears nothing from us for up to two backoff periods.
+  void Reconnect();
 
   raft::NodeId id() const { return to_; }
   const std::string& address() const { return address_; }
@@ -72,6 +76,7 @@ class PeerSender {
   std::condition_variable cv_;
   std::deque<raft::Message> queue_;
   bool stop_ = false;
+  bool reconnect_ = false;  // Reconnect() was called: end the backoff wait
   grpc::ClientContext* active_ = nullptr;  // the stream's context, to cancel it on Stop
 
   std::atomic<bool> connected_{false};

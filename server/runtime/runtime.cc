@@ -225,6 +225,10 @@ void Runtime::LearnClientAddress(raft::NodeId peer, std::string address) {
   client_addresses_[peer] = std::move(address);
 }
 
+void Runtime::PeerDialedUs(raft::NodeId peer_id) {
+  if (PeerSender* sender = peer(peer_id)) sender->Reconnect();
+}
+
 PeerSender* Runtime::peer(raft::NodeId id) const {
   auto it = peers_.find(id);
   return it == peers_.end() ? nullptr : it->second.get();
@@ -575,6 +579,16 @@ void Runtime::PublishStatus() {
   status_.wal_error = wal_error_;
   status_.storage_error = storage_error_message_;
   if (const failover::FailureDetector* d = node_->detector()) {
+    const uint64_t now_ms = NowMs();
+    if (d->stalls() > logged_stalls_ && now_ms >= next_stall_log_ms_) {
+      // The process was stopped or starved (SIGSTOP, a VM pause, an overloaded machine):
+      // silence in that gap does not count against the peers (docs/failover-and-alerts.md).
+      // At most one line per kStallLogIntervalMs.
+      LogWarn("loop stalled: no tick for longer than a heartbeat interval",
+              {F("stalls", d->stalls()), F("stalled_ms_total", d->stalled_ms())});
+      logged_stalls_ = d->stalls();
+      next_stall_log_ms_ = now_ms + kStallLogIntervalMs;
+    }
     status_.known_leader = d->known_leader();
     status_.quorum_lost = d->quorum_lost();
     quorum_lost_.store(d->quorum_lost(), std::memory_order_relaxed);

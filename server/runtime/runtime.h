@@ -1,5 +1,5 @@
-// server::Runtime — drives one engine::Node with the real clock, real files and real sockets
-// (DESIGN.md §2; docs/architecture.md §7 lists the rules a driver follows).
+// server::Runtime — drives one node::Node with the real clock, real files and real sockets
+// (docs/design.md §2; docs/architecture.md §7 lists the rules a driver follows).
 //
 // Threads (each owns what it touches; they talk through bounded queues, never shared state):
 //   loop    owns the Node. Wakes on an input or at the next tick; feeds ticks, peer messages,
@@ -146,6 +146,9 @@ class Runtime {
   // A batch of Raft messages from a peer (decoded; addressing is checked by the Node).
   void Deliver(std::vector<raft::Message> messages);
   void LearnClientAddress(raft::NodeId peer, std::string address);
+  // A stream from `peer` opened: our sender to it reconnects at once if it is down
+  // (PeerSender::Reconnect). Thread-safe; ignores unknown ids.
+  void PeerDialedUs(raft::NodeId peer);
 
   RuntimeStatus status() const;
   // The most recent alerts (at most kRecentAlertsMax), oldest first.
@@ -252,6 +255,9 @@ class Runtime {
   std::string wal_error_;
   std::string storage_error_message_;
   raft::NodeId last_leader_ = raft::kNone;
+  static constexpr uint64_t kStallLogIntervalMs = 10'000;
+  uint64_t logged_stalls_ = 0;  // failure-detector stalls already logged
+  uint64_t next_stall_log_ms_ = 0;
   raft::Role last_role_ = raft::Role::kFollower;
 
   // Disk thread.

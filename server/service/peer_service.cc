@@ -50,6 +50,11 @@ class StreamReactor final : public grpc::ServerReadReactor<peerpb::Batch> {
     if (!batch_.client_address().empty()) {
       service_->runtime()->LearnClientAddress(batch_.from(), batch_.client_address());
     }
+    if (first_batch_) {
+      // The peer is up and reaches us: our own link to it need not wait out its backoff.
+      first_batch_ = false;
+      service_->runtime()->PeerDialedUs(batch_.from());
+    }
     if (Metrics* metrics = service_->runtime()->options().metrics) {
       metrics->IncPeerReceived(messages.size());
     }
@@ -64,6 +69,7 @@ class StreamReactor final : public grpc::ServerReadReactor<peerpb::Batch> {
   PeerService* const service_;
   const std::string peer_;
   peerpb::Batch batch_;
+  bool first_batch_ = true;
 };
 
 }  // namespace

@@ -2,10 +2,13 @@
 
 #include <signal.h>
 
+#include <cstdio>
 #include <map>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 
 namespace amaters::server::testing {
@@ -15,13 +18,19 @@ absl::Status FromGrpc(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
-EtcdClient::EtcdClient(const std::string& address,
-                       std::shared_ptr<grpc::ChannelCredentials> credentials) {
-  channel_ = grpc::CreateChannel(address,
-                                 credentials ? credentials : grpc::InsecureChannelCredentials());
-  kv_ = etcdserverpb::KV::NewStub(channel_);
-  maintenance_ = etcdserverpb::Maintenance::NewStub(channel_);
+grpc::ChannelArguments TestChannelArguments() {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  // Not GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: it is also the connect timeout, and a blocking
+  // client polls the handshake too rarely to finish within a short one.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  return args;
 }
+
+EtcdClient::EtcdClient(const std::string& address,
+                       std::shared_ptr<grpc::ChannelCredentials> credentials)
+    : EtcdClient(address, std::move(credentials), TestChannelArguments()) {}
 
 EtcdClient::EtcdClient(const std::string& address,
                        std::shared_ptr<grpc::ChannelCredentials> credentials,
@@ -30,6 +39,21 @@ EtcdClient::EtcdClient(const std::string& address,
       address, credentials ? credentials : grpc::InsecureChannelCredentials(), args);
   kv_ = etcdserverpb::KV::NewStub(channel_);
   maintenance_ = etcdserverpb::Maintenance::NewStub(channel_);
+}
+
+std::string Listeners(int port) {
+  // Who listens on the port, for failure messages: a port handed to two processes, or bound
+  // on another address family, shows here. `ss` is in iproute2; without it, say so.
+  const std::string command =
+      absl::StrCat("ss -Hltnp 'sport = :", port, "' 2>/dev/null || echo 'ss not available'");
+  std::string out;
+  if (FILE* f = popen(command.c_str(), "r")) {
+    char buf[512];
+    while (fgets(buf, sizeof(buf), f) != nullptr && out.size() < 4096) out += buf;
+    pclose(f);
+  }
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out.empty() ? "nobody" : out;
 }
 
 namespace {
@@ -71,10 +95,27 @@ absl::StatusOr<etcdserverpb::RangeResponse> EtcdClient::Range(
 absl::StatusOr<etcdserverpb::StatusResponse> EtcdClient::Status() {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  // A probe waits for the connection (up to its deadline) instead of failing fast. A blocking
+  // client's channel makes progress only while a call polls it: after a refused first attempt
+  // (the node was still starting) every fail-fast call returned the cached "connection refused"
+  // at once and never drove the reconnection, so readiness polls saw a node that had long been
+  // serving as refused for 20 s (under AddressSanitizer, where start-up is slow).
+  ctx.set_wait_for_ready(true);
   etcdserverpb::StatusRequest req;
   etcdserverpb::StatusResponse resp;
   if (absl::Status s = FromGrpc(maintenance_->Status(&ctx, req, &resp)); !s.ok()) return s;
   return resp;
+}
+
+std::string EtcdClient::ChannelState() {
+  switch (channel_->GetState(/*try_to_connect=*/false)) {
+    case GRPC_CHANNEL_IDLE: return "IDLE";
+    case GRPC_CHANNEL_CONNECTING: return "CONNECTING";
+    case GRPC_CHANNEL_READY: return "READY";
+    case GRPC_CHANNEL_TRANSIENT_FAILURE: return "TRANSIENT_FAILURE";
+    case GRPC_CHANNEL_SHUTDOWN: return "SHUTDOWN";
+  }
+  return "UNKNOWN";
 }
 
 bool EtcdClient::WaitForConnected(absl::Duration timeout) {
@@ -180,7 +221,8 @@ absl::StatusOr<int> TestCluster::WaitForLeader(absl::Duration timeout) {
     }
     absl::SleepFor(absl::Milliseconds(50));
   }
-  return absl::DeadlineExceededError(absl::StrCat("no agreed leader; last error: ", last));
+  return absl::DeadlineExceededError(
+      absl::StrCat("no agreed leader; last error: ", last, "\n", Describe()));
 }
 
 absl::Status TestCluster::WaitReady(int i, absl::Duration timeout) {
@@ -196,20 +238,14 @@ absl::Status TestCluster::WaitReady(int i, absl::Duration timeout) {
     last = s.ok() ? absl::UnavailableError("no leader yet") : s.status();
     absl::SleepFor(absl::Milliseconds(50));
   }
-  return absl::DeadlineExceededError(absl::StrCat("node ", i + 1, " not ready: ", last.ToString()));
+  return absl::DeadlineExceededError(
+      absl::StrCat("node ", i + 1, " not ready: ", last.ToString(), "\n", Describe()));
 }
 
 EtcdClient& TestCluster::client(int i) { return *clients_[static_cast<size_t>(i)]; }
 
 void TestCluster::ResetClient(int i) {
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  // Not GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: it is also the connect timeout, and a blocking
-  // client polls the handshake too rarely to finish within a short one.
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  clients_[static_cast<size_t>(i)] =
-      std::make_unique<EtcdClient>(client_address(i), nullptr, args);
+  clients_[static_cast<size_t>(i)] = std::make_unique<EtcdClient>(client_address(i));
 }
 
 bool TestCluster::ConnectClients(absl::Duration timeout) {
@@ -219,6 +255,28 @@ bool TestCluster::ConnectClients(absl::Duration timeout) {
     if (Running(i)) all = client(i).WaitForConnected(deadline - absl::Now()) && all;
   }
   return all;
+}
+
+std::string TestCluster::Describe() {
+  std::string out;
+  for (int i = 0; i < size(); ++i) {
+    absl::StrAppend(&out, "node ", i + 1, Running(i) ? " running" : " not running",
+                    "; client channel ", client(i).ChannelState());
+    absl::StatusOr<etcdserverpb::StatusResponse> s = client(i).Status();
+    if (s.ok()) {
+      absl::StrAppend(&out, "; status: leader ", s->leader(), " term ", s->raftterm(),
+                      " index ", s->raftindex());
+    } else {
+      absl::StrAppend(&out, "; status: ", s.status().ToString());
+    }
+    absl::StrAppend(&out, "\n  client port ", node(i).client_port, ": ",
+                    Listeners(node(i).client_port), "\n  peer port ", node(i).peer_port, ": ",
+                    Listeners(node(i).peer_port), "\n  last log lines:\n");
+    std::vector<std::string> lines = absl::StrSplit(Log(i), '\n', absl::SkipEmpty());
+    const size_t from = lines.size() > 20 ? lines.size() - 20 : 0;
+    for (size_t l = from; l < lines.size(); ++l) absl::StrAppend(&out, "    ", lines[l], "\n");
+  }
+  return out;
 }
 
 std::string TestCluster::Log(int i) const {

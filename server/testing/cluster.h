@@ -18,26 +18,37 @@
 
 namespace amaters::server::testing {
 
-// A blocking etcd v3 client for one endpoint (insecure unless `credentials` is given).
+// The channel arguments of every test client: a subchannel of its own (GRPC_ARG_USE_LOCAL_
+// SUBCHANNEL_POOL: otherwise a new channel shares the process-wide subchannel of an older
+// channel to the same address, reconnect backoff included) and reconnect backoff from 100 ms up
+// to 1 s. gRPC's default backoff starts at 1 s and grows 1.6x per failed attempt up to 120 s:
+// a client that first tried while a node was still starting (slowly, under AddressSanitizer)
+// or while it was killed then sat in that backoff, failing every call at once with the old
+// "connection refused", for tens of seconds after the node logged "serving".
+grpc::ChannelArguments TestChannelArguments();
+
+// A blocking etcd v3 client for one endpoint (insecure unless `credentials` is given), on
+// TestChannelArguments().
 class EtcdClient {
  public:
   explicit EtcdClient(const std::string& address,
                       std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
-  // With channel arguments of its own (e.g. GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL: otherwise a
-  // new channel shares the process-wide subchannel of an older channel to the same address,
-  // reconnect backoff included).
+  // With channel arguments of its own.
   EtcdClient(const std::string& address, std::shared_ptr<grpc::ChannelCredentials> credentials,
              const grpc::ChannelArguments& args);
   absl::Status Put(const std::string& key, const std::string& value);
   // nullopt when the key does not exist.
   absl::StatusOr<std::optional<std::string>> Get(const std::string& key, bool serializable = false);
   absl::StatusOr<etcdserverpb::RangeResponse> Range(const etcdserverpb::RangeRequest& request);
+  // Waits for the connection, up to its 2 s deadline (wait_for_ready): a readiness probe.
   absl::StatusOr<etcdserverpb::StatusResponse> Status();
   // Connects the channel and waits until it is READY (false at the timeout). The calls above
   // fail fast while the channel is not connected, and a blocking client without a call in
   // progress polls a connection attempt only rarely: after a node (re)starts, this brings the
   // channel up at once.
   bool WaitForConnected(absl::Duration timeout);
+  // The channel's connectivity state ("READY", "TRANSIENT_FAILURE", ...), for failure messages.
+  std::string ChannelState();
   etcdserverpb::KV::Stub* kv() { return kv_.get(); }
 
  private:
@@ -47,6 +58,9 @@ class EtcdClient {
 };
 
 absl::Status FromGrpc(const grpc::Status& status);
+
+// The sockets listening on 127.0.0.1:`port` as `ss -ltnp` prints them ("nobody" if none).
+std::string Listeners(int port);
 
 class TestCluster {
  public:
@@ -84,16 +98,16 @@ class TestCluster {
   absl::Status WaitReady(int i, absl::Duration timeout = absl::Seconds(20));
 
   EtcdClient& client(int i);
-  // Replaces node i's client (references to the old one dangle) with one on a channel of its
-  // own: a local subchannel pool, reconnect backoff from 100 ms up to 1 s. After a node was
-  // killed and restarted, the old channel may sit in gRPC's default reconnect backoff (1 s,
-  // growing 1.6x per failed attempt) for many seconds although the node already listens.
+  // Replaces node i's client (references to the old one dangle) with one on a new channel.
   void ResetClient(int i);
   // EtcdClient::WaitForConnected on every running node's client, until `timeout` in all; false
   // if one did not connect. Right after Start, this avoids the seconds a blocking client may
   // otherwise take to connect (its first attempt is refused while the node is starting).
   bool ConnectClients(absl::Duration timeout = absl::Seconds(20));
   std::string Log(int i) const;
+  // For failure messages: per node, whether it runs, its client channel's state, its Status,
+  // who listens on its client and peer ports, and the last lines of its log.
+  std::string Describe();
 
  private:
   std::vector<Node> nodes_;
