@@ -1,4 +1,4 @@
-// Encode/decode of what a replica writes for an AppendEntries (DESIGN.md §4.9: figures are
+// Encode/decode of what a replica writes for an AppendEntries (docs/design.md §4.9: figures are
 // measured; bench/RESULTS.md quotes real runs).
 //
 //   BM_PeerEncode/entries:N   raft::Message (kApp, N entries of 256 data bytes) -> peer wire

@@ -39,6 +39,8 @@ check "compare bad port" 2 '--base-port must be' bash "$compare" --base-port=80
 check "compare flag without value" 2 '--work-dir needs a value' bash "$compare" --work-dir
 check "setup --help" 0 'GOPATH mode' bash "$setup" --help
 check "setup unknown flag" 2 'unknown flag --frobnicate' bash "$setup" --frobnicate
+check "setup --print-mirror takes --mirror" 0 '^http://mirror[.]invalid/debian$' \
+  bash "$setup" --print-mirror --mirror=http://mirror.invalid/debian/
 check "compare syntax" 0 '' bash -n "$compare"
 check "setup syntax" 0 '' bash -n "$setup"
 

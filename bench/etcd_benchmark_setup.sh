@@ -2,7 +2,8 @@
 # Builds etcd's own benchmark tool (tools/benchmark of etcd 3.4) offline from Debian packages and
 # caches it outside the repository; prints the binary's path as the last line of stdout.
 #
-#   bench/etcd_benchmark_setup.sh [--cache-dir=DIR] [--rebuild] [--no-install]
+#   bench/etcd_benchmark_setup.sh [--cache-dir=DIR] [--rebuild] [--no-install] [--mirror=URL]
+#   bench/etcd_benchmark_setup.sh --print-mirror
 #
 # Used by bench/compare_etcd.sh; see --help and docs/benchmarks.md. Nothing from etcd is kept in
 # the repository.
@@ -21,8 +22,9 @@ benchmark binary; progress goes to stderr.
 
 How the tool is built, offline apart from the one source download:
   1. The version is that of the installed golang-etcd-server-dev (3.4.23-4 on Debian 12).
-  2. http://deb.debian.org/debian/pool/main/e/etcd/etcd_<version>.dsc names the upstream tarball
-     and its SHA-256; the tarball is downloaded from the same pool and checked against it.
+  2. MIRROR/pool/main/e/etcd/etcd_<version>.dsc names the upstream tarball and its SHA-256; the
+     tarball is downloaded from the same pool and checked against it. MIRROR is the Debian
+     archive this machine's apt already uses (see --mirror).
   3. Only tools/benchmark is unpacked, into a private GOPATH (src/go.etcd.io/etcd/tools/benchmark),
      and built with Debian's Go in GOPATH mode (GO111MODULE=off, GOPROXY=off,
      GOPATH=<private>:/usr/share/gocode) against the golang-*-dev packages, so every other
@@ -33,7 +35,15 @@ Flags:
                     (default ${XDG_CACHE_HOME:-~/.cache}/amaters-bench)
   --rebuild         build again even if a cached binary exists
   --no-install      do not run apt-get; fail if something is missing
-  --mirror=URL      Debian mirror (default $DEBIAN_MIRROR or http://deb.debian.org/debian)
+  --mirror=URL      the Debian archive to download from: the URL under which pool/main/ lies.
+                    Default: $DEBIAN_MIRROR if set, else the URI of this machine's apt source
+                    for the Debian release itself (a `deb` entry whose suite is the release
+                    codename from /etc/os-release, e.g. bookworm, not -security or -updates,
+                    with component main), read from /etc/apt/sources.list.d/*.sources
+                    (deb822) and /etc/apt/sources.list, /etc/apt/sources.list.d/*.list.
+                    If the archive no longer has the installed version, give an archive
+                    snapshot mirror of the Debian archive here.
+  --print-mirror    print the mirror that would be used, and exit (installs and builds nothing)
   --help            this text
 
 Packages installed when missing: golang-go etcd-server etcd-client golang-etcd-server-dev and the
@@ -52,7 +62,8 @@ HOME_DIR="${HOME:-$(getent passwd "$(id -u)" 2>/dev/null | cut -d: -f6)}"
 CACHE_DIR="${XDG_CACHE_HOME:-${HOME_DIR:-/tmp}/.cache}/amaters-bench"
 REBUILD=0
 INSTALL=1
-MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+MIRROR="${DEBIAN_MIRROR:-}"
+PRINT_MIRROR=0
 for arg in "$@"; do
   case "$arg" in
     --help | -h) usage; exit 0 ;;
@@ -60,9 +71,125 @@ for arg in "$@"; do
     --rebuild) REBUILD=1 ;;
     --no-install) INSTALL=0 ;;
     --mirror=*) MIRROR="${arg#*=}" ;;
+    --print-mirror) PRINT_MIRROR=1 ;;
     *) echo "$PROG: unknown flag $arg (see --help)" >&2; exit 2 ;;
   esac
 done
+
+# --- mirror ------------------------------------------------------------------------------------
+
+# Prints "URI<TAB>SUITE<TAB>COMPONENTS" for every enabled `deb` source in apt's one-line format
+# ("deb [options] URI SUITE COMPONENT..."), one per line.
+list_sources() { # FILE
+  awk '
+    { sub(/#.*/, "") }
+    $1 != "deb" { next }
+    {
+      line = $0
+      sub(/^[ \t]*deb[ \t]+/, "", line)
+      if (line ~ /^\[/) sub(/^\[[^]]*\][ \t]*/, "", line)
+      n = split(line, a, /[ \t]+/)
+      comps = ""
+      for (i = 3; i <= n; i++) comps = comps (comps == "" ? "" : " ") a[i]
+      if (n >= 2) print a[1] "\t" a[2] "\t" comps
+    }' "$1"
+}
+
+# The same for a deb822 .sources file: one line per URI and suite of each enabled stanza whose
+# Types include deb. Field names are case-insensitive; a line starting with a blank continues
+# the previous field; "#" lines are comments.
+deb822_sources() { # FILE
+  awk '
+    function flush(   nu, ns, i, j, U, S) {
+      if ((" " types " ") ~ / deb / && tolower(enabled) != "no") {
+        nu = split(uris, U, " ")
+        ns = split(suites, S, " ")
+        for (i = 1; i <= nu; i++)
+          for (j = 1; j <= ns; j++) print U[i] "\t" S[j] "\t" comps
+      }
+      types = uris = suites = comps = field = ""
+      enabled = "yes"
+    }
+    function add(f, v) {
+      gsub(/[ \t]+/, " ", v)
+      sub(/^ /, "", v)
+      sub(/ $/, "", v)
+      if (f == "types") types = types " " v
+      else if (f == "uris") uris = uris " " v
+      else if (f == "suites") suites = suites " " v
+      else if (f == "components") comps = comps (comps == "" ? "" : " ") v
+      else if (f == "enabled") enabled = v
+    }
+    BEGIN { enabled = "yes" }
+    /^#/ { next }
+    /^[ \t]*$/ { flush(); next }
+    /^[ \t]/ { add(field, $0); next }
+    {
+      c = index($0, ":")
+      if (c == 0) next
+      field = tolower(substr($0, 1, c - 1))
+      add(field, substr($0, c + 1))
+    }
+    END { flush() }' "$1"
+}
+
+# The Debian archive this machine's apt uses: the URI of the first enabled `deb` source, in
+# apt's order (sources.list, then sources.list.d/ by name), whose suite is the release codename
+# (not -security, -updates or -backports) and whose components include main. When several
+# match, one whose downloaded Release file says "Origin: Debian" wins (a third-party repository
+# may use the codename as its suite too). Prints nothing when there is none.
+# Arguments (for tests): apt's configuration directory, its lists directory, the codename.
+apt_mirror() { # [ETC_DIR] [LISTS_DIR] [CODENAME]
+  local etc="${1:-/etc/apt}" lists="${2:-/var/lib/apt/lists}" codename="${3:-}"
+  if [[ -z "$codename" ]]; then
+    codename="$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")" || codename=""
+  fi
+  local files=() f
+  [[ -f "$etc/sources.list" ]] && files+=("$etc/sources.list")
+  for f in "$etc"/sources.list.d/*.list "$etc"/sources.list.d/*.sources; do
+    [[ -f "$f" ]] && files+=("$f")
+  done
+  local first="" uri suite comps name
+  while IFS=$'\t' read -r uri suite comps; do
+    [[ "$uri" =~ ^https?:// ]] || continue
+    if [[ -n "$codename" ]]; then
+      [[ "$suite" == "$codename" ]] || continue
+    else
+      [[ "$suite" =~ ^[a-z]+$ ]] || continue # no codename known: any plain suite
+    fi
+    [[ " $comps " == *" main "* ]] || continue
+    uri="${uri%/}"
+    name="${uri#*://}"
+    name="${name//\//_}_dists_${suite}"
+    if grep -qsx 'Origin: Debian' "$lists/${name}_InRelease" "$lists/${name}_Release"; then
+      echo "$uri"
+      return 0
+    fi
+    [[ -n "$first" ]] || first="$uri"
+  done < <(
+    for f in "${files[@]}"; do
+      case "$f" in
+        *.sources) deb822_sources "$f" ;;
+        *) list_sources "$f" ;;
+      esac
+    done
+  )
+  [[ -z "$first" ]] || echo "$first"
+}
+
+# Sets MIRROR from apt's sources unless --mirror or $DEBIAN_MIRROR gave one.
+resolve_mirror() {
+  [[ -n "$MIRROR" ]] || MIRROR="$(apt_mirror)"
+  [[ -n "$MIRROR" ]] ||
+    die "found no Debian archive in this machine's apt sources (a deb entry for the release codename with component main in /etc/apt/sources.list, /etc/apt/sources.list.d/*.list or *.sources); give one with --mirror=URL, the URL under which pool/main/ lies"
+  MIRROR="${MIRROR%/}"
+}
+
+if ((PRINT_MIRROR)); then
+  resolve_mirror
+  echo "$MIRROR"
+  exit 0
+fi
 
 # --- packages ----------------------------------------------------------------------------------
 
@@ -141,9 +268,10 @@ fetch() { # URL FILE
 
 DSC="$BUILD_DIR/etcd_$SRC_VERSION.dsc"
 if [[ ! -s "$DSC" ]]; then
+  resolve_mirror
   log "downloading $MIRROR/pool/main/e/etcd/etcd_$SRC_VERSION.dsc"
   fetch "$MIRROR/pool/main/e/etcd/etcd_$SRC_VERSION.dsc" "$DSC" ||
-    die "cannot download etcd_$SRC_VERSION.dsc from $MIRROR (try --mirror=http://snapshot.debian.org/archive/debian/20250520T000000Z)"
+    die "cannot download etcd_$SRC_VERSION.dsc from $MIRROR (if that archive no longer has version $SRC_VERSION, give an archive snapshot mirror of the Debian archive that does with --mirror=URL)"
 fi
 # The Checksums-Sha256 line of the .orig.tar.* file: " <sha256> <size> <name>".
 read -r ORIG_SHA ORIG_SIZE ORIG_NAME < <(
@@ -152,7 +280,8 @@ read -r ORIG_SHA ORIG_SIZE ORIG_NAME < <(
 [[ -n "${ORIG_NAME:-}" ]] || die "no .orig.tar.* in the Checksums-Sha256 of $DSC"
 TARBALL="$BUILD_DIR/$ORIG_NAME"
 if [[ ! -s "$TARBALL" ]] || [[ "$(sha256sum "$TARBALL" | awk '{ print $1 }')" != "$ORIG_SHA" ]]; then
-  log "downloading $ORIG_NAME ($ORIG_SIZE bytes)"
+  resolve_mirror
+  log "downloading $ORIG_NAME ($ORIG_SIZE bytes) from $MIRROR"
   fetch "$MIRROR/pool/main/e/etcd/$ORIG_NAME" "$TARBALL" || die "cannot download $ORIG_NAME from $MIRROR"
 fi
 got="$(sha256sum "$TARBALL" | awk '{ print $1 }')"

@@ -1,4 +1,4 @@
-// KV apply on RocksDB on disk (DESIGN.md §4.9: figures are measured; bench/RESULTS.md quotes
+// KV apply on RocksDB on disk (docs/design.md §4.9: figures are measured; bench/RESULTS.md quotes
 // real runs). The server's own state machine, storage::RocksDbStateMachine, with its default
 // options (sync_writes = false: the Raft WAL is the durability source), in a fresh directory
 // under --kv_dir per run.

@@ -1,5 +1,4 @@
-// Keeps //bench:raft_benchmark, :kv_benchmark and :codec_benchmark's WAL half (all of it as
-// :codec_benchmark_smoke_test, manual for now: see bench/BUILD.bazel) compiling and working
+// Keeps //bench:raft_benchmark, :kv_benchmark and :codec_benchmark compiling and working
 // under `bazel test //...`: runs every benchmark they register with a tiny time budget. Each
 // benchmark checks its own outcome after its loop (the 3 replicas agree, round trips give the
 // original back, RocksDB holds what was applied) and reports SkipWithError otherwise; this test

@@ -1,7 +1,7 @@
-// Raft propose -> commit on an in-memory 3-node loop of the real engine (DESIGN.md §4.9:
+// Raft propose -> commit on an in-memory 3-node loop of the real engine (docs/design.md §4.9:
 // figures are measured; bench/RESULTS.md quotes real runs).
 //
-// Three engine::Node replicas (Raft + WAL writer + failure detector, exactly what both drivers
+// Three node::Node replicas (Raft + WAL writer + failure detector, exactly what both drivers
 // run), wired by a FIFO "network" in one thread. Each replica's WAL goes to an in-memory disk:
 // simdisk:1 = wal::SimDisk, the simulator's disk model (keeps every byte twice: as written and
 // as synced); simdisk:0 = a NullDisk that keeps only file sizes (the engine alone: Raft, node

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Recovery time and peak memory of a node restarting with a large WAL (issue 7), measured on the
+# Recovery time and peak memory of a node restarting with a large WAL, measured on the
 # real amaters-server. Results: bench/RESULTS.md.
 #
 #   ./bazelw run -c opt //bench:recovery -- [--dir=DIR] [--entries=N] [--value-bytes=V]

@@ -1,5 +1,5 @@
-// Recovery time and memory of a node with a large WAL (issue 7: "restart with a WAL of 1 GiB /
-// 4M entries until the node serves reads"). bench/recovery.sh runs the whole measurement;
+// Recovery time and memory of a node with a large WAL (restart with a WAL of 1 GiB / 4M
+// entries until the node serves reads). bench/recovery.sh runs the whole measurement;
 // bench/RESULTS.md records it. Three subcommands:
 //
 //   recovery_tool prepare --dir=D [--entries=N] [--value_bytes=V] [--apply]

@@ -1,8 +1,8 @@
-// Simulator speed (issue 4): simulated seconds per wall second.
+// Simulator speed: simulated seconds per wall second.
 //
 //   ./bazelw run -c opt //bench:sim_benchmark -- --benchmark_min_time=...
 //
-// BM_SimFiveNodesAllFaults: the issue's reference workload — a 5-node cluster under steady
+// BM_SimFiveNodesAllFaults: the reference workload — a 5-node cluster under steady
 //   client load (8 clients), every fault kind on, 60 simulated seconds of safety phase plus
 //   the liveness phase and all checkers; one seed per iteration (seeds 1, 2, ...).
 // BM_SimSwarm200Seeds: seeds 1..200 as `bazel run //sim -- --seeds=1..200 --safety_ms=60000`

@@ -1,4 +1,4 @@
-// WAL benchmarks (DESIGN.md §4.9: figures are measured; bench/RESULTS.md quotes real runs).
+// WAL benchmarks (docs/design.md §4.9: figures are measured; bench/RESULTS.md quotes real runs).
 //
 //   BM_WalAppend/sync_always/real_time/threads:N   N appender threads (1, 16, 256), each
 //       appending one 256-byte entry at a time and waiting for its acknowledgement; one I/O

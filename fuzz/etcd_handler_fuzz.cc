@@ -1,6 +1,6 @@
 // Fuzz target: etcd v3 client requests, decoded from protobuf bytes, through the server's
 // validation and conversion (server/etcd/convert.h) into the engine: proposed to a
-// single-node engine::Node (Raft + WAL on a SimDisk), committed, decoded from the entry bytes
+// single-node node::Node (Raft + WAL on a SimDisk), committed, decoded from the entry bytes
 // and applied to the in-memory key-value state machine; reads go through ReadIndex.
 //
 // EtcdHandler itself (server/service/etcd_handler.h) needs a running Runtime (threads, gRPC,

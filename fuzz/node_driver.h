@@ -1,4 +1,4 @@
-// A minimal synchronous driver for one engine::Node (fuzz targets only): a SimDisk for its
+// A minimal synchronous driver for one node::Node (fuzz targets only): a SimDisk for its
 // WAL and a MemoryStateMachine it applies to, as the server's runtime does with PosixDisk and
 // RocksDB (server/runtime/runtime.cc), without threads, clocks or a network. Outgoing
 // messages are counted and dropped.

@@ -1,5 +1,5 @@
 // Fuzz target: what a peer can send (proto/peer.proto) through the transport codec
-// (server/transport/codec.h) into engine::Node::Receive, the path of PeerService::Stream.
+// (server/transport/codec.h) into node::Node::Receive, the path of PeerService::Stream.
 //
 // Node 1 of a three-node cluster {1, 2, 3} runs on a SimDisk with the in-memory state machine
 // (fuzz/node_driver.h) and receives whatever the input holds. Peer bytes are untrusted: the

@@ -127,7 +127,7 @@ void RunInput(const uint8_t* data, size_t size) {
   // Scripted corruption is one event kind; the seed's random one only with random faults.
   const bool random_faults = options & 1;
   if (!random_faults) config.corruption = false;
-  // Checker self-test (DESIGN.md §4.8): AMATERS_FUZZ_SIM_BUG=<planted bug> must make the
+  // Checker self-test (docs/design.md §4.8): AMATERS_FUZZ_SIM_BUG=<planted bug> must make the
   // target crash within a short campaign (docs/fuzzing.md).
   static const char* const planted = std::getenv("AMATERS_FUZZ_SIM_BUG");
   if (planted != nullptr) config.bug = planted;

@@ -1,4 +1,4 @@
-// amaters-server: the real-time server (DESIGN.md §5; docs/deployment-guide.md).
+// amaters-server: the real-time server (docs/design.md §5; docs/deployment-guide.md).
 //
 //   amaters-server [start] [--config=FILE] [--set section.key=value ...] [shortcut flags]
 //   amaters-server stop|status [--config=FILE ...]     signal / query the running server

@@ -24,7 +24,7 @@
 namespace amaters::sim {
 namespace {
 
-// Bounds on what goes into the page (DESIGN.md §4.4): beyond them items are counted, not kept.
+// Bounds on what goes into the page (docs/design.md §4.4): beyond them items are counted, not kept.
 constexpr size_t kMessagesMax = 300000;
 constexpr size_t kOpsMax = 200000;
 constexpr size_t kEventsMax = 20000;

@@ -128,7 +128,7 @@ int RunScenarioFile(const std::string& file, const std::string& bug) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("amaters deterministic simulator (docs/simulation.md)");
-  // DESIGN.md §5 spells it --list-bugs; absl flag names cannot hold a dash, so accept both.
+  // docs/design.md §5 spells it --list-bugs; absl flag names cannot hold a dash, so accept both.
   for (int i = 1; i < argc; ++i) {
     if (std::string(argv[i]) == "--list-bugs") {
       for (const std::string& b : amaters::sim::PlantedBugNames()) std::printf("%s\n", b.c_str());

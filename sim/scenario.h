@@ -1,4 +1,4 @@
-// Chaos scenario scripts (issue 4): a small line-oriented language that drives a cluster
+// Chaos scenario scripts: a small line-oriented language that drives a cluster
 // through faults and checks what it observes, run deterministically by the simulator
 // (`bazel run //sim -- --scenario=FILE`). sim/scenarios/README.md is the user guide; this is
 // the reference.
@@ -62,8 +62,8 @@
 // committed entries never change, state machine safety, terms and commits never decrease), and
 // the client history is checked for linearizability unless the last command did just that.
 //
-// Parsing is pure and separate from running, and the commands speak of nodes and links only, so
-// that another runner can play the same scripts against real server processes on loopback.
+// Parsing is pure and separate from running, and the commands speak of nodes and links only
+// (what an operator can do to and observe of real servers); the simulator is the only runner.
 #ifndef AMATERS_SIM_SCENARIO_H_
 #define AMATERS_SIM_SCENARIO_H_
 
@@ -80,7 +80,7 @@
 
 namespace amaters::sim {
 
-// Bounds (DESIGN.md §4.4).
+// Bounds (docs/design.md §4.4).
 inline constexpr int kScenarioNodesMax = 9;
 inline constexpr uint64_t kScenarioDurationMaxMs = 3600 * 1000;
 inline constexpr size_t kScenarioErrorsMax = 20;  // parse errors reported at once

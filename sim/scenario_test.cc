@@ -514,7 +514,7 @@ TEST(ScenarioFiles, SameScriptSameTrace) {
   EXPECT_NE(RunScenario(other).trace_hash, a.trace_hash);
 }
 
-// DESIGN.md §4.8: the scenarios about a hazard fail when the guard against it is switched off.
+// docs/design.md §4.8: the scenarios about a hazard fail when the guard against it is switched off.
 TEST(ScenarioFiles, PlantedBugsAreCaught) {
   const std::map<std::string, std::string> cases = {
       {"figure8.txt", "commit_old_terms"},

@@ -1,6 +1,6 @@
 // The deterministic simulator (docs/simulation.md): one thread, one seed, virtual time.
 //
-// A Simulation runs N engine::Node replicas — each with a SimDisk and an in-memory key-value
+// A Simulation runs N node::Node replicas — each with a SimDisk and an in-memory key-value
 // state machine — over a simulated network, with clients issuing put / get / delete /
 // compare-and-swap. Every random choice comes from PRNG streams derived from the seed, so the
 // same seed and the same code give the same event trace, byte for byte (trace_hash).
@@ -36,7 +36,7 @@ using raft::NodeId;
 constexpr uint64_t kMs = 1000 * 1000;  // virtual time is in nanoseconds
 constexpr uint64_t kSec = 1000 * kMs;
 
-// Planted bugs (DESIGN.md §4.8): test-only switches the checkers must catch.
+// Planted bugs (docs/design.md §4.8): test-only switches the checkers must catch.
 std::vector<std::string> PlantedBugNames();
 
 // Everything one run depends on besides the seed's PRNG streams. DrawConfig() picks these from
@@ -172,7 +172,7 @@ class Simulation {
   bool IsUp(NodeId id) const;
   bool IsPaused(NodeId id) const;
   bool IsRefused(NodeId id) const;
-  // Alerts a node fired (engine::Node's Effects::alerts), over all its incarnations, in order.
+  // Alerts a node fired (node::Node's Effects::alerts), over all its incarnations, in order.
   struct AlertRecord {
     std::string key;  // dedup key, e.g. "node_failed:3"
     uint64_t at_ms = 0;

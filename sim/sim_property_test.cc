@@ -1,4 +1,4 @@
-// rapidcheck drives the simulator with generated fault schedules (issue 4), so that a failing
+// rapidcheck drives the simulator with generated fault schedules, so that a failing
 // schedule shrinks to a small reproducer: the printed counterexample lists the faults.
 //
 // Replay with the RC_PARAMS line rapidcheck prints; more cases:

@@ -1,4 +1,4 @@
-// The simulator's own tests (issue 4): determinism, a slice of seeds, and proof that the
+// The simulator's own tests: determinism, a slice of seeds, and proof that the
 // checkers can fail (every planted bug is caught).
 //
 // Longer campaigns run outside the test suite: bazel run -c opt //sim -- --seeds=1..10000
@@ -61,7 +61,7 @@ TEST(Sim, SeedSlicePasses) {
   EXPECT_GT(crashes, n / 2);
 }
 
-// DESIGN.md §4.8: a checker that cannot fail proves nothing. Each planted bug must be caught
+// docs/design.md §4.8: a checker that cannot fail proves nothing. Each planted bug must be caught
 // within a bounded number of seeds, by a seed that passes without the bug (so that the catch is
 // the bug's doing). commit_old_terms needs the precise Figure 8 interleaving, which random
 // seeds rarely produce: sim/scenarios/figure8.txt catches it (scenario_test checks that).

@@ -1,4 +1,4 @@
-"""Compiler options shared by every target of ours (DESIGN.md §4.5).
+"""Compiler options shared by every target of ours (docs/design.md §4.5).
 
 Third-party code comes precompiled from Debian, so these flags only ever see our sources.
 The C++ standard is set once in .bazelrc (--cxxopt=-std=c++17) so that every target agrees.

@@ -78,7 +78,7 @@ TEST(AlertManager, RepeatedFailureWithoutRecoveryFiresOnce) {
   EXPECT_EQ(fired, 1);
 }
 
-// The scenario: crash a follower -> one node_failed; restart -> node_recovered; crash
+// A flapping follower: crash it -> one node_failed; restart -> node_recovered; crash
 // again later (inside the window) -> node_failed fires again, and so does the next recovery.
 TEST(AlertManager, AClearedKeyFiresAgainAtItsNextEpisodeInsideTheWindow) {
   AlertManager m = Make();

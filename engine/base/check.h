@@ -1,4 +1,4 @@
-// Always-on invariant assertions (DESIGN.md §4.2).
+// Always-on invariant assertions (docs/design.md §4.2).
 //
 // AM_CHECK(cond, msg...) aborts the process with the file, line, condition and a message
 // built by absl::StrCat from the remaining arguments when `cond` is false. It stays on in

@@ -1,6 +1,6 @@
 // A small deterministic PRNG (SplitMix64) for the engine.
 //
-// The engine never draws global randomness (DESIGN.md §2): every random choice, such as the
+// The engine never draws global randomness (docs/design.md §2): every random choice, such as the
 // randomized election timeout, comes from an instance seeded by the driver, so that the
 // simulator can replay any run from its seed.
 #ifndef AMATERS_ENGINE_BASE_RAND_H_

@@ -1,14 +1,16 @@
-// engine::Node — one replica as a single pure state machine: Raft + the WAL writer (+ failover
-// and alerts when they land). Both drivers run exactly this: the simulator (virtual time,
-// SimDisk, in-memory state machine) and the server (real clock, PosixDisk, RocksDB).
+// node::Node — one replica as a single pure state machine: Raft + the WAL writer + the failure
+// detector (engine/failover) and the alert rules (engine/alerts). Both drivers run exactly this:
+// the simulator (virtual time, SimDisk, in-memory state machine) and the server (real clock,
+// PosixDisk, RocksDB). Health (engine/health) is evaluated by the server, not here.
 //
 // Inputs:  Tick(now_ms), Receive(message), OnDiskDone(batch, status), Propose(request, data),
-//          Read(request), OnApplied(index), TransferLeadership(target), Campaign().
+//          Read(request), Abandon(request), OnApplied(index), TransferLeadership(target),
+//          Campaign(), Report(alert event).
 // Outputs: TakeEffects() — messages to send, at most one disk batch to execute, committed
 //          entries to apply (each tagged with the local client waiting for it), reads that may
-//          be served now, and error replies for requests that will not complete.
+//          be served now, error replies for requests that will not complete, and alert firings.
 //
-// The rules the node enforces (DESIGN.md §2, docs/architecture.md "Node"):
+// The rules the node enforces (docs/design.md §2, docs/architecture.md "Node"):
 //  - Persist before sending what depends on it: Raft holds such messages until the WAL writer
 //    acknowledges the persist request (sync_mode = always: after fdatasync).
 //  - Apply committed entries in order, and only entries that are durable locally.
@@ -145,7 +147,7 @@ class Node {
     return detector_ ? &*detector_ : nullptr;
   }
   const alerts::AlertManager& alert_manager() const { return alert_manager_; }
-  // Simulator only: planted Raft bugs (DESIGN.md §4.8).
+  // Simulator only: planted Raft bugs (docs/design.md §4.8).
   void set_planted_bugs(const raft::Raft::PlantedBugs& bugs) { raft_->set_planted_bugs(bugs); }
 
  private:

@@ -1,8 +1,8 @@
 // The Raft log as the engine holds it in memory.
 //
 // Index ranges: the log holds entries [FirstIndex(), LastIndex()]. Everything at or below
-// `snapshot_index` has been compacted away (the snapshot issue fills this in; until then it
-// stays 0 and the log starts at index 1). TermAt(snapshot_index) is `snapshot_term`.
+// `snapshot_index` has been compacted away (snapshots are not implemented: it stays 0 and the
+// log starts at index 1). TermAt(snapshot_index) is `snapshot_term`.
 //
 // Durability bookkeeping: entries at or above `unstable_from()` have not yet been handed to
 // the driver for persistence. Handing them out (TakeUnstable) does not make them durable; the

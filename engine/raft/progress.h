@@ -5,7 +5,7 @@
 //               append per heartbeat interval and walks `next` back on rejection.
 //   kReplicate: the follower's log matches up to `match`; the leader pipelines appends
 //               optimistically, advancing `next` as soon as it sends, bounded by Inflights.
-//   (kSnapshot is reserved for the snapshot issue.)
+//   (kSnapshot is reserved for snapshots, which are not implemented.)
 #ifndef AMATERS_ENGINE_RAFT_PROGRESS_H_
 #define AMATERS_ENGINE_RAFT_PROGRESS_H_
 

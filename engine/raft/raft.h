@@ -19,7 +19,7 @@
 //  3. Apply `ready.committed_entries` in order and call OnApplied(last index applied). They are
 //     always durable locally already, but the hard state carrying their commit index may not
 //     be: Create() rejects an applied index beyond the restored commit, so a driver whose state
-//     machine can get ahead raises the restored commit to its applied index (engine::Node does;
+//     machine can get ahead raises the restored commit to its applied index (node::Node does;
 //     applied entries were committed, so this is safe).
 //  4. Serve each ReadState once the state machine has applied its index.
 #ifndef AMATERS_ENGINE_RAFT_RAFT_H_
@@ -58,7 +58,7 @@ enum class ReadOnlyOption : uint8_t {
 
 struct Config {
   NodeId id = kNone;
-  // Voting members, including `id`. (Learners and membership changes come with a later issue.)
+  // Voting members, including `id`; fixed (no learners, no membership changes).
   std::vector<NodeId> voters;
 
   // Ticks without hearing from a leader before a follower campaigns. The actual timeout is
@@ -91,7 +91,7 @@ struct Config {
 // What the node recovered from durable storage at start.
 struct RestoredState {
   HardState hard_state;
-  std::vector<Entry> entries;  // contiguous, starting at index 1 (until snapshots exist)
+  std::vector<Entry> entries;  // contiguous, starting at index 1 (there are no snapshots)
   Index applied = 0;           // last index the state machine has durably applied
 };
 
@@ -164,7 +164,7 @@ class Raft {
   // One line describing role, term, leader, indexes.
   std::string Describe() const;
 
-  // Test-only switches for the simulator's planted bugs (DESIGN.md §4.8). Off in production.
+  // Test-only switches for the simulator's planted bugs (docs/design.md §4.8). Off in production.
   struct PlantedBugs {
     bool vote_twice = false;             // grant a vote even if already voted in this term
     bool commit_old_terms = false;       // count replicas for entries of older terms (Figure 8)

@@ -170,7 +170,7 @@ RC_GTEST_PROP(RaftProperties, SafetyUnderRandomSchedulesThenLiveness, ()) {
   RunProperty(Raft::PlantedBugs{});
 }
 
-// DESIGN.md §4.8: a checker that cannot fail proves nothing. With a planted bug switched on,
+// docs/design.md §4.8: a checker that cannot fail proves nothing. With a planted bug switched on,
 // the same property must find a violation.
 TEST(RaftProperties, CheckerCatchesPlantedBugs) {
   rc::detail::TestParams params;
@@ -189,7 +189,7 @@ TEST(RaftProperties, CheckerCatchesPlantedBugs) {
   EXPECT_TRUE(fails("vote twice", vote_twice)) << "granting a second vote per term went unnoticed";
   // commit_old_terms (Figure 8) needs a precise crash/election sequence that these short
   // schedules rarely produce; RaftCommit.PlantedOldTermCommitIsCaught covers it
-  // deterministically. The simulator issue adds a planted-bug test at scale.
+  // deterministically; the simulator catches it at scale (sim/sim_test.cc).
 }
 
 }  // namespace

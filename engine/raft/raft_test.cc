@@ -570,7 +570,7 @@ TEST(RaftCommit, OldTermEntryNotCommittedByCounting) {
 }
 
 TEST(RaftCommit, PlantedOldTermCommitIsCaught) {
-  // The planted bug must make the check above fail (DESIGN.md §4.8).
+  // The planted bug must make the check above fail (docs/design.md §4.8).
   EXPECT_EQ(Figure8CommitAfterOldTermMajority(true), 2u);
 }
 

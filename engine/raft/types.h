@@ -22,7 +22,7 @@ inline constexpr NodeId kNone = 0;
 enum class EntryType : uint8_t {
   kNormal = 0,  // A client command; `data` is opaque to Raft.
   kNoop = 1,    // Appended by a new leader in its own term (thesis §6.4, paper §8).
-  // Reserved for the membership-change issue: kConfChange = 2.
+  // Reserved for membership changes (not implemented): kConfChange = 2.
 };
 
 struct Entry {
@@ -63,7 +63,7 @@ enum class MessageType : uint8_t {
   kTimeoutNow = 9,     // Leadership transfer (thesis §3.10).
   kReadIndex = 10,     // A follower asks the leader for a read index (thesis §6.4).
   kReadIndexResp = 11,
-  // Reserved for the snapshot issue: kSnapshot = 12.
+  // Reserved for snapshots (not implemented): kSnapshot = 12.
 };
 
 const char* MessageTypeName(MessageType t);

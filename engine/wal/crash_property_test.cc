@@ -1,4 +1,4 @@
-// Crash property of the WAL (issue 3): any sequence of appends, batches (whole or cut short),
+// Crash property of the WAL: any sequence of appends, batches (whole or cut short),
 // compactions and crashes — with unsynced bytes lost, kept, partly kept or torn — recovers to
 // a log that is exactly the state after some prefix of the records written, never older than
 // what was acknowledged (sync_mode = always), with a hard state never older than the

@@ -45,7 +45,7 @@ inline constexpr uint32_t kMaxRecordPayloadBytes = 64u << 20;
 enum class RecordType : uint8_t {
   kEntry = 1,
   kHardState = 2,
-  // Reserved for the snapshot issue: kSnapshotMarker = 3.
+  // Reserved for snapshots (not implemented): kSnapshotMarker = 3.
 };
 
 struct SegmentHeader {

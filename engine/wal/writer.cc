@@ -101,7 +101,7 @@ absl::Status Writer::Append(raft::PersistRequest request) {
   if (!error_.ok()) return error_;
   AM_CHECK(request.seq > last_persist_seq_);
   // Replay treats a longer payload as corruption, so it must never be acknowledged. Drivers
-  // bound entries far below this (engine::NodeConfig::max_entry_bytes); reaching it is a bug.
+  // bound entries far below this (node::NodeConfig::max_entry_bytes); reaching it is a bug.
   for (const raft::Entry& e : request.entries) {
     if (e.data.size() + kEntryPayloadOverheadBytes > kMaxRecordPayloadBytes) {
       error_ = absl::InvalidArgumentError(absl::StrCat(

@@ -1,4 +1,4 @@
-// AdminServer: the admin HTTP port (DESIGN.md §5 "Admin HTTP") on cpp-httplib.
+// AdminServer: the admin HTTP port (docs/design.md §5 "Admin HTTP") on cpp-httplib.
 //
 // Endpoints (GET and HEAD; docs/metrics.md has example responses):
 //   /health   JSON {"status","node_id","role","leader_id","checks":{probe:detail}};

@@ -14,7 +14,7 @@
 // amaters_request_duration_seconds{method=<each RpcMethod>}. Per-peer series appear when the
 // runtime first reports that peer (SetPeerConnected at start-up for every configured peer).
 //
-// amaters_compaction_count keeps the name DESIGN.md fixes but is exported as `untyped`:
+// amaters_compaction_count keeps the name docs/design.md §1 fixes but is exported as `untyped`:
 // `promtool check metrics` (2.42) rejects it both as a counter ("counter metrics should have
 // "_total" suffix") and as a gauge ("non-histogram and non-summary metrics should not have "_count"
 // suffix"); an untyped family passes and Prometheus ingests it as a plain series (rate() works

@@ -1,7 +1,7 @@
 // The server's configuration: the Config struct, loading it from a TOML file, the environment
 // and overrides, validating it, and deciding what a SIGHUP reload may change.
 //
-// Precedence (DESIGN.md §5): built-in defaults < TOML file < AMATERS_* environment < overrides
+// Precedence (docs/design.md §5): built-in defaults < TOML file < AMATERS_* environment < overrides
 // (`--set section.key=value` flags). One table of keys (ConfigKeys()) drives the TOML reader, the
 // environment names, the overrides, unknown-key detection, GenerateDefaultConfig() and the key
 // tables of docs/configuration-reference.md (config_test checks that the document matches), so

@@ -14,7 +14,7 @@ namespace amaters::ctl {
 
 inline constexpr char kDefaultEndpoint[] = "127.0.0.1:7878";
 
-// Exit codes (DESIGN.md §5: 0 on success, non-zero with a one-line error otherwise).
+// Exit codes (docs/design.md §5: 0 on success, non-zero with a one-line error otherwise).
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;  // the command failed (server error, unreachable, I/O)
 inline constexpr int kExitUsage = 2;    // the command line is wrong

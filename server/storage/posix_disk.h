@@ -38,7 +38,7 @@
 // second fdatasync can succeed although the data never reached the disk (PostgreSQL's
 // "fsyncgate"); a retry must never be able to report durability.
 //
-// Error codes follow retry semantics (DESIGN.md §4.3); every message names the operation, the
+// Error codes follow retry semantics (docs/design.md §4.3); every message names the operation, the
 // path and the errno (text and symbol):
 //   ENOSPC, EDQUOT, EMFILE, ENFILE, ENOMEM  kResourceExhausted  (free space/fds, then restart)
 //   ENOENT                                  kNotFound

@@ -1,4 +1,4 @@
-// Linearizability checker for the simulator's client histories (issue 4, DESIGN.md §1).
+// Linearizability checker for the simulator's client histories (docs/design.md §1).
 //
 // Model: a key-value store of registers. Every operation touches exactly one key, so the
 // history is checked per key (P-compositionality: a history of independent objects is

@@ -1,6 +1,6 @@
 // Tests of the linearizability checker.
 //
-// Layers (DESIGN.md §4.7): hand-written histories for each rule of the model; a brute-force
+// Layers (docs/design.md §4.7): hand-written histories for each rule of the model; a brute-force
 // oracle compared with the checker on thousands of small random histories; correct histories
 // generated from an atomic register over many seeds, which must pass, and then fail once an
 // impossible read is planted (§4.8: a checker that cannot fail proves nothing); the search
