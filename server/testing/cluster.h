@@ -42,8 +42,8 @@ class EtcdClient {
   absl::StatusOr<etcdserverpb::RangeResponse> Range(const etcdserverpb::RangeRequest& request);
   // Waits for the connection, up to its 2 s deadline (wait_for_ready): a readiness probe.
   absl::StatusOr<etcdserverpb::StatusResponse> Status();
-  // Connects the channel and waits until it is READY (false at the timeout). The calls above
-  // fail fast while the channel is not connected, and a blocking client without a call in
+  // Connects the channel and waits until it is READY (false at the timeout). Put, Get and
+  // Range fail fast while the channel is not connected, and a blocking client without a call in
   // progress polls a connection attempt only rarely: after a node (re)starts, this brings the
   // channel up at once.
   bool WaitForConnected(absl::Duration timeout);
@@ -59,7 +59,7 @@ class EtcdClient {
 
 absl::Status FromGrpc(const grpc::Status& status);
 
-// The sockets listening on 127.0.0.1:`port` as `ss -ltnp` prints them ("nobody" if none).
+// The sockets listening on `port` (any address) as `ss -ltnp` prints them ("nobody" if none).
 std::string Listeners(int port);
 
 class TestCluster {
