@@ -68,6 +68,16 @@ void RaftLog::TruncateAndAppend(std::vector<Entry> ents) {
   for (Entry& e : ents) Append(std::move(e));
 }
 
+void RaftLog::Compact(Index index) {
+  AM_CHECK(index > snapshot_index_ && index <= LastIndex(), "compact to ", index,
+           " outside log [", FirstIndex(), ", ", LastIndex(), "]");
+  AM_CHECK_LT(index, unstable_from_, "compacting entries not yet handed out for persistence");
+  snapshot_term_ = At(index).term;
+  entries_.erase(entries_.begin(), entries_.begin() + static_cast<long>(index - snapshot_index_));
+  snapshot_index_ = index;
+  AM_CHECK_EQ(FirstIndex(), index + 1, "compaction");
+}
+
 void RaftLog::Append(Entry e) {
   AM_CHECK_EQ(e.index, LastIndex() + 1, "append is not contiguous");
   AM_CHECK_GE(e.term, LastTerm(), "terms in the log must not decrease");

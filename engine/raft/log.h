@@ -1,8 +1,9 @@
 // The Raft log as the engine holds it in memory.
 //
 // Index ranges: the log holds entries [FirstIndex(), LastIndex()]. Everything at or below
-// `snapshot_index` has been compacted away (snapshots are not implemented: it stays 0 and the
-// log starts at index 1). TermAt(snapshot_index) is `snapshot_term`.
+// `snapshot_index` (the compaction point) has been compacted away: a snapshot covers it.
+// TermAt(snapshot_index) is `snapshot_term`. The compaction point may lag the newest snapshot
+// (raft::Raft keeps a margin of entries so that a briefly slow follower catches up from the log).
 //
 // Durability bookkeeping: entries at or above `unstable_from()` have not yet been handed to
 // the driver for persistence. Handing them out (TakeUnstable) does not make them durable; the
@@ -51,6 +52,10 @@ class RaftLog {
   // suffix from that index on. The caller guarantees the truncated entries are uncommitted.
   void TruncateAndAppend(std::vector<Entry> ents);
 
+  // Drops every entry at or below `index` (FirstIndex() <= index <= LastIndex(), and the caller
+  // guarantees a durable snapshot covers it); TermAt(index) stays known.
+  void Compact(Index index);
+
   // Appends one entry at LastIndex() + 1.
   void Append(Entry e);
 
@@ -65,6 +70,7 @@ class RaftLog {
   bool HasUnstable() const { return unstable_from_ <= LastIndex(); }
 
   Index snapshot_index() const { return snapshot_index_; }
+  Term snapshot_term() const { return snapshot_term_; }
 
  private:
   Index snapshot_index_ = 0;

@@ -38,8 +38,10 @@ bool Inflights::Full() const {
 }
 
 void Progress::BecomeProbe() {
+  // After a snapshot, probe from just past it: the follower holds it (or reports otherwise).
+  next = state == ProgressState::kSnapshot ? std::max(match, pending_snapshot) + 1 : match + 1;
   state = ProgressState::kProbe;
-  next = match + 1;
+  pending_snapshot = 0;
   probe_sent = false;
   inflights.Reset();
 }
@@ -47,6 +49,15 @@ void Progress::BecomeProbe() {
 void Progress::BecomeReplicate() {
   state = ProgressState::kReplicate;
   next = match + 1;
+  pending_snapshot = 0;
+  probe_sent = false;
+  inflights.Reset();
+}
+
+void Progress::BecomeSnapshot(Index snapshot_index) {
+  AM_CHECK(snapshot_index > match, "a snapshot the follower already has");
+  state = ProgressState::kSnapshot;
+  pending_snapshot = snapshot_index;
   probe_sent = false;
   inflights.Reset();
 }
@@ -63,6 +74,8 @@ bool Progress::MaybeUpdate(Index n) {
 }
 
 bool Progress::MaybeDecrTo(Index rejected, Index match_hint, uint64_t probe) {
+  // While a snapshot is in flight, rejections answer appends sent before it: stale.
+  if (state == ProgressState::kSnapshot) return false;
   if (state == ProgressState::kReplicate) {
     // A rejection for an index at or below match is a stale, reordered response.
     if (rejected <= match) return false;
@@ -92,12 +105,18 @@ bool Progress::IsPaused() const {
       return probe_sent;
     case ProgressState::kReplicate:
       return inflights.Full();
+    case ProgressState::kSnapshot:
+      return true;
   }
   return false;
 }
 
 std::string Progress::Describe() const {
-  return absl::StrCat(state == ProgressState::kProbe ? "probe" : "replicate", " match=", match,
+  const char* name = state == ProgressState::kProbe       ? "probe"
+                     : state == ProgressState::kReplicate ? "replicate"
+                                                          : "snapshot";
+  return absl::StrCat(name, pending_snapshot ? absl::StrCat("@", pending_snapshot) : "",
+                      " match=", match,
                       " next=", next, inflights.Count() ? absl::StrCat(" inflight=",
                       inflights.Count()) : "", probe_sent ? " paused" : "");
 }

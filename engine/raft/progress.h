@@ -5,7 +5,9 @@
 //               append per heartbeat interval and walks `next` back on rejection.
 //   kReplicate: the follower's log matches up to `match`; the leader pipelines appends
 //               optimistically, advancing `next` as soon as it sends, bounded by Inflights.
-//   (kSnapshot is reserved for snapshots, which are not implemented.)
+//   kSnapshot:  the follower needs entries the leader compacted; the leader's newest snapshot
+//               (`pending_snapshot`) is being streamed to it. Nothing else is sent until the
+//               follower acknowledges it (kAppResp at or above it) or the transfer fails.
 #ifndef AMATERS_ENGINE_RAFT_PROGRESS_H_
 #define AMATERS_ENGINE_RAFT_PROGRESS_H_
 
@@ -45,7 +47,7 @@ class Inflights {
   std::deque<Item> items_;  // in increasing last_index order; at most max_msgs_ long.
 };
 
-enum class ProgressState : uint8_t { kProbe, kReplicate };
+enum class ProgressState : uint8_t { kProbe, kReplicate, kSnapshot };
 
 struct Progress {
   Progress(Index next_index, uint64_t max_inflight_msgs, uint64_t max_inflight_bytes)
@@ -63,9 +65,12 @@ struct Progress {
   Inflights inflights;
   // Highest ReadIndex round this peer has acknowledged in the current term.
   uint64_t read_round_acked = 0;
+  // In kSnapshot: the index of the snapshot being sent.
+  Index pending_snapshot = 0;
 
   void BecomeProbe();
   void BecomeReplicate();
+  void BecomeSnapshot(Index snapshot_index);
   // Follower acknowledged entries up to `n`. Returns true if `match` advanced.
   bool MaybeUpdate(Index n);
   // Follower rejected an append at `rejected`; `match_hint` is the highest index that may

@@ -31,6 +31,9 @@ absl::Status Config::Validate() const {
   }
   if (max_inflight_msgs == 0) return absl::InvalidArgumentError("raft config: max_inflight_msgs must be > 0");
   if (max_msg_bytes == 0) return absl::InvalidArgumentError("raft config: max_msg_bytes must be > 0");
+  if (max_snapshot_sends == 0) {
+    return absl::InvalidArgumentError("raft config: max_snapshot_sends must be > 0");
+  }
   if (max_committed_bytes_per_ready == 0) {
     return absl::InvalidArgumentError("raft config: max_committed_bytes_per_ready must be > 0");
   }
@@ -56,29 +59,62 @@ Raft::Raft(const Config& c)
       max_uncommitted_bytes_(c.max_uncommitted_bytes),
       max_committed_bytes_per_ready_(c.max_committed_bytes_per_ready),
       max_pending_reads_(c.max_pending_reads),
+      max_snapshot_sends_(c.max_snapshot_sends),
       rng_(c.rng_seed ^ (0x5bd1e995ULL * c.id)) {
   std::sort(voters_.begin(), voters_.end());
 }
 
+namespace {
+
+absl::Status CheckRestoredSnapshot(const Config& config, const RestoredState& restored) {
+  const SnapshotMeta& snap = restored.snapshot;
+  if (snap.index == 0) {
+    return snap.term == 0 ? absl::OkStatus()
+                          : absl::DataLossError("restored snapshot has a term but no index");
+  }
+  if (snap.term == 0 || snap.term > restored.hard_state.term) {
+    return absl::DataLossError(absl::StrCat("restored snapshot term ", snap.term,
+                                            " is impossible (hard state term ",
+                                            restored.hard_state.term, ")"));
+  }
+  if (restored.applied < snap.index) {
+    return absl::DataLossError(absl::StrCat(
+        "the state machine has applied up to index ", restored.applied,
+        " but the newest snapshot covers up to ", snap.index,
+        ": restore the state machine from that snapshot before starting"));
+  }
+  std::vector<NodeId> a = snap.voters, b = config.voters;
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
+  if (!a.empty() && a != b) {
+    return absl::FailedPreconditionError(
+        "the snapshot's voters differ from the configured voters ([cluster] peers)");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Raft>> Raft::Create(const Config& config, RestoredState restored) {
   if (absl::Status s = config.Validate(); !s.ok()) return s;
   const HardState& hs = restored.hard_state;
-  Index last = restored.entries.empty() ? 0 : restored.entries.back().index;
-  if (!restored.entries.empty() && restored.entries.front().index != 1) {
-    return absl::DataLossError(absl::StrCat("restored log starts at index ",
-                                            restored.entries.front().index, ", expected 1"));
-  }
+  const SnapshotMeta& snap = restored.snapshot;
+  if (absl::Status s = CheckRestoredSnapshot(config, restored); !s.ok()) return s;
+  Index last = snap.index + restored.entries.size();
   for (size_t i = 0; i < restored.entries.size(); ++i) {
     const Entry& e = restored.entries[i];
-    if (e.index != i + 1 || (i > 0 && e.term < restored.entries[i - 1].term) || e.term > hs.term) {
-      return absl::DataLossError(absl::StrCat("restored log is inconsistent at index ", e.index));
+    Term prev_term = i > 0 ? restored.entries[i - 1].term : snap.term;
+    if (e.index != snap.index + 1 + i || e.term < prev_term || e.term > hs.term) {
+      return absl::DataLossError(absl::StrCat("restored log is inconsistent at index ", e.index,
+                                              snap.index > 0 ? absl::StrCat(" (snapshot at ",
+                                              snap.term, "/", snap.index, ")") : ""));
     }
   }
   if (hs.commit > last) {
     return absl::DataLossError(absl::StrCat("hard state commit ", hs.commit,
                                             " is beyond the last durable entry ", last));
   }
-  if (restored.applied > hs.commit) {
+  if (restored.applied > std::max(hs.commit, snap.index)) {
     return absl::DataLossError(absl::StrCat("applied index ", restored.applied,
                                             " is beyond the durable commit index ", hs.commit));
   }
@@ -87,16 +123,18 @@ absl::StatusOr<std::unique_ptr<Raft>> Raft::Create(const Config& config, Restore
     return absl::DataLossError(absl::StrCat("hard state votes for unknown node ", hs.vote));
   }
   std::unique_ptr<Raft> r(new Raft(config));
-  r->log_.Restore(0, 0, std::move(restored.entries));
+  r->log_.Restore(snap.index, snap.term, std::move(restored.entries));
+  r->snapshot_ = snap;
   r->term_ = hs.term;
   r->vote_ = hs.vote;
-  r->commit_ = hs.commit;
+  // A snapshot covers only committed entries.
+  r->commit_ = std::max(hs.commit, snap.index);
   r->applied_ = restored.applied;
   r->applying_ = restored.applied;
   r->persisted_index_ = last;
-  r->handed_hard_state_ = hs;
+  r->handed_hard_state_ = {hs.term, hs.vote, r->commit_};
   r->last_checked_term_ = hs.term;
-  r->last_checked_commit_ = hs.commit;
+  r->last_checked_commit_ = r->commit_;
   r->BecomeFollower(hs.term, kNone);
   r->CheckInvariants();
   return r;
@@ -295,6 +333,13 @@ absl::Status Raft::Step(const Message& m) {
   if (MessageTypeName(m.type) == std::string_view("Unknown")) {
     return absl::InvalidArgumentError("message of unknown type");
   }
+  if (m.type == MessageType::kSnapshotResp) {
+    return absl::InvalidArgumentError("snapshot acknowledgments are node::Node's, not Raft's");
+  }
+  if (m.type == MessageType::kSnapshot &&
+      (m.snapshot.index == 0 || m.snapshot.term == 0 || m.snapshot.term > m.term)) {
+    return absl::InvalidArgumentError(absl::StrCat("malformed snapshot: ", DescribeMessage(m)));
+  }
   if (!m.entries.empty()) {
     // Only appends carry entries, and they must be contiguous after (index, log_term), with
     // non-decreasing terms no newer than the message's term.
@@ -337,14 +382,16 @@ absl::Status Raft::Step(const Message& m) {
       // A pre-vote request never changes our term.
     } else if (m.type == MessageType::kPreVoteResp && !m.reject) {
       // A granted pre-vote carries the term we would campaign in; it is not a newer leader.
-    } else if (m.type == MessageType::kApp || m.type == MessageType::kHeartbeat) {
+    } else if (m.type == MessageType::kApp || m.type == MessageType::kHeartbeat ||
+               m.type == MessageType::kSnapshot) {
       BecomeFollower(m.term, m.from);
     } else {
       BecomeFollower(m.term, kNone);
     }
   } else if (m.term < term_) {
     if ((check_quorum_ || pre_vote_) &&
-        (m.type == MessageType::kApp || m.type == MessageType::kHeartbeat)) {
+        (m.type == MessageType::kApp || m.type == MessageType::kHeartbeat ||
+         m.type == MessageType::kSnapshot)) {
       // A stale leader (e.g. healed from a partition) learns the newer term and steps down.
       // Without this, with check-quorum or pre-vote, it could keep the cluster from electing.
       Message resp;
@@ -420,6 +467,11 @@ void Raft::StepFollower(const Message& m) {
       leader_ = m.from;
       HandleHeartbeat(m);
       break;
+    case MessageType::kSnapshot:
+      election_elapsed_ = 0;
+      leader_ = m.from;
+      HandleSnapshot(m);
+      break;
     case MessageType::kTimeoutNow:
       // Thesis §3.10: the transfer target starts an election at once, skipping pre-vote, and
       // marks its requests so that voters ignore their leader lease.
@@ -447,6 +499,10 @@ void Raft::StepCandidate(const Message& m) {
     case MessageType::kHeartbeat:
       BecomeFollower(m.term, m.from);
       HandleHeartbeat(m);
+      break;
+    case MessageType::kSnapshot:
+      BecomeFollower(m.term, m.from);
+      HandleSnapshot(m);
       break;
     case MessageType::kVoteResp:
     case MessageType::kPreVoteResp: {
@@ -484,6 +540,7 @@ void Raft::StepLeader(const Message& m) {
       break;
     case MessageType::kApp:
     case MessageType::kHeartbeat:
+    case MessageType::kSnapshot:
       // Two leaders in one term would break election safety (paper §5.2). Never act on it;
       // the simulator's checkers report it.
       break;
@@ -530,6 +587,41 @@ void Raft::HandleAppend(const Message& m) {
   Send(std::move(resp));
 }
 
+void Raft::HandleSnapshot(const Message& m) {
+  const SnapshotMeta& snap = m.snapshot;
+  Message resp;
+  resp.type = MessageType::kAppResp;
+  resp.to = m.from;
+  if (snap.index <= commit_) {
+    // Thesis §5.3: a snapshot at or below the commit index holds nothing new; installing it
+    // would roll the state machine back.
+    resp.index = commit_;
+    Send(std::move(resp));
+    return;
+  }
+  if (log_.MatchTerm(snap.index, snap.term)) {
+    // The log already holds the snapshot's last entry: keep the entries after it (thesis
+    // §5.1: "the follower retains the entries following it").
+    CommitTo(snap.index);
+    resp.index = snap.index;
+    Send(std::move(resp));
+    return;
+  }
+  // Replace the whole log. Entries handed out for persistence before now may still be
+  // acknowledged; they no longer say anything about this log (log_reset_seq_).
+  AM_CHECK_LT(applying_, snap.index, "installing a snapshot below what is being applied");
+  log_.Restore(snap.index, snap.term, {});
+  unhanded_local_snapshot_.reset();
+  install_ = snap;
+  install_durable_ = false;
+  unhanded_install_ = true;
+  log_reset_seq_ = next_seq_;
+  persisted_index_ = applying_;
+  commit_ = snap.index;
+  resp.index = snap.index;
+  Send(std::move(resp));  // held until the snapshot record is durable
+}
+
 void Raft::HandleHeartbeat(const Message& m) {
   // The leader sends min(commit, our match), so this index is in our log and matches.
   CommitTo(std::min(m.commit, log_.LastIndex()));
@@ -564,7 +656,11 @@ void Raft::HandleAppendResponse(const Message& m) {
     if (was_paused && !pr.IsPaused()) SendAppend(m.from, false);
     return;
   }
-  if (pr.state == ProgressState::kProbe) {
+  if (pr.state == ProgressState::kSnapshot && pr.match < pr.pending_snapshot) {
+    // An acknowledgment of an older append; the snapshot is still on its way.
+    return;
+  }
+  if (pr.state != ProgressState::kReplicate) {
     pr.BecomeReplicate();
   } else {
     pr.inflights.FreeLE(m.index);
@@ -614,7 +710,10 @@ bool Raft::SendAppend(NodeId to, bool send_if_empty) {
   if (to == id_ || pr.IsPaused()) return false;
   Index prev = pr.next - 1;
   std::optional<Term> prev_term = log_.TermAt(prev);
-  AM_CHECK(prev_term.has_value(), "no term for index ", prev, " (snapshots not implemented)");
+  if (!prev_term.has_value()) {
+    AM_CHECK_LT(prev, log_.snapshot_index(), "no term for index ", prev, " above the log's start");
+    return SendSnapshot(to);
+  }
   std::vector<Entry> ents = log_.Slice(pr.next, log_.LastIndex() + 1, max_msg_bytes_);
   if (ents.empty() && !send_if_empty) return false;
   Message m;
@@ -640,6 +739,62 @@ bool Raft::SendAppend(NodeId to, bool send_if_empty) {
   m.entries = std::move(ents);
   Send(std::move(m));
   return true;
+}
+
+bool Raft::SendSnapshot(NodeId to) {
+  Progress& pr = progress_.at(to);
+  AM_CHECK_GE(snapshot_.index, log_.snapshot_index(), "log compacted past the newest snapshot");
+  uint64_t sending = 0;
+  for (const auto& [id, p] : progress_) sending += p.state == ProgressState::kSnapshot;
+  if (sending >= max_snapshot_sends_) {
+    // Bounded: wait for a heartbeat response and try again.
+    pr.probe_sent = true;
+    return false;
+  }
+  pr.BecomeSnapshot(snapshot_.index);
+  Message m;
+  m.type = MessageType::kSnapshot;
+  m.to = to;
+  m.snapshot = snapshot_;
+  Send(std::move(m));
+  return true;
+}
+
+void Raft::ReportSnapshotFailed(NodeId peer) {
+  if (role_ != Role::kLeader) return;
+  auto it = progress_.find(peer);
+  if (it == progress_.end() || it->second.state != ProgressState::kSnapshot) return;
+  it->second.pending_snapshot = 0;
+  it->second.BecomeProbe();
+  it->second.probe_sent = true;  // retried after the next heartbeat response
+}
+
+absl::Status Raft::SnapshotTaken(Index index) {
+  Index newest = std::max(snapshot_.index,
+                          unhanded_local_snapshot_ ? unhanded_local_snapshot_->index : 0);
+  if (index <= newest) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("snapshot at ", index, " is not newer than the one at ", newest));
+  }
+  if (index > applied_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("snapshot at ", index, " is beyond the applied index ", applied_));
+  }
+  std::optional<Term> term = log_.TermAt(index);
+  AM_CHECK(term.has_value(), "applied index ", index, " is compacted but newer than the snapshot");
+  unhanded_local_snapshot_ = SnapshotMeta{index, *term, voters_};
+  return absl::OkStatus();
+}
+
+absl::Status Raft::CompactLog(Index index) {
+  if (index <= log_.snapshot_index()) return absl::OkStatus();
+  if (index > snapshot_.index || index > applied_ || index > persisted_index_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot compact to ", index, ": snapshot ", snapshot_.index, ", applied ", applied_,
+        ", persisted ", persisted_index_));
+  }
+  log_.Compact(index);
+  return absl::OkStatus();
 }
 
 void Raft::BroadcastAppend() {
@@ -876,7 +1031,8 @@ void Raft::ServeRead(NodeId from, Index index, std::string context) {
 // Output and durability.
 
 bool Raft::HasUnhandedPersist() const {
-  return log_.HasUnstable() || hard_state() != handed_hard_state_;
+  return log_.HasUnstable() || hard_state() != handed_hard_state_ || unhanded_install_ ||
+         unhanded_local_snapshot_.has_value();
 }
 
 void Raft::Send(Message m) {
@@ -885,7 +1041,8 @@ void Raft::Send(Message m) {
   uint64_t required;
   bool leader_message = role_ == Role::kLeader &&
                         (m.type == MessageType::kApp || m.type == MessageType::kHeartbeat ||
-                         m.type == MessageType::kTimeoutNow || m.type == MessageType::kReadIndexResp);
+                         m.type == MessageType::kTimeoutNow || m.type == MessageType::kReadIndexResp ||
+                         m.type == MessageType::kSnapshot);
   bool term_vote_dirty = term_ != handed_hard_state_.term || vote_ != handed_hard_state_.vote;
   if (leader_message) {
     // A leader may send appends before its own copy is durable (thesis §10.2.1); it only needs
@@ -925,6 +1082,7 @@ bool Raft::HasReady() const {
   for (const HeldMessage& h : outbox_) {
     if (h.required_seq <= acked_seq_) return true;
   }
+  if (install_) return install_durable_;
   return applying_ < ApplyLimit();
 }
 
@@ -957,8 +1115,16 @@ Ready Raft::TakeReady() {
       req.hard_state = hs;
       handed_hard_state_ = hs;
     }
+    if (unhanded_install_) {
+      req.snapshot = *install_;
+      req.snapshot_replaces_log = true;
+    } else if (unhanded_local_snapshot_) {
+      req.snapshot = *unhanded_local_snapshot_;
+    }
+    unhanded_install_ = false;
+    unhanded_local_snapshot_.reset();
     req.entries = log_.TakeUnstable();
-    InFlightPersist p{req.seq, 0, 0};
+    InFlightPersist p{req.seq, 0, 0, req.snapshot, req.snapshot_replaces_log};
     if (!req.entries.empty()) {
       p.last_index = req.entries.back().index;
       p.last_term = req.entries.back().term;
@@ -971,7 +1137,14 @@ Ready Raft::TakeReady() {
   rd.messages = std::move(ready_messages_);
   ready_messages_.clear();
 
-  Index hi = ApplyLimit();
+  if (install_ && install_durable_) {
+    // The received snapshot goes to the state machine before any entry after it.
+    rd.snapshot = *install_;
+    applying_ = install_->index;
+    install_.reset();
+    install_durable_ = false;
+  }
+  Index hi = install_ ? applying_ : ApplyLimit();
   uint64_t bytes = 0;
   while (applying_ < hi) {
     const Entry& e = log_.At(applying_ + 1);
@@ -994,7 +1167,15 @@ void Raft::OnPersisted(uint64_t seq) {
   InFlightPersist p = persisting_.front();
   persisting_.pop_front();
   acked_seq_ = seq;
-  if (p.last_index != 0 && log_.MatchTerm(p.last_index, p.last_term)) {
+  if (p.snapshot) {
+    if (p.snapshot->index > snapshot_.index) snapshot_ = *p.snapshot;
+    if (p.install && install_ && *install_ == *p.snapshot) {
+      install_durable_ = true;
+      persisted_index_ = std::max(persisted_index_, p.snapshot->index);
+    }
+  }
+  if (p.seq >= log_reset_seq_ && p.last_index != 0 &&
+      log_.MatchTerm(p.last_index, p.last_term)) {
     persisted_index_ = std::max(persisted_index_, p.last_index);
   }
   if (role_ == Role::kLeader) {
@@ -1031,6 +1212,10 @@ void Raft::CheckInvariants() {
   if (!bugs_.apply_before_commit) AM_CHECK_LE(applying_, commit_, "node ", id_);
   AM_CHECK_LE(applying_, persisted_index_, "applied an entry that is not durable on node ", id_);
   AM_CHECK_LE(persisted_index_, log_.LastIndex(), "node ", id_);
+  AM_CHECK_LE(log_.snapshot_index(), std::max(snapshot_.index, install_ ? install_->index : 0),
+              "log compacted past every snapshot on node ", id_);
+  AM_CHECK(install_ || applying_ >= log_.snapshot_index(),
+           "entries below the log's start were never handed out on node ", id_);
   AM_CHECK_LE(log_.LastTerm(), term_, "log holds an entry from a future term on node ", id_);
   AM_CHECK(vote_ == kNone || IsVoter(vote_), "vote for unknown node ", vote_);
   if (role_ == Role::kLeader) {

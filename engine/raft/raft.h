@@ -82,6 +82,8 @@ struct Config {
   uint64_t max_uncommitted_bytes = 64 << 20; // proposals accepted but not committed (0 = no limit)
   uint64_t max_committed_bytes_per_ready = 16 << 20;
   uint64_t max_pending_reads = 10000;
+  // Snapshot transfers (kSnapshot) a leader runs at once; at most one per follower always.
+  uint64_t max_snapshot_sends = 2;
 
   uint64_t rng_seed = 0;
 
@@ -91,12 +93,19 @@ struct Config {
 // What the node recovered from durable storage at start.
 struct RestoredState {
   HardState hard_state;
-  std::vector<Entry> entries;  // contiguous, starting at index 1 (there are no snapshots)
+  SnapshotMeta snapshot;       // the newest durable snapshot (index 0: none)
+  std::vector<Entry> entries;  // contiguous, starting at snapshot.index + 1
   Index applied = 0;           // last index the state machine has durably applied
 };
 
 struct PersistRequest {
   uint64_t seq = 0;
+  // Written first, if set: a snapshot now durable in the state machine's store covers every
+  // entry up to snapshot->index. If `snapshot_replaces_log`, it was received from the leader
+  // and replaces the whole log (every durable entry is dropped); otherwise it was taken
+  // locally and the entries above it stay.
+  std::optional<SnapshotMeta> snapshot;
+  bool snapshot_replaces_log = false;
   std::optional<HardState> hard_state;
   // If non-empty: drop every durable entry with index >= entries[0].index, then append these.
   std::vector<Entry> entries;
@@ -105,11 +114,15 @@ struct PersistRequest {
 struct Ready {
   std::optional<PersistRequest> persist;
   std::vector<Message> messages;
+  // A snapshot received from the leader and now durable: restore the state machine from it
+  // before applying `committed_entries` (which follow it), then report OnApplied(index).
+  std::optional<SnapshotMeta> snapshot;
   std::vector<Entry> committed_entries;
   std::vector<ReadState> read_states;
 
   bool Empty() const {
-    return !persist && messages.empty() && committed_entries.empty() && read_states.empty();
+    return !persist && messages.empty() && !snapshot && committed_entries.empty() &&
+           read_states.empty();
   }
 };
 
@@ -146,6 +159,21 @@ class Raft {
   void OnPersisted(uint64_t seq);
   // The state machine has applied every committed entry up to `index`.
   void OnApplied(Index index);
+
+  // Snapshots (thesis §5). The driver's state machine durably holds a snapshot of its state at
+  // `index` (applied, above the current snapshot). The next persist request records it; once
+  // that is durable it becomes snapshot() (the one a leader sends) and CompactLog may drop
+  // the entries it covers.
+  absl::Status SnapshotTaken(Index index);
+  // Drops in-memory entries up to `index` (at most snapshot().index and applied()).
+  absl::Status CompactLog(Index index);
+  // Leader: the snapshot transfer to `peer` failed; it goes back to probing (and gets the
+  // snapshot again if it still needs it).
+  void ReportSnapshotFailed(NodeId peer);
+  // Follower: whether a snapshot at `meta` from the current leader would be installed now
+  // (not at or below the commit index). The node asks before it receives the data.
+  bool WouldInstall(const SnapshotMeta& meta) const { return meta.index > commit_; }
+  const SnapshotMeta& snapshot() const { return snapshot_; }
 
   NodeId id() const { return id_; }
   Role role() const { return role_; }
@@ -198,6 +226,8 @@ class Raft {
   void HandleAppendResponse(const Message& m);
   void HandleHeartbeatResponse(const Message& m);
   void HandleReadIndexRequest(NodeId from, std::string context);
+  void HandleSnapshot(const Message& m);
+  bool SendSnapshot(NodeId to);
 
   void TickElection();
   void TickHeartbeat();
@@ -244,6 +274,7 @@ class Raft {
   const uint64_t max_uncommitted_bytes_;
   const uint64_t max_committed_bytes_per_ready_;
   const uint64_t max_pending_reads_;
+  const uint64_t max_snapshot_sends_;
   SplitMix64 rng_;
   PlantedBugs bugs_;
 
@@ -251,6 +282,16 @@ class Raft {
   Term term_ = 0;
   NodeId vote_ = kNone;
   RaftLog log_;
+  SnapshotMeta snapshot_;  // newest durable snapshot
+
+  // Snapshots on their way to durability: one taken locally, not yet handed for persistence;
+  // one received from the leader, not yet handed; the newest received one, which the driver
+  // restores (Ready::snapshot) once it is durable.
+  std::optional<SnapshotMeta> unhanded_local_snapshot_;
+  bool unhanded_install_ = false;
+  std::optional<SnapshotMeta> install_;
+  bool install_durable_ = false;
+  uint64_t log_reset_seq_ = 0;  // persist requests before this seq predate the install
 
   // Volatile state.
   Role role_ = Role::kFollower;
@@ -304,6 +345,8 @@ class Raft {
     uint64_t seq;
     Index last_index;  // 0 if the request carried no entries
     Term last_term;
+    std::optional<SnapshotMeta> snapshot;
+    bool install = false;
   };
   std::deque<InFlightPersist> persisting_;
   Index persisted_index_ = 0;    // every entry <= this is durable on this node

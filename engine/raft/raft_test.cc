@@ -892,5 +892,213 @@ TEST(RaftReplication, AFollowerThatLostAcknowledgedEntriesCatchesUp) {
   for (const std::string& v : h.violations()) ADD_FAILURE() << v;
 }
 
+// ---- Snapshots and log compaction (thesis §5) ------------------------------------------------
+
+RestoredState FromSnapshot(Index index, Term term, std::vector<Term> suffix_terms, Term hs_term) {
+  RestoredState rs;
+  rs.snapshot = {index, term, {1, 2, 3}};
+  for (size_t i = 0; i < suffix_terms.size(); ++i) {
+    Entry e;
+    e.term = suffix_terms[i];
+    e.index = index + 1 + i;
+    rs.entries.push_back(e);
+  }
+  rs.hard_state = {hs_term, kNone, index};
+  rs.applied = index;
+  return rs;
+}
+
+TEST(RaftSnapshot, RestartsFromASnapshotAndTheLogAfterIt) {
+  auto r = NewRaft(1, {1, 2, 3}, FromSnapshot(10, 2, {2, 3}, 3));
+  EXPECT_EQ(r->log().FirstIndex(), 11u);
+  EXPECT_EQ(r->log().LastIndex(), 12u);
+  EXPECT_EQ(r->log().TermAt(10), 2u);
+  EXPECT_EQ(r->log().TermAt(9), std::nullopt);
+  EXPECT_EQ(r->commit(), 10u);
+  EXPECT_EQ(r->snapshot().index, 10u);
+}
+
+TEST(RaftSnapshot, RestartRefusesStateThatDoesNotFitTheSnapshot) {
+  Config c;
+  c.id = 1;
+  c.voters = {1, 2, 3};
+  RestoredState behind = FromSnapshot(10, 2, {2}, 2);
+  behind.applied = 9;  // the state machine was not restored from the snapshot
+  EXPECT_EQ(Raft::Create(c, behind).status().code(), absl::StatusCode::kDataLoss);
+  RestoredState gap = FromSnapshot(10, 2, {2}, 2);
+  gap.entries[0].index = 12;
+  EXPECT_EQ(Raft::Create(c, gap).status().code(), absl::StatusCode::kDataLoss);
+  RestoredState older_term = FromSnapshot(10, 2, {1}, 2);
+  EXPECT_EQ(Raft::Create(c, older_term).status().code(), absl::StatusCode::kDataLoss);
+  RestoredState other_voters = FromSnapshot(10, 2, {}, 2);
+  other_voters.snapshot.voters = {1, 2, 4};
+  EXPECT_EQ(Raft::Create(c, other_voters).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(RaftSnapshot, ASnapshotIsRecordedDurablyBeforeTheLogIsCompacted) {
+  Harness h(3);
+  ElectLeader(h, 1);
+  for (int i = 0; i < 5; ++i) h.Propose(1, "v" + std::to_string(i));
+  ASSERT_TRUE(h.Stabilize());
+  Raft& r = h.node(1);
+  ASSERT_EQ(r.applied(), 6u);
+  EXPECT_EQ(r.SnapshotTaken(7).code(), absl::StatusCode::kFailedPrecondition)
+      << "beyond the applied index";
+  h.SetManualPersist(1, true);
+  ASSERT_TRUE(h.TakeSnapshot(1).ok());
+  EXPECT_EQ(r.snapshot().index, 0u) << "not durable yet";
+  EXPECT_EQ(r.CompactLog(4).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_GE(h.Persist(1), 1);
+  EXPECT_EQ(r.snapshot().index, 6u);
+  EXPECT_EQ(r.snapshot().term, r.term());
+  EXPECT_EQ(r.SnapshotTaken(6).code(), absl::StatusCode::kFailedPrecondition) << "not newer";
+  ASSERT_TRUE(h.Compact(1, 4).ok());
+  EXPECT_EQ(r.log().FirstIndex(), 5u);
+  EXPECT_EQ(r.CompactLog(7).code(), absl::StatusCode::kFailedPrecondition) << "past the snapshot";
+}
+
+TEST(RaftSnapshot, AFollowerBehindTheCompactedLogGetsTheSnapshot) {
+  // Thesis §5.3: the leader sends its snapshot when the follower's next entry was discarded.
+  Harness h(3);
+  ElectLeader(h, 1);
+  h.Partition({{1, 2}, {3}});
+  for (int i = 0; i < 5; ++i) h.Propose(1, "v" + std::to_string(i));
+  ASSERT_TRUE(h.Stabilize());
+  ASSERT_TRUE(h.TakeSnapshot(1).ok());
+  ASSERT_TRUE(h.Compact(1, h.node(1).snapshot().index).ok());
+  h.Heal();
+  h.Propose(1, "after");
+  h.Tick(1, 1);  // heartbeat: the follower answers, the leader probes it
+  bool snapshot_sent = false;
+  for (int round = 0; round < 20 && !snapshot_sent; ++round) {
+    for (const Message& m : h.in_flight()) {
+      snapshot_sent |= m.type == MessageType::kSnapshot && m.to == 3;
+    }
+    h.Deliver();
+  }
+  ASSERT_TRUE(snapshot_sent);
+  ASSERT_TRUE(h.Stabilize());
+  h.Tick(1, 1);
+  ASSERT_TRUE(h.Stabilize());
+  EXPECT_EQ(h.node(3).log().LastIndex(), h.node(1).log().LastIndex());
+  EXPECT_EQ(h.node(3).applied(), h.node(1).applied());
+  EXPECT_EQ(h.applied(3), h.applied(1));
+  EXPECT_EQ(h.node(1).progress(3)->state, ProgressState::kReplicate);
+  EXPECT_TRUE(h.violations().empty()) << h.violations().front();
+  // It restarts from the installed snapshot.
+  h.Crash(3);
+  h.Restart(3);
+  h.Tick(1, 1);
+  ASSERT_TRUE(h.Stabilize());
+  EXPECT_EQ(h.applied(3), h.applied(1));
+}
+
+Message SnapshotMsg(NodeId from, NodeId to, Term term, Index index, Term snap_term) {
+  Message m = Msg(MessageType::kSnapshot, from, to, term);
+  m.snapshot = {index, snap_term, {1, 2, 3}};
+  return m;
+}
+
+TEST(RaftSnapshot, AFollowerInstallsOnlyOnceTheSnapshotIsDurable) {
+  RestoredState rs;
+  rs.entries = Log({1, 1, 1});
+  rs.hard_state = {1, kNone, 1};
+  auto r = NewRaft(2, {1, 2, 3}, rs);
+  ASSERT_TRUE(r->Step(SnapshotMsg(1, 2, 2, 10, 2)).ok());
+  Ready rd = r->TakeReady();
+  ASSERT_TRUE(rd.persist.has_value());
+  ASSERT_TRUE(rd.persist->snapshot.has_value());
+  EXPECT_TRUE(rd.persist->snapshot_replaces_log);
+  EXPECT_EQ(rd.persist->snapshot->index, 10u);
+  EXPECT_TRUE(rd.messages.empty()) << "acknowledged before the snapshot was durable";
+  EXPECT_FALSE(rd.snapshot.has_value()) << "handed to the state machine before it was durable";
+  EXPECT_EQ(r->commit(), 10u);
+  EXPECT_EQ(r->log().LastIndex(), 10u);
+  r->OnPersisted(rd.persist->seq);
+  rd = r->TakeReady();
+  ASSERT_TRUE(rd.snapshot.has_value());
+  EXPECT_EQ(rd.snapshot->index, 10u);
+  ASSERT_EQ(rd.messages.size(), 1u);
+  EXPECT_EQ(rd.messages[0].type, MessageType::kAppResp);
+  EXPECT_EQ(rd.messages[0].index, 10u);
+  r->OnApplied(10);
+  // Appends after the snapshot are accepted.
+  Message app = Msg(MessageType::kApp, 1, 2, 2);
+  app.index = 10;
+  app.log_term = 2;
+  app.commit = 11;
+  Entry e;
+  e.term = 2;
+  e.index = 11;
+  app.entries = {e};
+  ASSERT_TRUE(r->Step(app).ok());
+  std::vector<Message> out = Drain(*r);
+  ASSERT_FALSE(out.empty());
+  EXPECT_FALSE(out.back().reject);
+  EXPECT_EQ(r->applied(), 11u);
+}
+
+TEST(RaftSnapshot, AFollowerRefusesASnapshotAtOrBelowItsCommitIndex) {
+  RestoredState rs;
+  rs.entries = Log({1, 1, 1, 1, 1});
+  rs.hard_state = {1, kNone, 5};
+  auto r = NewRaft(2, {1, 2, 3}, rs);
+  ASSERT_TRUE(r->Step(SnapshotMsg(1, 2, 1, 4, 1)).ok());
+  std::vector<Message> out = Drain(*r);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].index, 5u);
+  EXPECT_EQ(r->log().FirstIndex(), 1u) << "the log was replaced by an older snapshot";
+  EXPECT_EQ(r->snapshot().index, 0u);
+}
+
+TEST(RaftSnapshot, AFollowerWhoseLogHoldsTheSnapshotsEntryKeepsItsLog) {
+  RestoredState rs;
+  rs.entries = Log({1, 1, 1, 1, 1});
+  rs.hard_state = {1, kNone, 1};
+  auto r = NewRaft(2, {1, 2, 3}, rs);
+  ASSERT_TRUE(r->Step(SnapshotMsg(1, 2, 1, 3, 1)).ok());
+  std::vector<Message> out = Drain(*r);
+  EXPECT_EQ(r->commit(), 3u);
+  EXPECT_EQ(r->log().LastIndex(), 5u);
+  EXPECT_EQ(r->log().FirstIndex(), 1u);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].index, 3u);
+}
+
+TEST(RaftSnapshot, ConcurrentSnapshotSendsAreBoundedAndAFailedOneIsRetried) {
+  Harness h(5, [](Config& c) { c.max_snapshot_sends = 1; });
+  ElectLeader(h, 1);
+  h.Partition({{1, 2, 3}, {4}, {5}});
+  for (int i = 0; i < 5; ++i) h.Propose(1, "v" + std::to_string(i));
+  ASSERT_TRUE(h.Stabilize());
+  ASSERT_TRUE(h.TakeSnapshot(1).ok());
+  ASSERT_TRUE(h.Compact(1, h.node(1).snapshot().index).ok());
+  h.Heal();
+  // Drop every snapshot on the way: the transfers never finish.
+  std::set<NodeId> got_snapshot;
+  for (int round = 0; round < 10; ++round) {
+    h.Tick(1, 1);
+    for (const Message& m : h.in_flight()) {
+      if (m.type == MessageType::kSnapshot) got_snapshot.insert(m.to);
+    }
+    h.Drop([](const Message& m) { return m.type == MessageType::kSnapshot; });
+    h.Deliver();
+  }
+  ASSERT_EQ(got_snapshot.size(), 1u) << "more transfers than max_snapshot_sends";
+  NodeId first = *got_snapshot.begin();
+  EXPECT_EQ(h.node(1).progress(first)->state, ProgressState::kSnapshot);
+  h.node(1).ReportSnapshotFailed(first);
+  EXPECT_EQ(h.node(1).progress(first)->state, ProgressState::kProbe);
+  ASSERT_TRUE(h.Stabilize());
+  for (int round = 0; round < 10; ++round) {
+    h.Tick(1, 1);
+    ASSERT_TRUE(h.Stabilize());
+    if (h.node(4).applied() == h.node(1).applied() && h.node(5).applied() == h.node(1).applied()) break;
+    // A transfer that delivered its snapshot finishes when the follower acknowledges it.
+  }
+  EXPECT_EQ(h.node(4).applied(), h.node(1).applied());
+  EXPECT_EQ(h.node(5).applied(), h.node(1).applied());
+}
+
 }  // namespace
 }  // namespace amaters::raft

@@ -18,6 +18,8 @@ const char* MessageTypeName(MessageType t) {
     case MessageType::kTimeoutNow: return "TimeoutNow";
     case MessageType::kReadIndex: return "ReadIndex";
     case MessageType::kReadIndexResp: return "ReadIndexResp";
+    case MessageType::kSnapshot: return "Snapshot";
+    case MessageType::kSnapshotResp: return "SnapshotResp";
   }
   return "Unknown";
 }
@@ -77,6 +79,18 @@ std::string DescribeMessage(const Message& m) {
       break;
     case MessageType::kReadIndexResp:
       absl::StrAppend(&s, " ctx=", absl::CHexEscape(m.context), " index=", m.index);
+      if (m.reject) absl::StrAppend(&s, " rejected");
+      break;
+    case MessageType::kSnapshot:
+      absl::StrAppend(&s, " snapshot=", m.snapshot.term, "/", m.snapshot.index);
+      if (m.chunk.total_bytes > 0 || !m.chunk.data.empty()) {
+        absl::StrAppend(&s, " chunk=", m.chunk.offset, "+", m.chunk.data.size(), "/",
+                        m.chunk.total_bytes);
+      }
+      break;
+    case MessageType::kSnapshotResp:
+      absl::StrAppend(&s, " snapshot=", m.snapshot.term, "/", m.snapshot.index,
+                      " next=", m.index);
       if (m.reject) absl::StrAppend(&s, " rejected");
       break;
   }

@@ -63,10 +63,36 @@ enum class MessageType : uint8_t {
   kTimeoutNow = 9,     // Leadership transfer (thesis §3.10).
   kReadIndex = 10,     // A follower asks the leader for a read index (thesis §6.4).
   kReadIndexResp = 11,
-  // Reserved for snapshots (not implemented): kSnapshot = 12.
+  kSnapshot = 12,      // InstallSnapshot (thesis §5): the follower's next entry is compacted.
+  kSnapshotResp = 13,  // A follower acknowledges snapshot chunks (node::Node, not Raft).
 };
 
 const char* MessageTypeName(MessageType t);
+
+// A state machine snapshot as Raft sees it (thesis §5.1): it replaces every entry up to and
+// including `index`, whose term is `term`; `voters` is the configuration at that index.
+struct SnapshotMeta {
+  Index index = 0;  // 0: no snapshot
+  Term term = 0;
+  std::vector<NodeId> voters;
+  bool operator==(const SnapshotMeta& o) const {
+    return index == o.index && term == o.term && voters == o.voters;
+  }
+  bool operator!=(const SnapshotMeta& o) const { return !(*this == o); }
+};
+
+// One piece of a snapshot's state in transit (node::Node streams it; Raft never sees the data).
+struct SnapshotChunk {
+  uint64_t offset = 0;       // where `data` starts in the snapshot's bytes
+  uint64_t total_bytes = 0;  // size of the whole snapshot
+  uint32_t total_crc = 0;    // CRC-32C of the whole snapshot
+  uint32_t crc = 0;          // CRC-32C of `data`
+  std::string data;
+  bool operator==(const SnapshotChunk& o) const {
+    return offset == o.offset && total_bytes == o.total_bytes && total_crc == o.total_crc &&
+           crc == o.crc && data == o.data;
+  }
+};
 
 // One message between peers. Field meaning depends on `type`:
 //   kApp:        index/log_term = the entry preceding `entries`; commit = leader commit;
@@ -78,6 +104,14 @@ const char* MessageTypeName(MessageType t);
 //   kHeartbeat:  commit = min(leader commit, follower match); read_round = ReadIndex round.
 //   kHeartbeatResp: read_round echoes the heartbeat's round.
 //   kReadIndex:  context = the follower's request id; kReadIndexResp: index = read index.
+//   kSnapshot:   snapshot = the leader's newest snapshot. Raft emits it when a follower needs
+//                entries the leader compacted; node::Node streams the state in chunks and steps
+//                the follower's Raft with it once the whole state is received and verified.
+//                The follower answers with kAppResp (index = what now matches). Between
+//                nodes it carries `chunk`: the bytes at chunk.offset.
+//   kSnapshotResp: snapshot = the snapshot being received; index = the offset the follower
+//                wants next (all bytes before it are received and verified); reject = the
+//                follower will not take this snapshot (its commit index is past it).
 struct Message {
   MessageType type = MessageType::kApp;
   NodeId from = kNone;
@@ -93,6 +127,8 @@ struct Message {
   uint64_t read_round = 0;
   uint64_t probe = 0;
   std::string context;
+  SnapshotMeta snapshot;
+  SnapshotChunk chunk;
 };
 
 std::string DescribeMessage(const Message& m);

@@ -54,10 +54,21 @@ void Harness::NoteRoleChange(NodeId id) {
 }
 
 void Harness::WriteToDisk(NodeState& n, const PersistRequest& req) {
+  if (req.snapshot) {
+    const Index old_base = n.durable_snapshot.index;
+    const Index drop = req.snapshot_replaces_log
+                           ? n.durable_log.size()
+                           : std::min<Index>(n.durable_log.size(), req.snapshot->index - old_base);
+    AM_CHECK_GE(req.snapshot->index, old_base, "snapshot older than the durable one");
+    n.durable_log.erase(n.durable_log.begin(), n.durable_log.begin() + static_cast<long>(drop));
+    n.durable_snapshot = *req.snapshot;
+  }
   if (!req.entries.empty()) {
+    const Index base = n.durable_snapshot.index;
     Index first = req.entries.front().index;
-    AM_CHECK_LE(first, n.durable_log.size() + 1, "write leaves a gap in the durable log");
-    n.durable_log.resize(first - 1);
+    AM_CHECK_LE(first, base + n.durable_log.size() + 1, "write leaves a gap in the durable log");
+    AM_CHECK(first > base, "write at ", first, " below the durable snapshot ", base);
+    n.durable_log.resize(first - base - 1);
     for (const Entry& e : req.entries) n.durable_log.push_back(e);
   }
   if (req.hard_state) n.durable_hs = *req.hard_state;
@@ -82,12 +93,20 @@ void Harness::Drain(NodeId id) {
         }
         absl::StrAppend(&line, "]");
       }
-      if (p.hard_state || !p.entries.empty()) Event(line);
+      if (p.snapshot) {
+        absl::StrAppend(&line, " snapshot=", p.snapshot->term, "/", p.snapshot->index,
+                        p.snapshot_replaces_log ? " (replaces log)" : "");
+      }
+      if (p.hard_state || !p.entries.empty() || p.snapshot) Event(line);
       n.pending_writes.push_back(p);
     }
     for (Message& m : rd.messages) {
       Event(absl::StrCat("n", id, " send ", DescribeMessage(m)));
       in_flight_.push_back(std::move(m));
+    }
+    if (rd.snapshot) {
+      InstallSnapshot(id, *rd.snapshot);
+      n.raft->OnApplied(rd.snapshot->index);
     }
     for (const Entry& e : rd.committed_entries) {
       Event(absl::StrCat("n", id, " apply ", DescribeEntry(e)));
@@ -112,6 +131,36 @@ void Harness::Drain(NodeId id) {
     if (!n.manual_persist) Persist(id);
     NoteRoleChange(id);
   }
+}
+
+void Harness::InstallSnapshot(NodeId id, const SnapshotMeta& snap) {
+  NodeState& n = state(id);
+  Event(absl::StrCat("n", id, " install snapshot ", snap.term, "/", snap.index));
+  n.applied.clear();
+  for (Index i = 1; i <= snap.index; ++i) {
+    auto it = committed_.find(i);
+    if (it == committed_.end()) {
+      violations_.push_back(absl::StrCat("node ", id, " installed a snapshot at ", snap.index,
+                                         " covering index ", i, " that no node applied"));
+      continue;
+    }
+    n.applied.emplace(i, it->second);
+  }
+}
+
+absl::Status Harness::TakeSnapshot(NodeId id) {
+  NodeState& n = state(id);
+  absl::Status s = n.raft->SnapshotTaken(n.raft->applied());
+  if (s.ok()) Event(absl::StrCat("n", id, " snapshot at ", n.raft->applied()));
+  Drain(id);
+  return s;
+}
+
+absl::Status Harness::Compact(NodeId id, Index index) {
+  absl::Status s = state(id).raft->CompactLog(index);
+  if (s.ok()) Event(absl::StrCat("n", id, " compact to ", index));
+  Drain(id);
+  return s;
 }
 
 int Harness::Persist(NodeId id) {
@@ -273,7 +322,9 @@ void Harness::Restart(NodeId id) {
   NodeState& n = state(id);
   RestoredState rs;
   rs.hard_state = n.durable_hs;
+  rs.snapshot = n.durable_snapshot;
   rs.entries = n.durable_log;
+  rs.applied = n.durable_snapshot.index;  // the state machine restarts from the snapshot
   absl::StatusOr<std::unique_ptr<Raft>> r = Raft::Create(n.config, std::move(rs));
   AM_CHECK(r.ok(), "restart failed: ", r.status().ToString());
   n.raft = *std::move(r);
@@ -281,6 +332,7 @@ void Harness::Restart(NodeId id) {
   n.last_role = n.raft->role();
   n.last_term = n.raft->term();
   Event(absl::StrCat("n", id, " restarted: ", n.raft->Describe()));
+  if (n.durable_snapshot.index > 0) InstallSnapshot(id, n.durable_snapshot);
   Drain(id);
 }
 
@@ -290,6 +342,7 @@ void Harness::RestoreNode(NodeId id, const std::vector<Term>& log_terms, HardSta
   n.pending_writes.clear();
   n.applied.clear();
   n.durable_log.clear();
+  n.durable_snapshot = {};
   for (size_t i = 0; i < log_terms.size(); ++i) {
     Entry e;
     e.term = log_terms[i];

@@ -67,6 +67,13 @@ class Harness {
   // the paper's Figure 7/8 situations.
   void RestoreNode(NodeId id, const std::vector<Term>& log_terms, HardState hs);
 
+  // Snapshots: TakeSnapshot records one at the node's applied index (Raft::SnapshotTaken; the
+  // harness persists it like any write); Compact drops in-memory entries (Raft::CompactLog).
+  // A snapshot's data is modelled as the committed prefix it covers: a follower that installs
+  // one gets exactly the entries every node applied up to its index.
+  absl::Status TakeSnapshot(NodeId id);
+  absl::Status Compact(NodeId id, Index index);
+
   // Leader helpers.
   NodeId Leader() const;  // the leader with the highest term, kNone if none
 
@@ -86,7 +93,8 @@ class Harness {
     std::unique_ptr<Raft> raft;
     Config config;
     // Disk.
-    std::vector<Entry> durable_log;
+    SnapshotMeta durable_snapshot;
+    std::vector<Entry> durable_log;  // entries after durable_snapshot.index
     HardState durable_hs;
     bool manual_persist = false;
     std::vector<PersistRequest> pending_writes;
@@ -98,6 +106,7 @@ class Harness {
   };
 
   void Drain(NodeId id);
+  void InstallSnapshot(NodeId id, const SnapshotMeta& snap);
   void DeliverMessage(const Message& m);
   void WriteToDisk(NodeState& n, const PersistRequest& req);
   void Event(const std::string& line);
