@@ -238,7 +238,7 @@ int Harness::Deliver(std::function<bool(const Message&)> filter) {
   int delivered = 0;
   for (const Message& m : batch) {
     if (!Connected(m.from, m.to) || !alive(m.to)) {
-      Event(absl::StrCat("drop ", DescribeMessage(m)));
+      Dropped(m);
       continue;
     }
     DeliverMessage(m);
@@ -258,16 +258,27 @@ void Harness::DeliverAt(size_t k) {
   Message m = std::move(in_flight_[k]);
   in_flight_.erase(in_flight_.begin() + static_cast<long>(k));
   if (!Connected(m.from, m.to) || !alive(m.to)) {
-    Event(absl::StrCat("drop ", DescribeMessage(m)));
+    Dropped(m);
     return;
   }
   DeliverMessage(m);
 }
 
+void Harness::Dropped(const Message& m) {
+  Event(absl::StrCat("drop ", DescribeMessage(m)));
+  // A snapshot transfer that cannot complete is reported to the leader (node::Node does so
+  // when the transfer fails or stalls).
+  if (m.type == MessageType::kSnapshot && alive(m.from)) {
+    node(m.from).ReportSnapshotFailed(m.to);
+    Drain(m.from);
+  }
+}
+
 void Harness::DropAt(size_t k) {
   AM_CHECK_LT(k, in_flight_.size());
-  Event(absl::StrCat("drop ", DescribeMessage(in_flight_[k])));
+  Message m = std::move(in_flight_[k]);
   in_flight_.erase(in_flight_.begin() + static_cast<long>(k));
+  Dropped(m);
 }
 
 void Harness::DuplicateAt(size_t k) {
@@ -276,18 +287,11 @@ void Harness::DuplicateAt(size_t k) {
 }
 
 int Harness::Drop(std::function<bool(const Message&)> filter) {
-  int dropped = 0;
-  std::vector<Message> keep;
-  for (Message& m : in_flight_) {
-    if (filter(m)) {
-      Event(absl::StrCat("drop ", DescribeMessage(m)));
-      ++dropped;
-    } else {
-      keep.push_back(std::move(m));
-    }
-  }
+  std::vector<Message> keep, dropped;
+  for (Message& m : in_flight_) (filter(m) ? dropped : keep).push_back(std::move(m));
   in_flight_ = std::move(keep);
-  return dropped;
+  for (const Message& m : dropped) Dropped(m);
+  return static_cast<int>(dropped.size());
 }
 
 bool Harness::Stabilize(int max_rounds) {
@@ -419,7 +423,16 @@ void ApplyScheduleStep(Harness& h, int kind, int a, int b, int* proposals,
   } else if (kind < 98) {
     if (h.alive(id)) (void)h.ReadIndex(id, absl::StrCat("r", b));
   } else if (kind < 99) {
-    if (h.alive(id)) h.Campaign(id);
+    if (!h.alive(id)) return;
+    if (b % 3 != 0) {
+      h.Campaign(id);
+      return;
+    }
+    // A snapshot at the applied index, and compaction up to it less a margin of 0..3 entries.
+    (void)h.TakeSnapshot(id);
+    const Index snap = h.node(id).snapshot().index;
+    const Index margin = static_cast<Index>(b / 3 % 4);
+    if (snap > margin) (void)h.Compact(id, snap - margin);
   } else {
     if (h.alive(id)) (void)h.TransferLeadership(id, other);
   }

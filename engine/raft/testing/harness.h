@@ -107,6 +107,7 @@ class Harness {
 
   void Drain(NodeId id);
   void InstallSnapshot(NodeId id, const SnapshotMeta& snap);
+  void Dropped(const Message& m);
   void DeliverMessage(const Message& m);
   void WriteToDisk(NodeState& n, const PersistRequest& req);
   void Event(const std::string& line);
