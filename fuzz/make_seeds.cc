@@ -126,6 +126,30 @@ void WalSeeds() {
   // Snapshot index 2 (control bits 1-3).
   Write("wal_decoder", "multi_segment_snapshot2", std::string(1, '\4') + WriterOutput(multi, 4096));
   Write("wal_decoder", "empty_wal", std::string(1, '\0'));
+
+  // Snapshot records (format version 2): one taken locally at 8, a roll-over copying it into
+  // the next segment, then one installed from a leader at 20 that replaces the log.
+  std::vector<raft::PersistRequest> snap = multi;
+  raft::PersistRequest local;
+  local.seq = seq++;
+  local.snapshot = raft::SnapshotMeta{8, 2, {1, 2, 3}};
+  snap.push_back(local);
+  for (raft::Index i = 13; i <= 16; ++i) {
+    raft::PersistRequest r;
+    r.seq = seq++;
+    r.entries.push_back(E(2, i, std::string(1500, static_cast<char>('a' + i))));
+    r.hard_state = raft::HardState{2, 2, i - 2};
+    snap.push_back(r);
+  }
+  Write("wal_decoder", "snapshot_record", std::string(1, '\0') + WriterOutput(snap, 4096));
+  raft::PersistRequest installed;
+  installed.seq = seq++;
+  installed.snapshot = raft::SnapshotMeta{20, 3, {1, 2, 3}};
+  installed.snapshot_replaces_log = true;
+  installed.hard_state = raft::HardState{3, 0, 20};
+  installed.entries.push_back(E(3, 21, "after-install"));
+  snap.push_back(installed);
+  Write("wal_decoder", "snapshot_installed", std::string(1, '\0') + WriterOutput(snap, 4096));
 }
 
 // ---- raft_step ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ inline bool MessagesEqual(const raft::Message& a, const raft::Message& b) {
          a.log_term == b.log_term && a.index == b.index && a.entries == b.entries &&
          a.commit == b.commit && a.reject == b.reject && a.reject_hint == b.reject_hint &&
          a.transfer == b.transfer && a.read_round == b.read_round && a.probe == b.probe &&
-         a.context == b.context;
+         a.context == b.context && a.snapshot == b.snapshot && a.chunk == b.chunk;
 }
 
 }  // namespace amaters::fuzz

@@ -82,8 +82,10 @@ class SafetyChecker {
       AM_CHECK(inserted || it->second == id, "step ", step, ": election safety: nodes ", it->second,
                " and ", id, " both leader in term ", r.term());
       if (inserted) {
-        // Leader completeness: a new leader holds every entry committed before.
+        // Leader completeness: a new leader holds every entry committed before (those below
+        // its log's start are in its snapshot, which covers only committed entries).
         for (const auto& [idx, e] : committed_) {
+          if (idx <= r.log().snapshot_index()) continue;
           AM_CHECK(idx <= r.log().LastIndex() && r.log().At(idx) == e, "step ", step,
                    ": leader completeness: leader ", id, " of term ", r.term(), " lacks ",
                    raft::DescribeEntry(e));
@@ -94,7 +96,7 @@ class SafetyChecker {
     for (NodeId id : alive) {
       Raft& r = h.node(id);
       Incarnation& inc = incarnations_[id];
-      const Index from = full ? 1 : inc.checked + 1;
+      const Index from = std::max(full ? 1 : inc.checked + 1, r.log().FirstIndex());
       inc.checked = r.commit();
       for (Index i = from; i <= r.commit(); ++i) {
         const Entry& e = r.log().At(i);
@@ -110,14 +112,16 @@ class SafetyChecker {
       for (size_t b = a + 1; b < alive.size(); ++b) {
         const raft::RaftLog& la = h.node(alive[a]).log();
         const raft::RaftLog& lb = h.node(alive[b]).log();
+        // Compared where both logs still hold entries (snapshots cover the rest).
+        const Index first = std::max(la.FirstIndex(), lb.FirstIndex());
         Index match = 0;
-        for (Index i = std::min(la.LastIndex(), lb.LastIndex()); i >= 1; --i) {
+        for (Index i = std::min(la.LastIndex(), lb.LastIndex()); i >= first; --i) {
           if (la.At(i).term == lb.At(i).term) {
             match = i;
             break;
           }
         }
-        for (Index i = 1; i <= match; ++i) {
+        for (Index i = first; i <= match; ++i) {
           AM_CHECK(la.At(i) == lb.At(i), "step ", step, ": log matching: nodes ", alive[a], " and ",
                    alive[b], " agree at ", match, " but differ at ", i);
         }

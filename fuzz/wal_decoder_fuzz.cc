@@ -8,7 +8,8 @@
 //
 // Never crashes, and checks what the format promises:
 //  - a segment header or record that decodes re-encodes to exactly the bytes it came from;
-//  - whatever Replay accepts is self-consistent: entries contiguous from snapshot + 1, segment
+//  - whatever Replay accepts is self-consistent: entries contiguous from the snapshot (the
+//    control byte's or the WAL's newest snapshot record) + 1, segment
 //    sequence numbers consecutive, repairs name existing files and sizes within them;
 //  - policies agree: an input kRefuseStart accepts gives the same result under
 //    kTruncateToLastGood;
@@ -82,9 +83,19 @@ void CheckRoundTrips(const SegmentFile& f) {
       AM_CHECK(d.size >= wal::kRecordHeaderBytes && d.size <= rest.size(), "record size ", d.size,
                " of ", rest.size(), " bytes");
       AM_CHECK(wal::IsValidRecordHeader(rest), "decoded record with an invalid header at ", offset);
-      std::string again = d.record.type == wal::RecordType::kEntry
-                              ? wal::EncodeEntryRecord(d.record.seq, d.record.entry)
-                              : wal::EncodeHardStateRecord(d.record.seq, d.record.hard_state);
+      std::string again;
+      switch (d.record.type) {
+        case wal::RecordType::kEntry:
+          again = wal::EncodeEntryRecord(d.record.seq, d.record.entry);
+          break;
+        case wal::RecordType::kHardState:
+          again = wal::EncodeHardStateRecord(d.record.seq, d.record.hard_state);
+          break;
+        case wal::RecordType::kSnapshot:
+          wal::AppendSnapshotRecord(d.record.seq, d.record.snapshot,
+                                    d.record.snapshot_replaces_log, &again);
+          break;
+      }
       AM_CHECK(again == rest.substr(0, d.size), "record at ", offset, " of ", f.name,
                " does not re-encode to its bytes");
       offset += d.size;
@@ -99,8 +110,17 @@ void CheckRoundTrips(const SegmentFile& f) {
   }
 }
 
+// The index replayed entries start after: the caller's snapshot index or the WAL's own.
+raft::Index Base(const ReplayResult& r, raft::Index snapshot) {
+  return std::max(snapshot, r.snapshot.index);
+}
+
 void CheckSelfConsistent(const std::vector<SegmentFile>& files, const ReplayResult& r,
                          raft::Index snapshot) {
+  snapshot = Base(r, snapshot);
+  if (!r.entries.empty() && r.snapshot.index > 0) {
+    AM_CHECK_GE(r.entries.front().term, r.snapshot.term, "entry older than the snapshot");
+  }
   std::map<std::string, uint64_t> sizes;
   for (const SegmentFile& f : files) sizes[f.name] = f.bytes.size();
   for (size_t i = 0; i < r.entries.size(); ++i) {
@@ -132,6 +152,7 @@ void CheckSelfConsistent(const std::vector<SegmentFile>& files, const ReplayResu
 
 void CheckSameLog(const ReplayResult& a, const ReplayResult& b, const char* what) {
   AM_CHECK(a.hard_state == b.hard_state, what, ": hard state differs");
+  AM_CHECK(a.snapshot == b.snapshot, what, ": snapshot differs");
   AM_CHECK_EQ(a.entries.size(), b.entries.size(), what);
   for (size_t i = 0; i < a.entries.size(); ++i) {
     AM_CHECK(a.entries[i] == b.entries[i], what, ": entry ", i, " differs");
@@ -187,9 +208,9 @@ void RunInput(absl::string_view data) {
   absl::StatusOr<wal::Writer> w = wal::Writer::Open(options, *second);
   AM_CHECK(w.ok(), "Writer::Open rejects a recovered WAL: ", w.status().ToString());
   raft::Entry next;
-  next.index = snapshot + second->entries.size() + 1;
-  next.term = std::max<raft::Term>(second->hard_state.term,
-                                   second->entries.empty() ? 0 : second->entries.back().term);
+  next.index = Base(*second, snapshot) + second->entries.size() + 1;
+  next.term = std::max<raft::Term>({second->hard_state.term, second->snapshot.term,
+                                    second->entries.empty() ? 0 : second->entries.back().term});
   next.data = "fuzz";
   raft::PersistRequest req;
   req.seq = 1;
@@ -214,6 +235,7 @@ void RunInput(absl::string_view data) {
   AM_CHECK(third.ok(),
            "WAL unreadable after appending to a recovered one: ", third.status().ToString());
   AM_CHECK(third->hard_state == hs, "appended hard state lost");
+  AM_CHECK(third->snapshot == second->snapshot, "snapshot changed after append");
   AM_CHECK_EQ(third->entries.size(), second->entries.size() + 1);
   for (size_t i = 0; i < second->entries.size(); ++i) {
     AM_CHECK(third->entries[i] == second->entries[i], "old entry ", i, " changed after append");

@@ -100,15 +100,15 @@ struct RestoredState {
 
 struct PersistRequest {
   uint64_t seq = 0;
-  // Written first, if set: a snapshot now durable in the state machine's store covers every
-  // entry up to snapshot->index. If `snapshot_replaces_log`, it was received from the leader
-  // and replaces the whole log (every durable entry is dropped); otherwise it was taken
-  // locally and the entries above it stay.
-  std::optional<SnapshotMeta> snapshot;
-  bool snapshot_replaces_log = false;
   std::optional<HardState> hard_state;
   // If non-empty: drop every durable entry with index >= entries[0].index, then append these.
   std::vector<Entry> entries;
+  // Written first, if set: a snapshot now durable in the state machine's store covers every
+  // entry up to snapshot->index. If `snapshot_replaces_log`, it was received from the leader
+  // and replaces the whole log (every durable entry is dropped); otherwise it was taken
+  // locally and the entries above it stay. (Then the entries, then the hard state.)
+  std::optional<SnapshotMeta> snapshot;
+  bool snapshot_replaces_log = false;
 };
 
 struct Ready {

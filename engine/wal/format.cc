@@ -123,6 +123,21 @@ void AppendHardStateRecord(uint64_t seq, const raft::HardState& hs, std::string*
   FinishRecord(start, out);
 }
 
+void AppendSnapshotRecord(uint64_t seq, const raft::SnapshotMeta& snapshot, bool replaces_log,
+                          std::string* out) {
+  size_t start = out->size();
+  StartRecord(seq, RecordType::kSnapshot,
+              static_cast<uint32_t>(SnapshotRecordBytes(snapshot.voters.size()) -
+                                    kRecordHeaderBytes),
+              out);
+  out->push_back(static_cast<char>(replaces_log ? 1 : 0));
+  PutU64(out, snapshot.index);
+  PutU64(out, snapshot.term);
+  PutU32(out, static_cast<uint32_t>(snapshot.voters.size()));
+  for (raft::NodeId v : snapshot.voters) PutU64(out, v);
+  FinishRecord(start, out);
+}
+
 std::string EncodeEntryRecord(uint64_t seq, const raft::Entry& e) {
   std::string out;
   AppendEntryRecord(seq, e, &out);
@@ -205,6 +220,27 @@ DecodeResult DecodeRecord(absl::string_view b) {
       r.record.hard_state.vote = GetU64(payload + 8);
       r.record.hard_state.commit = GetU64(payload + 16);
       break;
+    case RecordType::kSnapshot: {
+      const uint32_t voters = len >= 21 ? GetU32(payload + 17) : 0;
+      const uint8_t kind = len >= 1 ? static_cast<uint8_t>(payload[0]) : 0;
+      if (len < 21 || voters > kMaxSnapshotVoters ||
+          len != SnapshotRecordBytes(voters) - kRecordHeaderBytes || kind > 1) {
+        r.error = absl::StrCat("malformed snapshot record (", len, " bytes)");
+        return r;
+      }
+      r.record.type = RecordType::kSnapshot;
+      r.record.snapshot_replaces_log = kind == 1;
+      r.record.snapshot.index = GetU64(payload + 1);
+      r.record.snapshot.term = GetU64(payload + 9);
+      for (uint32_t k = 0; k < voters; ++k) {
+        r.record.snapshot.voters.push_back(GetU64(payload + 21 + 8 * k));
+      }
+      if (r.record.snapshot.index == 0 || r.record.snapshot.term == 0) {
+        r.error = "snapshot record with index or term 0";
+        return r;
+      }
+      break;
+    }
     default:
       r.error = absl::StrCat("unknown record type ", static_cast<int>(static_cast<uint8_t>(p[16])));
       return r;

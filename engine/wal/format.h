@@ -18,7 +18,10 @@
 // The header has its own checksum so that a damaged length field is reported as corruption
 // instead of looking like a record cut short by a crash (a torn tail).
 // Payloads: kEntry = u64 term, u64 index, u8 entry type, data (rest of payload);
-//           kHardState = u64 term, u64 vote, u64 commit.
+//           kHardState = u64 term, u64 vote, u64 commit;
+//           kSnapshot = u8 kind (0 taken locally, 1 replaces the log), u64 index, u64 term,
+//                       u32 voter count n, n x u64 voter id.
+// Version 2 added kSnapshot; version 1 segments (without it) are read unchanged.
 #ifndef AMATERS_ENGINE_WAL_FORMAT_H_
 #define AMATERS_ENGINE_WAL_FORMAT_H_
 
@@ -33,7 +36,7 @@
 namespace amaters::wal {
 
 inline constexpr char kMagic[8] = {'A', 'M', 'T', 'R', 'S', 'W', 'A', 'L'};
-inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kFormatVersion = 2;
 inline constexpr size_t kSegmentHeaderBytes = 32;
 inline constexpr size_t kRecordHeaderBytes = 24;
 inline constexpr size_t kHardStateRecordBytes = kRecordHeaderBytes + 24;
@@ -45,8 +48,10 @@ inline constexpr uint32_t kMaxRecordPayloadBytes = 64u << 20;
 enum class RecordType : uint8_t {
   kEntry = 1,
   kHardState = 2,
-  // Reserved for snapshots (not implemented): kSnapshotMarker = 3.
+  kSnapshot = 3,
 };
+// The most voters a snapshot record may list (a larger count is corruption).
+inline constexpr uint32_t kMaxSnapshotVoters = 4096;
 
 struct SegmentHeader {
   uint32_t version = kFormatVersion;
@@ -62,12 +67,18 @@ struct Record {
   RecordType type = RecordType::kEntry;
   raft::Entry entry;          // kEntry
   raft::HardState hard_state;  // kHardState
+  raft::SnapshotMeta snapshot;  // kSnapshot
+  bool snapshot_replaces_log = false;  // kSnapshot: received from a leader (kind 1)
 };
 
 std::string EncodeEntryRecord(uint64_t seq, const raft::Entry& e);
 std::string EncodeHardStateRecord(uint64_t seq, const raft::HardState& hs);
 void AppendEntryRecord(uint64_t seq, const raft::Entry& e, std::string* out);
 void AppendHardStateRecord(uint64_t seq, const raft::HardState& hs, std::string* out);
+void AppendSnapshotRecord(uint64_t seq, const raft::SnapshotMeta& snapshot, bool replaces_log,
+                          std::string* out);
+// Bytes of a snapshot record (header included) listing `voters` voters.
+inline size_t SnapshotRecordBytes(size_t voters) { return kRecordHeaderBytes + 21 + 8 * voters; }
 
 // Outcome of decoding one record at the start of `bytes`.
 struct DecodeResult {

@@ -76,6 +76,27 @@ TEST(WalFormat, RecordsRoundTrip) {
   EXPECT_TRUE(rest.empty());
 }
 
+TEST(WalFormat, SnapshotRecordsRoundTrip) {
+  std::string b;
+  const raft::SnapshotMeta snap{10000, 7, {1, 2, 3}};
+  AppendSnapshotRecord(9, snap, /*replaces_log=*/false, &b);
+  AppendSnapshotRecord(10, snap, /*replaces_log=*/true, &b);
+  ASSERT_EQ(b.size(), 2 * SnapshotRecordBytes(3));
+  DecodeResult r1 = DecodeRecord(b);
+  ASSERT_EQ(r1.kind, DecodeResult::Kind::kOk) << r1.error;
+  EXPECT_EQ(r1.record.type, RecordType::kSnapshot);
+  EXPECT_EQ(r1.record.seq, 9u);
+  EXPECT_EQ(r1.record.snapshot, snap);
+  EXPECT_FALSE(r1.record.snapshot_replaces_log);
+  DecodeResult r2 = DecodeRecord(absl::string_view(b).substr(r1.size));
+  ASSERT_EQ(r2.kind, DecodeResult::Kind::kOk) << r2.error;
+  EXPECT_TRUE(r2.record.snapshot_replaces_log);
+  // A snapshot at index 0 is not a snapshot.
+  std::string zero;
+  AppendSnapshotRecord(1, {0, 1, {1}}, false, &zero);
+  EXPECT_EQ(DecodeRecord(zero).kind, DecodeResult::Kind::kCorrupt);
+}
+
 TEST(WalFormat, DamagedLengthIsCorruptionNotATornRecord) {
   // A flipped bit in the length field must not make a whole record look cut short.
   std::string b = EncodeEntryRecord(1, E(1, 1, "abc"));

@@ -1,6 +1,8 @@
 #include "engine/wal/replay.h"
 
 #include <algorithm>
+#include <deque>
+#include <iterator>
 
 #include "absl/strings/str_cat.h"
 #include "engine/wal/format.h"
@@ -10,6 +12,115 @@ namespace {
 
 bool AllZero(absl::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return c == 0; });
+}
+
+// Whether a newest segment whose header is damaged holds nothing but what the writer makes
+// durable when it creates a segment (a hard state copy, then a snapshot copy), the last of
+// them possibly torn. Then the crash interrupted the creation and the file can go.
+bool OnlyCreationRecords(const SegmentFile& seg) {
+  absl::string_view rest(seg.bytes);
+  size_t offset = std::min(seg.bytes.size(), kSegmentHeaderBytes);
+  if (seg.bytes.size() <= kSegmentHeaderBytes + kHardStateRecordBytes) {
+    const DecodeResult d = DecodeRecord(rest.substr(offset));
+    return !(d.kind == DecodeResult::Kind::kOk && d.record.type == RecordType::kEntry);
+  }
+  for (int k = 0; k < 2 && offset < seg.bytes.size(); ++k) {
+    const DecodeResult d = DecodeRecord(rest.substr(offset));
+    if (d.kind != DecodeResult::Kind::kOk) break;
+    if (d.record.type == RecordType::kEntry) return false;
+    offset += d.size;
+  }
+  if (offset == seg.bytes.size()) return true;
+  const DecodeResult tail = DecodeRecord(rest.substr(offset));
+  return tail.kind == DecodeResult::Kind::kIncomplete || AllZero(rest.substr(offset));
+}
+
+// The log as replay rebuilds it: entries after `base`, plus the newest snapshot record.
+struct ReplayLog {
+  raft::Index base = 0;  // the index before entries.front()
+  bool started = false;  // whether an entry or a snapshot fixed `base`
+  std::deque<raft::Entry> entries;
+  raft::SnapshotMeta snapshot;
+  raft::Index floor = 0;  // the caller's snapshot index: it covers entries up to here too
+  raft::Index last() const { return base + entries.size(); }
+
+  // Empty if the entry fits; otherwise why it is corruption.
+  std::string AddEntry(const raft::Entry& e) {
+    if (e.index == 0) return "entry index 0";
+    const bool gap_covered = e.index - 1 <= std::max(floor, snapshot.index);
+    if (!started || e.index <= base || (e.index > last() + 1 && gap_covered)) {
+      // The first entry (the WAL may start after a compaction), one that replaces every entry
+      // from its index on, down to below what is held, or one after a gap a snapshot covers.
+      started = true;
+      entries.clear();
+      base = e.index - 1;
+    } else if (e.index > last() + 1) {
+      return absl::StrCat("entry index ", e.index, " leaves a gap after ", last());
+    }
+    entries.resize(e.index - base - 1);
+    const raft::Term prev = entries.empty()
+                                ? (snapshot.index == base ? snapshot.term : 0)
+                                : entries.back().term;
+    if (e.term < prev) {
+      return absl::StrCat("entry term ", e.term, " at index ", e.index,
+                          " is below its predecessor's");
+    }
+    entries.push_back(e);
+    return "";
+  }
+
+  std::string AddSnapshot(const raft::SnapshotMeta& snap, bool replaces_log) {
+    if (snap.index < snapshot.index) {
+      return absl::StrCat("snapshot record at ", snap.index, " follows one at ", snapshot.index);
+    }
+    if (started && !replaces_log && snap.index > base && snap.index <= last() &&
+        entries[snap.index - base - 1].term != snap.term) {
+      return absl::StrCat("snapshot record ", snap.term, "/", snap.index,
+                          " disagrees with the entry's term ",
+                          entries[snap.index - base - 1].term);
+    }
+    snapshot = snap;
+    DropThrough(snap.index, replaces_log);
+    return "";
+  }
+
+  // Drops what a snapshot at `index` covers (everything, if it replaces the log).
+  void DropThrough(raft::Index index, bool everything) {
+    if (everything || !started || index >= last()) {
+      entries.clear();
+    } else if (index > base) {
+      entries.erase(entries.begin(), entries.begin() + static_cast<long>(index - base));
+    } else {
+      return;  // covers nothing held
+    }
+    base = index;
+    started = true;
+  }
+};
+
+absl::StatusOr<ReplayResult> Finish(ReplayLog log, raft::Index snapshot_index, ReplayResult out) {
+  // Entries the newest snapshot (or the caller's snapshot index) covers are dropped; the rest
+  // must start right after it.
+  const raft::Index floor = std::max(snapshot_index, log.snapshot.index);
+  if (log.started && !log.entries.empty() && log.base > floor) {
+    return absl::DataLossError(absl::StrCat(
+        "the WAL's entries start at index ", log.base + 1, " but ",
+        floor > 0 ? absl::StrCat("the newest snapshot covers only up to ", floor)
+                  : std::string("there is no snapshot"),
+        ": segments are missing; refusing to start, no file was changed"));
+  }
+  if (floor > log.base) log.DropThrough(floor, /*everything=*/false);
+  const raft::Index last = std::max(floor, log.last());
+  if (out.hard_state.commit > last) {
+    // Hard state is written after the entries it covers; a commit beyond the log means
+    // records were lost from the middle.
+    return absl::DataLossError(absl::StrCat("hard state commit ", out.hard_state.commit,
+                                            " is beyond the last entry ", last, " in the WAL"));
+  }
+  out.snapshot = log.snapshot;
+  out.entries.assign(std::make_move_iterator(log.entries.begin()),
+                     std::make_move_iterator(log.entries.end()));
+  return out;
 }
 
 }  // namespace
@@ -52,6 +163,8 @@ absl::StatusOr<ReplayResult> Replay(const std::vector<SegmentFile>& segments_in,
     return absl::OkStatus();
   };
 
+  ReplayLog log;
+  log.floor = snapshot_index;
   uint64_t expected_segment_seq = 0;
   for (size_t f = 0; f < segments.size(); ++f) {
     const SegmentFile& seg = *segments[f];
@@ -67,13 +180,7 @@ absl::StatusOr<ReplayResult> Replay(const std::vector<SegmentFile>& segments_in,
       // record, so this is only a torn creation if the file holds nothing beyond those.
       // A complete entry record after the header proves the header was durable (the writer
       // syncs it first): then the damage is corruption, not a torn creation.
-      const DecodeResult after_header =
-          DecodeRecord(absl::string_view(seg.bytes).substr(
-              std::min(seg.bytes.size(), kSegmentHeaderBytes)));
-      const bool entry_after_header = after_header.kind == DecodeResult::Kind::kOk &&
-                                      after_header.record.type == RecordType::kEntry;
-      if (last_file && seg.bytes.size() <= kSegmentHeaderBytes + kHardStateRecordBytes &&
-          !entry_after_header) {
+      if (last_file && OnlyCreationRecords(seg)) {
         out.torn_tail = true;
         out.notes.push_back(absl::StrCat("incomplete header of the newest segment ", seg.name,
                                          " (", seg.bytes.size(), " bytes); it is removed"));
@@ -127,20 +234,10 @@ absl::StatusOr<ReplayResult> Replay(const std::vector<SegmentFile>& segments_in,
       std::string bad;
       if (out.last_record_seq != 0 && rec.seq != out.last_record_seq + 1) {
         bad = absl::StrCat("record sequence ", rec.seq, " follows ", out.last_record_seq);
-      } else if (rec.type == RecordType::kEntry && rec.entry.index == 0) {
-        bad = "entry index 0";
-      } else if (rec.type == RecordType::kEntry && rec.entry.index > snapshot_index) {
-        raft::Index last = snapshot_index + out.entries.size();
-        if (rec.entry.index > last + 1) {
-          bad = absl::StrCat("entry index ", rec.entry.index, " leaves a gap after ", last,
-                             snapshot_index > 0 || header->segment_seq > 0
-                                 ? absl::StrCat(" (snapshot index ", snapshot_index, ")")
-                                 : "");
-        } else if (rec.entry.index > snapshot_index + 1 &&
-                   out.entries[rec.entry.index - snapshot_index - 2].term > rec.entry.term) {
-          bad = absl::StrCat("entry term ", rec.entry.term, " at index ", rec.entry.index,
-                             " is below its predecessor's");
-        }
+      } else if (rec.type == RecordType::kEntry) {
+        bad = log.AddEntry(rec.entry);
+      } else if (rec.type == RecordType::kSnapshot) {
+        bad = log.AddSnapshot(rec.snapshot, rec.snapshot_replaces_log);
       }
       if (!bad.empty()) {
         if (absl::Status s = stop(f, offset, bad, /*torn=*/false); !s.ok()) return s;
@@ -150,20 +247,11 @@ absl::StatusOr<ReplayResult> Replay(const std::vector<SegmentFile>& segments_in,
       out.last_record_seq = rec.seq;
       if (rec.type == RecordType::kEntry) {
         info.max_entry_index = std::max(info.max_entry_index, rec.entry.index);
-      } else {
+      } else if (rec.type == RecordType::kHardState) {
         info.has_hard_state = true;
-      }
-      if (rec.type == RecordType::kEntry) {
-        if (rec.entry.index > snapshot_index) {
-          out.entries.resize(rec.entry.index - snapshot_index - 1);
-          out.entries.push_back(rec.entry);
-        } else {
-          // Covered by the snapshot, but it still replaces every entry after it: drop the
-          // entries above the snapshot that an older leader wrote before it.
-          out.entries.clear();
-        }
-      } else {
         out.hard_state = rec.hard_state;
+      } else {
+        info.snapshot_index = rec.snapshot.index;
       }
       offset += d.size;
     }
@@ -171,15 +259,7 @@ absl::StatusOr<ReplayResult> Replay(const std::vector<SegmentFile>& segments_in,
     out.segments.push_back(info);
     if (stopped) break;
   }
-  if (out.hard_state.commit > snapshot_index + out.entries.size()) {
-    // Hard state is written after the entries it covers; a commit beyond the log means
-    // records were lost from the middle.
-    return absl::DataLossError(absl::StrCat("hard state commit ", out.hard_state.commit,
-                                            " is beyond the last entry ",
-                                            snapshot_index + out.entries.size(),
-                                            " in the WAL"));
-  }
-  return out;
+  return Finish(std::move(log), snapshot_index, std::move(out));
 }
 
 }  // namespace amaters::wal

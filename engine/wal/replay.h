@@ -4,8 +4,11 @@
 //  - Segments are read in name order; their header sequence numbers must be consecutive.
 //  - Record sequence numbers must be consecutive across segments.
 //  - An entry record at index i replaces every entry >= i (a leader overwrote an uncommitted
-//    suffix); an index beyond last + 1 is corruption. Records at or below the snapshot index
-//    are skipped: the first segments may have been compacted (Writer::Compact).
+//    suffix); an index beyond last + 1 is corruption. The first entry may have any index:
+//    the first segments may have been compacted (Writer::Compact), and then a snapshot
+//    record must cover everything before it.
+//  - A snapshot record covers every entry up to its index (they are dropped); one that
+//    replaces the log (installed from a leader) drops every entry before it too.
 //  - A torn tail — damage in the newest segment after which no valid record header follows
 //    (an incomplete record, zero fill, garbage) — is the expected result of a crash during a
 //    write: it is truncated and reported. Damage confined to the final record cannot be told
@@ -39,11 +42,16 @@ struct SegmentInfo {
   uint64_t size_bytes = 0;        // valid bytes, header included
   raft::Index max_entry_index = 0;  // largest entry index recorded in it (0 if none)
   bool has_hard_state = false;      // it holds at least one hard state record
+  raft::Index snapshot_index = 0;   // index of the last snapshot record in it (0 if none)
 };
 
 struct ReplayResult {
   raft::HardState hard_state;
-  // Contiguous from snapshot_index + 1 (records at or below the snapshot index are skipped).
+  // The newest snapshot record (index 0: none): the state machine's snapshot at that index
+  // must be durable and is what a restarting node starts from.
+  raft::SnapshotMeta snapshot;
+  // Contiguous from max(snapshot.index, the caller's snapshot_index) + 1: records at or
+  // below it are dropped.
   std::vector<raft::Entry> entries;
   std::vector<SegmentInfo> segments;  // in order
   uint64_t last_record_seq = 0;      // the next record written gets last_record_seq + 1
@@ -60,8 +68,8 @@ struct ReplayResult {
   bool corruption_truncated = false;
 };
 
-// `snapshot_index`: every entry up to it is in the state machine's durable snapshot, so the
-// segments holding them may have been compacted away; entry records at or below it are skipped.
+// `snapshot_index`: a snapshot index known from elsewhere (0 if the WAL's own snapshot records
+// say it all); entries at or below it are dropped like those a snapshot record covers.
 absl::StatusOr<ReplayResult> Replay(const std::vector<SegmentFile>& segments,
                                     CorruptionPolicy policy, raft::Index snapshot_index = 0);
 

@@ -28,6 +28,11 @@ class Builder {
   explicit Builder(size_t per_segment) : per_segment_(per_segment) {}
   void Entry(const raft::Entry& e) { Add([&](std::string* b) { AppendEntryRecord(++seq_, e, b); }); }
   void Hard(raft::HardState hs) { Add([&](std::string* b) { AppendHardStateRecord(++seq_, hs, b); }); }
+  void Snap(raft::SnapshotMeta s, bool replaces_log = false) {
+    Add([&](std::string* b) { AppendSnapshotRecord(++seq_, s, replaces_log, b); });
+  }
+  // The first `n` segments are gone (compacted).
+  void DropFirst(size_t n) { segments.erase(segments.begin(), segments.begin() + n); }
   std::vector<SegmentFile> segments;
   std::vector<size_t> record_offsets;  // offsets of records in the last segment
 
@@ -176,6 +181,91 @@ TEST(WalReplay, GapsAndSequenceBreaksAreCorruption) {
   AppendEntryRecord(6, E(1, 3), &seq);
   EXPECT_EQ(Replay({{Name(0), seq}}, CorruptionPolicy::kRefuseStart).status().code(),
             absl::StatusCode::kDataLoss);
+}
+
+TEST(WalReplay, ASnapshotRecordCoversTheEntriesUpToIt) {
+  Builder b(100);
+  for (raft::Index i = 1; i <= 6; ++i) b.Entry(E(1, i));
+  b.Snap({4, 1, {1, 2, 3}});
+  b.Entry(E(1, 7));
+  b.Hard({1, 1, 7});
+  auto r = Replay(b.segments, CorruptionPolicy::kRefuseStart);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->snapshot, (raft::SnapshotMeta{4, 1, {1, 2, 3}}));
+  ASSERT_EQ(r->entries.size(), 3u);
+  EXPECT_EQ(r->entries[0], E(1, 5));
+  EXPECT_EQ(r->entries[2], E(1, 7));
+}
+
+TEST(WalReplay, AnInstalledSnapshotDropsTheWholeLogBeforeIt) {
+  Builder b(100);
+  for (raft::Index i = 1; i <= 6; ++i) b.Entry(E(1, i));
+  b.Snap({4, 2, {1, 2, 3}}, /*replaces_log=*/true);  // entry 4 had term 1: a different history
+  b.Hard({2, 0, 4});
+  b.Entry(E(2, 5));
+  auto r = Replay(b.segments, CorruptionPolicy::kRefuseStart);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->snapshot.index, 4u);
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0], E(2, 5));
+}
+
+TEST(WalReplay, ACompactedWalStartsAfterItsSnapshot) {
+  Builder b(3);
+  for (raft::Index i = 1; i <= 7; ++i) b.Entry(E(1, i));
+  b.Snap({6, 1, {1}});
+  b.Entry(E(1, 8));
+  b.Entry(E(1, 9));
+  b.DropFirst(2);  // segments holding entries 1..6 (and no snapshot) are gone
+  auto r = Replay(b.segments, CorruptionPolicy::kRefuseStart);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->entries.size(), 3u);
+  EXPECT_EQ(r->entries.front(), E(1, 7));
+  EXPECT_EQ(r->segments.front().seq, 2u);
+}
+
+TEST(WalReplay, EntriesThatStartAfterTheSnapshotAreDataLoss) {
+  Builder b(3);
+  for (raft::Index i = 1; i <= 9; ++i) b.Entry(E(1, i));
+  b.Snap({2, 1, {1}});
+  b.DropFirst(1);  // entries 1..3 gone, but the snapshot covers only up to 2
+  auto r = Replay(b.segments, CorruptionPolicy::kRefuseStart);
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(r.status().message().find("start at index 4"), std::string::npos) << r.status();
+  Builder none(3);
+  for (raft::Index i = 1; i <= 9; ++i) none.Entry(E(1, i));
+  none.DropFirst(1);
+  EXPECT_EQ(Replay(none.segments, CorruptionPolicy::kRefuseStart).status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
+TEST(WalReplay, ASnapshotRecordThatContradictsTheLogIsCorruption) {
+  Builder b(100);
+  for (raft::Index i = 1; i <= 6; ++i) b.Entry(E(1, i));
+  b.Snap({4, 3, {1}});  // entry 4 has term 1
+  EXPECT_EQ(Replay(b.segments, CorruptionPolicy::kRefuseStart).status().code(),
+            absl::StatusCode::kDataLoss);
+  Builder older(100);
+  older.Entry(E(1, 1));
+  older.Snap({1, 1, {1}});
+  older.Entry(E(1, 2));
+  older.Entry(E(1, 3));
+  older.Snap({3, 1, {1}});
+  older.Snap({2, 1, {1}});  // snapshots never go back
+  EXPECT_EQ(Replay(older.segments, CorruptionPolicy::kRefuseStart).status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
+TEST(WalReplay, Version1SegmentsAreReadUnchanged) {
+  // Format version 2 added the snapshot record; a version 1 WAL replays as before.
+  std::string seg = EncodeSegmentHeader({1, 0});
+  AppendEntryRecord(1, E(1, 1), &seg);
+  AppendHardStateRecord(2, {1, 1, 1}, &seg);
+  auto r = Replay({{Name(0), seg}}, CorruptionPolicy::kRefuseStart);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->hard_state.commit, 1u);
+  EXPECT_EQ(r->snapshot.index, 0u);
 }
 
 // Corruption injected at a random offset is always detected: replay either refuses, or (only

@@ -64,9 +64,15 @@ std::string DescribeDiskOp(const DiskOp& op) {
 std::string Writer::SegmentName(uint64_t seq) { return absl::StrFormat("%016x.wal", seq); }
 
 uint64_t Writer::RecordBytes(const PendingRecord& r) {
-  return r.type == RecordType::kEntry
-             ? kRecordHeaderBytes + kEntryPayloadOverheadBytes + r.entry.data.size()
-                                      : kHardStateRecordBytes;
+  switch (r.type) {
+    case RecordType::kEntry:
+      return kRecordHeaderBytes + kEntryPayloadOverheadBytes + r.entry.data.size();
+    case RecordType::kHardState:
+      return kHardStateRecordBytes;
+    case RecordType::kSnapshot:
+      return SnapshotRecordBytes(r.snapshot.voters.size());
+  }
+  return 0;
 }
 
 absl::StatusOr<Writer> Writer::Open(const WriterOptions& options,
@@ -90,10 +96,14 @@ absl::StatusOr<Writer> Writer::Open(const WriterOptions& options,
   w.last_record_seq_ = recovered.last_record_seq;
   w.batched_hard_state_ = recovered.hard_state;
   w.hard_state_ = recovered.hard_state;
+  w.batched_snapshot_ = recovered.snapshot;
   // A crash can cut the newest segment back to its header, hard state copy included; then no
-  // segment but older ones holds the hard state, and compaction could delete it.
-  w.force_roll_ = !w.segments_.empty() && !w.segments_.back().has_hard_state &&
-                  recovered.hard_state != raft::HardState{};
+  // segment but older ones holds the hard state, and compaction could delete it. The same
+  // holds for the newest snapshot record (a torn tail can take the original with it).
+  w.force_roll_ = !w.segments_.empty() &&
+                  ((!w.segments_.back().has_hard_state &&
+                    recovered.hard_state != raft::HardState{}) ||
+                   w.segments_.back().snapshot_index != recovered.snapshot.index);
   return w;
 }
 
@@ -111,8 +121,15 @@ absl::Status Writer::Append(raft::PersistRequest request) {
     }
   }
   last_persist_seq_ = request.seq;
+  if (request.snapshot) {
+    // Before the entries: an installed snapshot replaces the log they continue.
+    PendingRecord r{++appended_ordinal_, RecordType::kSnapshot, {}, {}, true,
+                    *request.snapshot, request.snapshot_replaces_log};
+    pending_bytes_ += RecordBytes(r);
+    pending_.push_back(std::move(r));
+  }
   for (raft::Entry& e : request.entries) {
-    PendingRecord r{++appended_ordinal_, RecordType::kEntry, std::move(e), {}};
+    PendingRecord r{++appended_ordinal_, RecordType::kEntry, std::move(e), {}, true, {}, false};
     pending_bytes_ += RecordBytes(r);
     pending_.push_back(std::move(r));
   }
@@ -121,7 +138,7 @@ absl::Status Writer::Append(raft::PersistRequest request) {
         request.hard_state->term != hard_state_.term || request.hard_state->vote != hard_state_.vote;
     hard_state_ = *request.hard_state;
     PendingRecord r{++appended_ordinal_, RecordType::kHardState, {}, *request.hard_state,
-                    must_sync};
+                    must_sync, {}, false};
     pending_bytes_ += RecordBytes(r);
     pending_.push_back(std::move(r));
   }
@@ -143,6 +160,8 @@ void Writer::RollSegment(DiskBatch* batch) {
   // directory entry, before any record goes in. A crash can therefore tear a new segment only
   // within these first bytes, and replay treats a newest segment holding no more than a header
   // and a hard state record as an interrupted creation.
+  // The newest snapshot record is copied the same way (as "taken locally": the copy must not
+  // drop the entries written since), so compaction never deletes the last one.
   std::string head = EncodeSegmentHeader({kFormatVersion, seq});
   if (batched_hard_state_ != raft::HardState{}) {
     const size_t before = head.size();
@@ -151,6 +170,14 @@ void Writer::RollSegment(DiskBatch* batch) {
     batch->record_bytes += head.size() - before;
     ++records_written_;
   }
+  if (batched_snapshot_.index > 0) {
+    const size_t before = head.size();
+    AppendSnapshotRecord(++last_record_seq_, batched_snapshot_, /*replaces_log=*/false, &head);
+    seg.snapshot_index = batched_snapshot_.index;
+    batch->record_bytes += head.size() - before;
+    ++records_written_;
+  }
+  newest_creation_bytes_ = head.size();
   seg.size_bytes = head.size();
   batch->ops.push_back({DiskOp::Kind::kCreate, seg.name, 0, ""});
   batch->ops.push_back({DiskOp::Kind::kWrite, seg.name, 0, std::move(head)});
@@ -194,8 +221,7 @@ std::optional<DiskBatch> Writer::NextBatch(uint64_t now_ms) {
     const uint64_t size = RecordBytes(r);
     // A segment holding only its header and hard state copy takes the record even if it is
     // larger than a segment, so an oversized record does not roll segment after segment.
-    bool has_records = !segments_.empty() &&
-                       segments_.back().size_bytes > kSegmentHeaderBytes + kHardStateRecordBytes;
+    bool has_records = !segments_.empty() && segments_.back().size_bytes > newest_creation_bytes_;
     if (segments_.empty() ||
         (has_records && segments_.back().size_bytes + size > options_.segment_size_bytes)) {
       flush_run();
@@ -207,6 +233,10 @@ std::optional<DiskBatch> Writer::NextBatch(uint64_t now_ms) {
       AppendEntryRecord(++last_record_seq_, r.entry, &run);
       segments_.back().max_entry_index =
           std::max(segments_.back().max_entry_index, r.entry.index);
+    } else if (r.type == RecordType::kSnapshot) {
+      AppendSnapshotRecord(++last_record_seq_, r.snapshot, r.snapshot_replaces_log, &run);
+      batched_snapshot_ = r.snapshot;
+      segments_.back().snapshot_index = r.snapshot.index;
     } else {
       AppendHardStateRecord(++last_record_seq_, r.hard_state, &run);
       batched_hard_state_ = r.hard_state;
@@ -250,6 +280,16 @@ std::optional<DiskBatch> Writer::NextBatch(uint64_t now_ms) {
   // contiguous run of segments (never a gap). The newest segment, which holds a durable hard
   // state copy or later hard state records, is never deleted.
   bool deleted_any = false;
+  const bool deletes = compact_to_ > 0 && segments_.size() > 1 &&
+                       segments_.front().max_entry_index <= compact_to_ && !force_roll_;
+  if (deletes && !sync && written_ordinal_ + (batch.record_bytes > 0) > synced_ordinal_) {
+    // In sync modes "interval" and "none" the snapshot record that allows the deletion may
+    // be written but not durable: make it durable before any segment goes.
+    batch.ops.push_back({DiskOp::Kind::kSync, segments_.back().name, 0, ""});
+    ++syncs_;
+    sync = true;
+    last_sync_ms_ = now_ms;
+  }
   while (compact_to_ > 0 && segments_.size() > 1 &&
          segments_.front().max_entry_index <= compact_to_ && !force_roll_) {
     batch.ops.push_back({DiskOp::Kind::kDelete, segments_.front().name, 0, ""});

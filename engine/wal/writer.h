@@ -27,10 +27,14 @@
 //
 // Segments: a new segment is started when the next record would push the current one past
 // segment_size_bytes (one record never spans segments). Before the new file is created the old
-// one is fdatasync'ed; the new one's header and a copy of the current hard state are
-// fdatasync'ed, and the directory fsync'ed, before any record goes in. So a torn write can only
-// be in the newest segment, and deleting older segments never loses the hard state. (A newest
-// segment that lost its copy in a crash is closed at the next append.)
+// one is fdatasync'ed; the new one's header and copies of the current hard state and of the
+// newest snapshot record are fdatasync'ed, and the directory fsync'ed, before any record goes
+// in. So a torn write can only be in the newest segment, and deleting older segments never
+// loses the hard state or the snapshot record. (A newest segment that lost a copy in a crash
+// is closed at the next append.)
+//
+// Snapshots: a persist request's snapshot record is written before its entries. Compact then
+// deletes the oldest segments whose entries the snapshot covers (the node keeps a margin).
 //
 // Errors: a failed batch is not retried (after a failed fsync the kernel may have dropped the
 // dirty pages; retrying would report data durable that is not). The writer stops accepting
@@ -148,6 +152,8 @@ class Writer {
     raft::Entry entry;
     raft::HardState hard_state;
     bool must_sync = true;  // false for a hard state that changes only the commit index
+    raft::SnapshotMeta snapshot;  // kSnapshot
+    bool snapshot_replaces_log = false;
   };
   struct PendingAck {
     uint64_t persist_seq;
@@ -169,6 +175,9 @@ class Writer {
   uint64_t last_record_seq_ = 0;       // last record seq placed in a batch
   raft::HardState batched_hard_state_; // newest hard state placed in a batch
   raft::HardState hard_state_;         // newest hard state appended
+  raft::SnapshotMeta batched_snapshot_;  // newest snapshot record placed in a batch
+  // Bytes the newest segment held when it was created (header and copies).
+  uint64_t newest_creation_bytes_ = kSegmentHeaderBytes + kHardStateRecordBytes;
   uint64_t last_persist_seq_ = 0;
   std::deque<PendingRecord> pending_;
   uint64_t pending_bytes_ = 0;

@@ -29,12 +29,26 @@ void ToProto(const raft::Message& in, peerpb::Message* out) {
   out->set_read_round(in.read_round);
   out->set_probe(in.probe);
   out->set_context(in.context);
+  if (in.snapshot.index != 0 || in.snapshot.term != 0 || !in.snapshot.voters.empty()) {
+    peerpb::SnapshotMeta* snap = out->mutable_snapshot();
+    snap->set_index(in.snapshot.index);
+    snap->set_term(in.snapshot.term);
+    for (raft::NodeId v : in.snapshot.voters) snap->add_voters(v);
+  }
+  if (!(in.chunk == raft::SnapshotChunk{})) {
+    peerpb::SnapshotChunk* chunk = out->mutable_chunk();
+    chunk->set_offset(in.chunk.offset);
+    chunk->set_total_bytes(in.chunk.total_bytes);
+    chunk->set_total_crc(in.chunk.total_crc);
+    chunk->set_crc(in.chunk.crc);
+    chunk->set_data(in.chunk.data);
+  }
 }
 
 absl::StatusOr<raft::Message> FromProto(const peerpb::Message& in) {
   raft::Message m;
   if (in.type() < static_cast<uint32_t>(raft::MessageType::kApp) ||
-      in.type() > static_cast<uint32_t>(raft::MessageType::kReadIndexResp)) {
+      in.type() > static_cast<uint32_t>(raft::MessageType::kSnapshotResp)) {
     return absl::InvalidArgumentError(absl::StrCat("peer message: unknown type ", in.type()));
   }
   m.type = static_cast<raft::MessageType>(in.type());
@@ -63,6 +77,14 @@ absl::StatusOr<raft::Message> FromProto(const peerpb::Message& in) {
   m.read_round = in.read_round();
   m.probe = in.probe();
   m.context = in.context();
+  m.snapshot.index = in.snapshot().index();
+  m.snapshot.term = in.snapshot().term();
+  m.snapshot.voters.assign(in.snapshot().voters().begin(), in.snapshot().voters().end());
+  m.chunk.offset = in.chunk().offset();
+  m.chunk.total_bytes = in.chunk().total_bytes();
+  m.chunk.total_crc = in.chunk().total_crc();
+  m.chunk.crc = in.chunk().crc();
+  m.chunk.data = in.chunk().data();
   return m;
 }
 

@@ -22,6 +22,8 @@ raft::Message FullMessage() {
   m.read_round = 5;
   m.probe = 9;
   m.context = "ctx";
+  m.snapshot = {40, 6, {1, 2, 3}};
+  m.chunk = {1 << 20, 5 << 20, 0xdeadbeef, 0x12345678, std::string("chunk\0data", 10)};
   return m;
 }
 
@@ -41,10 +43,12 @@ TEST(CodecTest, EveryFieldSurvivesTheRoundTrip) {
   EXPECT_EQ(back->read_round, m.read_round);
   EXPECT_EQ(back->context, m.context);
   EXPECT_EQ(back->log_term, m.log_term);
+  EXPECT_EQ(back->snapshot, m.snapshot);
+  EXPECT_EQ(back->chunk, m.chunk);
 }
 
 TEST(CodecTest, EveryMessageTypeDecodes) {
-  for (uint32_t t = 1; t <= 11; ++t) {
+  for (uint32_t t = 1; t <= 13; ++t) {
     peerpb::Message pm;
     pm.set_type(t);
     absl::StatusOr<raft::Message> m = FromProto(pm);
@@ -54,7 +58,7 @@ TEST(CodecTest, EveryMessageTypeDecodes) {
 }
 
 TEST(CodecTest, UnknownTypesAreRefused) {
-  for (uint32_t t : {0u, 12u, 255u, 1u << 31}) {
+  for (uint32_t t : {0u, 14u, 255u, 1u << 31}) {
     peerpb::Message pm;
     pm.set_type(t);
     EXPECT_EQ(FromProto(pm).status().code(), absl::StatusCode::kInvalidArgument) << t;

@@ -31,11 +31,14 @@ class Driver {
     EXPECT_TRUE(w.ok()) << w.status();
     if (w.ok()) writer.emplace(*std::move(w));
   }
-  void Append(std::vector<raft::Entry> entries, std::optional<raft::HardState> hs = {}) {
+  void Append(std::vector<raft::Entry> entries, std::optional<raft::HardState> hs = {},
+              std::optional<raft::SnapshotMeta> snapshot = {}, bool replaces_log = false) {
     raft::PersistRequest req;
     req.seq = ++seq_;
     req.entries = std::move(entries);
     req.hard_state = hs;
+    req.snapshot = std::move(snapshot);
+    req.snapshot_replaces_log = replaces_log;
     ASSERT_TRUE(writer->Append(req).ok());
   }
   // Runs batches until the writer has no work; returns the number of batches.
@@ -155,6 +158,59 @@ TEST_P(DiskSuite, SegmentsRollAndEachStartsWithTheHardState) {
   Driver r(disk(), Small());
   EXPECT_EQ(r.recovered.entries.size(), 60u);
   EXPECT_EQ(r.recovered.hard_state.commit, 59u);
+}
+
+TEST_P(DiskSuite, ASnapshotRecordLetsCompactionDeleteSegmentsAndRecoveryFindsIt) {
+  Driver d(disk(), Small());
+  for (raft::Index i = 1; i <= 60; ++i) {
+    d.Append({E(1, i, 200)}, raft::HardState{1, 1, i});
+    d.Run();
+  }
+  const raft::SnapshotMeta snap{45, 1, {1, 2, 3}};
+  d.Append({}, {}, snap);
+  for (raft::Index i = 61; i <= 80; ++i) d.Append({E(1, i, 200)}, raft::HardState{1, 1, i});
+  d.Run();
+  const uint64_t before = d.writer->stats().segments;
+  d.writer->Compact(40);  // a margin of 5 entries below the snapshot
+  d.Run();
+  EXPECT_LT(d.writer->stats().segments, before);
+  EXPECT_EQ(d.writer->stats().compaction_count, 1u);
+  // The snapshot record's original may be gone with its segment; every later segment starts
+  // with a copy, so recovery needs nothing from elsewhere.
+  env_->Reopen();
+  Driver r(disk(), Small());
+  EXPECT_EQ(r.recovered.snapshot, snap);
+  ASSERT_EQ(r.recovered.entries.size(), 35u);
+  EXPECT_EQ(r.recovered.entries.front().index, 46u);
+  EXPECT_EQ(r.recovered.entries.back().index, 80u);
+  EXPECT_EQ(r.recovered.hard_state.commit, 80u);
+  // Appends continue after a restart, across new segments.
+  for (raft::Index i = 81; i <= 120; ++i) r.Append({E(1, i, 200)}, raft::HardState{1, 1, i});
+  r.Run();
+  r.writer->Compact(45);
+  r.Run();
+  env_->Reopen();
+  Driver again(disk(), Small());
+  EXPECT_EQ(again.recovered.snapshot, snap);
+  ASSERT_EQ(again.recovered.entries.size(), 75u);
+  EXPECT_EQ(again.recovered.entries.front().index, 46u);
+}
+
+TEST_P(DiskSuite, AnInstalledSnapshotReplacesTheLog) {
+  Driver d(disk(), Small());
+  for (raft::Index i = 1; i <= 10; ++i) d.Append({E(1, i)}, raft::HardState{1, 1, 3});
+  d.Run();
+  // The leader's snapshot at 20 (term 2) replaces a log whose entries 4..10 never committed.
+  const raft::SnapshotMeta snap{20, 2, {1, 2, 3}};
+  d.Append({}, raft::HardState{2, 0, 20}, snap, /*replaces_log=*/true);
+  d.Append({E(2, 21)}, raft::HardState{2, 0, 21});
+  d.Run();
+  env_->Reopen();
+  Driver r(disk(), Small());
+  EXPECT_EQ(r.recovered.snapshot, snap);
+  ASSERT_EQ(r.recovered.entries.size(), 1u);
+  EXPECT_EQ(r.recovered.entries[0], E(2, 21));
+  EXPECT_EQ(r.recovered.hard_state.commit, 21u);
 }
 
 TEST_P(DiskSuite, CompactionDeletesOldSegmentsAndRecoveryStartsAfterTheSnapshot) {
@@ -374,7 +430,10 @@ TEST_P(DiskSuite, AFailedBatchStopsTheWriter) {
       d.writer->OnBatchDone(b->id, absl::InternalError("fdatasync: Input/output error"));
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("Input/output error"), std::string::npos);
-  EXPECT_FALSE(d.writer->Append({2, std::nullopt, {E(1, 2)}}).ok());
+  raft::PersistRequest next;
+  next.seq = 2;
+  next.entries = {E(1, 2)};
+  EXPECT_FALSE(d.writer->Append(next).ok());
   EXPECT_FALSE(d.writer->NextBatch(0).has_value());
 }
 
