@@ -27,6 +27,9 @@ std::optional<RequestId> ParseReadContext(const std::string& s) {
   return id;
 }
 
+// Larger chunks than any configuration allows are refused (snapshot_transfer.cc).
+constexpr uint64_t kMaxSnapshotChunkBytes = 8u << 20;
+
 }  // namespace
 
 absl::Status NodeConfig::Validate() const {
@@ -34,6 +37,8 @@ absl::Status NodeConfig::Validate() const {
   if (absl::Status s = wal.Validate(); !s.ok()) return s;
   if (absl::Status s = failover.Validate(); !s.ok()) return s;
   if (absl::Status s = alerts.Validate(); !s.ok()) return s;
+  if (absl::Status s = snapshot_transfer.Validate(); !s.ok()) return s;
+  if (max_snapshots == 0) return absl::InvalidArgumentError("max_snapshots must be >= 1");
   if (max_pending_requests == 0) {
     return absl::InvalidArgumentError("max_pending_requests must be > 0");
   }
@@ -53,16 +58,10 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Create(const NodeConfig& config,
   if (!writer.ok()) return writer.status();
   raft::RestoredState restored;
   restored.hard_state = recovered.hard_state;
+  restored.snapshot = recovered.snapshot;
   restored.entries = recovered.entries;
   restored.applied = applied;
-  if (!recovered.entries.empty() && recovered.entries.front().index != 1) {
-    // Raft snapshots (and so a compacted log) are not supported yet: Recover must be called
-    // with snapshot_index 0.
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the WAL starts at index ", recovered.entries.front().index,
-        " (compacted), but restoring from a snapshot is not supported yet"));
-  }
-  const raft::Index last = recovered.entries.empty() ? 0 : recovered.entries.back().index;
+  const raft::Index last = recovered.snapshot.index + recovered.entries.size();
   if (applied > last) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the state machine has applied up to index ", applied, " but the WAL ends at ", last,
@@ -93,7 +92,13 @@ Node::Node(const NodeConfig& config, std::unique_ptr<raft::Raft> raft, wal::Writ
       writer_(std::make_unique<wal::Writer>(std::move(writer))),
       applied_(applied),
       last_term_(raft_->term()),
-      alert_manager_(std::move(alert_manager)) {}
+      alert_manager_(std::move(alert_manager)),
+      sender_(config.snapshot_transfer),
+      receiver_(raft_->id(), kMaxSnapshotChunkBytes),
+      snapshot_base_(std::max(applied, raft_->snapshot().index)),
+      handled_snapshot_(raft_->snapshot().index) {
+  if (handled_snapshot_ > 0) kept_snapshots_.push_back(handled_snapshot_);
+}
 
 void Node::Fail(const absl::Status& status) {
   if (fatal_.ok()) fatal_ = status;
@@ -104,6 +109,7 @@ void Node::Tick(uint64_t now_ms) {
   if (!fatal_.ok()) return;
   now_ms_ = std::max(now_ms_, now_ms);
   raft_->Tick();
+  TickSnapshotSends();
   Collect();
   if (!detector_) {
     absl::StatusOr<failover::FailureDetector> d = failover::FailureDetector::Create(
@@ -117,7 +123,11 @@ void Node::Tick(uint64_t now_ms) {
 
 absl::Status Node::Receive(const raft::Message& message) {
   if (!fatal_.ok()) return fatal_;
-  absl::Status s = raft_->Step(message);
+  const bool chunk = message.type == raft::MessageType::kSnapshot &&
+                     !(message.chunk == raft::SnapshotChunk{});
+  absl::Status s = chunk || message.type == raft::MessageType::kSnapshotResp
+                       ? ReceiveSnapshotMessage(message)
+                       : raft_->Step(message);
   Collect();
   if (s.ok() && detector_) {
     // Step accepted it, so `from` is a voter other than us: OnHeardFrom cannot refuse it.
@@ -126,6 +136,140 @@ absl::Status Node::Receive(const raft::Message& message) {
     RunDetector();
   }
   return s;
+}
+
+// ---- Snapshots ------------------------------------------------------------------------------
+
+absl::Status Node::ReceiveSnapshotMessage(const raft::Message& m) {
+  if (absl::Status s = raft_->CheckAddressed(m); !s.ok()) return s;
+  if (m.snapshot.index == 0 || m.snapshot.term == 0 || m.snapshot.term > m.term) {
+    return absl::InvalidArgumentError(absl::StrCat("malformed snapshot message: ",
+                                                   raft::DescribeMessage(m)));
+  }
+  if (m.type == raft::MessageType::kSnapshotResp) {
+    SnapshotSender::Output out;
+    sender_.OnResponse(m, now_ms_, &out);
+    Emit(std::move(out));
+    return absl::OkStatus();
+  }
+  if (m.term < raft_->term()) return absl::OkStatus();  // a deposed leader's: ignored
+  SnapshotReceiver::Output out;
+  receiver_.OnChunk(m, raft_->WouldInstall(m.snapshot), &out);
+  Emit(std::move(out));
+  return absl::OkStatus();
+}
+
+void Node::Emit(SnapshotSender::Output out) {
+  for (SnapshotRead& r : out.reads) effects_.snapshot_reads.push_back(std::move(r));
+  for (raft::Message& m : out.messages) effects_.messages.push_back(std::move(m));
+  for (raft::NodeId peer : out.failed) {
+    ++snapshot_stats_.sends_failed;
+    raft_->ReportSnapshotFailed(peer);
+  }
+  Collect();
+}
+
+void Node::Emit(SnapshotReceiver::Output out) {
+  for (SnapshotWrite& w : out.writes) effects_.snapshot_writes.push_back(std::move(w));
+  if (out.finish) {
+    AM_CHECK(!effects_.snapshot_finish, "two snapshot finishes in one round");
+    effects_.snapshot_finish = std::move(out.finish);
+  }
+  for (raft::Message& m : out.messages) effects_.messages.push_back(std::move(m));
+  if (out.step) (void)raft_->Step(*out.step);  // Step re-checks what it needs
+  Collect();
+}
+
+void Node::TickSnapshotSends() {
+  SnapshotSender::Output out;
+  sender_.Tick(now_ms_, [this](raft::NodeId peer) {
+    const raft::Progress* pr = raft_->progress(peer);
+    return pr != nullptr && pr->state == raft::ProgressState::kSnapshot;
+  }, &out);
+  Emit(std::move(out));
+}
+
+void Node::OnSnapshotTaken(raft::Index index, const absl::Status& status) {
+  if (!fatal_.ok()) return;
+  snapshot_requested_.reset();
+  // A failed snapshot is tried again after another threshold of entries, not at once.
+  snapshot_base_ = std::max(snapshot_base_, status.ok() ? index : applied_);
+  // An index Raft already covers (an install overtook it) is ignored.
+  if (status.ok() && raft_->SnapshotTaken(index).ok()) ++snapshot_stats_.taken;
+  Collect();
+}
+
+void Node::OnSnapshotRead(const SnapshotRead& read,
+                          const absl::StatusOr<SnapshotBytes>& bytes) {
+  if (!fatal_.ok()) return;
+  SnapshotSender::Output out;
+  sender_.OnRead(read.peer, read.meta, read.offset, bytes, now_ms_, &out);
+  Emit(std::move(out));
+}
+
+void Node::OnSnapshotWritten(const raft::SnapshotMeta& meta, uint64_t offset, uint64_t length,
+                             const absl::Status& status) {
+  if (!fatal_.ok()) return;
+  SnapshotReceiver::Output out;
+  receiver_.OnWritten(meta, offset, length, status, &out);
+  Emit(std::move(out));
+}
+
+void Node::OnSnapshotReceived(const raft::SnapshotMeta& meta, const absl::Status& status) {
+  if (!fatal_.ok()) return;
+  SnapshotReceiver::Output out;
+  receiver_.OnFinished(meta, status, &out);
+  Emit(std::move(out));
+}
+
+void Node::MaybeSnapshot() {
+  if (config_.snapshot_threshold_entries == 0 || snapshot_requested_) return;
+  if (applied_ < snapshot_base_ + config_.snapshot_threshold_entries) return;
+  snapshot_requested_ = applied_;
+  effects_.take_snapshot = applied_;
+}
+
+void Node::MaybeCompact() {
+  const raft::SnapshotMeta& snap = raft_->snapshot();
+  if (snap.index <= handled_snapshot_) return;
+  handled_snapshot_ = snap.index;
+  snapshot_base_ = std::max(snapshot_base_, snap.index);
+  kept_snapshots_.push_back(snap.index);
+  while (kept_snapshots_.size() > config_.max_snapshots) kept_snapshots_.pop_front();
+  if (kept_snapshots_.front() > 1) effects_.delete_snapshots_below = kept_snapshots_.front();
+  // Keep a margin of entries below the snapshot, so that a briefly slow follower catches up
+  // from the log rather than by a snapshot (etcd's SnapshotCatchUpEntries).
+  if (snap.index <= config_.snapshot_catchup_entries) return;
+  const raft::Index to = std::min({snap.index - config_.snapshot_catchup_entries,
+                                   raft_->applied(), raft_->persisted_index()});
+  if (raft_->CompactLog(to).ok()) writer_->Compact(to);
+}
+
+void Node::AbortProposalsCoveredBy(const raft::SnapshotMeta& snapshot) {
+  // Entries up to the snapshot are never handed out here: whether this node's proposals among
+  // them committed is unknown.
+  while (!proposals_.empty() && proposals_.begin()->first <= snapshot.index) {
+    effects_.replies.push_back(
+        {proposals_.begin()->second.request,
+         absl::AbortedError("a snapshot from the leader replaced this node's log; the request "
+                            "may or may not have committed"),
+         raft_->leader()});
+    proposals_.erase(proposals_.begin());
+  }
+}
+
+void Node::TakeMessages(std::vector<raft::Message> messages) {
+  for (raft::Message& m : messages) {
+    if (m.type == raft::MessageType::kSnapshot) {
+      // Raft wants the follower to get the snapshot: stream it.
+      ++snapshot_stats_.sends_started;
+      SnapshotSender::Output out;
+      sender_.Start(m, now_ms_, &out);
+      for (SnapshotRead& r : out.reads) effects_.snapshot_reads.push_back(std::move(r));
+      continue;
+    }
+    effects_.messages.push_back(std::move(m));
+  }
 }
 
 void Node::RunDetector() {
@@ -256,11 +400,13 @@ void Node::Collect() {
         return;
       }
     }
-    if (effects_.messages.empty()) {
-      effects_.messages = std::move(rd.messages);
-    } else {
-      effects_.messages.insert(effects_.messages.end(), std::make_move_iterator(rd.messages.begin()),
-                               std::make_move_iterator(rd.messages.end()));
+    TakeMessages(std::move(rd.messages));
+    if (rd.snapshot) {
+      AbortProposalsCoveredBy(*rd.snapshot);
+      ++snapshot_stats_.installed;
+      ApplyItem item;
+      item.snapshot = *rd.snapshot;
+      effects_.apply.push_back(std::move(item));
     }
     for (raft::Entry& e : rd.committed_entries) {
       ApplyItem item;
@@ -292,6 +438,8 @@ void Node::Collect() {
     FailStaleRequests();
   }
   ReleaseReads();
+  MaybeCompact();
+  MaybeSnapshot();
   if (!writer_->batch_in_flight()) {
     if (std::optional<wal::DiskBatch> b = writer_->NextBatch(now_ms_)) {
       AM_CHECK(!effects_.disk.has_value());

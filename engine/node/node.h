@@ -5,10 +5,19 @@
 //
 // Inputs:  Tick(now_ms), Receive(message), OnDiskDone(batch, status), Propose(request, data),
 //          Read(request), Abandon(request), OnApplied(index), TransferLeadership(target),
-//          Campaign(), Report(alert event).
+//          Campaign(), Report(alert event), and the snapshot completions OnSnapshotTaken,
+//          OnSnapshotRead, OnSnapshotWritten, OnSnapshotReceived.
 // Outputs: TakeEffects() — messages to send, at most one disk batch to execute, committed
-//          entries to apply (each tagged with the local client waiting for it), reads that may
-//          be served now, error replies for requests that will not complete, and alert firings.
+//          entries to apply (each tagged with the local client waiting for it; or a received
+//          snapshot to restore), reads that may be served now, error replies for requests that
+//          will not complete, alert firings, and snapshot work for the driver (take one, read
+//          or write a chunk, keep a received one, delete old ones).
+//
+// Snapshots (docs/snapshots.md): once snapshot_threshold_entries entries were applied since the
+// last snapshot, the node asks the driver to snapshot its state machine (Effects::take_snapshot);
+// when the driver reports it durable, the WAL records it, and once that record is durable the
+// log and the WAL are compacted up to snapshot_catchup_entries below it. A follower that needs
+// compacted entries gets the leader's snapshot streamed in chunks (snapshot_transfer.h).
 //
 // The rules the node enforces (docs/design.md §2, docs/architecture.md "Node"):
 //  - Persist before sending what depends on it: Raft holds such messages until the WAL writer
@@ -44,6 +53,7 @@
 #include "engine/alerts/rules.h"
 #include "engine/failover/config.h"
 #include "engine/failover/detector.h"
+#include "engine/node/snapshot_transfer.h"
 #include "engine/raft/raft.h"
 #include "engine/raft/types.h"
 #include "engine/wal/replay.h"
@@ -67,6 +77,12 @@ struct NodeConfig {
   // and reports; Raft's own timers decide elections.
   failover::FailoverConfig failover;
   alerts::AlertManagerConfig alerts;
+  // Snapshots (`[storage] snapshot_threshold_entries`, `snapshot_catchup_entries`,
+  // `max_snapshots`, `snapshot_chunk_kb`). A threshold of 0 never snapshots.
+  uint64_t snapshot_threshold_entries = 10000;
+  uint64_t snapshot_catchup_entries = 5000;
+  uint64_t max_snapshots = 3;
+  SnapshotTransferConfig snapshot_transfer;
   absl::Status Validate() const;
 };
 
@@ -76,6 +92,10 @@ struct ApplyItem {
   // The local request that proposed this entry, if it is still waiting (its reply is due
   // after the entry is applied).
   std::optional<RequestId> request;
+  // If set, this item is not an entry: replace the state machine's state with the snapshot
+  // at snapshot->index (received from the leader and kept by OnSnapshotReceived), then report
+  // OnApplied(snapshot->index).
+  std::optional<raft::SnapshotMeta> snapshot;
 };
 
 // A request that finished without a state machine result (errors), with a leader hint.
@@ -93,10 +113,27 @@ struct Effects {
   std::vector<Reply> replies;          // requests that failed
   absl::Status fatal;                  // the WAL failed: stop this node
   std::vector<alerts::Firing> alerts;  // alerts that fired (deduplicated), in order
+  // Snapshot the state machine at its applied index (at least this one, which it has already
+  // applied, or is about to in `apply`); report OnSnapshotTaken with the index it covers.
+  std::optional<raft::Index> take_snapshot;
+  // Delete every kept snapshot whose index is below this one (`max_snapshots` retention).
+  std::optional<raft::Index> delete_snapshots_below;
+  std::vector<SnapshotRead> snapshot_reads;    // report OnSnapshotRead
+  std::vector<SnapshotWrite> snapshot_writes;  // report OnSnapshotWritten
+  std::optional<SnapshotFinish> snapshot_finish;  // report OnSnapshotReceived
   bool Empty() const {
     return messages.empty() && !disk && apply.empty() && reads.empty() && replies.empty() &&
-           fatal.ok() && alerts.empty();
+           fatal.ok() && alerts.empty() && !take_snapshot && !delete_snapshots_below &&
+           snapshot_reads.empty() && snapshot_writes.empty() && !snapshot_finish;
   }
+};
+
+// Snapshot counters for metrics.
+struct SnapshotStats {
+  uint64_t taken = 0;           // local snapshots made durable
+  uint64_t installed = 0;       // snapshots received from a leader and installed
+  uint64_t sends_started = 0;   // transfers this node started as leader
+  uint64_t sends_failed = 0;
 };
 
 class Node {
@@ -133,6 +170,13 @@ class Node {
   // and deduplication as the node's own; firings come out in Effects::alerts.
   void Report(const alerts::Event& event);
 
+  // Snapshot completions (see Effects).
+  void OnSnapshotTaken(raft::Index index, const absl::Status& status);
+  void OnSnapshotRead(const SnapshotRead& read, const absl::StatusOr<SnapshotBytes>& bytes);
+  void OnSnapshotWritten(const raft::SnapshotMeta& meta, uint64_t offset, uint64_t length,
+                         const absl::Status& status);
+  void OnSnapshotReceived(const raft::SnapshotMeta& meta, const absl::Status& status);
+
   Effects TakeEffects();
   // Whether TakeEffects would return something (drivers loop until it is false).
   bool HasEffects() const { return !effects_.Empty(); }
@@ -147,6 +191,11 @@ class Node {
     return detector_ ? &*detector_ : nullptr;
   }
   const alerts::AlertManager& alert_manager() const { return alert_manager_; }
+  const SnapshotStats& snapshot_stats() const { return snapshot_stats_; }
+  // The snapshot being received from the leader, if any: (index, bytes staged so far).
+  std::optional<std::pair<raft::Index, uint64_t>> snapshot_receive_progress() const {
+    return receiver_.progress();
+  }
   // Simulator only: planted Raft bugs (docs/design.md §4.8).
   void set_planted_bugs(const raft::Raft::PlantedBugs& bugs) { raft_->set_planted_bugs(bugs); }
 
@@ -155,6 +204,14 @@ class Node {
        raft::Index applied, alerts::AlertManager alert_manager);
 
   void RunDetector();  // feeds the detector's events through the alert rules
+  absl::Status ReceiveSnapshotMessage(const raft::Message& message);
+  void Emit(SnapshotSender::Output out);
+  void Emit(SnapshotReceiver::Output out);
+  void TickSnapshotSends();
+  void MaybeSnapshot();
+  void MaybeCompact();
+  void TakeMessages(std::vector<raft::Message> messages);
+  void AbortProposalsCoveredBy(const raft::SnapshotMeta& snapshot);
 
   void Collect();   // drains Raft's Ready into effects_ and feeds the WAL writer
   void Fail(const absl::Status& status);
@@ -173,6 +230,14 @@ class Node {
   // Created at the first Tick, when the node first learns the time.
   std::optional<failover::FailureDetector> detector_;
   alerts::AlertManager alert_manager_;
+
+  SnapshotSender sender_;
+  SnapshotReceiver receiver_;
+  SnapshotStats snapshot_stats_;
+  std::optional<raft::Index> snapshot_requested_;  // take_snapshot asked, not yet answered
+  raft::Index snapshot_base_ = 0;     // applied entries are counted from here for the threshold
+  raft::Index handled_snapshot_ = 0;  // newest durable snapshot compacted for and retained
+  std::deque<raft::Index> kept_snapshots_;  // durable snapshots this node knows, oldest first
 
   struct PendingProposal {
     RequestId request;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/base/crc32c.h"
 #include "engine/wal/disk.h"
 #include "engine/wal/sim_disk.h"
 #include "gtest/gtest.h"
@@ -31,13 +32,41 @@ struct Replica {
   std::vector<Reply> failed;
   std::vector<RequestId> reads;
   std::vector<alerts::Firing> alerts;
+  // Snapshots of `state` by index (on "disk": they survive crashes), and copies being received.
+  std::map<Index, std::string> snapshots;
+  std::map<Index, std::string> staging;
 };
+
+// The toy state as snapshot bytes: "index=data;" per applied command.
+std::string Serialize(const std::vector<std::pair<Index, std::string>>& state, Index upto) {
+  std::string out;
+  for (const auto& [i, d] : state) {
+    if (i <= upto) out += std::to_string(i) + "=" + d + ";";
+  }
+  return out.empty() ? std::string("empty;") : out;
+}
+
+std::vector<std::pair<Index, std::string>> Deserialize(const std::string& bytes) {
+  std::vector<std::pair<Index, std::string>> state;
+  size_t pos = 0;
+  while (pos < bytes.size()) {
+    size_t end = bytes.find(';', pos);
+    std::string item = bytes.substr(pos, end - pos);
+    pos = end + 1;
+    if (item == "empty") continue;
+    size_t eq = item.find('=');
+    state.push_back({std::stoull(item.substr(0, eq)), item.substr(eq + 1)});
+  }
+  return state;
+}
 
 class Cluster {
  public:
-  explicit Cluster(int n, uint64_t max_pending = 10000) {
+  explicit Cluster(int n, uint64_t max_pending = 10000,
+                   std::function<void(NodeConfig&)> tweak = {}) {
     for (NodeId id = 1; id <= static_cast<NodeId>(n); ++id) voters_.push_back(id);
     max_pending_ = max_pending;
+    tweak_ = std::move(tweak);
     for (NodeId id : voters_) {
       replicas_[id] = std::make_unique<Replica>();
       Start(id);
@@ -57,6 +86,13 @@ class Cluster {
     // One tick = 10 ms (TickAll); heartbeats every tick.
     c.failover.heartbeat_interval_ms = 10;
     c.failover.election_timeout_ms = 100;
+    if (tweak_) tweak_(c);
+    // A state machine behind the WAL's snapshot restarts from that snapshot.
+    if (rec->snapshot.index > r.sm_applied) {
+      ASSERT_TRUE(r.snapshots.count(rec->snapshot.index)) << "snapshot " << rec->snapshot.index;
+      r.state = Deserialize(r.snapshots[rec->snapshot.index]);
+      r.sm_applied = rec->snapshot.index;
+    }
     absl::StatusOr<std::unique_ptr<Node>> node = Node::Create(c, *rec, r.sm_applied);
     ASSERT_TRUE(node.ok()) << node.status();
     r.node = *std::move(node);
@@ -92,6 +128,7 @@ class Cluster {
         net_.pop_front();
         any = true;
         if (down_.count(m.to) || Cut(m.from, m.to)) continue;
+        if (intercept_ && !intercept_(m)) continue;
         EXPECT_TRUE(node(m.to).Receive(m).ok());
       }
       if (!any) return;
@@ -109,15 +146,22 @@ class Cluster {
     for (alerts::Firing& f : e.alerts) r.alerts.push_back(std::move(f));
     if (!e.apply.empty()) {
       for (const ApplyItem& item : e.apply) {
+        if (item.snapshot) {
+          EXPECT_TRUE(r.snapshots.count(item.snapshot->index));
+          r.state = Deserialize(r.snapshots[item.snapshot->index]);
+          r.sm_applied = item.snapshot->index;
+          continue;
+        }
         if (item.entry.type == raft::EntryType::kNormal) {
           r.state.push_back({item.entry.index, item.entry.data});
         }
         r.applied_indexes.push_back(item.entry.index);
         if (item.request) r.succeeded.push_back(*item.request);
+        r.sm_applied = item.entry.index;
       }
-      r.sm_applied = e.apply.back().entry.index;
       r.node->OnApplied(r.sm_applied);
     }
+    RunSnapshotEffects(r, e);
     for (RequestId id2 : e.reads) r.reads.push_back(id2);
     if (e.disk) {
       absl::Status s = wal::ExecuteBatch(*e.disk, &r.disk);
@@ -125,6 +169,48 @@ class Cluster {
     }
     return true;
   }
+
+  // The driver's side of snapshots: take, keep, read, stage and verify them.
+  void RunSnapshotEffects(Replica& r, const Effects& e) {
+    if (e.take_snapshot) {
+      EXPECT_GE(r.sm_applied, *e.take_snapshot);
+      r.snapshots[r.sm_applied] = Serialize(r.state, r.sm_applied);
+      r.node->OnSnapshotTaken(r.sm_applied, absl::OkStatus());
+    }
+    if (e.delete_snapshots_below) {
+      r.snapshots.erase(r.snapshots.begin(), r.snapshots.lower_bound(*e.delete_snapshots_below));
+    }
+    for (const SnapshotRead& read : e.snapshot_reads) {
+      auto it = r.snapshots.find(read.meta.index);
+      if (it == r.snapshots.end()) {
+        r.node->OnSnapshotRead(read, absl::NotFoundError("no such snapshot"));
+        continue;
+      }
+      SnapshotBytes b{it->second.substr(read.offset, read.max_bytes), it->second.size(),
+                      Crc32c(it->second)};
+      r.node->OnSnapshotRead(read, b);
+    }
+    for (const SnapshotWrite& w : e.snapshot_writes) {
+      std::string& staged = r.staging[w.meta.index];
+      staged.resize(w.offset);
+      staged += w.data;
+      r.node->OnSnapshotWritten(w.meta, w.offset, w.data.size(), absl::OkStatus());
+    }
+    if (e.snapshot_finish) {
+      std::string& staged = r.staging[e.snapshot_finish->meta.index];
+      absl::Status s = Crc32c(staged) == e.snapshot_finish->total_crc &&
+                               staged.size() == e.snapshot_finish->total_bytes
+                           ? absl::OkStatus()
+                           : absl::DataLossError("snapshot checksum mismatch");
+      if (s.ok()) r.snapshots[e.snapshot_finish->meta.index] = staged;
+      ++finishes_;
+      r.node->OnSnapshotReceived(e.snapshot_finish->meta, s);
+    }
+  }
+
+  // Messages for which `f` returns false are dropped; it may change them.
+  void Intercept(std::function<bool(raft::Message&)> f) { intercept_ = std::move(f); }
+  int finishes() const { return finishes_; }
 
   void TickAll(int n = 1) {
     for (int k = 0; k < n; ++k) {
@@ -167,6 +253,9 @@ class Cluster {
   }
   std::vector<NodeId> voters_;
   uint64_t max_pending_ = 10000;
+  std::function<void(NodeConfig&)> tweak_;
+  std::function<bool(raft::Message&)> intercept_;
+  int finishes_ = 0;
   std::map<NodeId, std::unique_ptr<Replica>> replicas_;
   std::deque<raft::Message> net_;
   std::set<NodeId> down_;
@@ -461,6 +550,142 @@ TEST(Node, StateMachineAheadOfTheWalIsAClearError) {
   absl::StatusOr<std::unique_ptr<Node>> n = Node::Create(c, *rec, /*applied=*/5);
   EXPECT_EQ(n.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(n.status().message().find("applied up to index 5"), std::string::npos);
+}
+
+// ---- Snapshots (docs/snapshots.md) ------------------------------------------------------------
+
+void SmallSnapshots(NodeConfig& c) {
+  c.snapshot_threshold_entries = 10;
+  c.snapshot_catchup_entries = 3;
+  c.snapshot_transfer.chunk_bytes = 1024;
+}
+
+std::string Value(int i) { return std::string(200, static_cast<char>('a' + i % 26)) + std::to_string(i); }
+
+TEST(NodeSnapshot, TakenAtTheThresholdThenTheLogAndWalAreCompactedWithAMargin) {
+  Cluster c(1, 10000, SmallSnapshots);
+  c.ElectLeader(1);
+  for (int i = 0; i < 60; ++i) {
+    c.node(1).Propose(static_cast<RequestId>(i + 1), Value(i));
+    c.Pump();
+  }
+  const Node& n = c.node(1);
+  EXPECT_GE(n.snapshot_stats().taken, 5u);
+  const Index snap = n.raft().snapshot().index;
+  EXPECT_GE(snap, 51u);
+  EXPECT_EQ(n.raft().log().FirstIndex(), snap - 3 + 1) << "a margin of catchup entries";
+  EXPECT_GT(n.wal().stats().compaction_count, 0u);
+  EXPECT_LE(c.at(1).snapshots.size(), 3u) << "max_snapshots";
+  EXPECT_EQ(c.at(1).snapshots.rbegin()->first, snap);
+  // A restart starts from the newest snapshot and the WAL after it.
+  const auto state = c.at(1).state;
+  c.Crash(1);
+  c.at(1).sm_applied = 0;  // as if the state machine kept nothing but its snapshots
+  c.at(1).state.clear();
+  c.Restart(1);
+  EXPECT_EQ(c.node(1).raft().log().FirstIndex(), snap + 1);
+  c.TickAll(30);
+  c.Pump();
+  EXPECT_EQ(c.at(1).state, state);
+}
+
+TEST(NodeSnapshot, AFollowerBehindTheCompactedLogCatchesUpByAChunkedSnapshot) {
+  Cluster c(3, 10000, SmallSnapshots);
+  c.ElectLeader(1);
+  c.Isolate(3);
+  for (int i = 0; i < 60; ++i) {
+    c.node(1).Propose(static_cast<RequestId>(i + 1), Value(i));
+    c.Pump();
+  }
+  ASSERT_GT(c.node(1).raft().log().FirstIndex(), 2u);
+  int chunks = 0;
+  c.Intercept([&](raft::Message& m) {
+    chunks += m.type == raft::MessageType::kSnapshot;
+    return true;
+  });
+  c.Heal();
+  c.TickAll(20);
+  EXPECT_EQ(c.at(3).state, c.at(1).state);
+  EXPECT_EQ(c.node(3).snapshot_stats().installed, 1u);
+  EXPECT_GE(c.node(1).snapshot_stats().sends_started, 1u);
+  EXPECT_GT(chunks, 5) << "1 KiB chunks of a ~12 KiB state";
+  // It keeps up by appends afterwards.
+  c.node(1).Propose(100, "after");
+  c.TickAll(3);
+  EXPECT_EQ(c.at(3).state.back().second, "after");
+}
+
+TEST(NodeSnapshot, ACorruptChunkIsRefusedAndSentAgain) {
+  Cluster c(3, 10000, [](NodeConfig& cfg) {
+    SmallSnapshots(cfg);
+    cfg.snapshot_transfer.timeout_ms = 200;
+  });
+  c.ElectLeader(1);
+  c.Isolate(3);
+  for (int i = 0; i < 40; ++i) {
+    c.node(1).Propose(static_cast<RequestId>(i + 1), Value(i));
+    c.Pump();
+  }
+  int corrupted = 0, dropped = 0, duplicated = 0;
+  c.Intercept([&](raft::Message& m) {
+    if (m.type != raft::MessageType::kSnapshot || m.chunk.data.empty()) return true;
+    if (m.chunk.offset == 2048 && corrupted++ == 0) m.chunk.data[7] ^= 1;  // bit flip
+    if (m.chunk.offset == 4096 && dropped++ == 0) return false;            // lost
+    if (m.chunk.offset == 1024 && duplicated++ == 0) c.net().push_back(m);  // duplicated
+    return true;
+  });
+  c.Heal();
+  c.TickAll(200);  // the lost chunk stalls the transfer until its timeout
+  EXPECT_GE(corrupted, 2) << "the corrupt chunk was sent again";
+  EXPECT_EQ(c.at(3).state, c.at(1).state);
+  for (const auto& [index, bytes] : c.at(3).snapshots) {
+    EXPECT_EQ(bytes, Serialize(Deserialize(bytes), index)) << "a damaged snapshot was kept";
+  }
+}
+
+TEST(NodeSnapshot, AWipedFollowerRejoinsBySnapshot) {
+  Cluster c(3, 10000, SmallSnapshots);
+  c.ElectLeader(1);
+  for (int i = 0; i < 40; ++i) {
+    c.node(1).Propose(static_cast<RequestId>(i + 1), Value(i));
+    c.Pump();
+  }
+  c.Crash(3);
+  c.at(3) = Replica();  // a new disk: no WAL, no state, no snapshots
+  c.Restart(3);
+  c.TickAll(30);
+  EXPECT_EQ(c.at(3).state, c.at(1).state);
+  EXPECT_EQ(c.node(3).snapshot_stats().installed, 1u);
+}
+
+TEST(NodeSnapshot, AnInterruptedTransferResumesWhereTheFollowerStopped) {
+  Cluster c(3, 10000, [](NodeConfig& cfg) {
+    SmallSnapshots(cfg);
+    cfg.snapshot_transfer.timeout_ms = 200;
+  });
+  c.ElectLeader(1);
+  c.Isolate(3);
+  for (int i = 0; i < 40; ++i) {
+    c.node(1).Propose(static_cast<RequestId>(i + 1), Value(i));
+    c.Pump();
+  }
+  std::map<uint64_t, int> sent;  // chunk offset -> times sent
+  bool cut = false;
+  c.Intercept([&](raft::Message& m) {
+    if (m.type == raft::MessageType::kSnapshot && !m.chunk.data.empty()) ++sent[m.chunk.offset];
+    // Lose every acknowledgment of the chunk at 3072 once: the leader gives up and restarts.
+    if (m.type == raft::MessageType::kSnapshotResp && m.index == 4096 && !cut) {
+      cut = true;
+      return false;
+    }
+    return true;
+  });
+  c.Heal();
+  c.TickAll(100);
+  EXPECT_TRUE(cut);
+  EXPECT_EQ(c.at(3).state, c.at(1).state);
+  EXPECT_EQ(sent[1024], 1) << "restarted from the beginning instead of resuming";
+  EXPECT_GE(c.node(1).snapshot_stats().sends_failed, 1u);
 }
 
 }  // namespace

@@ -320,7 +320,7 @@ bool Raft::IsVoter(NodeId id) const {
   return std::binary_search(voters_.begin(), voters_.end(), id);
 }
 
-absl::Status Raft::Step(const Message& m) {
+absl::Status Raft::CheckAddressed(const Message& m) const {
   if (m.to != id_) {
     return absl::InvalidArgumentError(absl::StrCat("message for node ", m.to, " delivered to ", id_));
   }
@@ -330,6 +330,11 @@ absl::Status Raft::Step(const Message& m) {
   if (m.term == 0) {
     return absl::InvalidArgumentError(absl::StrCat("message without a term: ", DescribeMessage(m)));
   }
+  return absl::OkStatus();
+}
+
+absl::Status Raft::Step(const Message& m) {
+  if (absl::Status s = CheckAddressed(m); !s.ok()) return s;
   if (MessageTypeName(m.type) == std::string_view("Unknown")) {
     return absl::InvalidArgumentError("message of unknown type");
   }
@@ -629,6 +634,7 @@ void Raft::HandleHeartbeat(const Message& m) {
   resp.type = MessageType::kHeartbeatResp;
   resp.to = m.from;
   resp.read_round = m.read_round;
+  resp.index = log_.LastIndex();  // lets the leader notice a follower that lost its log
   Send(std::move(resp));
 }
 
@@ -688,6 +694,13 @@ void Raft::HandleHeartbeatResponse(const Message& m) {
   Progress& pr = it->second;
   pr.recent_active = true;
   pr.probe_sent = false;
+  if (m.index < pr.match && pr.state != ProgressState::kSnapshot) {
+    // The follower holds fewer entries than it acknowledged: its disk was replaced or lost
+    // unsynced writes. Probe from what it has (a snapshot if that is compacted here), without
+    // waiting for a new entry to expose the gap. (A reordered, older response costs a probe.)
+    pr.match = m.index;
+    pr.BecomeProbe();
+  }
   if (pr.state == ProgressState::kReplicate && pr.inflights.Full()) {
     // A full window with the follower alive: free one slot so replication cannot stall on a
     // lost acknowledgment.

@@ -143,6 +143,8 @@ class Raft {
   // Handles a message from a peer. Returns an error, and changes nothing, for messages that
   // are malformed, not addressed to this node, or from an unknown node.
   absl::Status Step(const Message& m);
+  // The addressing checks of Step alone (to this node, from another voter, with a term).
+  absl::Status CheckAddressed(const Message& m) const;
   // Appends a command if this node is the leader; otherwise rejects it naming the leader.
   ProposeResult Propose(std::string data);
   // Requests a linearizable read point (thesis §6.4). The result arrives later as a ReadState

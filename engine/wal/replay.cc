@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <deque>
 #include <iterator>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "engine/wal/format.h"
@@ -42,20 +43,21 @@ struct ReplayLog {
   std::deque<raft::Entry> entries;
   raft::SnapshotMeta snapshot;
   raft::Index floor = 0;  // the caller's snapshot index: it covers entries up to here too
+  std::optional<raft::Index> gap_after;  // the last entry before the newest gap, if any
   raft::Index last() const { return base + entries.size(); }
 
   // Empty if the entry fits; otherwise why it is corruption.
   std::string AddEntry(const raft::Entry& e) {
     if (e.index == 0) return "entry index 0";
-    const bool gap_covered = e.index - 1 <= std::max(floor, snapshot.index);
-    if (!started || e.index <= base || (e.index > last() + 1 && gap_covered)) {
+    if (!started || e.index <= base || e.index > last() + 1) {
       // The first entry (the WAL may start after a compaction), one that replaces every entry
-      // from its index on, down to below what is held, or one after a gap a snapshot covers.
+      // from its index on, down to below what is held, or one after a gap. A gap is legal
+      // only where a snapshot covers it: the segments before it were compacted, and the
+      // snapshot record that allowed it may come later. Finish checks that.
+      if (started && e.index > last() + 1) gap_after = last();
       started = true;
       entries.clear();
       base = e.index - 1;
-    } else if (e.index > last() + 1) {
-      return absl::StrCat("entry index ", e.index, " leaves a gap after ", last());
     }
     entries.resize(e.index - base - 1);
     const raft::Term prev = entries.empty()
@@ -103,11 +105,15 @@ absl::StatusOr<ReplayResult> Finish(ReplayLog log, raft::Index snapshot_index, R
   // must start right after it.
   const raft::Index floor = std::max(snapshot_index, log.snapshot.index);
   if (log.started && !log.entries.empty() && log.base > floor) {
+    const std::string where =
+        log.gap_after ? absl::StrCat("entry index ", log.base + 1, " leaves a gap after ",
+                                     *log.gap_after)
+                      : absl::StrCat("the WAL's entries start at index ", log.base + 1);
     return absl::DataLossError(absl::StrCat(
-        "the WAL's entries start at index ", log.base + 1, " but ",
+        where, " but ",
         floor > 0 ? absl::StrCat("the newest snapshot covers only up to ", floor)
                   : std::string("there is no snapshot"),
-        ": segments are missing; refusing to start, no file was changed"));
+        ": entries are missing; refusing to start, no file was changed"));
   }
   if (floor > log.base) log.DropThrough(floor, /*everything=*/false);
   const raft::Index last = std::max(floor, log.last());
