@@ -30,6 +30,8 @@ class MemoryStateMachine final : public StateMachine, private StoreReader {
   absl::Status CreateSnapshot(const std::string& name) override;
   absl::Status RestoreSnapshot(const std::string& name) override;
   absl::Status DeleteSnapshot(const std::string& name) override;
+  absl::Status ExportSnapshot(const std::string& name, SnapshotSink sink) const override;
+  absl::Status ImportSnapshot(const std::string& name, SnapshotSource source) override;
 
   // Number of keys stored (for tests and the simulator's memory accounting).
   size_t size() const { return state_.kvs.size(); }

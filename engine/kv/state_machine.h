@@ -28,7 +28,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 
 namespace amaters::kv {
@@ -269,6 +271,16 @@ class StateMachine {
   virtual absl::Status CreateSnapshot(const std::string& name) = 0;
   virtual absl::Status RestoreSnapshot(const std::string& name) = 0;
   virtual absl::Status DeleteSnapshot(const std::string& name) = 0;
+
+  // Snapshots as snapshot files (engine/kv/snapshot_file.h), to move them between processes.
+  //  - ExportSnapshot streams snapshot `name` to `sink`, piece by piece (kNotFound if none).
+  //  - ImportSnapshot creates snapshot `name` from the bytes of a snapshot file that `source`
+  //    returns piece by piece (an empty piece ends it). kDataLoss if they do not decode or fail
+  //    their checksum; kAlreadyExists if `name` is taken. On error nothing is created.
+  using SnapshotSink = absl::FunctionRef<absl::Status(absl::string_view)>;
+  using SnapshotSource = absl::FunctionRef<absl::StatusOr<std::string>()>;
+  virtual absl::Status ExportSnapshot(const std::string& name, SnapshotSink sink) const = 0;
+  virtual absl::Status ImportSnapshot(const std::string& name, SnapshotSource source) = 0;
 };
 
 // The range_end that selects every key starting with `prefix` (etcd's WithPrefix): `prefix`

@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "engine/base/check.h"
+#include "engine/kv/snapshot_file.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/utilities/checkpoint.h"
@@ -294,6 +295,34 @@ absl::Status RocksDbStateMachine::CheckOpen() const {
   return absl::OkStatus();
 }
 
+absl::Status RocksDbStateMachine::DecodeMetaValue(const std::string& path,
+                                                 const std::string& value, Meta* meta) {
+  auto bad = [&](absl::string_view why) {
+    return absl::DataLossError(absl::StrCat("rocksdb state machine: malformed metadata in ",
+                                            path, " (", value.size(), " bytes): ", why));
+  };
+  // Later formats may only append fields, so anything shorter is damaged whatever its
+  // format field says.
+  if (value.size() < kMetaBytes) return bad(absl::StrCat("shorter than ", kMetaBytes, " bytes"));
+  uint32_t format = GetFixed32(value.data());
+  if (format > kMetaFormat) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "rocksdb state machine: ", path, " has metadata format ", format,
+        ", this binary reads up to ", kMetaFormat, " (written by a newer version?)"));
+  }
+  if (format != kMetaFormat) return bad(absl::StrCat("unknown format ", format));
+  if (value.size() != kMetaBytes) return bad(absl::StrCat("want ", kMetaBytes, " bytes"));
+  meta->applied_index = GetFixed64(value.data() + 4);
+  meta->revision = static_cast<int64_t>(GetFixed64(value.data() + 12));
+  // Each applied entry bumps the revision at most once.
+  if (meta->revision < kv::kInitialRevision ||
+      static_cast<uint64_t>(meta->revision - kv::kInitialRevision) > meta->applied_index) {
+    return bad(absl::StrCat("impossible revision ", meta->revision, " at applied index ",
+                            meta->applied_index));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RocksDbStateMachine::OpenDb(const std::string& path, bool create_if_missing,
                                          std::unique_ptr<rocksdb::DB>* db, Meta* meta) {
   rocksdb::DB* raw = nullptr;
@@ -312,32 +341,7 @@ absl::Status RocksDbStateMachine::OpenDb(const std::string& path, bool create_if
 
   std::string value;
   s = (*db)->Get(rocksdb::ReadOptions(), kMetaKey, &value);
-  if (s.ok()) {
-    auto bad = [&](absl::string_view why) {
-      return absl::DataLossError(absl::StrCat("rocksdb state machine: malformed metadata in ",
-                                              path, " (", value.size(), " bytes): ", why));
-    };
-    // Later formats may only append fields, so anything shorter is damaged whatever its
-    // format field says.
-    if (value.size() < kMetaBytes) return bad(absl::StrCat("shorter than ", kMetaBytes, " bytes"));
-    uint32_t format = GetFixed32(value.data());
-    if (format > kMetaFormat) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "rocksdb state machine: ", path, " has metadata format ", format,
-          ", this binary reads up to ", kMetaFormat, " (written by a newer version?)"));
-    }
-    if (format != kMetaFormat) return bad(absl::StrCat("unknown format ", format));
-    if (value.size() != kMetaBytes) return bad(absl::StrCat("want ", kMetaBytes, " bytes"));
-    meta->applied_index = GetFixed64(value.data() + 4);
-    meta->revision = static_cast<int64_t>(GetFixed64(value.data() + 12));
-    // Each applied entry bumps the revision at most once.
-    if (meta->revision < kv::kInitialRevision ||
-        static_cast<uint64_t>(meta->revision - kv::kInitialRevision) > meta->applied_index) {
-      return bad(absl::StrCat("impossible revision ", meta->revision, " at applied index ",
-                              meta->applied_index));
-    }
-    return absl::OkStatus();
-  }
+  if (s.ok()) return DecodeMetaValue(path, value, meta);
   if (!s.IsNotFound()) return FromRocks(s, absl::StrCat("read metadata of ", path));
 
   // No metadata: a new database (or one whose creation was interrupted before the first
@@ -405,6 +409,14 @@ absl::StatusOr<std::unique_ptr<RocksDbStateMachine>> RocksDbStateMachine::Open(
   // Finish or undo a restore that a crash interrupted (header, "Snapshots").
   absl::Status s = RemoveAll((root / kStagingDir).string());
   if (!s.ok()) return s;
+  // Imports a crash interrupted were never acknowledged.
+  for (fs::directory_iterator it(root / kSnapshotsDir, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    if (it->path().extension() == ".import") {
+      if (s = RemoveAll(it->path().string()); !s.ok()) return s;
+    }
+  }
+  if (ec) return FsStatus(ec, "list", (root / kSnapshotsDir).string());
   s = RemoveAll(failed);
   if (!s.ok()) return s;
   if (Exists(old)) {
@@ -515,6 +527,100 @@ absl::Status RocksDbStateMachine::DeleteSnapshot(const std::string& name) {
   s = RemoveAll(path);
   if (!s.ok()) return s;
   return SyncPath((fs::path(dir_) / kSnapshotsDir).string());
+}
+
+absl::Status RocksDbStateMachine::ExportSnapshot(const std::string& name,
+                                                 SnapshotSink sink) const {
+  absl::Status s = kv::ValidateSnapshotName(name);
+  if (!s.ok()) return s;
+  const std::string path = snapshot_path(name);
+  if (!Exists(path)) return absl::NotFoundError(absl::StrCat("snapshot ", name, " not found"));
+  return ExportDatabase(path, sink);
+}
+
+absl::Status RocksDbStateMachine::ExportDatabase(const std::string& path, SnapshotSink sink) {
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status rs = rocksdb::DB::OpenForReadOnly(DbOptions(false), path, &raw);
+  if (!rs.ok()) return FromRocks(rs, absl::StrCat("open ", path, " read-only"));
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::string meta_value;
+  rs = db->Get(rocksdb::ReadOptions(), kMetaKey, &meta_value);
+  if (!rs.ok()) return FromRocks(rs, absl::StrCat("read metadata of ", path));
+  Meta meta;
+  if (absl::Status s = DecodeMetaValue(path, meta_value, &meta); !s.ok()) return s;
+  kv::SnapshotFileWriter writer(meta.applied_index, meta.revision,
+                                [&sink](absl::string_view piece) { return sink(piece); });
+  const std::string upper(1, kUserPrefix + 1);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+  for (it->Seek(std::string(1, kUserPrefix)); it->Valid(); it->Next()) {
+    rocksdb::Slice k = it->key();
+    absl::StatusOr<kv::KeyValue> kv =
+        DecodeValue(std::string(k.data() + 1, k.size() - 1), it->value(), meta.revision);
+    if (!kv.ok()) return kv.status();
+    if (absl::Status s = writer.Add(*kv); !s.ok()) return s;
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), absl::StrCat("scan ", path));
+  return writer.Finish();
+}
+
+absl::Status RocksDbStateMachine::ImportSnapshot(const std::string& name,
+                                                 SnapshotSource source) {
+  absl::Status s = kv::ValidateSnapshotName(name);
+  if (!s.ok()) return s;
+  const std::string path = snapshot_path(name);
+  if (Exists(path)) {
+    return absl::AlreadyExistsError(absl::StrCat("snapshot ", name, " already exists"));
+  }
+  const std::string tmp = path + ".import";
+  if (s = RemoveAll(tmp); !s.ok()) return s;
+  s = BuildDatabase(tmp, source);
+  if (!s.ok()) {
+    (void)RemoveAll(tmp);  // never reaches a snapshot name
+    return s;
+  }
+  if (s = SyncPath(tmp); !s.ok()) return s;
+  if (s = Rename(tmp, path); !s.ok()) return s;
+  return SyncPath((fs::path(dir_) / kSnapshotsDir).string());
+}
+
+absl::Status RocksDbStateMachine::BuildDatabase(const std::string& path, SnapshotSource source) {
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status rs = rocksdb::DB::Open(DbOptions(true), path, &raw);
+  if (!rs.ok()) return FromRocks(rs, absl::StrCat("create ", path));
+  std::unique_ptr<rocksdb::DB> db(raw);
+  rocksdb::WriteOptions wo;
+  wo.disableWAL = true;  // flushed and synced below before the database is used
+  rocksdb::WriteBatch wb;
+  auto flush_batch = [&]() -> absl::Status {
+    rocksdb::Status ws = db->Write(wo, &wb);
+    wb.Clear();
+    return ws.ok() ? absl::OkStatus() : FromRocks(ws, absl::StrCat("write ", path));
+  };
+  kv::SnapshotFileReader reader([&](const kv::KeyValue& kv) -> absl::Status {
+    rocksdb::Status ws = wb.Put(UserKey(kv.key), EncodeValue(kv));
+    if (!ws.ok()) return FromRocks(ws, "build write batch");
+    return wb.GetDataSize() >= (4u << 20) ? flush_batch() : absl::OkStatus();
+  });
+  while (true) {
+    absl::StatusOr<std::string> piece = source();
+    if (!piece.ok()) return piece.status();
+    if (piece->empty()) break;
+    if (absl::Status s = reader.Feed(*piece); !s.ok()) return s;
+  }
+  if (absl::Status s = reader.Finish(); !s.ok()) return s;
+  rocksdb::Status ws = wb.Put(kMetaKey, EncodeMeta(reader.applied_index(), reader.revision()));
+  if (!ws.ok()) return FromRocks(ws, "build write batch");
+  if (absl::Status s = flush_batch(); !s.ok()) return s;
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  rs = db->Flush(fo);
+  if (!rs.ok()) return FromRocks(rs, absl::StrCat("flush ", path));
+  rs = db->Close();
+  if (!rs.ok()) return FromRocks(rs, absl::StrCat("close ", path));
+  return absl::OkStatus();
 }
 
 absl::Status RocksDbStateMachine::RestoreSnapshot(const std::string& name) {

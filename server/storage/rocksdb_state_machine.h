@@ -5,6 +5,7 @@
 // Directory layout (`dir` given to Open):
 //   <dir>/db/                 the live RocksDB database
 //   <dir>/snapshots/<name>/   one rocksdb::Checkpoint per snapshot (an openable database)
+//   <dir>/snapshots/<name>.import/  a snapshot file being imported (removed by Open)
 //   <dir>/restore.tmp/        staging copy of a snapshot while RestoreSnapshot runs
 //   <dir>/db.old/             the replaced live database during the swap of a restore
 // Open removes a leftover restore.tmp and finishes or undoes an interrupted swap (below).
@@ -120,6 +121,13 @@ class RocksDbStateMachine final : public kv::StateMachine {
   absl::Status CreateSnapshot(const std::string& name) override;
   absl::Status RestoreSnapshot(const std::string& name) override;
   absl::Status DeleteSnapshot(const std::string& name) override;
+  // ExportSnapshot reads the checkpoint through a read-only handle; ImportSnapshot builds a
+  // new database in <dir>/snapshots/<name>.import and renames it into place only once the
+  // whole file decoded and passed its checksum.
+  absl::Status ExportSnapshot(const std::string& name, SnapshotSink sink) const override;
+  absl::Status ImportSnapshot(const std::string& name, SnapshotSource source) override;
+  // Exports the database in `path` (a checkpoint, or a stopped store's db/), from any thread.
+  static absl::Status ExportDatabase(const std::string& path, SnapshotSink sink);
 
   // Makes every batch applied so far durable (fsyncs RocksDB's WAL). With sync_writes = false,
   // call it before discarding Raft WAL entries up to applied_index().
@@ -161,6 +169,10 @@ class RocksDbStateMachine final : public kv::StateMachine {
   // Opens the database at `path` and loads its metadata into `db`/`meta`.
   static absl::Status OpenDb(const std::string& path, bool create_if_missing,
                              std::unique_ptr<rocksdb::DB>* db, Meta* meta);
+  static absl::Status DecodeMetaValue(const std::string& path, const std::string& value,
+                                      Meta* meta);
+  // Writes the pairs of a snapshot file into a new database at `path` (see ImportSnapshot).
+  static absl::Status BuildDatabase(const std::string& path, SnapshotSource source);
   // Closes db_ (if open) and opens db_path(), loading the cached metadata.
   absl::Status OpenLive();
   absl::Status CloseLive();

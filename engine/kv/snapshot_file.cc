@@ -1,0 +1,183 @@
+#include "engine/kv/snapshot_file.h"
+
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "engine/base/check.h"
+#include "engine/base/crc32c.h"
+
+namespace amaters::kv {
+namespace {
+
+void PutU32(std::string* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void PutU64(std::string* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+uint32_t GetU32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+uint64_t GetU64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+absl::Status Corrupt(const std::string& why) {
+  return absl::DataLossError(absl::StrCat("snapshot file: ", why));
+}
+
+}  // namespace
+
+// ---- Writer ---------------------------------------------------------------------------------
+
+SnapshotFileWriter::SnapshotFileWriter(uint64_t applied_index, int64_t revision, Sink sink)
+    : sink_(std::move(sink)) {
+  std::string h(kSnapshotFileMagic, sizeof(kSnapshotFileMagic));
+  PutU32(&h, kSnapshotFileVersion);
+  PutU32(&h, 0);
+  PutU64(&h, applied_index);
+  PutU64(&h, static_cast<uint64_t>(revision));
+  AM_CHECK_EQ(h.size(), kSnapshotFileHeaderBytes);
+  status_ = Emit(h);
+}
+
+absl::Status SnapshotFileWriter::Emit(const std::string& piece) {
+  crc_ = Crc32cExtend(crc_, piece.data(), piece.size());
+  bytes_ += piece.size();
+  return sink_(piece);
+}
+
+absl::Status SnapshotFileWriter::Add(const KeyValue& kv) {
+  if (!status_.ok()) return status_;
+  AM_CHECK(count_ == 0 || kv.key > last_key_, "snapshot keys out of order");
+  AM_CHECK(!kv.key.empty() && kv.key.size() <= kSnapshotMaxKeyBytes, "snapshot key size");
+  AM_CHECK_LE(kv.value.size(), kSnapshotMaxValueBytes, "snapshot value size");
+  std::string p;
+  p.reserve(36 + kv.key.size() + kv.value.size());
+  PutU32(&p, static_cast<uint32_t>(kv.key.size()));
+  p += kv.key;
+  PutU32(&p, static_cast<uint32_t>(kv.value.size()));
+  p += kv.value;
+  PutU64(&p, static_cast<uint64_t>(kv.create_revision));
+  PutU64(&p, static_cast<uint64_t>(kv.mod_revision));
+  PutU64(&p, static_cast<uint64_t>(kv.version));
+  last_key_ = kv.key;
+  ++count_;
+  status_ = Emit(p);
+  return status_;
+}
+
+absl::Status SnapshotFileWriter::Finish() {
+  if (!status_.ok()) return status_;
+  std::string t(kSnapshotFileEndMagic, sizeof(kSnapshotFileEndMagic));
+  PutU64(&t, count_);
+  crc_ = Crc32cExtend(crc_, t.data(), t.size());
+  PutU32(&t, crc_);
+  bytes_ += t.size();
+  status_ = sink_(t);
+  return status_;
+}
+
+// ---- Reader ---------------------------------------------------------------------------------
+
+absl::Status SnapshotFileReader::Feed(absl::string_view piece) {
+  if (!status_.ok()) return status_;
+  buf_.erase(0, pos_);  // drop what was decoded, once per piece
+  pos_ = 0;
+  buf_.append(piece.data(), piece.size());
+  status_ = Parse();
+  return status_;
+}
+
+absl::Status SnapshotFileReader::ParseHeader() {
+  if (avail() < kSnapshotFileHeaderBytes) return absl::OkStatus();
+  if (std::memcmp(at(), kSnapshotFileMagic, sizeof(kSnapshotFileMagic)) != 0) {
+    return Corrupt("not an amaters snapshot (wrong magic)");
+  }
+  const uint32_t version = GetU32(at() + 8);
+  if (version != kSnapshotFileVersion || GetU32(at() + 12) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "snapshot file version ", version, " (this build reads ", kSnapshotFileVersion, ")"));
+  }
+  applied_index_ = GetU64(at() + 16);
+  revision_ = static_cast<int64_t>(GetU64(at() + 24));
+  // Each applied entry raises the revision at most once.
+  if (revision_ < kInitialRevision ||
+      static_cast<uint64_t>(revision_ - kInitialRevision) > applied_index_) {
+    return Corrupt(absl::StrCat("impossible revision ", revision_, " at applied index ",
+                                applied_index_));
+  }
+  crc_ = Crc32cExtend(crc_, at(), kSnapshotFileHeaderBytes);
+  pos_ += kSnapshotFileHeaderBytes;
+  header_done_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> SnapshotFileReader::ParsePair() {
+  if (avail() < 8) return false;
+  if (std::memcmp(at(), kSnapshotFileEndMagic, sizeof(kSnapshotFileEndMagic)) == 0) {
+    ended_ = true;
+    return false;
+  }
+  const uint32_t key_len = GetU32(at());
+  if (key_len == 0 || key_len > kSnapshotMaxKeyBytes) {
+    return Corrupt(absl::StrCat("key length ", key_len));
+  }
+  if (avail() < 4 + key_len + 4) return false;
+  const uint32_t value_len = GetU32(at() + 4 + key_len);
+  if (value_len > kSnapshotMaxValueBytes) return Corrupt(absl::StrCat("value length ", value_len));
+  const size_t size = 4 + key_len + 4 + value_len + 24;
+  if (avail() < size) return false;
+  KeyValue kv;
+  kv.key.assign(at() + 4, key_len);
+  kv.value.assign(at() + 8 + key_len, value_len);
+  const char* revs = at() + 8 + key_len + value_len;
+  kv.create_revision = static_cast<int64_t>(GetU64(revs));
+  kv.mod_revision = static_cast<int64_t>(GetU64(revs + 8));
+  kv.version = static_cast<int64_t>(GetU64(revs + 16));
+  if (count_ > 0 && kv.key <= last_key_) return Corrupt("keys out of order");
+  if (kv.create_revision <= kInitialRevision || kv.mod_revision < kv.create_revision ||
+      kv.mod_revision > revision_ || kv.version < 1) {
+    return Corrupt(absl::StrCat("impossible revisions for a key: create=", kv.create_revision,
+                                " mod=", kv.mod_revision, " version=", kv.version));
+  }
+  crc_ = Crc32cExtend(crc_, at(), size);
+  pos_ += size;
+  last_key_ = kv.key;
+  ++count_;
+  if (absl::Status s = visit_(kv); !s.ok()) return s;
+  return true;
+}
+
+absl::Status SnapshotFileReader::Parse() {
+  if (!header_done_) {
+    if (absl::Status s = ParseHeader(); !s.ok() || !header_done_) return s;
+  }
+  while (!ended_) {
+    absl::StatusOr<bool> more = ParsePair();
+    if (!more.ok()) return more.status();
+    if (!*more) break;
+  }
+  if (ended_ && avail() > kSnapshotFileTrailerBytes) {
+    return Corrupt("bytes after the end of the snapshot");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SnapshotFileReader::Finish() {
+  if (!status_.ok()) return status_;
+  if (!header_done_ || !ended_ || avail() != kSnapshotFileTrailerBytes) {
+    return Corrupt("truncated");
+  }
+  if (GetU64(at() + 8) != count_) return Corrupt("pair count mismatch");
+  const uint32_t crc = Crc32cExtend(crc_, at(), 16);
+  if (GetU32(at() + 16) != crc) return Corrupt("checksum mismatch");
+  return absl::OkStatus();
+}
+
+}  // namespace amaters::kv

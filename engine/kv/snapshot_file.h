@@ -1,0 +1,97 @@
+// The snapshot file: the whole applied key-value state as one byte stream (pure).
+//
+// Used for everything that moves a snapshot between processes: a leader streaming its snapshot
+// to a follower (node::SnapshotSender), etcd's Maintenance.Snapshot (`etcdctl snapshot save`),
+// and `amaters-server restore FILE` (docs/snapshots.md has the byte layout).
+//
+// All integers little-endian.
+//   header  "AMTRSSNP", u32 version (1), u32 reserved (0), u64 applied index, i64 revision
+//   pairs   u32 key length, key, u32 value length, value, i64 create_revision,
+//           i64 mod_revision, i64 version   (keys in strictly increasing byte order)
+//   trailer "AMTRSEND", u64 pair count, u32 CRC-32C of every byte before the trailer's CRC
+// The CRC covers header, pairs and the trailer's marker and count, so a truncated, extended or
+// damaged file is refused: a snapshot is used whole or not at all.
+#ifndef AMATERS_ENGINE_KV_SNAPSHOT_FILE_H_
+#define AMATERS_ENGINE_KV_SNAPSHOT_FILE_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "engine/kv/state_machine.h"
+
+namespace amaters::kv {
+
+inline constexpr char kSnapshotFileMagic[8] = {'A', 'M', 'T', 'R', 'S', 'S', 'N', 'P'};
+inline constexpr char kSnapshotFileEndMagic[8] = {'A', 'M', 'T', 'R', 'S', 'E', 'N', 'D'};
+inline constexpr uint32_t kSnapshotFileVersion = 1;
+inline constexpr size_t kSnapshotFileHeaderBytes = 32;
+inline constexpr size_t kSnapshotFileTrailerBytes = 20;
+// Keys and values above these sizes are corruption, not allocations to attempt.
+inline constexpr uint32_t kSnapshotMaxKeyBytes = 64u << 10;
+inline constexpr uint32_t kSnapshotMaxValueBytes = 64u << 20;
+
+// Writes a snapshot file in pieces: the header on construction, then one piece per Add, then
+// the trailer on Finish. Every piece goes to `sink` as it is produced.
+class SnapshotFileWriter {
+ public:
+  using Sink = std::function<absl::Status(absl::string_view)>;
+  SnapshotFileWriter(uint64_t applied_index, int64_t revision, Sink sink);
+  // Keys must come in strictly increasing order.
+  absl::Status Add(const KeyValue& kv);
+  absl::Status Finish();
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  absl::Status Emit(const std::string& piece);
+  Sink sink_;
+  absl::Status status_;
+  uint32_t crc_ = 0;
+  uint64_t bytes_ = 0;
+  uint64_t count_ = 0;
+  std::string last_key_;
+};
+
+// Reads a snapshot file fed in pieces of any size. Pairs are handed to `visit` as they decode;
+// Finish verifies the trailer and the checksum. A caller must not use what it was handed until
+// Finish returned OK (the CRC covers the whole file).
+class SnapshotFileReader {
+ public:
+  using Visit = std::function<absl::Status(const KeyValue&)>;
+  explicit SnapshotFileReader(Visit visit) : visit_(std::move(visit)) {}
+  absl::Status Feed(absl::string_view piece);
+  absl::Status Finish();
+  // Valid once the header was read.
+  uint64_t applied_index() const { return applied_index_; }
+  int64_t revision() const { return revision_; }
+  uint64_t count() const { return count_; }
+
+ private:
+  absl::Status Parse();
+  absl::Status ParseHeader();
+  // Decodes one pair at the front of buf_; false if more bytes are needed.
+  absl::StatusOr<bool> ParsePair();
+
+  Visit visit_;
+  absl::Status status_;
+  const char* at() const { return buf_.data() + pos_; }
+  size_t avail() const { return buf_.size() - pos_; }
+
+  std::string buf_;          // bytes fed; those before pos_ are decoded
+  size_t pos_ = 0;
+  uint32_t crc_ = 0;         // over bytes decoded and consumed
+  bool header_done_ = false;
+  bool ended_ = false;       // the end marker was read
+  uint64_t applied_index_ = 0;
+  int64_t revision_ = 0;
+  uint64_t count_ = 0;
+  std::string last_key_;
+};
+
+}  // namespace amaters::kv
+
+#endif  // AMATERS_ENGINE_KV_SNAPSHOT_FILE_H_
