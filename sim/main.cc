@@ -178,6 +178,7 @@ int main(int argc, char** argv) {
   const auto start = std::chrono::steady_clock::now();
   uint64_t hash = 1469598103934665603ull;
   double sim_seconds = 0;
+  uint64_t snapshots = 0, installs = 0, seeds_installing = 0;
   std::vector<uint64_t> failed;
   auto last_progress = start;
   for (uint64_t s = first; s <= last; ++s) {
@@ -192,6 +193,9 @@ int main(int argc, char** argv) {
     RunResult r = amaters::sim::RunSeed(config, WantTrace());
     hash = (hash ^ r.trace_hash) * 1099511628211ull;
     sim_seconds += r.sim_seconds;
+    snapshots += r.stats.snapshots;
+    installs += r.stats.installs;
+    seeds_installing += r.stats.installs > 0;
     if (WantTrace()) {
       WriteTraceOutputs(r.trace, absl::StrCat("seed ", s, bug.empty() ? "" : " --bug=" + bug));
     }
@@ -203,7 +207,8 @@ int main(int argc, char** argv) {
                   bug.empty() ? "" : absl::StrCat(" --bug=", bug).c_str());
     } else if (first == last) {
       std::printf("seed %llu ok: %s\n  ops ok=%llu failed=%llu unknown=%llu leader_changes=%llu "
-                  "crashes=%llu faults=%llu commit=%llu messages=%llu\n  %s\n",
+                  "crashes=%llu faults=%llu commit=%llu messages=%llu snapshots=%llu "
+                  "installs=%llu\n  %s\n",
                   static_cast<unsigned long long>(s), config.Describe().c_str(),
                   static_cast<unsigned long long>(r.stats.ops_ok),
                   static_cast<unsigned long long>(r.stats.ops_failed),
@@ -213,6 +218,8 @@ int main(int argc, char** argv) {
                   static_cast<unsigned long long>(r.stats.faults),
                   static_cast<unsigned long long>(r.stats.commits),
                   static_cast<unsigned long long>(r.stats.messages),
+                  static_cast<unsigned long long>(r.stats.snapshots),
+                  static_cast<unsigned long long>(r.stats.installs),
                   r.linearizability.Summary().c_str());
     }
     const auto now = std::chrono::steady_clock::now();
@@ -220,10 +227,13 @@ int main(int argc, char** argv) {
       last_progress = now;
       const double wall = std::chrono::duration<double>(now - start).count();
       std::printf("progress: seeds=%llu/%llu failed=%zu sim_seconds=%.1f wall_seconds=%.1f "
-                  "speed=%.0fx\n",
+                  "speed=%.0fx snapshots=%llu installs=%llu seeds_with_installs=%llu\n",
                   static_cast<unsigned long long>(s - first + 1),
                   static_cast<unsigned long long>(last - first + 1), failed.size(), sim_seconds,
-                  wall, wall > 0 ? sim_seconds / wall : 0.0);
+                  wall, wall > 0 ? sim_seconds / wall : 0.0,
+                  static_cast<unsigned long long>(snapshots),
+                  static_cast<unsigned long long>(installs),
+                  static_cast<unsigned long long>(seeds_installing));
     }
     std::fflush(stdout);
   }

@@ -105,6 +105,26 @@ const std::map<std::string, Setter>& Options() {
       {"latency_max_us",
        [](auto& n, auto& v, SimConfig* c) { return SetNumber(n, v, 0, kBig, &c->latency_max_us); }},
       {"drop", [](auto& n, auto& v, SimConfig* c) { return SetFraction(n, v, &c->drop); }},
+      {"snapshot_threshold",
+       [](auto& n, auto& v, SimConfig* c) {
+         return SetNumber(n, v, 0, kBig, &c->snapshot_threshold);
+       }},
+      {"snapshot_catchup",
+       [](auto& n, auto& v, SimConfig* c) {
+         return SetNumber(n, v, 0, kBig, &c->snapshot_catchup);
+       }},
+      {"max_snapshots",
+       [](auto& n, auto& v, SimConfig* c) { return SetNumber(n, v, 1, 100, &c->max_snapshots); }},
+      {"snapshot_chunk_bytes",
+       [](auto& n, auto& v, SimConfig* c) {
+         return SetNumber(n, v, 1024, 8 << 20, &c->snapshot_chunk_bytes);
+       }},
+      {"chunk_corruption",
+       [](auto& n, auto& v, SimConfig* c) { return SetFraction(n, v, &c->chunk_corruption); }},
+      {"wal_segment_bytes",
+       [](auto& n, auto& v, SimConfig* c) {
+         return SetNumber(n, v, 4096, kBig, &c->wal_segment_bytes);
+       }},
       {"duplicate",
        [](auto& n, auto& v, SimConfig* c) { return SetFraction(n, v, &c->duplicate); }},
       {"write_us",
@@ -177,6 +197,7 @@ const std::map<std::string, Usage>& Actions() {
       {"slow-disk", {K::kSlowDisk, "slow-disk N on|off"}},
       {"disk-full", {K::kDiskFull, "disk-full N on|off"}},
       {"corrupt-wal", {K::kCorruptWal, "corrupt-wal N"}},
+      {"wipe", {K::kWipe, "wipe N"}},
       {"campaign", {K::kCampaign, "campaign N"}},
       {"transfer", {K::kTransfer, "transfer A->B"}},
       {"wait", {K::kWait, "wait DURATION"}},
@@ -463,10 +484,17 @@ class Parser {
       c->key = w[from + 2];
       return true;
     }
-    if (what == "term" || what == "committed" || what == "alerts") {
-      c->kind = what == "term" ? K::kTerm : what == "committed" ? K::kCommitted : K::kAlertCount;
+    if (what == "term" || what == "committed" || what == "alerts" || what == "snapshot" ||
+        what == "installs") {
+      c->kind = what == "term"        ? K::kTerm
+                : what == "committed" ? K::kCommitted
+                : what == "snapshot"  ? K::kSnapshot
+                : what == "installs"  ? K::kInstalls
+                                      : K::kAlertCount;
       if (c->kind == K::kAlertCount) {
         if (n != 5) return WrongCondition("alerts N KEY OP VALUE");
+      } else if (c->kind == K::kInstalls) {
+        if (n != 4) return WrongCondition("installs N OP VALUE");
       } else if (n != 3 && n != 4) {
         return WrongCondition(absl::StrCat(what, " [N] OP VALUE"));
       }
@@ -493,8 +521,8 @@ class Parser {
       return true;
     }
     Error(absl::StrCat("unknown condition \"", what,
-                       "\" (leader, no-leader, leader-in, term, committed, up, down, refused, "
-                       "alert, alerts)"));
+                       "\" (leader, no-leader, leader-in, term, committed, snapshot, installs, "
+                       "up, down, refused, alert, alerts)"));
     return false;
   }
 
@@ -539,11 +567,12 @@ class Parser {
       case K::kPause:
       case K::kResume:
       case K::kCorruptWal:
+      case K::kWipe:
       case K::kCampaign: {
         if (n != 2) return WrongArgs();
         // `leader` names a running leader: nothing to restart, resume or make campaign.
-        const bool leader_ok =
-            c->kind != K::kRestart && c->kind != K::kResume && c->kind != K::kCampaign;
+        const bool leader_ok = c->kind != K::kRestart && c->kind != K::kResume &&
+                               c->kind != K::kCampaign && c->kind != K::kWipe;
         std::optional<NodeId> id = Node(w[1], leader_ok);
         if (!id) return false;
         c->node = *id;
@@ -771,6 +800,12 @@ class Runner {
               "n", c.node, " has no WAL record to corrupt (needs two records in one segment)"));
         }
         return absl::OkStatus();
+      case K::kWipe:
+        if (!sim_.Wipe(c.node)) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("n", c.node, " is up: crash it before wiping its disk"));
+        }
+        return absl::OkStatus();
       case K::kCampaign:
         return sim_.Campaign(c.node);
       case K::kTransfer:
@@ -923,6 +958,20 @@ class Runner {
         *observed = absl::StrCat(what, " ", *v);
         return Compare(*v, c.op, c.value);
       }
+      case K::kSnapshot: {
+        const std::optional<uint64_t> v =
+            Metric(one, [](const raft::Raft& r) { return r.snapshot().index; });
+        if (!v) {
+          *observed = one == 0 ? "no node running" : absl::StrCat("n", one, " not running");
+          return false;
+        }
+        *observed = absl::StrCat(one == 0 ? "highest " : absl::StrCat("n", one, " "),
+                                 "snapshot index ", *v);
+        return Compare(*v, c.op, c.value);
+      }
+      case K::kInstalls:
+        *observed = absl::StrCat("n", one, " installed ", sim_.installs(one), " snapshots");
+        return Compare(sim_.installs(one), c.op, c.value);
       case K::kUp:
       case K::kDown:
       case K::kRefused:

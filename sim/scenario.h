@@ -33,6 +33,8 @@
 //   disk-full N on|off           N's disk refuses writes beyond what it holds now
 //   corrupt-wal N                flip bits in one durable WAL record of N (not the last of its
 //                                segment), detected the next time N starts
+//   wipe N                       N (which must be down) gets an empty disk: no WAL, no
+//                                snapshots (a replaced disk, or a deleted data directory)
 //   campaign N                   N starts an election now (fails if N is down or paused)
 //   transfer A->B                leader A hands leadership to B (fails if A refuses; a no-op
 //                                when `leader->B` and B leads already)
@@ -53,6 +55,9 @@
 //                                                       highest term (none: no-leader)
 //   term [N] OP V | committed [N] OP V   OP is one of >= <= == != > <; without N the highest
 //                                        value over running nodes
+//   snapshot [N] OP V                    the index of the newest durable snapshot (of N, or the
+//                                        highest over running nodes)
+//   installs N OP V                      snapshots N installed from a leader (all incarnations)
 //   up N | down N | refused N            N runs / does not / refused to start (corruption)
 //   alert N KEY | alerts N KEY OP V      an alert with dedup key KEY (e.g. node_failed:3,
 //                                        quorum_lost) fired on node N at least once / that many
@@ -101,6 +106,8 @@ struct Condition {
     kRefused,
     kAlert,       // nodes = {N}, key: fired at least once
     kAlertCount,  // nodes = {N}, key, op, value: number of firings
+    kSnapshot,    // nodes = {} or {N}, op, value: newest snapshot index
+    kInstalls,    // nodes = {N}, op, value: snapshots installed from a leader
   };
   Kind kind = Kind::kLeader;
   // kLeader: empty (any leader) or the one expected; kLeaderIn: the candidates; kTerm and
@@ -127,6 +134,7 @@ struct Command {
     kSlowDisk,
     kDiskFull,
     kCorruptWal,
+    kWipe,
     kCampaign,
     kTransfer,
     kWait,

@@ -214,7 +214,9 @@ TEST(ScenarioParse, ExactErrors) {
       {"expect leader 1 2", "t.txt:1: wrong arguments: usage is \"leader [N]\""},
       {"expect sunshine",
        "t.txt:1: unknown condition \"sunshine\" (leader, no-leader, leader-in, term, committed, "
-       "up, down, refused, alert, alerts)"},
+       "snapshot, installs, up, down, refused, alert, alerts)"},
+      {"expect installs 2", "t.txt:1: wrong arguments: usage is \"installs N OP VALUE\""},
+      {"wipe leader", "t.txt:1: bad node id \"leader\" (this cluster has nodes 1..3)"},
       {"expect term => 3", "t.txt:1: bad comparison \"=>\" (one of >= <= == != > <)"},
       {"expect term >= x", "t.txt:1: bad number \"x\""},
       {"expect converged", "t.txt:1: wrong arguments: usage is \"expect converged DURATION\""},
@@ -522,6 +524,8 @@ TEST(ScenarioFiles, PlantedBugsAreCaught) {
       {"full_cluster_restart.txt", "skip_fsync"},
       {"flapping_partitions.txt", "vote_twice"},
       {"clogged_link.txt", "apply_before_commit"},
+      {"snapshot_duplicated_chunks.txt", "install_stale_snapshot"},
+      {"snapshot_restart_after_compaction.txt", "compact_past_snapshot"},
   };
   // A script's timing is tuned for its own seed; other seeds move messages and elections a
   // little. The hazard must show under the script's seed or one of the next three, so that a

@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/types/span.h"
 #include "engine/base/check.h"
+#include "engine/base/crc32c.h"
 #include "engine/kv/command.h"
 #include "engine/wal/disk.h"
 #include "engine/wal/format.h"
@@ -54,8 +55,8 @@ uint64_t Between(SplitMix64& r, uint64_t lo, uint64_t hi) {
 }  // namespace
 
 std::vector<std::string> PlantedBugNames() {
-  return {"vote_twice", "commit_old_terms", "read_without_quorum", "skip_fsync",
-          "apply_before_commit"};
+  return {"vote_twice",          "commit_old_terms",       "read_without_quorum", "skip_fsync",
+          "apply_before_commit", "install_stale_snapshot", "compact_past_snapshot"};
 }
 
 std::string SimConfig::Describe() const {
@@ -63,11 +64,14 @@ std::string SimConfig::Describe() const {
       "nodes=%d sync=%s prevote=%d checkquorum=%d lease=%d msg_bytes=%d inflight=%d "
       "latency=%d-%dus drop=%.3f dup=%.3f "
       "fsync=%dus faults_every=%dms partitions=%d crashes=%d pauses=%d clogs=%d slow_disks=%d "
-      "disk_full=%d corruption=%d clients=%d keys=%d safety=%dms%s",
+      "disk_full=%d corruption=%d snapshot=%d/%d/%d chunk=%d chunk_corruption=%.3f segment=%d "
+      "clients=%d keys=%d safety=%dms%s",
       nodes, wal::SyncModeName(sync_mode), pre_vote, check_quorum, lease_reads, max_msg_bytes,
       max_inflight_msgs, latency_min_us,
       latency_max_us, drop, duplicate, fsync_us, fault_interval_ms, partitions, crashes, pauses,
-      clogs, slow_disks, disk_full, corruption, clients, keys, safety_ms,
+      clogs, slow_disks, disk_full, corruption, snapshot_threshold, snapshot_catchup,
+      max_snapshots, snapshot_chunk_bytes, chunk_corruption, wal_segment_bytes, clients, keys,
+      safety_ms,
       bug.empty() ? "" : absl::StrCat(" bug=", bug));
 }
 
@@ -114,6 +118,19 @@ SimConfig DrawConfig(uint64_t seed) {
                                  wal::SyncMode::kAlways, wal::SyncMode::kInterval,
                                  wal::SyncMode::kNone};
   c.sync_mode = modes[r.Uniform(5)];
+  // Snapshots in most seeds, with thresholds small enough that followers fall behind the
+  // compacted log and need installs; margins from none to larger than the threshold.
+  const uint64_t thresholds[] = {0, 10, 25, 50, 100};
+  c.snapshot_threshold = thresholds[r.Uniform(5)];
+  const uint64_t catchups[] = {0, 3, 20, 200};
+  c.snapshot_catchup = catchups[r.Uniform(4)];
+  c.max_snapshots = Between(r, 1, 3);
+  const uint64_t chunks[] = {1024, 1024, 4096, 65536};
+  c.snapshot_chunk_bytes = chunks[r.Uniform(4)];
+  const double chunk_corruption[] = {0, 0, 0.01, 0.1};
+  c.chunk_corruption = chunk_corruption[r.Uniform(4)];
+  const uint64_t segments[] = {4096, 16384, 65536};
+  c.wal_segment_bytes = segments[r.Uniform(3)];
   return c;
 }
 
@@ -135,6 +152,11 @@ struct Simulation::SimNode {
   std::optional<wal::DiskBatch> in_flight;  // batch handed to the disk, not yet done
   std::vector<raft::Message> held;          // delivered while paused
   bool disk_done_while_paused = false;
+  // The driver's snapshot store by index, and copies being received: files, so they survive
+  // crashes (each is written whole and synced before the node hears of it).
+  std::map<raft::Index, std::string> snapshots;
+  std::map<raft::Index, std::string> staging;
+  uint64_t installs = 0;  // over all incarnations
   // Checker state, per incarnation.
   raft::Term term = 0;
   raft::Index commit = 0;
@@ -293,7 +315,19 @@ void Simulation::Start(SimNode& n) {
     return;
   }
   for (const std::string& note : rec->notes) Trace(absl::StrCat("n", n.id, " recovery: ", note));
-  n.sm = std::make_unique<kv::MemoryStateMachine>();  // volatile: re-applied from the WAL
+  // The state machine is volatile: it restarts from the WAL's newest snapshot (if any) and
+  // re-applies the entries after it.
+  n.sm = std::make_unique<kv::MemoryStateMachine>();
+  if (rec->snapshot.index > 0) {
+    auto it = n.snapshots.find(rec->snapshot.index);
+    if (it == n.snapshots.end()) {
+      Fail(absl::StrCat("n", n.id, " cannot start: the WAL's snapshot ", rec->snapshot.index,
+                        " is not in its snapshot store"));
+      return;
+    }
+    n.sm = LoadSnapshot(n, it->second);
+    if (n.sm == nullptr) return;
+  }
   node::NodeConfig c;
   c.raft.id = n.id;
   for (int i = 1; i <= config_.nodes; ++i) c.raft.voters.push_back(static_cast<NodeId>(i));
@@ -306,13 +340,20 @@ void Simulation::Start(SimNode& n) {
   c.raft.read_only =
       config_.lease_reads ? raft::ReadOnlyOption::kLeaseBased : raft::ReadOnlyOption::kSafe;
   c.raft.rng_seed = Derive(config_.seed, 0x7261667400ull + n.id * 1000 + n.incarnation);
-  c.wal.segment_size_bytes = 64 << 10;  // small segments: roll-over happens in every run
+  c.wal.segment_size_bytes = config_.wal_segment_bytes;
   c.wal.sync_mode = config_.bug == "skip_fsync" ? wal::SyncMode::kNone : config_.sync_mode;
   // The failure detector counts heartbeat rounds of the engine's real heartbeat period.
   c.failover.heartbeat_interval_ms = static_cast<uint64_t>(config_.heartbeat_ticks) * config_.tick_ms;
   c.failover.election_timeout_ms = static_cast<uint64_t>(config_.election_ticks) * config_.tick_ms;
   c.failover.slow_replication_threshold_entries = config_.slow_replication_entries;
-  absl::StatusOr<std::unique_ptr<node::Node>> node = node::Node::Create(c, *rec, 0);
+  c.snapshot_threshold_entries = config_.snapshot_threshold;
+  c.snapshot_catchup_entries = config_.snapshot_catchup;
+  c.max_snapshots = config_.max_snapshots;
+  c.snapshot_transfer.chunk_bytes = config_.snapshot_chunk_bytes;
+  c.snapshot_transfer.timeout_ms = 20 * config_.election_ticks * config_.tick_ms;
+  c.snapshot_transfer.resend_ms = 2 * config_.heartbeat_ticks * config_.tick_ms;
+  absl::StatusOr<std::unique_ptr<node::Node>> node =
+      node::Node::Create(c, *rec, n.sm->applied_index());
   if (!node.ok()) {
     Fail(absl::StrCat("n", n.id, " cannot start: ", node.status().ToString()));
     return;
@@ -323,6 +364,8 @@ void Simulation::Start(SimNode& n) {
   bugs.commit_old_terms = config_.bug == "commit_old_terms";
   bugs.read_without_quorum = config_.bug == "read_without_quorum";
   bugs.apply_before_commit = config_.bug == "apply_before_commit";
+  bugs.install_stale_snapshot = config_.bug == "install_stale_snapshot";
+  bugs.compact_past_snapshot = config_.bug == "compact_past_snapshot";
   n.node->set_planted_bugs(bugs);
   n.up = true;
   n.paused = false;
@@ -384,6 +427,8 @@ void Simulation::Process(SimNode& n) {
       n.alerts.push_back({f.dedup_key, now_ / kMs});
     }
     if (!e.apply.empty()) ApplyEntries(n, e.apply);
+    if (failed() || !n.up) return;
+    RunSnapshotEffects(n, e);
     for (node::RequestId req : e.reads) {
       auto it = request_op_.find(req);
       if (it == request_op_.end()) continue;
@@ -412,7 +457,20 @@ void Simulation::Process(SimNode& n) {
 }
 
 void Simulation::ApplyEntries(SimNode& n, std::vector<node::ApplyItem>& items) {
+  // Runs of entries between received snapshots, in order.
+  size_t from = 0;
+  for (size_t i = 0; i <= items.size() && !failed(); ++i) {
+    if (i < items.size() && !items[i].snapshot) continue;
+    if (i > from) ApplyRun(n, items, from, i);
+    if (i < items.size() && !failed()) InstallSnapshot(n, *items[i].snapshot);
+    from = i + 1;
+  }
+}
+
+void Simulation::ApplyRun(SimNode& n, std::vector<node::ApplyItem>& all, size_t from, size_t to) {
+  const absl::Span<node::ApplyItem> items(&all[from], to - from);
   const raft::Index first = items.front().entry.index;
+  AM_CHECK_EQ(first, n.sm->applied_index() + 1, "n", n.id, " applies out of order");
   for (size_t i = 0; i < items.size(); ++i) {
     const raft::Entry& e = items[i].entry;
     AM_CHECK(e.index == first + i, "n", n.id, " applies index ", e.index, " after ", first + i - 1);
@@ -458,6 +516,121 @@ void Simulation::ApplyEntries(SimNode& n, std::vector<node::ApplyItem>& items) {
   n.node->OnApplied(items.back().entry.index);
 }
 
+// --- Snapshots ------------------------------------------------------------------------------
+
+std::unique_ptr<kv::MemoryStateMachine> Simulation::LoadSnapshot(SimNode& n,
+                                                                 const std::string& bytes) {
+  auto sm = std::make_unique<kv::MemoryStateMachine>();
+  bool fed = false;
+  absl::Status s = sm->ImportSnapshot("load", [&]() -> absl::StatusOr<std::string> {
+    if (fed) return std::string();
+    fed = true;
+    return bytes;
+  });
+  if (s.ok()) s = sm->RestoreSnapshot("load");
+  if (s.ok()) s = sm->DeleteSnapshot("load");
+  if (!s.ok()) {
+    Fail(absl::StrCat("n", n.id, " cannot load a snapshot from its store: ", s.ToString()));
+    return nullptr;
+  }
+  return sm;
+}
+
+std::string Simulation::ExpectedSnapshot(raft::Index index) {
+  kv::MemoryStateMachine ref;
+  for (raft::Index i = 1; i <= index; ++i) {
+    if (applied_.size() < i || applied_[i - 1] == 0) return "";  // never applied anywhere
+  }
+  if (index > 0) {
+    absl::StatusOr<std::vector<kv::ApplyResult>> r =
+        ref.Apply(absl::Span<const kv::ApplyItem>(decoded_.data(), index));
+    AM_CHECK(r.ok(), r.status().ToString());
+  }
+  AM_CHECK(ref.CreateSnapshot("ref").ok());
+  std::string out;
+  AM_CHECK(ref.ExportSnapshot("ref", [&out](absl::string_view p) {
+                out.append(p.data(), p.size());
+                return absl::OkStatus();
+              }).ok());
+  return out;
+}
+
+void Simulation::InstallSnapshot(SimNode& n, const raft::SnapshotMeta& meta) {
+  auto it = n.snapshots.find(meta.index);
+  if (it == n.snapshots.end()) {
+    Fail(absl::StrCat("n", n.id, " installs snapshot ", meta.index, " it never kept"));
+    return;
+  }
+  // Checker: the installed state is exactly the committed prefix at the snapshot's index.
+  const std::string expected = ExpectedSnapshot(meta.index);
+  if (it->second != expected) {
+    Fail(absl::StrCat("snapshot install: n", n.id, " installs a snapshot at ", meta.index,
+                      expected.empty() ? " covering entries no replica applied"
+                                       : " whose state differs from the committed prefix"));
+    return;
+  }
+  std::unique_ptr<kv::MemoryStateMachine> sm = LoadSnapshot(n, it->second);
+  if (sm == nullptr) return;
+  if (sm->applied_index() != meta.index) {
+    Fail(absl::StrCat("n", n.id, " snapshot ", meta.index, " holds applied index ",
+                      sm->applied_index()));
+    return;
+  }
+  n.sm = std::move(sm);
+  ++stats_.installs;
+  ++n.installs;
+  Trace(absl::StrCat("n", n.id, " installed snapshot ", meta.term, "/", meta.index));
+  n.node->OnApplied(meta.index);
+}
+
+void Simulation::RunSnapshotEffects(SimNode& n, node::Effects& e) {
+  if (e.take_snapshot) {
+    std::string bytes;
+    AM_CHECK(n.sm->CreateSnapshot("take").ok());
+    AM_CHECK(n.sm->ExportSnapshot("take", [&bytes](absl::string_view p) {
+                   bytes.append(p.data(), p.size());
+                   return absl::OkStatus();
+                 }).ok());
+    AM_CHECK(n.sm->DeleteSnapshot("take").ok());
+    const raft::Index index = n.sm->applied_index();
+    n.snapshots[index] = std::move(bytes);
+    ++stats_.snapshots;
+    Trace(absl::StrCat("n", n.id, " snapshot at ", index));
+    n.node->OnSnapshotTaken(index, absl::OkStatus());
+  }
+  if (e.delete_snapshots_below) {
+    n.snapshots.erase(n.snapshots.begin(), n.snapshots.lower_bound(*e.delete_snapshots_below));
+  }
+  for (const node::SnapshotRead& read : e.snapshot_reads) {
+    auto it = n.snapshots.find(read.meta.index);
+    if (it == n.snapshots.end()) {
+      n.node->OnSnapshotRead(read, absl::NotFoundError("snapshot deleted"));
+      continue;
+    }
+    const std::string& bytes = it->second;
+    n.node->OnSnapshotRead(read, node::SnapshotBytes{bytes.substr(read.offset, read.max_bytes),
+                                                     bytes.size(), Crc32c(bytes)});
+  }
+  for (const node::SnapshotWrite& w : e.snapshot_writes) {
+    std::string& staged = n.staging[w.meta.index];
+    staged.resize(w.offset);
+    staged += w.data;
+    n.node->OnSnapshotWritten(w.meta, w.offset, w.data.size(), absl::OkStatus());
+  }
+  if (e.snapshot_finish) {
+    const node::SnapshotFinish& f = *e.snapshot_finish;
+    auto it = n.staging.find(f.meta.index);
+    const bool whole = it != n.staging.end() && it->second.size() == f.total_bytes &&
+                       Crc32c(it->second) == f.total_crc;
+    if (whole) {
+      n.snapshots[f.meta.index] = std::move(it->second);
+      n.staging.erase(it);
+    }
+    n.node->OnSnapshotReceived(f.meta, whole ? absl::OkStatus()
+                                             : absl::DataLossError("snapshot checksum mismatch"));
+  }
+}
+
 void Simulation::CheckNode(SimNode& n) {
   if (!n.up) return;
   const raft::Raft& r = n.node->raft();
@@ -479,7 +652,7 @@ void Simulation::CheckNode(SimNode& n) {
       // Leader completeness (paper §5.4.1): an entry committed in term T is in the log of every
       // leader of a term above T. (A leader of an older term can still appear — e.g. a paused
       // candidate that collects its old votes on resume — and need not hold later commits.)
-      for (raft::Index i = 1; i <= committed_.size(); ++i) {
+      for (raft::Index i = r.log().snapshot_index() + 1; i <= committed_.size(); ++i) {
         if (committed_[i - 1].second >= r.term()) continue;
         if (r.log().TermAt(i) != std::optional<raft::Term>(committed_[i - 1].first)) {
           Fail(absl::StrCat("leader completeness: n", n.id, " leads term ", r.term(),
@@ -491,7 +664,10 @@ void Simulation::CheckNode(SimNode& n) {
   }
   n.role = r.role();
   // Committed entries never change (log matching on the committed prefix).
-  for (raft::Index i = n.checked_commit + 1; i <= r.commit(); ++i) {
+  // (Entries below the log's start are in a snapshot, checked when it is installed.)
+  for (raft::Index i = std::max(n.checked_commit + 1, r.log().snapshot_index());
+       i <= r.commit(); ++i) {
+    if (i == 0) continue;
     const std::optional<raft::Term> at = r.log().TermAt(i);
     AM_CHECK(at.has_value(), "commit ", r.commit(), " beyond the log of n", n.id);
     const raft::Term t = *at;
@@ -541,6 +717,10 @@ void Simulation::Send(raft::Message m) {
   }
   if (blocked_.count({m.from, m.to})) return;
   if (!faults_off_ && config_.drop > 0 && Chance(net_rng_) < config_.drop) return;
+  if (!faults_off_ && config_.chunk_corruption > 0 && !m.chunk.data.empty() &&
+      Chance(net_rng_) < config_.chunk_corruption) {
+    m.chunk.data[net_rng_.Uniform(m.chunk.data.size())] ^= 0x04;  // the checksum must catch it
+  }
   uint64_t delay = Between(net_rng_, config_.latency_min_us, config_.latency_max_us) * 1000;
   if (auto it = clogged_.find({m.from, m.to}); it != clogged_.end()) delay += it->second;
   const bool dup = !faults_off_ && config_.duplicate > 0 && Chance(net_rng_) < config_.duplicate;
@@ -700,6 +880,20 @@ void Simulation::Crash(NodeId id) {
   n.held.clear();
   Trace(absl::StrCat("crash n", id));
 }
+
+bool Simulation::Wipe(NodeId id) {
+  SimNode& n = *nodes_[id - 1];
+  if (n.up) return false;
+  n.disk = wal::SimDisk();
+  n.snapshots.clear();
+  n.staging.clear();
+  n.refused = false;
+  n.corrupted = false;
+  Trace(absl::StrCat("wipe n", id));
+  return true;
+}
+
+uint64_t Simulation::installs(NodeId id) const { return nodes_[id - 1]->installs; }
 
 void Simulation::Restart(NodeId id) {
   SimNode& n = *nodes_[id - 1];

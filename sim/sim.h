@@ -74,6 +74,14 @@ struct SimConfig {
   bool slow_disks = true;
   bool disk_full = true;
   bool corruption = false;
+  // Snapshots (docs/snapshots.md): small thresholds so that snapshots, compaction and installs
+  // happen within a run; 0 never snapshots. Chunks in flight are corrupted with this chance.
+  uint64_t snapshot_threshold = 0;
+  uint64_t snapshot_catchup = 5;
+  uint64_t max_snapshots = 2;
+  uint64_t snapshot_chunk_bytes = 1024;
+  uint64_t wal_segment_bytes = 64 << 10;  // small segments: roll-over and compaction happen
+  double chunk_corruption = 0.0;
   // Workload.
   int clients = 4;
   int keys = 4;
@@ -100,6 +108,8 @@ struct RunStats {
   uint64_t crashes = 0;
   uint64_t faults = 0;
   uint64_t commits = 0;  // highest commit index reached
+  uint64_t snapshots = 0;  // snapshots taken (all nodes)
+  uint64_t installs = 0;   // snapshots installed from a leader (all nodes), each checked
 };
 
 struct RunResult {
@@ -134,6 +144,10 @@ class Simulation {
   // crashes the node, which detects it at its next start and refuses to start. (If the record
   // was not yet synced, the crash may drop it instead.)
   bool CorruptWal(NodeId id);
+  // A down node gets an empty disk: no WAL, no snapshots. False if it is up.
+  bool Wipe(NodeId id);
+  // Snapshots node `id` installed from a leader, over all its incarnations.
+  uint64_t installs(NodeId id) const;
   // Stops new client operations (pending ones continue).
   void StopWorkload() { workload_on_ = false; }
   void StartWorkload();  // clients the stop left idle start again
@@ -220,6 +234,14 @@ class Simulation {
   void Start(SimNode& n);
   void Process(SimNode& n);
   void ApplyEntries(SimNode& n, std::vector<node::ApplyItem>& items);
+  void ApplyRun(SimNode& n, std::vector<node::ApplyItem>& items, size_t from, size_t to);
+  void InstallSnapshot(SimNode& n, const raft::SnapshotMeta& meta);
+  // Imports snapshot bytes into a fresh state machine (nullptr and a failure if they do not).
+  std::unique_ptr<kv::MemoryStateMachine> LoadSnapshot(SimNode& n, const std::string& bytes);
+  // The snapshot file of the committed prefix up to `index`, built from the log every
+  // replica applied (the checker's reference for a snapshot's contents).
+  std::string ExpectedSnapshot(raft::Index index);
+  void RunSnapshotEffects(SimNode& n, node::Effects& e);
   void CheckNode(SimNode& n);
   void StartDisk(SimNode& n, wal::DiskBatch batch);
   void ScheduleTick(SimNode& n);

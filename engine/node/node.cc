@@ -231,6 +231,7 @@ void Node::MaybeSnapshot() {
 
 void Node::MaybeCompact() {
   const raft::SnapshotMeta& snap = raft_->snapshot();
+  if (raft_->planted_bugs().compact_past_snapshot && snap.index > 0) writer_->Compact(applied_);
   if (snap.index <= handled_snapshot_) return;
   handled_snapshot_ = snap.index;
   snapshot_base_ = std::max(snapshot_base_, snap.index);

@@ -14,6 +14,7 @@ absl::Status SnapshotTransferConfig::Validate() const {
         absl::StrCat("snapshot chunk size ", chunk_bytes, " must be in 1 KiB..8 MiB"));
   }
   if (timeout_ms == 0) return absl::InvalidArgumentError("snapshot transfer timeout must be > 0");
+  if (resend_ms == 0) return absl::InvalidArgumentError("snapshot chunk resend time must be > 0");
   return absl::OkStatus();
 }
 
@@ -61,6 +62,7 @@ void SnapshotSender::OnRead(raft::NodeId peer, const raft::SnapshotMeta& meta, u
   t.total_bytes = bytes->total_bytes;
   t.state = State::kAwaitingAck;
   t.last_progress_ms = now_ms;
+  t.sent_ms = now_ms;
   bytes_sent_ += bytes->data.size();
   out->messages.push_back(std::move(m));
 }
@@ -94,6 +96,10 @@ void SnapshotSender::Tick(uint64_t now_ms, const std::function<bool(raft::NodeId
       it = transfers_.erase(it);
       out->failed.push_back(peer);
     } else {
+      Transfer& t = it->second;
+      if (t.state == State::kAwaitingAck && now_ms >= t.sent_ms + config_.resend_ms) {
+        RequestRead(t, out);  // the chunk or its acknowledgment was lost: send it again
+      }
       ++it;
     }
   }
@@ -117,10 +123,20 @@ void SnapshotReceiver::OnChunk(const raft::Message& m, bool would_install, Outpu
   AM_CHECK(m.type == raft::MessageType::kSnapshot && m.to == self_, raft::DescribeMessage(m));
   Receive incoming{m.snapshot, m.from, m.term, 0, m.chunk.total_bytes, m.chunk.total_crc, false};
   if (!would_install) {
+    // Raft answers with its commit index, so a leader whose acknowledgment got lost moves on.
     Reply(incoming, /*reject=*/true, out);
     raft::Message step = m;
     step.chunk = {};
     out->step = std::move(step);
+    return;
+  }
+  if (completed_ && completed_->meta == m.snapshot &&
+      completed_->total_bytes == incoming.total_bytes &&
+      completed_->total_crc == incoming.total_crc) {
+    // A late duplicate, or a resend whose acknowledgment was lost, of the snapshot Raft is
+    // installing now: every byte is here already.
+    incoming.next = incoming.total_bytes;
+    Reply(incoming, /*reject=*/false, out);
     return;
   }
   const bool same = receive_ && receive_->meta == m.snapshot &&
@@ -177,6 +193,7 @@ void SnapshotReceiver::OnFinished(const raft::SnapshotMeta& meta, const absl::St
     return;
   }
   receive_.reset();
+  completed_ = r;
   Reply(r, false, out);  // next = total: every byte is here
   raft::Message step;
   step.type = raft::MessageType::kSnapshot;

@@ -10,7 +10,9 @@
 //            take this snapshot: its commit index is at or past it)
 // The follower takes a chunk only at the offset it expects and only if the chunk's CRC-32C
 // matches: a corrupt, duplicated or reordered chunk is refused and the leader resends from the
-// offset the follower names. Chunks are written to the driver's staging area; after the last one
+// offset the follower names; a chunk whose acknowledgment does not come within resend_ms is sent
+// again (lost messages cost a resend, not the transfer). Chunks are written to the driver's
+// staging area; after the last one
 // the driver verifies the whole snapshot's CRC-32C and keeps it (SnapshotReceiver::OnFinished).
 // Only then does Raft see the snapshot (it installs it atomically). A leader that restarts a
 // transfer of the same snapshot resumes where the follower stopped: the follower answers its
@@ -35,6 +37,7 @@ namespace amaters::node {
 struct SnapshotTransferConfig {
   uint64_t chunk_bytes = 1 << 20;  // `[storage] snapshot_chunk_kb` * 1024
   uint64_t timeout_ms = 10000;     // no progress for this long: the transfer fails
+  uint64_t resend_ms = 500;        // a chunk unacknowledged this long is sent again
   absl::Status Validate() const;
 };
 
@@ -97,6 +100,7 @@ class SnapshotSender {
     uint64_t offset = 0;  // of the chunk being read or awaiting acknowledgment
     uint64_t total_bytes = 0;
     uint64_t last_progress_ms = 0;
+    uint64_t sent_ms = 0;  // when the chunk awaiting acknowledgment was sent
   };
   void RequestRead(Transfer& t, Output* out) const;
 
@@ -143,6 +147,8 @@ class SnapshotReceiver {
   const raft::NodeId self_;
   const uint64_t max_chunk_bytes_;
   std::optional<Receive> receive_;
+  // The last snapshot received whole: late duplicates of its chunks are answered "complete".
+  std::optional<Receive> completed_;
 };
 
 }  // namespace amaters::node

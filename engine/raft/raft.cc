@@ -597,14 +597,14 @@ void Raft::HandleSnapshot(const Message& m) {
   Message resp;
   resp.type = MessageType::kAppResp;
   resp.to = m.from;
-  if (snap.index <= commit_) {
+  if (snap.index <= commit_ && !bugs_.install_stale_snapshot) {
     // Thesis §5.3: a snapshot at or below the commit index holds nothing new; installing it
     // would roll the state machine back.
     resp.index = commit_;
     Send(std::move(resp));
     return;
   }
-  if (log_.MatchTerm(snap.index, snap.term)) {
+  if (log_.MatchTerm(snap.index, snap.term) && !bugs_.install_stale_snapshot) {
     // The log already holds the snapshot's last entry: keep the entries after it (thesis
     // §5.1: "the follower retains the entries following it").
     CommitTo(snap.index);

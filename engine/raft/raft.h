@@ -174,7 +174,9 @@ class Raft {
   void ReportSnapshotFailed(NodeId peer);
   // Follower: whether a snapshot at `meta` from the current leader would be installed now
   // (not at or below the commit index). The node asks before it receives the data.
-  bool WouldInstall(const SnapshotMeta& meta) const { return meta.index > commit_; }
+  bool WouldInstall(const SnapshotMeta& meta) const {
+    return meta.index > commit_ || bugs_.install_stale_snapshot;
+  }
   const SnapshotMeta& snapshot() const { return snapshot_; }
 
   NodeId id() const { return id_; }
@@ -202,8 +204,13 @@ class Raft {
     // hand out entries for apply once durable locally, before they commit (the invariant
     // applying <= commit is skipped too, so that the simulator's checkers must find it)
     bool apply_before_commit = false;
+    // take a leader's snapshot even at or below the commit index (rolls the follower back)
+    bool install_stale_snapshot = false;
+    // node::Node compacts the WAL up to the applied index, past what the snapshot covers
+    bool compact_past_snapshot = false;
   };
   void set_planted_bugs(const PlantedBugs& bugs) { bugs_ = bugs; }
+  const PlantedBugs& planted_bugs() const { return bugs_; }
 
  private:
   explicit Raft(const Config& config);

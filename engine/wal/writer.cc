@@ -202,6 +202,7 @@ std::optional<DiskBatch> Writer::NextBatch(uint64_t now_ms) {
   // Records, up to max_batch_bytes (at least one), appended to the newest segment; writes to
   // one segment are coalesced into one operation.
   uint64_t last_ordinal = written_ordinal_;
+  bool snapshot_in_batch = false;
   std::string run;  // bytes for the current segment not yet turned into a write op
   uint64_t run_offset = 0;
   auto flush_run = [&]() {
@@ -237,6 +238,7 @@ std::optional<DiskBatch> Writer::NextBatch(uint64_t now_ms) {
       AppendSnapshotRecord(++last_record_seq_, r.snapshot, r.snapshot_replaces_log, &run);
       batched_snapshot_ = r.snapshot;
       segments_.back().snapshot_index = r.snapshot.index;
+      snapshot_in_batch = true;
     } else {
       AppendHardStateRecord(++last_record_seq_, r.hard_state, &run);
       batched_hard_state_ = r.hard_state;
@@ -269,6 +271,9 @@ std::optional<DiskBatch> Writer::NextBatch(uint64_t now_ms) {
       now_ms >= last_sync_ms_ + options_.sync_interval_ms) {
     sync = true;  // the interval timer fired for records written by earlier batches
   }
+  // In every mode a snapshot record is durable before it is acknowledged: the node then
+  // compacts and deletes older snapshots, which a lost record would still need.
+  if (snapshot_in_batch) sync = true;
   if (sync && !segments_.empty()) {
     batch.ops.push_back({DiskOp::Kind::kSync, segments_.back().name, 0, ""});
     ++syncs_;
