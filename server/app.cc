@@ -204,6 +204,8 @@ AdminStatus BuildAdminStatus(const RuntimeStatus& s, const health::HealthReport&
   a.term = s.term;
   a.commit_index = s.commit;
   a.last_log_index = s.last_index;
+  a.snapshot_index = s.snapshot_index;
+  a.first_log_index = s.first_log_index;
   a.applied_index = s.applied;
   a.num_nodes = s.num_nodes;
   a.version = kVersion;
@@ -369,6 +371,15 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
   if (!wal_options.ok()) return fail(wal_options.status());
   ro.node.wal = *wal_options;
   ro.node.max_pending_requests = config.server.max_inflight_requests;
+  ro.node.snapshot_threshold_entries = config.storage.snapshot_threshold_entries;
+  ro.node.snapshot_catchup_entries = config.storage.snapshot_catchup_entries;
+  ro.node.max_snapshots = config.storage.max_snapshots;
+  ro.node.snapshot_transfer.chunk_bytes = config.storage.snapshot_chunk_kb << 10;
+  // A chunk unacknowledged for two heartbeats is sent again; no progress for 30 s (or twenty
+  // election timeouts, if longer) fails the transfer and Raft starts over.
+  ro.node.snapshot_transfer.resend_ms = 2 * config.cluster.heartbeat_interval_ms;
+  ro.node.snapshot_transfer.timeout_ms =
+      std::max<uint64_t>(30000, 20 * config.cluster.election_timeout_ms);
   // Raft counts time in ticks. A tick of a tenth of the heartbeat interval gives the timers,
   // the failure detector and the WAL's interval sync a resolution of 10 ms (at the default
   // 100 ms heartbeat) instead of a whole heartbeat. Raft draws its election timeout from
@@ -549,6 +560,7 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
     for (; last_elections < s.elections; ++last_elections) metrics.IncElections();
     metrics.SetPendingRequests(s.pending_requests);
     metrics.SetWalSizeBytes(s.wal_size_bytes);
+    metrics.SetCompactionCount(s.compaction_count);
     for (const RuntimeStatus::Peer& p : s.peers) {
       metrics.SetPeerConnected(p.id, p.connected);
       if (s.role == raft::Role::kLeader) {

@@ -155,6 +155,8 @@ std::string StatusJson(const AdminStatus& status) {
       .AddUint("commit_index", status.commit_index)
       .AddUint("last_log_index", status.last_log_index)
       .AddUint("applied_index", status.applied_index)
+      .AddUint("snapshot_index", status.snapshot_index)
+      .AddUint("first_log_index", status.first_log_index)
       .AddUint("num_nodes", status.num_nodes);
   if (status.role == "leader") {
     std::vector<std::string> peers;

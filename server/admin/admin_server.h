@@ -74,6 +74,8 @@ struct AdminStatus {
   uint64_t commit_index = 0;
   uint64_t last_log_index = 0;
   uint64_t applied_index = 0;
+  uint64_t snapshot_index = 0;   // newest durable snapshot (0: none)
+  uint64_t first_log_index = 1;  // first entry still in the log (above the compacted prefix)
   uint64_t num_nodes = 0;
   std::vector<PeerStatus> peers;  // leader only
   std::string health;  // "starting" | "healthy" | "degraded" | "unhealthy" | "shutting_down"

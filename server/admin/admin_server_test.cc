@@ -39,6 +39,8 @@ AdminStatus LeaderStatus() {
   s.commit_index = 1200;
   s.last_log_index = 1201;
   s.applied_index = 1199;
+  s.snapshot_index = 1000;
+  s.first_log_index = 996;
   s.num_nodes = 3;
   s.peers = {{2, 1201, 1202, true, 0}, {3, 1159, 1160, false, 42}};
   s.health = "healthy";
@@ -155,6 +157,7 @@ TEST_F(AdminServerTest, StatusOnLeaderListsPeers) {
   ExpectJson(Get("/status"), 200,
              "{\"node_id\":1,\"role\":\"leader\",\"leader_id\":1,\"term\":7,"
              "\"commit_index\":1200,\"last_log_index\":1201,\"applied_index\":1199,"
+             "\"snapshot_index\":1000,\"first_log_index\":996,"
              "\"num_nodes\":3,\"peers\":["
              "{\"id\":2,\"match\":1201,\"next\":1202,\"connected\":true,\"lag\":0},"
              "{\"id\":3,\"match\":1159,\"next\":1160,\"connected\":false,\"lag\":42}],"
@@ -167,6 +170,7 @@ TEST_F(AdminServerTest, StatusOnFollowerHasNoPeers) {
   ExpectJson(Get("/status"), 200,
              "{\"node_id\":2,\"role\":\"follower\",\"leader_id\":1,\"term\":7,"
              "\"commit_index\":1200,\"last_log_index\":1201,\"applied_index\":1199,"
+             "\"snapshot_index\":1000,\"first_log_index\":996,"
              "\"num_nodes\":3,\"health\":\"healthy\",\"ready\":true,\"version\":\"0.1.0\","
              "\"uptime_seconds\":12.346}");
 }

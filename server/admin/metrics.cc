@@ -218,7 +218,29 @@ Metrics::Metrics(absl::Time start_time) : registry_(std::make_unique<prometheus:
                  "in seconds.")
            .Register(r)
            .Add({}, Buckets(kApplyDurationBucketsSeconds));
+  snapshots_created_ = NewCounter(r, "amaters_snapshots_created_total",
+                                  "Snapshots this node took of its own state.");
+  snapshot_installs_ = NewCounter(r, "amaters_snapshot_install_total",
+                                  "Snapshots received from the leader and installed.");
+  snapshot_install_seconds_ =
+      &prometheus::BuildHistogram()
+           .Name("amaters_snapshot_install_seconds")
+           .Help("Duration of installing a snapshot received from the leader (checking and "
+                 "keeping the copy, then replacing the state) in seconds.")
+           .Register(r)
+           .Add({}, Buckets(kSnapshotInstallBucketsSeconds));
+  snapshot_bytes_ = NewGauge(r, "amaters_snapshot_bytes",
+                             "Size on disk of the newest snapshot in bytes (0: none).");
 }
+
+void Metrics::IncSnapshotsCreated() { snapshots_created_->Increment(); }
+
+void Metrics::ObserveSnapshotInstall(double seconds) {
+  snapshot_installs_->Increment();
+  snapshot_install_seconds_->Observe(seconds);
+}
+
+void Metrics::SetSnapshotBytes(uint64_t bytes) { snapshot_bytes_->Set(ToDouble(bytes)); }
 
 Metrics::~Metrics() = default;
 

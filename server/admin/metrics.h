@@ -73,6 +73,8 @@ inline constexpr std::array<double, 16> kRequestDurationBucketsSeconds = {
 inline constexpr std::array<double, 16> kFsyncDurationBucketsSeconds = {
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
     0.025,   0.05,   0.1,     0.25,   0.5,   1.0,    2.5,   5.0};
+inline constexpr std::array<double, 12> kSnapshotInstallBucketsSeconds = {
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0};
 inline constexpr std::array<double, 16> kApplyDurationBucketsSeconds = {
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
     0.005,   0.01,     0.025,   0.05,   0.1,     0.25,   0.5,   1.0};
@@ -118,6 +120,16 @@ class Metrics {
   // One fdatasync/fsync of the WAL finished: +1 amaters_wal_fsyncs_total and a sample of
   // amaters_wal_fsync_duration_seconds.
   void ObserveFsync(double seconds);
+
+  // --- Snapshots (docs/snapshots.md) ---------------------------------------------------------
+  // amaters_snapshots_created_total: snapshots this node took of its own state.
+  void IncSnapshotsCreated();
+  // amaters_snapshot_install_total: snapshots received from a leader and installed; plus a
+  // sample of amaters_snapshot_install_seconds (checking and keeping the received copy, and
+  // replacing the live state with it).
+  void ObserveSnapshotInstall(double seconds);
+  // amaters_snapshot_bytes: size on disk of the newest snapshot.
+  void SetSnapshotBytes(uint64_t bytes);
 
   // --- Peers (peer ids are Raft node ids; label value is the decimal id) ----------------------
   // amaters_peer_replication_lag_entries{peer}: leader only. Set for each follower while this
@@ -187,6 +199,10 @@ class Metrics {
 
   prometheus::Histogram* fsync_duration_;
   prometheus::Histogram* apply_duration_;
+  prometheus::Counter* snapshots_created_;
+  prometheus::Counter* snapshot_installs_;
+  prometheus::Histogram* snapshot_install_seconds_;
+  prometheus::Gauge* snapshot_bytes_;
   std::array<prometheus::Histogram*, kRpcMethodCount> request_duration_{};
 
   prometheus::Family<prometheus::Counter>* requests_family_;

@@ -199,6 +199,18 @@ std::vector<KeyDef> BuildKeyDefs() {
           "Disk-space probe on the data directory's file system: free space at or above this is "
           "healthy, at or above a quarter of it degraded, below that unhealthy, and client writes "
           "are refused until space is freed."),
+      Int("storage.snapshot_threshold_entries", AMATERS_FIELD(storage.snapshot_threshold_entries),
+          0, kU64Max, kRestart,
+          "Applied entries between two snapshots of the state; 0 never snapshots (the log and the "
+          "WAL then grow forever)."),
+      Int("storage.snapshot_catchup_entries", AMATERS_FIELD(storage.snapshot_catchup_entries), 0,
+          kU64Max, kRestart,
+          "Entries kept in the log and the WAL below a snapshot, so that a briefly slow follower "
+          "catches up from the log instead of by a snapshot."),
+      Int("storage.max_snapshots", AMATERS_FIELD(storage.max_snapshots), 1, 100, kRestart,
+          "Snapshots kept on disk; older ones are deleted."),
+      Int("storage.snapshot_chunk_kb", AMATERS_FIELD(storage.snapshot_chunk_kb), 1, 8192, kRestart,
+          "Size of the chunks a leader streams a snapshot in, in KiB."),
       // [storage.wal]
       Int("storage.wal.segment_size_mb", AMATERS_FIELD(storage.wal.segment_size_mb), 1, 1024, kRestart,
           "WAL segment file size in MiB; a new segment is started when the next record would not fit."),

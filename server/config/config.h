@@ -60,6 +60,11 @@ struct Config {
     // Disk-space probe: free >= min_free_bytes Healthy, >= min_free_bytes / 4 Degraded, else
     // Unhealthy and client writes are refused (docs/failover-and-alerts.md).
     uint64_t min_free_bytes = 1ull << 30;
+    // Snapshots (docs/snapshots.md).
+    uint64_t snapshot_threshold_entries = 10000;  // applied entries between snapshots (0: never)
+    uint64_t snapshot_catchup_entries = 5000;     // entries kept below a snapshot
+    uint64_t max_snapshots = 3;                   // snapshots kept on disk
+    uint64_t snapshot_chunk_kb = 1024;            // InstallSnapshot chunk size
     struct Wal {
       uint64_t segment_size_mb = 64;
       std::string sync_mode = "always";  // always | interval | none

@@ -63,6 +63,8 @@ TEST(ConfigKeysTest, EveryFieldHasOneKey) {
                           "server.shutdown_timeout_ms", "server.max_request_bytes", "server.max_key_bytes",
                           "server.max_value_bytes", "server.max_inflight_requests",
                           "server.request_timeout_ms", "storage.min_free_bytes",
+                          "storage.snapshot_threshold_entries", "storage.snapshot_catchup_entries",
+                          "storage.max_snapshots", "storage.snapshot_chunk_kb",
                           "storage.wal.segment_size_mb",
                           "storage.wal.sync_mode", "storage.wal.sync_interval_ms", "network.tls_enabled",
                           "network.tls_cert", "network.tls_key", "network.tls_ca",
@@ -109,6 +111,10 @@ TEST(ConfigKeysTest, AccessorsReachTheirFields) {
   c.cluster.election_jitter_max_ms = 31;
   c.cluster.slow_replication_threshold_entries = 26;
   c.storage.min_free_bytes = 27;
+  c.storage.snapshot_threshold_entries = 32;
+  c.storage.snapshot_catchup_entries = 33;
+  c.storage.max_snapshots = 34;
+  c.storage.snapshot_chunk_kb = 35;
   c.alerts.dedup_window_ms = 28;
   c.alerts.webhook_url = "http://m/n";
   c.alerts.webhook_timeout_ms = 29;

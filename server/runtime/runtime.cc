@@ -16,17 +16,21 @@
 #include "server/log.h"
 #include "server/storage/posix_disk.h"
 #include "server/storage/rocksdb_state_machine.h"
+#include "server/storage/snapshot_store.h"
 
 namespace amaters::server {
 
 using storage::PosixDisk;
 using storage::RocksDbStateMachine;
+using storage::SnapshotStore;
 
-// The durable state of one node: the WAL directory and the applied key-value store.
+// The durable state of one node: the WAL directory, the applied key-value store and its
+// snapshots.
 class RuntimeStorage {
  public:
   std::unique_ptr<PosixDisk> wal_disk;               // disk thread only (after Open)
   std::unique_ptr<RocksDbStateMachine> state;        // apply thread only (after Open)
+  std::optional<SnapshotStore> snapshots;            // apply thread only (after Open)
 };
 
 namespace {
@@ -51,6 +55,24 @@ absl::Status MakeDir(const std::string& path) {
 }
 
 absl::Status Timeout() { return absl::UnavailableError("etcdserver: request timed out"); }
+
+// A restart starts from the WAL's newest snapshot when the state store is behind it (a crash
+// between keeping a received snapshot and installing it), then replays the WAL after it.
+absl::Status RestoreFromSnapshot(RuntimeStorage& storage, const raft::SnapshotMeta& snapshot) {
+  if (snapshot.index <= storage.state->applied_index()) return absl::OkStatus();
+  if (!storage.snapshots->Has(snapshot.index)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the WAL's newest snapshot is at index ", snapshot.index, " but ",
+        SnapshotStore::Name(snapshot.index), " is missing from kv/snapshots and the state store "
+        "has applied only up to ", storage.state->applied_index(),
+        ": this node cannot rebuild its state; rebuild it from its peers (docs/runbooks.md RB-001)"));
+  }
+  const uint64_t before = storage.state->applied_index();
+  if (absl::Status s = storage.snapshots->Install(snapshot.index); !s.ok()) return s;
+  LogInfo("state restored from snapshot", {F("snapshot_index", snapshot.index),
+                                           F("applied_before", before)});
+  return absl::OkStatus();
+}
 
 }  // namespace
 
@@ -81,6 +103,11 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(RuntimeOptions options) {
                         absl::StrCat("state store in ", kv_dir, ": ", state.status().message()));
   }
   storage->state = *std::move(state);
+  absl::StatusOr<SnapshotStore> snapshots =
+      SnapshotStore::Open(options.data_dir + "/snap", storage->state.get());
+  if (!snapshots.ok()) return snapshots.status();
+  storage->snapshots.emplace(*std::move(snapshots));
+  if (absl::Status s = RestoreFromSnapshot(*storage, recovered->snapshot); !s.ok()) return s;
 
   node::NodeConfig config = options.node;
   config.raft.id = options.node_id;
@@ -350,6 +377,33 @@ void Runtime::Handle(Event& event, uint64_t now_ms) {
         LogDebug("peer message refused", {F("from", m.from), F("error", s.ToString())});
       }
     }
+  } else if (!fatal_) {
+    HandleSnapshotEvent(event);
+  }
+}
+
+void Runtime::HandleSnapshotEvent(Event& event) {
+  if (auto* t = std::get_if<SnapshotTakenEvent>(&event)) {
+    if (t->status.ok()) {
+      LogInfo("snapshot taken", {F("index", t->index)});
+    } else {
+      LogError("snapshot failed", {F("error", t->status.ToString())});
+    }
+    node_->OnSnapshotTaken(t->index, t->status);
+  } else if (auto* r = std::get_if<SnapshotReadEvent>(&event)) {
+    if (!r->bytes.ok()) {
+      LogWarn("snapshot read failed", {F("peer", r->read.peer), F("error", r->bytes.status().ToString())});
+    }
+    node_->OnSnapshotRead(r->read, r->bytes);
+  } else if (auto* w = std::get_if<SnapshotWrittenEvent>(&event)) {
+    node_->OnSnapshotWritten(w->meta, w->offset, w->length, w->status);
+  } else if (auto* k = std::get_if<SnapshotReceivedEvent>(&event)) {
+    if (k->status.ok()) {
+      LogInfo("snapshot received", {F("index", k->meta.index), F("term", k->meta.term)});
+    } else {
+      LogWarn("received snapshot refused", {F("index", k->meta.index), F("error", k->status.ToString())});
+    }
+    node_->OnSnapshotReceived(k->meta, k->status);
   }
 }
 
@@ -496,6 +550,7 @@ void Runtime::ProcessEffects(uint64_t now_ms) {
       work.items = std::move(e.apply);
       PostApply(std::move(work));
     }
+    PostSnapshotWork(e);  // after the entries it may cover
 
     for (node::RequestId id : e.reads) {
       auto it = pending_.find(id);
@@ -574,6 +629,9 @@ void Runtime::PublishStatus() {
   status_.num_nodes = r.voters().size();
   status_.pending_requests = pending_.size() + retries_.size();
   status_.wal_size_bytes = node_->wal().stats().size_bytes;
+  status_.compaction_count = node_->wal().stats().compaction_count;
+  status_.snapshot_index = r.snapshot().index;
+  status_.first_log_index = r.log().FirstIndex();
   status_.fatal = fatal_;
   status_.fatal_message = fatal_message_;
   status_.wal_error = wal_error_;
@@ -624,6 +682,14 @@ void Runtime::CheckTransfers(uint64_t now_ms) {
     }
     it = transfers_.erase(it);
   }
+}
+
+void Runtime::PostSnapshotWork(node::Effects& e) {
+  if (e.take_snapshot) PostApply(TakeSnapshotWork{});
+  if (e.delete_snapshots_below) PostApply(DeleteSnapshotsWork{*e.delete_snapshots_below});
+  for (node::SnapshotRead& r : e.snapshot_reads) PostApply(std::move(r));
+  for (node::SnapshotWrite& w : e.snapshot_writes) PostApply(std::move(w));
+  if (e.snapshot_finish) PostApply(std::move(*e.snapshot_finish));
 }
 
 // --- Disk thread ------------------------------------------------------------------------------
@@ -682,23 +748,28 @@ void Runtime::ApplyMain() {
       rw->done(sm.Range(rw->request), raft::kNone);
       continue;
     }
-    ApplyWork& w = std::get<ApplyWork>(task);
-    if (!storage_error_.ok()) {
-      for (ProposeDone& d : w.done) {
-        if (d) d(absl::UnavailableError("node stopped after a storage failure"), raft::kNone);
-      }
-      continue;
+    if (auto* w = std::get_if<ApplyWork>(&task)) {
+      RunApply(*w);
+    } else {
+      RunSnapshotTask(task);
     }
-    std::vector<kv::ApplyItem> batch;
-    std::vector<size_t> positions;  // batch[k] is w.items[positions[k]]
-    batch.reserve(w.items.size());
-    for (size_t i = 0; i < w.items.size(); ++i) {
-      const raft::Entry& e = w.items[i].entry;
-      if (e.index <= sm.applied_index()) continue;  // durable in RocksDB before a restart
-      positions.push_back(i);
-      batch.push_back(e.type == raft::EntryType::kNoop ? kv::ApplyItem::Noop(e.index)
-                                                        : kv::DecodeEntry(e.index, e.data));
+  }
+}
+
+void Runtime::RunApply(ApplyWork& w) {
+  RocksDbStateMachine& sm = *storage_->state;
+  if (!storage_error_.ok()) {
+    for (ProposeDone& d : w.done) {
+      if (d) d(absl::UnavailableError("node stopped after a storage failure"), raft::kNone);
     }
+    return;
+  }
+  std::vector<kv::ApplyItem> batch;
+  std::vector<size_t> positions;  // batch[k] is w.items[positions[k]]
+  batch.reserve(w.items.size());
+  raft::Index last = 0;
+  auto apply_batch = [&]() -> bool {
+    if (batch.empty()) return true;
     const auto start = std::chrono::steady_clock::now();
     absl::StatusOr<std::vector<kv::ApplyResult>> results = sm.Apply(batch);
     if (options_.metrics != nullptr) {
@@ -707,11 +778,7 @@ void Runtime::ApplyMain() {
     }
     if (!results.ok()) {
       storage_error_ = results.status();
-      for (ProposeDone& d : w.done) {
-        if (d) d(absl::UnavailableError("node stopped after a storage failure"), raft::kNone);
-      }
-      Post(AppliedEvent{0, 0, results.status()});
-      continue;
+      return false;
     }
     // Results line up with the items that were applied (skipped items answer nobody: a
     // restart forgot who was waiting for them).
@@ -728,8 +795,82 @@ void Runtime::ApplyMain() {
       } else {
         w.done[i](*result.response, raft::kNone);
       }
+      w.done[i] = nullptr;
     }
-    Post(AppliedEvent{w.items.back().entry.index, sm.revision(), absl::OkStatus()});
+    batch.clear();
+    positions.clear();
+    return true;
+  };
+  for (size_t i = 0; i < w.items.size() && storage_error_.ok(); ++i) {
+    if (w.items[i].snapshot) {
+      // A snapshot from the leader replaces the state; the entries after it follow.
+      if (!apply_batch()) break;
+      if (absl::Status s = InstallSnapshot(*w.items[i].snapshot); !s.ok()) {
+        storage_error_ = s;
+        break;
+      }
+      last = w.items[i].snapshot->index;
+      continue;
+    }
+    const raft::Entry& e = w.items[i].entry;
+    last = e.index;
+    if (e.index <= sm.applied_index()) continue;  // durable in RocksDB before a restart
+    positions.push_back(i);
+    batch.push_back(e.type == raft::EntryType::kNoop ? kv::ApplyItem::Noop(e.index)
+                                                      : kv::DecodeEntry(e.index, e.data));
+  }
+  if (storage_error_.ok()) apply_batch();
+  if (!storage_error_.ok()) {
+    for (ProposeDone& d : w.done) {
+      if (d) d(absl::UnavailableError("node stopped after a storage failure"), raft::kNone);
+    }
+    Post(AppliedEvent{0, 0, storage_error_});
+    return;
+  }
+  Post(AppliedEvent{last, sm.revision(), absl::OkStatus()});
+}
+
+absl::Status Runtime::InstallSnapshot(const raft::SnapshotMeta& meta) {
+  const auto start = std::chrono::steady_clock::now();
+  absl::Status s = storage_->snapshots->Install(meta.index);
+  if (!s.ok()) return s;
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  install_seconds_ += took;
+  if (options_.metrics != nullptr) options_.metrics->ObserveSnapshotInstall(install_seconds_);
+  install_seconds_ = 0;
+  LogInfo("snapshot installed", {F("index", meta.index), F("term", meta.term),
+                                 F("seconds", took)});
+  return absl::OkStatus();
+}
+
+void Runtime::RunSnapshotTask(ApplyTask& task) {
+  SnapshotStore& store = *storage_->snapshots;
+  if (std::holds_alternative<TakeSnapshotWork>(task)) {
+    if (!storage_error_.ok()) return;
+    absl::StatusOr<raft::Index> index = store.Take();
+    if (index.ok() && options_.metrics != nullptr) {
+      options_.metrics->IncSnapshotsCreated();
+      if (absl::StatusOr<std::vector<SnapshotStore::Info>> kept = store.List();
+          kept.ok() && !kept->empty()) {
+        options_.metrics->SetSnapshotBytes(kept->back().checkpoint_bytes);
+      }
+    }
+    Post(SnapshotTakenEvent{index.ok() ? *index : 0, index.status()});
+  } else if (auto* d = std::get_if<DeleteSnapshotsWork>(&task)) {
+    if (absl::Status s = store.DeleteBelow(d->below); !s.ok()) {
+      LogWarn("deleting old snapshots failed", {F("error", s.ToString())});
+    }
+  } else if (auto* r = std::get_if<node::SnapshotRead>(&task)) {
+    Post(SnapshotReadEvent{*r, store.Read(r->meta.index, r->offset, r->max_bytes)});
+  } else if (auto* w = std::get_if<node::SnapshotWrite>(&task)) {
+    absl::Status s = store.Stage(w->meta.index, w->offset, w->data);
+    Post(SnapshotWrittenEvent{w->meta, w->offset, w->data.size(), std::move(s)});
+  } else if (auto* f = std::get_if<node::SnapshotFinish>(&task)) {
+    const auto start = std::chrono::steady_clock::now();
+    absl::Status s = store.Keep(f->meta.index, f->total_bytes, f->total_crc);
+    install_seconds_ =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    Post(SnapshotReceivedEvent{f->meta, std::move(s)});
   }
 }
 

@@ -6,8 +6,10 @@
 //           disk completions, apply progress and client requests in; hands the effects out.
 //   disk    executes the WAL's disk batches on PosixDisk (one in flight, as the Node asks) and
 //           reports each completion back to the loop.
-//   apply   owns the RocksDB state machine: applies committed entries in order, answers the
-//           clients whose entries they were, serves reads, reports the applied index back.
+//   apply   owns the RocksDB state machine and its snapshots (storage::SnapshotStore): applies
+//           committed entries in order, answers the clients whose entries they were, serves
+//           reads, reports the applied index back; takes, reads, stages, keeps, installs and
+//           deletes snapshots as the node asks (docs/snapshots.md), in the same order.
 //   peers   one sender per peer (server/runtime/peer_sender.h) streaming message batches.
 // Client callbacks run on the loop or the apply thread and must not block.
 //
@@ -92,6 +94,9 @@ struct RuntimeStatus {
   uint64_t num_nodes = 1;
   uint64_t pending_requests = 0;
   uint64_t wal_size_bytes = 0;
+  uint64_t compaction_count = 0;  // WAL compactions that deleted a segment (this process)
+  raft::Index snapshot_index = 0;   // the newest durable snapshot (0: none)
+  raft::Index first_log_index = 1;  // the first entry still in the log
   uint64_t leader_changes = 0;
   uint64_t elections = 0;
   bool fatal = false;
@@ -192,8 +197,28 @@ class Runtime {
     std::function<void(absl::Status)> done;
     uint64_t deadline_ms;
   };
+  // Snapshot work the apply thread finished (node::Node's completions).
+  struct SnapshotTakenEvent {
+    raft::Index index;
+    absl::Status status;
+  };
+  struct SnapshotReadEvent {
+    node::SnapshotRead read;
+    absl::StatusOr<node::SnapshotBytes> bytes;
+  };
+  struct SnapshotWrittenEvent {
+    raft::SnapshotMeta meta;
+    uint64_t offset;
+    uint64_t length;
+    absl::Status status;
+  };
+  struct SnapshotReceivedEvent {
+    raft::SnapshotMeta meta;
+    absl::Status status;
+  };
   using Event = std::variant<ProposeEvent, ReadEvent, DiskDoneEvent, AppliedEvent, MessagesEvent,
-                             TransferEvent, alerts::Event>;
+                             TransferEvent, alerts::Event, SnapshotTakenEvent, SnapshotReadEvent,
+                             SnapshotWrittenEvent, SnapshotReceivedEvent>;
 
   // A client request the loop is tracking, by its node::RequestId.
   struct Pending {
@@ -211,7 +236,12 @@ class Runtime {
     kv::RangeRequest request;
     ReadDone done;
   };
-  using ApplyTask = std::variant<ApplyWork, ReadWork>;
+  struct TakeSnapshotWork {};
+  struct DeleteSnapshotsWork {
+    raft::Index below;
+  };
+  using ApplyTask = std::variant<ApplyWork, ReadWork, TakeSnapshotWork, DeleteSnapshotsWork,
+                                 node::SnapshotRead, node::SnapshotWrite, node::SnapshotFinish>;
 
   explicit Runtime(RuntimeOptions options);
 
@@ -230,6 +260,12 @@ class Runtime {
   void DiskMain();
   void ApplyMain();
   void PostApply(ApplyTask task);
+  void HandleSnapshotEvent(Event& event);
+  void PostSnapshotWork(node::Effects& e);
+  // Apply thread: one task of each kind.
+  void RunApply(ApplyWork& w);
+  void RunSnapshotTask(ApplyTask& task);
+  absl::Status InstallSnapshot(const raft::SnapshotMeta& meta);
   uint64_t NowMs() const;
 
   const RuntimeOptions options_;
@@ -272,6 +308,7 @@ class Runtime {
   std::deque<ApplyTask> apply_queue_;
   bool apply_stop_ = false;
   absl::Status storage_error_;  // apply thread: first state machine error
+  double install_seconds_ = 0;  // apply thread: keeping the snapshot being installed
 
   // Published status.
   mutable std::mutex status_mu_;

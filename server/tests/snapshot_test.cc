@@ -1,0 +1,214 @@
+// End to end, real amaters-server processes with snapshots every 1,000 entries
+// (docs/snapshots.md):
+//  - a follower SIGKILLed and restarted with its data directory deleted catches up by the
+//    leader's snapshot, streamed in chunks, while a client keeps writing; every acknowledged
+//    write is on it afterwards;
+//  - a node restarted after 20,000 writes starts from its newest snapshot and a WAL that was
+//    compacted (segments deleted, the log starting past 1), with every write present.
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "httplib.h"
+#include "proto/etcd/rpc.pb.h"
+#include "server/testing/cluster.h"
+
+namespace amaters::server::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kSnapshotToml[] =
+    "[storage]\nsnapshot_threshold_entries = 1000\nsnapshot_catchup_entries = 500\n"
+    "snapshot_chunk_kb = 64\n\n[storage.wal]\nsegment_size_mb = 1\n";
+
+// A uint64 field of GET /status ("snapshot_index", "first_log_index", ...), or -1.
+int64_t StatusField(int admin_port, const std::string& field) {
+  httplib::Client client("127.0.0.1", admin_port);
+  client.set_connection_timeout(2);
+  client.set_read_timeout(5);
+  httplib::Result r = client.Get("/status");
+  if (!r || r->status != 200) return -1;
+  const std::string needle = absl::StrCat("\"", field, "\":");
+  const size_t at = r->body.find(needle);
+  if (at == std::string::npos) return -1;
+  const size_t from = at + needle.size();
+  const size_t end = r->body.find_first_of(",}", from);
+  int64_t v = -1;
+  return absl::SimpleAtoi(r->body.substr(from, end - from), &v) ? v : -1;
+}
+
+// `writers` threads put distinct keys "<prefix><thread>-<n>" through `address`, `per_thread`
+// each (stop() ends them early); acknowledged keys are kept.
+class Writers {
+ public:
+  Writers(const std::string& address, const std::string& prefix, int writers, int per_thread) {
+    for (int w = 0; w < writers; ++w) {
+      threads_.emplace_back([=] {
+        EtcdClient client(address);
+        for (int n = 0; n < per_thread && !stop_.load(); ++n) {
+          const std::string key = absl::StrFormat("%s%02d-%06d", prefix, w, n);
+          absl::Status s = client.Put(key, std::string(200, static_cast<char>('a' + n % 26)));
+          if (s.ok()) {
+            std::lock_guard<std::mutex> lock(mu_);
+            acked_.push_back(key);
+          } else {
+            absl::SleepFor(absl::Milliseconds(20));
+          }
+        }
+      });
+    }
+  }
+  ~Writers() { Join(); }
+  void Stop() { stop_.store(true); }
+  void Join() {
+    for (std::thread& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+  std::vector<std::string> acked() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return acked_;
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<std::string> acked_;
+  std::vector<std::thread> threads_;
+};
+
+// Keys of `acked` that node `client` does not hold (serializable reads of its own state).
+std::vector<std::string> Missing(EtcdClient& client, const std::vector<std::string>& acked,
+                                 const std::string& prefix) {
+  etcdserverpb::RangeRequest req;
+  req.set_key(prefix);
+  std::string end = prefix;
+  end.back() = static_cast<char>(end.back() + 1);
+  req.set_range_end(end);
+  req.set_serializable(true);
+  req.set_keys_only(true);
+  absl::StatusOr<etcdserverpb::RangeResponse> resp = client.Range(req);
+  if (!resp.ok()) return acked;
+  std::vector<std::string> have;
+  for (const auto& kv : resp->kvs()) have.push_back(kv.key());
+  std::sort(have.begin(), have.end());
+  std::vector<std::string> missing;
+  for (const std::string& k : acked) {
+    if (!std::binary_search(have.begin(), have.end(), k)) missing.push_back(k);
+  }
+  return missing;
+}
+
+TEST(SnapshotTest, AWipedFollowerCatchesUpBySnapshotWhileAClientWrites) {
+  TestCluster c(3, "snap", kSnapshotToml);
+  ASSERT_TRUE(c.StartAll().ok());
+  c.ConnectClients();
+  absl::StatusOr<int> leader = c.WaitForLeader();
+  ASSERT_TRUE(leader.ok()) << leader.status() << "\n" << c.Describe();
+  {
+    Writers w(c.client_address(*leader), "a/", 8, 2500);  // 20,000 writes
+    w.Join();
+    ASSERT_EQ(w.acked().size(), 20000u) << c.Describe();
+  }
+  const int follower = (*leader + 1) % 3;
+  ASSERT_GT(StatusField(c.node(*leader).admin_port, "snapshot_index"), 15000)
+      << "the leader snapshots every 1,000 entries\n" << c.Describe();
+  ASSERT_GT(StatusField(c.node(*leader).admin_port, "first_log_index"), 10000)
+      << "and compacts its log\n" << c.Describe();
+
+  // The follower's disk is replaced: SIGKILL, data directory deleted, restart empty.
+  c.Kill(follower);
+  fs::remove_all(c.node(follower).dir + "/data");
+  Writers during(c.client_address(*leader), "b/", 1, 1000000);
+  absl::SleepFor(absl::Milliseconds(300));
+  ASSERT_TRUE(c.Start(follower).ok()) << c.Describe();
+  c.ResetClient(follower);
+  ASSERT_TRUE(c.client(follower).WaitForConnected(absl::Seconds(20))) << c.Describe();
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < deadline &&
+         StatusField(c.node(follower).admin_port, "snapshot_index") <= 0) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  absl::SleepFor(absl::Milliseconds(500));  // a few more writes after the install
+  during.Stop();
+  during.Join();
+  // Every acknowledged write of both phases is on the follower once it caught up.
+  std::vector<std::string> missing_a, missing_b;
+  const absl::Time catchup = absl::Now() + absl::Seconds(30);
+  std::vector<std::string> all_a;
+  for (int w = 0; w < 8; ++w) {
+    for (int n = 0; n < 2500; ++n) all_a.push_back(absl::StrFormat("a/%02d-%06d", w, n));
+  }
+  std::sort(all_a.begin(), all_a.end());
+  std::vector<std::string> acked_b = during.acked();
+  std::sort(acked_b.begin(), acked_b.end());
+  do {
+    missing_a = Missing(c.client(follower), all_a, "a/");
+    missing_b = Missing(c.client(follower), acked_b, "b/");
+    if (missing_a.empty() && missing_b.empty()) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  } while (absl::Now() < catchup);
+  EXPECT_TRUE(missing_a.empty()) << missing_a.size() << " acknowledged writes missing, e.g. "
+                                 << (missing_a.empty() ? "" : missing_a[0]) << "\n"
+                                 << c.Describe();
+  EXPECT_TRUE(missing_b.empty()) << missing_b.size() << " writes acknowledged during the "
+                                 << "catch-up missing\n" << c.Describe();
+  EXPECT_GT(acked_b.size(), 0u) << "the client kept writing";
+  const std::string log = c.Log(follower);
+  EXPECT_TRUE(absl::StrContains(log, "snapshot installed")) << "caught up by snapshot\n" << log;
+}
+
+TEST(SnapshotTest, ARestartStartsFromTheSnapshotAndACompactedWal) {
+  TestCluster c(1, "snaprestart", kSnapshotToml);
+  ASSERT_TRUE(c.StartAll().ok());
+  c.ConnectClients();
+  ASSERT_TRUE(c.WaitReady(0).ok()) << c.Describe();
+  {
+    Writers w(c.client_address(0), "k/", 8, 2500);
+    w.Join();
+    ASSERT_EQ(w.acked().size(), 20000u) << c.Describe();
+  }
+  const int64_t first = StatusField(c.node(0).admin_port, "first_log_index");
+  const int64_t snapshot = StatusField(c.node(0).admin_port, "snapshot_index");
+  EXPECT_GT(snapshot, 19000);
+  EXPECT_GT(first, 10000) << "the log was compacted";
+  // 20,000 writes of ~240 bytes are ~5 MB of WAL; compaction keeps only the newest segments.
+  uint64_t wal_bytes = 0;
+  int segments = 0;
+  for (const auto& e : fs::directory_iterator(c.node(0).dir + "/data/wal")) {
+    if (e.path().extension() == ".wal") {
+      ++segments;
+      wal_bytes += e.file_size();
+    }
+  }
+  EXPECT_LE(segments, 3) << wal_bytes << " bytes of WAL";
+  c.Kill(0);
+  ASSERT_TRUE(c.Start(0).ok());
+  c.ResetClient(0);
+  ASSERT_TRUE(c.WaitReady(0).ok()) << c.Describe();
+  EXPECT_GE(StatusField(c.node(0).admin_port, "first_log_index"), snapshot + 1)
+      << "after a restart the log starts at the newest snapshot";
+  std::vector<std::string> all;
+  for (int w = 0; w < 8; ++w) {
+    for (int n = 0; n < 2500; ++n) all.push_back(absl::StrFormat("k/%02d-%06d", w, n));
+  }
+  std::sort(all.begin(), all.end());
+  const std::vector<std::string> missing = Missing(c.client(0), all, "k/");
+  EXPECT_TRUE(missing.empty()) << missing.size() << " writes lost across the restart";
+}
+
+}  // namespace
+}  // namespace amaters::server::testing
