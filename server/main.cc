@@ -3,6 +3,7 @@
 //   amaters-server [start] [--config=FILE] [--set section.key=value ...] [shortcut flags]
 //   amaters-server stop|status [--config=FILE ...]     signal / query the running server
 //   amaters-server validate-config [--config=FILE ...] check a configuration and exit
+//   amaters-server restore FILE --data-dir=DIR         a data directory from a snapshot file
 //   amaters-server version | --generate-config | --help
 //
 // With no arguments it starts a single-node cluster on the embedded defaults (data in ./data
@@ -26,6 +27,7 @@
 #include "absl/synchronization/mutex.h"
 #include "server/app.h"
 #include "server/config/config.h"
+#include "server/storage/restore.h"
 
 extern char** environ;
 
@@ -39,6 +41,9 @@ Commands:
   stop               send SIGTERM to the running server (its pid file) and wait for it to exit
   status             print the running server's /status (admin HTTP) and exit
   validate-config    load and check the configuration, print the effective values, and exit
+  restore FILE       build the data directory (--data-dir or server.data_dir, which must not
+                     exist or be empty) from a snapshot file saved with `etcdctl snapshot save`,
+                     for disaster recovery (docs/snapshots.md); then start the server on it
   version            print the version and exit
 
 Flags:
@@ -58,6 +63,7 @@ Relative paths are resolved against the directory the command was started from.
 
 struct Args {
   std::string command = "start";
+  std::string restore_file;  // restore FILE
   ConfigSources sources;
   bool generate_config = false;
   bool help = false;
@@ -100,7 +106,8 @@ absl::StatusOr<Args> ParseArgs(int argc, char** argv, const std::string& base_di
       }
       args.sources.overrides.push_back(absl::StrCat(it->second, "=", *value));
     } else if (!command_seen) {
-      static const char* kCommands[] = {"start", "stop", "status", "validate-config", "version"};
+      static const char* kCommands[] = {"start", "stop", "status", "validate-config", "restore",
+                                        "version"};
       bool known = false;
       for (const char* c : kCommands) known = known || a == c;
       if (!known) {
@@ -108,6 +115,8 @@ absl::StatusOr<Args> ParseArgs(int argc, char** argv, const std::string& base_di
       }
       args.command = a;
       command_seen = true;
+    } else if (args.command == "restore" && args.restore_file.empty()) {
+      args.restore_file = ResolvePath(a, base_dir);
     } else {
       return absl::InvalidArgumentError(absl::StrCat("unexpected argument \"", a, "\""));
     }
@@ -158,6 +167,25 @@ int Main(int argc, char** argv) {
   if (args->command == "validate-config") {
     std::cout << "configuration is valid"
               << (args->sources.file ? absl::StrCat(" (", *args->sources.file, ")") : "") << "\n";
+    return 0;
+  }
+  if (args->command == "restore") {
+    if (args->restore_file.empty()) {
+      std::cerr << "amaters-server: restore needs the snapshot file: restore FILE --data-dir=DIR\n";
+      return 2;
+    }
+    const std::string data_dir = ResolvePath(config->server.data_dir, base_dir);
+    absl::StatusOr<storage::RestoreSummary> r =
+        storage::RestoreDataDir(args->restore_file, data_dir);
+    if (!r.ok()) {
+      std::cerr << "amaters-server: restore failed: " << r.status().message() << "\n";
+      return 1;
+    }
+    std::cout << "restored " << args->restore_file << " into " << data_dir << ": applied index "
+              << r->applied_index << ", revision " << r->revision << ", " << r->keys << " keys, "
+              << r->bytes << " bytes\n"
+              << "start every member of the new cluster from a data directory restored from "
+                 "this same file\n";
     return 0;
   }
   if (args->command == "stop") return StopCommand(*config, base_dir);

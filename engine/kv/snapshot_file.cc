@@ -1,5 +1,6 @@
 #include "engine/kv/snapshot_file.h"
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -88,6 +89,7 @@ absl::Status SnapshotFileWriter::Finish() {
 absl::Status SnapshotFileReader::Feed(absl::string_view piece) {
   if (!status_.ok()) return status_;
   buf_.erase(0, pos_);  // drop what was decoded, once per piece
+  consumed_ += pos_;
   pos_ = 0;
   buf_.append(piece.data(), piece.size());
   status_ = Parse();
@@ -163,17 +165,27 @@ absl::Status SnapshotFileReader::Parse() {
     if (!more.ok()) return more.status();
     if (!*more) break;
   }
-  if (ended_ && avail() > kSnapshotFileTrailerBytes) {
+  if (ended_ && avail() > kSnapshotFileTrailerBytes && !TrailingZeros()) {
     return Corrupt("bytes after the end of the snapshot");
   }
   return absl::OkStatus();
 }
 
+bool SnapshotFileReader::TrailingZeros() const {
+  if (!trailing_zeros_ok_) return false;
+  const absl::string_view rest(at() + kSnapshotFileTrailerBytes,
+                               avail() - kSnapshotFileTrailerBytes);
+  return std::all_of(rest.begin(), rest.end(), [](char c) { return c == 0; });
+}
+
 absl::Status SnapshotFileReader::Finish() {
   if (!status_.ok()) return status_;
-  if (!header_done_ || !ended_ || avail() != kSnapshotFileTrailerBytes) {
-    return Corrupt("truncated");
+  if (!header_done_ || !ended_ || avail() < kSnapshotFileTrailerBytes ||
+      (avail() > kSnapshotFileTrailerBytes && !TrailingZeros())) {
+    return Corrupt(avail() > kSnapshotFileTrailerBytes ? "bytes after the end of the snapshot"
+                                                       : "truncated");
   }
+  file_bytes_ = consumed_ + pos_ + kSnapshotFileTrailerBytes;
   if (GetU64(at() + 8) != count_) return Corrupt("pair count mismatch");
   const uint32_t crc = Crc32cExtend(crc_, at(), 16);
   if (GetU32(at() + 16) != crc) return Corrupt("checksum mismatch");

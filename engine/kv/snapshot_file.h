@@ -65,6 +65,11 @@ class SnapshotFileReader {
   explicit SnapshotFileReader(Visit visit) : visit_(std::move(visit)) {}
   absl::Status Feed(absl::string_view piece);
   absl::Status Finish();
+  // Zero bytes after the trailer are accepted (and ignored): etcdctl's snapshot files are
+  // padded to a multiple of 512 bytes (docs/snapshots.md).
+  void AllowTrailingZeros() { trailing_zeros_ok_ = true; }
+  // Valid after Finish: the snapshot file's own length (header, pairs, trailer).
+  uint64_t file_bytes() const { return file_bytes_; }
   // Valid once the header was read.
   uint64_t applied_index() const { return applied_index_; }
   int64_t revision() const { return revision_; }
@@ -72,6 +77,7 @@ class SnapshotFileReader {
 
  private:
   absl::Status Parse();
+  bool TrailingZeros() const;
   absl::Status ParseHeader();
   // Decodes one pair at the front of buf_; false if more bytes are needed.
   absl::StatusOr<bool> ParsePair();
@@ -90,6 +96,9 @@ class SnapshotFileReader {
   int64_t revision_ = 0;
   uint64_t count_ = 0;
   std::string last_key_;
+  bool trailing_zeros_ok_ = false;
+  uint64_t consumed_ = 0;  // bytes dropped from buf_ (decoded) before pos_
+  uint64_t file_bytes_ = 0;
 };
 
 }  // namespace amaters::kv

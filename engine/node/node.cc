@@ -222,6 +222,15 @@ void Node::OnSnapshotReceived(const raft::SnapshotMeta& meta, const absl::Status
   Emit(std::move(out));
 }
 
+raft::Index Node::SnapshotNow() {
+  if (!fatal_.ok() || applied_ <= raft_->snapshot().index) return raft_->snapshot().index;
+  if (!snapshot_requested_) {
+    snapshot_requested_ = applied_;
+    effects_.take_snapshot = applied_;
+  }
+  return applied_;
+}
+
 void Node::MaybeSnapshot() {
   if (config_.snapshot_threshold_entries == 0 || snapshot_requested_) return;
   if (applied_ < snapshot_base_ + config_.snapshot_threshold_entries) return;

@@ -165,6 +165,10 @@ class Node {
   void OnApplied(raft::Index index);
   absl::Status TransferLeadership(raft::NodeId target);
   void Campaign();
+  // The operator asks for a snapshot now (amaters-ctl snapshot create), as at the threshold.
+  // Returns the index it will cover once durable (raft().snapshot() reaches it): the applied
+  // index, or the current snapshot's when nothing was applied since.
+  raft::Index SnapshotNow();
 
   // An event the driver observed itself (e.g. CertificateExpiring), through the same rules
   // and deduplication as the node's own; firings come out in Effects::alerts.

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <cerrno>
 #include <cstring>
 #include <random>
@@ -308,6 +309,14 @@ void Runtime::LoopMain() {
     ProcessEffects(now);
     PublishStatus();
     CheckTransfers(now);
+    for (auto it = snapshot_waiters_.begin(); it != snapshot_waiters_.end();) {
+      if (node_->raft().snapshot().index < it->first) {
+        ++it;
+        continue;
+      }
+      it->second(node_->raft().snapshot().index);
+      it = snapshot_waiters_.erase(it);
+    }
   }
   // Shutting down: nothing pending will complete any more.
   const absl::Status stopped = absl::UnavailableError("server is shutting down");
@@ -320,6 +329,8 @@ void Runtime::LoopMain() {
   retries_.clear();
   for (TransferEvent& t : transfers_) t.done(stopped);
   transfers_.clear();
+  for (auto& [target, w] : snapshot_waiters_) w(stopped);
+  snapshot_waiters_.clear();
   std::vector<Event> left;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -377,6 +388,17 @@ void Runtime::Handle(Event& event, uint64_t now_ms) {
         LogDebug("peer message refused", {F("from", m.from), F("error", s.ToString())});
       }
     }
+  } else if (auto* sn = std::get_if<SnapshotNowEvent>(&event)) {
+    if (fatal_) {
+      sn->done(absl::UnavailableError("node stopped after a storage failure"));
+      return;
+    }
+    const raft::Index target = node_->SnapshotNow();
+    if (target <= node_->raft().snapshot().index) {
+      sn->done(node_->raft().snapshot().index);
+    } else {
+      snapshot_waiters_.emplace_back(target, std::move(sn->done));
+    }
   } else if (!fatal_) {
     HandleSnapshotEvent(event);
   }
@@ -388,6 +410,8 @@ void Runtime::HandleSnapshotEvent(Event& event) {
       LogInfo("snapshot taken", {F("index", t->index)});
     } else {
       LogError("snapshot failed", {F("error", t->status.ToString())});
+      for (auto& [target, w] : snapshot_waiters_) w(t->status);
+      snapshot_waiters_.clear();
     }
     node_->OnSnapshotTaken(t->index, t->status);
   } else if (auto* r = std::get_if<SnapshotReadEvent>(&event)) {
@@ -684,6 +708,20 @@ void Runtime::CheckTransfers(uint64_t now_ms) {
   }
 }
 
+void Runtime::Checkpoint(std::function<void(absl::StatusOr<std::string>)> done) {
+  PostApply(CheckpointWork{std::move(done), ""});
+}
+
+void Runtime::ReleaseCheckpoint(std::string dir) { PostApply(CheckpointWork{nullptr, std::move(dir)}); }
+
+void Runtime::SnapshotNow(std::function<void(absl::StatusOr<uint64_t>)> done) {
+  Post(SnapshotNowEvent{std::move(done)});
+}
+
+void Runtime::ListSnapshots(std::function<void(absl::StatusOr<std::vector<SnapshotInfo>>)> done) {
+  PostApply(ListSnapshotsWork{std::move(done)});
+}
+
 void Runtime::PostSnapshotWork(node::Effects& e) {
   if (e.take_snapshot) PostApply(TakeSnapshotWork{});
   if (e.delete_snapshots_below) PostApply(DeleteSnapshotsWork{*e.delete_snapshots_below});
@@ -830,6 +868,27 @@ void Runtime::RunApply(ApplyWork& w) {
   Post(AppliedEvent{last, sm.revision(), absl::OkStatus()});
 }
 
+void Runtime::RunCheckpoint(CheckpointWork& c) {
+  RocksDbStateMachine& sm = *storage_->state;
+  if (!c.done) {  // release
+    const std::string name = std::filesystem::path(c.dir).filename().string();
+    if (absl::Status s = sm.DeleteSnapshot(name); !s.ok()) {
+      LogWarn("removing an export checkpoint failed", {F("dir", c.dir), F("error", s.ToString())});
+    }
+    return;
+  }
+  if (!storage_error_.ok()) {
+    c.done(absl::UnavailableError("node stopped after a storage failure"));
+    return;
+  }
+  const std::string name = absl::StrCat(SnapshotStore::kExportPrefix, ++checkpoints_);
+  if (absl::Status s = sm.CreateSnapshot(name); !s.ok()) {
+    c.done(s);
+    return;
+  }
+  c.done(absl::StrCat(sm.dir(), "/snapshots/", name));
+}
+
 absl::Status Runtime::InstallSnapshot(const raft::SnapshotMeta& meta) {
   const auto start = std::chrono::steady_clock::now();
   absl::Status s = storage_->snapshots->Install(meta.index);
@@ -865,6 +924,19 @@ void Runtime::RunSnapshotTask(ApplyTask& task) {
   } else if (auto* w = std::get_if<node::SnapshotWrite>(&task)) {
     absl::Status s = store.Stage(w->meta.index, w->offset, w->data);
     Post(SnapshotWrittenEvent{w->meta, w->offset, w->data.size(), std::move(s)});
+  } else if (auto* c = std::get_if<CheckpointWork>(&task)) {
+    RunCheckpoint(*c);
+  } else if (auto* l = std::get_if<ListSnapshotsWork>(&task)) {
+    absl::StatusOr<std::vector<SnapshotStore::Info>> kept = store.List();
+    if (!kept.ok()) {
+      l->done(kept.status());
+      return;
+    }
+    std::vector<SnapshotInfo> out;
+    for (const SnapshotStore::Info& i : *kept) {
+      out.push_back({i.index, i.checkpoint_bytes, i.file_bytes});
+    }
+    l->done(std::move(out));
   } else if (auto* f = std::get_if<node::SnapshotFinish>(&task)) {
     const auto start = std::chrono::steady_clock::now();
     absl::Status s = store.Keep(f->meta.index, f->total_bytes, f->total_crc);

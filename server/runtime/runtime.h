@@ -148,6 +148,22 @@ class Runtime {
   // finish by the request deadline.
   void TransferLeadership(raft::NodeId target, std::function<void(absl::Status)> done);
 
+  // Maintenance.Snapshot: a checkpoint of the applied state, made on the apply thread after
+  // every entry handed to it so far. `done` gets its directory (an openable RocksDB database:
+  // export it with storage::RocksDbStateMachine::ExportDatabase, from any thread) and must hand
+  // it back with ReleaseCheckpoint. Checkpoints left by a crash are removed at the next start.
+  void Checkpoint(std::function<void(absl::StatusOr<std::string> dir)> done);
+  void ReleaseCheckpoint(std::string dir);
+  // amaters-ctl snapshot create: the node snapshots now (as at its threshold); `done` gets the
+  // index once it is durable... or the error. amaters-ctl snapshot list: the snapshots kept.
+  void SnapshotNow(std::function<void(absl::StatusOr<uint64_t> index)> done);
+  struct SnapshotInfo {
+    raft::Index index = 0;
+    uint64_t checkpoint_bytes = 0;
+    uint64_t file_bytes = 0;
+  };
+  void ListSnapshots(std::function<void(absl::StatusOr<std::vector<SnapshotInfo>>)> done);
+
   // A batch of Raft messages from a peer (decoded; addressing is checked by the Node).
   void Deliver(std::vector<raft::Message> messages);
   void LearnClientAddress(raft::NodeId peer, std::string address);
@@ -216,9 +232,12 @@ class Runtime {
     raft::SnapshotMeta meta;
     absl::Status status;
   };
+  struct SnapshotNowEvent {
+    std::function<void(absl::StatusOr<uint64_t>)> done;
+  };
   using Event = std::variant<ProposeEvent, ReadEvent, DiskDoneEvent, AppliedEvent, MessagesEvent,
                              TransferEvent, alerts::Event, SnapshotTakenEvent, SnapshotReadEvent,
-                             SnapshotWrittenEvent, SnapshotReceivedEvent>;
+                             SnapshotWrittenEvent, SnapshotReceivedEvent, SnapshotNowEvent>;
 
   // A client request the loop is tracking, by its node::RequestId.
   struct Pending {
@@ -240,8 +259,17 @@ class Runtime {
   struct DeleteSnapshotsWork {
     raft::Index below;
   };
-  using ApplyTask = std::variant<ApplyWork, ReadWork, TakeSnapshotWork, DeleteSnapshotsWork,
-                                 node::SnapshotRead, node::SnapshotWrite, node::SnapshotFinish>;
+  struct CheckpointWork {
+    std::function<void(absl::StatusOr<std::string>)> done;  // empty: release `dir`
+    std::string dir;
+  };
+  struct ListSnapshotsWork {
+    std::function<void(absl::StatusOr<std::vector<SnapshotInfo>>)> done;
+  };
+  using ApplyTask =
+      std::variant<ApplyWork, ReadWork, TakeSnapshotWork, DeleteSnapshotsWork, node::SnapshotRead,
+                   node::SnapshotWrite, node::SnapshotFinish, CheckpointWork, ListSnapshotsWork>;
+
 
   explicit Runtime(RuntimeOptions options);
 
@@ -265,6 +293,7 @@ class Runtime {
   // Apply thread: one task of each kind.
   void RunApply(ApplyWork& w);
   void RunSnapshotTask(ApplyTask& task);
+  void RunCheckpoint(CheckpointWork& c);
   absl::Status InstallSnapshot(const raft::SnapshotMeta& meta);
   uint64_t NowMs() const;
 
@@ -284,6 +313,10 @@ class Runtime {
   std::map<node::RequestId, Pending> pending_;  // ids grow with time: ordered by deadline too
   std::multimap<uint64_t, std::variant<ProposeEvent, ReadEvent>> retries_;  // by due time
   std::vector<TransferEvent> transfers_;  // leadership transfers waiting for their outcome
+  // amaters-ctl snapshot create calls waiting for the next snapshot to be durable.
+  std::vector<std::pair<raft::Index, std::function<void(absl::StatusOr<uint64_t>)>>>
+      snapshot_waiters_;  // (index the snapshot must reach, callback)
+  uint64_t checkpoints_ = 0;  // apply thread: names Maintenance.Snapshot checkpoints
   uint64_t next_tick_ms_ = 0;
   bool disk_busy_ = false;
   bool fatal_ = false;

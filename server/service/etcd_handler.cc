@@ -327,6 +327,10 @@ void EtcdHandler::MoveLeader(const etcdserverpb::MoveLeaderRequest& request,
   });
 }
 
+void EtcdHandler::SnapshotHeader(etcdserverpb::ResponseHeader* header) const {
+  Header(runtime_->status().revision, header);
+}
+
 void EtcdHandler::Header(int64_t revision, etcdserverpb::ResponseHeader* header) const {
   header->set_cluster_id(runtime_->options().cluster_id);
   header->set_member_id(runtime_->options().node_id);

@@ -72,6 +72,10 @@ class EtcdHandler {
   grpc::Status MemberList(etcdserverpb::MemberListResponse* response);
   void MoveLeader(const etcdserverpb::MoveLeaderRequest& request,
                   etcdserverpb::MoveLeaderResponse* response, Done done);
+  // For Maintenance.Snapshot (snapshot_stream.h).
+  Runtime* runtime() const { return runtime_; }
+  const std::string& data_dir() const { return data_dir_; }
+  void SnapshotHeader(etcdserverpb::ResponseHeader* header) const;
 
   // The peer port's Forward: decodes, executes as leader (no further forwarding), encodes.
   void HandleForward(const peerpb::ForwardRequest& request,

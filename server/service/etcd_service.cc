@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "server/service/snapshot_stream.h"
+
 namespace amaters::server {
 namespace {
 
@@ -77,6 +79,11 @@ grpc::ServerUnaryReactor* MaintenanceService::MoveLeader(
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   handler_->MoveLeader(*request, response, Finisher(reactor, observer_, "MoveLeader"));
   return reactor;
+}
+
+grpc::ServerWriteReactor<etcdserverpb::SnapshotResponse>* MaintenanceService::Snapshot(
+    grpc::CallbackServerContext* /*context*/, const etcdserverpb::SnapshotRequest* /*request*/) {
+  return StartSnapshotStream(handler_, observer_);
 }
 
 grpc::ServerUnaryReactor* ClusterService::MemberList(

@@ -129,6 +129,18 @@ absl::StatusOr<SnapshotStore> SnapshotStore::Open(const std::string& dir, RocksD
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     if (it->path().extension() == ".tmp") fs::remove(it->path(), ec);
   }
+  // So are the checkpoints of Maintenance.Snapshot calls a crash interrupted.
+  const fs::path checkpoints = fs::path(sm->dir()) / "snapshots";
+  std::vector<std::string> exports;
+  for (fs::directory_iterator it(checkpoints, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (absl::StartsWith(name, kExportPrefix) && it->path().extension().empty()) {
+      exports.push_back(name);
+    }
+  }
+  for (const std::string& name : exports) {
+    if (absl::Status s = sm->DeleteSnapshot(name); !s.ok()) return s;
+  }
   return SnapshotStore(dir, sm);
 }
 

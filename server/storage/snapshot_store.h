@@ -38,6 +38,8 @@ class SnapshotStore {
   static absl::StatusOr<SnapshotStore> Open(const std::string& dir, RocksDbStateMachine* sm);
 
   static std::string Name(raft::Index index);
+  // Checkpoints made for Maintenance.Snapshot are named <kExportPrefix><n>; Open removes them.
+  static constexpr char kExportPrefix[] = "export-";
 
   // Snapshots the live state at its applied index (returned).
   absl::StatusOr<raft::Index> Take();

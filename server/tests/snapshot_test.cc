@@ -24,6 +24,7 @@
 #include "httplib.h"
 #include "proto/etcd/rpc.pb.h"
 #include "server/testing/cluster.h"
+#include "server/testing/process.h"
 
 namespace amaters::server::testing {
 namespace {
@@ -208,6 +209,56 @@ TEST(SnapshotTest, ARestartStartsFromTheSnapshotAndACompactedWal) {
   std::sort(all.begin(), all.end());
   const std::vector<std::string> missing = Missing(c.client(0), all, "k/");
   EXPECT_TRUE(missing.empty()) << missing.size() << " writes lost across the restart";
+}
+
+TEST(SnapshotTest, EtcdctlSnapshotSaveThenRestoreBuildsANewCluster) {
+  // Disaster recovery of a whole cluster: `etcdctl snapshot save` from a live member, then
+  // every member of a new cluster restored from that file with `amaters-server restore`.
+  const std::string file = NewTempDir("etcdctl-snapshot") + "/backup.db";
+  {
+    TestCluster old(3, "snapold", kSnapshotToml);
+    ASSERT_TRUE(old.StartAll().ok());
+    old.ConnectClients();
+    absl::StatusOr<int> leader = old.WaitForLeader();
+    ASSERT_TRUE(leader.ok()) << old.Describe();
+    Writers w(old.client_address(*leader), "r/", 4, 500);
+    w.Join();
+    ASSERT_EQ(w.acked().size(), 2000u);
+    const int member = (*leader + 1) % 3;  // any member: a follower here
+    CommandResult save = RunCommand({"/usr/bin/etcdctl", "--endpoints=" + old.client_address(member),
+                                     "snapshot", "save", file},
+                                    absl::Seconds(60), "", {{"ETCDCTL_API", "3"}});
+    ASSERT_EQ(save.exit_code, 0) << save.out << save.err;
+    EXPECT_TRUE(absl::StrContains(save.out + save.err, "Snapshot saved at " + file))
+        << save.out << save.err;
+  }
+  TestCluster fresh(3, "snapnew", kSnapshotToml);
+  const std::string server = Runfile("server/amaters-server");
+  for (int i = 0; i < 3; ++i) {
+    CommandResult r = RunCommand(
+        {server, "restore", file, "--data-dir=" + fresh.node(i).dir + "/data"}, absl::Seconds(60));
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_TRUE(absl::StrContains(r.out, "2000 keys")) << r.out;
+  }
+  // Restoring onto a data directory that holds something is refused and changes nothing.
+  CommandResult again = RunCommand(
+      {server, "restore", file, "--data-dir=" + fresh.node(0).dir + "/data"}, absl::Seconds(60));
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(again.err, "is not empty")) << again.err;
+
+  ASSERT_TRUE(fresh.StartAll().ok());
+  fresh.ConnectClients();
+  absl::StatusOr<int> leader = fresh.WaitForLeader();
+  ASSERT_TRUE(leader.ok()) << fresh.Describe();
+  std::vector<std::string> all;
+  for (int w = 0; w < 4; ++w) {
+    for (int n = 0; n < 500; ++n) all.push_back(absl::StrFormat("r/%02d-%06d", w, n));
+  }
+  std::sort(all.begin(), all.end());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(Missing(fresh.client(i), all, "r/").empty()) << "node " << i + 1;
+  }
+  EXPECT_TRUE(fresh.client(*leader).Put("after-restore", "yes").ok()) << fresh.Describe();
 }
 
 }  // namespace
