@@ -268,6 +268,17 @@ absl::StatusOr<Invocation> ParseArgs(const std::vector<std::string>& args) {
     if (s.ok() && (range_flags || key_flags)) {
       s = UsageError("status: takes no command flags");
     }
+  } else if (command == "snapshot") {
+    s = CheckArgCount(command, rest, 1, 1, "create|list");
+    if (s.ok() && rest[0] == "create") {
+      inv.command = Command::kSnapshotCreate;
+    } else if (s.ok() && rest[0] == "list") {
+      inv.command = Command::kSnapshotList;
+    } else if (s.ok()) {
+      s = UsageError(absl::StrCat("snapshot: unknown subcommand \"", rest[0], "\" (create or list)"));
+    }
+    if (s.ok()) inv.command_name = absl::StrCat("snapshot ", rest[0]);
+    if (s.ok() && (range_flags || key_flags)) s = UsageError("snapshot: takes no command flags");
   } else {
     s = UsageError(absl::StrCat("unknown command \"", command, "\""));
   }
@@ -294,6 +305,11 @@ Commands:
   status                  ask every endpoint; one line each:
                           endpoint, member id, leader id, raft term, raft index, db size,
                           is leader (ids in hex, as etcdctl prints them)
+  snapshot create         the first endpoint's node snapshots its state now; prints the
+                          index the snapshot covers once it is durable
+  snapshot list           the snapshots the first endpoint's node keeps, oldest first: one
+                          line each, index, checkpoint bytes, exported file bytes; then the
+                          newest snapshot in the WAL and the first index still in the log
   help                    this text
 
 Flags:

@@ -19,7 +19,7 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;  // the command failed (server error, unreachable, I/O)
 inline constexpr int kExitUsage = 2;    // the command line is wrong
 
-enum class Command : uint8_t { kHelp, kPut, kGet, kDel, kStatus };
+enum class Command : uint8_t { kHelp, kPut, kGet, kDel, kStatus, kSnapshotCreate, kSnapshotList };
 
 struct Options {
   // host:port, tried in order (status asks each one).

@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "proto/admin.grpc.pb.h"
 #include "proto/etcd/rpc.grpc.pb.h"
 #include "proto/etcd/rpc.pb.h"
 #include "server/ctl/output.h"
@@ -254,6 +255,44 @@ int RunStatus(const Invocation& inv, const std::shared_ptr<grpc::ChannelCredenti
   return Fail(inv, grpc::Status(code, absl::StrJoin(failed, "; ")), err);
 }
 
+int RunSnapshot(const Invocation& inv, const std::shared_ptr<grpc::ChannelCredentials>& creds,
+                std::ostream& out, std::ostream& err) {
+  adminpb::CreateSnapshotResponse created;
+  adminpb::ListSnapshotsResponse listed;
+  const bool create = inv.command == Command::kSnapshotCreate;
+  // Not resent elsewhere: a snapshot is of one node's state, the one the operator named.
+  grpc::Status status = CallWithFailover(
+      inv.options, creds, /*is_write=*/true,
+      [&](const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext* context) {
+        auto stub = adminpb::Admin::NewStub(channel);
+        return create ? stub->CreateSnapshot(context, adminpb::CreateSnapshotRequest(), &created)
+                      : stub->ListSnapshots(context, adminpb::ListSnapshotsRequest(), &listed);
+      });
+  if (!status.ok()) return Fail(inv, status, err);
+  if (create) {
+    out << (inv.options.json ? absl::StrCat("{\"index\":", created.index(), "}\n")
+                             : absl::StrCat("snapshot at index ", created.index(), "\n"));
+    return kExitOk;
+  }
+  if (inv.options.json) {
+    std::vector<std::string> items;
+    for (const adminpb::SnapshotInfo& i : listed.snapshots()) {
+      items.push_back(absl::StrCat("{\"index\":", i.index(), ",\"checkpoint_bytes\":",
+                                   i.checkpoint_bytes(), ",\"file_bytes\":", i.file_bytes(), "}"));
+    }
+    out << "{\"snapshots\":[" << absl::StrJoin(items, ",") << "],\"snapshot_index\":"
+        << listed.snapshot_index() << ",\"first_log_index\":" << listed.first_log_index()
+        << "}\n";
+    return kExitOk;
+  }
+  for (const adminpb::SnapshotInfo& i : listed.snapshots()) {
+    out << i.index() << " " << i.checkpoint_bytes() << " " << i.file_bytes() << "\n";
+  }
+  out << "snapshot_index " << listed.snapshot_index() << "\nfirst_log_index "
+      << listed.first_log_index() << "\n";
+  return kExitOk;
+}
+
 }  // namespace
 
 int Run(const Invocation& invocation, std::ostream& out, std::ostream& err) {
@@ -273,6 +312,8 @@ int Run(const Invocation& invocation, std::ostream& out, std::ostream& err) {
     case Command::kGet: return RunGet(invocation, *creds, out, err);
     case Command::kDel: return RunDel(invocation, *creds, out, err);
     case Command::kStatus: return RunStatus(invocation, *creds, out, err);
+    case Command::kSnapshotCreate:
+    case Command::kSnapshotList: return RunSnapshot(invocation, *creds, out, err);
     case Command::kHelp: break;
   }
   return kExitOk;

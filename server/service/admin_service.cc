@@ -69,4 +69,43 @@ grpc::ServerUnaryReactor* AdminService::TransferLeadership(
   return reactor;
 }
 
+grpc::ServerUnaryReactor* AdminService::CreateSnapshot(
+    grpc::CallbackServerContext* context, const adminpb::CreateSnapshotRequest* /*request*/,
+    adminpb::CreateSnapshotResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  runtime_->SnapshotNow([reactor, response](absl::StatusOr<uint64_t> index) {
+    if (!index.ok()) {
+      reactor->Finish(ToGrpc(index.status()));
+      return;
+    }
+    response->set_index(*index);
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::ListSnapshots(
+    grpc::CallbackServerContext* context, const adminpb::ListSnapshotsRequest* /*request*/,
+    adminpb::ListSnapshotsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const RuntimeStatus status = runtime_->status();
+  response->set_snapshot_index(status.snapshot_index);
+  response->set_first_log_index(status.first_log_index);
+  runtime_->ListSnapshots(
+      [reactor, response](absl::StatusOr<std::vector<Runtime::SnapshotInfo>> kept) {
+        if (!kept.ok()) {
+          reactor->Finish(ToGrpc(kept.status()));
+          return;
+        }
+        for (const Runtime::SnapshotInfo& k : *kept) {
+          adminpb::SnapshotInfo* info = response->add_snapshots();
+          info->set_index(k.index);
+          info->set_checkpoint_bytes(k.checkpoint_bytes);
+          info->set_file_bytes(k.file_bytes);
+        }
+        reactor->Finish(grpc::Status::OK);
+      });
+  return reactor;
+}
+
 }  // namespace amaters::server

@@ -34,6 +34,12 @@ class AdminService final : public adminpb::Admin::CallbackService {
   grpc::ServerUnaryReactor* TransferLeadership(
       grpc::CallbackServerContext* context, const adminpb::TransferLeadershipRequest* request,
       adminpb::TransferLeadershipResponse* response) override;
+  grpc::ServerUnaryReactor* CreateSnapshot(grpc::CallbackServerContext* context,
+                                           const adminpb::CreateSnapshotRequest* request,
+                                           adminpb::CreateSnapshotResponse* response) override;
+  grpc::ServerUnaryReactor* ListSnapshots(grpc::CallbackServerContext* context,
+                                          const adminpb::ListSnapshotsRequest* request,
+                                          adminpb::ListSnapshotsResponse* response) override;
 
  private:
   Runtime* const runtime_;

@@ -19,6 +19,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
@@ -196,6 +197,17 @@ TEST(SnapshotTest, ARestartStartsFromTheSnapshotAndACompactedWal) {
     }
   }
   EXPECT_LE(segments, 3) << wal_bytes << " bytes of WAL";
+  // amaters-ctl: a snapshot on demand, then the list (at most max_snapshots = 3 kept).
+  const std::string ctl = Runfile("server/ctl/amaters-ctl");
+  CommandResult created = RunCommand({ctl, "--endpoints=" + c.client_address(0), "snapshot", "create"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  EXPECT_EQ(created.out, "snapshot at index 20001\n") << "20,000 puts and the leader's no-op";
+  CommandResult listed = RunCommand({ctl, "--endpoints=" + c.client_address(0), "snapshot", "list"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_TRUE(absl::StrContains(listed.out, "\nsnapshot_index 20001\n")) << listed.out;
+  const std::vector<std::string> lines = absl::StrSplit(listed.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 5u) << "three snapshots kept, then two summary lines:\n" << listed.out;
+  EXPECT_TRUE(absl::StartsWith(lines[2], "20001 ")) << listed.out;
   c.Kill(0);
   ASSERT_TRUE(c.Start(0).ok());
   c.ResetClient(0);
