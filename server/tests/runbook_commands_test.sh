@@ -18,8 +18,8 @@
 #     once with UNAVAILABLE "no quorum"; restart them -> ready and writable again;
 #   - RB-006: a flipped byte in a follower's WAL -> the server refuses to start naming the file
 #     and offset and changes no file; the data directory moved aside -> the node starts empty
-#     and, after one write, catches up from the leader (the whole log: nothing is compacted)
-#     and serves the data;
+#     and catches up from the leader (here by log replay: the test writes fewer entries than
+#     a snapshot threshold; snapshot_test covers the catch-up by snapshot) and serves the data;
 #   - RB-004 (needs openssl): one TLS node with a 20-day certificate -> certificate_expiring
 #     warning and the expiry gauge; rotation by rename + kill -HUP -> "SIGHUP: TLS certificate
 #     reloaded", the new serial on new connections (openssl s_client), critical for a 5-day
