@@ -135,6 +135,9 @@ const Field kFields[] = {
     {"etcdserverpb.StatusResponse", "isLearner", 10, "bool"},
     {"etcdserverpb.MoveLeaderRequest", "targetID", 1, "uint64"},
     {"etcdserverpb.MoveLeaderResponse", "header", 1, "ResponseHeader"},
+    {"etcdserverpb.SnapshotResponse", "header", 1, "ResponseHeader"},
+    {"etcdserverpb.SnapshotResponse", "remaining_bytes", 2, "uint64"},
+    {"etcdserverpb.SnapshotResponse", "blob", 3, "bytes"},
     {"mvccpb.KeyValue", "key", 1, "bytes"},
     {"mvccpb.KeyValue", "create_revision", 2, "int64"},
     {"mvccpb.KeyValue", "mod_revision", 3, "int64"},
@@ -242,6 +245,16 @@ TEST(EtcdProto, ServicesAndMethodsAreEtcds) {
       {"etcdserverpb.Maintenance", "MoveLeader", "etcdserverpb.MoveLeaderRequest",
        "etcdserverpb.MoveLeaderResponse"},
   };
+  // The one server-streaming method: Maintenance.Snapshot (etcd's `snapshot save`).
+  {
+    const MethodDescriptor* snapshot =
+        Pool()->FindServiceByName("etcdserverpb.Maintenance")->FindMethodByName("Snapshot");
+    ASSERT_NE(snapshot, nullptr);
+    EXPECT_EQ(snapshot->input_type()->full_name(), "etcdserverpb.SnapshotRequest");
+    EXPECT_EQ(snapshot->output_type()->full_name(), "etcdserverpb.SnapshotResponse");
+    EXPECT_FALSE(snapshot->client_streaming());
+    EXPECT_TRUE(snapshot->server_streaming());
+  }
   for (const Method& m : kMethods) {
     SCOPED_TRACE(std::string(m.service) + "/" + m.method);
     const ServiceDescriptor* service = Pool()->FindServiceByName(m.service);
