@@ -123,9 +123,10 @@ void Node::Tick(uint64_t now_ms) {
 
 absl::Status Node::Receive(const raft::Message& message) {
   if (!fatal_.ok()) return fatal_;
-  const bool chunk = message.type == raft::MessageType::kSnapshot &&
-                     !(message.chunk == raft::SnapshotChunk{});
-  absl::Status s = chunk || message.type == raft::MessageType::kSnapshotResp
+  // Snapshots travel as chunks between nodes; a snapshot without data is this node's own
+  // Raft talking to itself (SnapshotReceiver) and never comes from a peer.
+  absl::Status s = message.type == raft::MessageType::kSnapshot ||
+                           message.type == raft::MessageType::kSnapshotResp
                        ? ReceiveSnapshotMessage(message)
                        : raft_->Step(message);
   Collect();
@@ -145,6 +146,10 @@ absl::Status Node::ReceiveSnapshotMessage(const raft::Message& m) {
   if (m.snapshot.index == 0 || m.snapshot.term == 0 || m.snapshot.term > m.term) {
     return absl::InvalidArgumentError(absl::StrCat("malformed snapshot message: ",
                                                    raft::DescribeMessage(m)));
+  }
+  if (m.type == raft::MessageType::kSnapshot && m.chunk == raft::SnapshotChunk{}) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("snapshot message without data: ", raft::DescribeMessage(m)));
   }
   if (m.type == raft::MessageType::kSnapshotResp) {
     SnapshotSender::Output out;
@@ -191,6 +196,9 @@ void Node::TickSnapshotSends() {
 
 void Node::OnSnapshotTaken(raft::Index index, const absl::Status& status) {
   if (!fatal_.ok()) return;
+  AM_CHECK(snapshot_requested_.has_value(), "a snapshot the node did not ask for");
+  AM_CHECK(!status.ok() || index >= *snapshot_requested_, "snapshot at ", index,
+           " below the requested ", *snapshot_requested_);
   snapshot_requested_.reset();
   // A failed snapshot is tried again after another threshold of entries, not at once.
   snapshot_base_ = std::max(snapshot_base_, status.ok() ? index : applied_);
@@ -252,6 +260,7 @@ void Node::MaybeCompact() {
   if (snap.index <= config_.snapshot_catchup_entries) return;
   const raft::Index to = std::min({snap.index - config_.snapshot_catchup_entries,
                                    raft_->applied(), raft_->persisted_index()});
+  AM_CHECK_LE(to, snap.index, "compaction past the durable snapshot");
   if (raft_->CompactLog(to).ok()) writer_->Compact(to);
 }
 

@@ -45,8 +45,10 @@ class SafetyChecker {
                             " both leader in term ", r.term());
       }
       if (inserted) {
-        // Leader completeness: a new leader holds every entry committed before its election.
+        // Leader completeness: a new leader holds every entry committed before its election
+        // (those below its log's start are in its snapshot, which covers only committed ones).
         for (const auto& [idx, e] : committed_) {
+          if (idx <= r.log().snapshot_index()) continue;
           if (idx > r.log().LastIndex() || !(r.log().At(idx) == e)) {
             return absl::StrCat("leader completeness: leader ", id, " of term ", r.term(),
                                 " lacks committed entry ", DescribeEntry(e));
@@ -57,7 +59,7 @@ class SafetyChecker {
     // Committed entries never change; record newly committed ones.
     for (NodeId id : alive) {
       Raft& r = h.node(id);
-      for (Index i = 1; i <= r.commit(); ++i) {
+      for (Index i = r.log().FirstIndex(); i <= r.commit(); ++i) {
         const Entry& e = r.log().At(i);
         auto [it, inserted] = committed_.emplace(i, e);
         if (!inserted && !(it->second == e)) {
@@ -71,15 +73,17 @@ class SafetyChecker {
       for (size_t b = a + 1; b < alive.size(); ++b) {
         const RaftLog& la = h.node(alive[a]).log();
         const RaftLog& lb = h.node(alive[b]).log();
+        // Compared where both logs still hold entries (snapshots cover the rest).
+        const Index first = std::max(la.FirstIndex(), lb.FirstIndex());
         Index hi = std::min(la.LastIndex(), lb.LastIndex());
         Index match = 0;
-        for (Index i = hi; i >= 1; --i) {
+        for (Index i = hi; i >= first; --i) {
           if (la.At(i).term == lb.At(i).term) {
             match = i;
             break;
           }
         }
-        for (Index i = 1; i <= match; ++i) {
+        for (Index i = first; i <= match; ++i) {
           if (!(la.At(i) == lb.At(i))) {
             return absl::StrCat("log matching: nodes ", alive[a], " and ", alive[b],
                                 " agree at ", match, " but differ at ", i);
