@@ -208,6 +208,8 @@ void Runtime::Refuse(Event& event, const absl::Status& status) {
     if (re->done) re->done(status, raft::kNone);
   } else if (auto* te = std::get_if<TransferEvent>(&event)) {
     if (te->done) te->done(status);
+  } else if (auto* sn = std::get_if<SnapshotNowEvent>(&event)) {
+    if (sn->done) sn->done(status);
   }
 }
 
@@ -709,7 +711,10 @@ void Runtime::CheckTransfers(uint64_t now_ms) {
 }
 
 void Runtime::Checkpoint(std::function<void(absl::StatusOr<std::string>)> done) {
-  PostApply(CheckpointWork{std::move(done), ""});
+  auto refused = done;
+  if (!TryPostApply(CheckpointWork{std::move(done), ""})) {
+    refused(absl::UnavailableError("server is shutting down"));
+  }
 }
 
 void Runtime::ReleaseCheckpoint(std::string dir) { PostApply(CheckpointWork{nullptr, std::move(dir)}); }
@@ -719,7 +724,10 @@ void Runtime::SnapshotNow(std::function<void(absl::StatusOr<uint64_t>)> done) {
 }
 
 void Runtime::ListSnapshots(std::function<void(absl::StatusOr<std::vector<SnapshotInfo>>)> done) {
-  PostApply(ListSnapshotsWork{std::move(done)});
+  auto refused = done;
+  if (!TryPostApply(ListSnapshotsWork{std::move(done)})) {
+    refused(absl::UnavailableError("server is shutting down"));
+  }
 }
 
 void Runtime::PostSnapshotWork(node::Effects& e) {
@@ -758,6 +766,17 @@ void Runtime::DiskMain() {
 }
 
 // --- Apply thread -----------------------------------------------------------------------------
+
+bool Runtime::TryPostApply(ApplyTask task) {
+  {
+    std::lock_guard<std::mutex> lock(apply_mu_);
+    // Once the apply thread stops, nothing posted would run and its callback never fire.
+    if (apply_stop_) return false;
+    apply_queue_.push_back(std::move(task));
+  }
+  apply_cv_.notify_one();
+  return true;
+}
 
 void Runtime::PostApply(ApplyTask task) {
   {

@@ -288,6 +288,9 @@ class Runtime {
   void DiskMain();
   void ApplyMain();
   void PostApply(ApplyTask task);
+  // For callers outside the loop (gRPC threads): false, and nothing queued, once the apply
+  // thread is stopping.
+  bool TryPostApply(ApplyTask task);
   void HandleSnapshotEvent(Event& event);
   void PostSnapshotWork(node::Effects& e);
   // Apply thread: one task of each kind.
