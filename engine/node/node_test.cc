@@ -562,13 +562,18 @@ void SmallSnapshots(NodeConfig& c) {
 
 std::string Value(int i) { return std::string(200, static_cast<char>('a' + i % 26)) + std::to_string(i); }
 
-TEST(NodeSnapshot, TakenAtTheThresholdThenTheLogAndWalAreCompactedWithAMargin) {
-  Cluster c(1, 10000, SmallSnapshots);
-  c.ElectLeader(1);
-  for (int i = 0; i < 60; ++i) {
+// `n` writes of ~200 bytes through node 1 (the leader), each pumped to completion.
+void WriteValues(Cluster& c, int n) {
+  for (int i = 0; i < n; ++i) {
     c.node(1).Propose(static_cast<RequestId>(i + 1), Value(i));
     c.Pump();
   }
+}
+
+TEST(NodeSnapshot, TakenAtTheThresholdThenTheLogAndWalAreCompactedWithAMargin) {
+  Cluster c(1, 10000, SmallSnapshots);
+  c.ElectLeader(1);
+  WriteValues(c, 60);
   const Node& n = c.node(1);
   EXPECT_GE(n.snapshot_stats().taken, 5u);
   const Index snap = n.raft().snapshot().index;
@@ -593,10 +598,7 @@ TEST(NodeSnapshot, AFollowerBehindTheCompactedLogCatchesUpByAChunkedSnapshot) {
   Cluster c(3, 10000, SmallSnapshots);
   c.ElectLeader(1);
   c.Isolate(3);
-  for (int i = 0; i < 60; ++i) {
-    c.node(1).Propose(static_cast<RequestId>(i + 1), Value(i));
-    c.Pump();
-  }
+  WriteValues(c, 60);
   ASSERT_GT(c.node(1).raft().log().FirstIndex(), 2u);
   int chunks = 0;
   c.Intercept([&](raft::Message& m) {
@@ -622,10 +624,7 @@ TEST(NodeSnapshot, ACorruptChunkIsRefusedAndSentAgain) {
   });
   c.ElectLeader(1);
   c.Isolate(3);
-  for (int i = 0; i < 40; ++i) {
-    c.node(1).Propose(static_cast<RequestId>(i + 1), Value(i));
-    c.Pump();
-  }
+  WriteValues(c, 40);
   int corrupted = 0, dropped = 0, duplicated = 0;
   c.Intercept([&](raft::Message& m) {
     if (m.type != raft::MessageType::kSnapshot || m.chunk.data.empty()) return true;
@@ -646,10 +645,7 @@ TEST(NodeSnapshot, ACorruptChunkIsRefusedAndSentAgain) {
 TEST(NodeSnapshot, AWipedFollowerRejoinsBySnapshot) {
   Cluster c(3, 10000, SmallSnapshots);
   c.ElectLeader(1);
-  for (int i = 0; i < 40; ++i) {
-    c.node(1).Propose(static_cast<RequestId>(i + 1), Value(i));
-    c.Pump();
-  }
+  WriteValues(c, 40);
   c.Crash(3);
   c.at(3) = Replica();  // a new disk: no WAL, no state, no snapshots
   c.Restart(3);
@@ -665,10 +661,7 @@ TEST(NodeSnapshot, AnInterruptedTransferResumesWhereTheFollowerStopped) {
   });
   c.ElectLeader(1);
   c.Isolate(3);
-  for (int i = 0; i < 40; ++i) {
-    c.node(1).Propose(static_cast<RequestId>(i + 1), Value(i));
-    c.Pump();
-  }
+  WriteValues(c, 40);
   std::map<uint64_t, int> sent;  // chunk offset -> times sent
   bool cut = false;
   c.Intercept([&](raft::Message& m) {
