@@ -56,7 +56,8 @@ uint64_t Between(SplitMix64& r, uint64_t lo, uint64_t hi) {
 
 std::vector<std::string> PlantedBugNames() {
   return {"vote_twice",          "commit_old_terms",       "read_without_quorum", "skip_fsync",
-          "apply_before_commit", "install_stale_snapshot", "compact_past_snapshot"};
+          "apply_before_commit", "install_stale_snapshot", "compact_past_snapshot",
+          "install_unverified_chunk"};
 }
 
 std::string SimConfig::Describe() const {
@@ -155,6 +156,7 @@ struct Simulation::SimNode {
   // The driver's snapshot store by index, and copies being received: files, so they survive
   // crashes (each is written whole and synced before the node hears of it).
   std::map<raft::Index, std::string> snapshots;
+  std::map<raft::Index, node::StagedSnapshot> staged;  // meta and totals of each copy
   std::map<raft::Index, std::string> staging;
   uint64_t installs = 0;  // over all incarnations
   // Checker state, per incarnation.
@@ -366,7 +368,13 @@ void Simulation::Start(SimNode& n) {
   bugs.apply_before_commit = config_.bug == "apply_before_commit";
   bugs.install_stale_snapshot = config_.bug == "install_stale_snapshot";
   bugs.compact_past_snapshot = config_.bug == "compact_past_snapshot";
+  bugs.install_unverified_chunk = config_.bug == "install_unverified_chunk";
   n.node->set_planted_bugs(bugs);
+  if (!n.staged.empty()) {  // the newest copy this node was receiving when it went down
+    node::StagedSnapshot staged = n.staged.rbegin()->second;
+    staged.bytes = n.staging[staged.meta.index].size();
+    n.node->ResumeSnapshotReceive(staged);
+  }
   n.up = true;
   n.paused = false;
   ++n.incarnation;
@@ -599,7 +607,10 @@ void Simulation::RunSnapshotEffects(SimNode& n, node::Effects& e) {
     n.node->OnSnapshotTaken(index, absl::OkStatus());
   }
   if (e.delete_snapshots_below) {
-    n.snapshots.erase(n.snapshots.begin(), n.snapshots.lower_bound(*e.delete_snapshots_below));
+    const raft::Index below = *e.delete_snapshots_below;
+    n.snapshots.erase(n.snapshots.begin(), n.snapshots.lower_bound(below));
+    n.staging.erase(n.staging.begin(), n.staging.lower_bound(below));
+    n.staged.erase(n.staged.begin(), n.staged.lower_bound(below));
   }
   for (const node::SnapshotRead& read : e.snapshot_reads) {
     auto it = n.snapshots.find(read.meta.index);
@@ -615,6 +626,7 @@ void Simulation::RunSnapshotEffects(SimNode& n, node::Effects& e) {
     std::string& staged = n.staging[w.meta.index];
     staged.resize(w.offset);
     staged += w.data;
+    if (w.offset == 0) n.staged[w.meta.index] = {w.meta, w.total_bytes, w.total_crc, 0};
     n.node->OnSnapshotWritten(w.meta, w.offset, w.data.size(), absl::OkStatus());
   }
   if (e.snapshot_finish) {
@@ -625,6 +637,7 @@ void Simulation::RunSnapshotEffects(SimNode& n, node::Effects& e) {
     if (whole) {
       n.snapshots[f.meta.index] = std::move(it->second);
       n.staging.erase(it);
+      n.staged.erase(f.meta.index);
     }
     n.node->OnSnapshotReceived(f.meta, whole ? absl::OkStatus()
                                              : absl::DataLossError("snapshot checksum mismatch"));
@@ -874,6 +887,12 @@ void Simulation::Crash(NodeId id) {
   const bool power_loss = config_.sync_mode == wal::SyncMode::kAlways;
   n.disk.Crash(power_loss ? wal::SimDisk::CrashMode::kRandom : wal::SimDisk::CrashMode::kProcessOnly,
                &disk_rng_);
+  // Staged chunks are not synced one by one (the whole copy is, before it is kept): a power
+  // loss keeps some prefix of the copy being received.
+  if (power_loss && !n.staging.empty()) {
+    std::string& copy = n.staging.rbegin()->second;
+    copy.resize(disk_rng_.Uniform(copy.size() + 1));
+  }
   n.up = false;
   n.node.reset();
   n.sm.reset();
@@ -887,6 +906,7 @@ bool Simulation::Wipe(NodeId id) {
   n.disk = wal::SimDisk();
   n.snapshots.clear();
   n.staging.clear();
+  n.staged.clear();
   n.refused = false;
   n.corrupted = false;
   Trace(absl::StrCat("wipe n", id));

@@ -159,6 +159,7 @@ absl::Status Node::ReceiveSnapshotMessage(const raft::Message& m) {
   }
   if (m.term < raft_->term()) return absl::OkStatus();  // a deposed leader's: ignored
   SnapshotReceiver::Output out;
+  receiver_.set_install_unverified_chunk(raft_->planted_bugs().install_unverified_chunk);
   receiver_.OnChunk(m, raft_->WouldInstall(m.snapshot), &out);
   Emit(std::move(out));
   return absl::OkStatus();
@@ -228,6 +229,14 @@ void Node::OnSnapshotReceived(const raft::SnapshotMeta& meta, const absl::Status
   SnapshotReceiver::Output out;
   receiver_.OnFinished(meta, status, &out);
   Emit(std::move(out));
+}
+
+void Node::ResumeSnapshotReceive(const StagedSnapshot& staged) {
+  AM_CHECK(fatal_.ok() && now_ms_ == 0, "ResumeSnapshotReceive after the node ran");
+  // A copy at or below what this node holds is no longer wanted: the first chunk of a newer
+  // snapshot replaces it, and retention deletes it.
+  if (staged.meta.index <= raft_->commit()) return;
+  receiver_.Resume(staged);
 }
 
 raft::Index Node::SnapshotNow() {

@@ -165,6 +165,9 @@ class Node {
   void OnApplied(raft::Index index);
   absl::Status TransferLeadership(raft::NodeId target);
   void Campaign();
+  // Right after Create: the driver found a partial copy of a leader's snapshot it staged
+  // before a restart; a leader sending that snapshot again resumes where the copy stops.
+  void ResumeSnapshotReceive(const StagedSnapshot& staged);
   // The operator asks for a snapshot now (amaters-ctl snapshot create), as at the threshold.
   // Returns the index it will cover once durable (raft().snapshot() reaches it): the applied
   // index, or the current snapshot's when nothing was applied since.

@@ -35,6 +35,7 @@ struct Replica {
   // Snapshots of `state` by index (on "disk": they survive crashes), and copies being received.
   std::map<Index, std::string> snapshots;
   std::map<Index, std::string> staging;
+  std::map<Index, StagedSnapshot> staged;  // what the driver records with each copy
 };
 
 // The toy state as snapshot bytes: "index=data;" per applied command.
@@ -96,6 +97,11 @@ class Cluster {
     absl::StatusOr<std::unique_ptr<Node>> node = Node::Create(c, *rec, r.sm_applied);
     ASSERT_TRUE(node.ok()) << node.status();
     r.node = *std::move(node);
+    if (!r.staged.empty()) {  // resume the newest copy being received
+      StagedSnapshot staged = r.staged.rbegin()->second;
+      staged.bytes = r.staging[staged.meta.index].size();
+      r.node->ResumeSnapshotReceive(staged);
+    }
     r.applied_indexes.clear();
     // The toy state machine is rebuilt from the durable prefix (a real one is on disk).
     while (!r.state.empty() && r.state.back().first > r.sm_applied) r.state.pop_back();
@@ -194,6 +200,7 @@ class Cluster {
       std::string& staged = r.staging[w.meta.index];
       staged.resize(w.offset);
       staged += w.data;
+      if (w.offset == 0) r.staged[w.meta.index] = {w.meta, w.total_bytes, w.total_crc, 0};
       r.node->OnSnapshotWritten(w.meta, w.offset, w.data.size(), absl::OkStatus());
     }
     if (e.snapshot_finish) {
@@ -202,7 +209,10 @@ class Cluster {
                                staged.size() == e.snapshot_finish->total_bytes
                            ? absl::OkStatus()
                            : absl::DataLossError("snapshot checksum mismatch");
-      if (s.ok()) r.snapshots[e.snapshot_finish->meta.index] = staged;
+      if (s.ok()) {
+        r.snapshots[e.snapshot_finish->meta.index] = staged;
+        r.staged.erase(e.snapshot_finish->meta.index);
+      }
       ++finishes_;
       r.node->OnSnapshotReceived(e.snapshot_finish->meta, s);
     }
@@ -679,6 +689,68 @@ TEST(NodeSnapshot, AnInterruptedTransferResumesWhereTheFollowerStopped) {
   EXPECT_EQ(c.at(3).state, c.at(1).state);
   EXPECT_EQ(sent[1024], 1) << "restarted from the beginning instead of resuming";
   EXPECT_GE(c.node(1).snapshot_stats().sends_failed, 1u);
+}
+
+// Runs a transfer to node 3 (cut off while node 1 wrote) until 4 KiB of it are staged, then
+// holds back node 3's acknowledgments so that it stalls there. Counts chunks sent by offset.
+void StallTransferAt4KiB(Cluster& c, std::map<uint64_t, int>* sent, bool* hold) {
+  c.ElectLeader(1);
+  c.Isolate(3);
+  WriteValues(c, 40);
+  c.Intercept([sent, hold](raft::Message& m) {
+    if (m.type == raft::MessageType::kSnapshot && !m.chunk.data.empty()) ++(*sent)[m.chunk.offset];
+    if (m.type == raft::MessageType::kSnapshotResp && m.index >= 4096) *hold = *hold || m.from == 3;
+    return !(*hold && m.from == 3 && m.type == raft::MessageType::kSnapshotResp);
+  });
+  c.Heal();
+  c.TickAll(3);
+}
+
+void TimeoutSnapshots(NodeConfig& cfg) {
+  SmallSnapshots(cfg);
+  cfg.snapshot_transfer.timeout_ms = 200;
+}
+
+TEST(NodeSnapshot, AFollowerRestartedDuringATransferResumesItsStagedCopy) {
+  Cluster c(3, 10000, TimeoutSnapshots);
+  std::map<uint64_t, int> sent;
+  bool hold = false;
+  StallTransferAt4KiB(c, &sent, &hold);
+  ASSERT_TRUE(hold) << "the transfer did not reach 4 KiB";
+  ASSERT_TRUE(c.at(3).snapshots.empty()) << "finished before the crash";
+  ASSERT_EQ(c.at(3).staging.rbegin()->second.size(), 4096u);
+  c.Crash(3);
+  c.Restart(3);
+  ASSERT_TRUE(c.node(3).snapshot_receive_progress().has_value());
+  EXPECT_EQ(c.node(3).snapshot_receive_progress()->second, 4096u);
+  hold = false;
+  c.Intercept([&](raft::Message& m) {
+    if (m.type == raft::MessageType::kSnapshot && !m.chunk.data.empty()) ++sent[m.chunk.offset];
+    return true;
+  });
+  c.TickAll(100);
+  EXPECT_EQ(c.at(3).state, c.at(1).state);
+  EXPECT_EQ(c.node(3).snapshot_stats().installed, 1u);
+  EXPECT_EQ(sent[1024], 1) << "the restarted follower received its copy again from the start";
+  EXPECT_GE(sent[4096], 1);
+}
+
+TEST(NodeSnapshot, AResumedCopyDamagedByTheCrashIsReceivedAgainWhole) {
+  Cluster c(3, 10000, TimeoutSnapshots);
+  std::map<uint64_t, int> sent;
+  bool hold = false;
+  StallTransferAt4KiB(c, &sent, &hold);
+  ASSERT_TRUE(hold);
+  c.Crash(3);
+  c.at(3).staging.rbegin()->second[100] ^= 1;  // the crash damaged the staged copy
+  c.Restart(3);
+  c.Intercept({});
+  c.TickAll(150);
+  EXPECT_EQ(c.at(3).state, c.at(1).state);
+  EXPECT_EQ(c.node(3).snapshot_stats().installed, 1u);
+  for (const auto& [index, bytes] : c.at(3).snapshots) {
+    EXPECT_EQ(bytes, Serialize(Deserialize(bytes), index)) << "a damaged snapshot was kept";
+  }
 }
 
 }  // namespace

@@ -57,11 +57,24 @@ struct SnapshotBytes {
   uint32_t total_crc = 0;
 };
 
-// The driver writes `data` at `offset` of the staged copy of `meta` (offset 0 starts it anew).
+// The driver writes `data` at `offset` of the staged copy of `meta` (offset 0 starts it anew;
+// the driver then also records meta, total_bytes and total_crc with the copy, so that after a
+// restart it can hand them back with SnapshotReceiver::Resume).
 struct SnapshotWrite {
   raft::SnapshotMeta meta;
   uint64_t offset = 0;
   std::string data;
+  uint64_t total_bytes = 0;
+  uint32_t total_crc = 0;
+};
+
+// A copy the driver staged before a restart: the first `bytes` bytes of the snapshot `meta`
+// whose whole size and CRC-32C are total_bytes and total_crc.
+struct StagedSnapshot {
+  raft::SnapshotMeta meta;
+  uint64_t total_bytes = 0;
+  uint32_t total_crc = 0;
+  uint64_t bytes = 0;
 };
 
 // Every byte of `meta` is staged: the driver checks the whole copy against total_crc, makes it
@@ -123,6 +136,10 @@ class SnapshotReceiver {
   SnapshotReceiver(raft::NodeId self, uint64_t max_chunk_bytes)
       : self_(self), max_chunk_bytes_(max_chunk_bytes) {}
 
+  // After a restart, before any chunk: continue the copy the driver staged. A leader sending
+  // the same snapshot resumes at `staged.bytes` (the first chunk is answered with it); a
+  // staged tail the crash damaged fails the whole-copy check and is received again.
+  void Resume(const StagedSnapshot& staged);
   // A chunk from the leader. `would_install`: Raft would take this snapshot now.
   void OnChunk(const raft::Message& m, bool would_install, Output* out);
   void OnWritten(const raft::SnapshotMeta& meta, uint64_t offset, uint64_t length,
@@ -131,6 +148,11 @@ class SnapshotReceiver {
 
   // The staged copy in progress, if any: (snapshot index, bytes received).
   std::optional<std::pair<raft::Index, uint64_t>> progress() const;
+
+  // The simulator's planted bug install_unverified_chunk (docs/simulation.md): the last chunk
+  // is taken without its CRC-32C and Raft gets the snapshot at once, before the driver checked
+  // and kept the whole copy.
+  void set_install_unverified_chunk(bool on) { install_unverified_chunk_ = on; }
 
  private:
   struct Receive {
@@ -143,12 +165,14 @@ class SnapshotReceiver {
     bool busy = false;  // a write or the finish is with the driver
   };
   void Reply(const Receive& r, bool reject, Output* out) const;
+  raft::Message StepFor(const Receive& r) const;  // Raft's kSnapshot (metadata only)
 
   const raft::NodeId self_;
   const uint64_t max_chunk_bytes_;
   std::optional<Receive> receive_;
   // The last snapshot received whole: late duplicates of its chunks are answered "complete".
   std::optional<Receive> completed_;
+  bool install_unverified_chunk_ = false;
 };
 
 }  // namespace amaters::node

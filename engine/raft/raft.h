@@ -208,6 +208,9 @@ class Raft {
     bool install_stale_snapshot = false;
     // node::Node compacts the WAL up to the applied index, past what the snapshot covers
     bool compact_past_snapshot = false;
+    // node::Node hands a received snapshot to Raft when its last chunk arrives, unchecked,
+    // before the driver verified and kept the whole copy
+    bool install_unverified_chunk = false;
   };
   void set_planted_bugs(const PlantedBugs& bugs) { bugs_ = bugs; }
   const PlantedBugs& planted_bugs() const { return bugs_; }

@@ -118,6 +118,12 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(RuntimeOptions options) {
   const raft::Index applied = storage->state->applied_index();
   absl::StatusOr<std::unique_ptr<node::Node>> node = node::Node::Create(config, *recovered, applied);
   if (!node.ok()) return node.status();
+  if (std::optional<node::StagedSnapshot> staged = storage->snapshots->Staged()) {
+    LogInfo("resuming a snapshot receive", {F("index", staged->meta.index),
+                                             F("staged_bytes", staged->bytes),
+                                             F("total_bytes", staged->total_bytes)});
+    (*node)->ResumeSnapshotReceive(*staged);
+  }
 
   std::unique_ptr<Runtime> rt(new Runtime(std::move(options)));
   rt->storage_ = std::move(storage);
@@ -941,7 +947,7 @@ void Runtime::RunSnapshotTask(ApplyTask& task) {
   } else if (auto* r = std::get_if<node::SnapshotRead>(&task)) {
     Post(SnapshotReadEvent{*r, store.Read(r->meta.index, r->offset, r->max_bytes)});
   } else if (auto* w = std::get_if<node::SnapshotWrite>(&task)) {
-    absl::Status s = store.Stage(w->meta.index, w->offset, w->data);
+    absl::Status s = store.Stage(*w);
     Post(SnapshotWrittenEvent{w->meta, w->offset, w->data.size(), std::move(s)});
   } else if (auto* c = std::get_if<CheckpointWork>(&task)) {
     RunCheckpoint(*c);

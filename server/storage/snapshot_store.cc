@@ -7,13 +7,19 @@
 #include <cstring>
 #include <algorithm>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <optional>
+#include <vector>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "engine/base/check.h"
 #include "engine/base/crc32c.h"
 
@@ -105,6 +111,54 @@ std::optional<raft::Index> ParseIndex(const std::string& name, absl::string_view
   uint64_t index = 0;
   if (!absl::SimpleHexAtoi(name.substr(prefix.size(), 16), &index)) return std::nullopt;
   return index;
+}
+
+// incoming-<index>.meta, one line:
+//   staged index=<i> term=<t> voters=<id>,<id>,... total_bytes=<n> total_crc=<8 hex>
+constexpr uint64_t kMaxStagedMetaBytes = 4096;
+
+std::string FormatStagedMeta(const node::SnapshotWrite& w) {
+  return absl::StrFormat("staged index=%d term=%d voters=%s total_bytes=%d total_crc=%08x\n",
+                         w.meta.index, w.meta.term, absl::StrJoin(w.meta.voters, ","),
+                         w.total_bytes, w.total_crc);
+}
+
+std::optional<node::StagedSnapshot> ParseStagedMeta(absl::string_view text) {
+  if (!absl::ConsumeSuffix(&text, "\n")) return std::nullopt;  // torn
+  std::vector<absl::string_view> fields = absl::StrSplit(text, ' ');
+  if (fields.size() != 6 || fields[0] != "staged") return std::nullopt;
+  std::map<std::string, std::string, std::less<>> kv;
+  for (size_t i = 1; i < fields.size(); ++i) {
+    std::pair<std::string, std::string> p = absl::StrSplit(fields[i], absl::MaxSplits('=', 1));
+    kv[p.first] = p.second;
+  }
+  node::StagedSnapshot s;
+  uint64_t crc = 0;
+  if (!absl::SimpleAtoi(kv["index"], &s.meta.index) || !absl::SimpleAtoi(kv["term"], &s.meta.term) ||
+      !absl::SimpleAtoi(kv["total_bytes"], &s.total_bytes) ||
+      !absl::SimpleHexAtoi(kv["total_crc"], &crc) || crc > UINT32_MAX || s.meta.index == 0 ||
+      s.total_bytes == 0) {
+    return std::nullopt;
+  }
+  s.total_crc = static_cast<uint32_t>(crc);
+  for (absl::string_view v : absl::StrSplit(kv["voters"], ',', absl::SkipEmpty())) {
+    raft::NodeId id = 0;
+    if (!absl::SimpleAtoi(v, &id)) return std::nullopt;
+    s.meta.voters.push_back(id);
+  }
+  return s;
+}
+
+absl::Status WriteFileAtomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
+    if (fd.get() < 0) return Errno("create", tmp);
+    if (absl::Status s = WriteAll(fd.get(), text.data(), text.size(), 0, tmp); !s.ok()) return s;
+    if (::fsync(fd.get()) != 0) return Errno("fsync", tmp);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return Errno("rename", tmp);
+  return absl::OkStatus();
 }
 
 uint64_t DirBytes(const std::string& dir) {
@@ -207,15 +261,40 @@ absl::StatusOr<node::SnapshotBytes> SnapshotStore::Read(raft::Index index, uint6
   return node::SnapshotBytes{*std::move(data), info->size, info->crc};
 }
 
-absl::Status SnapshotStore::Stage(raft::Index index, uint64_t offset, const std::string& data) {
-  const std::string path = StagePath(index);
-  const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (offset == 0 ? O_TRUNC : 0);
+std::string SnapshotStore::StageMetaPath(raft::Index index) const {
+  return absl::StrFormat("%s/incoming-%016x.meta", dir_, index);
+}
+
+absl::Status SnapshotStore::Stage(const node::SnapshotWrite& w) {
+  const std::string path = StagePath(w.meta.index);
+  if (w.offset == 0) {
+    absl::Status s = WriteFileAtomically(StageMetaPath(w.meta.index), FormatStagedMeta(w));
+    if (!s.ok()) return s;
+  }
+  const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (w.offset == 0 ? O_TRUNC : 0);
   Fd fd(::open(path.c_str(), flags, 0640));
   if (fd.get() < 0) return Errno("open", path);
-  if (offset > 0 && ::ftruncate(fd.get(), static_cast<off_t>(offset)) != 0) {
+  if (w.offset > 0 && ::ftruncate(fd.get(), static_cast<off_t>(w.offset)) != 0) {
     return Errno("truncate", path);  // drops anything staged past the acknowledged offset
   }
-  return WriteAll(fd.get(), data.data(), data.size(), offset, path);
+  return WriteAll(fd.get(), w.data.data(), w.data.size(), w.offset, path);
+}
+
+std::optional<node::StagedSnapshot> SnapshotStore::Staged() const {
+  std::optional<raft::Index> newest;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
+    std::optional<raft::Index> i = ParseIndex(it->path().filename().string(), "incoming-", ".part");
+    if (i && (!newest || *i > *newest)) newest = i;
+  }
+  if (!newest) return std::nullopt;
+  absl::StatusOr<std::string> text = ReadAt(StageMetaPath(*newest), 0, kMaxStagedMetaBytes);
+  if (!text.ok()) return std::nullopt;  // staged before the metadata existed: start over
+  std::optional<node::StagedSnapshot> staged = ParseStagedMeta(*text);
+  if (!staged || staged->meta.index != *newest) return std::nullopt;
+  staged->bytes = fs::file_size(StagePath(*newest), ec);
+  if (ec) return std::nullopt;
+  return staged;
 }
 
 absl::Status SnapshotStore::Keep(raft::Index index, uint64_t total_bytes, uint32_t total_crc) {
@@ -239,6 +318,7 @@ absl::Status SnapshotStore::Keep(raft::Index index, uint64_t total_bytes, uint32
     if (!s.ok()) return s;
   }
   if (::rename(path.c_str(), FilePath(index).c_str()) != 0) return Errno("rename", path);
+  ::unlink(StageMetaPath(index).c_str());  // the copy is kept: nothing to resume
   files_[index] = FileInfo{total_bytes, total_crc};
   return SyncPath(dir_);
 }
@@ -257,6 +337,7 @@ absl::Status SnapshotStore::DeleteBelow(raft::Index index) {
     const std::string name = it->path().filename().string();
     std::optional<raft::Index> file = ParseIndex(name, "snap-", ".snap");
     if (!file) file = ParseIndex(name, "incoming-", ".part");
+    if (!file) file = ParseIndex(name, "incoming-", ".meta");
     if (file && *file < index) {
       fs::remove(it->path(), ec);
       files_.erase(*file);

@@ -4,7 +4,8 @@
 // (RocksDbStateMachine::CreateSnapshot). To move one to another node it is exported once as a
 // snapshot file (engine/kv/snapshot_file.h) to <data>/snap/snap-<index>.snap, whose size and
 // CRC-32C the leader sends with every chunk; reads are served from that file. A follower stages
-// the chunks it receives in <data>/snap/incoming-<index>.part; once the last one is written the
+// the chunks it receives in <data>/snap/incoming-<index>.part (with the snapshot's metadata in
+// incoming-<index>.meta, so a restarted follower resumes the copy); once the last one is written the
 // whole file is checked against the leader's CRC-32C, fsynced, imported as the checkpoint
 // snap-<index> and kept as snap-<index>.snap (so it can be sent on in turn). Nothing reaches
 // the live state until Raft installs it (RocksDbStateMachine::RestoreSnapshot, crash-safe).
@@ -15,6 +16,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,8 +47,12 @@ class SnapshotStore {
   absl::StatusOr<raft::Index> Take();
   // Bytes of snapshot `index` at `offset` (exports it on first use).
   absl::StatusOr<node::SnapshotBytes> Read(raft::Index index, uint64_t offset, uint64_t max_bytes);
-  // Stages a received chunk (offset 0 starts the copy of `index` anew).
-  absl::Status Stage(raft::Index index, uint64_t offset, const std::string& data);
+  // Stages a received chunk. Offset 0 starts the copy anew and records the snapshot's
+  // metadata and totals beside it (<data>/snap/incoming-<index>.meta), for Staged().
+  absl::Status Stage(const node::SnapshotWrite& write);
+  // The newest copy staged before a restart, if its metadata is intact (the receive resumes
+  // from it: node::Node::ResumeSnapshotReceive); bytes = what the file holds.
+  std::optional<node::StagedSnapshot> Staged() const;
   // Checks the staged copy of `index` whole and keeps it as snapshot `index`.
   absl::Status Keep(raft::Index index, uint64_t total_bytes, uint32_t total_crc);
   // Replaces the live state with snapshot `index`.
@@ -65,6 +71,7 @@ class SnapshotStore {
   };
   std::string FilePath(raft::Index index) const;
   std::string StagePath(raft::Index index) const;
+  std::string StageMetaPath(raft::Index index) const;
   absl::StatusOr<FileInfo> Export(raft::Index index);
 
   std::string dir_;

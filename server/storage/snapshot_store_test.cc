@@ -4,10 +4,13 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "engine/base/crc32c.h"
 #include "gtest/gtest.h"
 
@@ -54,18 +57,20 @@ struct Node {
   std::optional<SnapshotStore> store;
 };
 
-// Streams snapshot `index` of `from` to `to` in chunks, as the transfer protocol does.
-absl::Status Transfer(Node& from, Node& to, raft::Index index, uint64_t chunk, bool corrupt = false) {
-  uint64_t offset = 0;
+// Streams snapshot `index` of `from` to `to` in chunks from `offset`, as the transfer protocol
+// does; stops (without keeping it) once `stop_at` bytes are staged.
+absl::Status Transfer(Node& from, Node& to, raft::Index index, uint64_t chunk, bool corrupt = false,
+                      uint64_t offset = 0, uint64_t stop_at = UINT64_MAX) {
   node::SnapshotBytes b;
   do {
     auto r = from.store->Read(index, offset, chunk);
     if (!r.ok()) return r.status();
     b = *std::move(r);
-    std::string data = b.data;
-    if (corrupt && offset == 0) data[data.size() / 2] ^= 1;
-    if (absl::Status s = to.store->Stage(index, offset, data); !s.ok()) return s;
-    offset += data.size();
+    node::SnapshotWrite w{{index, 3, {1, 2, 3}}, offset, b.data, b.total_bytes, b.total_crc};
+    if (corrupt && offset == 0) w.data[w.data.size() / 2] ^= 1;
+    if (absl::Status s = to.store->Stage(w); !s.ok()) return s;
+    offset += w.data.size();
+    if (offset >= stop_at) return absl::OkStatus();
   } while (offset < b.total_bytes);
   return to.store->Keep(index, b.total_bytes, b.total_crc);
 }
@@ -104,6 +109,46 @@ TEST(SnapshotStore, ADamagedCopyIsRefusedAndNothingIsKept) {
   EXPECT_EQ(follower.store->Install(*index).code(), absl::StatusCode::kNotFound);
   ASSERT_TRUE(Transfer(leader, follower, *index, 1024).ok()) << "a second, clean copy is kept";
   EXPECT_TRUE(follower.store->Has(*index));
+}
+
+TEST(SnapshotStore, AReceiveInterruptedByARestartResumesFromTheStagedCopy) {
+  Node leader("leader"), follower("follower");
+  for (int i = 0; i < 200; ++i) leader.Put(absl::StrCat("k", i), std::string(100, 'x'));
+  auto index = leader.store->Take();
+  ASSERT_TRUE(index.ok());
+  EXPECT_FALSE(follower.store->Staged().has_value()) << "nothing staged yet";
+  ASSERT_TRUE(Transfer(leader, follower, *index, 1024, false, 0, /*stop_at=*/3000).ok());
+  // The follower restarts: a new store over the same directory finds the copy.
+  auto reopened = SnapshotStore::Open(follower.dir + "/snap", follower.sm.get());
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  follower.store.emplace(*std::move(reopened));
+  std::optional<node::StagedSnapshot> staged = follower.store->Staged();
+  ASSERT_TRUE(staged.has_value());
+  EXPECT_EQ(staged->meta, (raft::SnapshotMeta{*index, 3, {1, 2, 3}}));
+  EXPECT_EQ(staged->bytes, 3072u);
+  auto whole = leader.store->Read(*index, 0, 1 << 20);
+  ASSERT_TRUE(whole.ok());
+  EXPECT_EQ(staged->total_bytes, whole->total_bytes);
+  EXPECT_EQ(staged->total_crc, whole->total_crc);
+  ASSERT_TRUE(Transfer(leader, follower, *index, 1024, false, staged->bytes).ok());
+  EXPECT_TRUE(follower.store->Has(*index));
+  EXPECT_FALSE(follower.store->Staged().has_value()) << "kept: nothing left to resume";
+}
+
+TEST(SnapshotStore, AStagedCopyWithoutIntactMetadataIsNotResumed) {
+  Node leader("leader"), follower("follower");
+  for (int i = 0; i < 50; ++i) leader.Put(absl::StrCat("k", i), "v");
+  auto index = leader.store->Take();
+  ASSERT_TRUE(index.ok());
+  ASSERT_TRUE(Transfer(leader, follower, *index, 256, false, 0, /*stop_at=*/256).ok());
+  ASSERT_TRUE(follower.store->Staged().has_value());
+  const std::string meta = absl::StrCat(follower.dir, "/snap/", "incoming-",
+                                        absl::StrFormat("%016x", *index), ".meta");
+  ASSERT_TRUE(fs::exists(meta));
+  fs::resize_file(meta, fs::file_size(meta) - 1);  // torn: no final newline
+  EXPECT_FALSE(follower.store->Staged().has_value());
+  fs::remove(meta);
+  EXPECT_FALSE(follower.store->Staged().has_value());
 }
 
 TEST(SnapshotStore, RetentionDeletesOlderSnapshotsAndTheirFiles) {

@@ -3,6 +3,8 @@
 //  - a follower SIGKILLed and restarted with its data directory deleted catches up by the
 //    leader's snapshot, streamed in chunks, while a client keeps writing; every acknowledged
 //    write is on it afterwards;
+//  - a follower SIGKILLed in the middle of receiving a snapshot resumes its staged copy after
+//    the restart instead of receiving it again from the start;
 //  - a node restarted after 20,000 writes starts from its newest snapshot and a WAL that was
 //    compacted (segments deleted, the log starting past 1), with every write present.
 #include <algorithm>
@@ -171,6 +173,64 @@ TEST(SnapshotTest, AWipedFollowerCatchesUpBySnapshotWhileAClientWrites) {
   EXPECT_GT(acked_b.size(), 0u) << "the client kept writing";
   const std::string log = c.Log(follower);
   EXPECT_TRUE(absl::StrContains(log, "snapshot installed")) << "caught up by snapshot\n" << log;
+}
+
+// Bytes of the copy `node` is receiving (<data>/snap/incoming-*.part), 0 if none.
+uint64_t StagedBytes(TestCluster& c, int node) {
+  std::error_code ec;
+  uint64_t bytes = 0;
+  for (fs::directory_iterator it(c.node(node).dir + "/data/snap", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    if (it->path().extension() == ".part") bytes = std::max(bytes, it->file_size(ec));
+  }
+  return bytes;
+}
+
+TEST(SnapshotTest, AFollowerKilledDuringATransferResumesItsCopyAfterARestart) {
+  // 1 KiB chunks, so that the ~2 MB snapshot takes a while to stream.
+  TestCluster c(3, "snapresume",
+                "[storage]\nsnapshot_threshold_entries = 1000\nsnapshot_catchup_entries = 500\n"
+                "snapshot_chunk_kb = 1\n\n[storage.wal]\nsegment_size_mb = 1\n");
+  ASSERT_TRUE(c.StartAll().ok());
+  c.ConnectClients();
+  absl::StatusOr<int> leader = c.WaitForLeader();
+  ASSERT_TRUE(leader.ok()) << leader.status() << "\n" << c.Describe();
+  const int follower = (*leader + 1) % 3;
+  c.Kill(follower);
+  {
+    Writers w(c.client_address(*leader), "r/", 8, 1000);
+    w.Join();
+    ASSERT_EQ(w.acked().size(), 8000u) << c.Describe();
+  }
+  fs::remove_all(c.node(follower).dir + "/data");  // empty: it needs the leader's snapshot
+  ASSERT_TRUE(c.Start(follower).ok()) << c.Describe();
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline && StagedBytes(c, follower) < 64 * 1024) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  const uint64_t staged = StagedBytes(c, follower);
+  ASSERT_GE(staged, 64u * 1024) << "the transfer did not start\n" << c.Log(follower);
+  c.Kill(follower);  // in the middle of the transfer
+  ASSERT_TRUE(c.Start(follower).ok()) << c.Describe();
+  c.ResetClient(follower);
+  ASSERT_TRUE(c.client(follower).WaitForConnected(absl::Seconds(20))) << c.Describe();
+  std::vector<std::string> all;
+  for (int w = 0; w < 8; ++w) {
+    for (int n = 0; n < 1000; ++n) all.push_back(absl::StrFormat("r/%02d-%06d", w, n));
+  }
+  std::sort(all.begin(), all.end());
+  std::vector<std::string> missing;
+  const absl::Time catchup = absl::Now() + absl::Seconds(60);
+  do {
+    missing = Missing(c.client(follower), all, "r/");
+    if (missing.empty()) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  } while (absl::Now() < catchup);
+  EXPECT_TRUE(missing.empty()) << missing.size() << " acknowledged writes missing\n"
+                               << c.Describe();
+  const std::string log = c.Log(follower);
+  EXPECT_TRUE(absl::StrContains(log, "resuming a snapshot receive")) << log;
+  EXPECT_TRUE(absl::StrContains(log, "snapshot installed")) << log;
 }
 
 TEST(SnapshotTest, ARestartStartsFromTheSnapshotAndACompactedWal) {
