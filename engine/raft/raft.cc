@@ -11,15 +11,16 @@ namespace amaters::raft {
 
 absl::Status Config::Validate() const {
   if (id == kNone) return absl::InvalidArgumentError("raft config: id must be > 0");
-  if (std::find(voters.begin(), voters.end(), id) == voters.end()) {
-    return absl::InvalidArgumentError(absl::StrCat("raft config: voters must include id ", id));
+  for (const std::vector<NodeId>* set : {&voters, &learners}) {
+    std::vector<NodeId> sorted = *set;
+    std::sort(sorted.begin(), sorted.end());
+    if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
+      return absl::InvalidArgumentError("raft config: duplicate member id");
+    }
   }
-  std::vector<NodeId> sorted = voters;
-  std::sort(sorted.begin(), sorted.end());
-  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
-    return absl::InvalidArgumentError("raft config: duplicate voter id");
+  if (absl::Status s = Configuration::Of(voters, learners).Validate(); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("raft config: ", s.message()));
   }
-  if (sorted.front() == kNone) return absl::InvalidArgumentError("raft config: voter id 0");
   if (heartbeat_ticks <= 0) return absl::InvalidArgumentError("raft config: heartbeat_ticks must be > 0");
   if (election_ticks <= heartbeat_ticks) {
     return absl::InvalidArgumentError("raft config: election_ticks must be > heartbeat_ticks");
@@ -45,7 +46,7 @@ absl::Status Config::Validate() const {
 
 Raft::Raft(const Config& c)
     : id_(c.id),
-      voters_(c.voters),
+      conf_(Configuration::Of(c.voters, c.learners)),
       election_ticks_(c.election_ticks),
       jitter_min_ticks_(c.election_jitter_min_ticks),
       jitter_max_ticks_(c.election_jitter_max_ticks),
@@ -60,9 +61,7 @@ Raft::Raft(const Config& c)
       max_committed_bytes_per_ready_(c.max_committed_bytes_per_ready),
       max_pending_reads_(c.max_pending_reads),
       max_snapshot_sends_(c.max_snapshot_sends),
-      rng_(c.rng_seed ^ (0x5bd1e995ULL * c.id)) {
-  std::sort(voters_.begin(), voters_.end());
-}
+      rng_(c.rng_seed ^ (0x5bd1e995ULL * c.id)) {}
 
 namespace {
 
@@ -83,12 +82,8 @@ absl::Status CheckRestoredSnapshot(const Config& config, const RestoredState& re
         " but the newest snapshot covers up to ", snap.index,
         ": restore the state machine from that snapshot before starting"));
   }
-  std::vector<NodeId> a = snap.voters, b = config.voters;
-  std::sort(a.begin(), a.end());
-  std::sort(b.begin(), b.end());
-  if (!a.empty() && a != b) {
-    return absl::FailedPreconditionError(
-        "the snapshot's voters differ from the configured voters ([cluster] peers)");
+  if (absl::Status s = ConfigurationOf(snap).Validate(); !s.ok()) {
+    return absl::DataLossError(absl::StrCat("restored snapshot: ", s.message()));
   }
   return absl::OkStatus();
 }
@@ -118,11 +113,16 @@ absl::StatusOr<std::unique_ptr<Raft>> Raft::Create(const Config& config, Restore
     return absl::DataLossError(absl::StrCat("applied index ", restored.applied,
                                             " is beyond the durable commit index ", hs.commit));
   }
-  if (hs.vote != kNone &&
-      std::find(config.voters.begin(), config.voters.end(), hs.vote) == config.voters.end()) {
-    return absl::DataLossError(absl::StrCat("hard state votes for unknown node ", hs.vote));
-  }
   std::unique_ptr<Raft> r(new Raft(config));
+  // The configuration: the snapshot's (or the bootstrap one), then every change applied since.
+  if (snap.index > 0) r->conf_ = ConfigurationOf(snap);
+  r->conf_history_ = {{snap.index, r->conf_}};
+  for (const Entry& e : restored.entries) {
+    if (e.index > restored.applied) break;
+    if (e.type != EntryType::kConfChange) continue;
+    absl::StatusOr<ConfChange> cc = DecodeConfChange(e.data);
+    if (cc.ok()) r->ApplyConfChangeEntry(e.index, *cc);
+  }
   r->log_.Restore(snap.index, snap.term, std::move(restored.entries));
   r->snapshot_ = snap;
   r->term_ = hs.term;
@@ -205,21 +205,20 @@ void Raft::BecomeLeader() {
   ResetTerm(term_);
   role_ = Role::kLeader;
   leader_ = id_;
-  for (NodeId v : voters_) {
-    auto [it, inserted] =
-        progress_.emplace(v, Progress(log_.LastIndex() + 1, max_inflight_msgs_, max_inflight_bytes_));
-    AM_CHECK(inserted, "duplicate voter ", v);
-    it->second.recent_active = (v == id_);
-  }
+  SyncProgressWithConfiguration();
   UpdateSelfMatch();
   // A new leader commits an entry of its own term at once (paper §8, thesis §6.4): it learns the
   // commit index, and ReadIndex may only be served once this entry is committed.
   AppendLocal(EntryType::kNoop, "");
+  // Changes in its log it has not applied yet may be pending: no new one before they are.
+  pending_conf_index_ = log_.LastIndex();
   BroadcastAppend();
   // Even a single-node leader commits only once its own write is durable (OnPersisted).
 }
 
 void Raft::StartElection(bool pre_vote, bool transfer) {
+  // Learners, and nodes removed from the configuration, never campaign.
+  if (!IsVoter(id_)) return;
   if (pre_vote) {
     BecomePreCandidate();
   } else {
@@ -236,7 +235,7 @@ void Raft::StartElection(bool pre_vote, bool transfer) {
     }
     return;
   }
-  for (NodeId v : voters_) {
+  for (NodeId v : conf_.AllVoters()) {
     if (v == id_) continue;
     Message m;
     m.type = type;
@@ -251,11 +250,14 @@ void Raft::StartElection(bool pre_vote, bool transfer) {
 
 int Raft::TallyVote(NodeId from, bool granted) {
   votes_.emplace(from, granted);
-  size_t yes = 0;
-  size_t no = 0;
-  for (const auto& [id, g] : votes_) (g ? yes : no)++;
-  if (yes >= Quorum()) return 1;
-  if (no >= Quorum()) return -1;
+  switch (QuorumConfiguration().Tally(votes_)) {
+    case VoteResult::kWon:
+      return 1;
+    case VoteResult::kLost:
+      return -1;
+    case VoteResult::kPending:
+      return 0;
+  }
   return 0;
 }
 
@@ -294,12 +296,12 @@ void Raft::TickHeartbeat() {
     if (check_quorum_) {
       // Check quorum (thesis §6.2): step down if a quorum has not been heard from during the
       // last election timeout; a leader cut off in a minority stops accepting work.
-      size_t active = 0;
-      for (auto& [id, pr] : progress_) {
-        if (pr.recent_active || id == id_) ++active;
-        pr.recent_active = (id == id_);
-      }
-      if (active < Quorum()) {
+      const bool active = QuorumConfiguration().QuorumActive([this](NodeId id) {
+        auto it = progress_.find(id);
+        return id == id_ || (it != progress_.end() && it->second.recent_active);
+      });
+      for (auto& [id, pr] : progress_) pr.recent_active = (id == id_);
+      if (!active) {
         BecomeFollower(term_, kNone);
         return;
       }
@@ -316,15 +318,13 @@ void Raft::TickHeartbeat() {
 // ---------------------------------------------------------------------------------------------
 // Messages.
 
-bool Raft::IsVoter(NodeId id) const {
-  return std::binary_search(voters_.begin(), voters_.end(), id);
-}
-
 absl::Status Raft::CheckAddressed(const Message& m) const {
   if (m.to != id_) {
     return absl::InvalidArgumentError(absl::StrCat("message for node ", m.to, " delivered to ", id_));
   }
-  if (m.from == id_ || !IsVoter(m.from)) {
+  // A node that is not a member of its own configuration (being added, not yet knowing it)
+  // hears from any node; members hear only from members, so a removed node cannot disrupt.
+  if (m.from == id_ || m.from == kNone || (conf_.IsMember(id_) && !conf_.IsMember(m.from))) {
     return absl::InvalidArgumentError(absl::StrCat("message from unknown node ", m.from));
   }
   if (m.term == 0) {
@@ -355,7 +355,7 @@ absl::Status Raft::Step(const Message& m) {
     for (size_t k = 0; k < m.entries.size(); ++k) {
       const Entry& e = m.entries[k];
       if (e.index != m.index + 1 + k || e.term < prev_term || e.term > m.term ||
-          static_cast<uint8_t>(e.type) > static_cast<uint8_t>(EntryType::kNoop)) {
+          static_cast<uint8_t>(e.type) > static_cast<uint8_t>(EntryType::kConfChange)) {
         return absl::InvalidArgumentError(
             absl::StrCat("malformed entries in append: ", DescribeMessage(m)));
       }
@@ -795,7 +795,11 @@ absl::Status Raft::SnapshotTaken(Index index) {
   }
   std::optional<Term> term = log_.TermAt(index);
   AM_CHECK(term.has_value(), "applied index ", index, " is compacted but newer than the snapshot");
-  unhanded_local_snapshot_ = SnapshotMeta{index, *term, voters_};
+  SnapshotMeta meta;
+  meta.index = index;
+  meta.term = *term;
+  RecordConfiguration(ConfigurationAt(index), &meta);
+  unhanded_local_snapshot_ = std::move(meta);
   return absl::OkStatus();
 }
 
@@ -811,7 +815,7 @@ absl::Status Raft::CompactLog(Index index) {
 }
 
 void Raft::BroadcastAppend() {
-  for (NodeId v : voters_) {
+  for (const auto& [v, pr] : progress_) {
     if (v != id_) SendAppend(v, /*send_if_empty=*/true);
   }
 }
@@ -825,7 +829,7 @@ void Raft::BroadcastHeartbeat() {
   progress_.at(id_).read_round_acked = read_round_;
   round_sent_ticks_.emplace_back(read_round_, ticks_);
   while (round_sent_ticks_.size() > kMaxTrackedRounds) round_sent_ticks_.pop_front();
-  for (NodeId v : voters_) {
+  for (const auto& [v, pr] : progress_) {
     if (v == id_) continue;
     Message m;
     m.type = MessageType::kHeartbeat;
@@ -837,11 +841,8 @@ void Raft::BroadcastHeartbeat() {
 }
 
 bool Raft::MaybeCommit() {
-  std::vector<Index> matches;
-  matches.reserve(voters_.size());
-  for (NodeId v : voters_) matches.push_back(progress_.at(v).match);
-  std::sort(matches.begin(), matches.end(), std::greater<Index>());
-  Index quorum_index = matches[Quorum() - 1];
+  const Index quorum_index = QuorumConfiguration().CommittedIndex(
+      [this](NodeId v) { return progress_.at(v).match; });
   if (quorum_index <= commit_) return false;
   // Figure 8 (paper §5.4.2): only entries of the current term are committed by counting
   // replicas; earlier entries are committed indirectly by the Log Matching Property.
@@ -979,7 +980,8 @@ void Raft::HandleReadIndexRequest(NodeId from, std::string context) {
     reads_awaiting_commit_.emplace_back(from, std::move(context));
     return;
   }
-  if (voters_.size() == 1 || bugs_.read_without_quorum) {
+  if (QuorumConfiguration().AllVoters() == std::vector<NodeId>{id_} ||
+      bugs_.read_without_quorum) {
     ServeRead(from, commit_, std::move(context));
     return;
   }
@@ -1009,10 +1011,8 @@ void Raft::StartPendingReadRound() {
 }
 
 void Raft::OnHeartbeatRoundAcked() {
-  std::vector<uint64_t> acked;
-  for (NodeId v : voters_) acked.push_back(progress_.at(v).read_round_acked);
-  std::sort(acked.begin(), acked.end(), std::greater<uint64_t>());
-  uint64_t confirmed = acked[Quorum() - 1];
+  const uint64_t confirmed = QuorumConfiguration().CommittedIndex(
+      [this](NodeId v) { return progress_.at(v).read_round_acked; });
   // The lease runs from the send time of the newest round a quorum has acknowledged.
   while (!round_sent_ticks_.empty() && round_sent_ticks_.front().first <= confirmed) {
     if (round_sent_ticks_.front().first == confirmed) {
@@ -1107,7 +1107,7 @@ Index Raft::ApplyLimit() const {
 Ready Raft::TakeReady() {
   if (broadcast_pending_ && role_ == Role::kLeader) {
     // Send everything new, in as many messages as the size limit needs and flow control allows.
-    for (NodeId v : voters_) {
+    for (const auto& [v, pr] : progress_) {
       if (v == id_) continue;
       while (SendAppend(v, /*send_if_empty=*/false)) {
       }
@@ -1151,8 +1151,10 @@ Ready Raft::TakeReady() {
   ready_messages_.clear();
 
   if (install_ && install_durable_) {
-    // The received snapshot goes to the state machine before any entry after it.
+    // The received snapshot goes to the state machine before any entry after it; its
+    // configuration takes effect when it is applied.
     rd.snapshot = *install_;
+    install_conf_to_apply_ = {install_->index, ConfigurationOf(*install_)};
     applying_ = install_->index;
     install_.reset();
     install_durable_ = false;
@@ -1165,6 +1167,11 @@ Ready Raft::TakeReady() {
       break;
     }
     bytes += e.PayloadSize();
+    if (e.type == EntryType::kConfChange) {
+      // One that does not decode is ignored on every node alike (never appended by a leader).
+      absl::StatusOr<ConfChange> cc = DecodeConfChange(e.data);
+      if (cc.ok()) conf_to_apply_.emplace_back(e.index, *std::move(cc));
+    }
     rd.committed_entries.push_back(e);
     ++applying_;
   }
@@ -1201,7 +1208,150 @@ void Raft::OnPersisted(uint64_t seq) {
 void Raft::OnApplied(Index index) {
   AM_CHECK_LE(index, applying_, "applied an entry that was not handed out");
   AM_CHECK_GE(index, applied_, "applied index must not decrease");
+  // Configurations take effect in log order: changes before an installed snapshot, the
+  // snapshot's, then changes after it.
+  while (true) {
+    const Index change = conf_to_apply_.empty() ? UINT64_MAX : conf_to_apply_.front().first;
+    const Index install = install_conf_to_apply_ ? install_conf_to_apply_->first : UINT64_MAX;
+    if (std::min(change, install) > index) break;
+    if (install < change) {
+      conf_history_.clear();
+      SetConfiguration(install, std::move(install_conf_to_apply_->second));
+      install_conf_to_apply_.reset();
+    } else {
+      ApplyConfChangeEntry(change, conf_to_apply_.front().second);
+      conf_to_apply_.pop_front();
+    }
+  }
   applied_ = index;
+  MaybeAutoLeave();
+  CheckInvariants();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration changes (thesis §4, docs/membership.md).
+
+ProposeResult Raft::ProposeConfChange(const ConfChange& cc) {
+  ProposeResult r;
+  r.leader = leader_;
+  if (role_ != Role::kLeader) {
+    r.status = absl::FailedPreconditionError(
+        leader_ == kNone ? std::string("not the leader; no leader is known")
+                         : absl::StrCat("not the leader; leader is ", leader_));
+    return r;
+  }
+  if (pending_conf_index_ > applied_ && !bugs_.overlapping_conf_changes) {
+    r.status = absl::UnavailableError(absl::StrCat(
+        "a configuration change is pending (index ", pending_conf_index_, ", applied ",
+        applied_, "); try again once it is applied"));
+    return r;
+  }
+  if (lead_transferee_ != kNone) {
+    r.status = absl::FailedPreconditionError(
+        absl::StrCat("leadership is being transferred to ", lead_transferee_));
+    return r;
+  }
+  absl::StatusOr<Configuration> next = ApplyConfChange(conf_, cc);
+  if (!next.ok()) {
+    r.status = next.status();
+    return r;
+  }
+  for (const ConfChangeStep& s : cc.steps) {
+    if (s.type == ConfChangeStep::Type::kAddVoter && conf_.IsLearner(s.node) &&
+        !LearnerCaughtUp(s.node)) {
+      r.status = absl::FailedPreconditionError(absl::StrCat(
+          "learner ", s.node, " is not caught up with the leader; promote it once it is"));
+      return r;
+    }
+  }
+  AppendLocal(EntryType::kConfChange, EncodeConfChange(cc));
+  pending_conf_index_ = log_.LastIndex();
+  r.index = log_.LastIndex();
+  r.term = term_;
+  broadcast_pending_ = true;
+  CheckInvariants();
+  return r;
+}
+
+bool Raft::LearnerCaughtUp(NodeId learner) const {
+  if (role_ != Role::kLeader || !conf_.IsLearner(learner)) return false;
+  const Progress& pr = progress_.at(learner);
+  const Index leader_last = log_.LastIndex();
+  return pr.match * 10 >= leader_last * 9;
+}
+
+void Raft::ApplyConfChangeEntry(Index index, const ConfChange& cc) {
+  absl::StatusOr<Configuration> next = ApplyConfChange(conf_, cc);
+  // A leader appends only changes valid against the configuration they will meet (one at a
+  // time), so every node refuses or takes a change alike; a refused one changes nothing.
+  if (!next.ok()) return;
+  SetConfiguration(index, *std::move(next));
+}
+
+void Raft::SetConfiguration(Index index, Configuration conf) {
+  AM_CHECK(conf.Validate().ok(), conf.Describe());
+  AM_CHECK(conf_history_.empty() || conf_history_.back().first <= index, "configuration at ",
+           index, " after one at ", conf_history_.back().first);
+  conf_ = std::move(conf);
+  conf_history_.emplace_back(index, conf_);
+  // Keep only what snapshots above the durable one may need.
+  while (conf_history_.size() > 1 && conf_history_[1].first <= snapshot_.index) {
+    conf_history_.erase(conf_history_.begin());
+  }
+  AM_CHECK_LE(conf_history_.size(), 1 + (index - conf_history_.front().first),
+              "configuration history holds two configurations for one index");
+  if (role_ != Role::kLeader) return;
+  if (!IsVoter(id_)) {
+    // Removed (or demoted): the change is applied, hence committed; another leader takes over.
+    BecomeFollower(term_, kNone);
+    return;
+  }
+  if (lead_transferee_ != kNone && !IsVoter(lead_transferee_)) lead_transferee_ = kNone;
+  SyncProgressWithConfiguration();
+  MaybeCommit();
+  BroadcastAppend();  // new members hear from the leader at once, and learn the new commit
+}
+
+Configuration Raft::ConfigurationAt(Index index) const {
+  AM_CHECK(!conf_history_.empty() && conf_history_.front().first <= index,
+           "no configuration recorded at ", index);
+  for (auto it = conf_history_.rbegin(); it != conf_history_.rend(); ++it) {
+    if (it->first <= index) return it->second;
+  }
+  return conf_history_.front().second;
+}
+
+Configuration Raft::QuorumConfiguration() const {
+  if (!bugs_.learner_in_quorum || conf_.learners.empty()) return conf_;
+  Configuration c = conf_;
+  for (NodeId l : c.learners) c.voters.insert(std::lower_bound(c.voters.begin(), c.voters.end(), l), l);
+  c.learners.clear();
+  return c;
+}
+
+void Raft::SyncProgressWithConfiguration() {
+  AM_CHECK(role_ == Role::kLeader, "only a leader tracks progress");
+  const std::vector<NodeId> members = conf_.Members();
+  for (auto it = progress_.begin(); it != progress_.end();) {
+    it = std::binary_search(members.begin(), members.end(), it->first) ? std::next(it)
+                                                                         : progress_.erase(it);
+  }
+  for (NodeId m : members) {
+    if (progress_.count(m)) continue;
+    auto [it, inserted] = progress_.emplace(
+        m, Progress(log_.LastIndex() + 1, max_inflight_msgs_, max_inflight_bytes_));
+    it->second.recent_active = true;  // a new member gets an election timeout to answer
+    if (m == id_) it->second.match = persisted_index_;
+  }
+  AM_CHECK_EQ(progress_.size(), members.size());
+}
+
+void Raft::MaybeAutoLeave() {
+  if (role_ != Role::kLeader || !conf_.joint() || !conf_.auto_leave) return;
+  if (pending_conf_index_ > applied_ || lead_transferee_ != kNone) return;
+  AppendLocal(EntryType::kConfChange, EncodeConfChange(ConfChange{}));
+  pending_conf_index_ = log_.LastIndex();
+  broadcast_pending_ = true;
 }
 
 const Progress* Raft::progress(NodeId peer) const {
@@ -1230,11 +1380,13 @@ void Raft::CheckInvariants() {
   AM_CHECK(install_ || applying_ >= log_.snapshot_index(),
            "entries below the log's start were never handed out on node ", id_);
   AM_CHECK_LE(log_.LastTerm(), term_, "log holds an entry from a future term on node ", id_);
-  AM_CHECK(vote_ == kNone || IsVoter(vote_), "vote for unknown node ", vote_);
+  AM_CHECK(role_ == Role::kFollower || IsVoter(id_), "a non-voter campaigns or leads on node ",
+           id_);
   if (role_ == Role::kLeader) {
     AM_CHECK_EQ(leader_, id_, "leader does not know itself");
     AM_CHECK_EQ(vote_, id_, "leader did not vote for itself in its term");
-    AM_CHECK_EQ(progress_.size(), voters_.size(), "leader progress out of step with voters");
+    AM_CHECK_EQ(progress_.size(), conf_.Members().size(),
+                "leader progress out of step with the configuration");
     AM_CHECK_EQ(log_.LastTerm(), term_, "leader's log does not end in its own term");
   } else {
     AM_CHECK(progress_.empty(), "non-leader keeps progress");

@@ -36,6 +36,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/base/rand.h"
+#include "engine/raft/configuration.h"
 #include "engine/raft/log.h"
 #include "engine/raft/progress.h"
 #include "engine/raft/types.h"
@@ -58,8 +59,12 @@ enum class ReadOnlyOption : uint8_t {
 
 struct Config {
   NodeId id = kNone;
-  // Voting members, including `id`; fixed (no learners, no membership changes).
+  // The bootstrap configuration: the voters and learners a cluster starts with. `id` need
+  // not be among them: a node joining a running cluster learns its membership from the leader
+  // (it never campaigns before it is a voter). A snapshot's configuration, and the configuration
+  // changes in the log after it, replace it (docs/membership.md).
   std::vector<NodeId> voters;
+  std::vector<NodeId> learners;
 
   // Ticks without hearing from a leader before a follower campaigns. The actual timeout is
   // election_ticks plus a jitter drawn uniformly (paper §5.2) each time the timer resets: from
@@ -147,6 +152,13 @@ class Raft {
   absl::Status CheckAddressed(const Message& m) const;
   // Appends a command if this node is the leader; otherwise rejects it naming the leader.
   ProposeResult Propose(std::string data);
+  // Appends a configuration change if this node is the leader and no other change is pending
+  // (appended but not yet applied here); kFailedPrecondition if the change is refused
+  // (ApplyConfChange's rules, a learner promoted before it caught up, a leadership transfer
+  // in progress), kUnavailable while another change is pending. It takes effect on each node
+  // when applied; a leader removed by it then steps down; a joint configuration is left by
+  // an empty change the leader appends as soon as the joint one is applied.
+  ProposeResult ProposeConfChange(const ConfChange& cc);
   // Requests a linearizable read point (thesis §6.4). The result arrives later as a ReadState
   // carrying `context`. Fails at once if no leader is known.
   absl::Status ReadIndex(std::string context);
@@ -189,7 +201,13 @@ class Raft {
   Index persisted_index() const { return persisted_index_; }
   const RaftLog& log() const { return log_; }
   HardState hard_state() const { return {term_, vote_, commit_}; }
-  const std::vector<NodeId>& voters() const { return voters_; }
+  // The configuration in effect: every change applied up to applied().
+  const Configuration& configuration() const { return conf_; }
+  // Voters of both sets of the configuration, sorted.
+  std::vector<NodeId> voters() const { return conf_.AllVoters(); }
+  // Whether a learner is close enough to the leader to be promoted (leader only): its match
+  // index within 10 % of the leader's last index, as etcd requires.
+  bool LearnerCaughtUp(NodeId learner) const;
   // Leader only: replication progress of a peer (nullptr otherwise).
   const Progress* progress(NodeId peer) const;
   NodeId lead_transferee() const { return lead_transferee_; }
@@ -211,6 +229,10 @@ class Raft {
     // node::Node hands a received snapshot to Raft when its last chunk arrives, unchecked,
     // before the driver verified and kept the whole copy
     bool install_unverified_chunk = false;
+    // a leader appends a configuration change while another is still pending
+    bool overlapping_conf_changes = false;
+    // learners count for commitment and quorum as if they were voters
+    bool learner_in_quorum = false;
   };
   void set_planted_bugs(const PlantedBugs& bugs) { bugs_ = bugs; }
   const PlantedBugs& planted_bugs() const { return bugs_; }
@@ -266,13 +288,28 @@ class Raft {
   bool HasUnhandedPersist() const;
   void ReleaseMessages();
 
-  bool IsVoter(NodeId id) const;
-  size_t Quorum() const { return voters_.size() / 2 + 1; }
+  bool IsVoter(NodeId id) const { return conf_.IsVoter(id); }
+  // The configuration that decides quorums (the learner_in_quorum bug widens it).
+  Configuration QuorumConfiguration() const;
+  // Configurations.
+  void ApplyConfChangeEntry(Index index, const ConfChange& cc);
+  void SetConfiguration(Index index, Configuration conf);
+  Configuration ConfigurationAt(Index index) const;
+  void SyncProgressWithConfiguration();
+  void MaybeAutoLeave();
   void CheckInvariants();
 
   // Configuration.
   const NodeId id_;
-  std::vector<NodeId> voters_;
+  Configuration conf_;  // in effect: applied up to applied_
+  // Configurations applied above the newest snapshot, by the index that made them (bounded:
+  // one per change entry, dropped as snapshots cover them).
+  std::vector<std::pair<Index, Configuration>> conf_history_;
+  // Changes handed out for apply, not yet applied (decoded: an install may drop their entries).
+  std::deque<std::pair<Index, ConfChange>> conf_to_apply_;
+  // An installed snapshot handed out for apply: its configuration takes effect when applied.
+  std::optional<std::pair<Index, Configuration>> install_conf_to_apply_;
+  Index pending_conf_index_ = 0;  // leader: the newest change appended (applied before another)
   const int election_ticks_;
   const int jitter_min_ticks_;
   const int jitter_max_ticks_;  // < 0: [0, election_ticks_)

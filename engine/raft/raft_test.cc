@@ -76,9 +76,16 @@ TEST(RaftConfig, RejectsInvalidConfigurations) {
   Config bad = c;
   bad.id = 0;
   EXPECT_FALSE(bad.Validate().ok());
+  Config joining = c;
+  joining.voters = {2, 3};
+  EXPECT_TRUE(joining.Validate().ok()) << "a node joining learns its membership from the leader";
   bad = c;
-  bad.voters = {2, 3};
-  EXPECT_FALSE(bad.Validate().ok());
+  bad.voters = {};
+  bad.learners = {1};
+  EXPECT_FALSE(bad.Validate().ok()) << "no voters";
+  bad = c;
+  bad.learners = {3};
+  EXPECT_FALSE(bad.Validate().ok()) << "voter and learner";
   bad = c;
   bad.voters = {1, 2, 2};
   EXPECT_FALSE(bad.Validate().ok());
@@ -107,7 +114,7 @@ TEST(RaftRestore, RejectsInconsistentDurableState) {
   EXPECT_EQ(Raft::Create(c, rs).status().code(), absl::StatusCode::kDataLoss);  // term > hs.term
   rs.entries = Log({1, 2});
   rs.hard_state = {2, 9, 1};
-  EXPECT_EQ(Raft::Create(c, rs).status().code(), absl::StatusCode::kDataLoss);  // unknown vote
+  EXPECT_TRUE(Raft::Create(c, rs).ok()) << "a vote for a node removed since is no damage";
   rs.hard_state = {2, 0, 1};
   rs.applied = 2;
   EXPECT_EQ(Raft::Create(c, rs).status().code(), absl::StatusCode::kDataLoss);  // applied > commit
@@ -930,9 +937,22 @@ TEST(RaftSnapshot, RestartRefusesStateThatDoesNotFitTheSnapshot) {
   EXPECT_EQ(Raft::Create(c, gap).status().code(), absl::StatusCode::kDataLoss);
   RestoredState older_term = FromSnapshot(10, 2, {1}, 2);
   EXPECT_EQ(Raft::Create(c, older_term).status().code(), absl::StatusCode::kDataLoss);
-  RestoredState other_voters = FromSnapshot(10, 2, {}, 2);
-  other_voters.snapshot.voters = {1, 2, 4};
-  EXPECT_EQ(Raft::Create(c, other_voters).status().code(), absl::StatusCode::kFailedPrecondition);
+  RestoredState no_voters = FromSnapshot(10, 2, {}, 2);
+  no_voters.snapshot.voters = {};
+  no_voters.snapshot.learners = {1};
+  EXPECT_EQ(Raft::Create(c, no_voters).status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(RaftSnapshot, TheSnapshotsConfigurationReplacesTheBootstrapOne) {
+  Config c;
+  c.id = 1;
+  c.voters = {1, 2, 3};
+  RestoredState other = FromSnapshot(10, 2, {}, 2);
+  other.snapshot.voters = {1, 2, 4};
+  other.snapshot.learners = {5};
+  auto r = Raft::Create(c, other);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ((*r)->configuration(), Configuration::Of({1, 2, 4}, {5}));
 }
 
 TEST(RaftSnapshot, ASnapshotIsRecordedDurablyBeforeTheLogIsCompacted) {
@@ -1100,6 +1120,209 @@ TEST(RaftSnapshot, ConcurrentSnapshotSendsAreBoundedAndAFailedOneIsRetried) {
   }
   EXPECT_EQ(h.node(4).applied(), h.node(1).applied());
   EXPECT_EQ(h.node(5).applied(), h.node(1).applied());
+}
+
+// ---- Membership changes (docs/membership.md) -----------------------------------------------
+
+ConfChange Steps(std::vector<ConfChangeStep> steps) { return ConfChange{std::move(steps), ""}; }
+constexpr auto kAddVoter = ConfChangeStep::Type::kAddVoter;
+constexpr auto kAddLearner = ConfChangeStep::Type::kAddLearner;
+constexpr auto kRemove = ConfChangeStep::Type::kRemove;
+
+TEST(RaftMembership, ALearnerReceivesTheLogButNeverVotesOrCounts) {
+  Harness h(3);
+  ElectLeader(h, 1);
+  h.AddNode(4);
+  ASSERT_TRUE(h.ProposeConfChange(1, Steps({{kAddLearner, 4}})).status.ok());
+  ASSERT_TRUE(h.Stabilize());
+  for (NodeId id : {1, 2, 3, 4}) {
+    EXPECT_EQ(h.node(id).configuration(), Configuration::Of({1, 2, 3}, {4})) << "node " << id;
+  }
+  h.Propose(1, "x");
+  ASSERT_TRUE(h.Stabilize());
+  EXPECT_EQ(h.node(4).log().LastIndex(), h.node(1).log().LastIndex()) << "replicated to it";
+  // With two voters down, the learner does not make a quorum.
+  h.Partition({{1, 4}, {2}, {3}});
+  const Index commit = h.node(1).commit();
+  h.Propose(1, "y");
+  h.Stabilize();
+  EXPECT_EQ(h.node(1).commit(), commit) << "a learner's acknowledgment committed an entry";
+  // And it never campaigns, however long it hears nothing.
+  h.Partition({{1}, {2}, {3}, {4}});
+  h.Tick(4, 100);
+  EXPECT_EQ(h.node(4).role(), Role::kFollower);
+  EXPECT_EQ(h.node(4).term(), h.node(1).term());
+}
+
+TEST(RaftMembership, APromotedLearnerVotesAndCounts) {
+  Harness h(3);
+  ElectLeader(h, 1);
+  h.AddNode(4);
+  ASSERT_TRUE(h.ProposeConfChange(1, Steps({{kAddLearner, 4}})).status.ok());
+  ASSERT_TRUE(h.Stabilize());
+  h.Partition({{1, 2, 3}, {4}});
+  for (int i = 0; i < 30; ++i) h.Propose(1, "v");
+  ASSERT_TRUE(h.Stabilize());
+  ProposeResult early = h.ProposeConfChange(1, Steps({{kAddVoter, 4}}));
+  EXPECT_EQ(early.status.code(), absl::StatusCode::kFailedPrecondition)
+      << "promoting a learner that is behind: " << early.status;
+  h.Heal();
+  h.Tick(1, 2);
+  ASSERT_TRUE(h.Stabilize());
+  ASSERT_TRUE(h.ProposeConfChange(1, Steps({{kAddVoter, 4}})).status.ok());
+  ASSERT_TRUE(h.Stabilize());
+  EXPECT_EQ(h.node(4).configuration(), Configuration::Of({1, 2, 3, 4}));
+  // Four voters: three are a quorum, two are not.
+  h.Partition({{1, 4}, {2, 3}});
+  const Index commit = h.node(1).commit();
+  h.Propose(1, "z");
+  h.Stabilize();
+  EXPECT_EQ(h.node(1).commit(), commit);
+  h.Partition({{1, 2, 4}, {3}});
+  h.Tick(1, 3);
+  h.Stabilize();
+  EXPECT_GT(h.node(1).commit(), commit);
+}
+
+TEST(RaftMembership, OneChangeAtATime) {
+  Harness h(3);
+  ElectLeader(h, 1);
+  h.AddNode(4);
+  h.AddNode(5);
+  h.Partition({{1}, {2, 3, 4, 5}});  // the first change cannot commit
+  ASSERT_TRUE(h.ProposeConfChange(1, Steps({{kAddLearner, 4}})).status.ok());
+  ProposeResult second = h.ProposeConfChange(1, Steps({{kAddLearner, 5}}));
+  EXPECT_EQ(second.status.code(), absl::StatusCode::kUnavailable) << second.status;
+  h.Heal();
+  h.Tick(1, 2);
+  ASSERT_TRUE(h.Stabilize());
+  EXPECT_TRUE(h.ProposeConfChange(1, Steps({{kAddLearner, 5}})).status.ok());
+  ASSERT_TRUE(h.Stabilize());
+  EXPECT_EQ(h.node(3).configuration(), Configuration::Of({1, 2, 3}, {4, 5}));
+}
+
+TEST(RaftMembership, ReplacingAVoterGoesThroughAJointConfigurationAndLeavesIt) {
+  Harness h(3);
+  ElectLeader(h, 1);
+  h.AddNode(4);
+  ASSERT_TRUE(h.ProposeConfChange(1, Steps({{kAddLearner, 4}})).status.ok());
+  ASSERT_TRUE(h.Stabilize());
+  h.Tick(1, 2);
+  ASSERT_TRUE(h.Stabilize());
+  // Atomic replace: promote 4 and remove 3 in one change.
+  ProposeResult r = h.ProposeConfChange(1, Steps({{kAddVoter, 4}, {kRemove, 3}}));
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  ASSERT_TRUE(h.Stabilize());
+  for (NodeId id : {1, 2, 4}) {
+    EXPECT_EQ(h.node(id).configuration(), Configuration::Of({1, 2, 4})) << "node " << id;
+    EXPECT_FALSE(h.node(id).configuration().joint());
+  }
+  // The log holds the joint change and the leader's automatic leave, in that order.
+  std::vector<std::string> changes;
+  for (Index i = 1; i <= h.node(1).log().LastIndex(); ++i) {
+    const Entry& e = h.node(1).log().At(i);
+    if (e.type != EntryType::kConfChange) continue;
+    changes.push_back(DescribeConfChange(*DecodeConfChange(e.data)));
+  }
+  EXPECT_EQ(changes, (std::vector<std::string>{"add-learner 4", "add-voter 4, remove 3",
+                                               "leave-joint"}));
+  // Node 3 is out: the others commit without it.
+  h.Partition({{1, 2, 4}, {3}});
+  const Index commit = h.node(1).commit();
+  h.Propose(1, "after");
+  ASSERT_TRUE(h.Stabilize());
+  EXPECT_GT(h.node(1).commit(), commit);
+}
+
+TEST(RaftMembership, AJointConfigurationNeedsBothMajorities) {
+  Harness h(3);
+  ElectLeader(h, 1);
+  h.AddNode(4);
+  h.AddNode(5);
+  ASSERT_TRUE(h.ProposeConfChange(1, Steps({{kAddLearner, 4}})).status.ok());
+  ASSERT_TRUE(h.Stabilize());
+  ASSERT_TRUE(h.ProposeConfChange(1, Steps({{kAddLearner, 5}})).status.ok());
+  ASSERT_TRUE(h.Stabilize());
+  h.Tick(1, 2);
+  ASSERT_TRUE(h.Stabilize());
+  // {1,2,3} -> {1,4,5}: the leader applies the joint configuration, but nodes 2 and 3 are cut
+  // off before the leave commits, so it cannot leave with the new majority {1,4,5} alone.
+  h.SetManualPersist(2, true);
+  h.SetManualPersist(3, true);
+  ASSERT_TRUE(h.ProposeConfChange(1, Steps({{kAddVoter, 4}, {kAddVoter, 5}, {kRemove, 2},
+                                             {kRemove, 3}})).status.ok());
+  h.Stabilize();
+  EXPECT_FALSE(h.node(1).configuration().joint()) << "not applied: 2 and 3 never persisted it";
+  EXPECT_EQ(h.node(1).configuration(), Configuration::Of({1, 2, 3}, {4, 5}));
+  h.Persist(2);
+  h.Stabilize();
+  ASSERT_TRUE(h.node(1).configuration().joint()) << h.node(1).configuration().Describe();
+  h.Partition({{1, 4, 5}, {2, 3}});
+  h.Tick(1, 2);
+  h.Stabilize();
+  EXPECT_TRUE(h.node(1).configuration().joint())
+      << "left the joint configuration without a majority of the old voters";
+  h.Heal();
+  h.SetManualPersist(3, false);
+  h.SetManualPersist(2, false);
+  h.Tick(1, 2);
+  ASSERT_TRUE(h.Stabilize());
+  EXPECT_EQ(h.node(1).configuration(), Configuration::Of({1, 4, 5}));
+}
+
+TEST(RaftMembership, ARemovedLeaderStepsDownOnceItsRemovalIsApplied) {
+  Harness h(3);
+  ElectLeader(h, 1);
+  ASSERT_TRUE(h.ProposeConfChange(1, Steps({{kRemove, 1}})).status.ok());
+  ASSERT_TRUE(h.Stabilize());
+  EXPECT_NE(h.node(1).role(), Role::kLeader);
+  EXPECT_EQ(h.node(2).configuration(), Configuration::Of({2, 3}));
+  // The others elect a leader among themselves; the removed node cannot campaign or disrupt.
+  for (int k = 0; k < 60 && h.Leader() == kNone; ++k) {
+    for (NodeId id : {1, 2, 3}) h.Tick(id);
+    ASSERT_TRUE(h.Stabilize());
+  }
+  const NodeId leader = h.Leader();
+  EXPECT_TRUE(leader == 2 || leader == 3) << leader;
+  EXPECT_NE(h.node(1).role(), Role::kCandidate);
+}
+
+TEST(RaftMembership, TheConfigurationSurvivesARestartAndASnapshot) {
+  Harness h(3);
+  ElectLeader(h, 1);
+  h.AddNode(4);
+  ASSERT_TRUE(h.ProposeConfChange(1, Steps({{kAddLearner, 4}})).status.ok());
+  ASSERT_TRUE(h.Stabilize());
+  h.Crash(2);
+  h.Restart(2);
+  ASSERT_TRUE(h.Stabilize());
+  EXPECT_EQ(h.node(2).configuration(), Configuration::Of({1, 2, 3}, {4}));
+  ASSERT_TRUE(h.TakeSnapshot(1).ok());
+  ASSERT_TRUE(h.Stabilize());
+  EXPECT_EQ(h.node(1).snapshot().learners, (std::vector<NodeId>{4}));
+  EXPECT_EQ(h.node(1).snapshot().voters, (std::vector<NodeId>{1, 2, 3}));
+  h.Crash(1);
+  h.Restart(1);
+  EXPECT_EQ(h.node(1).configuration(), Configuration::Of({1, 2, 3}, {4}));
+}
+
+TEST(RaftMembership, PlantedBugLearnerInQuorumCommitsWithoutTheVoters) {
+  Harness h(3);
+  Raft::PlantedBugs bugs;
+  bugs.learner_in_quorum = true;
+  h.SetPlantedBugs(bugs);
+  ElectLeader(h, 1);
+  h.AddNode(4);
+  h.AddNode(5);
+  ASSERT_TRUE(h.ProposeConfChange(1, Steps({{kAddLearner, 4}})).status.ok());
+  ASSERT_TRUE(h.Stabilize());
+  ASSERT_TRUE(h.ProposeConfChange(1, Steps({{kAddLearner, 5}})).status.ok());
+  ASSERT_TRUE(h.Stabilize());
+  h.Partition({{1, 4, 5}, {2, 3}});
+  const Index commit = h.node(1).commit();
+  h.Propose(1, "x");
+  h.Stabilize();
+  EXPECT_GT(h.node(1).commit(), commit) << "the bug counts learners";
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace amaters::raft {
@@ -22,7 +23,9 @@ inline constexpr NodeId kNone = 0;
 enum class EntryType : uint8_t {
   kNormal = 0,  // A client command; `data` is opaque to Raft.
   kNoop = 1,    // Appended by a new leader in its own term (thesis §6.4, paper §8).
-  // Reserved for membership changes (not implemented): kConfChange = 2.
+  // A configuration change; `data` is an encoded raft::ConfChange (configuration.h). It takes
+  // effect on each node when that node applies it (Raft::OnApplied).
+  kConfChange = 2,
 };
 
 struct Entry {
@@ -71,12 +74,22 @@ const char* MessageTypeName(MessageType t);
 
 // A state machine snapshot as Raft sees it (thesis §5.1): it replaces every entry up to and
 // including `index`, whose term is `term`; `voters` is the configuration at that index.
+// The configuration in effect at `index` is part of a snapshot (raft::Configuration).
 struct SnapshotMeta {
+  SnapshotMeta() = default;
+  SnapshotMeta(Index i, Term t, std::vector<NodeId> v = {})
+      : index(i), term(t), voters(std::move(v)) {}
+
   Index index = 0;  // 0: no snapshot
   Term term = 0;
   std::vector<NodeId> voters;
+  std::vector<NodeId> voters_outgoing;  // non-empty while joint
+  std::vector<NodeId> learners;
+  bool auto_leave = false;
   bool operator==(const SnapshotMeta& o) const {
-    return index == o.index && term == o.term && voters == o.voters;
+    return index == o.index && term == o.term && voters == o.voters &&
+           voters_outgoing == o.voters_outgoing && learners == o.learners &&
+           auto_leave == o.auto_leave;
   }
   bool operator!=(const SnapshotMeta& o) const { return !(*this == o); }
 };

@@ -203,6 +203,23 @@ ProposeResult Harness::Propose(NodeId id, std::string data) {
   return r;
 }
 
+ProposeResult Harness::ProposeConfChange(NodeId id, const ConfChange& cc) {
+  ProposeResult r = node(id).ProposeConfChange(cc);
+  Event(absl::StrCat("n", id, " propose ", DescribeConfChange(cc), ": ",
+                     r.status.ok() ? absl::StrCat("index ", r.index) : r.status.ToString()));
+  Drain(id);
+  return r;
+}
+
+void Harness::AddNode(NodeId id) {
+  AM_CHECK(nodes_.count(id) == 0, "node ", id, " exists");
+  AM_CHECK(!nodes_.empty());
+  NodeState& ns = nodes_[id];
+  ns.config = nodes_.begin()->second.config;  // the bootstrap configuration of nodes 1..n
+  ns.config.id = id;
+  Restart(id);
+}
+
 absl::Status Harness::ReadIndex(NodeId id, std::string ctx) {
   absl::Status s = node(id).ReadIndex(std::move(ctx));
   Drain(id);
@@ -248,7 +265,12 @@ int Harness::Deliver(std::function<bool(const Message&)> filter) {
 }
 
 void Harness::DeliverMessage(const Message& m) {
-  absl::Status s = node(m.to).Step(m);
+  Raft& to = node(m.to);
+  absl::Status s = to.Step(m);
+  if (!s.ok() && to.configuration().IsMember(m.to) && !to.configuration().IsMember(m.from)) {
+    Event(absl::StrCat("n", m.to, " refused ", DescribeMessage(m), ": not a member"));
+    return;  // e.g. a removed node that does not know it yet
+  }
   AM_CHECK(s.ok(), "step failed: ", s.ToString());
   Drain(m.to);
 }

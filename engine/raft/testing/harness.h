@@ -32,6 +32,10 @@ class Harness {
   void Tick(NodeId id, int n = 1);
   void Campaign(NodeId id);
   ProposeResult Propose(NodeId id, std::string data);
+  ProposeResult ProposeConfChange(NodeId id, const ConfChange& cc);
+  // Starts node `id` (new to the harness) with the bootstrap configuration of nodes 1..n: it
+  // learns its own membership from the leader's log, as a node that joins a cluster does.
+  void AddNode(NodeId id);
   absl::Status ReadIndex(NodeId id, std::string ctx);
   absl::Status TransferLeadership(NodeId id, NodeId target);
 

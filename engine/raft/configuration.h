@@ -1,0 +1,113 @@
+// Cluster configurations and their quorums (thesis §4; etcd/raft's ConfChangeV2), pure.
+//
+// A configuration is a set of voters, optionally a second, outgoing set of voters (a joint
+// configuration, thesis §4.3), and learners, which receive the log but never vote and never
+// count for commitment or quorum. In a joint configuration every decision (election, commit,
+// check-quorum, ReadIndex) needs a majority of both sets.
+//
+// A change (ConfChange) is a list of single steps (add a voter or promote a learner, add a
+// learner or demote a voter, remove a node). Changing at most one voter is a simple change: it
+// moves straight to the new configuration. Changing more voters at once enters the joint
+// configuration (old voters outgoing, new voters incoming); an empty change leaves it again (the
+// leader proposes it as soon as the joint configuration is applied: auto_leave).
+//
+// Changes take effect when their entry is applied (as in etcd/raft; docs/membership.md explains
+// why): at most one change may be in the log uncommitted-or-unapplied at a time.
+#ifndef AMATERS_ENGINE_RAFT_CONFIGURATION_H_
+#define AMATERS_ENGINE_RAFT_CONFIGURATION_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "engine/raft/types.h"
+
+namespace amaters::raft {
+
+// The most members (voters, outgoing voters and learners together) a configuration may have.
+inline constexpr size_t kMaxMembers = 64;
+
+struct ConfChangeStep {
+  enum class Type : uint8_t {
+    kAddVoter = 0,    // a new voter, or a learner promoted
+    kAddLearner = 1,  // a new learner, or a voter demoted
+    kRemove = 2,
+  };
+  Type type = Type::kAddVoter;
+  NodeId node = kNone;
+  bool operator==(const ConfChangeStep& o) const { return type == o.type && node == o.node; }
+};
+
+// The payload of an EntryType::kConfChange entry. No steps: leave the joint configuration.
+// `context` is opaque to Raft (the server carries the new member's addresses in it).
+struct ConfChange {
+  std::vector<ConfChangeStep> steps;
+  std::string context;
+  bool operator==(const ConfChange& o) const { return steps == o.steps && context == o.context; }
+};
+
+// Entry data of a ConfChange: version byte 1, u32 step count, per step (u8 type, u64 node),
+// u32 context length, context. Little-endian.
+std::string EncodeConfChange(const ConfChange& cc);
+absl::StatusOr<ConfChange> DecodeConfChange(absl::string_view data);
+std::string DescribeConfChange(const ConfChange& cc);
+
+enum class VoteResult : uint8_t { kPending, kWon, kLost };
+
+struct Configuration {
+  std::vector<NodeId> voters;    // sorted, unique; the incoming set in a joint configuration
+  std::vector<NodeId> outgoing;  // sorted, unique; non-empty only while joint
+  std::vector<NodeId> learners;  // sorted, unique; disjoint from voters and outgoing
+  bool auto_leave = false;       // joint: leave as soon as applied
+
+  static Configuration Of(std::vector<NodeId> voters, std::vector<NodeId> learners = {});
+
+  bool joint() const { return !outgoing.empty(); }
+  bool IsVoter(NodeId id) const;  // votes in either set
+  bool IsLearner(NodeId id) const;
+  bool IsMember(NodeId id) const { return IsVoter(id) || IsLearner(id); }
+  // Every member (voters of both sets and learners), sorted.
+  std::vector<NodeId> Members() const;
+  // Every voter of both sets, sorted.
+  std::vector<NodeId> AllVoters() const;
+
+  // Majority of each set (an empty set agrees to anything; see Validate).
+  VoteResult Tally(const std::map<NodeId, bool>& votes) const;
+  // The highest index a majority of each set has matched.
+  Index CommittedIndex(const std::function<Index(NodeId)>& match) const;
+  bool QuorumActive(const std::function<bool(NodeId)>& active) const;
+
+  // Non-empty voters; sorted and unique sets; learners disjoint from voters; size bound.
+  absl::Status Validate() const;
+  std::string Describe() const;
+
+  bool operator==(const Configuration& o) const {
+    return voters == o.voters && outgoing == o.outgoing && learners == o.learners &&
+           auto_leave == o.auto_leave;
+  }
+  bool operator!=(const Configuration& o) const { return !(*this == o); }
+};
+
+inline std::ostream& operator<<(std::ostream& os, const Configuration& c) {
+  return os << c.Describe();
+}
+
+// The configuration a snapshot records, and recording one in a snapshot's metadata.
+Configuration ConfigurationOf(const SnapshotMeta& meta);
+void RecordConfiguration(const Configuration& conf, SnapshotMeta* meta);
+
+// The configuration `cc` leads to from `from`, or why it is refused: a change while joint
+// (only leaving is allowed then), leaving when not joint, a step naming a node twice, removing
+// or demoting the last voter, a demotion in a change that needs a joint configuration, or a
+// result without voters or with more than kMaxMembers members.
+absl::StatusOr<Configuration> ApplyConfChange(const Configuration& from, const ConfChange& cc);
+
+}  // namespace amaters::raft
+
+#endif  // AMATERS_ENGINE_RAFT_CONFIGURATION_H_
