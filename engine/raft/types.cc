@@ -36,6 +36,7 @@ const char* RoleName(Role r) {
 
 std::string DescribeEntry(const Entry& e) {
   if (e.type == EntryType::kNoop) return absl::StrCat(e.term, "/", e.index, " noop");
+  if (e.type == EntryType::kConfChange) return absl::StrCat(e.term, "/", e.index, " conf-change");
   return absl::StrCat(e.term, "/", e.index, " ", absl::CHexEscape(e.data));
 }
 

@@ -127,14 +127,17 @@ void AppendSnapshotRecord(uint64_t seq, const raft::SnapshotMeta& snapshot, bool
                           std::string* out) {
   size_t start = out->size();
   StartRecord(seq, RecordType::kSnapshot,
-              static_cast<uint32_t>(SnapshotRecordBytes(snapshot.voters.size()) -
-                                    kRecordHeaderBytes),
+              static_cast<uint32_t>(SnapshotRecordBytes(snapshot) - kRecordHeaderBytes),
               out);
   out->push_back(static_cast<char>(replaces_log ? 1 : 0));
   PutU64(out, snapshot.index);
   PutU64(out, snapshot.term);
-  PutU32(out, static_cast<uint32_t>(snapshot.voters.size()));
-  for (raft::NodeId v : snapshot.voters) PutU64(out, v);
+  for (const std::vector<raft::NodeId>* ids :
+       {&snapshot.voters, &snapshot.voters_outgoing, &snapshot.learners}) {
+    PutU32(out, static_cast<uint32_t>(ids->size()));
+    for (raft::NodeId v : *ids) PutU64(out, v);
+  }
+  out->push_back(static_cast<char>(snapshot.auto_leave ? 1 : 0));
   FinishRecord(start, out);
 }
 
@@ -156,6 +159,28 @@ bool IsValidRecordHeader(absl::string_view b) {
   return GetU32(p + 20) == Crc32cExtend(0, p + 4, 16) && GetU32(p + 4) <= kMaxRecordPayloadBytes &&
          p[17] == 0 && p[18] == 0 && p[19] == 0;
 }
+
+namespace {
+
+// The id lists of a snapshot payload of `len` bytes (from offset 17): the voters, then, in
+// version 3, the configuration tail. False if the counts do not fill the payload exactly.
+bool DecodeSnapshotIds(const char* payload, uint32_t len, raft::SnapshotMeta* snap) {
+  size_t at = 17;
+  std::vector<raft::NodeId>* lists[] = {&snap->voters, &snap->voters_outgoing, &snap->learners};
+  for (size_t k = 0; k < 3; ++k) {
+    if (k == 1 && at == len) return true;  // version 2: no configuration tail
+    if (len - at < 4) return false;
+    const uint32_t n = GetU32(payload + at);
+    at += 4;
+    if (n > kMaxSnapshotVoters || (len - at) / 8 < n) return false;
+    for (uint32_t i = 0; i < n; ++i, at += 8) lists[k]->push_back(GetU64(payload + at));
+  }
+  if (len - at != 1 || static_cast<uint8_t>(payload[at]) > 1) return false;
+  snap->auto_leave = payload[at] == 1;
+  return true;
+}
+
+}  // namespace
 
 DecodeResult DecodeRecord(absl::string_view b) {
   DecodeResult r;
@@ -199,7 +224,7 @@ DecodeResult DecodeRecord(absl::string_view b) {
         return r;
       }
       uint8_t et = static_cast<uint8_t>(payload[16]);
-      if (et > static_cast<uint8_t>(raft::EntryType::kNoop)) {
+      if (et > static_cast<uint8_t>(raft::EntryType::kConfChange)) {
         r.error = absl::StrCat("unknown entry type ", et);
         return r;
       }
@@ -221,10 +246,8 @@ DecodeResult DecodeRecord(absl::string_view b) {
       r.record.hard_state.commit = GetU64(payload + 16);
       break;
     case RecordType::kSnapshot: {
-      const uint32_t voters = len >= 21 ? GetU32(payload + 17) : 0;
       const uint8_t kind = len >= 1 ? static_cast<uint8_t>(payload[0]) : 0;
-      if (len < 21 || voters > kMaxSnapshotVoters ||
-          len != SnapshotRecordBytes(voters) - kRecordHeaderBytes || kind > 1) {
+      if (len < 21 || kind > 1 || !DecodeSnapshotIds(payload, len, &r.record.snapshot)) {
         r.error = absl::StrCat("malformed snapshot record (", len, " bytes)");
         return r;
       }
@@ -232,9 +255,6 @@ DecodeResult DecodeRecord(absl::string_view b) {
       r.record.snapshot_replaces_log = kind == 1;
       r.record.snapshot.index = GetU64(payload + 1);
       r.record.snapshot.term = GetU64(payload + 9);
-      for (uint32_t k = 0; k < voters; ++k) {
-        r.record.snapshot.voters.push_back(GetU64(payload + 21 + 8 * k));
-      }
       if (r.record.snapshot.index == 0 || r.record.snapshot.term == 0) {
         r.error = "snapshot record with index or term 0";
         return r;

@@ -20,8 +20,13 @@
 // Payloads: kEntry = u64 term, u64 index, u8 entry type, data (rest of payload);
 //           kHardState = u64 term, u64 vote, u64 commit;
 //           kSnapshot = u8 kind (0 taken locally, 1 replaces the log), u64 index, u64 term,
-//                       u32 voter count n, n x u64 voter id.
-// Version 2 added kSnapshot; version 1 segments (without it) are read unchanged.
+//                       u32 voter count n, n x u64 voter id, then the configuration tail:
+//                       u32 outgoing voter count o, o x u64 id, u32 learner count l,
+//                       l x u64 id, u8 auto_leave (0/1).
+//           An entry's type may be kConfChange (2) from version 3 on.
+// Version 2 added kSnapshot; version 3 the configuration tail and kConfChange entries.
+// Segments of versions 1 and 2 are read unchanged (a snapshot record without the tail has no
+// outgoing voters and no learners).
 #ifndef AMATERS_ENGINE_WAL_FORMAT_H_
 #define AMATERS_ENGINE_WAL_FORMAT_H_
 
@@ -36,7 +41,7 @@
 namespace amaters::wal {
 
 inline constexpr char kMagic[8] = {'A', 'M', 'T', 'R', 'S', 'W', 'A', 'L'};
-inline constexpr uint32_t kFormatVersion = 2;
+inline constexpr uint32_t kFormatVersion = 3;
 inline constexpr size_t kSegmentHeaderBytes = 32;
 inline constexpr size_t kRecordHeaderBytes = 24;
 inline constexpr size_t kHardStateRecordBytes = kRecordHeaderBytes + 24;
@@ -77,8 +82,11 @@ void AppendEntryRecord(uint64_t seq, const raft::Entry& e, std::string* out);
 void AppendHardStateRecord(uint64_t seq, const raft::HardState& hs, std::string* out);
 void AppendSnapshotRecord(uint64_t seq, const raft::SnapshotMeta& snapshot, bool replaces_log,
                           std::string* out);
-// Bytes of a snapshot record (header included) listing `voters` voters.
-inline size_t SnapshotRecordBytes(size_t voters) { return kRecordHeaderBytes + 21 + 8 * voters; }
+// Bytes of a snapshot record (header included) with the configuration of `snapshot`.
+inline size_t SnapshotRecordBytes(const raft::SnapshotMeta& snapshot) {
+  return kRecordHeaderBytes + 21 + 8 * snapshot.voters.size() + 4 +
+         8 * snapshot.voters_outgoing.size() + 4 + 8 * snapshot.learners.size() + 1;
+}
 
 // Outcome of decoding one record at the start of `bytes`.
 struct DecodeResult {

@@ -81,7 +81,7 @@ TEST(WalFormat, SnapshotRecordsRoundTrip) {
   const raft::SnapshotMeta snap{10000, 7, {1, 2, 3}};
   AppendSnapshotRecord(9, snap, /*replaces_log=*/false, &b);
   AppendSnapshotRecord(10, snap, /*replaces_log=*/true, &b);
-  ASSERT_EQ(b.size(), 2 * SnapshotRecordBytes(3));
+  ASSERT_EQ(b.size(), 2 * SnapshotRecordBytes(snap));
   DecodeResult r1 = DecodeRecord(b);
   ASSERT_EQ(r1.kind, DecodeResult::Kind::kOk) << r1.error;
   EXPECT_EQ(r1.record.type, RecordType::kSnapshot);
@@ -95,6 +95,57 @@ TEST(WalFormat, SnapshotRecordsRoundTrip) {
   std::string zero;
   AppendSnapshotRecord(1, {0, 1, {1}}, false, &zero);
   EXPECT_EQ(DecodeRecord(zero).kind, DecodeResult::Kind::kCorrupt);
+}
+
+// Rewrites a record's payload, with its length and both checksums (a record of an older
+// format version, or a malformed one).
+std::string WithPayload(const std::string& record, const std::string& payload) {
+  std::string out = record.substr(0, kRecordHeaderBytes) + payload;
+  auto put32 = [&out](size_t at, uint32_t v) {
+    for (int i = 0; i < 4; ++i) out[at + i] = static_cast<char>(v >> (8 * i));
+  };
+  put32(4, static_cast<uint32_t>(payload.size()));
+  put32(0, Crc32c(payload));
+  put32(20, Crc32cExtend(0, out.data() + 4, 16));
+  return out;
+}
+
+TEST(WalFormat, SnapshotRecordsCarryTheConfiguration) {
+  raft::SnapshotMeta snap{20, 3, {2, 3, 4}};
+  snap.voters_outgoing = {1, 2, 3};
+  snap.learners = {7};
+  snap.auto_leave = true;
+  std::string b;
+  AppendSnapshotRecord(4, snap, false, &b);
+  ASSERT_EQ(b.size(), SnapshotRecordBytes(snap));
+  DecodeResult r = DecodeRecord(b);
+  ASSERT_EQ(r.kind, DecodeResult::Kind::kOk) << r.error;
+  EXPECT_EQ(r.record.snapshot, snap);
+  // Version 2 records end after the voters: no outgoing voters, no learners.
+  const raft::SnapshotMeta plain{20, 3, {1, 2, 3}};
+  std::string v3;
+  AppendSnapshotRecord(4, plain, false, &v3);
+  const std::string v2 = WithPayload(v3, v3.substr(kRecordHeaderBytes, 1 + 16 + 4 + 24));
+  r = DecodeRecord(v2);
+  ASSERT_EQ(r.kind, DecodeResult::Kind::kOk) << r.error;
+  EXPECT_EQ(r.record.snapshot, plain);
+  // Every cut of the tail, and an auto_leave byte other than 0/1, is corrupt.
+  const std::string payload = b.substr(kRecordHeaderBytes);
+  for (size_t n = 1 + 16 + 4 + 24 + 1; n < payload.size(); ++n) {
+    EXPECT_EQ(DecodeRecord(WithPayload(b, payload.substr(0, n))).kind,
+              DecodeResult::Kind::kCorrupt) << "payload cut to " << n;
+  }
+  std::string bad = payload;
+  bad.back() = 2;
+  EXPECT_EQ(DecodeRecord(WithPayload(b, bad)).kind, DecodeResult::Kind::kCorrupt);
+}
+
+TEST(WalFormat, ConfigurationChangeEntriesRoundTrip) {
+  raft::Entry e = E(2, 5, "change");
+  e.type = raft::EntryType::kConfChange;
+  DecodeResult r = DecodeRecord(EncodeEntryRecord(1, e));
+  ASSERT_EQ(r.kind, DecodeResult::Kind::kOk) << r.error;
+  EXPECT_EQ(r.record.entry, e);
 }
 
 TEST(WalFormat, DamagedLengthIsCorruptionNotATornRecord) {

@@ -70,7 +70,7 @@ uint64_t Writer::RecordBytes(const PendingRecord& r) {
     case RecordType::kHardState:
       return kHardStateRecordBytes;
     case RecordType::kSnapshot:
-      return SnapshotRecordBytes(r.snapshot.voters.size());
+      return SnapshotRecordBytes(r.snapshot);
   }
   return 0;
 }

@@ -114,19 +114,24 @@ std::optional<raft::Index> ParseIndex(const std::string& name, absl::string_view
 }
 
 // incoming-<index>.meta, one line:
-//   staged index=<i> term=<t> voters=<id>,<id>,... total_bytes=<n> total_crc=<8 hex>
+//   staged index=<i> term=<t> voters=<ids> voters_outgoing=<ids> learners=<ids> auto_leave=<0|1>
+//          total_bytes=<n> total_crc=<8 hex>
+// (ids: comma-separated, possibly none).
 constexpr uint64_t kMaxStagedMetaBytes = 4096;
 
 std::string FormatStagedMeta(const node::SnapshotWrite& w) {
-  return absl::StrFormat("staged index=%d term=%d voters=%s total_bytes=%d total_crc=%08x\n",
-                         w.meta.index, w.meta.term, absl::StrJoin(w.meta.voters, ","),
-                         w.total_bytes, w.total_crc);
+  return absl::StrFormat(
+      "staged index=%d term=%d voters=%s voters_outgoing=%s learners=%s auto_leave=%d "
+      "total_bytes=%d total_crc=%08x\n",
+      w.meta.index, w.meta.term, absl::StrJoin(w.meta.voters, ","),
+      absl::StrJoin(w.meta.voters_outgoing, ","), absl::StrJoin(w.meta.learners, ","),
+      w.meta.auto_leave ? 1 : 0, w.total_bytes, w.total_crc);
 }
 
 std::optional<node::StagedSnapshot> ParseStagedMeta(absl::string_view text) {
   if (!absl::ConsumeSuffix(&text, "\n")) return std::nullopt;  // torn
   std::vector<absl::string_view> fields = absl::StrSplit(text, ' ');
-  if (fields.size() != 6 || fields[0] != "staged") return std::nullopt;
+  if (fields.size() != 9 || fields[0] != "staged") return std::nullopt;
   std::map<std::string, std::string, std::less<>> kv;
   for (size_t i = 1; i < fields.size(); ++i) {
     std::pair<std::string, std::string> p = absl::StrSplit(fields[i], absl::MaxSplits('=', 1));
@@ -141,11 +146,19 @@ std::optional<node::StagedSnapshot> ParseStagedMeta(absl::string_view text) {
     return std::nullopt;
   }
   s.total_crc = static_cast<uint32_t>(crc);
-  for (absl::string_view v : absl::StrSplit(kv["voters"], ',', absl::SkipEmpty())) {
-    raft::NodeId id = 0;
-    if (!absl::SimpleAtoi(v, &id)) return std::nullopt;
-    s.meta.voters.push_back(id);
+  const std::pair<const char*, std::vector<raft::NodeId>*> lists[] = {
+      {"voters", &s.meta.voters},
+      {"voters_outgoing", &s.meta.voters_outgoing},
+      {"learners", &s.meta.learners}};
+  for (const auto& [name, ids] : lists) {
+    for (absl::string_view v : absl::StrSplit(kv[name], ',', absl::SkipEmpty())) {
+      raft::NodeId id = 0;
+      if (!absl::SimpleAtoi(v, &id)) return std::nullopt;
+      ids->push_back(id);
+    }
   }
+  if (kv["auto_leave"] != "0" && kv["auto_leave"] != "1") return std::nullopt;
+  s.meta.auto_leave = kv["auto_leave"] == "1";
   return s;
 }
 

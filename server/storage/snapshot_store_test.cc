@@ -66,7 +66,9 @@ absl::Status Transfer(Node& from, Node& to, raft::Index index, uint64_t chunk, b
     auto r = from.store->Read(index, offset, chunk);
     if (!r.ok()) return r.status();
     b = *std::move(r);
-    node::SnapshotWrite w{{index, 3, {1, 2, 3}}, offset, b.data, b.total_bytes, b.total_crc};
+    raft::SnapshotMeta meta{index, 3, {1, 2, 3}};
+    meta.learners = {4};
+    node::SnapshotWrite w{meta, offset, b.data, b.total_bytes, b.total_crc};
     if (corrupt && offset == 0) w.data[w.data.size() / 2] ^= 1;
     if (absl::Status s = to.store->Stage(w); !s.ok()) return s;
     offset += w.data.size();
@@ -124,7 +126,9 @@ TEST(SnapshotStore, AReceiveInterruptedByARestartResumesFromTheStagedCopy) {
   follower.store.emplace(*std::move(reopened));
   std::optional<node::StagedSnapshot> staged = follower.store->Staged();
   ASSERT_TRUE(staged.has_value());
-  EXPECT_EQ(staged->meta, (raft::SnapshotMeta{*index, 3, {1, 2, 3}}));
+  raft::SnapshotMeta meta{*index, 3, {1, 2, 3}};
+  meta.learners = {4};
+  EXPECT_EQ(staged->meta, meta);
   EXPECT_EQ(staged->bytes, 3072u);
   auto whole = leader.store->Read(*index, 0, 1 << 20);
   ASSERT_TRUE(whole.ok());

@@ -34,6 +34,9 @@ void ToProto(const raft::Message& in, peerpb::Message* out) {
     snap->set_index(in.snapshot.index);
     snap->set_term(in.snapshot.term);
     for (raft::NodeId v : in.snapshot.voters) snap->add_voters(v);
+    for (raft::NodeId v : in.snapshot.voters_outgoing) snap->add_voters_outgoing(v);
+    for (raft::NodeId v : in.snapshot.learners) snap->add_learners(v);
+    snap->set_auto_leave(in.snapshot.auto_leave);
   }
   if (!(in.chunk == raft::SnapshotChunk{})) {
     peerpb::SnapshotChunk* chunk = out->mutable_chunk();
@@ -59,7 +62,7 @@ absl::StatusOr<raft::Message> FromProto(const peerpb::Message& in) {
   m.index = in.index();
   m.entries.reserve(static_cast<size_t>(in.entries_size()));
   for (const peerpb::Entry& pe : in.entries()) {
-    if (pe.type() > static_cast<uint32_t>(raft::EntryType::kNoop)) {
+    if (pe.type() > static_cast<uint32_t>(raft::EntryType::kConfChange)) {
       return absl::InvalidArgumentError(
           absl::StrCat("peer message: entry ", pe.index(), " has unknown type ", pe.type()));
     }
@@ -80,6 +83,10 @@ absl::StatusOr<raft::Message> FromProto(const peerpb::Message& in) {
   m.snapshot.index = in.snapshot().index();
   m.snapshot.term = in.snapshot().term();
   m.snapshot.voters.assign(in.snapshot().voters().begin(), in.snapshot().voters().end());
+  m.snapshot.voters_outgoing.assign(in.snapshot().voters_outgoing().begin(),
+                                    in.snapshot().voters_outgoing().end());
+  m.snapshot.learners.assign(in.snapshot().learners().begin(), in.snapshot().learners().end());
+  m.snapshot.auto_leave = in.snapshot().auto_leave();
   m.chunk.offset = in.chunk().offset();
   m.chunk.total_bytes = in.chunk().total_bytes();
   m.chunk.total_crc = in.chunk().total_crc();

@@ -23,6 +23,9 @@ raft::Message FullMessage() {
   m.probe = 9;
   m.context = "ctx";
   m.snapshot = {40, 6, {1, 2, 3}};
+  m.snapshot.voters_outgoing = {1, 2, 4};
+  m.snapshot.learners = {5};
+  m.snapshot.auto_leave = true;
   m.chunk = {1 << 20, 5 << 20, 0xdeadbeef, 0x12345678, std::string("chunk\0data", 10)};
   return m;
 }
@@ -65,7 +68,7 @@ TEST(CodecTest, UnknownTypesAreRefused) {
   }
   peerpb::Message pm;
   pm.set_type(1);
-  pm.add_entries()->set_type(2);
+  pm.add_entries()->set_type(3);
   absl::StatusOr<raft::Message> m = FromProto(pm);
   EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(m.status().message().find("entry"), std::string::npos);
