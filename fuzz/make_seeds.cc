@@ -150,6 +150,25 @@ void WalSeeds() {
   installed.entries.push_back(E(3, 21, "after-install"));
   snap.push_back(installed);
   Write("wal_decoder", "snapshot_installed", std::string(1, '\0') + WriterOutput(snap, 4096));
+
+  // Format version 3: a configuration-change entry, then a snapshot in a joint configuration
+  // with a learner.
+  raft::PersistRequest change;
+  change.seq = seq++;
+  raft::Entry cc = E(3, 22, raft::EncodeConfChange({{{raft::ConfChangeStep::Type::kAddVoter, 4},
+                                                      {raft::ConfChangeStep::Type::kRemove, 1}},
+                                                     "member 4"}));
+  cc.type = raft::EntryType::kConfChange;
+  change.entries.push_back(cc);
+  snap.push_back(change);
+  raft::PersistRequest joint;
+  joint.seq = seq++;
+  joint.snapshot = raft::SnapshotMeta{22, 3, {2, 3, 4}};
+  joint.snapshot->voters_outgoing = {1, 2, 3};
+  joint.snapshot->learners = {5};
+  joint.snapshot->auto_leave = true;
+  snap.push_back(joint);
+  Write("wal_decoder", "snapshot_configuration", std::string(1, '\0') + WriterOutput(snap, 4096));
 }
 
 // ---- raft_step ------------------------------------------------------------------------------
