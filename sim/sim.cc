@@ -490,9 +490,9 @@ void Simulation::ApplyRun(SimNode& n, std::vector<node::ApplyItem>& all, size_t 
     }
     if (applied_[e.index - 1] == 0) {
       applied_[e.index - 1] = h;
-      decoded_[e.index - 1] = e.type == raft::EntryType::kNoop
-                                  ? kv::ApplyItem::Noop(e.index)
-                                  : kv::DecodeEntry(e.index, e.data);
+      decoded_[e.index - 1] = e.type == raft::EntryType::kNormal
+                                  ? kv::DecodeEntry(e.index, e.data)
+                                  : kv::ApplyItem::Noop(e.index);
     } else if (applied_[e.index - 1] != h) {
       Fail(absl::StrCat("state machine safety: n", n.id, " applied a different entry at index ",
                         e.index, " (term ", e.term, ")"));

@@ -32,7 +32,9 @@ const char* EventName(const Event& event) {
 std::string DescribeEvent(const Event& event) {
   std::string fields = std::visit(
       Overloaded{
-          [](const NodeFailed& e) { return absl::StrCat("node_id=", e.node_id); },
+          [](const NodeFailed& e) {
+            return absl::StrCat("node_id=", e.node_id, e.learner ? " learner" : "");
+          },
           [](const NodeRecovered& e) { return absl::StrCat("node_id=", e.node_id); },
           [](const LeaderChanged& e) {
             return absl::StrCat("old=", e.old_leader, " new=", e.new_leader, " term=", e.term);

@@ -20,7 +20,10 @@ namespace amaters::alerts {
 // by this node (a leader judges its followers; a non-leader judges the last leader it knew).
 struct NodeFailed {
   raft::NodeId node_id = raft::kNone;
-  bool operator==(const NodeFailed& o) const { return node_id == o.node_id; }
+  bool learner = false;  // a learner: it does not count for the quorum
+  bool operator==(const NodeFailed& o) const {
+    return node_id == o.node_id && learner == o.learner;
+  }
 };
 
 // A peer marked failed by this node sent a message again.

@@ -62,11 +62,15 @@ std::vector<Rule> default_rules(uint64_t slow_repl_threshold) {
 
   rules.push_back({"node_failed", [](const Event& e) -> std::optional<Action> {
                      if (const auto* f = As<NodeFailed>(e)) {
-                       return Fire(NodeFailedKey(f->node_id), Severity::kCritical,
-                                   absl::StrCat("node ", f->node_id,
+                       // A learner does not count for the quorum: its loss is a warning.
+                       std::vector<Field> fields = {{"node_id", absl::StrCat(f->node_id)}};
+                       if (f->learner) fields.push_back({"learner", "true"});
+                       return Fire(NodeFailedKey(f->node_id),
+                                   f->learner ? Severity::kWarning : Severity::kCritical,
+                                   absl::StrCat(f->learner ? "learner " : "node ", f->node_id,
                                                 " failed: no message from it for "
                                                 "max_consecutive_failures heartbeat rounds"),
-                                   {{"node_id", absl::StrCat(f->node_id)}});
+                                   std::move(fields));
                      }
                      if (const auto* r = As<NodeRecovered>(e)) return Clear(NodeFailedKey(r->node_id));
                      return std::nullopt;

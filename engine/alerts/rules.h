@@ -8,7 +8,8 @@
 //
 // default_rules(slow_repl_threshold):
 //   rule                  fires on                       severity                  dedup key                      cleared by
-//   node_failed           NodeFailed                     critical                  node_failed:<id>               NodeRecovered(id)
+//   node_failed           NodeFailed                     critical; warning for a   node_failed:<id>               NodeRecovered(id)
+//                                                        learner
 //   node_recovered        NodeRecovered                  info                      node_recovered:<id>            NodeFailed(id)
 //   leader_changed        LeaderChanged                  warning                   leader_changed:<new id>        (never; the window ends it)
 //   quorum_lost           QuorumLost                     critical                  quorum_lost                    QuorumRestored

@@ -17,7 +17,7 @@ RaftView ViewOf(const raft::Raft& r) {
   v.term = r.term();
   v.last_index = r.log().LastIndex();
   if (r.role() == raft::Role::kLeader) {
-    for (raft::NodeId id : r.voters()) {
+    for (raft::NodeId id : r.configuration().Members()) {
       if (id == r.id()) continue;
       const raft::Progress* p = r.progress(id);
       AM_CHECK(p != nullptr, "leader ", r.id(), " has no progress for voter ", id);
@@ -25,6 +25,48 @@ RaftView ViewOf(const raft::Raft& r) {
     }
   }
   return v;
+}
+
+absl::StatusOr<FailureDetector> FailureDetector::Create(const FailoverConfig& config,
+                                                        raft::NodeId self,
+                                                        const raft::Configuration& conf,
+                                                        uint64_t now_ms) {
+  if (absl::Status s = config.Validate(); !s.ok()) return s;
+  if (self == raft::kNone) return absl::InvalidArgumentError("failure detector: self id must be > 0");
+  if (absl::Status s = conf.Validate(); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("failure detector: ", s.message()));
+  }
+  if (conf.Members().size() > kMaxVoters) {
+    return absl::InvalidArgumentError(absl::StrCat("failure detector: ", conf.Members().size(),
+                                                   " members, at most ", kMaxVoters));
+  }
+  FailureDetector d(config, self, now_ms);
+  d.conf_ = conf;
+  for (raft::NodeId id : conf.Members()) {
+    if (id != self) d.AddPeer(id);
+  }
+  return d;
+}
+
+void FailureDetector::AddPeer(raft::NodeId id) {
+  AM_CHECK(id != self_ && id != raft::kNone, id);
+  Peer p;
+  p.last_heard_ms = now_ms_;
+  p.heard_awake_ms = awake_ms_;  // grace: a full failure timeout from now
+  AM_CHECK(peers_.emplace(id, p).second, "peer ", id, " twice");
+}
+
+void FailureDetector::SetConfiguration(const raft::Configuration& conf, uint64_t now_ms) {
+  AM_CHECK(conf.Validate().ok(), conf.Describe());
+  AM_CHECK_LE(conf.Members().size(), kMaxVoters);
+  Advance(now_ms);
+  for (auto it = peers_.begin(); it != peers_.end();) {
+    it = conf.IsMember(it->first) ? std::next(it) : peers_.erase(it);
+  }
+  for (raft::NodeId id : conf.Members()) {
+    if (id != self_ && peers_.count(id) == 0) AddPeer(id);
+  }
+  conf_ = conf;
 }
 
 absl::StatusOr<FailureDetector> FailureDetector::Create(const FailoverConfig& config,
@@ -48,14 +90,7 @@ absl::StatusOr<FailureDetector> FailureDetector::Create(const FailoverConfig& co
     return absl::InvalidArgumentError(
         absl::StrCat("failure detector: voters must include self (", self, ")"));
   }
-  FailureDetector d(config, self, now_ms);
-  for (raft::NodeId id : unique) {
-    if (id == self) continue;
-    Peer p;
-    p.last_heard_ms = now_ms;
-    d.peers_.emplace(id, p);
-  }
-  return d;
+  return Create(config, self, raft::Configuration::Of(std::move(voters)), now_ms);
 }
 
 void FailureDetector::Advance(uint64_t now_ms) {
@@ -109,8 +144,6 @@ void FailureDetector::Tick(uint64_t now_ms, const RaftView& view) {
     AM_CHECK(view.leader != self_, "a ", raft::RoleName(view.role), " names itself as leader");
     AM_CHECK(view.progress.empty(), "progress in the view of a ", raft::RoleName(view.role));
   }
-  AM_CHECK(view.leader == raft::kNone || view.leader == self_ || peers_.count(view.leader) > 0,
-           "unknown leader ", view.leader);
   Advance(now_ms);
   term_ = view.term;
 
@@ -150,7 +183,7 @@ void FailureDetector::UpdateJudgments(bool is_leader) {
     if (!p.judged || p.failed) continue;
     if (AwakeSince(std::max(p.heard_awake_ms, p.judged_since_awake_ms)) >= timeout) {
       p.failed = true;
-      Emit(alerts::NodeFailed{id});
+      Emit(alerts::NodeFailed{id, conf_.IsLearner(id)});
     }
   }
 }
@@ -181,37 +214,45 @@ void FailureDetector::UpdateSlowReplication(const RaftView& view) {
 
 void FailureDetector::UpdateQuorum(const RaftView& view) {
   const uint64_t n = cluster_size();
-  const uint64_t q = quorum();
   const bool is_leader = view.role == raft::Role::kLeader;
-  uint64_t reachable = 1;  // self
-  for (const auto& [id, p] : peers_) {
-    if (is_leader) {
-      if (!p.failed) ++reachable;
-    } else if (awake_ms_ - p.heard_awake_ms < config_.failure_timeout_ms()) {
-      // Evidence of reachability is a message, not a stall's end: no fresh-round grace here
-      // (it would end a quorum-loss episode at every stall). Entering an episode after a
-      // stall is held back by the leaderless period, which does count from the stall's end.
-      ++reachable;
-    }
+  if (!conf_.IsVoter(self_)) {
+    // A learner (or a node not in the configuration) does not take part in the quorum and
+    // cannot judge it; an episode it was in ends quietly.
+    quorum_lost_ = false;
+    return;
   }
+  auto reaches = [&](raft::NodeId id) {
+    if (id == self_) return true;
+    auto it = peers_.find(id);
+    AM_CHECK(it != peers_.end(), "voter ", id, " is not a peer");
+    const Peer& p = it->second;
+    // Evidence of reachability is a message, not a stall's end: no fresh-round grace here
+    // (it would end a quorum-loss episode at every stall). Entering an episode after a
+    // stall is held back by the leaderless period, which does count from the stall's end.
+    return is_leader ? !p.failed : awake_ms_ - p.heard_awake_ms < config_.failure_timeout_ms();
+  };
+  uint64_t reachable = 0;
+  for (raft::NodeId id : conf_.voters) reachable += reaches(id) ? 1 : 0;
+  // A majority of each set of the configuration (both, while joint).
+  const bool has_quorum = conf_.QuorumActive(reaches);
   AM_CHECK_LE(reachable, n);
   if (!quorum_lost_) {
     bool lost;
     if (is_leader) {
-      lost = reachable < q;
+      lost = !has_quorum;
     } else {
       // known_leader_ == kNone: waiting for a first leader since start, not cut off.
       bool leaderless_long = leaderless_since_awake_ms_.has_value() &&
                              AwakeSince(*leaderless_since_awake_ms_) >=
                                  LeaderlessQuorumLossMs(config_);
-      lost = known_leader_ != raft::kNone && leaderless_long && reachable < q;
+      lost = known_leader_ != raft::kNone && leaderless_long && !has_quorum;
     }
     if (lost) {
       quorum_lost_ = true;
       Emit(alerts::QuorumLost{n, reachable});
     }
   } else {
-    bool restored = is_leader ? reachable >= q : (view.leader != raft::kNone || reachable >= q);
+    bool restored = is_leader ? has_quorum : (view.leader != raft::kNone || has_quorum);
     if (restored) {
       quorum_lost_ = false;
       Emit(alerts::QuorumRestored{n, reachable});
@@ -262,6 +303,8 @@ std::vector<PeerState> FailureDetector::peers() const {
 }
 
 void FailureDetector::CheckInvariants(bool is_leader) const {
+  AM_CHECK_EQ(peers_.size() + (conf_.IsMember(self_) ? 1 : 0), conf_.Members().size(),
+              "peers out of step with the configuration");
   size_t judged = 0;
   for (const auto& [id, p] : peers_) {
     AM_CHECK(id != self_ && id != raft::kNone, "bad peer id ", id);

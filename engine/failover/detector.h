@@ -112,14 +112,25 @@ struct PeerState {
 
 class FailureDetector {
  public:
-  static constexpr size_t kMaxVoters = 256;
+  static constexpr size_t kMaxVoters = raft::kMaxMembers;
   static constexpr size_t kMaxPendingEvents = 4096;
 
-  // `voters` includes `self`; ids > 0, unique, at most kMaxVoters. `now_ms` is the start: every
-  // peer gets a full failure timeout of grace from it, and the leaderless period starts there.
+  // `conf` is the configuration in effect (self need not be a member: a node that joins, or
+  // was removed); at most kMaxVoters members. `now_ms` is the start: every peer gets a full
+  // failure timeout of grace from it, and the leaderless period starts there.
+  static absl::StatusOr<FailureDetector> Create(const FailoverConfig& config, raft::NodeId self,
+                                                const raft::Configuration& conf,
+                                                uint64_t now_ms);
+  // The same for a configuration of `voters` only (which includes `self`).
   static absl::StatusOr<FailureDetector> Create(const FailoverConfig& config, raft::NodeId self,
                                                 std::vector<raft::NodeId> voters,
                                                 uint64_t now_ms);
+  // The configuration changed (Raft applied a change) at `now_ms`: new members get a full
+  // failure timeout of grace; removed ones are forgotten without an event; the quorum is
+  // judged on the new configuration from the next Tick. Learners are judged like voters (a
+  // learner's failure is NodeFailed{learner = true}) but never count for the quorum.
+  void SetConfiguration(const raft::Configuration& conf, uint64_t now_ms);
+  const raft::Configuration& configuration() const { return conf_; }
 
   // A valid message from `peer` arrived at `now_ms`. kInvalidArgument (and nothing changes)
   // for this node's own id or a non-member.
@@ -134,7 +145,8 @@ class FailureDetector {
 
   const FailoverConfig& config() const { return config_; }
   raft::NodeId self() const { return self_; }
-  size_t cluster_size() const { return peers_.size() + 1; }
+  // Voters of the configuration (of its incoming set when joint), and a majority of them.
+  size_t cluster_size() const { return conf_.voters.size(); }
   size_t quorum() const { return cluster_size() / 2 + 1; }
   // The last leader known since start (kNone before the first); kept while no leader is known.
   raft::NodeId known_leader() const { return known_leader_; }
@@ -172,12 +184,14 @@ class FailureDetector {
   void UpdateJudgments(bool is_leader);
   void UpdateSlowReplication(const RaftView& view);
   void UpdateQuorum(const RaftView& view);
+  void AddPeer(raft::NodeId id);
   void CheckInvariants(bool is_leader) const;
 
   FailoverConfig config_;
   raft::NodeId self_;
-  std::map<raft::NodeId, Peer> peers_;  // every voter but self_; fixed at creation
-  uint64_t start_ms_;
+  raft::Configuration conf_;
+  std::map<raft::NodeId, Peer> peers_;  // every member of conf_ but self_
+  uint64_t start_ms_;  // (declared after conf_, peers_)
   uint64_t now_ms_;
   uint64_t awake_ms_ = 0;  // awake time since start_ms_; awake_ms_ + stalled_ms_ == now - start
   uint64_t stalled_ms_ = 0;

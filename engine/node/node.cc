@@ -113,12 +113,19 @@ void Node::Tick(uint64_t now_ms) {
   Collect();
   if (!detector_) {
     absl::StatusOr<failover::FailureDetector> d = failover::FailureDetector::Create(
-        config_.failover, raft_->id(), raft_->voters(), now_ms_);
+        config_.failover, raft_->id(), raft_->configuration(), now_ms_);
     AM_CHECK(d.ok(), "failure detector: ", d.status().ToString());  // config validated
     detector_.emplace(*std::move(d));
   }
+  SyncDetectorConfiguration();
   detector_->Tick(now_ms_, failover::ViewOf(*raft_));
   RunDetector();
+}
+
+void Node::SyncDetectorConfiguration() {
+  if (detector_ && detector_->configuration() != raft_->configuration()) {
+    detector_->SetConfiguration(raft_->configuration(), now_ms_);
+  }
 }
 
 absl::Status Node::Receive(const raft::Message& message) {
@@ -130,8 +137,10 @@ absl::Status Node::Receive(const raft::Message& message) {
                        ? ReceiveSnapshotMessage(message)
                        : raft_->Step(message);
   Collect();
-  if (s.ok() && detector_) {
-    // Step accepted it, so `from` is a voter other than us: OnHeardFrom cannot refuse it.
+  SyncDetectorConfiguration();
+  if (s.ok() && detector_ && detector_->configuration().IsMember(message.from)) {
+    // Step accepted it from a member other than us: OnHeardFrom cannot refuse it. (A node
+    // not yet in its own configuration hears from leaders it does not know as members.)
     absl::Status heard = detector_->OnHeardFrom(message.from, now_ms_);
     AM_CHECK(heard.ok(), heard.ToString());
     RunDetector();
@@ -351,11 +360,24 @@ void Node::Propose(RequestId request, std::string data) {
          raft_->leader()});
     return;
   }
-  raft::ProposeResult r = raft_->Propose(std::move(data));
+  Track(request, raft_->Propose(std::move(data)));
+}
+
+void Node::ProposeConfChange(RequestId request, const raft::ConfChange& change) {
+  if (!fatal_.ok()) {
+    effects_.replies.push_back({request, absl::UnavailableError("node stopped"), raft::kNone});
+    return;
+  }
+  if (Overloaded(request)) return;
+  Track(request, raft_->ProposeConfChange(change));
+}
+
+void Node::Track(RequestId request, const raft::ProposeResult& r) {
   if (!r.status.ok()) {
     effects_.replies.push_back({request, r.status, r.leader});
     return;
   }
+  AM_CHECK_LT(raft_->commit(), r.index, "a new proposal is already committed");
   // An older proposal at this index, from an earlier term of this node's leadership, is gone
   // from this node's log. It did not commit (this leader would hold it), but it may still: a
   // replica that kept it can win a later election and commit it (found in review; see

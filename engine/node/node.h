@@ -153,6 +153,10 @@ class Node {
   // A client command. Its outcome arrives as an ApplyItem naming `request` (success, reply
   // after apply) or as a Reply with an error (not leader, overloaded, leadership changed).
   void Propose(RequestId request, std::string data);
+  // A configuration change (raft::Raft::ProposeConfChange, docs/membership.md). Its outcome
+  // arrives like a command's: an ApplyItem of a kConfChange entry naming `request` once it is
+  // applied (the configuration then is raft().configuration()), or a Reply with an error.
+  void ProposeConfChange(RequestId request, const raft::ConfChange& change);
   // A linearizable read (ReadIndex, thesis §6.4): `request` shows up in Effects::reads once the
   // state machine has applied the read point, or in Effects::replies if it failed.
   void Read(RequestId request);
@@ -219,6 +223,10 @@ class Node {
   void MaybeCompact();
   void TakeMessages(std::vector<raft::Message> messages);
   void AbortProposalsCoveredBy(const raft::SnapshotMeta& snapshot);
+  // The failure detector follows the configuration Raft has applied.
+  void SyncDetectorConfiguration();
+  // Remembers an accepted proposal (or replies with why it was not accepted).
+  void Track(RequestId request, const raft::ProposeResult& r);
 
   void Collect();   // drains Raft's Ready into effects_ and feeds the WAL writer
   void Fail(const absl::Status& status);

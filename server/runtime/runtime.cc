@@ -879,8 +879,8 @@ void Runtime::RunApply(ApplyWork& w) {
     last = e.index;
     if (e.index <= sm.applied_index()) continue;  // durable in RocksDB before a restart
     positions.push_back(i);
-    batch.push_back(e.type == raft::EntryType::kNoop ? kv::ApplyItem::Noop(e.index)
-                                                      : kv::DecodeEntry(e.index, e.data));
+    batch.push_back(e.type == raft::EntryType::kNormal ? kv::DecodeEntry(e.index, e.data)
+                                                        : kv::ApplyItem::Noop(e.index));
   }
   if (storage_error_.ok()) apply_batch();
   if (!storage_error_.ok()) {
