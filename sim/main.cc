@@ -186,7 +186,14 @@ int main(int argc, char** argv) {
     config.bug = bug;
     config.safety_ms = absl::GetFlag(FLAGS_safety_ms);
     config.liveness_ms = absl::GetFlag(FLAGS_liveness_ms);
-    if (absl::GetFlag(FLAGS_nodes) != 0) config.nodes = absl::GetFlag(FLAGS_nodes);
+    if (absl::GetFlag(FLAGS_nodes) != 0) {
+      config.nodes = absl::GetFlag(FLAGS_nodes);
+      // Spare nodes for membership changes only if some remain outside the first voters.
+      if (config.initial_voters >= config.nodes) {
+        config.initial_voters = 0;
+        config.reconfig = false;
+      }
+    }
     if (absl::GetFlag(FLAGS_fault_interval_ms) != 0) {
       config.fault_interval_ms = absl::GetFlag(FLAGS_fault_interval_ms);
     }

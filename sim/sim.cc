@@ -22,6 +22,7 @@ constexpr uint64_t kNetStream = 0x6e6574ull;
 constexpr uint64_t kFaultStream = 0x6661756c74ull;
 constexpr uint64_t kWorkStream = 0x776f726bull;
 constexpr uint64_t kDiskStream = 0x6469736bull;
+constexpr uint64_t kReconfigStream = 0x7265636f6e66ull;
 
 uint64_t Derive(uint64_t seed, uint64_t stream) {
   SplitMix64 r(seed ^ (stream * 0x9e3779b97f4a7c15ull));
@@ -57,7 +58,7 @@ uint64_t Between(SplitMix64& r, uint64_t lo, uint64_t hi) {
 std::vector<std::string> PlantedBugNames() {
   return {"vote_twice",          "commit_old_terms",       "read_without_quorum", "skip_fsync",
           "apply_before_commit", "install_stale_snapshot", "compact_past_snapshot",
-          "install_unverified_chunk"};
+          "install_unverified_chunk", "overlapping_conf_changes", "learner_in_quorum"};
 }
 
 std::string SimConfig::Describe() const {
@@ -66,13 +67,14 @@ std::string SimConfig::Describe() const {
       "latency=%d-%dus drop=%.3f dup=%.3f "
       "fsync=%dus faults_every=%dms partitions=%d crashes=%d pauses=%d clogs=%d slow_disks=%d "
       "disk_full=%d corruption=%d snapshot=%d/%d/%d chunk=%d chunk_corruption=%.3f segment=%d "
-      "clients=%d keys=%d safety=%dms%s",
+      "clients=%d keys=%d safety=%dms%s%s",
       nodes, wal::SyncModeName(sync_mode), pre_vote, check_quorum, lease_reads, max_msg_bytes,
       max_inflight_msgs, latency_min_us,
       latency_max_us, drop, duplicate, fsync_us, fault_interval_ms, partitions, crashes, pauses,
       clogs, slow_disks, disk_full, corruption, snapshot_threshold, snapshot_catchup,
       max_snapshots, snapshot_chunk_bytes, chunk_corruption, wal_segment_bytes, clients, keys,
       safety_ms,
+      reconfig ? absl::StrCat(" reconfig initial_voters=", initial_voters) : "",
       bug.empty() ? "" : absl::StrCat(" bug=", bug));
 }
 
@@ -132,6 +134,13 @@ SimConfig DrawConfig(uint64_t seed) {
   c.chunk_corruption = chunk_corruption[r.Uniform(4)];
   const uint64_t segments[] = {4096, 16384, 65536};
   c.wal_segment_bytes = segments[r.Uniform(3)];
+  // Membership changes in a third of the seeds, with one or two spare nodes to add (drawn
+  // last, so the draws above stay what they were before membership changes existed).
+  c.reconfig = r.Uniform(3) == 0;
+  if (c.reconfig) {
+    c.initial_voters = c.nodes;
+    c.nodes += static_cast<int>(Between(r, 1, 2));
+  }
   return c;
 }
 
@@ -159,6 +168,7 @@ struct Simulation::SimNode {
   std::map<raft::Index, node::StagedSnapshot> staged;  // meta and totals of each copy
   std::map<raft::Index, std::string> staging;
   uint64_t installs = 0;  // over all incarnations
+  raft::Configuration conf;  // at the last check (what the node decides with until the next)
   // Checker state, per incarnation.
   raft::Term term = 0;
   raft::Index commit = 0;
@@ -186,8 +196,16 @@ Simulation::Simulation(const SimConfig& config, bool keep_trace)
       net_rng_(Derive(config.seed, kNetStream)),
       fault_rng_(Derive(config.seed, kFaultStream)),
       work_rng_(Derive(config.seed, kWorkStream)),
-      disk_rng_(Derive(config.seed, kDiskStream)) {
+      disk_rng_(Derive(config.seed, kDiskStream)),
+      reconfig_rng_(Derive(config.seed, kReconfigStream)) {
   AM_CHECK(config.nodes >= 1 && config.nodes <= 9);
+  AM_CHECK(config.initial_voters >= 0 && config.initial_voters <= config.nodes);
+  {
+    std::vector<NodeId> voters;
+    const int initial = config.initial_voters > 0 ? config.initial_voters : config.nodes;
+    for (int i = 1; i <= initial; ++i) voters.push_back(static_cast<NodeId>(i));
+    conf_history_.emplace_back(0, raft::Configuration::Of(std::move(voters)));
+  }
   Trace(absl::StrCat("config seed=", config.seed, " ", config.Describe()));
   for (int i = 0; i < config.nodes; ++i) {
     auto n = std::make_unique<SimNode>();
@@ -332,7 +350,9 @@ void Simulation::Start(SimNode& n) {
   }
   node::NodeConfig c;
   c.raft.id = n.id;
-  for (int i = 1; i <= config_.nodes; ++i) c.raft.voters.push_back(static_cast<NodeId>(i));
+  // Every node starts from the bootstrap configuration; one outside it learns its membership
+  // from the leader's log (or snapshot) once added.
+  c.raft.voters = conf_history_.front().second.voters;
   c.raft.election_ticks = config_.election_ticks;
   c.raft.heartbeat_ticks = config_.heartbeat_ticks;
   c.raft.pre_vote = config_.pre_vote;
@@ -369,6 +389,8 @@ void Simulation::Start(SimNode& n) {
   bugs.install_stale_snapshot = config_.bug == "install_stale_snapshot";
   bugs.compact_past_snapshot = config_.bug == "compact_past_snapshot";
   bugs.install_unverified_chunk = config_.bug == "install_unverified_chunk";
+  bugs.overlapping_conf_changes = config_.bug == "overlapping_conf_changes";
+  bugs.learner_in_quorum = config_.bug == "learner_in_quorum";
   n.node->set_planted_bugs(bugs);
   if (!n.staged.empty()) {  // the newest copy this node was receiving when it went down
     node::StagedSnapshot staged = n.staged.rbegin()->second;
@@ -383,6 +405,7 @@ void Simulation::Start(SimNode& n) {
   n.term = n.node->raft().term();
   n.commit = n.node->raft().commit();
   n.checked_commit = 0;
+  n.conf = n.node->raft().configuration();
   n.role = raft::Role::kFollower;
   Trace(absl::StrCat("n", n.id, " start (incarnation ", n.incarnation, ") ",
                      n.node->raft().Describe()));
@@ -493,6 +516,7 @@ void Simulation::ApplyRun(SimNode& n, std::vector<node::ApplyItem>& all, size_t 
       decoded_[e.index - 1] = e.type == raft::EntryType::kNormal
                                   ? kv::DecodeEntry(e.index, e.data)
                                   : kv::ApplyItem::Noop(e.index);
+      if (e.type == raft::EntryType::kConfChange) RecordConfChange(n, e);
     } else if (applied_[e.index - 1] != h) {
       Fail(absl::StrCat("state machine safety: n", n.id, " applied a different entry at index ",
                         e.index, " (term ", e.term, ")"));
@@ -649,9 +673,16 @@ void Simulation::CheckNode(SimNode& n) {
   const raft::Raft& r = n.node->raft();
   if (r.term() < n.term) Fail(absl::StrCat("n", n.id, " term went back from ", n.term));
   if (r.commit() < n.commit) Fail(absl::StrCat("n", n.id, " commit went back from ", n.commit));
+  if (r.role() == raft::Role::kLeader && r.commit() > n.commit) {
+    CheckCommitQuorum(n, r.commit());
+    if (failed()) return;
+  }
   n.term = r.term();
   n.commit = r.commit();
   stats_.commits = std::max<uint64_t>(stats_.commits, r.commit());
+  CheckConfiguration(n);
+  n.conf = r.configuration();
+  if (failed()) return;
   if (r.role() == raft::Role::kLeader) {
     if (n.role != raft::Role::kLeader) Trace(absl::StrCat("n", n.id, " leader term ", r.term()));
     auto [it, inserted] = leaders_.emplace(r.term(), n.id);
@@ -778,9 +809,21 @@ void Simulation::Deliver(const raft::Message& m) {
     if (n.held.size() < 10000) n.held.push_back(m);  // the socket buffers it
     return;
   }
-  absl::Status s = n.node->Receive(m);
-  if (!s.ok()) Fail(absl::StrCat("n", n.id, " rejected a message: ", s.ToString()));
+  Receive(n, m);
   Process(n);
+}
+
+void Simulation::Receive(SimNode& n, const raft::Message& m) {
+  absl::Status s = n.node->Receive(m);
+  if (s.ok()) return;
+  const raft::Configuration& conf = n.node->raft().configuration();
+  if (!conf.IsMember(m.from)) {
+    // From a node outside this one's configuration (removed, not knowing it yet): refused.
+    Trace(absl::StrCat("n", n.id, " refused ", raft::MessageTypeName(m.type), " from n", m.from,
+                       ": not a member"));
+    return;
+  }
+  Fail(absl::StrCat("n", n.id, " rejected a message: ", s.ToString()));
 }
 
 // --- Faults ---------------------------------------------------------------------------------
@@ -943,8 +986,7 @@ void Simulation::Resume(NodeId id) {
   n.held.clear();
   for (const raft::Message& m : held) {
     if (!n.up) break;
-    absl::Status s = n.node->Receive(m);
-    if (!s.ok()) Fail(absl::StrCat("n", id, " rejected a message: ", s.ToString()));
+    Receive(n, m);
     Process(n);
   }
   if (n.up && n.disk_done_while_paused && n.in_flight) {
@@ -1086,6 +1128,170 @@ void Simulation::HealAll() {
     n->disk.ClearFault();
     if (n->up && n->paused) Resume(n->id);
     if (!n->up) Restart(n->id);
+  }
+}
+
+// --- Membership changes ---------------------------------------------------------------------
+
+void Simulation::StartReconfiguration(uint64_t until_ns) {
+  const uint64_t mean = config_.reconfig_interval_ms;
+  At(now_ + Between(reconfig_rng_, mean / 2, mean * 3 / 2) * kMs,
+     [this, until_ns] { RandomConfChange(until_ns); });
+}
+
+bool Simulation::ProposeConfChange(const raft::ConfChange& change) {
+  std::optional<NodeId> leader = Leader();
+  if (!leader) return false;
+  SimNode& n = *nodes_[*leader - 1];
+  if (!n.up || n.paused) return false;
+  n.node->ProposeConfChange(next_conf_request_++, change);
+  Trace(absl::StrCat("n", n.id, " asked: ", raft::DescribeConfChange(change)));
+  Process(n);
+  return true;
+}
+
+// One random change the leader may accept: add a node outside the configuration as a learner
+// (a spare, or a node removed before), promote
+// a learner, remove a member (the leader too), or replace a voter by a learner at once
+// (joint consensus). The leader refuses what its rules forbid (a change pending, a learner
+// behind); that is part of what is tested.
+void Simulation::RandomConfChange(uint64_t until_ns) {
+  if (now_ >= until_ns) return;
+  StartReconfiguration(until_ns);
+  std::optional<NodeId> leader = Leader();
+  if (!leader) return;
+  const raft::Configuration conf = nodes_[*leader - 1]->node->raft().configuration();
+  std::vector<NodeId> outside;
+  for (NodeId id = 1; id <= static_cast<NodeId>(config_.nodes); ++id) {
+    if (!conf.IsMember(id)) outside.push_back(id);
+  }
+  auto pick = [this](const std::vector<NodeId>& from) {
+    return from[reconfig_rng_.Uniform(from.size())];
+  };
+  using Type = raft::ConfChangeStep::Type;
+  const uint64_t kind = reconfig_rng_.Uniform(10);
+  const size_t min_voters = static_cast<size_t>(std::min(3, config_.initial_voters));
+  raft::ConfChange change;
+  if (kind < 4 && !outside.empty()) {
+    // A node removed before comes back with its disk as it was (its term and vote intact):
+    // an emptied disk under a known id could vote twice in a term (docs/membership.md).
+    change.steps = {{Type::kAddLearner, pick(outside)}};
+  } else if (kind < 7 && !conf.learners.empty()) {
+    change.steps = {{Type::kAddVoter, pick(conf.learners)}};
+  } else if (kind < 9 && (conf.voters.size() > min_voters || !conf.learners.empty())) {
+    const bool voter = conf.voters.size() > min_voters && (conf.learners.empty() ||
+                                                           reconfig_rng_.Uniform(2) == 0);
+    change.steps = {{Type::kRemove, pick(voter ? conf.voters : conf.learners)}};
+  } else if (!conf.learners.empty()) {
+    change.steps = {{Type::kAddVoter, pick(conf.learners)}, {Type::kRemove, pick(conf.voters)}};
+  } else {
+    return;
+  }
+  ProposeConfChange(change);
+}
+
+void Simulation::RecordConfChange(SimNode& n, const raft::Entry& e) {
+  // The first node to apply index e.index records what it decides; state machine safety makes
+  // every other node apply the same entry there.
+  const raft::Configuration before = ConfigurationAt(e.index - 1);
+  absl::StatusOr<raft::ConfChange> cc = raft::DecodeConfChange(e.data);
+  if (!cc.ok()) {
+    Fail(absl::StrCat("n", n.id, " applied an undecodable configuration change at ", e.index));
+    return;
+  }
+  absl::StatusOr<raft::Configuration> after = raft::ApplyConfChange(before, *cc);
+  if (!after.ok()) return;  // refused alike everywhere: no change
+  if (conf_history_.back().first >= e.index) {
+    Fail(absl::StrCat("configuration history: change at ", e.index, " recorded after ",
+                      conf_history_.back().first));
+    return;
+  }
+  // Any quorum of the configuration before and any quorum of the one after must overlap.
+  const std::vector<NodeId> all = [&] {
+    std::set<NodeId> u;
+    for (NodeId v : before.Members()) u.insert(v);
+    for (NodeId v : after->Members()) u.insert(v);
+    return std::vector<NodeId>(u.begin(), u.end());
+  }();
+  for (uint64_t mask = 0; mask < (uint64_t{1} << all.size()); ++mask) {
+    std::map<NodeId, bool> a, b;
+    for (size_t k = 0; k < all.size(); ++k) {
+      a[all[k]] = (mask >> k) & 1;
+      b[all[k]] = !a[all[k]];
+    }
+    if (before.Tally(a) == raft::VoteResult::kWon && after->Tally(b) == raft::VoteResult::kWon) {
+      Fail(absl::StrCat("configuration safety: the change at ", e.index, " (",
+                        raft::DescribeConfChange(*cc), ") moves from ", before.Describe(), " to ",
+                        after->Describe(), ", whose quorums can be disjoint"));
+      return;
+    }
+  }
+  ++stats_.conf_changes;
+  Trace(absl::StrCat("configuration at ", e.index, ": ", after->Describe()));
+  conf_history_.emplace_back(e.index, *std::move(after));
+}
+
+raft::Configuration Simulation::ConfigurationAt(raft::Index index) const {
+  for (auto it = conf_history_.rbegin(); it != conf_history_.rend(); ++it) {
+    if (it->first <= index) return it->second;
+  }
+  return conf_history_.front().second;
+}
+
+bool Simulation::IsMember(NodeId id) const {
+  std::optional<NodeId> leader = Leader();
+  if (!leader) return ConfigurationAt(UINT64_MAX).IsMember(id);
+  return nodes_[*leader - 1]->node->raft().configuration().IsMember(id);
+}
+
+void Simulation::CheckConfiguration(SimNode& n) {
+  const raft::Raft& r = n.node->raft();
+  // The configuration in effect is the one the node's applied log decided.
+  const raft::Configuration decided = ConfigurationAt(r.applied());
+  if (r.configuration() != decided) {
+    Fail(absl::StrCat("configuration: n", n.id, " has applied up to ", r.applied(), " but uses ",
+                      r.configuration().Describe(), " instead of ", decided.Describe()));
+    return;
+  }
+  if (r.role() != raft::Role::kLeader) return;
+  // At most one change in the leader's log beyond what it has applied.
+  int pending = 0;
+  for (raft::Index i = std::max(r.applied(), r.log().snapshot_index()) + 1;
+       i <= r.log().LastIndex(); ++i) {
+    pending += r.log().At(i).type == raft::EntryType::kConfChange ? 1 : 0;
+  }
+  if (pending > 1) {
+    Fail(absl::StrCat("configuration: leader n", n.id, " has ", pending,
+                      " configuration changes pending at once"));
+  }
+}
+
+void Simulation::CheckCommitQuorum(SimNode& n, raft::Index index) {
+  // The leader committed `index`: a quorum of the configuration it decided with must hold that
+  // entry durably. That is the configuration in effect at the last check or, if this round
+  // applied a change (whose new quorum may commit at once), the one in effect now. Nodes that
+  // are down count as holding it (their disk cannot be asked; never a false alarm).
+  const raft::Raft& leader = n.node->raft();
+  const std::optional<raft::Term> term = leader.log().TermAt(index);
+  if (!term) return;
+  auto holds = [&](const raft::Configuration& conf) {
+    std::map<NodeId, bool> votes;
+    for (NodeId v : conf.AllVoters()) {
+      const SimNode& m = *nodes_[v - 1];
+      if (!m.up) {
+        votes[v] = true;
+        continue;
+      }
+      const raft::Raft& r = m.node->raft();
+      votes[v] = r.persisted_index() >= index &&
+                 (r.log().TermAt(index) == term || r.snapshot().index >= index);
+    }
+    return conf.Tally(votes) == raft::VoteResult::kWon;
+  };
+  if (!holds(n.conf) && !holds(leader.configuration())) {
+    Fail(absl::StrCat("commit quorum: leader n", n.id, " committed index ", index,
+                      " which no quorum of ", n.conf.Describe(), " (nor of ",
+                      leader.configuration().Describe(), ") holds"));
   }
 }
 
@@ -1314,7 +1520,7 @@ bool Simulation::AllCaughtUp() const {
   if (!leader) return false;
   const raft::Index commit = nodes_[*leader - 1]->node->raft().commit();
   for (const auto& n : nodes_) {
-    if (n->refused) continue;
+    if (n->refused || !IsMember(n->id)) continue;
     if (!n->up || n->node->applied() != commit || n->node->raft().commit() != commit) {
       return false;
     }
@@ -1330,7 +1536,7 @@ bool Simulation::CheckConvergence() {
   std::optional<kv::RangeResponse> first;
   NodeId first_id = 0;
   for (const auto& n : nodes_) {
-    if (!n->up) continue;
+    if (!n->up || !IsMember(n->id)) continue;
     kv::RangeRequest all;
     all.key = "k";
     all.range_end = "l";
@@ -1421,6 +1627,7 @@ RunResult RunScripted(const SimConfig& config, bool keep_trace,
 RunResult RunSeed(const SimConfig& config, bool keep_trace) {
   return RunScripted(config, keep_trace, [&config](Simulation& sim) {
     sim.StartRandomFaults(config.safety_ms * kMs);
+    if (config.reconfig) sim.StartReconfiguration(config.safety_ms * kMs);
     sim.RunFor(config.safety_ms * kMs);
   });
 }

@@ -82,6 +82,12 @@ struct SimConfig {
   uint64_t snapshot_chunk_bytes = 1024;
   uint64_t wal_segment_bytes = 64 << 10;  // small segments: roll-over and compaction happen
   double chunk_corruption = 0.0;
+  // Membership changes (docs/membership.md): nodes above initial_voters (0: none) start outside
+  // the configuration; with `reconfig` the leader is asked every reconfig_interval_ms (on
+  // average) to add a learner, promote one, remove a member or replace a voter (joint).
+  int initial_voters = 0;
+  bool reconfig = false;
+  uint64_t reconfig_interval_ms = 1500;
   // Workload.
   int clients = 4;
   int keys = 4;
@@ -110,6 +116,7 @@ struct RunStats {
   uint64_t commits = 0;  // highest commit index reached
   uint64_t snapshots = 0;  // snapshots taken (all nodes)
   uint64_t installs = 0;   // snapshots installed from a leader (all nodes), each checked
+  uint64_t conf_changes = 0;  // configuration changes applied (each checked)
 };
 
 struct RunResult {
@@ -165,6 +172,10 @@ class Simulation {
   bool RunUntil(const std::function<bool()>& done, uint64_t max_ns);
   // The random fault schedule of the safety phase, until `until_ns`.
   void StartRandomFaults(uint64_t until_ns);
+  // Random membership changes through the leader until `until_ns` (config reconfig).
+  void StartReconfiguration(uint64_t until_ns);
+  // Asks the current leader for `change`; false if no leader is up or it refused at once.
+  bool ProposeConfChange(const raft::ConfChange& change);
   // Heals everything (network, pauses, disks), restarts crashed nodes, stops faults.
   void HealAll();
   // Liveness: a leader, every running replica applied the same log, pending client operations
@@ -261,6 +272,18 @@ class Simulation {
   void FinalReads();
 
   void RandomFault(uint64_t until_ns);
+  void RandomConfChange(uint64_t until_ns);
+  // Hands `m` to n's node; a refusal is a failure unless it comes from a non-member.
+  void Receive(SimNode& n, const raft::Message& m);
+  // Configuration checkers (docs/simulation.md): the changes applied form one history whose
+  // steps keep quorums overlapping; every node's configuration is the one its applied log
+  // decided; a leader has at most one change pending; a leader commits only what a quorum of
+  // its configuration holds.
+  void RecordConfChange(SimNode& n, const raft::Entry& e);
+  void CheckConfiguration(SimNode& n);
+  void CheckCommitQuorum(SimNode& n, raft::Index index);
+  raft::Configuration ConfigurationAt(raft::Index index) const;
+  bool IsMember(NodeId id) const;  // of the current leader's configuration (all if none)
 
   SimConfig config_;
   bool keep_trace_;
@@ -268,6 +291,7 @@ class Simulation {
   SplitMix64 fault_rng_;
   SplitMix64 work_rng_;
   SplitMix64 disk_rng_;
+  SplitMix64 reconfig_rng_;
   uint64_t now_ = 0;
   uint64_t seq_ = 0;
   std::priority_queue<Event, std::vector<Event>, std::greater<Event>> queue_;
@@ -294,6 +318,9 @@ class Simulation {
   // Every replica applies the same bytes at an index (checked through applied_), so the others
   // apply this copy instead of parsing the same protobuf again.
   std::vector<kv::ApplyItem> decoded_;
+  // (index, configuration after the change at that index), in log order; the bootstrap one at 0.
+  std::vector<std::pair<raft::Index, raft::Configuration>> conf_history_;
+  uint64_t next_conf_request_ = uint64_t{1} << 62;  // requests of RandomConfChange
 
   // Workload.
   bool workload_on_ = true;

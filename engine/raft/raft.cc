@@ -322,9 +322,14 @@ absl::Status Raft::CheckAddressed(const Message& m) const {
   if (m.to != id_) {
     return absl::InvalidArgumentError(absl::StrCat("message for node ", m.to, " delivered to ", id_));
   }
-  // A node that is not a member of its own configuration (being added, not yet knowing it)
-  // hears from any node; members hear only from members, so a removed node cannot disrupt.
-  if (m.from == id_ || m.from == kNone || (conf_.IsMember(id_) && !conf_.IsMember(m.from))) {
+  // From a node outside this one's configuration, only what a leader sends is taken: it may be
+  // a leader this node does not know yet (its configuration lags, or it is being added). Vote
+  // requests from non-voters are ignored in Step (a removed node cannot disrupt); anything
+  // else from a non-member is refused here.
+  const bool leader_message = m.type == MessageType::kApp || m.type == MessageType::kHeartbeat ||
+                              m.type == MessageType::kSnapshot || m.type == MessageType::kVote ||
+                              m.type == MessageType::kPreVote;
+  if (m.from == id_ || m.from == kNone || (!conf_.IsMember(m.from) && !leader_message)) {
     return absl::InvalidArgumentError(absl::StrCat("message from unknown node ", m.from));
   }
   if (m.term == 0) {
@@ -372,6 +377,12 @@ absl::Status Raft::Step(const Message& m) {
                                                    log_.LastIndex(), ": ", DescribeMessage(m)));
   }
 
+  if ((m.type == MessageType::kVote || m.type == MessageType::kPreVote) && !IsVoter(m.from)) {
+    // A removed node that does not know it yet, or a stray: its campaign changes nothing here
+    // (thesis §4.2.3). A voter this node's lagging configuration does not list yet is ignored
+    // too, which is safe: a vote withheld never breaks safety.
+    return absl::OkStatus();
+  }
   if (m.term > term_) {
     if (m.type == MessageType::kVote || m.type == MessageType::kPreVote) {
       // Leader stickiness (thesis §4.2.3): a node that heard from a leader within the minimum
@@ -394,11 +405,13 @@ absl::Status Raft::Step(const Message& m) {
       BecomeFollower(m.term, kNone);
     }
   } else if (m.term < term_) {
-    if ((check_quorum_ || pre_vote_) &&
-        (m.type == MessageType::kApp || m.type == MessageType::kHeartbeat ||
-         m.type == MessageType::kSnapshot)) {
-      // A stale leader (e.g. healed from a partition) learns the newer term and steps down.
-      // Without this, with check-quorum or pre-vote, it could keep the cluster from electing.
+    if (m.type == MessageType::kApp || m.type == MessageType::kHeartbeat ||
+        m.type == MessageType::kSnapshot) {
+      // A stale leader (e.g. healed from a partition) learns the newer term and steps down
+      // (paper §5.1: reply with the current term). Without this, with check-quorum or
+      // pre-vote, it could keep the cluster from electing; and a node whose newer term the
+      // others never see (a learner never campaigns, and the campaign of a node that their
+      // configuration no longer lists as a voter is ignored) would never hear a leader again.
       Message resp;
       resp.type = MessageType::kAppResp;
       resp.to = m.from;

@@ -141,7 +141,9 @@ TEST(RaftStep, RejectsMalformedAppends) {
 TEST(RaftStep, RejectsMisaddressedAndUnknownMessages) {
   auto r = NewRaft(1, {1, 2, 3});
   EXPECT_FALSE(r->Step(Msg(MessageType::kHeartbeat, 2, 3, 1)).ok());  // not for us
-  EXPECT_FALSE(r->Step(Msg(MessageType::kHeartbeat, 9, 1, 1)).ok());  // unknown peer
+  EXPECT_FALSE(r->Step(Msg(MessageType::kAppResp, 9, 1, 1)).ok());  // from a non-member
+  EXPECT_TRUE(r->Step(Msg(MessageType::kVote, 9, 1, 5)).ok());      // ignored: not a voter
+  EXPECT_EQ(r->term(), 0u) << "a non-voter's campaign changes nothing";
   EXPECT_FALSE(r->Step(Msg(MessageType::kHeartbeat, 1, 1, 1)).ok());  // from ourselves
   EXPECT_FALSE(r->Step(Msg(MessageType::kHeartbeat, 2, 1, 0)).ok());  // no term
   Message bad = Msg(MessageType::kHeartbeat, 2, 1, 1);

@@ -267,7 +267,7 @@ int Harness::Deliver(std::function<bool(const Message&)> filter) {
 void Harness::DeliverMessage(const Message& m) {
   Raft& to = node(m.to);
   absl::Status s = to.Step(m);
-  if (!s.ok() && to.configuration().IsMember(m.to) && !to.configuration().IsMember(m.from)) {
+  if (!s.ok() && !to.configuration().IsMember(m.from)) {
     Event(absl::StrCat("n", m.to, " refused ", DescribeMessage(m), ": not a member"));
     return;  // e.g. a removed node that does not know it yet
   }
