@@ -121,6 +121,13 @@ const std::map<std::string, Setter>& Options() {
        }},
       {"chunk_corruption",
        [](auto& n, auto& v, SimConfig* c) { return SetFraction(n, v, &c->chunk_corruption); }},
+      {"initial_voters",
+       [](auto& n, auto& v, SimConfig* c) {
+         uint64_t x = 0;
+         absl::Status s = SetNumber(n, v, 0, kScenarioNodesMax, &x);
+         c->initial_voters = static_cast<int>(x);
+         return s;
+       }},
       {"wal_segment_bytes",
        [](auto& n, auto& v, SimConfig* c) {
          return SetNumber(n, v, 4096, kBig, &c->wal_segment_bytes);
@@ -200,6 +207,10 @@ const std::map<std::string, Usage>& Actions() {
       {"wipe", {K::kWipe, "wipe N"}},
       {"campaign", {K::kCampaign, "campaign N"}},
       {"transfer", {K::kTransfer, "transfer A->B"}},
+      {"add-learner", {K::kAddLearner, "add-learner N"}},
+      {"promote", {K::kPromote, "promote N"}},
+      {"remove", {K::kRemoveMember, "remove N"}},
+      {"replace", {K::kReplace, "replace A->B"}},
       {"wait", {K::kWait, "wait DURATION"}},
       {"wait-for", {K::kWaitFor, "wait-for CONDITION DURATION"}},
       {"expect",
@@ -467,6 +478,18 @@ class Parser {
       c->nodes = *set;
       return true;
     }
+    if (what == "voters" || what == "learners") {
+      c->kind = what == "voters" ? K::kVoters : K::kLearners;
+      if (n != 3) return WrongCondition(absl::StrCat(what, " N {A,B}"));
+      std::optional<NodeId> id = Node(w[from + 1]);
+      if (!id) return false;
+      c->nodes = {*id};
+      if (w[from + 2] == "{}") return true;
+      std::optional<std::set<NodeId>> set = Set(w[from + 2]);
+      if (!set) return false;
+      c->members = *set;
+      return true;
+    }
     if (what == "up" || what == "down" || what == "refused") {
       c->kind = what == "up" ? K::kUp : what == "down" ? K::kDown : K::kRefused;
       if (n != 2) return WrongCondition(absl::StrCat(what, " N"));
@@ -561,6 +584,18 @@ class Parser {
         }
         return true;
       }
+      case K::kAddLearner:
+      case K::kPromote:
+      case K::kRemoveMember: {
+        if (n != 2) return WrongArgs();
+        std::optional<NodeId> id = Node(w[1], /*leader_ok=*/c->kind == K::kRemoveMember);
+        if (!id) return false;
+        c->node = *id;
+        return true;
+      }
+      case K::kReplace:
+        if (n != 2) return WrongArgs();
+        return Link(w[1], /*leader_to_ok=*/false, &c->node, &c->peer);
       case K::kIsolate:
       case K::kCrash:
       case K::kRestart:
@@ -810,6 +845,22 @@ class Runner {
         return sim_.Campaign(c.node);
       case K::kTransfer:
         return sim_.TransferLeadership(c.node, c.peer);
+      case K::kAddLearner:
+      case K::kPromote:
+      case K::kRemoveMember:
+      case K::kReplace: {
+        using Type = raft::ConfChangeStep::Type;
+        raft::ConfChange change;
+        if (c.kind == K::kReplace) {
+          change.steps = {{Type::kAddVoter, c.peer}, {Type::kRemove, c.node}};
+        } else {
+          const Type t = c.kind == K::kAddLearner ? Type::kAddLearner
+                         : c.kind == K::kPromote  ? Type::kAddVoter
+                                                  : Type::kRemove;
+          change.steps = {{t, c.node}};
+        }
+        return sim_.ProposeConfChange(change);
+      }
       case K::kWait:
         sim_.RunFor(c.duration_ms * kMs);
         *note = Cluster();
@@ -972,6 +1023,19 @@ class Runner {
       case K::kInstalls:
         *observed = absl::StrCat("n", one, " installed ", sim_.installs(one), " snapshots");
         return Compare(sim_.installs(one), c.op, c.value);
+      case K::kVoters:
+      case K::kLearners: {
+        const node::Node* node = sim_.node(one);
+        if (node == nullptr || !sim_.IsUp(one)) {
+          *observed = NodeState(one);
+          return false;
+        }
+        const raft::Configuration& conf = node->raft().configuration();
+        *observed = absl::StrCat("n", one, " ", conf.Describe());
+        const std::vector<NodeId>& ids = c.kind == K::kVoters ? conf.voters : conf.learners;
+        return std::set<NodeId>(ids.begin(), ids.end()) == c.members &&
+               (c.kind == K::kLearners || !conf.joint());
+      }
       case K::kUp:
       case K::kDown:
       case K::kRefused:

@@ -38,6 +38,14 @@
 //   campaign N                   N starts an election now (fails if N is down or paused)
 //   transfer A->B                leader A hands leadership to B (fails if A refuses; a no-op
 //                                when `leader->B` and B leads already)
+//   add-learner N                the leader is asked to add N as a learner; promote N: to make
+//   promote N                    learner N a voter; remove N: to remove member N (N may be
+//   remove N                     `leader`); replace A->B: to make learner B a voter and remove
+//   replace A->B                 A in one change (joint consensus; A may be `leader`). Each
+//                                fails if no leader runs or the leader refuses the change at
+//                                once (another change pending, a learner behind); it takes
+//                                effect when applied (docs/membership.md). Nodes above
+//                                `option initial_voters` start outside the configuration.
 //   wait DURATION                let virtual time pass
 //   wait-for CONDITION DURATION  wait until CONDITION holds; fails if it does not within DURATION
 //
@@ -58,6 +66,8 @@
 //   snapshot [N] OP V                    the index of the newest durable snapshot (of N, or the
 //                                        highest over running nodes)
 //   installs N OP V                      snapshots N installed from a leader (all incarnations)
+//   voters N {A,B} | learners N {A,B}    N's configuration has exactly these voters (and is not
+//                                        joint) / these learners
 //   up N | down N | refused N            N runs / does not / refused to start (corruption)
 //   alert N KEY | alerts N KEY OP V      an alert with dedup key KEY (e.g. node_failed:3,
 //                                        quorum_lost) fired on node N at least once / that many
@@ -108,6 +118,8 @@ struct Condition {
     kAlertCount,  // nodes = {N}, key, op, value: number of firings
     kSnapshot,    // nodes = {} or {N}, op, value: newest snapshot index
     kInstalls,    // nodes = {N}, op, value: snapshots installed from a leader
+    kVoters,      // nodes = {N}, members: N's voters (not joint)
+    kLearners,    // nodes = {N}, members: N's learners
   };
   Kind kind = Kind::kLeader;
   // kLeader: empty (any leader) or the one expected; kLeaderIn: the candidates; kTerm and
@@ -116,6 +128,7 @@ struct Condition {
   CompareOp op = CompareOp::kGe;  // kTerm, kCommitted, kAlertCount
   uint64_t value = 0;
   std::string key;  // kAlert, kAlertCount: the alert's dedup key
+  std::set<NodeId> members;  // kVoters, kLearners
 };
 
 struct Command {
@@ -137,6 +150,10 @@ struct Command {
     kWipe,
     kCampaign,
     kTransfer,
+    kAddLearner,
+    kPromote,
+    kRemoveMember,
+    kReplace,
     kWait,
     kWaitFor,
     kExpect,

@@ -437,6 +437,7 @@ void Simulation::Process(SimNode& n) {
     node::Effects e = n.node->TakeEffects();
     for (raft::Message& m : e.messages) Send(std::move(m));
     for (const node::Reply& r : e.replies) {
+      if (r.request >= kConfRequestBase) conf_refusals_[r.request] = r.status;
       auto it = request_op_.find(r.request);
       if (it == request_op_.end()) continue;
       const uint64_t op = it->second;
@@ -1139,15 +1140,18 @@ void Simulation::StartReconfiguration(uint64_t until_ns) {
      [this, until_ns] { RandomConfChange(until_ns); });
 }
 
-bool Simulation::ProposeConfChange(const raft::ConfChange& change) {
+absl::Status Simulation::ProposeConfChange(const raft::ConfChange& change) {
   std::optional<NodeId> leader = Leader();
-  if (!leader) return false;
+  if (!leader) return absl::UnavailableError("no leader");
   SimNode& n = *nodes_[*leader - 1];
-  if (!n.up || n.paused) return false;
-  n.node->ProposeConfChange(next_conf_request_++, change);
+  if (!n.up || n.paused) return absl::UnavailableError(absl::StrCat("leader n", n.id, " paused"));
+  const uint64_t request = next_conf_request_++;
+  conf_refusals_.clear();
+  n.node->ProposeConfChange(request, change);
   Trace(absl::StrCat("n", n.id, " asked: ", raft::DescribeConfChange(change)));
   Process(n);
-  return true;
+  auto it = conf_refusals_.find(request);
+  return it == conf_refusals_.end() ? absl::OkStatus() : it->second;
 }
 
 // One random change the leader may accept: add a node outside the configuration as a learner
@@ -1187,7 +1191,7 @@ void Simulation::RandomConfChange(uint64_t until_ns) {
   } else {
     return;
   }
-  ProposeConfChange(change);
+  (void)ProposeConfChange(change);  // a refusal is one of the outcomes under test
 }
 
 void Simulation::RecordConfChange(SimNode& n, const raft::Entry& e) {

@@ -174,8 +174,9 @@ class Simulation {
   void StartRandomFaults(uint64_t until_ns);
   // Random membership changes through the leader until `until_ns` (config reconfig).
   void StartReconfiguration(uint64_t until_ns);
-  // Asks the current leader for `change`; false if no leader is up or it refused at once.
-  bool ProposeConfChange(const raft::ConfChange& change);
+  // Asks the current leader for `change`: kUnavailable if no leader runs, or the leader's
+  // refusal (the change takes effect when applied: raft().configuration()).
+  absl::Status ProposeConfChange(const raft::ConfChange& change);
   // Heals everything (network, pauses, disks), restarts crashed nodes, stops faults.
   void HealAll();
   // Liveness: a leader, every running replica applied the same log, pending client operations
@@ -320,7 +321,9 @@ class Simulation {
   std::vector<kv::ApplyItem> decoded_;
   // (index, configuration after the change at that index), in log order; the bootstrap one at 0.
   std::vector<std::pair<raft::Index, raft::Configuration>> conf_history_;
-  uint64_t next_conf_request_ = uint64_t{1} << 62;  // requests of RandomConfChange
+  static constexpr uint64_t kConfRequestBase = uint64_t{1} << 62;
+  uint64_t next_conf_request_ = kConfRequestBase;  // requests of ProposeConfChange
+  std::map<uint64_t, absl::Status> conf_refusals_;  // the last change's refusal, if any
 
   // Workload.
   bool workload_on_ = true;
