@@ -65,6 +65,13 @@ Raft::Raft(const Config& c)
 
 namespace {
 
+// A snapshot record without any member (written by `amaters-server restore` from a file that
+// carries no configuration) keeps the bootstrap configuration.
+bool RecordsConfiguration(const SnapshotMeta& snap) {
+  return snap.index > 0 && (!snap.voters.empty() || !snap.voters_outgoing.empty() ||
+                            !snap.learners.empty());
+}
+
 absl::Status CheckRestoredSnapshot(const Config& config, const RestoredState& restored) {
   const SnapshotMeta& snap = restored.snapshot;
   if (snap.index == 0) {
@@ -82,6 +89,7 @@ absl::Status CheckRestoredSnapshot(const Config& config, const RestoredState& re
         " but the newest snapshot covers up to ", snap.index,
         ": restore the state machine from that snapshot before starting"));
   }
+  if (!RecordsConfiguration(snap)) return absl::OkStatus();
   if (absl::Status s = ConfigurationOf(snap).Validate(); !s.ok()) {
     return absl::DataLossError(absl::StrCat("restored snapshot: ", s.message()));
   }
@@ -115,7 +123,7 @@ absl::StatusOr<std::unique_ptr<Raft>> Raft::Create(const Config& config, Restore
   }
   std::unique_ptr<Raft> r(new Raft(config));
   // The configuration: the snapshot's (or the bootstrap one), then every change applied since.
-  if (snap.index > 0) r->conf_ = ConfigurationOf(snap);
+  if (RecordsConfiguration(snap)) r->conf_ = ConfigurationOf(snap);
   r->conf_history_ = {{snap.index, r->conf_}};
   for (const Entry& e : restored.entries) {
     if (e.index > restored.applied) break;

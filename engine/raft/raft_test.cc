@@ -943,6 +943,12 @@ TEST(RaftSnapshot, RestartRefusesStateThatDoesNotFitTheSnapshot) {
   no_voters.snapshot.voters = {};
   no_voters.snapshot.learners = {1};
   EXPECT_EQ(Raft::Create(c, no_voters).status().code(), absl::StatusCode::kDataLoss);
+  // No configuration recorded at all (amaters-server restore): the bootstrap one stays.
+  RestoredState restored = FromSnapshot(10, 2, {}, 2);
+  restored.snapshot.voters = {};
+  auto r = Raft::Create(c, restored);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ((*r)->configuration(), Configuration::Of({1, 2, 3}));
 }
 
 TEST(RaftSnapshot, TheSnapshotsConfigurationReplacesTheBootstrapOne) {

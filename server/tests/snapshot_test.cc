@@ -21,6 +21,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
@@ -69,6 +70,10 @@ class Writers {
             std::lock_guard<std::mutex> lock(mu_);
             acked_.push_back(key);
           } else {
+            {
+              std::lock_guard<std::mutex> lock(mu_);
+              if (errors_.size() < 5) errors_.push_back(absl::StrCat(key, ": ", s.ToString()));
+            }
             absl::SleepFor(absl::Milliseconds(20));
           }
         }
@@ -86,11 +91,17 @@ class Writers {
     std::lock_guard<std::mutex> lock(mu_);
     return acked_;
   }
+  // The first few failed puts, for a failure message.
+  std::string errors() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return absl::StrJoin(errors_, "\n");
+  }
 
  private:
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::vector<std::string> acked_;
+  std::vector<std::string> errors_;  // at most 5
   std::vector<std::thread> threads_;
 };
 
@@ -125,7 +136,7 @@ TEST(SnapshotTest, AWipedFollowerCatchesUpBySnapshotWhileAClientWrites) {
   {
     Writers w(c.client_address(*leader), "a/", 8, 2500);  // 20,000 writes
     w.Join();
-    ASSERT_EQ(w.acked().size(), 20000u) << c.Describe();
+    ASSERT_EQ(w.acked().size(), 20000u) << w.errors() << "\n" << c.Describe();
   }
   const int follower = (*leader + 1) % 3;
   ASSERT_GT(StatusField(c.node(*leader).admin_port, "snapshot_index"), 15000)
@@ -200,7 +211,7 @@ TEST(SnapshotTest, AFollowerKilledDuringATransferResumesItsCopyAfterARestart) {
   {
     Writers w(c.client_address(*leader), "r/", 8, 1000);
     w.Join();
-    ASSERT_EQ(w.acked().size(), 8000u) << c.Describe();
+    ASSERT_EQ(w.acked().size(), 8000u) << w.errors() << "\n" << c.Describe();
   }
   fs::remove_all(c.node(follower).dir + "/data");  // empty: it needs the leader's snapshot
   ASSERT_TRUE(c.Start(follower).ok()) << c.Describe();
@@ -241,7 +252,7 @@ TEST(SnapshotTest, ARestartStartsFromTheSnapshotAndACompactedWal) {
   {
     Writers w(c.client_address(0), "k/", 8, 2500);
     w.Join();
-    ASSERT_EQ(w.acked().size(), 20000u) << c.Describe();
+    ASSERT_EQ(w.acked().size(), 20000u) << w.errors() << "\n" << c.Describe();
   }
   const int64_t first = StatusField(c.node(0).admin_port, "first_log_index");
   const int64_t snapshot = StatusField(c.node(0).admin_port, "snapshot_index");
