@@ -208,6 +208,9 @@ AdminStatus BuildAdminStatus(const RuntimeStatus& s, const health::HealthReport&
   a.first_log_index = s.first_log_index;
   a.applied_index = s.applied;
   a.num_nodes = s.num_nodes;
+  a.voters.assign(s.voters.begin(), s.voters.end());
+  a.voters_outgoing.assign(s.voters_outgoing.begin(), s.voters_outgoing.end());
+  a.learners.assign(s.learners.begin(), s.learners.end());
   a.version = kVersion;
   a.uptime_seconds = uptime;
   for (const RuntimeStatus::Peer& p : s.peers) {
@@ -217,6 +220,7 @@ AdminStatus BuildAdminStatus(const RuntimeStatus& s, const health::HealthReport&
     ps.match = p.match;
     ps.next = p.next;
     ps.connected = p.connected;
+    ps.learner = p.learner;
     ps.lag = s.last_index > p.match ? s.last_index - p.match : 0;
     a.peers.push_back(ps);
   }
@@ -561,6 +565,7 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
     metrics.SetPendingRequests(s.pending_requests);
     metrics.SetWalSizeBytes(s.wal_size_bytes);
     metrics.SetCompactionCount(s.compaction_count);
+    metrics.SetMembers(s.num_nodes, s.learners.size());
     for (const RuntimeStatus::Peer& p : s.peers) {
       metrics.SetPeerConnected(p.id, p.connected);
       if (s.role == raft::Role::kLeader) {

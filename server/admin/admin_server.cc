@@ -146,6 +146,11 @@ std::string AlertsJson(const std::vector<AlertView>& alerts) {
   return out;
 }
 
+// [1,2,3]
+std::string IdList(const std::vector<uint64_t>& ids) {
+  return absl::StrCat("[", absl::StrJoin(ids, ","), "]");
+}
+
 std::string StatusJson(const AdminStatus& status) {
   JsonObject out;
   out.AddUint("node_id", status.node_id)
@@ -157,18 +162,22 @@ std::string StatusJson(const AdminStatus& status) {
       .AddUint("applied_index", status.applied_index)
       .AddUint("snapshot_index", status.snapshot_index)
       .AddUint("first_log_index", status.first_log_index)
-      .AddUint("num_nodes", status.num_nodes);
+      .AddUint("num_nodes", status.num_nodes)
+      .AddRaw("voters", IdList(status.voters));
+  if (!status.voters_outgoing.empty()) out.AddRaw("voters_outgoing", IdList(status.voters_outgoing));
+  out.AddRaw("learners", IdList(status.learners));
   if (status.role == "leader") {
     std::vector<std::string> peers;
     peers.reserve(status.peers.size());
     for (const PeerStatus& p : status.peers) {
-      peers.push_back(JsonObject()
-                          .AddUint("id", p.id)
-                          .AddUint("match", p.match)
-                          .AddUint("next", p.next)
-                          .AddBool("connected", p.connected)
-                          .AddUint("lag", p.lag)
-                          .Build());
+      JsonObject peer;
+      peer.AddUint("id", p.id)
+          .AddUint("match", p.match)
+          .AddUint("next", p.next)
+          .AddBool("connected", p.connected)
+          .AddUint("lag", p.lag);
+      if (p.learner) peer.AddBool("learner", true);  // only learners: voters' objects unchanged
+      peers.push_back(peer.Build());
     }
     out.AddRaw("peers", absl::StrCat("[", absl::StrJoin(peers, ","), "]"));
   }

@@ -9,7 +9,8 @@
 //   /readyz   JSON {"ready":bool}; 200 when ready, else 503.
 //   /metrics  Metrics::Serialize(), Content-Type "text/plain; version=0.0.4".
 //   /status   JSON node_id, role, leader_id, term, commit_index, last_log_index, applied_index,
-//             num_nodes, peers (only when role is "leader": [{id,match,next,connected,lag}]),
+//             num_nodes, voters, voters_outgoing (only while joint), learners,
+//             peers (only when role is "leader": [{id,match,next,connected,lag} and "learner":true for a learner]),
 //             health, ready, version, uptime_seconds.
 //   other paths           404 JSON {"error":"not found","path":...}
 //   POST/PUT/PATCH/DELETE/OPTIONS/TRACE/CONNECT  405 JSON {"error":"method not allowed"},
@@ -64,6 +65,7 @@ struct PeerStatus {
   uint64_t next = 0;   // next index the leader sends
   bool connected = false;
   uint64_t lag = 0;  // leader's last log index - match
+  bool learner = false;  // a learner in the configuration in effect
 };
 
 struct AdminStatus {
@@ -77,6 +79,9 @@ struct AdminStatus {
   uint64_t snapshot_index = 0;   // newest durable snapshot (0: none)
   uint64_t first_log_index = 1;  // first entry still in the log (above the compacted prefix)
   uint64_t num_nodes = 0;
+  std::vector<uint64_t> voters;           // the configuration in effect (docs/membership.md)
+  std::vector<uint64_t> voters_outgoing;  // only while joint
+  std::vector<uint64_t> learners;
   std::vector<PeerStatus> peers;  // leader only
   std::string health;  // "starting" | "healthy" | "degraded" | "unhealthy" | "shutting_down"
   std::vector<std::pair<std::string, std::string>> health_detail;  // probe name -> detail

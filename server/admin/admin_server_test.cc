@@ -42,7 +42,8 @@ AdminStatus LeaderStatus() {
   s.snapshot_index = 1000;
   s.first_log_index = 996;
   s.num_nodes = 3;
-  s.peers = {{2, 1201, 1202, true, 0}, {3, 1159, 1160, false, 42}};
+  s.voters = {1, 2, 3};
+  s.peers = {{2, 1201, 1202, true, 0, false}, {3, 1159, 1160, false, 42, false}};
   s.health = "healthy";
   s.health_detail = {{"wal", "ok"}, {"raft", "leader of term 7"}};
   s.ready = true;
@@ -158,7 +159,7 @@ TEST_F(AdminServerTest, StatusOnLeaderListsPeers) {
              "{\"node_id\":1,\"role\":\"leader\",\"leader_id\":1,\"term\":7,"
              "\"commit_index\":1200,\"last_log_index\":1201,\"applied_index\":1199,"
              "\"snapshot_index\":1000,\"first_log_index\":996,"
-             "\"num_nodes\":3,\"peers\":["
+             "\"num_nodes\":3,\"voters\":[1,2,3],\"learners\":[],\"peers\":["
              "{\"id\":2,\"match\":1201,\"next\":1202,\"connected\":true,\"lag\":0},"
              "{\"id\":3,\"match\":1159,\"next\":1160,\"connected\":false,\"lag\":42}],"
              "\"health\":\"healthy\",\"ready\":true,\"version\":\"0.1.0\","
@@ -171,8 +172,23 @@ TEST_F(AdminServerTest, StatusOnFollowerHasNoPeers) {
              "{\"node_id\":2,\"role\":\"follower\",\"leader_id\":1,\"term\":7,"
              "\"commit_index\":1200,\"last_log_index\":1201,\"applied_index\":1199,"
              "\"snapshot_index\":1000,\"first_log_index\":996,"
-             "\"num_nodes\":3,\"health\":\"healthy\",\"ready\":true,\"version\":\"0.1.0\","
-             "\"uptime_seconds\":12.346}");
+             "\"num_nodes\":3,\"voters\":[1,2,3],\"learners\":[],\"health\":\"healthy\","
+             "\"ready\":true,\"version\":\"0.1.0\",\"uptime_seconds\":12.346}");
+}
+
+TEST_F(AdminServerTest, StatusShowsAJointConfigurationAndLearners) {
+  AdminStatus s = LeaderStatus();
+  s.voters = {1, 2, 4};
+  s.voters_outgoing = {1, 2, 3};
+  s.learners = {5};
+  s.peers.push_back({5, 1000, 1001, true, 201, true});
+  SetStatus(s);
+  httplib::Result res = Get("/status");
+  ASSERT_TRUE(res);
+  EXPECT_THAT(res->body, HasSubstr("\"voters\":[1,2,4],\"voters_outgoing\":[1,2,3],"
+                                   "\"learners\":[5],"));
+  EXPECT_THAT(res->body, HasSubstr("{\"id\":5,\"match\":1000,\"next\":1001,"
+                                   "\"connected\":true,\"lag\":201,\"learner\":true}"));
 }
 
 TEST_F(AdminServerTest, StatusOnSingleNodeLeaderHasEmptyPeers) {
@@ -182,7 +198,7 @@ TEST_F(AdminServerTest, StatusOnSingleNodeLeaderHasEmptyPeers) {
   SetStatus(s);
   httplib::Result res = Get("/status");
   ASSERT_TRUE(res);
-  EXPECT_THAT(res->body, HasSubstr("\"num_nodes\":1,\"peers\":[],\"health\""));
+  EXPECT_THAT(res->body, HasSubstr("\"learners\":[],\"peers\":[],\"health\""));
 }
 
 TEST_F(AdminServerTest, Metrics) {

@@ -231,6 +231,10 @@ Metrics::Metrics(absl::Time start_time) : registry_(std::make_unique<prometheus:
            .Add({}, Buckets(kSnapshotInstallBucketsSeconds));
   snapshot_bytes_ = NewGauge(r, "amaters_snapshot_bytes",
                              "Size on disk of the newest snapshot in bytes (0: none).");
+  cluster_voters_ = NewGauge(r, "amaters_cluster_voters",
+                             "Voters of the configuration in effect on this node.");
+  cluster_learners_ = NewGauge(r, "amaters_cluster_learners",
+                               "Learners of the configuration in effect on this node.");
 }
 
 void Metrics::IncSnapshotsCreated() { snapshots_created_->Increment(); }
@@ -241,6 +245,11 @@ void Metrics::ObserveSnapshotInstall(double seconds) {
 }
 
 void Metrics::SetSnapshotBytes(uint64_t bytes) { snapshot_bytes_->Set(ToDouble(bytes)); }
+
+void Metrics::SetMembers(uint64_t voters, uint64_t learners) {
+  cluster_voters_->Set(ToDouble(voters));
+  cluster_learners_->Set(ToDouble(learners));
+}
 
 Metrics::~Metrics() = default;
 

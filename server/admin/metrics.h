@@ -131,6 +131,11 @@ class Metrics {
   // amaters_snapshot_bytes: size on disk of the newest snapshot.
   void SetSnapshotBytes(uint64_t bytes);
 
+  // --- Membership (docs/membership.md) --------------------------------------------------------
+  // amaters_cluster_voters and amaters_cluster_learners: members of the configuration in
+  // effect on this node (voters of both sets while joint).
+  void SetMembers(uint64_t voters, uint64_t learners);
+
   // --- Peers (peer ids are Raft node ids; label value is the decimal id) ----------------------
   // amaters_peer_replication_lag_entries{peer}: leader only. Set for each follower while this
   // node leads; ClearPeerLag removes one series (peer removed), ClearAllPeerLags all of them
@@ -203,6 +208,8 @@ class Metrics {
   prometheus::Counter* snapshot_installs_;
   prometheus::Histogram* snapshot_install_seconds_;
   prometheus::Gauge* snapshot_bytes_;
+  prometheus::Gauge* cluster_voters_;
+  prometheus::Gauge* cluster_learners_;
   std::array<prometheus::Histogram*, kRpcMethodCount> request_duration_{};
 
   prometheus::Family<prometheus::Counter>* requests_family_;

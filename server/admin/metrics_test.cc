@@ -59,6 +59,8 @@ const std::vector<std::pair<std::string, std::string>>& AllFamilies() {
       {"amaters_snapshot_install_total", "counter"},
       {"amaters_snapshot_install_seconds", "histogram"},
       {"amaters_snapshot_bytes", "gauge"},
+      {"amaters_cluster_voters", "gauge"},
+      {"amaters_cluster_learners", "gauge"},
       {"amaters_alerts_total", "counter"},
       {"amaters_alert_webhook_failures_total", "counter"},
       {"amaters_health_state", "gauge"},

@@ -659,6 +659,9 @@ void Runtime::PublishStatus() {
   status_.last_index = r.log().LastIndex();
   status_.applied = node_->applied();
   status_.num_nodes = r.voters().size();
+  status_.voters = r.configuration().voters;
+  status_.voters_outgoing = r.configuration().outgoing;
+  status_.learners = r.configuration().learners;
   status_.pending_requests = pending_.size() + retries_.size();
   status_.wal_size_bytes = node_->wal().stats().size_bytes;
   status_.compaction_count = node_->wal().stats().compaction_count;
@@ -692,6 +695,7 @@ void Runtime::PublishStatus() {
     RuntimeStatus::Peer ps;
     ps.id = p.id;
     ps.address = p.address;
+    ps.learner = r.configuration().IsLearner(p.id);
     if (const raft::Progress* pr = r.progress(p.id)) {
       ps.match = pr->match;
       ps.next = pr->next;

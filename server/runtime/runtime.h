@@ -91,7 +91,12 @@ struct RuntimeStatus {
   raft::Index last_index = 0;
   raft::Index applied = 0;
   int64_t revision = 0;
-  uint64_t num_nodes = 1;
+  uint64_t num_nodes = 1;  // voters of the configuration (both sets while joint)
+  // The configuration in effect (docs/membership.md): voters, outgoing voters (while joint),
+  // learners; sorted.
+  std::vector<raft::NodeId> voters;
+  std::vector<raft::NodeId> voters_outgoing;
+  std::vector<raft::NodeId> learners;
   uint64_t pending_requests = 0;
   uint64_t wal_size_bytes = 0;
   uint64_t compaction_count = 0;  // WAL compactions that deleted a segment (this process)
@@ -115,6 +120,7 @@ struct RuntimeStatus {
     bool connected = false;
     raft::Index match = 0;       // leader only
     raft::Index next = 0;        // leader only
+    bool learner = false;        // a learner in the configuration in effect
   };
   std::vector<Peer> peers;
 };

@@ -23,7 +23,11 @@ grpc::ServerUnaryReactor* AdminService::Status(grpc::CallbackServerContext* cont
     pp->set_next(p.next);
     pp->set_connected(p.connected);
     pp->set_lag(p.lag);
+    pp->set_learner(p.learner);
   }
+  for (uint64_t v : s.voters) response->add_voters(v);
+  for (uint64_t v : s.voters_outgoing) response->add_voters_outgoing(v);
+  for (uint64_t v : s.learners) response->add_learners(v);
   response->set_health(s.health);
   response->set_ready(s.ready);
   response->set_version(s.version);
