@@ -369,6 +369,16 @@ void Node::ProposeConfChange(RequestId request, const raft::ConfChange& change) 
     return;
   }
   if (Overloaded(request)) return;
+  if (change.context.size() > config_.max_entry_bytes) {
+    effects_.replies.push_back(
+        {request,
+         absl::InvalidArgumentError(absl::StrCat("configuration change context of ",
+                                                 change.context.size(),
+                                                 " bytes exceeds max_entry_bytes (",
+                                                 config_.max_entry_bytes, ")")),
+         raft_->leader()});
+    return;
+  }
   Track(request, raft_->ProposeConfChange(change));
 }
 
