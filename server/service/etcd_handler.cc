@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <utility>
@@ -303,10 +304,18 @@ grpc::Status EtcdHandler::MemberList(etcdserverpb::MemberListResponse* response)
   self->set_name(absl::StrCat("node-", o.node_id));
   if (!o.peer_address.empty()) self->add_peerurls(absl::StrCat(url_scheme_, "://", o.peer_address));
   self->add_clienturls(absl::StrCat(url_scheme_, "://", o.client_address));
+  self->set_islearner(std::binary_search(s.learners.begin(), s.learners.end(), o.node_id));
   for (const RuntimeStatus::Peer& p : s.peers) {
+    // Only members of the configuration in effect (docs/membership.md); a configured peer that
+    // was removed is not listed.
+    const bool voter = std::binary_search(s.voters.begin(), s.voters.end(), p.id) ||
+                       std::binary_search(s.voters_outgoing.begin(), s.voters_outgoing.end(),
+                                          p.id);
+    if (!voter && !p.learner) continue;
     etcdserverpb::Member* m = response->add_members();
     m->set_id(p.id);
     m->set_name(absl::StrCat("node-", p.id));
+    m->set_islearner(p.learner);
     m->add_peerurls(absl::StrCat(url_scheme_, "://", p.address));
     // Learned from the peer's own batches; unknown until it has talked to us.
     if (!p.client_address.empty()) {
