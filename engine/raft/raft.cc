@@ -316,6 +316,10 @@ void Raft::TickHeartbeat() {
     }
     // A transfer that did not finish within an election timeout is abandoned (thesis §3.10).
     lead_transferee_ = kNone;
+    if (!IsVoter(id_)) {  // a removed leader whose hand-over did not finish
+      BecomeFollower(term_, kNone);
+      return;
+    }
   }
   if (heartbeat_elapsed_ >= heartbeat_ticks_) {
     heartbeat_elapsed_ = 0;
@@ -336,7 +340,8 @@ absl::Status Raft::CheckAddressed(const Message& m) const {
   // else from a non-member is refused here.
   const bool leader_message = m.type == MessageType::kApp || m.type == MessageType::kHeartbeat ||
                               m.type == MessageType::kSnapshot || m.type == MessageType::kVote ||
-                              m.type == MessageType::kPreVote;
+                              m.type == MessageType::kPreVote ||
+                              m.type == MessageType::kTimeoutNow;  // a removed leader hands over
   if (m.from == id_ || m.from == kNone || (!conf_.IsMember(m.from) && !leader_message)) {
     return absl::InvalidArgumentError(absl::StrCat("message from unknown node ", m.from));
   }
@@ -1322,13 +1327,12 @@ void Raft::SetConfiguration(Index index, Configuration conf) {
   AM_CHECK_LE(conf_history_.size(), 1 + (index - conf_history_.front().first),
               "configuration history holds two configurations for one index");
   if (role_ != Role::kLeader) return;
-  if (!IsVoter(id_)) {
-    // Removed (or demoted): the change is applied, hence committed; another leader takes over.
-    BecomeFollower(term_, kNone);
-    return;
-  }
   if (lead_transferee_ != kNone && !IsVoter(lead_transferee_)) lead_transferee_ = kNone;
   SyncProgressWithConfiguration();
+  if (!IsVoter(id_)) {
+    HandOverLeadership();
+    return;
+  }
   MaybeCommit();
   BroadcastAppend();  // new members hear from the leader at once, and learn the new commit
 }
@@ -1350,9 +1354,29 @@ Configuration Raft::QuorumConfiguration() const {
   return c;
 }
 
+void Raft::HandOverLeadership() {
+  AM_CHECK(role_ == Role::kLeader && !IsVoter(id_));
+  // Removed (or demoted) by a change it applied, hence committed. The others may not have
+  // applied it yet: they still count this node among the voters, and it may hold the newest
+  // entries, so a plain step-down can leave no node able to win an election. Like etcd, it
+  // keeps leading (without counting itself) while it hands leadership to the most caught-up
+  // voter of the new configuration, and steps down when that one takes over or the transfer
+  // is abandoned (TickHeartbeat), or at once when there is nobody to hand over to.
+  if (lead_transferee_ != kNone) return;
+  NodeId best = kNone;
+  for (NodeId v : conf_.AllVoters()) {
+    if (best == kNone || progress_.at(v).match > progress_.at(best).match) best = v;
+  }
+  if (best == kNone || !TransferLeadership(best).ok()) BecomeFollower(term_, kNone);
+}
+
 void Raft::SyncProgressWithConfiguration() {
   AM_CHECK(role_ == Role::kLeader, "only a leader tracks progress");
-  const std::vector<NodeId> members = conf_.Members();
+  // Every member, and the leader itself (a removed leader leads while it hands over).
+  std::vector<NodeId> members = conf_.Members();
+  if (!conf_.IsMember(id_)) {
+    members.insert(std::lower_bound(members.begin(), members.end(), id_), id_);
+  }
   for (auto it = progress_.begin(); it != progress_.end();) {
     it = std::binary_search(members.begin(), members.end(), it->first) ? std::next(it)
                                                                          : progress_.erase(it);
@@ -1401,12 +1425,13 @@ void Raft::CheckInvariants() {
   AM_CHECK(install_ || applying_ >= log_.snapshot_index(),
            "entries below the log's start were never handed out on node ", id_);
   AM_CHECK_LE(log_.LastTerm(), term_, "log holds an entry from a future term on node ", id_);
-  AM_CHECK(role_ == Role::kFollower || IsVoter(id_), "a non-voter campaigns or leads on node ",
-           id_);
+  AM_CHECK(role_ == Role::kFollower || IsVoter(id_) ||
+               (role_ == Role::kLeader && lead_transferee_ != kNone),
+           "a non-voter campaigns, or leads without handing over, on node ", id_);
   if (role_ == Role::kLeader) {
     AM_CHECK_EQ(leader_, id_, "leader does not know itself");
     AM_CHECK_EQ(vote_, id_, "leader did not vote for itself in its term");
-    AM_CHECK_EQ(progress_.size(), conf_.Members().size(),
+    AM_CHECK_EQ(progress_.size(), conf_.Members().size() + (conf_.IsMember(id_) ? 0 : 1),
                 "leader progress out of step with the configuration");
     AM_CHECK_EQ(log_.LastTerm(), term_, "leader's log does not end in its own term");
   } else {

@@ -296,6 +296,7 @@ class Raft {
   void SetConfiguration(Index index, Configuration conf);
   Configuration ConfigurationAt(Index index) const;
   void SyncProgressWithConfiguration();
+  void HandOverLeadership();
   void MaybeAutoLeave();
   void CheckInvariants();
 
