@@ -217,7 +217,8 @@ void FailureDetector::UpdateQuorum(const RaftView& view) {
   const bool is_leader = view.role == raft::Role::kLeader;
   if (!conf_.IsVoter(self_)) {
     // A learner (or a node not in the configuration) does not take part in the quorum and
-    // cannot judge it; an episode it was in ends quietly.
+    // cannot judge it. An episode it was in ends (so that its quorum_lost alert clears).
+    if (quorum_lost_) Emit(alerts::QuorumRestored{n, 0});
     quorum_lost_ = false;
     return;
   }

@@ -128,7 +128,8 @@ class FailureDetector {
   // The configuration changed (Raft applied a change) at `now_ms`: new members get a full
   // failure timeout of grace; removed ones are forgotten without an event; the quorum is
   // judged on the new configuration from the next Tick. Learners are judged like voters (a
-  // learner's failure is NodeFailed{learner = true}) but never count for the quorum.
+  // learner's failure is NodeFailed{learner = true}) but never count for the quorum; a node
+  // that is not a voter reports no quorum episodes (one it was in ends with QuorumRestored).
   void SetConfiguration(const raft::Configuration& conf, uint64_t now_ms);
   const raft::Configuration& configuration() const { return conf_; }
 

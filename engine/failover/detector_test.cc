@@ -153,6 +153,17 @@ TEST(FailureDetector, FollowsConfigurationChanges) {
   EXPECT_FALSE(d.quorum_lost()) << "1 and 4 are a majority of {1, 2, 4}";
 }
 
+TEST(FailureDetector, ANodeThatStopsBeingAVoterEndsItsQuorumEpisode) {
+  FailureDetector d = Make(1, {1, 2, 3});
+  TickBetween(d, 0, 400, Leader(1, 1));
+  d.Tick(400, Leader(1, 1));
+  EXPECT_EQ(Take(d), (Events{NodeFailed{2}, NodeFailed{3}, QuorumLost{3, 1}}));
+  d.SetConfiguration(raft::Configuration::Of({2, 3}, {1}), 450);  // demoted to learner
+  d.Tick(450, NonLeader(1, raft::kNone, 2));
+  EXPECT_EQ(Take(d), (Events{QuorumRestored{2, 0}})) << "so that quorum_lost clears";
+  EXPECT_FALSE(d.quorum_lost());
+}
+
 TEST(FailureDetector, AJointConfigurationNeedsAMajorityOfBothSets) {
   raft::Configuration joint;
   joint.voters = {1, 4, 5};
