@@ -22,7 +22,9 @@ Flags:
   --nodes=N            cluster size, 1..7 (default 3)
   --tls                TLS on the client and peer ports (mutual TLS between peers) with a
                        throwaway CA and per-node certificates made by the openssl CLI
-  --base-port=P|auto   first port (default 7878); "auto" picks a free range in 20000..40000.
+  --base-port=P|auto   first port (default 7878); "auto" picks a free range in 20000..40000, below
+                       the kernel's ephemeral ports, and moves to another range
+                       if a port is taken while the nodes start.
                        Node i (1-based) listens on
                          client gRPC  P + 10*(i-1)       (etcd v3 API; amaters-ctl, etcdctl)
                          peer gRPC    P + 10*(i-1) + 1   (Raft traffic between nodes)
@@ -247,17 +249,32 @@ busy_ports() {
   done
 }
 
-if [[ "$BASE_PORT" == auto ]]; then
-  found=""
+# The kernel's ephemeral range (outgoing connections, port 0) can take any of its ports at any
+# moment, so "auto" stays below it where it can.
+auto_range_top() {
+  local low=32768 high
+  read -r low high </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || low=32768
+  if ((low - SPAN - 1 > 21000 && low - SPAN - 1 < 40000)); then echo $((low - SPAN - 1)); else echo 40000; fi
+}
+
+# Picks BASE_PORT: a random base in 20000..top whose ports are all free.
+pick_auto_base() {
+  local top try candidate
+  top="$(auto_range_top)"
   for ((try = 0; try < 50; try++)); do
-    candidate=$((20000 + (RANDOM * 32768 + RANDOM) % 20000))
+    candidate=$((20000 + (RANDOM * 32768 + RANDOM) % (top - 20000)))
     if [[ -z "$(busy_ports "$candidate")" ]]; then
-      found=$candidate
-      break
+      BASE_PORT=$candidate
+      return 0
     fi
   done
-  [[ -n "$found" ]] || die "--base-port=auto: no free range of $((SPAN + 1)) ports found in 20000..40000"
-  BASE_PORT=$found
+  die "--base-port=auto: no free range of $((SPAN + 1)) ports found in 20000..$top"
+}
+
+AUTO_PORT=0
+if [[ "$BASE_PORT" == auto ]]; then
+  AUTO_PORT=1
+  pick_auto_base
 else
   busy="$(busy_ports "$BASE_PORT" | tr '\n' ' ')"
   if [[ -n "$busy" ]]; then
@@ -265,10 +282,13 @@ else
   fi
 fi
 
-PEERS_TOML=""
-for ((i = 1; i <= NODES; i++)); do
-  PEERS_TOML+="${PEERS_TOML:+, }\"$i:127.0.0.1:$(peer_port "$i")\""
-done
+peers_toml() {
+  local i out=""
+  for ((i = 1; i <= NODES; i++)); do
+    out+="${out:+, }\"$i:127.0.0.1:$(peer_port "$i")\""
+  done
+  echo "$out"
+}
 
 # --- TLS ---------------------------------------------------------------------------------------
 
@@ -333,7 +353,7 @@ write_config() {
     echo
     echo "[cluster]"
     echo "node_id = $i"
-    echo "peers = [$PEERS_TOML]"
+    echo "peers = [$(peers_toml)]"
     echo
     echo "[metrics]"
     echo "bind_address = \"127.0.0.1:$(admin_port "$i")\""
@@ -349,12 +369,16 @@ write_config() {
   } >"$cfg" || die "cannot write $cfg"
 }
 
-for ((i = 1; i <= NODES; i++)); do
-  write_config "$i"
-  if ! out="$("$SERVER_BIN" validate-config --config="$DIR/node$i.toml" "${SETS[@]}" 2>&1)"; then
-    die "node $i's configuration is invalid: $out"
-  fi
-done
+write_configs() {
+  local i out
+  for ((i = 1; i <= NODES; i++)); do
+    write_config "$i"
+    if ! out="$("$SERVER_BIN" validate-config --config="$DIR/node$i.toml" "${SETS[@]}" 2>&1)"; then
+      die "node $i's configuration is invalid: $out"
+    fi
+  done
+}
+write_configs
 
 reserved_env() {
   case "$1" in
@@ -438,15 +462,18 @@ trap 'stop_all' EXIT
 SETSID=()
 command -v setsid >/dev/null && SETSID=(setsid)
 
-for ((i = 1; i <= NODES; i++)); do
-  mkdir -p "$DIR/data/node$i" || die "cannot create $DIR/data/node$i"
-  log="$DIR/node$i.log"
-  : >"$log" || die "cannot write $log"
-  cd "$DIR" || die "cannot enter $DIR"
-  "${SETSID[@]}" "$SERVER_BIN" start --config="$DIR/node$i.toml" "${SETS[@]}" </dev/null >>"$log" 2>&1 &
-  PIDS[i]=$!
-  cd "$START_DIR" || true
-done
+start_nodes() {
+  local i log
+  for ((i = 1; i <= NODES; i++)); do
+    mkdir -p "$DIR/data/node$i" || die "cannot create $DIR/data/node$i"
+    log="$DIR/node$i.log"
+    : >"$log" || die "cannot write $log"
+    cd "$DIR" || die "cannot enter $DIR"
+    "${SETSID[@]}" "$SERVER_BIN" start --config="$DIR/node$i.toml" "${SETS[@]}" </dev/null >>"$log" 2>&1 &
+    PIDS[i]=$!
+    cd "$START_DIR" || true
+  done
+}
 
 # GET http://127.0.0.1:$1$2; prints the HTTP status code (000 when nothing answers).
 http_code() {
@@ -471,38 +498,55 @@ died_message() {
   tail -n 5 "$DIR/node$i.log" | sed 's/^/    /' >&2
 }
 
-echo "$PROG: starting $NODES node(s) in $DIR (TLS $( ((TLS)) && echo on || echo off))"
-READY=()
-deadline=$((SECONDS + READY_TIMEOUT))
-while :; do
-  ((STOPPING)) && { echo "$PROG: interrupted before the cluster was ready; stopping"; stop_all; exit 0; }
-  pending=0
-  for ((i = 1; i <= NODES; i++)); do
-    [[ "${READY[i]:-0}" == 1 ]] && continue
-    if ! alive "${PIDS[i]}"; then
-      wait "${PIDS[i]}"
-      status=$?
-      died_message "$i" "$status"
-      PIDS[i]=""
-      stop_all
-      die "the cluster did not start (node $i failed)"
-    fi
-    if [[ "$(http_code "$(admin_port "$i")" /readyz)" == 200 ]]; then
-      READY[i]=1
-    else
-      pending=$((pending + 1))
-    fi
-  done
-  ((pending == 0)) && break
-  if ((SECONDS >= deadline)); then
-    not_ready=""
+# Waits until every node answers /readyz. Returns 0 when all are ready, 1 when a node exited
+# because one of its ports was taken after pick_auto_base checked it (only with --base-port=auto:
+# another process may bind any free port at any time); dies otherwise.
+wait_ready() {
+  local i status pending not_ready deadline=$((SECONDS + READY_TIMEOUT))
+  READY=()
+  while :; do
+    ((STOPPING)) && { echo "$PROG: interrupted before the cluster was ready; stopping"; stop_all; exit 0; }
+    pending=0
     for ((i = 1; i <= NODES; i++)); do
-      [[ "${READY[i]:-0}" == 1 ]] || not_ready+=" $i"
+      [[ "${READY[i]:-0}" == 1 ]] && continue
+      if ! alive "${PIDS[i]}"; then
+        wait "${PIDS[i]}"
+        status=$?
+        died_message "$i" "$status"
+        PIDS[i]=""
+        stop_all
+        if ((AUTO_PORT)) && grep -q "Address already in use" "$DIR/node$i.log"; then return 1; fi
+        die "the cluster did not start (node $i failed)"
+      fi
+      if [[ "$(http_code "$(admin_port "$i")" /readyz)" == 200 ]]; then
+        READY[i]=1
+      else
+        pending=$((pending + 1))
+      fi
     done
-    stop_all
-    die "not ready after ${READY_TIMEOUT}s: node(s)$not_ready (see $DIR/node*.log)"
-  fi
-  sleep 0.2
+    ((pending == 0)) && return 0
+    if ((SECONDS >= deadline)); then
+      not_ready=""
+      for ((i = 1; i <= NODES; i++)); do
+        [[ "${READY[i]:-0}" == 1 ]] || not_ready+=" $i"
+      done
+      stop_all
+      die "not ready after ${READY_TIMEOUT}s: node(s)$not_ready (see $DIR/node*.log)"
+    fi
+    sleep 0.2
+  done
+}
+
+readonly MAX_PORT_ATTEMPTS=5
+echo "$PROG: starting $NODES node(s) in $DIR (TLS $( ((TLS)) && echo on || echo off))"
+for ((attempt = 1; ; attempt++)); do
+  start_nodes
+  wait_ready && break
+  ((attempt < MAX_PORT_ATTEMPTS)) ||
+    die "the cluster did not start: a port was taken by another process $MAX_PORT_ATTEMPTS times (--base-port=auto)"
+  pick_auto_base
+  write_configs
+  echo "$PROG: a port was taken by another process; trying again on ports from $BASE_PORT"
 done
 
 # --- the table ---------------------------------------------------------------------------------
