@@ -157,7 +157,8 @@ void WalSeeds() {
   change.seq = seq++;
   raft::Entry cc = E(3, 22, raft::EncodeConfChange({{{raft::ConfChangeStep::Type::kAddVoter, 4},
                                                       {raft::ConfChangeStep::Type::kRemove, 1}},
-                                                     "member 4"}));
+                                                     {{4, "n4", {"http://10.0.0.4:2380"},
+                                                       {"http://10.0.0.4:2379"}}}}));
   cc.type = raft::EntryType::kConfChange;
   change.entries.push_back(cc);
   snap.push_back(change);
@@ -167,6 +168,7 @@ void WalSeeds() {
   joint.snapshot->voters_outgoing = {1, 2, 3};
   joint.snapshot->learners = {5};
   joint.snapshot->auto_leave = true;
+  joint.snapshot->members = {{4, "n4", {"http://10.0.0.4:2380"}, {"http://10.0.0.4:2379"}}};
   snap.push_back(joint);
   Write("wal_decoder", "snapshot_configuration", std::string(1, '\0') + WriterOutput(snap, 4096));
 }

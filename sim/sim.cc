@@ -1154,6 +1154,18 @@ absl::Status Simulation::ProposeConfChange(const raft::ConfChange& change) {
   return it == conf_refusals_.end() ? absl::OkStatus() : it->second;
 }
 
+namespace {
+
+// The record of simulated node `id` as its `version`th address (names and URLs are opaque to
+// Raft; the checkers compare them as part of each node's configuration).
+raft::MemberInfo SimMemberInfo(NodeId id, uint64_t version) {
+  return raft::MemberInfo{id, absl::StrCat("n", id),
+                          {absl::StrCat("sim://n", id, ":", 2380 + version)},
+                          {absl::StrCat("sim://n", id, ":2379")}};
+}
+
+}  // namespace
+
 // One random change the leader may accept: add a node outside the configuration as a learner
 // (a spare, or a node removed before), promote
 // a learner, remove a member (the leader too), or replace a voter by a learner at once
@@ -1179,7 +1191,9 @@ void Simulation::RandomConfChange(uint64_t until_ns) {
   if (kind < 4 && !outside.empty()) {
     // A node removed before comes back with its disk as it was (its term and vote intact):
     // an emptied disk under a known id could vote twice in a term (docs/membership.md).
-    change.steps = {{Type::kAddLearner, pick(outside)}};
+    const NodeId added = pick(outside);
+    change.steps = {{Type::kAddLearner, added}};
+    change.members = {SimMemberInfo(added, 0)};
   } else if (kind < 7 && !conf.learners.empty()) {
     change.steps = {{Type::kAddVoter, pick(conf.learners)}};
   } else if (kind < 9 && (conf.voters.size() > min_voters || !conf.learners.empty())) {
@@ -1189,7 +1203,8 @@ void Simulation::RandomConfChange(uint64_t until_ns) {
   } else if (!conf.learners.empty()) {
     change.steps = {{Type::kAddVoter, pick(conf.learners)}, {Type::kRemove, pick(conf.voters)}};
   } else {
-    return;
+    // Only a member's record changes (etcd's MemberUpdate: a new peer URL).
+    change.members = {SimMemberInfo(pick(conf.Members()), 1 + reconfig_rng_.Uniform(1000))};
   }
   (void)ProposeConfChange(change);  // a refusal is one of the outcomes under test
 }

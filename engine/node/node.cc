@@ -369,11 +369,11 @@ void Node::ProposeConfChange(RequestId request, const raft::ConfChange& change) 
     return;
   }
   if (Overloaded(request)) return;
-  if (change.context.size() > config_.max_entry_bytes) {
+  const size_t bytes = raft::EncodeConfChange(change).size();
+  if (bytes > config_.max_entry_bytes) {
     effects_.replies.push_back(
         {request,
-         absl::InvalidArgumentError(absl::StrCat("configuration change context of ",
-                                                 change.context.size(),
+         absl::InvalidArgumentError(absl::StrCat("configuration change of ", bytes,
                                                  " bytes exceeds max_entry_bytes (",
                                                  config_.max_entry_bytes, ")")),
          raft_->leader()});

@@ -73,6 +73,26 @@ Index CommittedOne(const std::vector<NodeId>& set, const std::function<Index(Nod
 
 std::string Ids(const std::vector<NodeId>& ids) { return absl::StrJoin(ids, ","); }
 
+// `to` with the member info of `cc` recorded and the info of non-members dropped; refused
+// (through `refuse`) for info of a non-member or beyond the bounds.
+template <typename Refuse>
+absl::StatusOr<Configuration> WithMemberInfo(Configuration to, const ConfChange& cc,
+                                             const Refuse& refuse) {
+  std::map<NodeId, MemberInfo> info;
+  for (MemberInfo& m : to.member_info) {
+    if (to.IsMember(m.id)) info[m.id] = std::move(m);
+  }
+  for (const MemberInfo& m : cc.members) {
+    if (std::string why = MemberInfoProblem(m); !why.empty()) return refuse(why);
+    if (!to.IsMember(m.id)) return refuse(absl::StrCat("info of node ", m.id, ", not a member"));
+    info[m.id] = m;
+  }
+  to.member_info.clear();
+  for (auto& [id, m] : info) to.member_info.push_back(std::move(m));
+  AM_CHECK(to.Validate().ok(), to.Describe());
+  return to;
+}
+
 }  // namespace
 
 std::string EncodeConfChange(const ConfChange& cc) {
@@ -83,8 +103,7 @@ std::string EncodeConfChange(const ConfChange& cc) {
     out.push_back(static_cast<char>(s.type));
     PutU64(&out, s.node);
   }
-  PutU32(&out, static_cast<uint32_t>(cc.context.size()));
-  out += cc.context;
+  AppendMemberList(cc.members, &out);
   return out;
 }
 
@@ -92,7 +111,7 @@ absl::StatusOr<ConfChange> DecodeConfChange(absl::string_view data) {
   auto bad = [](absl::string_view why) {
     return absl::InvalidArgumentError(absl::StrCat("configuration change: ", why));
   };
-  if (data.size() < 9) return bad("too short");
+  if (data.size() < 9) return bad("too short");  // version, step count, member count
   if (static_cast<uint8_t>(data[0]) != kConfChangeVersion) {
     return bad(absl::StrCat("unknown version ", static_cast<int>(static_cast<uint8_t>(data[0]))));
   }
@@ -107,22 +126,22 @@ absl::StatusOr<ConfChange> DecodeConfChange(absl::string_view data) {
     if (node == kNone) return bad("node 0");
     cc.steps.push_back({static_cast<ConfChangeStep::Type>(type), node});
   }
-  const uint64_t context = GetLe(data, at, 4);
-  at += 4;
-  if (data.size() - at != context) return bad("context length");
-  cc.context = std::string(data.substr(at));
+  if (!ParseMemberList(data, &at, kMaxMembers, &cc.members) || at != data.size()) {
+    return bad("member list");
+  }
   return cc;
 }
 
 std::string DescribeConfChange(const ConfChange& cc) {
-  if (cc.steps.empty()) return "leave-joint";
   std::vector<std::string> parts;
+  if (cc.steps.empty() && cc.members.empty()) return "leave-joint";
   for (const ConfChangeStep& s : cc.steps) {
     const char* what = s.type == ConfChangeStep::Type::kAddVoter     ? "add-voter"
                        : s.type == ConfChangeStep::Type::kAddLearner ? "add-learner"
                                                                       : "remove";
     parts.push_back(absl::StrCat(what, " ", s.node));
   }
+  for (const MemberInfo& m : cc.members) parts.push_back(absl::StrCat("info ", m.id));
   return absl::StrJoin(parts, ", ");
 }
 
@@ -177,6 +196,12 @@ bool Configuration::QuorumActive(const std::function<bool(NodeId)>& active) cons
   return Tally(votes) == VoteResult::kWon;
 }
 
+const MemberInfo* Configuration::InfoOf(NodeId id) const {
+  auto it = std::lower_bound(member_info.begin(), member_info.end(), id,
+                             [](const MemberInfo& m, NodeId v) { return m.id < v; });
+  return it != member_info.end() && it->id == id ? &*it : nullptr;
+}
+
 absl::Status Configuration::Validate() const {
   auto bad = [this](absl::string_view why) {
     return absl::InvalidArgumentError(absl::StrCat("configuration ", Describe(), ": ", why));
@@ -193,6 +218,12 @@ absl::Status Configuration::Validate() const {
   }
   if (Members().size() > kMaxMembers) return bad(absl::StrCat("more than ", kMaxMembers, " members"));
   if (auto_leave && !joint()) return bad("auto_leave outside a joint configuration");
+  for (size_t i = 0; i < member_info.size(); ++i) {
+    const MemberInfo& m = member_info[i];
+    if (i > 0 && member_info[i - 1].id >= m.id) return bad("member info not sorted by id");
+    if (!IsMember(m.id)) return bad(absl::StrCat("info of node ", m.id, ", not a member"));
+    if (std::string why = MemberInfoProblem(m); !why.empty()) return bad(why);
+  }
   return absl::OkStatus();
 }
 
@@ -208,6 +239,7 @@ Configuration ConfigurationOf(const SnapshotMeta& meta) {
   c.outgoing = meta.voters_outgoing;
   std::sort(c.outgoing.begin(), c.outgoing.end());
   c.auto_leave = meta.auto_leave;
+  c.member_info = meta.members;
   return c;
 }
 
@@ -216,6 +248,7 @@ void RecordConfiguration(const Configuration& conf, SnapshotMeta* meta) {
   meta->voters_outgoing = conf.outgoing;
   meta->learners = conf.learners;
   meta->auto_leave = conf.auto_leave;
+  meta->members = conf.member_info;
 }
 
 absl::StatusOr<Configuration> ApplyConfChange(const Configuration& from, const ConfChange& cc) {
@@ -225,11 +258,11 @@ absl::StatusOr<Configuration> ApplyConfChange(const Configuration& from, const C
         "configuration change (", DescribeConfChange(cc), ") from ", from.Describe(), ": ", why));
   };
   if (cc.steps.empty()) {
-    if (!from.joint()) return refuse("not in a joint configuration");
+    if (!from.joint() && cc.members.empty()) return refuse("not in a joint configuration");
     Configuration to = from;
     to.outgoing.clear();
     to.auto_leave = false;
-    return to;
+    return WithMemberInfo(std::move(to), cc, refuse);
   }
   if (from.joint()) return refuse("in a joint configuration: leave it first");
   std::set<NodeId> named;
@@ -268,8 +301,7 @@ absl::StatusOr<Configuration> ApplyConfChange(const Configuration& from, const C
     to.outgoing = from.voters;
     to.auto_leave = true;
   }
-  AM_CHECK(to.Validate().ok(), to.Describe());
-  return to;
+  return WithMemberInfo(std::move(to), cc, refuse);
 }
 
 }  // namespace amaters::raft

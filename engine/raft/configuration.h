@@ -44,16 +44,20 @@ struct ConfChangeStep {
   bool operator==(const ConfChangeStep& o) const { return type == o.type && node == o.node; }
 };
 
-// The payload of an EntryType::kConfChange entry. No steps: leave the joint configuration.
-// `context` is opaque to Raft (the server carries the new member's addresses in it).
+// The payload of an EntryType::kConfChange entry.
+//  - Steps: the change. No steps: leave the joint configuration, or, outside one, only update
+//    `members` (etcd's MemberUpdate).
+//  - `members`: what the cluster records about members of the resulting configuration (their
+//    names and URLs, replacing what was recorded for the same ids). Raft's decisions never
+//    depend on it.
 struct ConfChange {
   std::vector<ConfChangeStep> steps;
-  std::string context;
-  bool operator==(const ConfChange& o) const { return steps == o.steps && context == o.context; }
+  std::vector<MemberInfo> members;
+  bool operator==(const ConfChange& o) const { return steps == o.steps && members == o.members; }
 };
 
 // Entry data of a ConfChange: version byte 1, u32 step count, per step (u8 type, u64 node),
-// u32 context length, context. Little-endian.
+// then the member list (AppendMemberList in types.h). Little-endian.
 std::string EncodeConfChange(const ConfChange& cc);
 absl::StatusOr<ConfChange> DecodeConfChange(absl::string_view data);
 std::string DescribeConfChange(const ConfChange& cc);
@@ -65,6 +69,9 @@ struct Configuration {
   std::vector<NodeId> outgoing;  // sorted, unique; non-empty only while joint
   std::vector<NodeId> learners;  // sorted, unique; disjoint from voters and outgoing
   bool auto_leave = false;       // joint: leave as soon as applied
+  // Names and URLs recorded for members (sorted by id, only ids that are members; a member
+  // without an entry was configured at bootstrap and is known by its id only).
+  std::vector<MemberInfo> member_info;
 
   static Configuration Of(std::vector<NodeId> voters, std::vector<NodeId> learners = {});
 
@@ -83,13 +90,17 @@ struct Configuration {
   Index CommittedIndex(const std::function<Index(NodeId)>& match) const;
   bool QuorumActive(const std::function<bool(NodeId)>& active) const;
 
-  // Non-empty voters; sorted and unique sets; learners disjoint from voters; size bound.
+  // The recorded info of `id`, or nullptr.
+  const MemberInfo* InfoOf(NodeId id) const;
+
+  // Non-empty voters; sorted and unique sets; learners disjoint from voters; size bound;
+  // member_info sorted by id, of members only, each within its bounds.
   absl::Status Validate() const;
   std::string Describe() const;
 
   bool operator==(const Configuration& o) const {
     return voters == o.voters && outgoing == o.outgoing && learners == o.learners &&
-           auto_leave == o.auto_leave;
+           auto_leave == o.auto_leave && member_info == o.member_info;
   }
   bool operator!=(const Configuration& o) const { return !(*this == o); }
 };
@@ -103,9 +114,11 @@ Configuration ConfigurationOf(const SnapshotMeta& meta);
 void RecordConfiguration(const Configuration& conf, SnapshotMeta* meta);
 
 // The configuration `cc` leads to from `from`, or why it is refused: a change while joint
-// (only leaving is allowed then), leaving when not joint, a step naming a node twice, removing
-// or demoting the last voter, a demotion in a change that needs a joint configuration, or a
-// result without voters or with more than kMaxMembers members.
+// (only leaving is allowed then), an empty change outside a joint configuration with no
+// members to update, a step naming a node twice, removing or demoting the last voter, a
+// demotion in a change that needs a joint configuration, a result without voters or with more
+// than kMaxMembers members, or member info for a node that is not a member of the result (or
+// beyond the bounds of types.h). Info of members the change removes is dropped.
 absl::StatusOr<Configuration> ApplyConfChange(const Configuration& from, const ConfChange& cc);
 
 }  // namespace amaters::raft

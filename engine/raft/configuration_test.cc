@@ -11,14 +11,19 @@ namespace {
 
 using Type = ConfChangeStep::Type;
 
-ConfChange Change(std::vector<ConfChangeStep> steps) { return ConfChange{std::move(steps), ""}; }
+ConfChange Change(std::vector<ConfChangeStep> steps) { return ConfChange{std::move(steps), {}}; }
+
+MemberInfo Info(NodeId id, std::string peer_url) {
+  return MemberInfo{id, "m" + std::to_string(id), {std::move(peer_url)}, {"http://c:2379"}};
+}
 
 TEST(ConfChange, EncodesAndDecodes) {
-  ConfChange cc{{{Type::kAddVoter, 4}, {Type::kAddLearner, 5}, {Type::kRemove, 1}}, "ctx\0x"};
+  ConfChange cc{{{Type::kAddVoter, 4}, {Type::kAddLearner, 5}, {Type::kRemove, 1}},
+                {Info(4, "http://a:2380"), MemberInfo{5, std::string("x\0y", 3), {}, {}}}};
   absl::StatusOr<ConfChange> back = DecodeConfChange(EncodeConfChange(cc));
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(*back, cc);
-  EXPECT_EQ(DescribeConfChange(cc), "add-voter 4, add-learner 5, remove 1");
+  EXPECT_EQ(DescribeConfChange(cc), "add-voter 4, add-learner 5, remove 1, info 4, info 5");
   EXPECT_EQ(DescribeConfChange(ConfChange{}), "leave-joint");
   absl::StatusOr<ConfChange> empty = DecodeConfChange(EncodeConfChange(ConfChange{}));
   ASSERT_TRUE(empty.ok());
@@ -26,7 +31,7 @@ TEST(ConfChange, EncodesAndDecodes) {
 }
 
 TEST(ConfChange, EveryTruncationAndBadFieldIsRefused) {
-  const std::string good = EncodeConfChange({{{Type::kAddVoter, 4}}, "abc"});
+  const std::string good = EncodeConfChange({{{Type::kAddVoter, 4}}, {Info(4, "http://a")}});
   for (size_t n = 0; n < good.size(); ++n) {
     EXPECT_FALSE(DecodeConfChange(good.substr(0, n)).ok()) << "truncated to " << n;
   }
@@ -43,6 +48,47 @@ TEST(ConfChange, EveryTruncationAndBadFieldIsRefused) {
   bad = good;
   bad[1] = static_cast<char>(0xff);
   EXPECT_FALSE(DecodeConfChange(bad).ok()) << "step count";
+  bad = good;
+  bad[14] = static_cast<char>(65);  // 65 members
+  EXPECT_FALSE(DecodeConfChange(bad).ok()) << "member count";
+}
+
+TEST(ConfChangeApply, MemberRecordsFollowTheMembers) {
+  const Configuration three = Configuration::Of({1, 2, 3});
+  // Adding a learner records its info; a change without steps updates it (MemberUpdate).
+  absl::StatusOr<Configuration> added =
+      ApplyConfChange(three, {{{Type::kAddLearner, 4}}, {Info(4, "http://a:2380")}});
+  ASSERT_TRUE(added.ok()) << added.status();
+  ASSERT_NE(added->InfoOf(4), nullptr);
+  EXPECT_EQ(added->InfoOf(4)->peer_urls, std::vector<std::string>{"http://a:2380"});
+  EXPECT_EQ(added->InfoOf(1), nullptr);  // a bootstrap member has no record
+  absl::StatusOr<Configuration> updated =
+      ApplyConfChange(*added, {{}, {Info(4, "http://b:2380"), Info(1, "http://one:2380")}});
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_EQ(updated->voters, added->voters);
+  EXPECT_EQ(updated->learners, added->learners);
+  EXPECT_EQ(updated->InfoOf(4)->peer_urls, std::vector<std::string>{"http://b:2380"});
+  EXPECT_EQ(updated->member_info.size(), 2u);
+  // A promotion keeps the record; a removal drops it.
+  absl::StatusOr<Configuration> promoted = ApplyConfChange(*updated, Change({{Type::kAddVoter, 4}}));
+  ASSERT_TRUE(promoted.ok());
+  EXPECT_NE(promoted->InfoOf(4), nullptr);
+  absl::StatusOr<Configuration> removed = ApplyConfChange(*promoted, Change({{Type::kRemove, 4}}));
+  ASSERT_TRUE(removed.ok());
+  EXPECT_EQ(removed->InfoOf(4), nullptr);
+  EXPECT_NE(removed->InfoOf(1), nullptr);
+  EXPECT_TRUE(removed->Validate().ok());
+  // Refused: info of a non-member, info beyond the bounds, an empty change outside a joint
+  // configuration.
+  EXPECT_FALSE(ApplyConfChange(three, {{}, {Info(9, "http://x")}}).ok());
+  EXPECT_FALSE(ApplyConfChange(three, {{}, {MemberInfo{1, std::string(300, 'n'), {}, {}}}}).ok());
+  EXPECT_FALSE(ApplyConfChange(three, {{}, {MemberInfo{1, "n", std::vector<std::string>(9, "u"),
+                                                       {}}}}).ok());
+  EXPECT_FALSE(ApplyConfChange(three, Change({})).ok());
+  // The records travel in snapshots.
+  SnapshotMeta meta(7, 2);
+  RecordConfiguration(*updated, &meta);
+  EXPECT_EQ(ConfigurationOf(meta), *updated);
 }
 
 TEST(Configuration, MajorityOfASingleSet) {

@@ -1132,7 +1132,7 @@ TEST(RaftSnapshot, ConcurrentSnapshotSendsAreBoundedAndAFailedOneIsRetried) {
 
 // ---- Membership changes (docs/membership.md) -----------------------------------------------
 
-ConfChange Steps(std::vector<ConfChangeStep> steps) { return ConfChange{std::move(steps), ""}; }
+ConfChange Steps(std::vector<ConfChangeStep> steps) { return ConfChange{std::move(steps), {}}; }
 constexpr auto kAddVoter = ConfChangeStep::Type::kAddVoter;
 constexpr auto kAddLearner = ConfChangeStep::Type::kAddLearner;
 constexpr auto kRemove = ConfChangeStep::Type::kRemove;

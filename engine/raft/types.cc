@@ -4,6 +4,100 @@
 #include "absl/strings/str_cat.h"
 
 namespace amaters::raft {
+namespace {
+
+void PutLe(std::string* out, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
+}
+
+bool GetLe(absl::string_view in, size_t* at, int bytes, uint64_t* v) {
+  if (in.size() < *at || in.size() - *at < static_cast<size_t>(bytes)) return false;
+  *v = 0;
+  for (int i = 0; i < bytes; ++i) {
+    *v |= uint64_t{static_cast<uint8_t>(in[*at + static_cast<size_t>(i)])} << (8 * i);
+  }
+  *at += static_cast<size_t>(bytes);
+  return true;
+}
+
+void PutString(std::string* out, const std::string& s) {
+  PutLe(out, s.size(), 4);
+  out->append(s);
+}
+
+bool GetString(absl::string_view in, size_t* at, size_t max_bytes, std::string* s) {
+  uint64_t n = 0;
+  if (!GetLe(in, at, 4, &n) || n > max_bytes || in.size() - *at < n) return false;
+  *s = std::string(in.substr(*at, n));
+  *at += n;
+  return true;
+}
+
+bool GetUrls(absl::string_view in, size_t* at, std::vector<std::string>* urls) {
+  uint64_t n = 0;
+  if (!GetLe(in, at, 4, &n) || n > kMaxMemberUrls) return false;
+  urls->resize(n);
+  for (std::string& u : *urls) {
+    if (!GetString(in, at, kMaxMemberUrlBytes, &u)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void AppendMemberList(const std::vector<MemberInfo>& members, std::string* out) {
+  PutLe(out, members.size(), 4);
+  for (const MemberInfo& m : members) {
+    PutLe(out, m.id, 8);
+    PutString(out, m.name);
+    for (const std::vector<std::string>* urls : {&m.peer_urls, &m.client_urls}) {
+      PutLe(out, urls->size(), 4);
+      for (const std::string& u : *urls) PutString(out, u);
+    }
+  }
+}
+
+size_t MemberListBytes(const std::vector<MemberInfo>& members) {
+  size_t n = 4;
+  for (const MemberInfo& m : members) {
+    n += 8 + 4 + m.name.size() + 4 + 4;
+    for (const std::string& u : m.peer_urls) n += 4 + u.size();
+    for (const std::string& u : m.client_urls) n += 4 + u.size();
+  }
+  return n;
+}
+
+bool ParseMemberList(absl::string_view in, size_t* at, size_t max_members,
+                     std::vector<MemberInfo>* out) {
+  uint64_t n = 0;
+  if (!GetLe(in, at, 4, &n) || n > max_members) return false;
+  out->assign(n, MemberInfo{});
+  for (MemberInfo& m : *out) {
+    if (!GetLe(in, at, 8, &m.id) || !GetString(in, at, kMaxMemberNameBytes, &m.name) ||
+        !GetUrls(in, at, &m.peer_urls) || !GetUrls(in, at, &m.client_urls)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string MemberInfoProblem(const MemberInfo& m) {
+  if (m.id == kNone) return "member id 0";
+  if (m.name.size() > kMaxMemberNameBytes) {
+    return absl::StrCat("member ", m.id, ": name longer than ", kMaxMemberNameBytes, " bytes");
+  }
+  for (const std::vector<std::string>* urls : {&m.peer_urls, &m.client_urls}) {
+    if (urls->size() > kMaxMemberUrls) {
+      return absl::StrCat("member ", m.id, ": more than ", kMaxMemberUrls, " URLs");
+    }
+    for (const std::string& u : *urls) {
+      if (u.size() > kMaxMemberUrlBytes) {
+        return absl::StrCat("member ", m.id, ": URL longer than ", kMaxMemberUrlBytes, " bytes");
+      }
+    }
+  }
+  return "";
+}
 
 const char* MessageTypeName(MessageType t) {
   switch (t) {

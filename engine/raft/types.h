@@ -7,7 +7,9 @@
 #define AMATERS_ENGINE_RAFT_TYPES_H_
 
 #include <cstdint>
+#include <cstddef>
 #include <string>
+#include "absl/strings/string_view.h"
 #include <utility>
 #include <vector>
 
@@ -72,6 +74,38 @@ enum class MessageType : uint8_t {
 
 const char* MessageTypeName(MessageType t);
 
+// What the cluster knows of a member besides its role (etcd's Member): a name and the URLs
+// other members and clients reach it at. Replicated in configuration changes (ConfChange) and
+// snapshots; opaque to Raft's decisions. Bounds: kMaxMemberNameBytes, kMaxMemberUrls per list,
+// kMaxMemberUrlBytes per URL.
+inline constexpr size_t kMaxMemberNameBytes = 256;
+inline constexpr size_t kMaxMemberUrls = 8;
+inline constexpr size_t kMaxMemberUrlBytes = 512;
+
+struct MemberInfo {
+  NodeId id = kNone;
+  std::string name;
+  std::vector<std::string> peer_urls;
+  std::vector<std::string> client_urls;
+  bool operator==(const MemberInfo& o) const {
+    return id == o.id && name == o.name && peer_urls == o.peer_urls &&
+           client_urls == o.client_urls;
+  }
+  bool operator!=(const MemberInfo& o) const { return !(*this == o); }
+};
+
+// A list of MemberInfo as bytes, little-endian: u32 count, then per member u64 id, u32 length +
+// name, u32 count + (u32 length + URL) for peer URLs, the same for client URLs.
+// ParseMemberList reads one list starting at `*at` and advances it; false (with `*at`
+// unspecified) when the bytes are cut short or break a bound (at most `max_members`).
+void AppendMemberList(const std::vector<MemberInfo>& members, std::string* out);
+bool ParseMemberList(absl::string_view in, size_t* at, size_t max_members,
+                     std::vector<MemberInfo>* out);
+// The length of AppendMemberList's bytes for `members`.
+size_t MemberListBytes(const std::vector<MemberInfo>& members);
+// Empty when `m` is within the bounds above and its id is not kNone; otherwise why not.
+std::string MemberInfoProblem(const MemberInfo& m);
+
 // A state machine snapshot as Raft sees it (thesis §5.1): it replaces every entry up to and
 // including `index`, whose term is `term`; `voters` is the configuration at that index.
 // The configuration in effect at `index` is part of a snapshot (raft::Configuration).
@@ -86,10 +120,11 @@ struct SnapshotMeta {
   std::vector<NodeId> voters_outgoing;  // non-empty while joint
   std::vector<NodeId> learners;
   bool auto_leave = false;
+  std::vector<MemberInfo> members;  // sorted by id; see Configuration::member_info
   bool operator==(const SnapshotMeta& o) const {
     return index == o.index && term == o.term && voters == o.voters &&
            voters_outgoing == o.voters_outgoing && learners == o.learners &&
-           auto_leave == o.auto_leave;
+           auto_leave == o.auto_leave && members == o.members;
   }
   bool operator!=(const SnapshotMeta& o) const { return !(*this == o); }
 };

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/base/crc32c.h"
+#include "engine/raft/configuration.h"
 
 namespace amaters::wal {
 namespace {
@@ -138,6 +139,7 @@ void AppendSnapshotRecord(uint64_t seq, const raft::SnapshotMeta& snapshot, bool
     for (raft::NodeId v : *ids) PutU64(out, v);
   }
   out->push_back(static_cast<char>(snapshot.auto_leave ? 1 : 0));
+  raft::AppendMemberList(snapshot.members, out);
   FinishRecord(start, out);
 }
 
@@ -175,9 +177,12 @@ bool DecodeSnapshotIds(const char* payload, uint32_t len, raft::SnapshotMeta* sn
     if (n > kMaxSnapshotVoters || (len - at) / 8 < n) return false;
     for (uint32_t i = 0; i < n; ++i, at += 8) lists[k]->push_back(GetU64(payload + at));
   }
-  if (len - at != 1 || static_cast<uint8_t>(payload[at]) > 1) return false;
+  if (len - at < 1 || static_cast<uint8_t>(payload[at]) > 1) return false;
   snap->auto_leave = payload[at] == 1;
-  return true;
+  at += 1;
+  return raft::ParseMemberList(absl::string_view(payload, len), &at, raft::kMaxMembers,
+                               &snap->members) &&
+         at == len;
 }
 
 }  // namespace

@@ -85,7 +85,8 @@ void AppendSnapshotRecord(uint64_t seq, const raft::SnapshotMeta& snapshot, bool
 // Bytes of a snapshot record (header included) with the configuration of `snapshot`.
 inline size_t SnapshotRecordBytes(const raft::SnapshotMeta& snapshot) {
   return kRecordHeaderBytes + 21 + 8 * snapshot.voters.size() + 4 +
-         8 * snapshot.voters_outgoing.size() + 4 + 8 * snapshot.learners.size() + 1;
+         8 * snapshot.voters_outgoing.size() + 4 + 8 * snapshot.learners.size() + 1 +
+         raft::MemberListBytes(snapshot.members);
 }
 
 // Outcome of decoding one record at the start of `bytes`.

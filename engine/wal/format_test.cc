@@ -115,6 +115,8 @@ TEST(WalFormat, SnapshotRecordsCarryTheConfiguration) {
   snap.voters_outgoing = {1, 2, 3};
   snap.learners = {7};
   snap.auto_leave = true;
+  snap.members = {{4, "n4", {"http://10.0.0.4:2380"}, {"http://10.0.0.4:2379"}},
+                  {7, "", {}, {}}};
   std::string b;
   AppendSnapshotRecord(4, snap, false, &b);
   ASSERT_EQ(b.size(), SnapshotRecordBytes(snap));
@@ -136,7 +138,7 @@ TEST(WalFormat, SnapshotRecordsCarryTheConfiguration) {
               DecodeResult::Kind::kCorrupt) << "payload cut to " << n;
   }
   std::string bad = payload;
-  bad.back() = 2;
+  bad[1 + 16 + (4 + 24) + (4 + 24) + (4 + 8)] = 2;  // auto_leave
   EXPECT_EQ(DecodeRecord(WithPayload(b, bad)).kind, DecodeResult::Kind::kCorrupt);
 }
 

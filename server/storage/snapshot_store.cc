@@ -13,6 +13,7 @@
 #include <vector>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -22,6 +23,7 @@
 #include "absl/strings/strip.h"
 #include "engine/base/check.h"
 #include "engine/base/crc32c.h"
+#include "engine/raft/configuration.h"
 
 namespace amaters::storage {
 namespace fs = std::filesystem;
@@ -115,23 +117,25 @@ std::optional<raft::Index> ParseIndex(const std::string& name, absl::string_view
 
 // incoming-<index>.meta, one line:
 //   staged index=<i> term=<t> voters=<ids> voters_outgoing=<ids> learners=<ids> auto_leave=<0|1>
-//          total_bytes=<n> total_crc=<8 hex>
-// (ids: comma-separated, possibly none).
-constexpr uint64_t kMaxStagedMetaBytes = 4096;
+//          members=<hex> total_bytes=<n> total_crc=<8 hex>
+// (ids: comma-separated, possibly none; members: raft::AppendMemberList's bytes in hex).
+constexpr uint64_t kMaxStagedMetaBytes = 4u << 20;
 
 std::string FormatStagedMeta(const node::SnapshotWrite& w) {
+  std::string members;
+  raft::AppendMemberList(w.meta.members, &members);
   return absl::StrFormat(
       "staged index=%d term=%d voters=%s voters_outgoing=%s learners=%s auto_leave=%d "
-      "total_bytes=%d total_crc=%08x\n",
+      "members=%s total_bytes=%d total_crc=%08x\n",
       w.meta.index, w.meta.term, absl::StrJoin(w.meta.voters, ","),
       absl::StrJoin(w.meta.voters_outgoing, ","), absl::StrJoin(w.meta.learners, ","),
-      w.meta.auto_leave ? 1 : 0, w.total_bytes, w.total_crc);
+      w.meta.auto_leave ? 1 : 0, absl::BytesToHexString(members), w.total_bytes, w.total_crc);
 }
 
 std::optional<node::StagedSnapshot> ParseStagedMeta(absl::string_view text) {
   if (!absl::ConsumeSuffix(&text, "\n")) return std::nullopt;  // torn
   std::vector<absl::string_view> fields = absl::StrSplit(text, ' ');
-  if (fields.size() != 9 || fields[0] != "staged") return std::nullopt;
+  if (fields.size() != 10 || fields[0] != "staged") return std::nullopt;
   std::map<std::string, std::string, std::less<>> kv;
   for (size_t i = 1; i < fields.size(); ++i) {
     std::pair<std::string, std::string> p = absl::StrSplit(fields[i], absl::MaxSplits('=', 1));
@@ -159,6 +163,16 @@ std::optional<node::StagedSnapshot> ParseStagedMeta(absl::string_view text) {
   }
   if (kv["auto_leave"] != "0" && kv["auto_leave"] != "1") return std::nullopt;
   s.meta.auto_leave = kv["auto_leave"] == "1";
+  const std::string& hex = kv["members"];
+  if (hex.size() % 2 != 0 || hex.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return std::nullopt;
+  }
+  const std::string members = absl::HexStringToBytes(hex);
+  size_t at = 0;
+  if (!raft::ParseMemberList(members, &at, raft::kMaxMembers, &s.meta.members) ||
+      at != members.size()) {
+    return std::nullopt;
+  }
   return s;
 }
 

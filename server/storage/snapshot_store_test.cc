@@ -68,6 +68,7 @@ absl::Status Transfer(Node& from, Node& to, raft::Index index, uint64_t chunk, b
     b = *std::move(r);
     raft::SnapshotMeta meta{index, 3, {1, 2, 3}};
     meta.learners = {4};
+    meta.members = {{4, "n4", {"http://127.0.0.1:2380"}, {"http://127.0.0.1:2379"}}};
     node::SnapshotWrite w{meta, offset, b.data, b.total_bytes, b.total_crc};
     if (corrupt && offset == 0) w.data[w.data.size() / 2] ^= 1;
     if (absl::Status s = to.store->Stage(w); !s.ok()) return s;
@@ -128,6 +129,7 @@ TEST(SnapshotStore, AReceiveInterruptedByARestartResumesFromTheStagedCopy) {
   ASSERT_TRUE(staged.has_value());
   raft::SnapshotMeta meta{*index, 3, {1, 2, 3}};
   meta.learners = {4};
+  meta.members = {{4, "n4", {"http://127.0.0.1:2380"}, {"http://127.0.0.1:2379"}}};
   EXPECT_EQ(staged->meta, meta);
   EXPECT_EQ(staged->bytes, 3072u);
   auto whole = leader.store->Read(*index, 0, 1 << 20);

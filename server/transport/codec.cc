@@ -4,6 +4,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "engine/raft/configuration.h"
 
 namespace amaters::server {
 
@@ -37,6 +38,9 @@ void ToProto(const raft::Message& in, peerpb::Message* out) {
     for (raft::NodeId v : in.snapshot.voters_outgoing) snap->add_voters_outgoing(v);
     for (raft::NodeId v : in.snapshot.learners) snap->add_learners(v);
     snap->set_auto_leave(in.snapshot.auto_leave);
+    if (!in.snapshot.members.empty()) {
+      raft::AppendMemberList(in.snapshot.members, snap->mutable_members());
+    }
   }
   if (!(in.chunk == raft::SnapshotChunk{})) {
     peerpb::SnapshotChunk* chunk = out->mutable_chunk();
@@ -87,6 +91,14 @@ absl::StatusOr<raft::Message> FromProto(const peerpb::Message& in) {
                                     in.snapshot().voters_outgoing().end());
   m.snapshot.learners.assign(in.snapshot().learners().begin(), in.snapshot().learners().end());
   m.snapshot.auto_leave = in.snapshot().auto_leave();
+  if (!in.snapshot().members().empty()) {
+    size_t at = 0;
+    if (!raft::ParseMemberList(in.snapshot().members(), &at, raft::kMaxMembers,
+                               &m.snapshot.members) ||
+        at != in.snapshot().members().size()) {
+      return absl::InvalidArgumentError("peer message: malformed snapshot member list");
+    }
+  }
   m.chunk.offset = in.chunk().offset();
   m.chunk.total_bytes = in.chunk().total_bytes();
   m.chunk.total_crc = in.chunk().total_crc();

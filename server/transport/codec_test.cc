@@ -26,6 +26,7 @@ raft::Message FullMessage() {
   m.snapshot.voters_outgoing = {1, 2, 4};
   m.snapshot.learners = {5};
   m.snapshot.auto_leave = true;
+  m.snapshot.members = {{4, "n4", {"https://10.0.0.4:2380"}, {"https://10.0.0.4:2379"}}};
   m.chunk = {1 << 20, 5 << 20, 0xdeadbeef, 0x12345678, std::string("chunk\0data", 10)};
   return m;
 }
@@ -58,6 +59,14 @@ TEST(CodecTest, EveryMessageTypeDecodes) {
     ASSERT_TRUE(m.ok()) << t;
     EXPECT_EQ(static_cast<uint32_t>(m->type), t);
   }
+}
+
+TEST(CodecTest, AMalformedMemberListIsRefused) {
+  peerpb::Message pm;
+  pm.set_type(12);
+  pm.mutable_snapshot()->set_index(3);
+  pm.mutable_snapshot()->set_members(std::string("\x01\x00\x00\x00\x04", 5));  // cut short
+  EXPECT_EQ(FromProto(pm).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(CodecTest, UnknownTypesAreRefused) {
