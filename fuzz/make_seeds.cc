@@ -158,7 +158,8 @@ void WalSeeds() {
   raft::Entry cc = E(3, 22, raft::EncodeConfChange({{{raft::ConfChangeStep::Type::kAddVoter, 4},
                                                       {raft::ConfChangeStep::Type::kRemove, 1}},
                                                      {{4, "n4", {"http://10.0.0.4:2380"},
-                                                       {"http://10.0.0.4:2379"}}}}));
+                                                       {"http://10.0.0.4:2379"}}},
+                                                     std::nullopt}));
   cc.type = raft::EntryType::kConfChange;
   change.entries.push_back(cc);
   snap.push_back(change);

@@ -1219,7 +1219,20 @@ void Simulation::RecordConfChange(SimNode& n, const raft::Entry& e) {
     return;
   }
   absl::StatusOr<raft::Configuration> after = raft::ApplyConfChange(before, *cc);
-  if (!after.ok()) return;  // refused alike everywhere: no change
+  if (!cc->result) {
+    Fail(absl::StrCat("the configuration change at ", e.index, " carries no result"));
+    return;
+  }
+  // The leader computed the result from the configuration in effect when it appended the
+  // change; it must be what the change makes of the configuration it meets here.
+  if (!after.ok() || *after != *cc->result) {
+    Fail(absl::StrCat("configuration change at ", e.index, " (", raft::DescribeConfChange(*cc),
+                      ") records ", cc->result->Describe(), " but meets ", before.Describe(),
+                      ", which it ",
+                      after.ok() ? absl::StrCat("turns into ", after->Describe())
+                                 : absl::StrCat("cannot apply to: ", after.status().message())));
+    return;
+  }
   if (conf_history_.back().first >= e.index) {
     Fail(absl::StrCat("configuration history: change at ", e.index, " recorded after ",
                       conf_history_.back().first));

@@ -104,6 +104,16 @@ std::string EncodeConfChange(const ConfChange& cc) {
     PutU64(&out, s.node);
   }
   AppendMemberList(cc.members, &out);
+  out.push_back(cc.result.has_value() ? 1 : 0);
+  if (cc.result) {
+    for (const std::vector<NodeId>* ids : {&cc.result->voters, &cc.result->outgoing,
+                                           &cc.result->learners}) {
+      PutU32(&out, static_cast<uint32_t>(ids->size()));
+      for (NodeId id : *ids) PutU64(&out, id);
+    }
+    out.push_back(cc.result->auto_leave ? 1 : 0);
+    AppendMemberList(cc.result->member_info, &out);
+  }
   return out;
 }
 
@@ -126,9 +136,27 @@ absl::StatusOr<ConfChange> DecodeConfChange(absl::string_view data) {
     if (node == kNone) return bad("node 0");
     cc.steps.push_back({static_cast<ConfChangeStep::Type>(type), node});
   }
-  if (!ParseMemberList(data, &at, kMaxMembers, &cc.members) || at != data.size()) {
+  if (!ParseMemberList(data, &at, kMaxMembers, &cc.members) || at >= data.size()) {
     return bad("member list");
   }
+  const uint8_t has_result = static_cast<uint8_t>(data[at++]);
+  if (has_result > 1) return bad("result flag");
+  if (has_result == 1) {
+    Configuration r;
+    for (std::vector<NodeId>* ids : {&r.voters, &r.outgoing, &r.learners}) {
+      if (data.size() - at < 4) return bad("result");
+      const uint64_t n = GetLe(data, at, 4);
+      at += 4;
+      if (n > kMaxMembers || (data.size() - at) / 8 < n) return bad("result id count");
+      for (uint64_t i = 0; i < n; ++i, at += 8) ids->push_back(GetLe(data, at, 8));
+    }
+    if (at >= data.size() || static_cast<uint8_t>(data[at]) > 1) return bad("result auto_leave");
+    r.auto_leave = data[at++] == 1;
+    if (!ParseMemberList(data, &at, kMaxMembers, &r.member_info)) return bad("result members");
+    if (absl::Status s = r.Validate(); !s.ok()) return bad(s.message());
+    cc.result = std::move(r);
+  }
+  if (at != data.size()) return bad("trailing bytes");
   return cc;
 }
 

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -43,24 +44,6 @@ struct ConfChangeStep {
   NodeId node = kNone;
   bool operator==(const ConfChangeStep& o) const { return type == o.type && node == o.node; }
 };
-
-// The payload of an EntryType::kConfChange entry.
-//  - Steps: the change. No steps: leave the joint configuration, or, outside one, only update
-//    `members` (etcd's MemberUpdate).
-//  - `members`: what the cluster records about members of the resulting configuration (their
-//    names and URLs, replacing what was recorded for the same ids). Raft's decisions never
-//    depend on it.
-struct ConfChange {
-  std::vector<ConfChangeStep> steps;
-  std::vector<MemberInfo> members;
-  bool operator==(const ConfChange& o) const { return steps == o.steps && members == o.members; }
-};
-
-// Entry data of a ConfChange: version byte 1, u32 step count, per step (u8 type, u64 node),
-// then the member list (AppendMemberList in types.h). Little-endian.
-std::string EncodeConfChange(const ConfChange& cc);
-absl::StatusOr<ConfChange> DecodeConfChange(absl::string_view data);
-std::string DescribeConfChange(const ConfChange& cc);
 
 enum class VoteResult : uint8_t { kPending, kWon, kLost };
 
@@ -108,6 +91,34 @@ struct Configuration {
 inline std::ostream& operator<<(std::ostream& os, const Configuration& c) {
   return os << c.Describe();
 }
+
+// The payload of an EntryType::kConfChange entry.
+//  - Steps: the change. No steps: leave the joint configuration, or, outside one, only update
+//    `members` (etcd's MemberUpdate).
+//  - `members`: what the cluster records about members of the resulting configuration (their
+//    names and URLs, replacing what was recorded for the same ids). Raft's decisions never
+//    depend on it.
+//  - `result`: the configuration the change leads to, set by the leader when it appends the
+//    entry (it computes it from the configuration the change will meet: every earlier change
+//    is applied by then, as only one may be pending). Applying the entry sets it, so a node
+//    that joins without knowing the configurations before (initial_cluster_state "existing")
+//    ends up with the right one all the same.
+struct ConfChange {
+  std::vector<ConfChangeStep> steps;
+  std::vector<MemberInfo> members;
+  std::optional<Configuration> result;
+  bool operator==(const ConfChange& o) const {
+    return steps == o.steps && members == o.members && result == o.result;
+  }
+};
+
+// Entry data of a ConfChange: version byte 1, u32 step count, per step (u8 type, u64 node),
+// the member list (AppendMemberList in types.h), u8 1 if a result follows (else 0), and the
+// result: u32 count + u64 ids of voters, of outgoing voters and of learners, u8 auto_leave,
+// its member list. Little-endian. A result that fails Validate does not decode.
+std::string EncodeConfChange(const ConfChange& cc);
+absl::StatusOr<ConfChange> DecodeConfChange(absl::string_view data);
+std::string DescribeConfChange(const ConfChange& cc);
 
 // The configuration a snapshot records, and recording one in a snapshot's metadata.
 Configuration ConfigurationOf(const SnapshotMeta& meta);

@@ -11,16 +11,26 @@ namespace {
 
 using Type = ConfChangeStep::Type;
 
-ConfChange Change(std::vector<ConfChangeStep> steps) { return ConfChange{std::move(steps), {}}; }
+ConfChange Change(std::vector<ConfChangeStep> steps, std::vector<MemberInfo> members = {}) {
+  return ConfChange{std::move(steps), std::move(members), std::nullopt};
+}
 
 MemberInfo Info(NodeId id, std::string peer_url) {
   return MemberInfo{id, "m" + std::to_string(id), {std::move(peer_url)}, {"http://c:2379"}};
 }
 
 TEST(ConfChange, EncodesAndDecodes) {
-  ConfChange cc{{{Type::kAddVoter, 4}, {Type::kAddLearner, 5}, {Type::kRemove, 1}},
-                {Info(4, "http://a:2380"), MemberInfo{5, std::string("x\0y", 3), {}, {}}}};
+  ConfChange cc = Change({{Type::kAddVoter, 4}, {Type::kAddLearner, 5}, {Type::kRemove, 1}},
+                         {Info(4, "http://a:2380"), MemberInfo{5, std::string("x\0y", 3), {}, {}}});
   absl::StatusOr<ConfChange> back = DecodeConfChange(EncodeConfChange(cc));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, cc);
+  // With the result the leader records.
+  cc.result = Configuration::Of({2, 3, 4}, {5});
+  cc.result->outgoing = {1, 2, 3};
+  cc.result->auto_leave = true;
+  cc.result->member_info = {Info(4, "http://a:2380")};
+  back = DecodeConfChange(EncodeConfChange(cc));
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(*back, cc);
   EXPECT_EQ(DescribeConfChange(cc), "add-voter 4, add-learner 5, remove 1, info 4, info 5");
@@ -31,11 +41,20 @@ TEST(ConfChange, EncodesAndDecodes) {
 }
 
 TEST(ConfChange, EveryTruncationAndBadFieldIsRefused) {
-  const std::string good = EncodeConfChange({{{Type::kAddVoter, 4}}, {Info(4, "http://a")}});
+  ConfChange change = Change({{Type::kAddVoter, 4}}, {Info(4, "http://a")});
+  const std::string no_result = EncodeConfChange(change);
+  change.result = Configuration::Of({1, 4});
+  change.result->member_info = {Info(4, "http://a")};
+  const std::string good = EncodeConfChange(change);
+  ASSERT_TRUE(DecodeConfChange(no_result).ok());
   for (size_t n = 0; n < good.size(); ++n) {
     EXPECT_FALSE(DecodeConfChange(good.substr(0, n)).ok()) << "truncated to " << n;
   }
   EXPECT_FALSE(DecodeConfChange(good + "x").ok()) << "trailing byte";
+  std::string invalid_result = no_result;
+  invalid_result.back() = 1;  // a result flag ...
+  invalid_result += std::string(4 * 3, '\0') + std::string(1, '\0') + std::string(4, '\0');
+  EXPECT_FALSE(DecodeConfChange(invalid_result).ok()) << "a result without voters";
   std::string bad = good;
   bad[0] = 2;
   EXPECT_FALSE(DecodeConfChange(bad).ok()) << "version";
@@ -57,13 +76,13 @@ TEST(ConfChangeApply, MemberRecordsFollowTheMembers) {
   const Configuration three = Configuration::Of({1, 2, 3});
   // Adding a learner records its info; a change without steps updates it (MemberUpdate).
   absl::StatusOr<Configuration> added =
-      ApplyConfChange(three, {{{Type::kAddLearner, 4}}, {Info(4, "http://a:2380")}});
+      ApplyConfChange(three, Change({{Type::kAddLearner, 4}}, {Info(4, "http://a:2380")}));
   ASSERT_TRUE(added.ok()) << added.status();
   ASSERT_NE(added->InfoOf(4), nullptr);
   EXPECT_EQ(added->InfoOf(4)->peer_urls, std::vector<std::string>{"http://a:2380"});
   EXPECT_EQ(added->InfoOf(1), nullptr);  // a bootstrap member has no record
   absl::StatusOr<Configuration> updated =
-      ApplyConfChange(*added, {{}, {Info(4, "http://b:2380"), Info(1, "http://one:2380")}});
+      ApplyConfChange(*added, Change({}, {Info(4, "http://b:2380"), Info(1, "http://one:2380")}));
   ASSERT_TRUE(updated.ok()) << updated.status();
   EXPECT_EQ(updated->voters, added->voters);
   EXPECT_EQ(updated->learners, added->learners);
@@ -80,10 +99,10 @@ TEST(ConfChangeApply, MemberRecordsFollowTheMembers) {
   EXPECT_TRUE(removed->Validate().ok());
   // Refused: info of a non-member, info beyond the bounds, an empty change outside a joint
   // configuration.
-  EXPECT_FALSE(ApplyConfChange(three, {{}, {Info(9, "http://x")}}).ok());
-  EXPECT_FALSE(ApplyConfChange(three, {{}, {MemberInfo{1, std::string(300, 'n'), {}, {}}}}).ok());
-  EXPECT_FALSE(ApplyConfChange(three, {{}, {MemberInfo{1, "n", std::vector<std::string>(9, "u"),
-                                                       {}}}}).ok());
+  EXPECT_FALSE(ApplyConfChange(three, Change({}, {Info(9, "http://x")})).ok());
+  EXPECT_FALSE(ApplyConfChange(three, Change({}, {MemberInfo{1, std::string(300, 'n'), {}, {}}})).ok());
+  EXPECT_FALSE(ApplyConfChange(three, Change({}, {MemberInfo{1, "n", std::vector<std::string>(9, "u"),
+                                                              {}}})).ok());
   EXPECT_FALSE(ApplyConfChange(three, Change({})).ok());
   // The records travel in snapshots.
   SnapshotMeta meta(7, 2);

@@ -1290,7 +1290,9 @@ ProposeResult Raft::ProposeConfChange(const ConfChange& cc) {
       return r;
     }
   }
-  AppendLocal(EntryType::kConfChange, EncodeConfChange(cc));
+  ConfChange entry = cc;
+  entry.result = *std::move(next);
+  AppendLocal(EntryType::kConfChange, EncodeConfChange(entry));
   pending_conf_index_ = log_.LastIndex();
   r.index = log_.LastIndex();
   r.term = term_;
@@ -1307,9 +1309,15 @@ bool Raft::LearnerCaughtUp(NodeId learner) const {
 }
 
 void Raft::ApplyConfChangeEntry(Index index, const ConfChange& cc) {
+  // The leader recorded the configuration the change leads to: every node sets it, including
+  // one that joined without the configurations before it.
+  if (cc.result) {
+    SetConfiguration(index, *cc.result);
+    return;
+  }
+  // Without a result (never appended by this engine's leaders), derive it. A refused change
+  // changes nothing, on every node alike.
   absl::StatusOr<Configuration> next = ApplyConfChange(conf_, cc);
-  // A leader appends only changes valid against the configuration they will meet (one at a
-  // time), so every node refuses or takes a change alike; a refused one changes nothing.
   if (!next.ok()) return;
   SetConfiguration(index, *std::move(next));
 }
@@ -1394,7 +1402,11 @@ void Raft::SyncProgressWithConfiguration() {
 void Raft::MaybeAutoLeave() {
   if (role_ != Role::kLeader || !conf_.joint() || !conf_.auto_leave) return;
   if (pending_conf_index_ > applied_ || lead_transferee_ != kNone) return;
-  AppendLocal(EntryType::kConfChange, EncodeConfChange(ConfChange{}));
+  ConfChange leave;
+  absl::StatusOr<Configuration> next = ApplyConfChange(conf_, leave);
+  AM_CHECK(next.ok(), next.status().message());
+  leave.result = *std::move(next);
+  AppendLocal(EntryType::kConfChange, EncodeConfChange(leave));
   pending_conf_index_ = log_.LastIndex();
   broadcast_pending_ = true;
 }

@@ -1132,7 +1132,9 @@ TEST(RaftSnapshot, ConcurrentSnapshotSendsAreBoundedAndAFailedOneIsRetried) {
 
 // ---- Membership changes (docs/membership.md) -----------------------------------------------
 
-ConfChange Steps(std::vector<ConfChangeStep> steps) { return ConfChange{std::move(steps), {}}; }
+ConfChange Steps(std::vector<ConfChangeStep> steps) {
+  return ConfChange{std::move(steps), {}, std::nullopt};
+}
 constexpr auto kAddVoter = ConfChangeStep::Type::kAddVoter;
 constexpr auto kAddLearner = ConfChangeStep::Type::kAddLearner;
 constexpr auto kRemove = ConfChangeStep::Type::kRemove;
@@ -1190,6 +1192,28 @@ TEST(RaftMembership, APromotedLearnerVotesAndCounts) {
   h.Tick(1, 3);
   h.Stabilize();
   EXPECT_GT(h.node(1).commit(), commit);
+}
+
+TEST(RaftMembership, ANodeJoiningWithPartOfTheMembersEndsWithTheClustersConfiguration) {
+  Harness h(3);
+  ElectLeader(h, 1);
+  h.AddNode(4);
+  for (const ConfChange& cc : {Steps({{kAddLearner, 4}}), Steps({{kAddVoter, 4}})}) {
+    ASSERT_TRUE(h.ProposeConfChange(1, cc).status.ok()) << DescribeConfChange(cc);
+    ASSERT_TRUE(h.Stabilize());
+  }
+  ASSERT_EQ(h.node(1).configuration(), Configuration::Of({1, 2, 3, 4}));
+  // Node 5 starts knowing only two of the members; it replays the log from index 1, whose
+  // changes were made against {1, 2, 3}. Each change carries its result, so 5 ends where the
+  // others are (deriving the changes from its own start would give voters {1, 4}).
+  h.AddNode(5, {1, 4});
+  ASSERT_TRUE(h.ProposeConfChange(1, Steps({{kAddLearner, 5}})).status.ok());
+  ASSERT_TRUE(h.Stabilize());
+  h.Tick(1, 2);
+  ASSERT_TRUE(h.Stabilize());
+  EXPECT_EQ(h.node(5).log().LastIndex(), h.node(1).log().LastIndex());
+  EXPECT_EQ(h.node(5).configuration(), Configuration::Of({1, 2, 3, 4}, {5}));
+  EXPECT_EQ(h.node(5).role(), Role::kFollower);
 }
 
 TEST(RaftMembership, OneChangeAtATime) {

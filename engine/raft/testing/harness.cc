@@ -220,6 +220,17 @@ void Harness::AddNode(NodeId id) {
   Restart(id);
 }
 
+void Harness::AddNode(NodeId id, std::vector<NodeId> bootstrap_voters) {
+  AM_CHECK(nodes_.count(id) == 0, "node ", id, " exists");
+  AM_CHECK(!nodes_.empty());
+  NodeState& ns = nodes_[id];
+  ns.config = nodes_.begin()->second.config;
+  ns.config.id = id;
+  ns.config.voters = std::move(bootstrap_voters);
+  ns.config.learners.clear();
+  Restart(id);
+}
+
 absl::Status Harness::ReadIndex(NodeId id, std::string ctx) {
   absl::Status s = node(id).ReadIndex(std::move(ctx));
   Drain(id);

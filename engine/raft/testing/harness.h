@@ -36,6 +36,9 @@ class Harness {
   // Starts node `id` (new to the harness) with the bootstrap configuration of nodes 1..n: it
   // learns its own membership from the leader's log, as a node that joins a cluster does.
   void AddNode(NodeId id);
+  // A node that joins with `bootstrap_voters` as its bootstrap configuration (a server started
+  // with initial_cluster_state "existing" and the current members as its peers).
+  void AddNode(NodeId id, std::vector<NodeId> bootstrap_voters);
   absl::Status ReadIndex(NodeId id, std::string ctx);
   absl::Status TransferLeadership(NodeId id, NodeId target);
 
