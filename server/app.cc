@@ -40,6 +40,7 @@
 #include "server/admin/admin_server.h"
 #include "server/admin/metrics.h"
 #include "server/alert_webhook.h"
+#include "server/cluster_identity.h"
 #include "server/log.h"
 #include "server/runtime/runtime.h"
 #include "server/service/admin_service.h"
@@ -140,12 +141,9 @@ const char* RoleJsonName(raft::Role role) {
 
 std::optional<RpcMethod> MethodFromName(const char* name) {
   const std::string n = name;
-  if (n == "Range") return RpcMethod::kRange;
-  if (n == "Put") return RpcMethod::kPut;
-  if (n == "DeleteRange") return RpcMethod::kDeleteRange;
-  if (n == "Txn") return RpcMethod::kTxn;
-  if (n == "Status") return RpcMethod::kStatus;
-  if (n == "MemberList") return RpcMethod::kMemberList;
+  for (int m = 0; m < kRpcMethodCount; ++m) {
+    if (n == RpcMethodName(static_cast<RpcMethod>(m))) return static_cast<RpcMethod>(m);
+  }
   return std::nullopt;
 }
 
@@ -294,18 +292,6 @@ void ConfigureLogFrom(const Config& c) {
 
 }  // namespace
 
-uint64_t ClusterId(const Config& config) {
-  std::vector<std::string> members;
-  for (const PeerAddress& p : config.cluster.peers) members.push_back(absl::StrCat(p.id));
-  if (members.empty()) members.push_back(absl::StrCat(config.cluster.node_id));
-  std::sort(members.begin(), members.end());
-  const std::string text = absl::StrCat(config.cluster.cluster_token, "/", absl::StrJoin(members, ","));
-  // Two CRCs of different salts make a stable 64-bit id (absl::Hash is not stable across runs).
-  const uint64_t hi = amaters::Crc32c(text);
-  const uint64_t lo = amaters::Crc32c(absl::StrCat("amaters-cluster:", text));
-  return (hi << 32) | lo;
-}
-
 int RunServer(const Config& config_in, const ConfigSources& sources, const std::string& base_dir) {
   Config config = config_in;
   ConfigureLogFrom(config);
@@ -409,11 +395,22 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
   ro.node.alerts.dedup_window_ms = config.alerts.dedup_window_ms;
   ro.tick_ms = tick_ms;
   ro.request_timeout_ms = config.server.request_timeout_ms;
-  ro.cluster_id = ClusterId(config);
+  {
+    JoinOptions join;
+    join.cluster_token = config.cluster.cluster_token;
+    join.self = config.cluster.node_id;
+    join.credentials = PeerChannelCredentials(*tls_config);
+    absl::StatusOr<uint64_t> cluster_id = ResolveClusterId(config, data_dir, join, &peers);
+    if (!cluster_id.ok()) return fail(cluster_id.status());
+    ro.cluster_id = *cluster_id;
+    ro.peers = peers;
+    ro.join_existing = config.cluster.initial_cluster_state == "existing";
+  }
   ro.client_address = config.server.bind_address;
   ro.peer_address = peer_address;
   ro.peer_sender.queue_max_messages = config.network.peer_queue_max_messages;
-  ro.peer_sender.credentials = peers.empty() ? nullptr : PeerChannelCredentials(*tls_config);
+  // Also for a single node: a member added later is reached through them.
+  ro.peer_sender.credentials = PeerChannelCredentials(*tls_config);
   ro.metrics = &metrics;
   std::atomic<bool> fatal{false};
   ro.on_fatal = [&fatal](const absl::Status&) { fatal.store(true); };
@@ -444,7 +441,7 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
                                                      std::function<void(grpc::Status, std::string)>
                                                          done) {
     handler.HandleForward(request, std::move(done));
-  });
+  }, config.cluster.cluster_token);
 
   const auto started = std::chrono::steady_clock::now();
   std::atomic<bool> shutting_down{false};

@@ -59,6 +59,9 @@ Flags:
   --metrics-address=HOST:PORT = --set=metrics.bind_address=HOST:PORT (admin HTTP)
   --node-id=N                = --set=cluster.node_id=N
   --peers=ID:HOST:PORT,...   = --set=cluster.peers=...
+  --initial-cluster-state=new|existing
+                             = --set=cluster.initial_cluster_state=... ("existing": join a
+                               running cluster that added this node; docs/membership.md)
   --generate-config          print a commented configuration file with every default and exit
   --help                     this text
 
@@ -83,6 +86,8 @@ absl::StatusOr<Args> ParseArgs(int argc, char** argv, const std::string& base_di
       {"--metrics-address", "metrics.bind_address"},
       {"--node-id", "cluster.node_id"},          {"--node_id", "cluster.node_id"},
       {"--peers", "cluster.peers"},
+      {"--initial-cluster-state", "cluster.initial_cluster_state"},
+      {"--initial_cluster_state", "cluster.initial_cluster_state"},
   };
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];

@@ -24,7 +24,8 @@ constexpr absl::string_view kCompactionCountHelp =
     "exported untyped because promtool rejects a counter or gauge named *_count).";
 
 constexpr std::array<absl::string_view, kRpcMethodCount> kMethodNames = {
-    "Range", "Put", "DeleteRange", "Txn", "Status", "MemberList"};
+    "Range",     "Put",       "DeleteRange",  "Txn",          "Status",
+    "MemberList", "MemberAdd", "MemberRemove", "MemberUpdate", "MemberPromote"};
 
 constexpr std::array<absl::string_view, 17> kGrpcCodeNames = {
     "OK",

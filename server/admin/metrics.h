@@ -55,10 +55,15 @@ enum class RpcMethod : int {
   kTxn = 3,
   kStatus = 4,
   kMemberList = 5,
+  kMemberAdd = 6,
+  kMemberRemove = 7,
+  kMemberUpdate = 8,
+  kMemberPromote = 9,
 };
-inline constexpr int kRpcMethodCount = 6;
+inline constexpr int kRpcMethodCount = 10;
 
-// The `method` label value: "Range", "Put", "DeleteRange", "Txn", "Status", "MemberList".
+// The `method` label value: "Range", "Put", "DeleteRange", "Txn", "Status", "MemberList",
+// "MemberAdd", "MemberRemove", "MemberUpdate", "MemberPromote".
 absl::string_view RpcMethodName(RpcMethod method);
 
 // The `code` label value: the canonical gRPC code name ("OK", "NOT_FOUND", "UNAVAILABLE", ...).

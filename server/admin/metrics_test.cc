@@ -120,6 +120,7 @@ TEST(MetricsNames, MethodAndCodeLabels) {
   EXPECT_EQ(RpcMethodName(RpcMethod::kTxn), "Txn");
   EXPECT_EQ(RpcMethodName(RpcMethod::kStatus), "Status");
   EXPECT_EQ(RpcMethodName(RpcMethod::kMemberList), "MemberList");
+  EXPECT_EQ(RpcMethodName(RpcMethod::kMemberPromote), "MemberPromote");
   EXPECT_EQ(GrpcCodeName(absl::StatusCode::kOk), "OK");
   EXPECT_EQ(GrpcCodeName(absl::StatusCode::kNotFound), "NOT_FOUND");
   EXPECT_EQ(GrpcCodeName(absl::StatusCode::kUnavailable), "UNAVAILABLE");

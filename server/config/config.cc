@@ -239,6 +239,11 @@ std::vector<KeyDef> BuildKeyDefs() {
       Peers("cluster.peers", AMATERS_FIELD(cluster.peers), kRestart,
             "All members as \"id:host:port\" (peer listen addresses, this node included); empty "
             "means a single-node cluster."),
+      Choice("cluster.initial_cluster_state", AMATERS_FIELD(cluster.initial_cluster_state),
+             {"new", "existing"}, kRestart,
+             "\"new\": this node bootstraps the cluster of peers. \"existing\": it joins a running "
+             "cluster that added it (etcdctl member add); peers lists members to reach it by. Read "
+             "on a node's first start only (docs/membership.md)."),
       Int("cluster.heartbeat_interval_ms", AMATERS_FIELD(cluster.heartbeat_interval_ms), 1, 10000,
           kRestart, "Leader heartbeat period; also the Raft tick."),
       Int("cluster.election_timeout_ms", AMATERS_FIELD(cluster.election_timeout_ms), 1, 600000, kRestart,
@@ -840,6 +845,12 @@ std::optional<Problem> FindProblem(const Config& c) {
     return Problem{absl::StrCat("[cluster] peers does not contain node_id ", c.cluster.node_id,
                                 " (a node listens for peers on its own entry)"),
                    {"cluster.node_id", "cluster.peers"}};
+  }
+
+  if (c.cluster.initial_cluster_state == "existing" && peers.size() < 2) {
+    return Problem{"[cluster] initial_cluster_state = \"existing\" needs peers: this node's entry "
+                   "and at least one member of the cluster it joins",
+                   {"cluster.initial_cluster_state", "cluster.peers"}};
   }
 
   // Raft timing: a follower must miss several heartbeats before it starts an election.

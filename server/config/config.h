@@ -80,6 +80,8 @@ struct Config {
   struct Cluster {
     uint64_t node_id = 1;
     std::vector<PeerAddress> peers;  // TOML: peers = ["1:127.0.0.1:7879", ...]; empty = single node
+    // "new": bootstrap a cluster of `peers`; "existing": join a running one (docs/membership.md).
+    std::string initial_cluster_state = "new";
     uint64_t heartbeat_interval_ms = 100;   // = the Raft tick
     uint64_t election_timeout_ms = 300;     // >= 3 * heartbeat; the base follower timeout
     uint64_t election_jitter_min_ms = 150;  // a follower campaigns after the timeout plus a

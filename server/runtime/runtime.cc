@@ -112,8 +112,14 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(RuntimeOptions options) {
 
   node::NodeConfig config = options.node;
   config.raft.id = options.node_id;
-  config.raft.voters = {options.node_id};
+  // A node joining a running cluster starts outside its bootstrap configuration.
+  config.raft.voters.clear();
+  if (!options.join_existing) config.raft.voters.push_back(options.node_id);
   for (const RuntimePeer& p : options.peers) config.raft.voters.push_back(p.id);
+  if (config.raft.voters.empty()) {
+    return absl::InvalidArgumentError(
+        "initial_cluster_state \"existing\" needs the cluster's members in [cluster] peers");
+  }
   config.raft.rng_seed = std::random_device()() ^ (uint64_t{std::random_device()()} << 32);
   const raft::Index applied = storage->state->applied_index();
   absl::StatusOr<std::unique_ptr<node::Node>> node = node::Node::Create(config, *recovered, applied);
@@ -128,13 +134,7 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(RuntimeOptions options) {
   std::unique_ptr<Runtime> rt(new Runtime(std::move(options)));
   rt->storage_ = std::move(storage);
   rt->node_ = *std::move(node);
-  for (const RuntimePeer& p : rt->options_.peers) {
-    PeerSenderOptions so = rt->options_.peer_sender;
-    so.cluster_id = rt->options_.cluster_id;
-    so.from = rt->options_.node_id;
-    so.client_address = rt->options_.client_address;
-    rt->peers_[p.id] = std::make_unique<PeerSender>(p.id, p.address, so, rt->options_.metrics);
-  }
+  rt->SyncPeers();
   LogInfo("recovered", {F("node_id", rt->options_.node_id),
                         F("raft", rt->node_->raft().Describe()), F("applied", applied),
                         F("revision", rt->storage_->state->revision()),
@@ -159,7 +159,10 @@ uint64_t Runtime::NowMs() const {
 void Runtime::Start() {
   AM_CHECK(!started_.exchange(true), "Runtime::Start called twice");
   next_tick_ms_ = NowMs() + options_.tick_ms;
-  for (auto& [id, p] : peers_) p->Start();
+  {
+    std::lock_guard<std::mutex> lock(peers_mu_);
+    for (auto& [id, p] : peers_) p->Start();
+  }
   disk_thread_ = std::thread([this] { DiskMain(); });
   apply_thread_ = std::thread([this] { ApplyMain(); });
   loop_thread_ = std::thread([this] { LoopMain(); });
@@ -183,7 +186,12 @@ absl::Status Runtime::Stop() {
     const absl::Status stopped = absl::UnavailableError("server is shutting down");
     for (Event& e : left) Refuse(e, stopped);
   }
-  for (auto& [id, p] : peers_) p->Stop();
+  std::map<raft::NodeId, std::shared_ptr<PeerSender>> senders;
+  {
+    std::lock_guard<std::mutex> lock(peers_mu_);
+    senders = peers_;
+  }
+  for (auto& [id, p] : senders) p->Stop();
   {
     std::lock_guard<std::mutex> lock(disk_mu_);
     disk_stop_ = true;
@@ -210,6 +218,7 @@ absl::Status Runtime::Stop() {
 void Runtime::Refuse(Event& event, const absl::Status& status) {
   if (auto* pe = std::get_if<ProposeEvent>(&event)) {
     if (pe->done) pe->done(status, raft::kNone);
+    if (pe->conf_done) pe->conf_done(status, raft::kNone);
   } else if (auto* re = std::get_if<ReadEvent>(&event)) {
     if (re->done) re->done(status, raft::kNone);
   } else if (auto* te = std::get_if<TransferEvent>(&event)) {
@@ -233,7 +242,14 @@ void Runtime::Post(Event event) {
 }
 
 void Runtime::Propose(kv::Command command, ProposeDone done) {
-  Post(ProposeEvent{std::move(command), std::move(done), NowMs() + options_.request_timeout_ms});
+  Post(ProposeEvent{std::move(command), std::move(done), NowMs() + options_.request_timeout_ms,
+                    std::nullopt, nullptr});
+}
+
+void Runtime::ProposeConfChange(raft::ConfChange change, ConfChangeDone done) {
+  ProposeEvent e{kv::Command{}, nullptr, NowMs() + options_.request_timeout_ms, std::move(change),
+                 std::move(done)};
+  Post(std::move(e));
 }
 
 void Runtime::Read(kv::RangeRequest request, bool serializable, ReadDone done) {
@@ -262,12 +278,80 @@ void Runtime::LearnClientAddress(raft::NodeId peer, std::string address) {
 }
 
 void Runtime::PeerDialedUs(raft::NodeId peer_id) {
-  if (PeerSender* sender = peer(peer_id)) sender->Reconnect();
+  if (std::shared_ptr<PeerSender> sender = peer(peer_id)) sender->Reconnect();
 }
 
-PeerSender* Runtime::peer(raft::NodeId id) const {
+std::shared_ptr<PeerSender> Runtime::peer(raft::NodeId id) const {
+  std::lock_guard<std::mutex> lock(peers_mu_);
   auto it = peers_.find(id);
-  return it == peers_.end() ? nullptr : it->second.get();
+  return it == peers_.end() ? nullptr : it->second;
+}
+
+bool Runtime::AcceptsPeer(raft::NodeId id) const {
+  if (joining_.load()) return true;
+  std::lock_guard<std::mutex> lock(peers_mu_);
+  return peers_.count(id) > 0;
+}
+
+namespace {
+
+// host:port of the first peer URL recorded for a member ("http://10.0.0.4:2380" ->
+// "10.0.0.4:2380"), or "" when none is recorded.
+std::string RecordedPeerAddress(const raft::Configuration& conf, raft::NodeId id) {
+  const raft::MemberInfo* info = conf.InfoOf(id);
+  if (info == nullptr || info->peer_urls.empty()) return "";
+  absl::string_view url = info->peer_urls.front();
+  if (size_t at = url.find("://"); at != absl::string_view::npos) url.remove_prefix(at + 3);
+  while (!url.empty() && url.back() == '/') url.remove_suffix(1);
+  return std::string(url);
+}
+
+}  // namespace
+
+void Runtime::SyncPeers() {
+  const raft::Configuration& conf = node_->raft().configuration();
+  if (synced_conf_ && *synced_conf_ == conf) return;
+  synced_conf_ = conf;
+  joining_.store(!conf.IsMember(options_.node_id));
+  // Wanted: every member and every configured peer, at the recorded address if there is one.
+  std::map<raft::NodeId, std::string> want;
+  for (const RuntimePeer& p : options_.peers) want[p.id] = p.address;
+  for (raft::NodeId id : conf.Members()) {
+    if (std::string a = RecordedPeerAddress(conf, id); !a.empty()) want[id] = a;
+  }
+  want.erase(options_.node_id);
+  std::vector<std::shared_ptr<PeerSender>> stop, start;
+  {
+    std::lock_guard<std::mutex> lock(peers_mu_);
+    for (auto it = peers_.begin(); it != peers_.end();) {
+      auto w = want.find(it->first);
+      if (w != want.end() && w->second == it->second->address()) {
+        ++it;
+        continue;
+      }
+      stop.push_back(std::move(it->second));
+      it = peers_.erase(it);
+    }
+    for (const auto& [id, address] : want) {
+      if (address.empty() || peers_.count(id) > 0) continue;
+      PeerSenderOptions so = options_.peer_sender;
+      so.cluster_id = options_.cluster_id;
+      so.from = options_.node_id;
+      so.client_address = options_.client_address;
+      auto sender = std::make_shared<PeerSender>(id, address, so, options_.metrics);
+      peers_[id] = sender;
+      start.push_back(std::move(sender));
+    }
+  }
+  AM_CHECK_LE(peers_.size(), raft::kMaxMembers + options_.peers.size());
+  for (std::shared_ptr<PeerSender>& p : stop) {
+    LogInfo("peer sender stopped", {F("peer", p->id()), F("address", p->address())});
+    p->Stop();
+  }
+  for (std::shared_ptr<PeerSender>& p : start) {
+    if (started_.load()) p->Start();
+    if (synced_conf_) LogInfo("peer sender added", {F("peer", p->id()), F("address", p->address())});
+  }
 }
 
 RuntimeStatus Runtime::status() const {
@@ -276,7 +360,7 @@ RuntimeStatus Runtime::status() const {
   for (RuntimeStatus::Peer& p : s.peers) {
     auto it = client_addresses_.find(p.id);
     if (it != client_addresses_.end()) p.client_address = it->second;
-    if (PeerSender* sender = peer(p.id)) p.connected = sender->connected();
+    if (std::shared_ptr<PeerSender> sender = peer(p.id)) p.connected = sender->connected();
   }
   return s;
 }
@@ -315,6 +399,7 @@ void Runtime::LoopMain() {
     }
     RunRetries(now);
     ProcessEffects(now);
+    SyncPeers();
     PublishStatus();
     CheckTransfers(now);
     for (auto it = snapshot_waiters_.begin(); it != snapshot_waiters_.end();) {
@@ -455,7 +540,12 @@ void Runtime::Submit(std::variant<ProposeEvent, ReadEvent> request, uint64_t now
     return;
   }
   const node::RequestId id = next_request_++;
-  if (auto* pe = std::get_if<ProposeEvent>(&pending.request)) {
+  auto* pe = std::get_if<ProposeEvent>(&pending.request);
+  if (pe != nullptr && pe->conf_change) {
+    raft::ConfChange change = *pe->conf_change;
+    pending_.emplace(id, std::move(pending));
+    node_->ProposeConfChange(id, change);
+  } else if (pe != nullptr) {
     pe->command.request_id = id;
     std::string data = kv::EncodeCommand(pe->command);
     pending_.emplace(id, std::move(pending));
@@ -469,7 +559,9 @@ void Runtime::Submit(std::variant<ProposeEvent, ReadEvent> request, uint64_t now
 void Runtime::Finish(Pending& pending, const absl::Status& status, raft::NodeId leader) {
   if (auto* pe = std::get_if<ProposeEvent>(&pending.request)) {
     if (pe->done) pe->done(status, leader);
+    if (pe->conf_done) pe->conf_done(status, leader);
     pe->done = nullptr;
+    pe->conf_done = nullptr;
   } else if (auto* re = std::get_if<ReadEvent>(&pending.request)) {
     if (re->done) re->done(status, leader);
     re->done = nullptr;
@@ -531,7 +623,7 @@ void Runtime::ProcessEffects(uint64_t now_ms) {
       std::map<raft::NodeId, std::vector<raft::Message>> by_peer;
       for (raft::Message& m : e.messages) by_peer[m.to].push_back(std::move(m));
       for (auto& [to, msgs] : by_peer) {
-        if (PeerSender* p = peer(to)) {
+        if (std::shared_ptr<PeerSender> p = peer(to)) {
           p->Send(std::move(msgs));
         } else {
           LogError("message for an unknown peer dropped", {F("to", to)});
@@ -570,12 +662,14 @@ void Runtime::ProcessEffects(uint64_t now_ms) {
     if (!e.apply.empty()) {
       ApplyWork work;
       work.done.resize(e.apply.size());
+      work.conf_done.resize(e.apply.size());
       for (size_t i = 0; i < e.apply.size(); ++i) {
         if (!e.apply[i].request) continue;
         auto it = pending_.find(*e.apply[i].request);
         if (it == pending_.end()) continue;  // timed out meanwhile: applied without a reply
         if (auto* pe = std::get_if<ProposeEvent>(&it->second.request)) {
           work.done[i] = std::move(pe->done);
+          work.conf_done[i] = std::move(pe->conf_done);
         }
         pending_.erase(it);
       }
@@ -662,6 +756,7 @@ void Runtime::PublishStatus() {
   status_.voters = r.configuration().voters;
   status_.voters_outgoing = r.configuration().outgoing;
   status_.learners = r.configuration().learners;
+  status_.member_info = r.configuration().member_info;
   status_.pending_requests = pending_.size() + retries_.size();
   status_.wal_size_bytes = node_->wal().stats().size_bytes;
   status_.compaction_count = node_->wal().stats().compaction_count;
@@ -691,12 +786,25 @@ void Runtime::PublishStatus() {
     status_.last_fsync_ms = static_cast<uint64_t>(us / 1000);
   }
   status_.peers.clear();
-  for (const RuntimePeer& p : options_.peers) {
+  std::map<raft::NodeId, std::string> listed;  // members and configured peers but ourselves
+  for (const RuntimePeer& p : options_.peers) listed[p.id] = p.address;
+  for (raft::NodeId id : r.configuration().Members()) {
+    if (std::string a = RecordedPeerAddress(r.configuration(), id); !a.empty()) {
+      listed[id] = a;
+    } else {
+      listed.emplace(id, "");
+    }
+  }
+  listed.erase(options_.node_id);
+  for (const auto& [id, address] : listed) {
+    // A configured peer that is no longer a member keeps its sender but is not listed.
+    if (!r.configuration().IsMember(id)) continue;
+    const raft::NodeId pid = id;
     RuntimeStatus::Peer ps;
-    ps.id = p.id;
-    ps.address = p.address;
-    ps.learner = r.configuration().IsLearner(p.id);
-    if (const raft::Progress* pr = r.progress(p.id)) {
+    ps.id = pid;
+    ps.address = address;
+    ps.learner = r.configuration().IsLearner(pid);
+    if (const raft::Progress* pr = r.progress(pid)) {
       ps.match = pr->match;
       ps.next = pr->next;
     }
@@ -829,6 +937,7 @@ void Runtime::RunApply(ApplyWork& w) {
     for (ProposeDone& d : w.done) {
       if (d) d(absl::UnavailableError("node stopped after a storage failure"), raft::kNone);
     }
+    AnswerConfChanges(w, absl::UnavailableError("node stopped after a storage failure"));
     return;
   }
   std::vector<kv::ApplyItem> batch;
@@ -891,10 +1000,31 @@ void Runtime::RunApply(ApplyWork& w) {
     for (ProposeDone& d : w.done) {
       if (d) d(absl::UnavailableError("node stopped after a storage failure"), raft::kNone);
     }
+    AnswerConfChanges(w, absl::UnavailableError("node stopped after a storage failure"));
     Post(AppliedEvent{0, 0, storage_error_});
     return;
   }
+  AnswerConfChanges(w, absl::OkStatus());
   Post(AppliedEvent{last, sm.revision(), absl::OkStatus()});
+}
+
+void Runtime::AnswerConfChanges(ApplyWork& w, const absl::Status& status) {
+  AM_CHECK(w.conf_done.empty() || w.conf_done.size() == w.items.size());
+  for (size_t i = 0; i < w.conf_done.size(); ++i) {
+    if (!w.conf_done[i]) continue;
+    if (!status.ok()) {
+      w.conf_done[i](status, raft::kNone);
+      continue;
+    }
+    // The entry records the configuration it leads to (docs/membership.md).
+    absl::StatusOr<raft::ConfChange> cc = raft::DecodeConfChange(w.items[i].entry.data);
+    if (cc.ok() && cc->result) {
+      w.conf_done[i](*cc->result, raft::kNone);
+    } else {
+      w.conf_done[i](absl::InternalError("the applied configuration change records no result"),
+                     raft::kNone);
+    }
+  }
 }
 
 void Runtime::RunCheckpoint(CheckpointWork& c) {

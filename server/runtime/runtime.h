@@ -42,6 +42,7 @@
 #include "engine/alerts/event.h"
 #include "engine/kv/state_machine.h"
 #include "engine/node/node.h"
+#include "engine/raft/configuration.h"
 #include "engine/raft/types.h"
 #include "server/runtime/peer_sender.h"
 
@@ -57,7 +58,13 @@ struct RuntimePeer {
 
 struct RuntimeOptions {
   raft::NodeId node_id = 1;
-  std::vector<RuntimePeer> peers;  // the other members (empty for a single node)
+  // The other members at bootstrap (empty for a single node); the configuration in effect
+  // takes over once the node applies a change or a snapshot (docs/membership.md).
+  std::vector<RuntimePeer> peers;
+  // `[cluster] initial_cluster_state = "existing"`: the node joins a running cluster. It starts
+  // outside its bootstrap configuration (`peers` without itself), so it never campaigns until
+  // a change it applies makes it a voter.
+  bool join_existing = false;
   std::string data_dir;            // absolute; holds wal/ and kv/
   node::NodeConfig node;           // raft ids and voters are filled in by Open
   uint64_t tick_ms = 100;          // one Raft tick
@@ -97,6 +104,8 @@ struct RuntimeStatus {
   std::vector<raft::NodeId> voters;
   std::vector<raft::NodeId> voters_outgoing;
   std::vector<raft::NodeId> learners;
+  // Names and URLs recorded for members (raft::Configuration::member_info).
+  std::vector<raft::MemberInfo> member_info;
   uint64_t pending_requests = 0;
   uint64_t wal_size_bytes = 0;
   uint64_t compaction_count = 0;  // WAL compactions that deleted a segment (this process)
@@ -131,6 +140,9 @@ class Runtime {
       std::function<void(absl::StatusOr<kv::CommandResponse> result, raft::NodeId leader)>;
   using ReadDone =
       std::function<void(absl::StatusOr<kv::RangeResponse> result, raft::NodeId leader)>;
+  // The configuration a change led to, once applied here; or the error with a leader hint.
+  using ConfChangeDone =
+      std::function<void(absl::StatusOr<raft::Configuration> result, raft::NodeId leader)>;
 
   // Opens the data directory (creating it), recovers the WAL (refusing to start on corruption,
   // naming the file and offset) and the RocksDB store, and builds the Node. No thread runs yet.
@@ -146,6 +158,11 @@ class Runtime {
   // A replicated write. Answers with the state machine's response after the entry is applied
   // locally (never before it is committed and durable on a quorum).
   void Propose(kv::Command command, ProposeDone done);
+  // A configuration change (docs/membership.md), on the leader: answers once the change is
+  // applied on this node; kFailedPrecondition with `leader` set on a follower (the caller
+  // forwards), refusals as Raft gives them. Retried like a write while no leader is known or
+  // another change is pending, until the request deadline.
+  void ProposeConfChange(raft::ConfChange change, ConfChangeDone done);
   // A read: linearizable (ReadIndex, thesis §6.4) or serializable (local state, may be stale).
   void Read(kv::RangeRequest request, bool serializable, ReadDone done);
 
@@ -187,14 +204,23 @@ class Runtime {
   // The failure detector reports that no quorum is reachable (cheap; for the write path).
   bool quorum_lost() const { return quorum_lost_.load(std::memory_order_relaxed); }
   const RuntimeOptions& options() const { return options_; }
-  // The stub that reaches `peer`'s Peer service (for forwarding), or null for unknown ids.
-  PeerSender* peer(raft::NodeId id) const;
+  // The sender that reaches `peer`'s Peer service (for forwarding), or null for unknown ids.
+  // Senders follow the configuration: one per member (at its recorded peer URL, else its
+  // `peers` entry) and per configured peer.
+  std::shared_ptr<PeerSender> peer(raft::NodeId id) const;
+  // Whether a stream or call from `peer` is accepted: a member, a configured peer, or anyone
+  // while this node is not a member of its own configuration (joining: the leader that adds
+  // it may be one it was not told about).
+  bool AcceptsPeer(raft::NodeId id) const;
 
  private:
   struct ProposeEvent {
     kv::Command command;
     ProposeDone done;
     uint64_t deadline_ms;
+    // A configuration change instead of `command`; answered through `conf_done`.
+    std::optional<raft::ConfChange> conf_change;
+    ConfChangeDone conf_done;
   };
   struct ReadEvent {
     kv::RangeRequest request;
@@ -256,6 +282,7 @@ class Runtime {
   struct ApplyWork {
     std::vector<node::ApplyItem> items;
     std::vector<ProposeDone> done;  // per item; empty function = nobody waits
+    std::vector<ConfChangeDone> conf_done;  // per item, for configuration changes
   };
   struct ReadWork {
     kv::RangeRequest request;
@@ -290,6 +317,10 @@ class Runtime {
   void FailAll(const absl::Status& status);  // every pending request, retry and transfer
   void RunRetries(uint64_t now_ms);
   void PublishStatus();
+  // Loop thread: senders for the members of the configuration in effect (docs/membership.md).
+  void SyncPeers();
+  // Answers the configuration changes of `w` that are applied (or the error).
+  static void AnswerConfChanges(ApplyWork& w, const absl::Status& status);
   void CheckTransfers(uint64_t now_ms);
   void DiskMain();
   void ApplyMain();
@@ -309,7 +340,10 @@ class Runtime {
   const RuntimeOptions options_;
   std::unique_ptr<RuntimeStorage> storage_;      // PosixDisk + RocksDB
   std::unique_ptr<node::Node> node_;               // loop thread only
-  std::map<raft::NodeId, std::unique_ptr<PeerSender>> peers_;
+  mutable std::mutex peers_mu_;  // guards peers_ (changed by the loop, read by gRPC threads)
+  std::map<raft::NodeId, std::shared_ptr<PeerSender>> peers_;
+  std::atomic<bool> joining_{false};  // not a member of its own configuration
+  std::optional<raft::Configuration> synced_conf_;  // loop: the configuration SyncPeers last saw
 
   // Loop inbox.
   mutable std::mutex mu_;

@@ -6,9 +6,15 @@
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <mutex>
+#include <random>
 #include <utility>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "engine/raft/configuration.h"
 #include "server/etcd/convert.h"
 #include "server/log.h"
 
@@ -206,7 +212,7 @@ void EtcdHandler::Write(peerpb::ForwardRequest::Method method,
 void EtcdHandler::ForwardTo(raft::NodeId leader, peerpb::ForwardRequest::Method method,
                             const google::protobuf::Message& request,
                             google::protobuf::Message* response, Done done) {
-  PeerSender* peer = runtime_->peer(leader);
+  std::shared_ptr<PeerSender> peer = runtime_->peer(leader);
   if (peer == nullptr) {
     return done(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                              absl::StrCat("etcdserver: leader ", leader, " is not a known peer")));
@@ -228,7 +234,7 @@ void EtcdHandler::ForwardTo(raft::NodeId leader, peerpb::ForwardRequest::Method 
   call->request.set_request(request.SerializeAsString());
   peer->stub()->async()->Forward(
       &call->context, &call->request, &call->response,
-      [call, response, done = std::move(done), leader](grpc::Status status) {
+      [call, peer, response, done = std::move(done), leader](grpc::Status status) {
         if (status.ok() && !response->ParseFromString(call->response.response())) {
           status = grpc::Status(grpc::StatusCode::INTERNAL,
                                 absl::StrCat("undecodable response forwarded by leader ", leader));
@@ -268,6 +274,24 @@ void EtcdHandler::HandleForward(const peerpb::ForwardRequest& request,
       return run(std::make_shared<etcdserverpb::TxnRequest>(),
                  std::make_shared<etcdserverpb::TxnResponse>(),
                  [this](const auto& q, auto* p, Done d) { Txn(q, p, std::move(d), true); });
+    case peerpb::ForwardRequest::MEMBER_ADD:
+      return run(std::make_shared<etcdserverpb::MemberAddRequest>(),
+                 std::make_shared<etcdserverpb::MemberAddResponse>(),
+                 [this](const auto& q, auto* p, Done d) { MemberAdd(q, p, std::move(d), true); });
+    case peerpb::ForwardRequest::MEMBER_REMOVE:
+      return run(std::make_shared<etcdserverpb::MemberRemoveRequest>(),
+                 std::make_shared<etcdserverpb::MemberRemoveResponse>(),
+                 [this](const auto& q, auto* p, Done d) { MemberRemove(q, p, std::move(d), true); });
+    case peerpb::ForwardRequest::MEMBER_UPDATE:
+      return run(std::make_shared<etcdserverpb::MemberUpdateRequest>(),
+                 std::make_shared<etcdserverpb::MemberUpdateResponse>(),
+                 [this](const auto& q, auto* p, Done d) { MemberUpdate(q, p, std::move(d), true); });
+    case peerpb::ForwardRequest::MEMBER_PROMOTE:
+      return run(std::make_shared<etcdserverpb::MemberPromoteRequest>(),
+                 std::make_shared<etcdserverpb::MemberPromoteResponse>(),
+                 [this](const auto& q, auto* p, Done d) {
+                   MemberPromote(q, p, std::move(d), true);
+                 });
     case peerpb::ForwardRequest::RANGE:
       return run(std::make_shared<etcdserverpb::RangeRequest>(),
                  std::make_shared<etcdserverpb::RangeResponse>(),
@@ -295,34 +319,271 @@ grpc::Status EtcdHandler::Status(etcdserverpb::StatusResponse* response) {
   return grpc::Status::OK;
 }
 
+namespace {
+
+raft::Configuration ConfigurationOf(const RuntimeStatus& s) {
+  raft::Configuration c;
+  c.voters = s.voters;
+  c.outgoing = s.voters_outgoing;
+  c.learners = s.learners;
+  c.member_info = s.member_info;
+  return c;
+}
+
+// "http://host:port" or "https://host:port" (etcd's peer URLs); the host:port, or why not.
+absl::StatusOr<std::string> PeerUrlAddress(const std::string& url) {
+  absl::string_view rest = url;
+  if (!absl::ConsumePrefix(&rest, "http://") && !absl::ConsumePrefix(&rest, "https://")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("etcdserver: peer URL \"", url, "\" must start with http:// or https://"));
+  }
+  while (absl::ConsumeSuffix(&rest, "/")) {
+  }
+  const size_t colon = rest.rfind(':');
+  uint32_t port = 0;
+  if (colon == absl::string_view::npos || colon == 0 ||
+      !absl::SimpleAtoi(rest.substr(colon + 1), &port) || port == 0 || port > 65535 ||
+      rest.find('/') != absl::string_view::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("etcdserver: peer URL \"", url, "\" is not scheme://host:port"));
+  }
+  return std::string(rest);
+}
+
+// A fresh member id: random, below 2^53 (exact in JSON and TOML integers), never 0 and not a
+// member already. Ids are never reused: a removed id comes back only by a 1-in-2^53 chance.
+raft::NodeId NewMemberId(const raft::Configuration& conf) {
+  static std::mutex mu;
+  static std::mt19937_64 rng(std::random_device{}() ^
+                             (uint64_t{std::random_device{}()} << 32));
+  std::lock_guard<std::mutex> lock(mu);
+  while (true) {
+    const raft::NodeId id = (rng() & ((uint64_t{1} << 53) - 1));
+    if (id > 0xffff && !conf.IsMember(id)) return id;
+  }
+}
+
+}  // namespace
+
+std::string EtcdHandler::KnownPeerAddress(const RuntimeStatus& s, raft::NodeId id) const {
+  if (id == runtime_->options().node_id) return runtime_->options().peer_address;
+  for (const RuntimeStatus::Peer& p : s.peers) {
+    if (p.id == id) return p.address;
+  }
+  return "";
+}
+
+void EtcdHandler::FillMembers(const raft::Configuration& conf,
+                              google::protobuf::RepeatedPtrField<etcdserverpb::Member>* out) const {
+  const RuntimeStatus s = runtime_->status();
+  const RuntimeOptions& o = runtime_->options();
+  for (raft::NodeId id : conf.Members()) {
+    etcdserverpb::Member* m = out->Add();
+    m->set_id(id);
+    m->set_islearner(conf.IsLearner(id));
+    const raft::MemberInfo* info = conf.InfoOf(id);
+    // etcd lists a member that has never started with an empty name ("unstarted").
+    std::string client = id == o.node_id ? o.client_address : "";
+    for (const RuntimeStatus::Peer& p : s.peers) {
+      if (p.id == id) client = p.client_address;
+    }
+    if (info != nullptr && !info->name.empty()) {
+      m->set_name(info->name);
+    } else if (!client.empty()) {
+      m->set_name(absl::StrCat("node-", id));
+    }
+    if (info != nullptr && !info->peer_urls.empty()) {
+      for (const std::string& u : info->peer_urls) m->add_peerurls(u);
+    } else if (std::string a = KnownPeerAddress(s, id); !a.empty()) {
+      m->add_peerurls(absl::StrCat(url_scheme_, "://", a));
+    }
+    if (info != nullptr && !info->client_urls.empty()) {
+      for (const std::string& u : info->client_urls) m->add_clienturls(u);
+      continue;
+    }
+    // Learned from the member's own batches; unknown until it has talked to us.
+    if (!client.empty()) m->add_clienturls(absl::StrCat(url_scheme_, "://", client));
+  }
+}
+
 grpc::Status EtcdHandler::MemberList(etcdserverpb::MemberListResponse* response) {
   const RuntimeStatus s = runtime_->status();
   Header(s.revision, response->mutable_header());
-  const RuntimeOptions& o = runtime_->options();
-  etcdserverpb::Member* self = response->add_members();
-  self->set_id(o.node_id);
-  self->set_name(absl::StrCat("node-", o.node_id));
-  if (!o.peer_address.empty()) self->add_peerurls(absl::StrCat(url_scheme_, "://", o.peer_address));
-  self->add_clienturls(absl::StrCat(url_scheme_, "://", o.client_address));
-  self->set_islearner(std::binary_search(s.learners.begin(), s.learners.end(), o.node_id));
-  for (const RuntimeStatus::Peer& p : s.peers) {
-    // Only members of the configuration in effect (docs/membership.md); a configured peer that
-    // was removed is not listed.
-    const bool voter = std::binary_search(s.voters.begin(), s.voters.end(), p.id) ||
-                       std::binary_search(s.voters_outgoing.begin(), s.voters_outgoing.end(),
-                                          p.id);
-    if (!voter && !p.learner) continue;
-    etcdserverpb::Member* m = response->add_members();
-    m->set_id(p.id);
-    m->set_name(absl::StrCat("node-", p.id));
-    m->set_islearner(p.learner);
-    m->add_peerurls(absl::StrCat(url_scheme_, "://", p.address));
-    // Learned from the peer's own batches; unknown until it has talked to us.
-    if (!p.client_address.empty()) {
-      m->add_clienturls(absl::StrCat(url_scheme_, "://", p.client_address));
-    }
-  }
+  // Only members of the configuration in effect (docs/membership.md).
+  FillMembers(ConfigurationOf(s), response->mutable_members());
   return grpc::Status::OK;
+}
+
+void EtcdHandler::ChangeMembers(peerpb::ForwardRequest::Method method,
+                                const google::protobuf::Message& request,
+                                google::protobuf::Message* response, ChangeBuilder build,
+                                ChangeFiller fill, Done done_in, bool forwarded) {
+  std::optional<Admitted> a = Begin(request, std::move(done_in));
+  if (!a) return;
+  Done done = std::move(a->done);
+  const RuntimeStatus s = runtime_->status();
+  if (s.leader != raft::kNone && s.leader != s.node_id && !forwarded) {
+    return ForwardTo(s.leader, method, request, response, done);
+  }
+  absl::StatusOr<raft::ConfChange> change = build(s);
+  if (!change.ok()) return done(ToGrpc(change.status()));
+  LogInfo("membership change proposed", {F("change", raft::DescribeConfChange(*change))});
+  runtime_->ProposeConfChange(
+      *std::move(change),
+      [this, method, &request, response, fill = std::move(fill), done,
+       forwarded](absl::StatusOr<raft::Configuration> r, raft::NodeId leader) {
+        if (r.ok()) {
+          LogInfo("membership changed", {F("configuration", r->Describe())});
+          fill(*r);
+          return done(grpc::Status::OK);
+        }
+        if (r.status().code() == absl::StatusCode::kFailedPrecondition &&
+            leader != raft::kNone && leader != runtime_->options().node_id) {
+          if (forwarded) {
+            return done(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                     absl::StrCat("etcdserver: leader changed (leader is ",
+                                                  leader, ")")));
+          }
+          return ForwardTo(leader, method, request, response, done);
+        }
+        if (absl::StrContains(r.status().message(), "is not caught up")) {
+          return done(grpc::Status(
+              grpc::StatusCode::FAILED_PRECONDITION,
+              "etcdserver: can only promote a learner member which is in sync with leader"));
+        }
+        done(ToGrpc(r.status()));
+      });
+}
+
+void EtcdHandler::MemberAdd(const etcdserverpb::MemberAddRequest& request,
+                            etcdserverpb::MemberAddResponse* response, Done done,
+                            bool forwarded) {
+  auto added = std::make_shared<raft::NodeId>(raft::kNone);
+  ChangeBuilder build = [this, &request, added](const RuntimeStatus& s)
+      -> absl::StatusOr<raft::ConfChange> {
+    if (request.peerurls().empty()) {
+      return absl::InvalidArgumentError("etcdserver: member peer URLs are not given");
+    }
+    const raft::Configuration conf = ConfigurationOf(s);
+    std::vector<std::string> taken;
+    for (raft::NodeId id : conf.Members()) {
+      if (std::string a = KnownPeerAddress(s, id); !a.empty()) taken.push_back(a);
+      if (const raft::MemberInfo* info = conf.InfoOf(id)) {
+        for (const std::string& u : info->peer_urls) {
+          if (absl::StatusOr<std::string> a = PeerUrlAddress(u); a.ok()) taken.push_back(*a);
+        }
+      }
+    }
+    raft::MemberInfo info;
+    for (const std::string& url : request.peerurls()) {
+      absl::StatusOr<std::string> address = PeerUrlAddress(url);
+      if (!address.ok()) return address.status();
+      if (std::find(taken.begin(), taken.end(), *address) != taken.end()) {
+        return absl::FailedPreconditionError("etcdserver: Peer URLs already exists");
+      }
+      info.peer_urls.push_back(url);
+    }
+    if (std::string why = raft::MemberInfoProblem(raft::MemberInfo{1, "", info.peer_urls, {}});
+        !why.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("etcdserver: ", why));
+    }
+    info.id = NewMemberId(conf);
+    *added = info.id;
+    raft::ConfChange cc;
+    cc.steps = {{request.islearner() ? raft::ConfChangeStep::Type::kAddLearner
+                                     : raft::ConfChangeStep::Type::kAddVoter,
+                 info.id}};
+    cc.members.push_back(std::move(info));
+    // Record every member's peer URL while at it, so that each member (and the new one) can
+    // reach all the others whatever its own `peers` lists.
+    for (raft::NodeId id : conf.Members()) {
+      if (conf.InfoOf(id) != nullptr) continue;
+      std::string a = KnownPeerAddress(s, id);
+      if (a.empty()) continue;
+      cc.members.push_back(raft::MemberInfo{id, "", {absl::StrCat(url_scheme_, "://", a)}, {}});
+    }
+    return cc;
+  };
+  ChangeFiller fill = [this, response, added](const raft::Configuration& conf) {
+    Header(runtime_->status().revision, response->mutable_header());
+    FillMembers(conf, response->mutable_members());
+    for (const etcdserverpb::Member& m : response->members()) {
+      if (m.id() == *added) *response->mutable_member() = m;
+    }
+  };
+  ChangeMembers(peerpb::ForwardRequest::MEMBER_ADD, request, response, std::move(build),
+                std::move(fill), std::move(done), forwarded);
+}
+
+void EtcdHandler::MemberRemove(const etcdserverpb::MemberRemoveRequest& request,
+                               etcdserverpb::MemberRemoveResponse* response, Done done,
+                               bool forwarded) {
+  ChangeBuilder build = [&request](const RuntimeStatus& s) -> absl::StatusOr<raft::ConfChange> {
+    if (!ConfigurationOf(s).IsMember(request.id())) {
+      return absl::NotFoundError("etcdserver: member not found");
+    }
+    raft::ConfChange cc;
+    cc.steps = {{raft::ConfChangeStep::Type::kRemove, request.id()}};
+    return cc;
+  };
+  ChangeFiller fill = [this, response](const raft::Configuration& conf) {
+    Header(runtime_->status().revision, response->mutable_header());
+    FillMembers(conf, response->mutable_members());
+  };
+  ChangeMembers(peerpb::ForwardRequest::MEMBER_REMOVE, request, response, std::move(build),
+                std::move(fill), std::move(done), forwarded);
+}
+
+void EtcdHandler::MemberUpdate(const etcdserverpb::MemberUpdateRequest& request,
+                               etcdserverpb::MemberUpdateResponse* response, Done done,
+                               bool forwarded) {
+  ChangeBuilder build = [&request](const RuntimeStatus& s) -> absl::StatusOr<raft::ConfChange> {
+    const raft::Configuration conf = ConfigurationOf(s);
+    if (!conf.IsMember(request.id())) return absl::NotFoundError("etcdserver: member not found");
+    raft::MemberInfo info{request.id(), "", {}, {}};
+    if (const raft::MemberInfo* old = conf.InfoOf(request.id())) info = *old;
+    info.peer_urls.clear();
+    for (const std::string& url : request.peerurls()) {
+      if (absl::StatusOr<std::string> a = PeerUrlAddress(url); !a.ok()) return a.status();
+      info.peer_urls.push_back(url);
+    }
+    if (info.peer_urls.empty()) {
+      return absl::InvalidArgumentError("etcdserver: member peer URLs are not given");
+    }
+    if (std::string why = raft::MemberInfoProblem(info); !why.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("etcdserver: ", why));
+    }
+    raft::ConfChange cc;
+    cc.members = {std::move(info)};
+    return cc;
+  };
+  ChangeFiller fill = [this, response](const raft::Configuration& conf) {
+    Header(runtime_->status().revision, response->mutable_header());
+    FillMembers(conf, response->mutable_members());
+  };
+  ChangeMembers(peerpb::ForwardRequest::MEMBER_UPDATE, request, response, std::move(build),
+                std::move(fill), std::move(done), forwarded);
+}
+
+void EtcdHandler::MemberPromote(const etcdserverpb::MemberPromoteRequest& request,
+                                etcdserverpb::MemberPromoteResponse* response, Done done,
+                                bool forwarded) {
+  ChangeBuilder build = [&request](const RuntimeStatus& s) -> absl::StatusOr<raft::ConfChange> {
+    const raft::Configuration conf = ConfigurationOf(s);
+    if (!conf.IsMember(request.id())) return absl::NotFoundError("etcdserver: member not found");
+    if (!conf.IsLearner(request.id())) {
+      return absl::FailedPreconditionError("etcdserver: can only promote a learner member");
+    }
+    raft::ConfChange cc;
+    cc.steps = {{raft::ConfChangeStep::Type::kAddVoter, request.id()}};
+    return cc;
+  };
+  ChangeFiller fill = [this, response](const raft::Configuration& conf) {
+    Header(runtime_->status().revision, response->mutable_header());
+    FillMembers(conf, response->mutable_members());
+  };
+  ChangeMembers(peerpb::ForwardRequest::MEMBER_PROMOTE, request, response, std::move(build),
+                std::move(fill), std::move(done), forwarded);
 }
 
 void EtcdHandler::MoveLeader(const etcdserverpb::MoveLeaderRequest& request,

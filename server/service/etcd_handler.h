@@ -70,6 +70,23 @@ class EtcdHandler {
            Done done, bool forwarded = false);
   grpc::Status Status(etcdserverpb::StatusResponse* response);
   grpc::Status MemberList(etcdserverpb::MemberListResponse* response);
+  // Membership changes (docs/membership.md), executed by the leader (a follower forwards them):
+  // each becomes one configuration change; the reply comes once it is applied here, with the
+  // members of the configuration it led to. etcd's errors: NOT_FOUND "etcdserver: member not
+  // found", FAILED_PRECONDITION "etcdserver: Peer URLs already exists", "etcdserver: can only
+  // promote a learner member", "etcdserver: can only promote a learner member which is in sync
+  // with leader"; INVALID_ARGUMENT for a malformed peer URL.
+  void MemberAdd(const etcdserverpb::MemberAddRequest& request,
+                 etcdserverpb::MemberAddResponse* response, Done done, bool forwarded = false);
+  void MemberRemove(const etcdserverpb::MemberRemoveRequest& request,
+                    etcdserverpb::MemberRemoveResponse* response, Done done,
+                    bool forwarded = false);
+  void MemberUpdate(const etcdserverpb::MemberUpdateRequest& request,
+                    etcdserverpb::MemberUpdateResponse* response, Done done,
+                    bool forwarded = false);
+  void MemberPromote(const etcdserverpb::MemberPromoteRequest& request,
+                     etcdserverpb::MemberPromoteResponse* response, Done done,
+                     bool forwarded = false);
   void MoveLeader(const etcdserverpb::MoveLeaderRequest& request,
                   etcdserverpb::MoveLeaderResponse* response, Done done);
   // For Maintenance.Snapshot (snapshot_stream.h).
@@ -97,6 +114,18 @@ class EtcdHandler {
   void Write(peerpb::ForwardRequest::Method method, const google::protobuf::Message& request,
              google::protobuf::Message* response, absl::StatusOr<kv::Command> command,
              std::function<void(const kv::CommandResponse&)> fill, Done done, bool forwarded);
+  // Builds the change on the leader (a follower forwards `request` at once); `fill` writes the
+  // response from the configuration the change led to.
+  using ChangeBuilder = std::function<absl::StatusOr<raft::ConfChange>(const RuntimeStatus&)>;
+  using ChangeFiller = std::function<void(const raft::Configuration&)>;
+  void ChangeMembers(peerpb::ForwardRequest::Method method, const google::protobuf::Message& request,
+                     google::protobuf::Message* response, ChangeBuilder build, ChangeFiller fill,
+                     Done done, bool forwarded);
+  // Members of `conf` as etcd lists them (ids ascending).
+  void FillMembers(const raft::Configuration& conf,
+                   google::protobuf::RepeatedPtrField<etcdserverpb::Member>* out) const;
+  // The peer address (host:port) this node knows for member `id` ("" if none).
+  std::string KnownPeerAddress(const RuntimeStatus& s, raft::NodeId id) const;
   void ForwardTo(raft::NodeId leader, peerpb::ForwardRequest::Method method,
                  const google::protobuf::Message& request, google::protobuf::Message* response,
                  Done done);

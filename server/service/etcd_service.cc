@@ -94,4 +94,18 @@ grpc::ServerUnaryReactor* ClusterService::MemberList(
   return reactor;
 }
 
+#define AMATERS_MEMBER_METHOD(Name)                                                        \
+  grpc::ServerUnaryReactor* ClusterService::Name(grpc::CallbackServerContext* context,      \
+                                                 const etcdserverpb::Name##Request* request, \
+                                                 etcdserverpb::Name##Response* response) {   \
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();                          \
+    handler_->Name(*request, response, Finisher(reactor, observer_, #Name));                \
+    return reactor;                                                                         \
+  }
+AMATERS_MEMBER_METHOD(MemberAdd)
+AMATERS_MEMBER_METHOD(MemberRemove)
+AMATERS_MEMBER_METHOD(MemberUpdate)
+AMATERS_MEMBER_METHOD(MemberPromote)
+#undef AMATERS_MEMBER_METHOD
+
 }  // namespace amaters::server

@@ -1,5 +1,6 @@
 #include "server/service/peer_service.h"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -74,10 +75,8 @@ class StreamReactor final : public grpc::ServerReadReactor<peerpb::Batch> {
 
 }  // namespace
 
-PeerService::PeerService(Runtime* runtime, ForwardHandler forward)
-    : runtime_(runtime), forward_(std::move(forward)) {
-  for (const RuntimePeer& p : runtime_->options().peers) members_.insert(p.id);
-}
+PeerService::PeerService(Runtime* runtime, ForwardHandler forward, std::string cluster_token)
+    : runtime_(runtime), forward_(std::move(forward)), cluster_token_(std::move(cluster_token)) {}
 
 grpc::Status PeerService::CheckSender(uint64_t cluster_id, uint64_t from) const {
   if (cluster_id != runtime_->options().cluster_id) {
@@ -86,7 +85,7 @@ grpc::Status PeerService::CheckSender(uint64_t cluster_id, uint64_t from) const 
                                      ", the sender's is ", cluster_id,
                                      " (check [cluster] peers and cluster_token on every node)"));
   }
-  if (members_.count(from) == 0) {
+  if (!runtime_->AcceptsPeer(from)) {
     return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                         absl::StrCat("node ", from, " is not a member of this cluster"));
   }
@@ -111,6 +110,42 @@ grpc::ServerUnaryReactor* PeerService::Forward(grpc::CallbackServerContext* cont
     if (status.ok()) response->set_response(std::move(bytes));
     reactor->Finish(status);
   });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* PeerService::Join(grpc::CallbackServerContext* context,
+                                            const peerpb::JoinRequest* request,
+                                            peerpb::JoinResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (request->cluster_token() != cluster_token_) {
+    reactor->Finish(grpc::Status(
+        grpc::StatusCode::FAILED_PRECONDITION,
+        absl::StrCat("cluster token mismatch: ours is \"", cluster_token_, "\", node ",
+                     request->from(), " has \"", request->cluster_token(), "\"")));
+    return reactor;
+  }
+  const RuntimeStatus s = runtime_->status();
+  response->set_cluster_id(runtime_->options().cluster_id);
+  auto add = [&](raft::NodeId id, const std::string& address, bool learner) {
+    peerpb::JoinResponse::Member* m = response->add_members();
+    m->set_id(id);
+    m->set_peer_address(address);
+    m->set_learner(learner);
+  };
+  auto is_member = [&s](raft::NodeId id) {
+    for (const auto* set : {&s.voters, &s.voters_outgoing, &s.learners}) {
+      if (std::binary_search(set->begin(), set->end(), id)) return true;
+    }
+    return false;
+  };
+  if (is_member(s.node_id)) {
+    add(s.node_id, runtime_->options().peer_address,
+        std::binary_search(s.learners.begin(), s.learners.end(), s.node_id));
+  }
+  for (const RuntimeStatus::Peer& p : s.peers) {
+    if (is_member(p.id)) add(p.id, p.address, p.learner);
+  }
+  reactor->Finish(grpc::Status::OK);
   return reactor;
 }
 

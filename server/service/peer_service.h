@@ -2,7 +2,7 @@
 // and client requests forwarded by followers to this node as leader.
 //
 // Every batch is checked before the engine sees it: it must come from this cluster (cluster_id)
-// and from a configured member, and every message must decode (server/transport/codec.h). A
+// and from a member (Runtime::AcceptsPeer), and every message must decode (server/transport/codec.h). A
 // stream that fails a check is ended with a clear status and logged; nothing of it reaches the
 // node.
 #ifndef AMATERS_SERVER_SERVICE_PEER_SERVICE_H_
@@ -25,13 +25,17 @@ class PeerService final : public peerpb::Peer::CallbackService {
   using ForwardHandler = std::function<void(const peerpb::ForwardRequest& request,
                                             std::function<void(grpc::Status, std::string)> done)>;
 
-  PeerService(Runtime* runtime, ForwardHandler forward);
+  // `cluster_token`: ours ([cluster] cluster_token), which a joining node must share.
+  PeerService(Runtime* runtime, ForwardHandler forward, std::string cluster_token);
 
   grpc::ServerReadReactor<peerpb::Batch>* Stream(grpc::CallbackServerContext* context,
                                                   peerpb::StreamAck* ack) override;
   grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* context,
                                     const peerpb::ForwardRequest* request,
                                     peerpb::ForwardResponse* response) override;
+  grpc::ServerUnaryReactor* Join(grpc::CallbackServerContext* context,
+                                 const peerpb::JoinRequest* request,
+                                 peerpb::JoinResponse* response) override;
 
   // OK, or why a batch from `from` in cluster `cluster_id` is refused.
   grpc::Status CheckSender(uint64_t cluster_id, uint64_t from) const;
@@ -40,7 +44,7 @@ class PeerService final : public peerpb::Peer::CallbackService {
  private:
   Runtime* const runtime_;
   const ForwardHandler forward_;
-  std::set<uint64_t> members_;  // peer ids allowed to talk to us
+  const std::string cluster_token_;
 };
 
 }  // namespace amaters::server
