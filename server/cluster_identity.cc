@@ -167,6 +167,10 @@ absl::StatusOr<JoinAnswer> AskToJoin(const std::vector<RuntimePeer>& members,
 absl::StatusOr<uint64_t> ResolveClusterId(const Config& config, const std::string& data_dir,
                                           const JoinOptions& join,
                                           std::vector<RuntimePeer>* peers) {
+  std::error_code ec;
+  if (std::filesystem::exists(data_dir, ec) && !std::filesystem::is_directory(data_dir, ec)) {
+    return absl::FailedPreconditionError(absl::StrCat(data_dir, " exists and is not a directory"));
+  }
   absl::StatusOr<std::optional<uint64_t>> stored = ReadClusterId(data_dir);
   if (!stored.ok()) return stored.status();
   if (stored->has_value()) return **stored;

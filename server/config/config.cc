@@ -256,8 +256,9 @@ std::vector<KeyDef> BuildKeyDefs() {
       Int("cluster.election_jitter_max_ms", AMATERS_FIELD(cluster.election_jitter_max_ms), 1, 600000,
           kRestart, "Upper end of the election jitter; greater than election_jitter_min_ms."),
       Str("cluster.cluster_token", AMATERS_FIELD(cluster.cluster_token), /*non_empty=*/true, kRestart,
-          "Hashed with the peer list into the cluster id; nodes of different clusters refuse each "
-          "other."),
+          "Hashed with the peer ids into the cluster id on a new cluster's first start (then kept "
+          "in data_dir/cluster_id); nodes of different clusters refuse each other, and a joining "
+          "node must share it."),
       Int("cluster.max_consecutive_failures", AMATERS_FIELD(cluster.max_consecutive_failures), 1,
           100, kRestart,
           "Heartbeat rounds without a message after which a peer is reported failed (node_failed)."),

@@ -107,6 +107,7 @@ TEST(ConfigKeysTest, AccessorsReachTheirFields) {
   c.cluster.heartbeat_interval_ms = 23;
   c.cluster.election_timeout_ms = 24;
   c.cluster.cluster_token = "i";
+  c.cluster.initial_cluster_state = "existing";
   c.cluster.max_consecutive_failures = 25;
   c.cluster.election_jitter_min_ms = 30;
   c.cluster.election_jitter_max_ms = 31;

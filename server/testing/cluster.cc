@@ -123,7 +123,7 @@ bool EtcdClient::WaitForConnected(absl::Duration timeout) {
 }
 
 TestCluster::TestCluster(int size, const std::string& name, const std::string& extra_toml)
-    : binary_(Runfile("server/amaters-server")) {
+    : extra_toml_(extra_toml), binary_(Runfile("server/amaters-server")) {
   nodes_.resize(static_cast<size_t>(size));
   std::vector<std::string> peers;
   for (int i = 0; i < size; ++i) {
@@ -133,20 +133,61 @@ TestCluster::TestCluster(int size, const std::string& name, const std::string& e
     n.admin_port = FreePort();
     n.dir = NewTempDir(absl::StrCat(name, "-node", i + 1));
     n.config_path = n.dir + "/amaters.toml";
+    n.id = static_cast<uint64_t>(i + 1);
     peers.push_back(absl::StrCat("\"", i + 1, ":127.0.0.1:", n.peer_port, "\""));
   }
   for (int i = 0; i < size; ++i) {
     Node& n = nodes_[static_cast<size_t>(i)];
-    std::string toml = absl::StrCat(
-        "[server]\nbind_address = \"127.0.0.1:", n.client_port, "\"\ndata_dir = \"", n.dir,
-        "/data\"\n\n[cluster]\nnode_id = ", i + 1, "\n",
-        size > 1 ? absl::StrCat("peers = [", absl::StrJoin(peers, ", "), "]\n") : "",
-        "heartbeat_interval_ms = 50\nelection_timeout_ms = 500\n\n[metrics]\nbind_address = "
-        "\"127.0.0.1:",
-        n.admin_port, "\"\n\n", extra_toml);
-    WriteFile(n.config_path, toml);
+    WriteFile(n.config_path,
+              TomlFor(n, static_cast<uint64_t>(i + 1),
+                      size > 1 ? absl::StrCat("peers = [", absl::StrJoin(peers, ", "), "]\n")
+                               : ""));
     clients_.push_back(std::make_unique<EtcdClient>(client_address(i)));
   }
+}
+
+std::string TestCluster::TomlFor(const Node& n, uint64_t id,
+                                 const std::string& cluster_lines) const {
+  return absl::StrCat(
+      "[server]\nbind_address = \"127.0.0.1:", n.client_port, "\"\ndata_dir = \"", n.dir,
+      "/data\"\n\n[cluster]\nnode_id = ", id, "\n", cluster_lines,
+      "heartbeat_interval_ms = 50\nelection_timeout_ms = 500\n\n[metrics]\nbind_address = "
+      "\"127.0.0.1:",
+      n.admin_port, "\"\n\n", extra_toml_);
+}
+
+int TestCluster::ReservePeerPort() {
+  reserved_peer_ports_.push_back(FreePort());
+  return reserved_peer_ports_.back();
+}
+
+int TestCluster::AddJoiningNode(const std::string& name, uint64_t id,
+                                const std::vector<int>& members) {
+  const int index = size();
+  nodes_.emplace_back();
+  Node& n = nodes_.back();
+  n.client_port = FreePort();
+  if (!reserved_peer_ports_.empty()) {
+    n.peer_port = reserved_peer_ports_.front();
+    reserved_peer_ports_.erase(reserved_peer_ports_.begin());
+  } else {
+    n.peer_port = FreePort();
+  }
+  n.admin_port = FreePort();
+  n.dir = NewTempDir(absl::StrCat(name, "-node", index + 1));
+  n.config_path = n.dir + "/amaters.toml";
+  n.id = id;
+  std::vector<std::string> peers;
+  for (int m : members) {
+    peers.push_back(absl::StrCat("\"", node(m).id, ":127.0.0.1:", node(m).peer_port, "\""));
+  }
+  peers.push_back(absl::StrCat("\"", id, ":127.0.0.1:", n.peer_port, "\""));
+  WriteFile(n.config_path,
+            TomlFor(n, id,
+                    absl::StrCat("peers = [", absl::StrJoin(peers, ", "),
+                                 "]\ninitial_cluster_state = \"existing\"\n")));
+  clients_.push_back(std::make_unique<EtcdClient>(client_address(index)));
+  return index;
 }
 
 TestCluster::~TestCluster() {
@@ -216,8 +257,9 @@ absl::StatusOr<int> TestCluster::WaitForLeader(absl::Duration timeout) {
       if (s->leader() != 0) ++votes[s->leader()];
     }
     if (votes.size() == 1 && votes.begin()->second == running) {
-      const int leader = static_cast<int>(votes.begin()->first) - 1;
-      if (Running(leader)) return leader;
+      for (int leader = 0; leader < size(); ++leader) {
+        if (node(leader).id == votes.begin()->first && Running(leader)) return leader;
+      }
     }
     absl::SleepFor(absl::Milliseconds(50));
   }

@@ -4,6 +4,7 @@
 #ifndef AMATERS_SERVER_TESTING_CLUSTER_H_
 #define AMATERS_SERVER_TESTING_CLUSTER_H_
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -72,6 +73,7 @@ class TestCluster {
     std::string config_path;
     std::unique_ptr<Process> process;
     int starts = 0;
+    uint64_t id = 0;  // its node id
   };
 
   // `size` nodes; a single node has no peers. `extra_toml` is appended to every config (more
@@ -84,6 +86,13 @@ class TestCluster {
   Node& node(int i) { return nodes_[static_cast<size_t>(i)]; }
   std::string client_address(int i) const;
   std::string endpoints() const;  // every client address, comma-separated
+
+  // A node that joins the running cluster (docs/membership.md): new ports and directory, node
+  // id `id` (what `etcdctl member add` printed), initial_cluster_state = "existing" and peers =
+  // nodes `members` (indexes) plus itself. Returns its index; start it with Start.
+  int AddJoiningNode(const std::string& name, uint64_t id, const std::vector<int>& members);
+  // The peer port a node added with AddJoiningNode will use, reserved before `member add`.
+  int ReservePeerPort();
 
   absl::Status Start(int i, const std::vector<std::string>& extra_args = {});
   absl::Status StartAll();
@@ -110,8 +119,12 @@ class TestCluster {
   std::string Describe();
 
  private:
+  std::string TomlFor(const Node& n, uint64_t id, const std::string& cluster_lines) const;
+
   std::vector<Node> nodes_;
   std::vector<std::unique_ptr<EtcdClient>> clients_;
+  std::string extra_toml_;
+  std::vector<int> reserved_peer_ports_;
   std::string binary_;
 };
 

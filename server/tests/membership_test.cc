@@ -1,0 +1,158 @@
+// End to end, the runbook's "replace the machine" (docs/runbooks.md RB-001) with real processes
+// and Debian's etcdctl 3.4: three nodes under a steady client load; one is SIGKILLed and its
+// data deleted; `etcdctl member add --learner` a fresh node on new ports, started with
+// initial_cluster_state = "existing"; `etcdctl member promote` once it is caught up (refused
+// while it is behind); `etcdctl member remove` the dead one. The cluster serves with the new
+// three, every acknowledged write is on all of them, and after a restart of all three the
+// configuration is the new one.
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "server/testing/cluster.h"
+#include "server/testing/process.h"
+#include "server/testing/writer.h"
+
+namespace amaters::server::testing {
+namespace {
+
+constexpr const char* kEtcdctl = "/usr/bin/etcdctl";
+
+std::string Logs(TestCluster& c) {
+  std::string out;
+  for (int i = 0; i < c.size(); ++i) {
+    absl::StrAppend(&out, "---- node ", c.node(i).id, " log ----\n", c.Log(i));
+  }
+  return out;
+}
+
+CommandResult Etcdctl(TestCluster& c, int node, std::vector<std::string> args) {
+  std::vector<std::string> argv = {kEtcdctl, "--endpoints=" + c.client_address(node),
+                                   "--command-timeout=15s"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv, absl::Seconds(30), "", {{"ETCDCTL_API", "3"}});
+}
+
+std::vector<std::string> Sorted(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+// The ids of etcdctl's "1, started, node-1, http://..., http://..., false" lines, with
+// " learner" after a learner's, sorted as strings.
+std::vector<std::string> MemberIds(TestCluster& c, int node) {
+  CommandResult r = Etcdctl(c, node, {"member", "list"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> ids;
+  for (absl::string_view line : absl::StrSplit(r.out, '\n', absl::SkipEmpty())) {
+    std::vector<std::string> f = absl::StrSplit(line, ", ");
+    if (f.size() == 6) ids.push_back(absl::StrCat(f[0], f[5] == "true" ? " learner" : ""));
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+TEST(MembershipTest, ADeadMachineIsReplacedWithEtcdctl) {
+  ASSERT_EQ(access(kEtcdctl, X_OK), 0) << kEtcdctl << " is missing: run tools/setup";
+  TestCluster cluster(3, "replace");
+  ASSERT_TRUE(cluster.StartAll().ok());
+  cluster.ConnectClients();
+  ASSERT_TRUE(cluster.WaitForLeader().ok()) << Logs(cluster);
+
+  Writer writer(cluster.client_address(0), "load/");
+  const absl::Time warmup = absl::Now() + absl::Seconds(20);
+  while (writer.acked().size() < 50 && absl::Now() < warmup) absl::SleepFor(absl::Milliseconds(20));
+  ASSERT_GE(writer.acked().size(), 50u) << writer.errors() << Logs(cluster);
+
+  // The machine of node 3 dies with its disk.
+  const int dead = 2;
+  cluster.Kill(dead);
+  std::filesystem::remove_all(cluster.node(dead).dir + "/data");
+  // The operator replaces a machine that is gone, not one that died a moment ago: the others
+  // have elected a leader among themselves (a change forwarded to a dead leader times out).
+  ASSERT_TRUE(cluster.WaitForLeader().ok()) << Logs(cluster);
+
+  // Add its replacement as a learner on new ports.
+  const int peer_port = cluster.ReservePeerPort();
+  CommandResult add = Etcdctl(cluster, 1, {"member", "add", "replacement", "--learner",
+                                           absl::StrCat("--peer-urls=http://127.0.0.1:", peer_port)});
+  ASSERT_EQ(add.exit_code, 0) << add.out << add.err << Logs(cluster);
+  // "Member 1ba3bb97f5d7d2 added to cluster cfa1ef7f367e9eca"
+  std::vector<std::string> words = absl::StrSplit(add.out, ' ', absl::SkipWhitespace());
+  ASSERT_GE(words.size(), 2u) << add.out;
+  uint64_t id = 0;
+  ASSERT_TRUE(absl::SimpleHexAtoi(words[1], &id)) << add.out;
+  EXPECT_TRUE(absl::StrContains(add.out, "ETCD_INITIAL_CLUSTER_STATE=\"existing\"")) << add.out;
+  EXPECT_EQ(MemberIds(cluster, 0),
+            Sorted({"1", "2", absl::StrCat(absl::Hex(id), " learner"), "3"}));
+
+  const int fresh = cluster.AddJoiningNode("replace", id, {0, 1});
+  ASSERT_EQ(cluster.node(fresh).peer_port, peer_port);
+  ASSERT_TRUE(cluster.Start(fresh).ok());
+
+  // Promote once it is caught up: etcd's refusal until then.
+  const absl::Time promote_deadline = absl::Now() + absl::Seconds(60);
+  CommandResult promote;
+  while (absl::Now() < promote_deadline) {
+    promote = Etcdctl(cluster, 0, {"member", "promote", absl::StrCat(absl::Hex(id))});
+    if (promote.exit_code == 0) break;
+    EXPECT_TRUE(absl::StrContains(promote.err, "in sync with leader")) << promote.err;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  ASSERT_EQ(promote.exit_code, 0) << promote.err << Logs(cluster);
+
+  CommandResult remove = Etcdctl(cluster, fresh, {"member", "remove", "3"});
+  ASSERT_EQ(remove.exit_code, 0) << remove.out << remove.err << Logs(cluster);
+  const std::vector<std::string> new_three = Sorted({"1", "2", absl::StrCat(absl::Hex(id))});
+  for (int i : {0, 1, fresh}) EXPECT_EQ(MemberIds(cluster, i), new_three) << "node " << i;
+  CommandResult again = Etcdctl(cluster, 0, {"member", "remove", "3"});
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(again.err, "member not found")) << again.err;
+
+  // The load goes on with the new three.
+  const size_t acked_before = writer.acked().size();
+  const absl::Time more = absl::Now() + absl::Seconds(30);
+  while (writer.acked().size() < acked_before + 50 && absl::Now() < more) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  writer.Stop();
+  const std::vector<std::string> acked = writer.acked();
+  ASSERT_GE(acked.size(), acked_before + 50) << writer.errors() << Logs(cluster);
+  std::cerr << "writer: " << writer.attempts() << " puts, " << acked.size() << " acknowledged\n";
+
+  auto every_write_everywhere = [&](const char* when) {
+    for (int i : {0, 1, fresh}) {
+      absl::StatusOr<std::map<std::string, std::string>> kvs =
+          KeysWithPrefix(cluster.client(i), "load/", /*serializable=*/false);
+      ASSERT_TRUE(kvs.ok()) << when << ": node " << i << ": " << kvs.status();
+      size_t missing = 0;
+      for (const std::string& key : acked) missing += kvs->count(key) == 0;
+      EXPECT_EQ(missing, 0u) << when << ": acknowledged writes missing on node " << i;
+    }
+  };
+  every_write_everywhere("after the replacement");
+
+  // A restart of all three keeps the new configuration.
+  for (int i : {0, 1, fresh}) ASSERT_EQ(cluster.Stop(i), 0) << Logs(cluster);
+  for (int i : {0, 1, fresh}) ASSERT_TRUE(cluster.Start(i).ok());
+  for (int i : {0, 1, fresh}) cluster.ResetClient(i);
+  cluster.ConnectClients();
+  ASSERT_TRUE(cluster.WaitForLeader().ok()) << Logs(cluster);
+  for (int i : {0, 1, fresh}) EXPECT_EQ(MemberIds(cluster, i), new_three) << "node " << i;
+  EXPECT_TRUE(cluster.client(fresh).Put("after-restart", "x").ok());
+  every_write_everywhere("after a restart of all three");
+  if (HasFailure()) std::cerr << Logs(cluster);
+}
+
+}  // namespace
+}  // namespace amaters::server::testing
