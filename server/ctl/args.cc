@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -65,12 +66,12 @@ absl::Status ParseEndpoints(absl::string_view value, std::vector<std::string>* o
 bool TakesValue(absl::string_view name) {
   return name == "endpoints" || name == "timeout" || name == "command-timeout" ||
          name == "dial-timeout" || name == "cacert" || name == "cert" || name == "key" ||
-         name == "write-out" || name == "w" || name == "limit";
+         name == "write-out" || name == "w" || name == "limit" || name == "peer-urls";
 }
 
 bool IsBoolFlag(absl::string_view name) {
   return name == "json" || name == "prefix" || name == "from-key" || name == "keys-only" ||
-         name == "help" || name == "h";
+         name == "help" || name == "h" || name == "learner";
 }
 
 struct Flags {
@@ -80,6 +81,7 @@ struct Flags {
   bool keys_only_set = false;
   bool help = false;
   bool https = false;  // an endpoint was written https://...
+  bool member_flags = false;  // --peer-urls or --learner
 };
 
 absl::Status ApplyFlag(absl::string_view name, absl::string_view value, bool has_value,
@@ -99,6 +101,10 @@ absl::Status ApplyFlag(absl::string_view name, absl::string_view value, bool has
       flags->keys_only_set = true;
     }
     if (name == "help" || name == "h") flags->help = b;
+    if (name == "learner") {
+      inv->learner = b;
+      flags->member_flags = true;
+    }
     return absl::OkStatus();
   }
   if (name == "endpoints") return ParseEndpoints(value, &o.endpoints, &flags->https);
@@ -117,6 +123,14 @@ absl::Status ApplyFlag(absl::string_view name, absl::string_view value, bool has
     } else {
       return UsageError(absl::StrCat("--write-out takes simple or json, not \"", value, "\""));
     }
+  }
+  if (name == "peer-urls") {
+    flags->member_flags = true;
+    inv->peer_urls.clear();
+    for (absl::string_view url : absl::StrSplit(value, ',', absl::SkipWhitespace())) {
+      inv->peer_urls.emplace_back(absl::StripAsciiWhitespace(url));
+    }
+    if (inv->peer_urls.empty()) return UsageError("--peer-urls needs at least one URL");
   }
   if (name == "limit") {
     if (!absl::SimpleAtoi(value, &inv->limit) || inv->limit < 0) {
@@ -165,6 +179,49 @@ absl::Status BuildRange(absl::string_view command, const std::vector<std::string
   if (flags.from_key) {
     if (inv->key.empty()) inv->key = kFromKey;
     inv->range_end = kFromKey;
+  }
+  return absl::OkStatus();
+}
+
+// member list|add NAME|remove ID|update ID|promote ID, etcdctl's synopsis.
+absl::Status BuildMember(const std::vector<std::string>& args, const Flags& flags,
+                         Invocation* inv) {
+  if (args.empty()) {
+    return UsageError("member: expected list, add, remove, update or promote");
+  }
+  const std::string& sub = args[0];
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  inv->command_name = absl::StrCat("member ", sub);
+  absl::Status s;
+  if (sub == "list") {
+    inv->command = Command::kMemberList;
+    s = CheckArgCount(inv->command_name, rest, 0, 0, "no arguments");
+  } else if (sub == "add") {
+    inv->command = Command::kMemberAdd;
+    s = CheckArgCount(inv->command_name, rest, 1, 1, "NAME");
+    if (s.ok()) inv->member_name = rest[0];
+    if (s.ok() && inv->peer_urls.empty()) s = UsageError("member add: --peer-urls is required");
+  } else if (sub == "remove" || sub == "update" || sub == "promote") {
+    inv->command = sub == "remove"   ? Command::kMemberRemove
+                   : sub == "update" ? Command::kMemberUpdate
+                                     : Command::kMemberPromote;
+    s = CheckArgCount(inv->command_name, rest, 1, 1, "ID (hex, as member list prints it)");
+    if (s.ok() && (!absl::SimpleHexAtoi(rest[0], &inv->member_id) || inv->member_id == 0)) {
+      s = UsageError(absl::StrCat(inv->command_name, ": \"", rest[0],
+                                  "\" is not a member id (hex, as member list prints it)"));
+    }
+    if (s.ok() && sub == "update" && inv->peer_urls.empty()) {
+      s = UsageError("member update: --peer-urls is required");
+    }
+  } else {
+    return UsageError(absl::StrCat("member: unknown subcommand \"", sub,
+                                   "\" (list, add, remove, update or promote)"));
+  }
+  if (!s.ok()) return s;
+  const bool urls_allowed = sub == "add" || sub == "update";
+  if ((!urls_allowed && !inv->peer_urls.empty()) || (sub != "add" && inv->learner)) {
+    return UsageError(absl::StrCat(inv->command_name, ": --peer-urls is for member add and "
+                                   "update, --learner for member add"));
   }
   return absl::OkStatus();
 }
@@ -279,8 +336,17 @@ absl::StatusOr<Invocation> ParseArgs(const std::vector<std::string>& args) {
     }
     if (s.ok()) inv.command_name = absl::StrCat("snapshot ", rest[0]);
     if (s.ok() && (range_flags || key_flags)) s = UsageError("snapshot: takes no command flags");
+  } else if (command == "member") {
+    s = BuildMember(rest, flags, &inv);
+    if (s.ok() && (range_flags || key_flags)) {
+      s = UsageError(absl::StrCat(inv.command_name, ": --prefix, --from-key, --limit and "
+                                  "--keys-only are for get/range/del"));
+    }
   } else {
     s = UsageError(absl::StrCat("unknown command \"", command, "\""));
+  }
+  if (s.ok() && flags.member_flags && command != "member") {
+    s = UsageError(absl::StrCat(command, ": --peer-urls and --learner are for member commands"));
   }
   if (!s.ok()) return s;
   return inv;
@@ -310,6 +376,16 @@ Commands:
   snapshot list           the snapshots the first endpoint's node keeps, oldest first: one
                           line each, index, checkpoint bytes, exported file bytes; then the
                           newest snapshot in the WAL and the first index still in the log
+  member list             the cluster's members, one line each: id (hex), started or
+                          unstarted (no client URL known yet), name, peer URLs, client
+                          URLs, is learner (etcdctl's format)
+  member add NAME --peer-urls=URL[,URL...] [--learner]
+                          add a member (a learner with --learner); prints its id and the
+                          [cluster] settings its node starts with (docs/membership.md)
+  member remove ID        remove the member with this id (hex, as member list prints it)
+  member update ID --peer-urls=URL[,URL...]
+                          replace the member's peer URLs
+  member promote ID       make a learner a voter; refused until it is caught up
   help                    this text
 
 Flags:

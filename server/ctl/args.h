@@ -19,7 +19,20 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;  // the command failed (server error, unreachable, I/O)
 inline constexpr int kExitUsage = 2;    // the command line is wrong
 
-enum class Command : uint8_t { kHelp, kPut, kGet, kDel, kStatus, kSnapshotCreate, kSnapshotList };
+enum class Command : uint8_t {
+  kHelp,
+  kPut,
+  kGet,
+  kDel,
+  kStatus,
+  kSnapshotCreate,
+  kSnapshotList,
+  kMemberList,
+  kMemberAdd,
+  kMemberRemove,
+  kMemberUpdate,
+  kMemberPromote,
+};
 
 struct Options {
   // host:port, tried in order (status asks each one).
@@ -46,6 +59,12 @@ struct Invocation {
   std::string value;
   int64_t limit = 0;  // get/range: at most this many keys (0 = no limit)
   bool keys_only = false;
+  // member add: the new member's name; remove/update/promote: its id (hex, as etcdctl).
+  std::string member_name;
+  uint64_t member_id = 0;
+  // member add/update: --peer-urls; member add: --learner.
+  std::vector<std::string> peer_urls;
+  bool learner = false;
 };
 
 // Parses the arguments after the program name. kInvalidArgument with a message for the user

@@ -293,6 +293,63 @@ int RunSnapshot(const Invocation& inv, const std::shared_ptr<grpc::ChannelCreden
   return kExitOk;
 }
 
+// member list is a read (another endpoint is tried on UNAVAILABLE); the changes are writes,
+// never resent once an endpoint may have received them (a second add would add two members).
+int RunMember(const Invocation& inv, const std::shared_ptr<grpc::ChannelCredentials>& creds,
+              std::ostream& out, std::ostream& err) {
+  etcdserverpb::MemberListResponse listed;
+  etcdserverpb::MemberAddResponse added;
+  etcdserverpb::MemberRemoveResponse removed;
+  etcdserverpb::MemberUpdateResponse updated;
+  etcdserverpb::MemberPromoteResponse promoted;
+  const Command c = inv.command;
+  grpc::Status status = CallWithFailover(
+      inv.options, creds, /*is_write=*/c != Command::kMemberList,
+      [&](const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext* context) {
+        auto stub = etcdserverpb::Cluster::NewStub(channel);
+        if (c == Command::kMemberAdd) {
+          etcdserverpb::MemberAddRequest request;
+          for (const std::string& url : inv.peer_urls) request.add_peerurls(url);
+          request.set_islearner(inv.learner);
+          return stub->MemberAdd(context, request, &added);
+        }
+        if (c == Command::kMemberRemove) {
+          etcdserverpb::MemberRemoveRequest request;
+          request.set_id(inv.member_id);
+          return stub->MemberRemove(context, request, &removed);
+        }
+        if (c == Command::kMemberUpdate) {
+          etcdserverpb::MemberUpdateRequest request;
+          request.set_id(inv.member_id);
+          for (const std::string& url : inv.peer_urls) request.add_peerurls(url);
+          return stub->MemberUpdate(context, request, &updated);
+        }
+        if (c == Command::kMemberPromote) {
+          etcdserverpb::MemberPromoteRequest request;
+          request.set_id(inv.member_id);
+          return stub->MemberPromote(context, request, &promoted);
+        }
+        return stub->MemberList(context, etcdserverpb::MemberListRequest(), &listed);
+      });
+  if (!status.ok()) return Fail(inv, status, err);
+  const bool json = inv.options.json;
+  const uint64_t id = inv.member_id;
+  switch (c) {
+    case Command::kMemberAdd: out << FormatMemberAdded(added, json); break;
+    case Command::kMemberRemove:
+      out << FormatMemberChanged("removed from", id, removed.header(), removed.members(), json);
+      break;
+    case Command::kMemberUpdate:
+      out << FormatMemberChanged("updated in", id, updated.header(), updated.members(), json);
+      break;
+    case Command::kMemberPromote:
+      out << FormatMemberChanged("promoted in", id, promoted.header(), promoted.members(), json);
+      break;
+    default: out << FormatMemberList(listed, json); break;
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int Run(const Invocation& invocation, std::ostream& out, std::ostream& err) {
@@ -314,6 +371,11 @@ int Run(const Invocation& invocation, std::ostream& out, std::ostream& err) {
     case Command::kStatus: return RunStatus(invocation, *creds, out, err);
     case Command::kSnapshotCreate:
     case Command::kSnapshotList: return RunSnapshot(invocation, *creds, out, err);
+    case Command::kMemberList:
+    case Command::kMemberAdd:
+    case Command::kMemberRemove:
+    case Command::kMemberUpdate:
+    case Command::kMemberPromote: return RunMember(invocation, *creds, out, err);
     case Command::kHelp: break;
   }
   return kExitOk;

@@ -1,4 +1,4 @@
-// amaters-ctl end to end against in-process fake etcd services (KV + Maintenance) listening on
+// amaters-ctl end to end against in-process fake etcd services (KV, Maintenance, Cluster) on
 // 127.0.0.1 with ephemeral ports. The fakes are as small as the client needs: a map, a
 // revision, and a switch that makes every call answer a chosen error.
 #include <netinet/in.h>
@@ -29,7 +29,8 @@ using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
 class FakeEtcd final : public etcdserverpb::KV::Service,
-                       public etcdserverpb::Maintenance::Service {
+                       public etcdserverpb::Maintenance::Service,
+                       public etcdserverpb::Cluster::Service {
  public:
   explicit FakeEtcd(uint64_t member_id) : member_id_(member_id) {}
 
@@ -136,7 +137,69 @@ class FakeEtcd final : public etcdserverpb::KV::Service,
     h->set_raft_term(2);
   }
 
+ public:
+  // Cluster: member 1 plus what member add added; promote is refused as etcd refuses a
+  // learner that is behind; remove answers etcd's "member not found" for an unknown id.
+  grpc::Status MemberList(grpc::ServerContext*, const etcdserverpb::MemberListRequest*,
+                          etcdserverpb::MemberListResponse* response) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++calls_;
+    if (!fail_.ok()) return fail_;
+    FillMembers(response->mutable_header(), response->mutable_members());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status MemberAdd(grpc::ServerContext*, const etcdserverpb::MemberAddRequest* request,
+                         etcdserverpb::MemberAddResponse* response) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++calls_;
+    if (!fail_.ok()) return fail_;
+    etcdserverpb::Member& m = members_.emplace_back();
+    m.set_id(0x1ba3bb97f5d7d2);
+    *m.mutable_peerurls() = request->peerurls();
+    m.set_islearner(request->islearner());
+    *response->mutable_member() = m;
+    FillMembers(response->mutable_header(), response->mutable_members());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status MemberRemove(grpc::ServerContext*, const etcdserverpb::MemberRemoveRequest* request,
+                            etcdserverpb::MemberRemoveResponse* response) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++calls_;
+    auto it = std::find_if(members_.begin(), members_.end(),
+                           [&](const etcdserverpb::Member& m) { return m.id() == request->id(); });
+    if (it == members_.end()) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "etcdserver: member not found");
+    }
+    members_.erase(it);
+    FillMembers(response->mutable_header(), response->mutable_members());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status MemberPromote(grpc::ServerContext*, const etcdserverpb::MemberPromoteRequest*,
+                             etcdserverpb::MemberPromoteResponse*) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++calls_;
+    return grpc::Status(
+        grpc::StatusCode::FAILED_PRECONDITION,
+        "etcdserver: can only promote a learner member which is in sync with leader");
+  }
+
+ private:
+  void FillMembers(etcdserverpb::ResponseHeader* header,
+                   google::protobuf::RepeatedPtrField<etcdserverpb::Member>* out) {
+    FillHeader(header);
+    etcdserverpb::Member* first = out->Add();
+    first->set_id(1);
+    first->set_name("node-1");
+    first->add_peerurls("http://127.0.0.1:7879");
+    first->add_clienturls("http://127.0.0.1:7878");
+    for (const etcdserverpb::Member& m : members_) *out->Add() = m;
+  }
+
   const uint64_t member_id_;
+  std::vector<etcdserverpb::Member> members_;
   std::mutex mu_;
   grpc::Status fail_;
   int calls_ = 0;
@@ -152,6 +215,7 @@ class FakeServer {
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
     builder.RegisterService(static_cast<etcdserverpb::KV::Service*>(&fake_));
     builder.RegisterService(static_cast<etcdserverpb::Maintenance::Service*>(&fake_));
+    builder.RegisterService(static_cast<etcdserverpb::Cluster::Service*>(&fake_));
     server_ = builder.BuildAndStart();
     EXPECT_NE(server_, nullptr);
     EXPECT_GT(port_, 0);
@@ -392,6 +456,30 @@ TEST(CtlFakeServer, StatusAsksEveryEndpoint) {
   Result partial = Ctl({Endpoints({a.endpoint(), dead}), "status"});
   EXPECT_EQ(partial.out, a.endpoint() + ", 1, 1, 2, 10, 20 kB, true\n");
   ExpectOneErrorLine(partial, "amaters-ctl: status: UNAVAILABLE: " + dead + ": ");
+}
+
+TEST(CtlFakeServer, MemberCommands) {
+  FakeServer s(1);
+  const std::string ep = Endpoints({s.endpoint()});
+  Result add = Ctl({ep, "member", "add", "n2", "--learner", "--peer-urls=http://127.0.0.1:7889"});
+  EXPECT_EQ(add.code, kExitOk) << add.err;
+  EXPECT_THAT(add.out, StartsWith("Member 1ba3bb97f5d7d2 added to cluster c1\n"));
+  EXPECT_THAT(add.out, HasSubstr("peers = [\"1:127.0.0.1:7879\", "
+                                 "\"7779850474870738:127.0.0.1:7889\"]\n"));
+
+  Result list = Ctl({ep, "member", "list"});
+  EXPECT_EQ(list.code, kExitOk) << list.err;
+  EXPECT_EQ(list.out,
+            "1, started, node-1, http://127.0.0.1:7879, http://127.0.0.1:7878, false\n"
+            "1ba3bb97f5d7d2, unstarted, , http://127.0.0.1:7889, , true\n");
+
+  ExpectOneErrorLine(Ctl({ep, "member", "promote", "1ba3bb97f5d7d2"}),
+                     "amaters-ctl: member promote: FAILED_PRECONDITION: etcdserver: can only "
+                     "promote a learner member which is in sync with leader");
+  Result remove = Ctl({ep, "member", "remove", "1ba3bb97f5d7d2"});
+  EXPECT_EQ(remove.out, "Member 1ba3bb97f5d7d2 removed from cluster c1\n");
+  ExpectOneErrorLine(Ctl({ep, "member", "remove", "1ba3bb97f5d7d2"}),
+                     "amaters-ctl: member remove: NOT_FOUND: etcdserver: member not found");
 }
 
 TEST(CtlFakeServer, UnimplementedMethodIsReported) {

@@ -142,6 +142,45 @@ TEST(ParseArgs, Tls) {
   EXPECT_THAT(ParseError({"--cert=c.pem", "--key=k.pem", "status"}), HasSubstr("need --cacert"));
 }
 
+TEST(ParseArgs, MemberCommandsAsEtcdctl) {
+  EXPECT_EQ(Parse({"member", "list"}).command, Command::kMemberList);
+  Invocation add = Parse({"member", "add", "n4", "--peer-urls=http://h:1, https://h:2",
+                          "--learner"});
+  EXPECT_EQ(add.command, Command::kMemberAdd);
+  EXPECT_EQ(add.command_name, "member add");
+  EXPECT_EQ(add.member_name, "n4");
+  EXPECT_THAT(add.peer_urls, ElementsAre("http://h:1", "https://h:2"));
+  EXPECT_TRUE(add.learner);
+  EXPECT_FALSE(Parse({"member", "add", "n4", "--peer-urls", "http://h:1"}).learner);
+  Invocation remove = Parse({"member", "remove", "1ba3bb97f5d7d2"});
+  EXPECT_EQ(remove.command, Command::kMemberRemove);
+  EXPECT_EQ(remove.member_id, 0x1ba3bb97f5d7d2u);
+  Invocation update = Parse({"member", "update", "a", "--peer-urls=http://h:3"});
+  EXPECT_EQ(update.command, Command::kMemberUpdate);
+  EXPECT_EQ(update.member_id, 10u);
+  EXPECT_THAT(update.peer_urls, ElementsAre("http://h:3"));
+  EXPECT_EQ(Parse({"member", "promote", "2"}).command, Command::kMemberPromote);
+}
+
+TEST(ParseArgs, MemberUsageErrors) {
+  EXPECT_THAT(ParseError({"member"}), HasSubstr("member: expected list, add"));
+  EXPECT_THAT(ParseError({"member", "join"}), HasSubstr("unknown subcommand \"join\""));
+  EXPECT_THAT(ParseError({"member", "list", "x"}), HasSubstr("member list: expected no"));
+  EXPECT_THAT(ParseError({"member", "add", "n"}), HasSubstr("--peer-urls is required"));
+  EXPECT_THAT(ParseError({"member", "add", "--peer-urls=http://h:1"}),
+              HasSubstr("member add: expected NAME"));
+  EXPECT_THAT(ParseError({"member", "add", "n", "--peer-urls="}),
+              HasSubstr("--peer-urls needs at least one URL"));
+  EXPECT_THAT(ParseError({"member", "remove", "xyz"}), HasSubstr("\"xyz\" is not a member id"));
+  EXPECT_THAT(ParseError({"member", "remove", "0"}), HasSubstr("is not a member id"));
+  EXPECT_THAT(ParseError({"member", "update", "2"}), HasSubstr("--peer-urls is required"));
+  EXPECT_THAT(ParseError({"member", "promote", "2", "--learner"}), HasSubstr("--learner for"));
+  EXPECT_THAT(ParseError({"member", "remove", "2", "--peer-urls=http://h:1"}),
+              HasSubstr("--peer-urls is for member add and update"));
+  EXPECT_THAT(ParseError({"member", "list", "--prefix"}), HasSubstr("are for get/range/del"));
+  EXPECT_THAT(ParseError({"put", "k", "v", "--learner"}), HasSubstr("are for member commands"));
+}
+
 TEST(ParseArgs, Help) {
   EXPECT_EQ(Parse({"--help"}).command, Command::kHelp);
   EXPECT_EQ(Parse({"-h"}).command, Command::kHelp);
@@ -290,6 +329,58 @@ TEST(Format, Delete) {
   EXPECT_EQ(FormatDelete(r, false), "2\n");
   EXPECT_EQ(FormatDelete(r, true),
             std::string("{\"header\":") + kHeaderJson + ",\"deleted\":2,\"prev_kvs\":[]}\n");
+}
+
+etcdserverpb::Member MakeMember(uint64_t id, const std::string& name, const std::string& peer,
+                                const std::string& client, bool learner) {
+  etcdserverpb::Member m;
+  m.set_id(id);
+  m.set_name(name);
+  m.add_peerurls(peer);
+  if (!client.empty()) m.add_clienturls(client);
+  m.set_islearner(learner);
+  return m;
+}
+
+TEST(Format, MemberListAsEtcdctl) {
+  etcdserverpb::MemberListResponse r;
+  *r.mutable_header() = Header();
+  *r.add_members() = MakeMember(1, "node-1", "http://10.0.0.11:7879", "http://10.0.0.11:7878",
+                                false);
+  *r.add_members() = MakeMember(0x1ba3bb97f5d7d2, "", "http://10.0.0.14:7879", "", true);
+  EXPECT_EQ(FormatMemberList(r, false),
+            "1, started, node-1, http://10.0.0.11:7879, http://10.0.0.11:7878, false\n"
+            "1ba3bb97f5d7d2, unstarted, , http://10.0.0.14:7879, , true\n");
+  EXPECT_EQ(FormatMemberList(r, true),
+            std::string("{\"header\":") + kHeaderJson +
+                R"(,"members":[{"ID":1,"name":"node-1","peerURLs":["http://10.0.0.11:7879"],)"
+                R"("clientURLs":["http://10.0.0.11:7878"],"isLearner":false},)"
+                R"({"ID":7779850474870738,"name":"","peerURLs":["http://10.0.0.14:7879"],)"
+                R"("clientURLs":[],"isLearner":true}]})"
+                "\n");
+}
+
+TEST(Format, MemberAddPrintsTheNewNodesSettings) {
+  etcdserverpb::MemberAddResponse r;
+  *r.mutable_header() = Header();
+  *r.mutable_member() = MakeMember(0x1ba3bb97f5d7d2, "", "https://10.0.0.14:7879/", "", true);
+  *r.add_members() = MakeMember(1, "node-1", "https://10.0.0.11:7879", "", false);
+  *r.add_members() = r.member();
+  EXPECT_EQ(FormatMemberAdded(r, false),
+            "Member 1ba3bb97f5d7d2 added to cluster 1\n\n"
+            "# The new node's [cluster] settings (node_id is the member id in decimal):\n"
+            "[cluster]\nnode_id = 7779850474870738\ninitial_cluster_state = \"existing\"\n"
+            "peers = [\"1:10.0.0.11:7879\", \"7779850474870738:10.0.0.14:7879\"]\n");
+  EXPECT_THAT(FormatMemberAdded(r, true), HasSubstr(R"("member":{"ID":7779850474870738,)"));
+}
+
+TEST(Format, MemberChanged) {
+  etcdserverpb::MemberRemoveResponse r;
+  *r.mutable_header() = Header();
+  EXPECT_EQ(FormatMemberChanged("removed from", 0x2a, r.header(), r.members(), false),
+            "Member 2a removed from cluster 1\n");
+  EXPECT_EQ(FormatMemberChanged("removed from", 0x2a, r.header(), r.members(), true),
+            std::string("{\"header\":") + kHeaderJson + ",\"members\":[]}\n");
 }
 
 TEST(Format, Status) {

@@ -8,9 +8,10 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "server/admin/json.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "server/admin/json.h"
 
 namespace amaters::ctl {
 namespace {
@@ -49,6 +50,35 @@ std::string StatusJson(const etcdserverpb::StatusResponse& s) {
                       ",\"raftAppliedIndex\":", s.raftappliedindex(), ",\"errors\":[",
                       absl::StrJoin(errors, ","), "],\"dbSizeInUse\":", s.dbsizeinuse(),
                       ",\"isLearner\":", Bool(s.islearner()), "}");
+}
+
+std::string StringsJson(const google::protobuf::RepeatedPtrField<std::string>& strings) {
+  std::vector<std::string> quoted;
+  for (const std::string& x : strings) quoted.push_back(JsonString(x));
+  return absl::StrCat("[", absl::StrJoin(quoted, ","), "]");
+}
+
+std::string MemberJson(const etcdserverpb::Member& m) {
+  return absl::StrCat("{\"ID\":", m.id(), ",\"name\":", JsonString(m.name()),
+                      ",\"peerURLs\":", StringsJson(m.peerurls()),
+                      ",\"clientURLs\":", StringsJson(m.clienturls()),
+                      ",\"isLearner\":", Bool(m.islearner()), "}");
+}
+
+std::string MembersJson(const google::protobuf::RepeatedPtrField<etcdserverpb::Member>& members) {
+  std::vector<std::string> items;
+  for (const etcdserverpb::Member& m : members) items.push_back(MemberJson(m));
+  return absl::StrCat("[", absl::StrJoin(items, ","), "]");
+}
+
+// "http://10.0.0.11:7879/" -> "10.0.0.11:7879" (what [cluster] peers holds).
+std::string UrlAddress(absl::string_view url) {
+  if (size_t scheme = url.find("://"); scheme != absl::string_view::npos) {
+    url.remove_prefix(scheme + 3);
+  }
+  while (absl::ConsumeSuffix(&url, "/")) {
+  }
+  return std::string(url);
 }
 
 }  // namespace
@@ -130,6 +160,52 @@ std::string FormatStatus(const std::vector<EndpointStatus>& statuses, bool json)
                           Bool(s.leader() != 0 && s.leader() == s.header().member_id()));
   }
   return out;
+}
+
+
+std::string FormatMemberList(const etcdserverpb::MemberListResponse& response, bool json) {
+  if (json) {
+    return absl::StrCat("{\"header\":", HeaderJson(response.header()),
+                        ",\"members\":", MembersJson(response.members()), "}\n");
+  }
+  std::string out;
+  for (const etcdserverpb::Member& m : response.members()) {
+    absl::StrAppendFormat(&out, "%x, %s, %s, %s, %s, %s\n", m.id(),
+                          m.name().empty() ? "unstarted" : "started", m.name(),
+                          absl::StrJoin(m.peerurls(), ","), absl::StrJoin(m.clienturls(), ","),
+                          Bool(m.islearner()));
+  }
+  return out;
+}
+
+std::string FormatMemberAdded(const etcdserverpb::MemberAddResponse& response, bool json) {
+  const etcdserverpb::Member& added = response.member();
+  if (json) {
+    return absl::StrCat("{\"header\":", HeaderJson(response.header()), ",\"member\":",
+                        MemberJson(added), ",\"members\":", MembersJson(response.members()),
+                        "}\n");
+  }
+  std::vector<std::string> peers;
+  for (const etcdserverpb::Member& m : response.members()) {
+    if (m.peerurls().empty()) continue;
+    peers.push_back(JsonString(absl::StrCat(m.id(), ":", UrlAddress(m.peerurls(0)))));
+  }
+  return absl::StrFormat(
+      "Member %x added to cluster %x\n\n"
+      "# The new node's [cluster] settings (node_id is the member id in decimal):\n"
+      "[cluster]\nnode_id = %d\ninitial_cluster_state = \"existing\"\npeers = [%s]\n",
+      added.id(), response.header().cluster_id(), added.id(), absl::StrJoin(peers, ", "));
+}
+
+std::string FormatMemberChanged(absl::string_view verb, uint64_t id,
+                                const etcdserverpb::ResponseHeader& header,
+                                const google::protobuf::RepeatedPtrField<etcdserverpb::Member>& members,
+                                bool json) {
+  if (json) {
+    return absl::StrCat("{\"header\":", HeaderJson(header), ",\"members\":",
+                        MembersJson(members), "}\n");
+  }
+  return absl::StrFormat("Member %x %s cluster %x\n", id, verb, header.cluster_id());
 }
 
 }  // namespace amaters::ctl

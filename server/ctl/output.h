@@ -50,6 +50,21 @@ struct EndpointStatus {
 // JSON: an array of {"Endpoint": ..., "Status": {...}} (etcdctl's endpoint status shape).
 std::string FormatStatus(const std::vector<EndpointStatus>& statuses, bool json);
 
+// member list: per member "id, started|unstarted, name, peer URLs, client URLs, is learner"
+// (etcdctl's format; a member with no name yet is "unstarted"). JSON: {"header","members"}.
+std::string FormatMemberList(const etcdserverpb::MemberListResponse& response, bool json);
+
+// member add: "Member <id> added to cluster <id>", then the [cluster] settings the new node
+// starts with (node_id in decimal, initial_cluster_state = "existing", peers from the members'
+// first peer URLs). JSON: {"header","member","members"}.
+std::string FormatMemberAdded(const etcdserverpb::MemberAddResponse& response, bool json);
+
+// member remove/update/promote: "Member <id> <verb> cluster <id>" (verb: "removed from",
+// "updated in", "promoted in"). JSON: {"header","members"}.
+std::string FormatMemberChanged(
+    absl::string_view verb, uint64_t id, const etcdserverpb::ResponseHeader& header,
+    const google::protobuf::RepeatedPtrField<etcdserverpb::Member>& members, bool json);
+
 }  // namespace amaters::ctl
 
 #endif  // AMATERS_SERVER_CTL_OUTPUT_H_

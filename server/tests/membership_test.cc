@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "server/ctl/ctl.h"
 #include "server/testing/cluster.h"
 #include "server/testing/process.h"
 #include "server/testing/writer.h"
@@ -115,6 +117,13 @@ TEST(MembershipTest, ADeadMachineIsReplacedWithEtcdctl) {
   ASSERT_EQ(remove.exit_code, 0) << remove.out << remove.err << Logs(cluster);
   const std::vector<std::string> new_three = Sorted({"1", "2", absl::StrCat(absl::Hex(id))});
   for (int i : {0, 1, fresh}) EXPECT_EQ(MemberIds(cluster, i), new_three) << "node " << i;
+  // amaters-ctl prints what etcdctl prints.
+  {
+    std::ostringstream out, err;
+    ASSERT_EQ(ctl::Main({"--endpoints=" + cluster.client_address(1), "member", "list"}, out, err),
+              0) << err.str();
+    EXPECT_EQ(out.str(), Etcdctl(cluster, 1, {"member", "list"}).out);
+  }
   CommandResult again = Etcdctl(cluster, 0, {"member", "remove", "3"});
   EXPECT_NE(again.exit_code, 0);
   EXPECT_TRUE(absl::StrContains(again.err, "member not found")) << again.err;
