@@ -528,6 +528,7 @@ TEST(ScenarioFiles, PlantedBugsAreCaught) {
       {"snapshot_restart_after_compaction.txt", "compact_past_snapshot"},
       {"snapshot_corrupt_chunks.txt", "install_unverified_chunk"},
       {"membership_learners_never_count.txt", "learner_in_quorum"},
+      {"membership_removed_nodes_never_vote.txt", "removed_node_votes"},
   };
   // A script's timing is tuned for its own seed; other seeds move messages and elections a
   // little. The hazard must show under the script's seed or one of the next three, so that a

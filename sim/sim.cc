@@ -58,7 +58,8 @@ uint64_t Between(SplitMix64& r, uint64_t lo, uint64_t hi) {
 std::vector<std::string> PlantedBugNames() {
   return {"vote_twice",          "commit_old_terms",       "read_without_quorum", "skip_fsync",
           "apply_before_commit", "install_stale_snapshot", "compact_past_snapshot",
-          "install_unverified_chunk", "overlapping_conf_changes", "learner_in_quorum"};
+          "install_unverified_chunk", "overlapping_conf_changes", "learner_in_quorum",
+          "removed_node_votes"};
 }
 
 std::string SimConfig::Describe() const {
@@ -391,6 +392,7 @@ void Simulation::Start(SimNode& n) {
   bugs.install_unverified_chunk = config_.bug == "install_unverified_chunk";
   bugs.overlapping_conf_changes = config_.bug == "overlapping_conf_changes";
   bugs.learner_in_quorum = config_.bug == "learner_in_quorum";
+  bugs.removed_node_votes = config_.bug == "removed_node_votes";
   n.node->set_planted_bugs(bugs);
   if (!n.staged.empty()) {  // the newest copy this node was receiving when it went down
     node::StagedSnapshot staged = n.staged.rbegin()->second;

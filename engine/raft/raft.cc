@@ -243,7 +243,7 @@ void Raft::StartElection(bool pre_vote, bool transfer) {
     }
     return;
   }
-  for (NodeId v : conf_.AllVoters()) {
+  for (NodeId v : ElectorateOf(conf_)) {
     if (v == id_) continue;
     Message m;
     m.type = type;
@@ -258,6 +258,11 @@ void Raft::StartElection(bool pre_vote, bool transfer) {
 
 int Raft::TallyVote(NodeId from, bool granted) {
   votes_.emplace(from, granted);
+  if (bugs_.removed_node_votes) {
+    const size_t yes = std::count_if(votes_.begin(), votes_.end(),
+                                     [](const auto& v) { return v.second; });
+    if (yes >= conf_.voters.size() / 2 + 1) return 1;
+  }
   switch (QuorumConfiguration().Tally(votes_)) {
     case VoteResult::kWon:
       return 1;
@@ -342,7 +347,10 @@ absl::Status Raft::CheckAddressed(const Message& m) const {
                               m.type == MessageType::kSnapshot || m.type == MessageType::kVote ||
                               m.type == MessageType::kPreVote ||
                               m.type == MessageType::kTimeoutNow;  // a removed leader hands over
-  if (m.from == id_ || m.from == kNone || (!conf_.IsMember(m.from) && !leader_message)) {
+  const bool bug_answer = bugs_.removed_node_votes && (m.type == MessageType::kVoteResp ||
+                                                       m.type == MessageType::kPreVoteResp);
+  if (m.from == id_ || m.from == kNone ||
+      (!conf_.IsMember(m.from) && !leader_message && !bug_answer)) {
     return absl::InvalidArgumentError(absl::StrCat("message from unknown node ", m.from));
   }
   if (m.term == 0) {
@@ -1352,6 +1360,17 @@ Configuration Raft::ConfigurationAt(Index index) const {
     if (it->first <= index) return it->second;
   }
   return conf_history_.front().second;
+}
+
+std::vector<NodeId> Raft::ElectorateOf(const Configuration& conf) const {
+  std::vector<NodeId> asked = conf.AllVoters();
+  if (!bugs_.removed_node_votes) return asked;
+  for (const auto& [index, past] : conf_history_) {
+    for (NodeId v : past.AllVoters()) {
+      if (std::find(asked.begin(), asked.end(), v) == asked.end()) asked.push_back(v);
+    }
+  }
+  return asked;
 }
 
 Configuration Raft::QuorumConfiguration() const {

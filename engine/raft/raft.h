@@ -233,6 +233,8 @@ class Raft {
     bool overlapping_conf_changes = false;
     // learners count for commitment and quorum as if they were voters
     bool learner_in_quorum = false;
+    // a candidate still asks the voters its configuration removed and counts their votes
+    bool removed_node_votes = false;
   };
   void set_planted_bugs(const PlantedBugs& bugs) { bugs_ = bugs; }
   const PlantedBugs& planted_bugs() const { return bugs_; }
@@ -289,6 +291,9 @@ class Raft {
   void ReleaseMessages();
 
   bool IsVoter(NodeId id) const { return conf_.IsVoter(id); }
+  // The voters a candidate asks: those of `conf` (the removed_node_votes bug adds every voter of
+  // an earlier configuration).
+  std::vector<NodeId> ElectorateOf(const Configuration& conf) const;
   // The configuration that decides quorums (the learner_in_quorum bug widens it).
   Configuration QuorumConfiguration() const;
   // Configurations.
