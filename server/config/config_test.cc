@@ -518,6 +518,26 @@ TEST(ValidateTest, EveryRule) {
       {"cluster_token empty", [](Config& c) { c.cluster.cluster_token = ""; },
        "[cluster] cluster_token = \"\": must not be empty"},
       // Membership.
+      {"existing without peers",
+       [](Config& c) {
+         c.cluster.initial_cluster_state = "existing";
+         c.cluster.peers = {};
+       },
+       "[cluster] initial_cluster_state = \"existing\" needs peers: this node's entry and at "
+       "least one member of the cluster it joins"},
+      {"existing with only itself",
+       [](Config& c) {
+         c.cluster.initial_cluster_state = "existing";
+         c.cluster.peers = {{1, "127.0.0.1", 7879}};
+       },
+       "[cluster] initial_cluster_state = \"existing\" needs peers: this node's entry and at "
+       "least one member of the cluster it joins"},
+      {"existing with a member",
+       [](Config& c) {
+         c.cluster.initial_cluster_state = "existing";
+         c.cluster.peers = {{1, "127.0.0.1", 7879}, {2, "10.0.0.2", 7879}};
+       },
+       ""},
       {"node_id 0", [](Config& c) { c.cluster.node_id = 0; }, "[cluster] node_id = 0: must be at least 1"},
       {"peer id 0", [](Config& c) { c.cluster.peers = {{0, "127.0.0.1", 7879}}; },
        "[cluster] peers = [\"0:127.0.0.1:7879\"]: peer \"0:127.0.0.1:7879\": id must be at least 1"},
