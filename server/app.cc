@@ -563,6 +563,9 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
     metrics.SetWalSizeBytes(s.wal_size_bytes);
     metrics.SetCompactionCount(s.compaction_count);
     metrics.SetMembers(s.num_nodes, s.learners.size());
+    std::vector<uint64_t> others;
+    for (const RuntimeStatus::Peer& p : s.peers) others.push_back(p.id);
+    metrics.ForgetPeersExcept(others);
     for (const RuntimeStatus::Peer& p : s.peers) {
       metrics.SetPeerConnected(p.id, p.connected);
       if (s.role == raft::Role::kLeader) {

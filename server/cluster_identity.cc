@@ -144,13 +144,21 @@ absl::StatusOr<JoinAnswer> AskToJoin(const std::vector<RuntimePeer>& members,
                                      .count());
   };
   std::string last_error;
+  absl::Status refused;  // a member that does not list this node (yet): ask the others too
   for (size_t attempt = 0; elapsed_ms() < options.timeout_ms; ++attempt) {
     const RuntimePeer& m = members[attempt % members.size()];
     absl::StatusOr<peerpb::JoinResponse> r = AskOne(m.address, options,
                                                     options.timeout_ms - elapsed_ms());
-    if (r.ok()) return Accept(*r, m.address, options);
-    if (r.status().code() == absl::StatusCode::kFailedPrecondition) return r.status();
-    last_error = absl::StrCat(m.address, ": ", r.status().message());
+    absl::Status s = r.status();
+    if (r.ok()) {
+      absl::StatusOr<JoinAnswer> a = Accept(*r, m.address, options);
+      if (a.ok()) return a;
+      // It may not have applied `member add` yet.
+      s = refused = a.status();
+    } else if (s.code() == absl::StatusCode::kFailedPrecondition) {
+      return s;  // another cluster (token)
+    }
+    last_error = absl::StrCat(m.address, ": ", s.message());
     LogInfo("asking a member for the cluster to join", {F("member", m.id),
                                                         F("address", m.address),
                                                         F("error", r.status().ToString())});
@@ -158,6 +166,7 @@ absl::StatusOr<JoinAnswer> AskToJoin(const std::vector<RuntimePeer>& members,
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
   }
+  if (!refused.ok()) return refused;
   return absl::UnavailableError(absl::StrCat(
       "initial_cluster_state = \"existing\": no member in [cluster] peers answered within ",
       options.timeout_ms, " ms (last: ", last_error, "); a node started as \"existing\" never "

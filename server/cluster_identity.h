@@ -44,9 +44,9 @@ struct JoinAnswer {
   std::vector<RuntimePeer> members;  // with known peer addresses; `self` not included
 };
 
-// Asks `members` (Peer.Join) for the cluster. kFailedPrecondition when a member answers for a
-// cluster that does not list `self` or whose token differs; kUnavailable when none answered
-// by the timeout.
+// Asks `members` (Peer.Join) in turn for the cluster until one lists `self`. kFailedPrecondition
+// at once when a member's cluster_token differs, and at the timeout when members answered but
+// none listed `self`; kUnavailable when none answered by the timeout.
 absl::StatusOr<JoinAnswer> AskToJoin(const std::vector<RuntimePeer>& members,
                                      const JoinOptions& options);
 

@@ -155,9 +155,20 @@ TEST(AskToJoin, AMemberListingThisNodeGivesTheClusterAndTheOtherMembers) {
   EXPECT_EQ(a->members[1].address, "127.0.0.1:102");
 }
 
+TEST(AskToJoin, AMemberThatHasNotAppliedTheAddYetIsNotTheLastWord) {
+  Served lagging({1, 2});
+  Served current({1, 2, 7});
+  absl::StatusOr<JoinAnswer> a =
+      AskToJoin({{1, lagging.address()}, {2, current.address()}}, Joining(7));
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->cluster_id, 0xabcu);
+}
+
 TEST(AskToJoin, ANodeNotAddedFirstIsRefused) {
   Served member({1, 2, 3});
-  absl::StatusOr<JoinAnswer> a = AskToJoin({{1, member.address()}}, Joining(7));
+  JoinOptions o = Joining(7);
+  o.timeout_ms = 800;
+  absl::StatusOr<JoinAnswer> a = AskToJoin({{1, member.address()}}, o);
   ASSERT_FALSE(a.ok());
   EXPECT_EQ(a.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(absl::StrContains(a.status().message(), "node 7 is not a member")) << a.status();

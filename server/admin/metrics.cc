@@ -345,6 +345,22 @@ void Metrics::ClearAllPeerLags() {
   }
 }
 
+void Metrics::ForgetPeersExcept(const std::vector<uint64_t>& members) {
+  absl::MutexLock lock(&mu_);
+  for (auto it = peers_.begin(); it != peers_.end();) {
+    if (std::find(members.begin(), members.end(), it->first) != members.end()) {
+      ++it;
+      continue;
+    }
+    PeerSeries& series = it->second;
+    peer_connected_family_->Remove(series.connected);
+    peer_sent_family_->Remove(series.sent);
+    peer_dropped_family_->Remove(series.dropped);
+    if (series.lag != nullptr) peer_lag_family_->Remove(series.lag);
+    peers_.erase(it++);
+  }
+}
+
 void Metrics::SetPeerConnected(uint64_t peer_id, bool connected) {
   absl::MutexLock lock(&mu_);
   PeerLocked(peer_id).connected->Set(connected ? 1 : 0);

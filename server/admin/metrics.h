@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -156,6 +157,9 @@ class Metrics {
   void IncPeerDropped(uint64_t peer_id, uint64_t n = 1);
   // amaters_peer_messages_received_total: Raft messages received from any peer.
   void IncPeerReceived(uint64_t n = 1);
+  // Removes every per-peer series (connected, sent, dropped, lag) of the peers not in
+  // `members`: a member removed from the configuration stops being exported (and alerted on).
+  void ForgetPeersExcept(const std::vector<uint64_t>& members);
 
   // The Prometheus text exposition format 0.0.4 of every family (prometheus::TextSerializer).
   // --- Alerts and health (docs/failover-and-alerts.md) ----------------------------------

@@ -282,6 +282,25 @@ TEST(Metrics, PeerConnectionAndMessages) {
   EXPECT_THAT(text, Not(HasSubstr("amaters_peer_replication_lag_entries{")));
 }
 
+TEST(Metrics, ARemovedMemberIsNoLongerExported) {
+  Metrics m;
+  for (uint64_t peer : {2, 3}) {
+    m.SetPeerConnected(peer, false);
+    m.IncPeerSent(peer);
+    m.IncPeerDropped(peer);
+    m.SetPeerLag(peer, 7);
+  }
+  m.ForgetPeersExcept({2, 4});
+  m.ForgetPeersExcept({2, 4});  // idempotent
+  const std::string text = m.Serialize();
+  EXPECT_TRUE(HasLine(text, "amaters_peer_connected{peer=\"2\"} 0"));
+  EXPECT_TRUE(HasLine(text, "amaters_peer_replication_lag_entries{peer=\"2\"} 7"));
+  EXPECT_THAT(text, Not(HasSubstr("peer=\"3\"")));
+  // Added again later: exported again, from zero.
+  m.IncPeerSent(3);
+  EXPECT_TRUE(HasLine(m.Serialize(), "amaters_peer_messages_sent_total{peer=\"3\"} 1"));
+}
+
 TEST(Metrics, WalGaugesAndMonotonicCompactionCount) {
   Metrics m;
   m.SetWalSizeBytes(123456);

@@ -197,10 +197,9 @@ std::string FormatMemberAdded(const etcdserverpb::MemberAddResponse& response, b
       added.id(), response.header().cluster_id(), added.id(), absl::StrJoin(peers, ", "));
 }
 
-std::string FormatMemberChanged(absl::string_view verb, uint64_t id,
-                                const etcdserverpb::ResponseHeader& header,
-                                const google::protobuf::RepeatedPtrField<etcdserverpb::Member>& members,
-                                bool json) {
+std::string FormatMemberChanged(
+    absl::string_view verb, uint64_t id, const etcdserverpb::ResponseHeader& header,
+    const google::protobuf::RepeatedPtrField<etcdserverpb::Member>& members, bool json) {
   if (json) {
     return absl::StrCat("{\"header\":", HeaderJson(header), ",\"members\":",
                         MembersJson(members), "}\n");

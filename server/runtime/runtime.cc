@@ -313,11 +313,15 @@ void Runtime::SyncPeers() {
   if (synced_conf_ && *synced_conf_ == conf) return;
   synced_conf_ = conf;
   joining_.store(!conf.IsMember(options_.node_id));
-  // Wanted: every member and every configured peer, at the recorded address if there is one.
+  // Wanted: every member, at the recorded address if there is one, else at its configured one
+  // (a member removed from the configuration loses its sender, even if `peers` lists it).
+  std::map<raft::NodeId, std::string> configured;
+  for (const RuntimePeer& p : options_.peers) configured[p.id] = p.address;
   std::map<raft::NodeId, std::string> want;
-  for (const RuntimePeer& p : options_.peers) want[p.id] = p.address;
   for (raft::NodeId id : conf.Members()) {
-    if (std::string a = RecordedPeerAddress(conf, id); !a.empty()) want[id] = a;
+    std::string a = RecordedPeerAddress(conf, id);
+    if (a.empty() && configured.count(id) > 0) a = configured[id];
+    want[id] = a;
   }
   want.erase(options_.node_id);
   std::vector<std::shared_ptr<PeerSender>> stop, start;
@@ -343,7 +347,7 @@ void Runtime::SyncPeers() {
       start.push_back(std::move(sender));
     }
   }
-  AM_CHECK_LE(peers_.size(), raft::kMaxMembers + options_.peers.size());
+  AM_CHECK_LE(peers_.size(), raft::kMaxMembers);
   for (std::shared_ptr<PeerSender>& p : stop) {
     LogInfo("peer sender stopped", {F("peer", p->id()), F("address", p->address())});
     p->Stop();
@@ -786,19 +790,16 @@ void Runtime::PublishStatus() {
     status_.last_fsync_ms = static_cast<uint64_t>(us / 1000);
   }
   status_.peers.clear();
-  std::map<raft::NodeId, std::string> listed;  // members and configured peers but ourselves
-  for (const RuntimePeer& p : options_.peers) listed[p.id] = p.address;
-  for (raft::NodeId id : r.configuration().Members()) {
-    if (std::string a = RecordedPeerAddress(r.configuration(), id); !a.empty()) {
-      listed[id] = a;
-    } else {
-      listed.emplace(id, "");
-    }
+  std::map<raft::NodeId, std::string> listed;  // members but ourselves, with their addresses
+  for (raft::NodeId id : r.configuration().Members()) listed[id] = "";
+  for (const RuntimePeer& p : options_.peers) {
+    if (listed.count(p.id) > 0) listed[p.id] = p.address;
+  }
+  for (auto& [id, address] : listed) {
+    if (std::string a = RecordedPeerAddress(r.configuration(), id); !a.empty()) address = a;
   }
   listed.erase(options_.node_id);
   for (const auto& [id, address] : listed) {
-    // A configured peer that is no longer a member keeps its sender but is not listed.
-    if (!r.configuration().IsMember(id)) continue;
     const raft::NodeId pid = id;
     RuntimeStatus::Peer ps;
     ps.id = pid;

@@ -182,7 +182,7 @@ void EtcdHandler::Write(peerpb::ForwardRequest::Method method,
   }
   if (runtime_->quorum_lost()) {
     // Fail fast rather than wait out the request timeout: no quorum can commit it.
-    const size_t n = runtime_->options().peers.size() + 1;
+    const size_t n = std::max<size_t>(1, runtime_->status().voters.size());
     return done(grpc::Status(
         grpc::StatusCode::UNAVAILABLE,
         absl::StrCat("etcdserver: no quorum: fewer than ", n / 2 + 1, " of ", n,
@@ -373,6 +373,22 @@ std::string EtcdHandler::KnownPeerAddress(const RuntimeStatus& s, raft::NodeId i
   return "";
 }
 
+std::vector<std::string> EtcdHandler::TakenPeerAddresses(const RuntimeStatus& s,
+                                                         const raft::Configuration& conf,
+                                                         raft::NodeId except) const {
+  std::vector<std::string> taken;
+  for (raft::NodeId id : conf.Members()) {
+    if (id == except) continue;
+    if (std::string a = KnownPeerAddress(s, id); !a.empty()) taken.push_back(a);
+    if (const raft::MemberInfo* info = conf.InfoOf(id)) {
+      for (const std::string& u : info->peer_urls) {
+        if (absl::StatusOr<std::string> a = PeerUrlAddress(u); a.ok()) taken.push_back(*a);
+      }
+    }
+  }
+  return taken;
+}
+
 void EtcdHandler::FillMembers(const raft::Configuration& conf,
                               google::protobuf::RepeatedPtrField<etcdserverpb::Member>* out) const {
   const RuntimeStatus s = runtime_->status();
@@ -465,15 +481,7 @@ void EtcdHandler::MemberAdd(const etcdserverpb::MemberAddRequest& request,
       return absl::InvalidArgumentError("etcdserver: member peer URLs are not given");
     }
     const raft::Configuration conf = ConfigurationOf(s);
-    std::vector<std::string> taken;
-    for (raft::NodeId id : conf.Members()) {
-      if (std::string a = KnownPeerAddress(s, id); !a.empty()) taken.push_back(a);
-      if (const raft::MemberInfo* info = conf.InfoOf(id)) {
-        for (const std::string& u : info->peer_urls) {
-          if (absl::StatusOr<std::string> a = PeerUrlAddress(u); a.ok()) taken.push_back(*a);
-        }
-      }
-    }
+    const std::vector<std::string> taken = TakenPeerAddresses(s, conf, raft::kNone);
     raft::MemberInfo info;
     for (const std::string& url : request.peerurls()) {
       absl::StatusOr<std::string> address = PeerUrlAddress(url);
@@ -537,14 +545,20 @@ void EtcdHandler::MemberRemove(const etcdserverpb::MemberRemoveRequest& request,
 void EtcdHandler::MemberUpdate(const etcdserverpb::MemberUpdateRequest& request,
                                etcdserverpb::MemberUpdateResponse* response, Done done,
                                bool forwarded) {
-  ChangeBuilder build = [&request](const RuntimeStatus& s) -> absl::StatusOr<raft::ConfChange> {
+  ChangeBuilder build = [this, &request](
+                            const RuntimeStatus& s) -> absl::StatusOr<raft::ConfChange> {
     const raft::Configuration conf = ConfigurationOf(s);
     if (!conf.IsMember(request.id())) return absl::NotFoundError("etcdserver: member not found");
     raft::MemberInfo info{request.id(), "", {}, {}};
     if (const raft::MemberInfo* old = conf.InfoOf(request.id())) info = *old;
     info.peer_urls.clear();
+    const std::vector<std::string> taken = TakenPeerAddresses(s, conf, request.id());
     for (const std::string& url : request.peerurls()) {
-      if (absl::StatusOr<std::string> a = PeerUrlAddress(url); !a.ok()) return a.status();
+      absl::StatusOr<std::string> a = PeerUrlAddress(url);
+      if (!a.ok()) return a.status();
+      if (std::find(taken.begin(), taken.end(), *a) != taken.end()) {
+        return absl::FailedPreconditionError("etcdserver: Peer URLs already exists");
+      }
       info.peer_urls.push_back(url);
     }
     if (info.peer_urls.empty()) {

@@ -126,6 +126,10 @@ class EtcdHandler {
                    google::protobuf::RepeatedPtrField<etcdserverpb::Member>* out) const;
   // The peer address (host:port) this node knows for member `id` ("" if none).
   std::string KnownPeerAddress(const RuntimeStatus& s, raft::NodeId id) const;
+  // The peer addresses (host:port) members other than `except` listen on, as far as known.
+  std::vector<std::string> TakenPeerAddresses(const RuntimeStatus& s,
+                                              const raft::Configuration& conf,
+                                              raft::NodeId except) const;
   void ForwardTo(raft::NodeId leader, peerpb::ForwardRequest::Method method,
                  const google::protobuf::Message& request, google::protobuf::Message* response,
                  Done done);

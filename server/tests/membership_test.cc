@@ -64,6 +64,19 @@ std::vector<std::string> MemberIds(TestCluster& c, int node) {
   return ids;
 }
 
+// MemberIds once it equals `want`, or after 10 s: a member answers from the configuration it
+// has applied, which may trail the leader's for a moment.
+std::vector<std::string> EventuallyMemberIds(TestCluster& c, int node,
+                                             const std::vector<std::string>& want) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  std::vector<std::string> ids = MemberIds(c, node);
+  while (ids != want && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+    ids = MemberIds(c, node);
+  }
+  return ids;
+}
+
 TEST(MembershipTest, ADeadMachineIsReplacedWithEtcdctl) {
   ASSERT_EQ(access(kEtcdctl, X_OK), 0) << kEtcdctl << " is missing: run tools/setup";
   TestCluster cluster(3, "replace");
@@ -86,8 +99,9 @@ TEST(MembershipTest, ADeadMachineIsReplacedWithEtcdctl) {
 
   // Add its replacement as a learner on new ports.
   const int peer_port = cluster.ReservePeerPort();
-  CommandResult add = Etcdctl(cluster, 1, {"member", "add", "replacement", "--learner",
-                                           absl::StrCat("--peer-urls=http://127.0.0.1:", peer_port)});
+  CommandResult add =
+      Etcdctl(cluster, 1, {"member", "add", "replacement", "--learner",
+                           absl::StrCat("--peer-urls=http://127.0.0.1:", peer_port)});
   ASSERT_EQ(add.exit_code, 0) << add.out << add.err << Logs(cluster);
   // "Member 1ba3bb97f5d7d2 added to cluster cfa1ef7f367e9eca"
   std::vector<std::string> words = absl::StrSplit(add.out, ' ', absl::SkipWhitespace());
@@ -95,8 +109,9 @@ TEST(MembershipTest, ADeadMachineIsReplacedWithEtcdctl) {
   uint64_t id = 0;
   ASSERT_TRUE(absl::SimpleHexAtoi(words[1], &id)) << add.out;
   EXPECT_TRUE(absl::StrContains(add.out, "ETCD_INITIAL_CLUSTER_STATE=\"existing\"")) << add.out;
-  EXPECT_EQ(MemberIds(cluster, 0),
-            Sorted({"1", "2", absl::StrCat(absl::Hex(id), " learner"), "3"}));
+  const std::vector<std::string> with_learner =
+      Sorted({"1", "2", absl::StrCat(absl::Hex(id), " learner"), "3"});
+  EXPECT_EQ(EventuallyMemberIds(cluster, 0, with_learner), with_learner);
 
   const int fresh = cluster.AddJoiningNode("replace", id, {0, 1});
   ASSERT_EQ(cluster.node(fresh).peer_port, peer_port);
@@ -116,7 +131,28 @@ TEST(MembershipTest, ADeadMachineIsReplacedWithEtcdctl) {
   CommandResult remove = Etcdctl(cluster, fresh, {"member", "remove", "3"});
   ASSERT_EQ(remove.exit_code, 0) << remove.out << remove.err << Logs(cluster);
   const std::vector<std::string> new_three = Sorted({"1", "2", absl::StrCat(absl::Hex(id))});
-  for (int i : {0, 1, fresh}) EXPECT_EQ(MemberIds(cluster, i), new_three) << "node " << i;
+  for (int i : {0, 1, fresh}) {
+    EXPECT_EQ(EventuallyMemberIds(cluster, i, new_three), new_three) << "node " << i;
+  }
+  // etcd's refusals.
+  const std::string taken = absl::StrCat("--peer-urls=http://127.0.0.1:", cluster.node(0).peer_port);
+  CommandResult dup_add = Etcdctl(cluster, 1, {"member", "add", "dup", taken});
+  EXPECT_NE(dup_add.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(dup_add.err, "Peer URLs already exists")) << dup_add.err;
+  CommandResult dup_update =
+      Etcdctl(cluster, 1, {"member", "update", absl::StrCat(absl::Hex(id)), taken});
+  EXPECT_NE(dup_update.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(dup_update.err, "Peer URLs already exists")) << dup_update.err;
+  CommandResult voter = Etcdctl(cluster, 1, {"member", "promote", "1"});
+  EXPECT_NE(voter.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(voter.err, "can only promote a learner member")) << voter.err;
+  // An update to another name of the same address: recorded, and the cluster serves on.
+  const std::string respelled = absl::StrCat("http://localhost:", peer_port);
+  CommandResult update = Etcdctl(cluster, 1, {"member", "update", absl::StrCat(absl::Hex(id)),
+                                              "--peer-urls=" + respelled});
+  EXPECT_EQ(update.exit_code, 0) << update.err;
+  EXPECT_TRUE(absl::StrContains(Etcdctl(cluster, 0, {"member", "list"}).out, respelled));
+
   // amaters-ctl prints what etcdctl prints.
   {
     std::ostringstream out, err;
@@ -157,7 +193,9 @@ TEST(MembershipTest, ADeadMachineIsReplacedWithEtcdctl) {
   for (int i : {0, 1, fresh}) cluster.ResetClient(i);
   cluster.ConnectClients();
   ASSERT_TRUE(cluster.WaitForLeader().ok()) << Logs(cluster);
-  for (int i : {0, 1, fresh}) EXPECT_EQ(MemberIds(cluster, i), new_three) << "node " << i;
+  for (int i : {0, 1, fresh}) {
+    EXPECT_EQ(EventuallyMemberIds(cluster, i, new_three), new_three) << "node " << i;
+  }
   EXPECT_TRUE(cluster.client(fresh).Put("after-restart", "x").ok());
   every_write_everywhere("after a restart of all three");
   if (HasFailure()) std::cerr << Logs(cluster);
