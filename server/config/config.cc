@@ -242,8 +242,10 @@ std::vector<KeyDef> BuildKeyDefs() {
       Choice("cluster.initial_cluster_state", AMATERS_FIELD(cluster.initial_cluster_state),
              {"new", "existing"}, kRestart,
              "\"new\": this node bootstraps the cluster of peers. \"existing\": it joins a running "
-             "cluster that added it (etcdctl member add); peers lists members to reach it by. Read "
-             "on a node's first start only (docs/membership.md)."),
+             "cluster that added it (etcdctl member add); peers lists members to reach it by. Decides "
+             "the cluster id on a node's first start only (then kept in data_dir/cluster_id); the "
+             "configuration in the WAL and snapshots overrides the bootstrap one "
+             "(docs/membership.md)."),
       Int("cluster.heartbeat_interval_ms", AMATERS_FIELD(cluster.heartbeat_interval_ms), 1, 10000,
           kRestart, "Leader heartbeat period; also the Raft tick."),
       Int("cluster.election_timeout_ms", AMATERS_FIELD(cluster.election_timeout_ms), 1, 600000, kRestart,
