@@ -177,7 +177,12 @@ health::HealthReport EvaluateHealth(const RuntimeStatus& s, bool shutting_down,
   in.leader_seen = s.known_leader != raft::kNone || s.leader != raft::kNone;
   in.cluster_size = s.num_nodes;
   in.quorum_lost = s.quorum_lost;
-  in.failed_peers = s.failed_peers;
+  std::vector<raft::NodeId> voters = s.voters;
+  voters.insert(voters.end(), s.voters_outgoing.begin(), s.voters_outgoing.end());
+  voters.erase(std::remove(voters.begin(), voters.end(), s.node_id), voters.end());
+  std::sort(voters.begin(), voters.end());
+  voters.erase(std::unique(voters.begin(), voters.end()), voters.end());
+  health::SplitFailedPeers(s.failed_peers, voters, s.learners, &in);
   return health::Evaluate(config, in);
 }
 

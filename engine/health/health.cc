@@ -77,6 +77,22 @@ Probe DiskSpaceProbe(const HealthConfig& config, const HealthInputs& in) {
                        "); writes refused")};
 }
 
+void SplitFailedPeers(const std::vector<raft::NodeId>& failed,
+                      const std::vector<raft::NodeId>& voters,
+                      const std::vector<raft::NodeId>& learners, HealthInputs* in) {
+  AM_CHECK(in != nullptr);
+  in->failed_peers.clear();
+  in->failed_learners.clear();
+  for (raft::NodeId id : failed) {
+    if (Contains(voters, id)) {
+      in->failed_peers.push_back(id);
+    } else if (Contains(learners, id)) {
+      in->failed_learners.push_back(id);
+    }
+  }
+  AM_CHECK_LE(in->failed_peers.size(), voters.size());
+}
+
 Probe ClusterProbe(const HealthInputs& in) {
   const size_t quorum = in.cluster_size / 2 + 1;
   if (in.quorum_lost) {
@@ -92,6 +108,11 @@ Probe ClusterProbe(const HealthInputs& in) {
                            " (", in.cluster_size - in.failed_peers.size(), " of ",
                            in.cluster_size, " nodes reachable)")};
     }
+    if (!in.failed_learners.empty()) {
+      return {"cluster", State::kDegraded,
+              absl::StrCat("leader; learners failed: ", absl::StrJoin(in.failed_learners, ","),
+                           " (all ", in.cluster_size - 1, " followers reachable)")};
+    }
     return {"cluster", State::kHealthy,
             absl::StrCat("leader; all ", in.cluster_size - 1, " followers reachable")};
   }
@@ -106,7 +127,10 @@ Probe ClusterProbe(const HealthInputs& in) {
 HealthReport Evaluate(const HealthConfig& config, const HealthInputs& in) {
   AM_CHECK(config.Validate().ok(), config.Validate().ToString());
   AM_CHECK(in.cluster_size >= 1, "cluster_size 0");
-  AM_CHECK_LE(in.failed_peers.size() + 1, in.cluster_size, "more failed peers than peers");
+  // A learner, or a node removed from the configuration, may find every voter failed.
+  AM_CHECK_LE(in.failed_peers.size(), in.cluster_size, "more failed voters than voters");
+  AM_CHECK(in.role != raft::Role::kLeader || in.failed_peers.size() < in.cluster_size,
+           "a leader that counts itself failed");
   AM_CHECK(in.role != raft::Role::kLeader || in.leader != raft::kNone,
            "a leader with no leader id");
 

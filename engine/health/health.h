@@ -85,10 +85,20 @@ struct HealthInputs {
   raft::Index applied = 0;
   // Failure detector.
   bool leader_seen = false;                // FailureDetector::known_leader() != kNone
-  size_t cluster_size = 1;                 // voters, including this node
+  size_t cluster_size = 1;                 // voters (this node included when it is one)
   bool quorum_lost = false;                // FailureDetector::quorum_lost()
-  std::vector<raft::NodeId> failed_peers;  // FailureDetector::failed_peers()
+  // FailureDetector::failed_peers(), split by role in the configuration in effect: voters
+  // other than this node, and learners (SplitFailedPeers). A learner's failure degrades the
+  // leader's cluster probe but never counts against the voters.
+  std::vector<raft::NodeId> failed_peers;
+  std::vector<raft::NodeId> failed_learners;
 };
+
+// Fills in.failed_peers and in.failed_learners from the detector's failed peers; `learners` is
+// the configuration's learner set. Peers in neither set (removed) are left out.
+void SplitFailedPeers(const std::vector<raft::NodeId>& failed,
+                      const std::vector<raft::NodeId>& voters,
+                      const std::vector<raft::NodeId>& learners, HealthInputs* in);
 
 struct Probe {
   std::string name;  // "storage", "wal", "disk_space", "cluster"

@@ -204,6 +204,9 @@ TEST(Health, ClusterProbe) {
        "leader; followers failed: 3 (2 of 3 nodes reachable)"},
       {"leader, quorum lost", Role::kLeader, 2, true, {1, 3}, State::kDegraded,
        "quorum lost: fewer than 2 of 3 nodes reachable"},
+      // A learner (or a removed node) may find every voter failed.
+      {"learner cut off", Role::kFollower, 1, false, {1, 2, 3}, State::kDegraded,
+       "leader 1 failed: no message from it within the failure timeout"},
   };
   for (const Row& row : rows) {
     SCOPED_TRACE(row.name);
@@ -221,6 +224,31 @@ TEST(Health, ClusterProbe) {
     EXPECT_EQ(r.state, row.state);
     EXPECT_TRUE(r.accept_writes);
   }
+}
+
+TEST(Health, FailedLearnersNeverCountAgainstTheVoters) {
+  // A single voter leading a failed learner (this once failed the invariant and stopped the
+  // server): degraded, serving, and the learner named.
+  HealthInputs in = Good();
+  in.cluster_size = 1;
+  in.role = Role::kLeader;
+  in.leader = 1;
+  SplitFailedPeers({7, 9}, /*voters=*/{}, /*learners=*/{7, 8}, &in);
+  EXPECT_TRUE(in.failed_peers.empty());
+  EXPECT_EQ(in.failed_learners, std::vector<raft::NodeId>{7});  // 9 is no member: left out
+  HealthReport r = Evaluate(Config(), in);
+  EXPECT_EQ(r.state, State::kDegraded);
+  EXPECT_TRUE(r.ready);
+  EXPECT_TRUE(r.accept_writes);
+  EXPECT_EQ(ClusterProbe(in).detail, "leader; learners failed: 7 (all 0 followers reachable)");
+
+  // Three voters: failed voters and learners are told apart.
+  in = Good();
+  in.role = Role::kLeader;
+  in.leader = 2;
+  SplitFailedPeers({3, 7}, {1, 3}, {7}, &in);
+  EXPECT_EQ(in.failed_peers, std::vector<raft::NodeId>{3});
+  EXPECT_EQ(ClusterProbe(in).detail, "leader; followers failed: 3 (2 of 3 nodes reachable)");
 }
 
 TEST(Health, StartingUntilTheFirstLeaderButUnhealthyWins) {

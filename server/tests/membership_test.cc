@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
@@ -198,6 +199,67 @@ TEST(MembershipTest, ADeadMachineIsReplacedWithEtcdctl) {
   }
   EXPECT_TRUE(cluster.client(fresh).Put("after-restart", "x").ok());
   every_write_everywhere("after a restart of all three");
+  if (HasFailure()) std::cerr << Logs(cluster);
+}
+
+// docs/membership.md "Growing a single-node cluster": a single node with its own peers entry
+// adds a learner that is not running yet (the leader keeps serving: a failed learner never
+// counts against the voters), the learner joins, is promoted, and both serve.
+TEST(MembershipTest, ASingleNodeGrowsToTwo) {
+  ASSERT_EQ(access(kEtcdctl, X_OK), 0) << kEtcdctl << " is missing: run tools/setup";
+  TestCluster cluster(1, "grow");
+  {
+    std::ifstream in(cluster.node(0).config_path);
+    std::stringstream toml;
+    toml << in.rdbuf();
+    std::string text = toml.str();
+    const std::string line = "node_id = 1\n";
+    ASSERT_NE(text.find(line), std::string::npos) << text;
+    text.replace(text.find(line), line.size(),
+                 absl::StrCat(line, "peers = [\"1:127.0.0.1:", cluster.node(0).peer_port,
+                              "\"]\n"));
+    std::ofstream(cluster.node(0).config_path, std::ios::trunc) << text;
+  }
+  ASSERT_TRUE(cluster.StartAll().ok());
+  cluster.ConnectClients();
+  ASSERT_TRUE(cluster.WaitForLeader().ok()) << Logs(cluster);
+  ASSERT_TRUE(cluster.client(0).Put("g/before", "1").ok());
+
+  const int peer_port = cluster.ReservePeerPort();
+  CommandResult add =
+      Etcdctl(cluster, 0, {"member", "add", "second", "--learner",
+                           absl::StrCat("--peer-urls=http://127.0.0.1:", peer_port)});
+  ASSERT_EQ(add.exit_code, 0) << add.out << add.err << Logs(cluster);
+  std::vector<std::string> words = absl::StrSplit(add.out, ' ', absl::SkipWhitespace());
+  ASSERT_GE(words.size(), 2u) << add.out;
+  uint64_t id = 0;
+  ASSERT_TRUE(absl::SimpleHexAtoi(words[1], &id)) << add.out;
+
+  // The learner is down for several failure timeouts: the single voter still commits.
+  absl::SleepFor(absl::Seconds(2));
+  ASSERT_TRUE(cluster.Running(0)) << Logs(cluster);
+  ASSERT_TRUE(cluster.client(0).Put("g/learner-down", "1").ok()) << Logs(cluster);
+
+  const int second = cluster.AddJoiningNode("grow", id, {0});
+  ASSERT_TRUE(cluster.Start(second).ok());
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  CommandResult promote;
+  while (absl::Now() < deadline) {
+    promote = Etcdctl(cluster, 0, {"member", "promote", absl::StrCat(absl::Hex(id))});
+    if (promote.exit_code == 0) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  ASSERT_EQ(promote.exit_code, 0) << promote.err << Logs(cluster);
+  const std::vector<std::string> both = Sorted({"1", absl::StrCat(absl::Hex(id))});
+  for (int i : {0, second}) EXPECT_EQ(EventuallyMemberIds(cluster, i, both), both) << i;
+  cluster.ConnectClients();
+  EXPECT_TRUE(cluster.client(second).Put("g/after", "2").ok()) << Logs(cluster);
+  for (int i : {0, second}) {
+    absl::StatusOr<std::map<std::string, std::string>> kvs =
+        KeysWithPrefix(cluster.client(i), "g/", /*serializable=*/false);
+    ASSERT_TRUE(kvs.ok()) << kvs.status();
+    EXPECT_EQ(kvs->size(), 3u) << "node " << i;
+  }
   if (HasFailure()) std::cerr << Logs(cluster);
 }
 
