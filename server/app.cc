@@ -170,19 +170,21 @@ health::HealthReport EvaluateHealth(const RuntimeStatus& s, bool shutting_down,
   if (!s.wal_error.empty()) in.wal = absl::InternalError(s.wal_error);
   in.wal_fsync_latency_ms = s.last_fsync_ms;
   in.disk_free_bytes = disk_free;
-  in.role = s.role;
-  in.leader = s.leader;
   in.commit = s.commit;
   in.applied = s.applied;
-  in.leader_seen = s.known_leader != raft::kNone || s.leader != raft::kNone;
-  in.cluster_size = s.num_nodes;
-  in.quorum_lost = s.quorum_lost;
-  std::vector<raft::NodeId> voters = s.voters;
-  voters.insert(voters.end(), s.voters_outgoing.begin(), s.voters_outgoing.end());
-  voters.erase(std::remove(voters.begin(), voters.end(), s.node_id), voters.end());
-  std::sort(voters.begin(), voters.end());
-  voters.erase(std::unique(voters.begin(), voters.end()), voters.end());
-  health::SplitFailedPeers(s.failed_peers, voters, s.learners, &in);
+  health::ClusterView v;
+  v.self = s.node_id;
+  v.role = s.role;
+  v.leader = s.leader;
+  v.known_leader = s.known_leader;
+  v.voters = s.voters;
+  for (raft::NodeId id : s.voters_outgoing) {
+    if (std::find(v.voters.begin(), v.voters.end(), id) == v.voters.end()) v.voters.push_back(id);
+  }
+  v.learners = s.learners;
+  v.quorum_lost = s.quorum_lost;
+  v.failed = s.failed_peers;
+  health::SetClusterInputs(v, &in);
   return health::Evaluate(config, in);
 }
 

@@ -9,6 +9,7 @@
 #include "absl/types/span.h"
 #include "engine/base/check.h"
 #include "engine/base/crc32c.h"
+#include "engine/health/health.h"
 #include "engine/kv/command.h"
 #include "engine/wal/disk.h"
 #include "engine/wal/format.h"
@@ -430,8 +431,30 @@ void Simulation::TickEvent(uint64_t key) {
   if (!n->paused) {
     n->node->Tick(now_ / kMs);
     Process(*n);
+    if (n->up && !failed()) CheckHealth(*n);
   }
   ScheduleTick(*n);
+}
+
+void Simulation::CheckHealth(const SimNode& n) {
+  const failover::FailureDetector* d = n.node->detector();
+  if (d == nullptr) return;
+  const raft::Raft& r = n.node->raft();
+  health::ClusterView v;
+  v.self = n.id;
+  v.role = r.role();
+  v.leader = r.leader();
+  v.known_leader = d->known_leader();
+  v.voters = r.voters();
+  v.learners = r.configuration().learners;
+  v.quorum_lost = d->quorum_lost();
+  v.failed = d->failed_peers();
+  health::HealthInputs in;
+  in.commit = r.commit();
+  in.applied = n.node->applied();
+  health::SetClusterInputs(v, &in);
+  const health::HealthReport report = health::Evaluate(health::HealthConfig(), in);
+  AM_CHECK(report.alive, "n", n.id, " is not alive by its cluster state alone");
 }
 
 void Simulation::Process(SimNode& n) {

@@ -259,6 +259,8 @@ class Simulation {
   void ScheduleTick(SimNode& n);
   SimNode* Incarnation(uint64_t key);  // the node of a key, if it is still that incarnation
   void TickEvent(uint64_t key);
+  // Evaluates the node's health as the server does, so its invariants hold under every fault.
+  void CheckHealth(const SimNode& n);
   void DiskDoneEvent(uint64_t key);
   void Send(raft::Message m);
   uint64_t Park(raft::Message m);         // stores a message in flight, returns its slot

@@ -77,20 +77,25 @@ Probe DiskSpaceProbe(const HealthConfig& config, const HealthInputs& in) {
                        "); writes refused")};
 }
 
-void SplitFailedPeers(const std::vector<raft::NodeId>& failed,
-                      const std::vector<raft::NodeId>& voters,
-                      const std::vector<raft::NodeId>& learners, HealthInputs* in) {
+void SetClusterInputs(const ClusterView& v, HealthInputs* in) {
   AM_CHECK(in != nullptr);
+  AM_CHECK(!v.voters.empty(), "a configuration without voters");
+  in->role = v.role;
+  in->leader = v.leader;
+  in->leader_seen = v.known_leader != raft::kNone || v.leader != raft::kNone;
+  in->cluster_size = v.voters.size();
+  in->quorum_lost = v.quorum_lost;
   in->failed_peers.clear();
   in->failed_learners.clear();
-  for (raft::NodeId id : failed) {
-    if (Contains(voters, id)) {
+  for (raft::NodeId id : v.failed) {
+    if (id == v.self) continue;
+    if (Contains(v.voters, id)) {
       in->failed_peers.push_back(id);
-    } else if (Contains(learners, id)) {
+    } else if (Contains(v.learners, id)) {
       in->failed_learners.push_back(id);
     }
   }
-  AM_CHECK_LE(in->failed_peers.size(), voters.size());
+  AM_CHECK_LE(in->failed_peers.size(), v.voters.size());
 }
 
 Probe ClusterProbe(const HealthInputs& in) {

@@ -94,11 +94,21 @@ struct HealthInputs {
   std::vector<raft::NodeId> failed_learners;
 };
 
-// Fills in.failed_peers and in.failed_learners from the detector's failed peers; `learners` is
-// the configuration's learner set. Peers in neither set (removed) are left out.
-void SplitFailedPeers(const std::vector<raft::NodeId>& failed,
-                      const std::vector<raft::NodeId>& voters,
-                      const std::vector<raft::NodeId>& learners, HealthInputs* in);
+// What a node's Raft and failure detector report, as both drivers read it.
+struct ClusterView {
+  raft::NodeId self = raft::kNone;
+  raft::Role role = raft::Role::kFollower;
+  raft::NodeId leader = raft::kNone;
+  raft::NodeId known_leader = raft::kNone;  // FailureDetector::known_leader()
+  std::vector<raft::NodeId> voters;         // of the configuration in effect, both sets if joint
+  std::vector<raft::NodeId> learners;
+  bool quorum_lost = false;
+  std::vector<raft::NodeId> failed;  // FailureDetector::failed_peers()
+};
+
+// Fills the Raft and failure-detector fields of `in`: the failed peers split into voters other
+// than this node and learners (peers in neither set, removed ones, are left out).
+void SetClusterInputs(const ClusterView& view, HealthInputs* in);
 
 struct Probe {
   std::string name;  // "storage", "wal", "disk_space", "cluster"

@@ -230,10 +230,16 @@ TEST(Health, FailedLearnersNeverCountAgainstTheVoters) {
   // A single voter leading a failed learner (this once failed the invariant and stopped the
   // server): degraded, serving, and the learner named.
   HealthInputs in = Good();
-  in.cluster_size = 1;
-  in.role = Role::kLeader;
-  in.leader = 1;
-  SplitFailedPeers({7, 9}, /*voters=*/{}, /*learners=*/{7, 8}, &in);
+  ClusterView v;
+  v.self = 1;
+  v.role = Role::kLeader;
+  v.leader = 1;
+  v.known_leader = 1;
+  v.voters = {1};
+  v.learners = {7, 8};
+  v.failed = {7, 9};
+  SetClusterInputs(v, &in);
+  EXPECT_EQ(in.cluster_size, 1u);
   EXPECT_TRUE(in.failed_peers.empty());
   EXPECT_EQ(in.failed_learners, std::vector<raft::NodeId>{7});  // 9 is no member: left out
   HealthReport r = Evaluate(Config(), in);
@@ -244,10 +250,14 @@ TEST(Health, FailedLearnersNeverCountAgainstTheVoters) {
 
   // Three voters: failed voters and learners are told apart.
   in = Good();
-  in.role = Role::kLeader;
-  in.leader = 2;
-  SplitFailedPeers({3, 7}, {1, 3}, {7}, &in);
+  v.self = 2;
+  v.leader = 2;
+  v.voters = {1, 2, 3};
+  v.learners = {7};
+  v.failed = {3, 7};
+  SetClusterInputs(v, &in);
   EXPECT_EQ(in.failed_peers, std::vector<raft::NodeId>{3});
+  EXPECT_EQ(in.failed_learners, std::vector<raft::NodeId>{7});
   EXPECT_EQ(ClusterProbe(in).detail, "leader; followers failed: 3 (2 of 3 nodes reachable)");
 }
 
