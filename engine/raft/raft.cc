@@ -294,6 +294,15 @@ void Raft::Tick() {
 }
 
 void Raft::TickElection() {
+  if (!IsVoter(id_)) {
+    // A learner (or a removed node) never campaigns, and its silence from the leader must not
+    // restart: once past the election timeout it is out of the leader's lease and answers
+    // vote requests. A learner promoted by an entry it has not received yet is a voter to the
+    // others; without its vote a cluster that lost another voter may never elect (as etcd/raft,
+    // which lets learners vote for this reason).
+    election_elapsed_ = std::min(election_elapsed_ + 1, 2 * election_ticks_);
+    return;
+  }
   ++election_elapsed_;
   if (election_elapsed_ >= randomized_election_timeout_) {
     election_elapsed_ = 0;
@@ -398,10 +407,14 @@ absl::Status Raft::Step(const Message& m) {
                                                    log_.LastIndex(), ": ", DescribeMessage(m)));
   }
 
-  if ((m.type == MessageType::kVote || m.type == MessageType::kPreVote) && !IsVoter(m.from)) {
-    // A removed node that does not know it yet, or a stray: its campaign changes nothing here
-    // (thesis §4.2.3). A voter this node's lagging configuration does not list yet is ignored
-    // too, which is safe: a vote withheld never breaks safety.
+  if ((m.type == MessageType::kVote || m.type == MessageType::kPreVote) && !IsVoter(m.from) &&
+      leader_ != kNone) {
+    // A removed node that does not know it yet, or a stray: while this node follows a leader,
+    // its campaign changes nothing here (thesis §4.2.3). With no leader known the request is
+    // answered like any other: the sender may be a voter this node's lagging configuration
+    // does not list yet, and withholding the vote (or the newer term) can leave the cluster
+    // unable to elect (swarm seed 3442). Answering is safe: a candidate counts only the votes
+    // of its own configuration's voters, and the log check keeps a removed node from winning.
     return absl::OkStatus();
   }
   if (m.term > term_) {
@@ -437,9 +450,12 @@ absl::Status Raft::Step(const Message& m) {
       resp.type = MessageType::kAppResp;
       resp.to = m.from;
       Send(std::move(resp));
-    } else if (m.type == MessageType::kPreVote) {
+    } else if (m.type == MessageType::kPreVote || m.type == MessageType::kVote) {
+      // A stale candidate learns the newer term (paper §5.1) and can campaign above it; else
+      // one whose campaigns only this node can answer could stay behind its term for ever.
       Message resp;
-      resp.type = MessageType::kPreVoteResp;
+      resp.type = m.type == MessageType::kVote ? MessageType::kVoteResp
+                                                 : MessageType::kPreVoteResp;
       resp.to = m.from;
       resp.reject = true;
       Send(std::move(resp));
