@@ -161,7 +161,7 @@ absl::StatusOr<JoinAnswer> AskToJoin(const std::vector<RuntimePeer>& members,
     last_error = absl::StrCat(m.address, ": ", s.message());
     LogInfo("asking a member for the cluster to join", {F("member", m.id),
                                                         F("address", m.address),
-                                                        F("error", r.status().ToString())});
+                                                        F("error", s.ToString())});
     if ((attempt + 1) % members.size() == 0) {
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }

@@ -78,6 +78,34 @@ std::vector<std::string> EventuallyMemberIds(TestCluster& c, int node,
   return ids;
 }
 
+// `etcdctl member add NAME --learner` through `node`, peer URL on 127.0.0.1:peer_port.
+CommandResult AddLearner(TestCluster& c, int node, const std::string& name, int peer_port) {
+  return Etcdctl(c, node, {"member", "add", name, "--learner",
+                           absl::StrCat("--peer-urls=http://127.0.0.1:", peer_port)});
+}
+
+// The id in "Member 1ba3bb97f5d7d2 added to cluster cfa1ef7f367e9eca"; 0 if there is none.
+uint64_t AddedId(const CommandResult& add) {
+  std::vector<std::string> words = absl::StrSplit(add.out, ' ', absl::SkipWhitespace());
+  uint64_t id = 0;
+  if (words.size() < 2 || !absl::SimpleHexAtoi(words[1], &id)) return 0;
+  return id;
+}
+
+// `etcdctl member promote` through `node` every 200 ms until it succeeds or 60 s have passed;
+// the last result. Every refusal before must be etcd's "not caught up yet".
+CommandResult PromoteWhenCaughtUp(TestCluster& c, int node, uint64_t id) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  CommandResult promote;
+  while (absl::Now() < deadline) {
+    promote = Etcdctl(c, node, {"member", "promote", absl::StrCat(absl::Hex(id))});
+    if (promote.exit_code == 0) break;
+    EXPECT_TRUE(absl::StrContains(promote.err, "in sync with leader")) << promote.err;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  return promote;
+}
+
 TEST(MembershipTest, ADeadMachineIsReplacedWithEtcdctl) {
   ASSERT_EQ(access(kEtcdctl, X_OK), 0) << kEtcdctl << " is missing: run tools/setup";
   TestCluster cluster(3, "replace");
@@ -100,15 +128,10 @@ TEST(MembershipTest, ADeadMachineIsReplacedWithEtcdctl) {
 
   // Add its replacement as a learner on new ports.
   const int peer_port = cluster.ReservePeerPort();
-  CommandResult add =
-      Etcdctl(cluster, 1, {"member", "add", "replacement", "--learner",
-                           absl::StrCat("--peer-urls=http://127.0.0.1:", peer_port)});
+  CommandResult add = AddLearner(cluster, 1, "replacement", peer_port);
   ASSERT_EQ(add.exit_code, 0) << add.out << add.err << Logs(cluster);
-  // "Member 1ba3bb97f5d7d2 added to cluster cfa1ef7f367e9eca"
-  std::vector<std::string> words = absl::StrSplit(add.out, ' ', absl::SkipWhitespace());
-  ASSERT_GE(words.size(), 2u) << add.out;
-  uint64_t id = 0;
-  ASSERT_TRUE(absl::SimpleHexAtoi(words[1], &id)) << add.out;
+  const uint64_t id = AddedId(add);
+  ASSERT_NE(id, 0u) << add.out;
   EXPECT_TRUE(absl::StrContains(add.out, "ETCD_INITIAL_CLUSTER_STATE=\"existing\"")) << add.out;
   const std::vector<std::string> with_learner =
       Sorted({"1", "2", absl::StrCat(absl::Hex(id), " learner"), "3"});
@@ -119,14 +142,7 @@ TEST(MembershipTest, ADeadMachineIsReplacedWithEtcdctl) {
   ASSERT_TRUE(cluster.Start(fresh).ok());
 
   // Promote once it is caught up: etcd's refusal until then.
-  const absl::Time promote_deadline = absl::Now() + absl::Seconds(60);
-  CommandResult promote;
-  while (absl::Now() < promote_deadline) {
-    promote = Etcdctl(cluster, 0, {"member", "promote", absl::StrCat(absl::Hex(id))});
-    if (promote.exit_code == 0) break;
-    EXPECT_TRUE(absl::StrContains(promote.err, "in sync with leader")) << promote.err;
-    absl::SleepFor(absl::Milliseconds(200));
-  }
+  CommandResult promote = PromoteWhenCaughtUp(cluster, 0, id);
   ASSERT_EQ(promote.exit_code, 0) << promote.err << Logs(cluster);
 
   CommandResult remove = Etcdctl(cluster, fresh, {"member", "remove", "3"});
@@ -231,14 +247,10 @@ TEST(MembershipTest, ASingleNodeGrowsToTwo) {
   ASSERT_TRUE(cluster.client(0).Put("g/before", "1").ok());
 
   const int peer_port = cluster.ReservePeerPort();
-  CommandResult add =
-      Etcdctl(cluster, 0, {"member", "add", "second", "--learner",
-                           absl::StrCat("--peer-urls=http://127.0.0.1:", peer_port)});
+  CommandResult add = AddLearner(cluster, 0, "second", peer_port);
   ASSERT_EQ(add.exit_code, 0) << add.out << add.err << Logs(cluster);
-  std::vector<std::string> words = absl::StrSplit(add.out, ' ', absl::SkipWhitespace());
-  ASSERT_GE(words.size(), 2u) << add.out;
-  uint64_t id = 0;
-  ASSERT_TRUE(absl::SimpleHexAtoi(words[1], &id)) << add.out;
+  const uint64_t id = AddedId(add);
+  ASSERT_NE(id, 0u) << add.out;
 
   // The learner is down for several failure timeouts: the single voter still commits.
   absl::SleepFor(absl::Seconds(2));
@@ -247,13 +259,7 @@ TEST(MembershipTest, ASingleNodeGrowsToTwo) {
 
   const int second = cluster.AddJoiningNode("grow", id, {0});
   ASSERT_TRUE(cluster.Start(second).ok());
-  const absl::Time deadline = absl::Now() + absl::Seconds(60);
-  CommandResult promote;
-  while (absl::Now() < deadline) {
-    promote = Etcdctl(cluster, 0, {"member", "promote", absl::StrCat(absl::Hex(id))});
-    if (promote.exit_code == 0) break;
-    absl::SleepFor(absl::Milliseconds(200));
-  }
+  CommandResult promote = PromoteWhenCaughtUp(cluster, 0, id);
   ASSERT_EQ(promote.exit_code, 0) << promote.err << Logs(cluster);
   const std::vector<std::string> both = Sorted({"1", absl::StrCat(absl::Hex(id))});
   for (int i : {0, second}) EXPECT_EQ(EventuallyMemberIds(cluster, i, both), both) << i;
