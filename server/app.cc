@@ -31,6 +31,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "engine/failover/config.h"
+#include "engine/node/timing.h"
 #include "engine/base/crc32c.h"
 #include "grpcpp/grpcpp.h"
 #include "httplib.h"
@@ -372,35 +374,22 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
   ro.node.snapshot_catchup_entries = config.storage.snapshot_catchup_entries;
   ro.node.max_snapshots = config.storage.max_snapshots;
   ro.node.snapshot_transfer.chunk_bytes = config.storage.snapshot_chunk_kb << 10;
-  // A chunk unacknowledged for two heartbeats is sent again; no progress for 30 s (or twenty
-  // election timeouts, if longer) fails the transfer and Raft starts over.
-  ro.node.snapshot_transfer.resend_ms = 2 * config.cluster.heartbeat_interval_ms;
-  ro.node.snapshot_transfer.timeout_ms =
-      std::max<uint64_t>(30000, 20 * config.cluster.election_timeout_ms);
-  // Raft counts time in ticks. A tick of a tenth of the heartbeat interval gives the timers,
-  // the failure detector and the WAL's interval sync a resolution of 10 ms (at the default
-  // 100 ms heartbeat) instead of a whole heartbeat. Raft draws its election timeout from
-  // [election_ticks, 2 * election_ticks), i.e. [election_timeout_ms, 2 * election_timeout_ms).
-  const uint64_t ticks_per_heartbeat = std::min<uint64_t>(10, config.cluster.heartbeat_interval_ms);
-  const uint64_t tick_ms = config.cluster.heartbeat_interval_ms / ticks_per_heartbeat;
-  ro.node.raft.heartbeat_ticks = static_cast<int>(ticks_per_heartbeat);
-  ro.node.raft.election_ticks = static_cast<int>(std::max<uint64_t>(
-      3 * ticks_per_heartbeat, config.cluster.election_timeout_ms / tick_ms));
-  ro.node.raft.election_jitter_min_ticks =
-      static_cast<int>(config.cluster.election_jitter_min_ms / tick_ms);
-  ro.node.raft.election_jitter_max_ticks = static_cast<int>(std::max<uint64_t>(
-      config.cluster.election_jitter_max_ms / tick_ms,
-      static_cast<uint64_t>(ro.node.raft.election_jitter_min_ticks)));
-  ro.node.failover.election_jitter_min_ms = config.cluster.election_jitter_min_ms;
-  ro.node.failover.election_jitter_max_ms = config.cluster.election_jitter_max_ms;
-  ro.node.failover.heartbeat_interval_ms = config.cluster.heartbeat_interval_ms;
-  ro.node.failover.election_timeout_ms = config.cluster.election_timeout_ms;
-  ro.node.failover.max_consecutive_failures =
-      static_cast<uint32_t>(config.cluster.max_consecutive_failures);
-  ro.node.failover.slow_replication_threshold_entries =
-      config.cluster.slow_replication_threshold_entries;
+  // Raft counts time in ticks (a tenth of a heartbeat); node::ConfigureTiming is the one
+  // mapping from [cluster]'s timing to ticks, shared with the simulator's swarm. A snapshot
+  // transfer without progress fails after 30 s (or twenty election timeouts, if longer).
+  failover::FailoverConfig timing;
+  timing.heartbeat_interval_ms = config.cluster.heartbeat_interval_ms;
+  timing.election_timeout_ms = config.cluster.election_timeout_ms;
+  timing.election_jitter_min_ms = config.cluster.election_jitter_min_ms;
+  timing.election_jitter_max_ms = config.cluster.election_jitter_max_ms;
+  timing.max_consecutive_failures = static_cast<uint32_t>(config.cluster.max_consecutive_failures);
+  timing.slow_replication_threshold_entries = config.cluster.slow_replication_threshold_entries;
+  absl::StatusOr<node::DriverTiming> driver_timing =
+      node::ConfigureTiming(timing, /*snapshot_timeout_floor_ms=*/30000, &ro.node);
+  if (!driver_timing.ok()) return fail(driver_timing.status());
   ro.node.alerts.dedup_window_ms = config.alerts.dedup_window_ms;
-  ro.tick_ms = tick_ms;
+  ro.tick_ms = driver_timing->tick_ms;
+  ro.requests = driver_timing->requests;
   ro.request_timeout_ms = config.server.request_timeout_ms;
   {
     JoinOptions join;

@@ -36,9 +36,6 @@ class RuntimeStorage {
 
 namespace {
 
-// How long a request that met no leader (an election) waits before it is tried again.
-constexpr uint64_t kRetryDelayMs = 50;
-
 absl::Status MakeDir(const std::string& path) {
   if (mkdir(path.c_str(), 0750) == 0 || errno == EEXIST) {
     struct stat st;
@@ -54,8 +51,6 @@ absl::Status MakeDir(const std::string& path) {
   return absl::PermissionDeniedError(
       absl::StrCat("cannot create directory ", path, ": ", std::strerror(errno)));
 }
-
-absl::Status Timeout() { return absl::UnavailableError("etcdserver: request timed out"); }
 
 // A restart starts from the WAL's newest snapshot when the state store is behind it (a crash
 // between keeping a received snapshot and installing it), then replays the WAL after it.
@@ -82,6 +77,7 @@ Runtime::Runtime(RuntimeOptions options)
 
 absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(RuntimeOptions options) {
   if (options.tick_ms == 0) return absl::InvalidArgumentError("tick_ms must be > 0");
+  if (absl::Status s = options.requests.Validate(); !s.ok()) return s;
   if (absl::Status s = MakeDir(options.data_dir); !s.ok()) return s;
   const std::string wal_dir = options.data_dir + "/wal";
   const std::string kv_dir = options.data_dir + "/kv";
@@ -134,6 +130,7 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(RuntimeOptions options) {
   std::unique_ptr<Runtime> rt(new Runtime(std::move(options)));
   rt->storage_ = std::move(storage);
   rt->node_ = *std::move(node);
+  rt->requests_.emplace(rt->options_.requests);
   rt->SyncPeers();
   LogInfo("recovered", {F("node_id", rt->options_.node_id),
                         F("raft", rt->node_->raft().Describe()), F("applied", applied),
@@ -383,7 +380,9 @@ void Runtime::LoopMain() {
     {
       std::unique_lock<std::mutex> lock(mu_);
       uint64_t wake_ms = next_tick_ms_;
-      if (!retries_.empty()) wake_ms = std::min(wake_ms, retries_.begin()->first);
+      if (std::optional<uint64_t> retry = requests_->NextRetryMs()) {
+        wake_ms = std::min(wake_ms, *retry);
+      }
       const auto wake = epoch_ + std::chrono::milliseconds(wake_ms);
       cv_.wait_until(lock, wake, [&] { return stopping_ || !inbox_.empty(); });
       if (stopping_) break;
@@ -392,6 +391,7 @@ void Runtime::LoopMain() {
     uint64_t now = NowMs();
     for (Event& e : events) Handle(e, now);
     events.clear();
+    bool advance = false;
     if (now >= next_tick_ms_) {
       // A stopped node (storage failure) must not keep leading with heartbeats.
       if (!fatal_) node_->Tick(now);
@@ -399,9 +399,15 @@ void Runtime::LoopMain() {
       // After a stall (a paused process, an overloaded machine) do not replay missed ticks in
       // a burst: that would fire election timeouts the peers never saw coming.
       if (next_tick_ms_ <= now) next_tick_ms_ = now + options_.tick_ms;
-      ExpireRequests(now);
+      advance = true;
     }
-    RunRetries(now);
+    if (std::optional<uint64_t> retry = requests_->NextRetryMs(); retry && *retry <= now) {
+      advance = true;
+    }
+    if (advance && !fatal_) {
+      requests_->Advance(*node_, now);
+      AnswerFinished();
+    }
     ProcessEffects(now);
     SyncPeers();
     PublishStatus();
@@ -417,15 +423,7 @@ void Runtime::LoopMain() {
   }
   // Shutting down: nothing pending will complete any more.
   const absl::Status stopped = absl::UnavailableError("server is shutting down");
-  for (auto& [id, p] : pending_) Finish(p, stopped, raft::kNone);
-  pending_.clear();
-  for (auto& [due, req] : retries_) {
-    Pending p{std::move(req), 0};
-    Finish(p, stopped, raft::kNone);
-  }
-  retries_.clear();
-  for (TransferEvent& t : transfers_) t.done(stopped);
-  transfers_.clear();
+  FailAll(stopped);
   for (auto& [target, w] : snapshot_waiters_) w(stopped);
   snapshot_waiters_.clear();
   std::vector<Event> left;
@@ -528,98 +526,71 @@ void Runtime::HandleSnapshotEvent(Event& event) {
   }
 }
 
-void Runtime::Submit(std::variant<ProposeEvent, ReadEvent> request, uint64_t now_ms) {
-  Pending pending{std::move(request), 0, now_ms};
-  pending.deadline_ms = std::visit([](auto& r) { return r.deadline_ms; }, pending.request);
+void Runtime::Submit(Waiting request, uint64_t now_ms) {
+  const uint64_t deadline_ms = std::visit([](auto& r) { return r.deadline_ms; }, request);
   if (fatal_) {
-    Finish(pending, absl::UnavailableError("node stopped after a storage failure"), raft::kNone);
+    Answer(request, absl::UnavailableError("node stopped after a storage failure"), raft::kNone);
     return;
   }
-  if (pending.deadline_ms <= now_ms) {
-    Finish(pending, Timeout(), raft::kNone);
-    return;
-  }
-  if (auto* re = std::get_if<ReadEvent>(&pending.request); re != nullptr && re->serializable) {
+  if (auto* re = std::get_if<ReadEvent>(&request); re != nullptr && re->serializable) {
+    if (deadline_ms <= now_ms) {
+      Answer(request, absl::UnavailableError("etcdserver: request timed out"), raft::kNone);
+      return;
+    }
     PostApply(ReadWork{std::move(re->request), std::move(re->done)});
     return;
   }
-  const node::RequestId id = next_request_++;
-  auto* pe = std::get_if<ProposeEvent>(&pending.request);
-  if (pe != nullptr && pe->conf_change) {
-    raft::ConfChange change = *pe->conf_change;
-    pending_.emplace(id, std::move(pending));
-    node_->ProposeConfChange(id, change);
+  const node::Token token = next_token_++;
+  node::ClientRequest r;
+  r.deadline_ms = deadline_ms;
+  if (auto* pe = std::get_if<ProposeEvent>(&request); pe != nullptr && pe->conf_change) {
+    r.kind = node::ClientRequest::Kind::kConfChange;
+    r.change = *pe->conf_change;
   } else if (pe != nullptr) {
-    pe->command.request_id = id;
-    std::string data = kv::EncodeCommand(pe->command);
-    pending_.emplace(id, std::move(pending));
-    node_->Propose(id, std::move(data));
+    r.kind = node::ClientRequest::Kind::kPropose;
+    pe->command.request_id = token;
+    r.data = kv::EncodeCommand(pe->command);
   } else {
-    pending_.emplace(id, std::move(pending));
-    node_->Read(id);
+    r.kind = node::ClientRequest::Kind::kRead;
   }
+  AM_CHECK(waiting_.emplace(token, std::move(request)).second, "token ", token, " reused");
+  requests_->Submit(*node_, token, std::move(r), now_ms);
+  AnswerFinished();
 }
 
-void Runtime::Finish(Pending& pending, const absl::Status& status, raft::NodeId leader) {
-  if (auto* pe = std::get_if<ProposeEvent>(&pending.request)) {
+void Runtime::Answer(Waiting& request, const absl::Status& status, raft::NodeId leader) {
+  if (auto* pe = std::get_if<ProposeEvent>(&request)) {
     if (pe->done) pe->done(status, leader);
     if (pe->conf_done) pe->conf_done(status, leader);
     pe->done = nullptr;
     pe->conf_done = nullptr;
-  } else if (auto* re = std::get_if<ReadEvent>(&pending.request)) {
+  } else if (auto* re = std::get_if<ReadEvent>(&request)) {
     if (re->done) re->done(status, leader);
     re->done = nullptr;
   }
 }
 
-void Runtime::FailAll(const absl::Status& status) {
-  for (auto& [id, p] : pending_) Finish(p, status, raft::kNone);
-  pending_.clear();
-  for (auto& [due, req] : retries_) {
-    Pending p{std::move(req), 0};
-    Finish(p, status, raft::kNone);
+void Runtime::AnswerFinished() {
+  for (node::Finished& f : requests_->TakeFinished()) {
+    auto it = waiting_.find(f.token);
+    AM_CHECK(it != waiting_.end(), "a finished request nobody waits for: ", f.token);
+    Answer(it->second, f.status, f.leader);
+    waiting_.erase(it);
   }
-  retries_.clear();
+}
+
+void Runtime::FailAll(const absl::Status& status) {
+  requests_->FailAll(status);
+  AnswerFinished();
+  AM_CHECK(waiting_.empty());
   for (TransferEvent& t : transfers_) t.done(status);
   transfers_.clear();
 }
 
-void Runtime::ExpireRequests(uint64_t now_ms) {
-  // Raft drops a ReadIndex round silently in some cases (a lost heartbeat round, a full read
-  // queue, a step-down within the term: docs/architecture.md "Known limitations" 2). A read
-  // still unconfirmed after an election timeout is asked again under a new id; reads have no
-  // effect, so asking twice is safe.
-  const uint64_t read_retry_ms =
-      options_.tick_ms * static_cast<uint64_t>(std::max(1, options_.node.raft.election_ticks));
-  std::vector<ReadEvent> reask;
-  for (auto it = pending_.begin(); it != pending_.end();) {
-    if (it->second.deadline_ms <= now_ms) {
-      // The outcome is unknown (the entry may still commit): etcd's ErrTimeout.
-      Finish(it->second, Timeout(), raft::kNone);
-      node_->Abandon(it->first);
-      it = pending_.erase(it);
-    } else if (auto* re = std::get_if<ReadEvent>(&it->second.request);
-               re != nullptr && now_ms - it->second.submitted_ms >= read_retry_ms) {
-      node_->Abandon(it->first);
-      reask.push_back(std::move(*re));
-      it = pending_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  for (ReadEvent& re : reask) Submit(std::move(re), now_ms);
-}
-
-void Runtime::RunRetries(uint64_t now_ms) {
-  while (!retries_.empty() && retries_.begin()->first <= now_ms) {
-    std::variant<ProposeEvent, ReadEvent> req = std::move(retries_.begin()->second);
-    retries_.erase(retries_.begin());
-    Submit(std::move(req), now_ms);
-  }
-}
-
 void Runtime::ProcessEffects(uint64_t now_ms) {
   while (true) {
+    // Every callback belongs to a request the lifecycle tracks, and the other way round.
+    AM_CHECK_EQ(waiting_.size(), requests_->size());
     node::Effects e = node_->TakeEffects();
     if (e.Empty()) break;
 
@@ -635,33 +606,8 @@ void Runtime::ProcessEffects(uint64_t now_ms) {
       }
     }
 
-    for (const node::Reply& r : e.replies) {
-      auto it = pending_.find(r.request);
-      if (it == pending_.end()) continue;
-      Pending p = std::move(it->second);
-      pending_.erase(it);
-      const absl::StatusCode code = r.status.code();
-      // No leader yet (an election is running) or the leader changed under the request and
-      // another entry committed in its place: it certainly did not take effect, so try again
-      // until its deadline. kAborted (node.h: the outcome is unknown) is never retried: the
-      // client gets etcd's "leader changed" and decides.
-      if (code == absl::StatusCode::kAborted) {
-        Finish(p, absl::UnavailableError("etcdserver: leader changed"), r.leader);
-        continue;
-      }
-      const bool retry = code == absl::StatusCode::kUnavailable ||
-                         (code == absl::StatusCode::kFailedPrecondition && r.leader == raft::kNone);
-      if (retry && !fatal_ && now_ms + kRetryDelayMs < p.deadline_ms) {
-        retries_.emplace(now_ms + kRetryDelayMs, std::move(p.request));
-      } else if (retry && !fatal_) {
-        // Out of time while waiting for a leader: etcd's ErrGRPCNoLeader / ErrTimeout.
-        Finish(p, r.leader == raft::kNone ? absl::UnavailableError("etcdserver: no leader")
-                                          : Timeout(),
-               r.leader);
-      } else {
-        Finish(p, r.status, r.leader);
-      }
-    }
+    requests_->Route(e, now_ms);  // replies become answers or retries; ids become tokens
+    AnswerFinished();
 
     if (!e.apply.empty()) {
       ApplyWork work;
@@ -669,27 +615,27 @@ void Runtime::ProcessEffects(uint64_t now_ms) {
       work.conf_done.resize(e.apply.size());
       for (size_t i = 0; i < e.apply.size(); ++i) {
         if (!e.apply[i].request) continue;
-        auto it = pending_.find(*e.apply[i].request);
-        if (it == pending_.end()) continue;  // timed out meanwhile: applied without a reply
-        if (auto* pe = std::get_if<ProposeEvent>(&it->second.request)) {
+        auto it = waiting_.find(*e.apply[i].request);
+        AM_CHECK(it != waiting_.end(), "an applied request nobody waits for");
+        if (auto* pe = std::get_if<ProposeEvent>(&it->second)) {
           work.done[i] = std::move(pe->done);
           work.conf_done[i] = std::move(pe->conf_done);
         }
-        pending_.erase(it);
+        waiting_.erase(it);
       }
       work.items = std::move(e.apply);
       PostApply(std::move(work));
     }
     PostSnapshotWork(e);  // after the entries it may cover
 
-    for (node::RequestId id : e.reads) {
-      auto it = pending_.find(id);
-      if (it == pending_.end()) continue;
-      if (auto* re = std::get_if<ReadEvent>(&it->second.request)) {
+    for (node::Token token : e.reads) {
+      auto it = waiting_.find(token);
+      AM_CHECK(it != waiting_.end(), "a read nobody waits for");
+      if (auto* re = std::get_if<ReadEvent>(&it->second)) {
         // Queued behind every apply handed out so far, which covers the read index.
         PostApply(ReadWork{std::move(re->request), std::move(re->done)});
       }
-      pending_.erase(it);
+      waiting_.erase(it);
     }
 
     if (e.disk) {
@@ -761,7 +707,7 @@ void Runtime::PublishStatus() {
   status_.voters_outgoing = r.configuration().outgoing;
   status_.learners = r.configuration().learners;
   status_.member_info = r.configuration().member_info;
-  status_.pending_requests = pending_.size() + retries_.size();
+  status_.pending_requests = requests_->size();
   status_.wal_size_bytes = node_->wal().stats().size_bytes;
   status_.compaction_count = node_->wal().stats().compaction_count;
   status_.snapshot_index = r.snapshot().index;

@@ -42,6 +42,7 @@
 #include "engine/alerts/event.h"
 #include "engine/kv/state_machine.h"
 #include "engine/node/node.h"
+#include "engine/node/requests.h"
 #include "engine/raft/configuration.h"
 #include "engine/raft/types.h"
 #include "server/runtime/peer_sender.h"
@@ -68,6 +69,9 @@ struct RuntimeOptions {
   std::string data_dir;            // absolute; holds wal/ and kv/
   node::NodeConfig node;           // raft ids and voters are filled in by Open
   uint64_t tick_ms = 100;          // one Raft tick
+  // The client request lifecycle (engine/node/requests.h); node::ConfigureTiming fills it with
+  // tick_ms. max_requests bounds the requests tracked at once (max_inflight_requests).
+  node::ClientRequestsConfig requests;
   uint64_t request_timeout_ms = 5000;
   uint64_t cluster_id = 0;
   std::string client_address;      // advertised to peers
@@ -271,12 +275,8 @@ class Runtime {
                              TransferEvent, alerts::Event, SnapshotTakenEvent, SnapshotReadEvent,
                              SnapshotWrittenEvent, SnapshotReceivedEvent, SnapshotNowEvent>;
 
-  // A client request the loop is tracking, by its node::RequestId.
-  struct Pending {
-    std::variant<ProposeEvent, ReadEvent> request;
-    uint64_t deadline_ms = 0;
-    uint64_t submitted_ms = 0;  // when it was handed to the node (reads are re-asked later)
-  };
+  // A client request the loop is tracking (its callback), by its node::Token.
+  using Waiting = std::variant<ProposeEvent, ReadEvent>;
 
   // Work for the apply thread.
   struct ApplyWork {
@@ -310,12 +310,12 @@ class Runtime {
   static void Refuse(Event& event, const absl::Status& status);
   void LoopMain();
   void Handle(Event& event, uint64_t now_ms);
-  void Submit(std::variant<ProposeEvent, ReadEvent> request, uint64_t now_ms);
+  void Submit(Waiting request, uint64_t now_ms);
   void ProcessEffects(uint64_t now_ms);
-  void Finish(Pending& pending, const absl::Status& status, raft::NodeId leader);
-  void ExpireRequests(uint64_t now_ms);
+  static void Answer(Waiting& request, const absl::Status& status, raft::NodeId leader);
+  // Answers the requests the lifecycle finished (node::ClientRequests::TakeFinished).
+  void AnswerFinished();
   void FailAll(const absl::Status& status);  // every pending request, retry and transfer
-  void RunRetries(uint64_t now_ms);
   void PublishStatus();
   // Loop thread: senders for the members of the configuration in effect (docs/membership.md).
   void SyncPeers();
@@ -352,9 +352,9 @@ class Runtime {
   bool stopping_ = false;
 
   // Loop-thread state.
-  node::RequestId next_request_ = 1;
-  std::map<node::RequestId, Pending> pending_;  // ids grow with time: ordered by deadline too
-  std::multimap<uint64_t, std::variant<ProposeEvent, ReadEvent>> retries_;  // by due time
+  std::optional<node::ClientRequests> requests_;  // the request lifecycle (engine/node)
+  node::Token next_token_ = 1;
+  std::map<node::Token, Waiting> waiting_;  // callbacks of the requests in requests_
   std::vector<TransferEvent> transfers_;  // leadership transfers waiting for their outcome
   // amaters-ctl snapshot create calls waiting for the next snapshot to be durable.
   std::vector<std::pair<raft::Index, std::function<void(absl::StatusOr<uint64_t>)>>>
