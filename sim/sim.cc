@@ -11,6 +11,8 @@
 #include "engine/base/crc32c.h"
 #include "engine/health/health.h"
 #include "engine/kv/command.h"
+#include "engine/node/requests.h"
+#include "engine/node/timing.h"
 #include "engine/wal/disk.h"
 #include "engine/wal/format.h"
 
@@ -60,7 +62,7 @@ std::vector<std::string> PlantedBugNames() {
   return {"vote_twice",          "commit_old_terms",       "read_without_quorum", "skip_fsync",
           "apply_before_commit", "install_stale_snapshot", "compact_past_snapshot",
           "install_unverified_chunk", "overlapping_conf_changes", "learner_in_quorum",
-          "removed_node_votes"};
+          "removed_node_votes", "retry_aborted"};
 }
 
 std::string SimConfig::Describe() const {
@@ -69,15 +71,69 @@ std::string SimConfig::Describe() const {
       "latency=%d-%dus drop=%.3f dup=%.3f "
       "fsync=%dus faults_every=%dms partitions=%d crashes=%d pauses=%d clogs=%d slow_disks=%d "
       "disk_full=%d corruption=%d snapshot=%d/%d/%d chunk=%d chunk_corruption=%.3f segment=%d "
-      "clients=%d keys=%d safety=%dms%s%s",
+      "clients=%d keys=%d safety=%dms timing=%s%s%s",
       nodes, wal::SyncModeName(sync_mode), pre_vote, check_quorum, lease_reads, max_msg_bytes,
       max_inflight_msgs, latency_min_us,
       latency_max_us, drop, duplicate, fsync_us, fault_interval_ms, partitions, crashes, pauses,
       clogs, slow_disks, disk_full, corruption, snapshot_threshold, snapshot_catchup,
       max_snapshots, snapshot_chunk_bytes, chunk_corruption, wal_segment_bytes, clients, keys,
       safety_ms,
+      production_timing
+          ? absl::StrCat(heartbeat_interval_ms, "/", election_timeout_ms, "+",
+                         election_jitter_min_ms, "-", election_jitter_max_ms, "ms")
+          : absl::StrCat(tick_ms, "ms*", heartbeat_ticks, "/", election_ticks),
       reconfig ? absl::StrCat(" reconfig initial_voters=", initial_voters) : "",
       bug.empty() ? "" : absl::StrCat(" bug=", bug));
+}
+
+namespace {
+
+failover::FailoverConfig OperatorTiming(const SimConfig& c) {
+  failover::FailoverConfig f;
+  f.heartbeat_interval_ms = c.heartbeat_interval_ms;
+  f.election_timeout_ms = c.election_timeout_ms;
+  f.election_jitter_min_ms = c.election_jitter_min_ms;
+  f.election_jitter_max_ms = c.election_jitter_max_ms;
+  f.slow_replication_threshold_entries = c.slow_replication_entries;
+  return f;
+}
+
+// The node's timing and the driver's: the server's mapping (node::ConfigureTiming) for
+// production timing, else the raw tick counts of the config (scenarios that need exact ticks).
+node::DriverTiming ConfigureSimTiming(const SimConfig& c, node::NodeConfig* nc) {
+  if (c.production_timing) {
+    // Snapshot transfers fail after twenty election timeouts, without the server's 30 s floor
+    // (runs are short).
+    absl::StatusOr<node::DriverTiming> t = node::ConfigureTiming(OperatorTiming(c), 0, nc);
+    AM_CHECK(t.ok(), t.status().ToString());
+    AM_CHECK_EQ(t->tick_ms, c.tick_ms, "SetProductionTiming was not applied");
+    return *t;
+  }
+  nc->raft.election_ticks = c.election_ticks;
+  nc->raft.heartbeat_ticks = c.heartbeat_ticks;
+  // The failure detector counts heartbeat rounds of the engine's real heartbeat period.
+  nc->failover.heartbeat_interval_ms = static_cast<uint64_t>(c.heartbeat_ticks) * c.tick_ms;
+  nc->failover.election_timeout_ms = static_cast<uint64_t>(c.election_ticks) * c.tick_ms;
+  nc->failover.slow_replication_threshold_entries = c.slow_replication_entries;
+  nc->snapshot_transfer.timeout_ms = 20 * c.election_ticks * c.tick_ms;
+  nc->snapshot_transfer.resend_ms = 2 * c.heartbeat_ticks * c.tick_ms;
+  node::DriverTiming t;
+  t.tick_ms = c.tick_ms;
+  t.requests.read_reask_ms = static_cast<uint64_t>(c.election_ticks) * c.tick_ms;
+  t.requests.max_requests = nc->max_pending_requests;
+  return t;
+}
+
+}  // namespace
+
+void SetProductionTiming(SimConfig* c) {
+  c->production_timing = true;
+  node::NodeConfig scratch;
+  absl::StatusOr<node::DriverTiming> t = node::ConfigureTiming(OperatorTiming(*c), 0, &scratch);
+  AM_CHECK(t.ok(), t.status().ToString());
+  c->tick_ms = t->tick_ms;
+  c->heartbeat_ticks = scratch.raft.heartbeat_ticks;
+  c->election_ticks = scratch.raft.election_ticks;
 }
 
 SimConfig DrawConfig(uint64_t seed) {
@@ -143,6 +199,25 @@ SimConfig DrawConfig(uint64_t seed) {
     c.initial_voters = c.nodes;
     c.nodes += static_cast<int>(Between(r, 1, 2));
   }
+  // Production timing (the server's mapping, node::ConfigureTiming) in three seeds of four,
+  // the server's defaults among them; the others keep a coarse 50 ms tick and etcd's [E, 2E)
+  // election draw. Drawn last, like membership.
+  if (r.Uniform(4) != 0) {
+    struct Timing {
+      uint64_t heartbeat, election, jitter_min, jitter_max;
+    };
+    const Timing timings[] = {{100, 300, 150, 300},   // the server's defaults
+                              {100, 300, 150, 300},
+                              {50, 200, 25, 100},     // fast, little jitter
+                              {100, 500, 1, 400},     // wide jitter
+                              {200, 1000, 150, 300}};  // a WAN-like setting
+    const Timing& t = timings[r.Uniform(5)];
+    c.heartbeat_interval_ms = t.heartbeat;
+    c.election_timeout_ms = t.election;
+    c.election_jitter_min_ms = t.jitter_min;
+    c.election_jitter_max_ms = t.jitter_max;
+    SetProductionTiming(&c);
+  }
   return c;
 }
 
@@ -161,6 +236,8 @@ struct Simulation::SimNode {
   wal::SimDisk disk;
   std::unique_ptr<kv::MemoryStateMachine> sm;
   std::unique_ptr<node::Node> node;
+  // The client request lifecycle of this incarnation (engine/node/requests.h), as the server.
+  std::optional<node::ClientRequests> requests;
   std::optional<wal::DiskBatch> in_flight;  // batch handed to the disk, not yet done
   std::vector<raft::Message> held;          // delivered while paused
   bool disk_done_while_paused = false;
@@ -355,8 +432,7 @@ void Simulation::Start(SimNode& n) {
   // Every node starts from the bootstrap configuration; one outside it learns its membership
   // from the leader's log (or snapshot) once added.
   c.raft.voters = conf_history_.front().second.voters;
-  c.raft.election_ticks = config_.election_ticks;
-  c.raft.heartbeat_ticks = config_.heartbeat_ticks;
+  const node::DriverTiming timing = ConfigureSimTiming(config_, &c);
   c.raft.pre_vote = config_.pre_vote;
   c.raft.check_quorum = config_.check_quorum;
   c.raft.max_msg_bytes = config_.max_msg_bytes;
@@ -366,16 +442,10 @@ void Simulation::Start(SimNode& n) {
   c.raft.rng_seed = Derive(config_.seed, 0x7261667400ull + n.id * 1000 + n.incarnation);
   c.wal.segment_size_bytes = config_.wal_segment_bytes;
   c.wal.sync_mode = config_.bug == "skip_fsync" ? wal::SyncMode::kNone : config_.sync_mode;
-  // The failure detector counts heartbeat rounds of the engine's real heartbeat period.
-  c.failover.heartbeat_interval_ms = static_cast<uint64_t>(config_.heartbeat_ticks) * config_.tick_ms;
-  c.failover.election_timeout_ms = static_cast<uint64_t>(config_.election_ticks) * config_.tick_ms;
-  c.failover.slow_replication_threshold_entries = config_.slow_replication_entries;
   c.snapshot_threshold_entries = config_.snapshot_threshold;
   c.snapshot_catchup_entries = config_.snapshot_catchup;
   c.max_snapshots = config_.max_snapshots;
   c.snapshot_transfer.chunk_bytes = config_.snapshot_chunk_bytes;
-  c.snapshot_transfer.timeout_ms = 20 * config_.election_ticks * config_.tick_ms;
-  c.snapshot_transfer.resend_ms = 2 * config_.heartbeat_ticks * config_.tick_ms;
   absl::StatusOr<std::unique_ptr<node::Node>> node =
       node::Node::Create(c, *rec, n.sm->applied_index());
   if (!node.ok()) {
@@ -383,6 +453,9 @@ void Simulation::Start(SimNode& n) {
     return;
   }
   n.node = *std::move(node);
+  node::ClientRequestsConfig rc = timing.requests;
+  rc.planted_retry_aborted = config_.bug == "retry_aborted";
+  n.requests.emplace(rc);
   raft::Raft::PlantedBugs bugs;
   bugs.vote_twice = config_.bug == "vote_twice";
   bugs.commit_old_terms = config_.bug == "commit_old_terms";
@@ -430,6 +503,7 @@ void Simulation::TickEvent(uint64_t key) {
   if (n == nullptr) return;  // crashed (and maybe restarted, with a tick of its own) since
   if (!n->paused) {
     n->node->Tick(now_ / kMs);
+    n->requests->Advance(*n->node, now_ / kMs);
     Process(*n);
     if (n->up && !failed()) CheckHealth(*n);
   }
@@ -457,28 +531,33 @@ void Simulation::CheckHealth(const SimNode& n) {
   AM_CHECK(report.alive, "n", n.id, " is not alive by its cluster state alone");
 }
 
+void Simulation::Finished(SimNode& n) {
+  for (const node::Finished& f : n.requests->TakeFinished()) {
+    if (f.token >= kConfRequestBase) conf_refusals_[f.token] = f.status;
+    auto it = request_op_.find(f.token);
+    if (it == request_op_.end()) continue;  // the client gave up on it already
+    const uint64_t op = it->second;
+    request_op_.erase(it);
+    // A request that finished without a result did not take effect (it was refused, or
+    // another leader's entry committed at its index, thesis §6.3) unless the lifecycle says
+    // its outcome is unknown (aborted, or timed out in the node: node/requests.h).
+    if (ops_[op].op.client != 0) {
+      clients_[ops_[op].op.client - 1].target =
+          f.leader != raft::kNone
+              ? f.leader
+              : static_cast<NodeId>(1 + work_rng_.Uniform(static_cast<uint64_t>(config_.nodes)));
+    }
+    FailOp(op, /*definite=*/!f.outcome_unknown);
+  }
+}
+
 void Simulation::Process(SimNode& n) {
+  if (n.up && !failed()) Finished(n);
   while (n.up && !failed() && n.node->HasEffects()) {
     node::Effects e = n.node->TakeEffects();
     for (raft::Message& m : e.messages) Send(std::move(m));
-    for (const node::Reply& r : e.replies) {
-      if (r.request >= kConfRequestBase) conf_refusals_[r.request] = r.status;
-      auto it = request_op_.find(r.request);
-      if (it == request_op_.end()) continue;
-      const uint64_t op = it->second;
-      request_op_.erase(it);
-      // A reply without a result means the request did not take effect (it was refused, or
-      // another leader's entry committed at its index, thesis §6.3) — except kAborted: its
-      // entry left this node's log before anything committed there, and it may still commit
-      // through another replica (node.h), so its outcome is unknown.
-      if (ops_[op].op.client != 0) {
-        clients_[ops_[op].op.client - 1].target =
-            r.leader != raft::kNone
-                ? r.leader
-                : static_cast<NodeId>(1 + work_rng_.Uniform(static_cast<uint64_t>(config_.nodes)));
-      }
-      FailOp(op, /*definite=*/r.status.code() != absl::StatusCode::kAborted);
-    }
+    n.requests->Route(e, now_ / kMs);
+    Finished(n);
     for (const alerts::Firing& f : e.alerts) {
       Trace(absl::StrCat("n", n.id, " alert ", f.dedup_key, " ", alerts::SeverityName(f.severity)));
       n.alerts.push_back({f.dedup_key, now_ / kMs});
@@ -1172,7 +1251,11 @@ absl::Status Simulation::ProposeConfChange(const raft::ConfChange& change) {
   if (!n.up || n.paused) return absl::UnavailableError(absl::StrCat("leader n", n.id, " paused"));
   const uint64_t request = next_conf_request_++;
   conf_refusals_.clear();
-  n.node->ProposeConfChange(request, change);
+  node::ClientRequest r;
+  r.kind = node::ClientRequest::Kind::kConfChange;
+  r.change = change;
+  r.deadline_ms = (now_ + config_.client_timeout_ms * kMs) / kMs;
+  n.requests->Submit(*n.node, request, std::move(r), now_ / kMs);
   Trace(absl::StrCat("n", n.id, " asked: ", raft::DescribeConfChange(change)));
   Process(n);
   auto it = conf_refusals_.find(request);
@@ -1430,14 +1513,18 @@ void Simulation::ClientStep(int c) {
   }
   request_op_[op.request] = index;
   Mix(op.request);
+  const uint64_t deadline = now_ + config_.client_timeout_ms * kMs;
+  node::ClientRequest r;
+  r.deadline_ms = deadline / kMs;
   if (read) {
-    n.node->Read(op.request);
+    r.kind = node::ClientRequest::Kind::kRead;
   } else {
     cmd.request_id = op.request;
-    n.node->Propose(op.request, kv::EncodeCommand(cmd));
+    r.kind = node::ClientRequest::Kind::kPropose;
+    r.data = kv::EncodeCommand(cmd);
   }
+  n.requests->Submit(*n.node, op.request, std::move(r), now_ / kMs);
   Process(n);
-  const uint64_t deadline = now_ + config_.client_timeout_ms * kMs;
   At(deadline, EventKind::kOpDeadline, index);
 }
 
@@ -1524,7 +1611,10 @@ void Simulation::FinalReads() {
     ops_.push_back(op);
     ++pending_ops_;
     ++final_reads_pending_;
-    n.node->Read(op.request);
+    node::ClientRequest r;
+    r.kind = node::ClientRequest::Kind::kRead;
+    r.deadline_ms = (now_ + 5 * kSec) / kMs;
+    n.requests->Submit(*n.node, op.request, std::move(r), now_ / kMs);
     Process(n);
   }
 }

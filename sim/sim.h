@@ -49,6 +49,14 @@ struct SimConfig {
   uint64_t drift_ppm = 10000;
   int heartbeat_ticks = 2;   // 100 ms
   int election_ticks = 6;    // 300-600 ms
+  // Production timing instead of the tick counts above: the operator's [cluster] keys, mapped
+  // onto ticks by node::ConfigureTiming exactly as the server maps them (tick_ms and the tick
+  // counts above are then what that mapping chose).
+  bool production_timing = false;
+  uint64_t heartbeat_interval_ms = 100;
+  uint64_t election_timeout_ms = 300;
+  uint64_t election_jitter_min_ms = 150;
+  uint64_t election_jitter_max_ms = 300;
   bool pre_vote = true;
   bool check_quorum = true;
   bool lease_reads = false;
@@ -103,6 +111,9 @@ struct SimConfig {
 
 // Swarm testing: a configuration drawn from the seed.
 SimConfig DrawConfig(uint64_t seed);
+// Sets production_timing and derives tick_ms and the tick counts from the [cluster]-style
+// timing fields, as the server does (node::ConfigureTiming).
+void SetProductionTiming(SimConfig* c);
 
 struct RunStats {
   uint64_t events = 0;
@@ -245,6 +256,8 @@ class Simulation {
   // Nodes.
   void Start(SimNode& n);
   void Process(SimNode& n);
+  // Client requests the node's lifecycle finished without a result.
+  void Finished(SimNode& n);
   void ApplyEntries(SimNode& n, std::vector<node::ApplyItem>& items);
   void ApplyRun(SimNode& n, std::vector<node::ApplyItem>& items, size_t from, size_t to);
   void InstallSnapshot(SimNode& n, const raft::SnapshotMeta& meta);

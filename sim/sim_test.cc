@@ -74,7 +74,6 @@ TEST(Sim, EveryPlantedBugIsCaught) {
     for (uint64_t seed = 1; seed <= max_seeds && caught_at == 0; ++seed) {
       SimConfig c = DrawConfig(seed);
       c.bug = bug;
-      c.liveness_ms = 10000;
       RunResult r = RunSeed(c, false);
       if (r.ok) continue;
       SimConfig clean = c;
