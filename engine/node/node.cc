@@ -490,7 +490,15 @@ void Node::Collect() {
       std::optional<RequestId> id = ParseReadContext(rs.context);
       if (!id) continue;
       auto it = reads_.find(*id);
-      if (it != reads_.end() && !it->second.index) it->second.index = rs.index;
+      if (it == reads_.end() || it->second.index) continue;
+      if (!rs.refused.ok()) {
+        // The leader said no (its read queue is full, or it is not the leader): the client
+        // hears why now instead of at its deadline.
+        effects_.replies.push_back({*id, rs.refused, raft_->leader()});
+        reads_.erase(it);
+        continue;
+      }
+      it->second.index = rs.index;
     }
   }
   if (raft_->term() != last_term_) {

@@ -533,10 +533,17 @@ void Raft::StepFollower(const Message& m) {
       StartElection(/*pre_vote=*/false, /*transfer=*/true);
       break;
     case MessageType::kReadIndexResp:
-      if (!m.reject) read_states_.push_back({m.index, m.context});
+      if (!m.reject) {
+        read_states_.push_back({m.index, m.context, absl::OkStatus()});
+      } else {
+        read_states_.push_back({0, m.context, m.reject_hint == kReadRefusedFull
+                                                  ? ReadQueueFull()
+                                                  : NotLeaderForRead()});
+      }
       break;
     case MessageType::kReadIndex:
-      // Only a leader serves ReadIndex; the requester will time out and retry.
+      // Only a leader serves ReadIndex: say so, and the requester retries at once.
+      RefuseRead(m.from, m.context, kReadRefusedNotLeader);
       break;
     default:
       break;
@@ -1019,9 +1026,26 @@ absl::Status Raft::ReadIndex(std::string context) {
   return absl::OkStatus();
 }
 
+void Raft::RefuseRead(NodeId from, std::string context, Index why) {
+  AM_CHECK(why == kReadRefusedFull || why == kReadRefusedNotLeader);
+  if (from == id_) {
+    read_states_.push_back({0, std::move(context),
+                            why == kReadRefusedFull ? ReadQueueFull() : NotLeaderForRead()});
+    return;
+  }
+  Message m;
+  m.type = MessageType::kReadIndexResp;
+  m.to = from;
+  m.reject = true;
+  m.reject_hint = why;
+  m.context = std::move(context);
+  Send(std::move(m));
+}
+
 void Raft::HandleReadIndexRequest(NodeId from, std::string context) {
   if (pending_reads_.size() + reads_awaiting_commit_.size() >= max_pending_reads_) {
-    // Bounded queue: the request is dropped and the client's timeout retries it.
+    // Bounded queue: the read is refused, and the requester's client hears why.
+    RefuseRead(from, std::move(context), kReadRefusedFull);
     return;
   }
   if (!CommittedInCurrentTerm()) {
@@ -1079,7 +1103,7 @@ void Raft::OnHeartbeatRoundAcked() {
 
 void Raft::ServeRead(NodeId from, Index index, std::string context) {
   if (from == id_) {
-    read_states_.push_back({index, std::move(context)});
+    read_states_.push_back({index, std::move(context), absl::OkStatus()});
     return;
   }
   Message m;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstddef>
 #include <string>
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include <utility>
 #include <vector>
@@ -151,7 +152,9 @@ struct SnapshotChunk {
 //   kVote/kPreVote: index/log_term = candidate's last entry; `transfer` = leadership transfer.
 //   kHeartbeat:  commit = min(leader commit, follower match); read_round = ReadIndex round.
 //   kHeartbeatResp: read_round echoes the heartbeat's round.
-//   kReadIndex:  context = the follower's request id; kReadIndexResp: index = read index.
+//   kReadIndex:  context = the follower's request id; kReadIndexResp: index = read index, or
+//                reject = the read was refused: reject_hint = 1 when the leader's read queue
+//                was full, 0 when the receiver is not the leader.
 //   kSnapshot:   snapshot = the leader's newest snapshot. Raft emits it when a follower needs
 //                entries the leader compacted; node::Node streams the state in chunks and steps
 //                the follower's Raft with it once the whole state is received and verified.
@@ -184,10 +187,15 @@ std::string DescribeEntry(const Entry& e);
 
 // A linearizable read that may now be served: once the local state machine has applied
 // `index`, the read identified by `context` sees every write acknowledged before it began.
+// Or a read the leader refused (`refused` not OK, `index` 0): kResourceExhausted when its read
+// queue was full, kUnavailable when the request reached a node that is not the leader.
 struct ReadState {
   Index index = 0;
   std::string context;
-  bool operator==(const ReadState& o) const { return index == o.index && context == o.context; }
+  absl::Status refused;
+  bool operator==(const ReadState& o) const {
+    return index == o.index && context == o.context && refused == o.refused;
+  }
 };
 
 enum class Role : uint8_t { kFollower, kPreCandidate, kCandidate, kLeader };
