@@ -291,6 +291,7 @@ HandlerLimits LimitsOf(const Config& c) {
   l.max_key_bytes = c.server.max_key_bytes;
   l.max_value_bytes = c.server.max_value_bytes;
   l.request_timeout_ms = c.server.request_timeout_ms;
+  l.max_inflight_requests = c.server.max_inflight_requests;
   return l;
 }
 

@@ -191,7 +191,9 @@ std::vector<KeyDef> BuildKeyDefs() {
       Int("server.max_value_bytes", AMATERS_FIELD(server.max_value_bytes), 1, kMaxRequestBytesLimit,
           kReload, "Largest value accepted, in bytes."),
       Int("server.max_inflight_requests", AMATERS_FIELD(server.max_inflight_requests), 1, 1000000, kRestart,
-          "Pending proposals and reads; a request beyond this fails with RESOURCE_EXHAUSTED."),
+          "Client requests accepted and not yet answered (every kind, forwarded ones "
+          "included; also the bound on requests waiting in the node or for a retry); a request "
+          "beyond this fails at once with RESOURCE_EXHAUSTED \"etcdserver: too many requests\"."),
       Int("server.request_timeout_ms", AMATERS_FIELD(server.request_timeout_ms), 1, 600000, kRestart,
           "A client request not completed within this fails (UNAVAILABLE or DEADLINE_EXCEEDED)."),
       // [storage]

@@ -226,16 +226,32 @@ void Runtime::Refuse(Event& event, const absl::Status& status) {
 }
 
 void Runtime::Post(Event event) {
+  // The inbox is bounded where its producers are: client requests by the request limit (the
+  // lifecycle's own bound), peer batches by kMaxInboxBatches (Raft tolerates a lost batch).
+  // Completions from the disk and apply threads are bounded by the work handed to them.
+  const bool client =
+      std::holds_alternative<ProposeEvent>(event) || std::holds_alternative<ReadEvent>(event);
+  const bool batch = std::holds_alternative<MessagesEvent>(event);
+  absl::Status refused = absl::UnavailableError("server is shutting down");
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!stopping_) {
-      inbox_.push_back(std::move(event));
-      cv_.notify_one();
-      return;
+      if (client && inbox_clients_ >= options_.requests.max_requests) {
+        refused = absl::ResourceExhaustedError("etcdserver: too many requests");
+      } else if (batch && inbox_batches_ >= kMaxInboxBatches) {
+        ++dropped_batches_;
+        return;
+      } else {
+        inbox_clients_ += client;
+        inbox_batches_ += batch;
+        inbox_.push_back(std::move(event));
+        cv_.notify_one();
+        return;
+      }
     }
   }
-  // The loop has stopped (or is stopping): nobody will handle it, so answer now, outside mu_.
-  Refuse(event, absl::UnavailableError("server is shutting down"));
+  // Nobody will handle it (the loop is stopping, or the inbox is full): answer now, outside mu_.
+  Refuse(event, refused);
 }
 
 void Runtime::Propose(kv::Command command, ProposeDone done) {
@@ -370,6 +386,7 @@ RuntimeStatus Runtime::status() const {
 
 void Runtime::LoopMain() {
   std::vector<Event> events;
+  uint64_t dropped = 0;  // peer batches dropped since the last wake
   // A single-node cluster is its own quorum: no reason to wait out an election timeout.
   if (options_.peers.empty()) {
     node_->Campaign();
@@ -387,6 +404,14 @@ void Runtime::LoopMain() {
       cv_.wait_until(lock, wake, [&] { return stopping_ || !inbox_.empty(); });
       if (stopping_) break;
       events.swap(inbox_);
+      inbox_clients_ = 0;
+      inbox_batches_ = 0;
+      dropped = dropped_batches_;
+      dropped_batches_ = 0;
+    }
+    if (dropped > 0) {
+      LogWarn("peer batches dropped: the loop's inbox was full", {F("batches", dropped)});
+      dropped = 0;
     }
     uint64_t now = NowMs();
     for (Event& e : events) Handle(e, now);

@@ -1,7 +1,9 @@
 // server::Runtime — drives one node::Node with the real clock, real files and real sockets
 // (docs/design.md §2; docs/architecture.md §7 lists the rules a driver follows).
 //
-// Threads (each owns what it touches; they talk through bounded queues, never shared state):
+// Threads (each owns what it touches; they talk through bounded queues, never shared state;
+// the inbox holds at most requests.max_requests client requests and kMaxInboxBatches peer
+// batches, the lifecycle tracks at most requests.max_requests, one disk batch is in flight):
 //   loop    owns the Node. Wakes on an input or at the next tick; feeds ticks, peer messages,
 //           disk completions, apply progress and client requests in; hands the effects out.
 //   disk    executes the WAL's disk batches on PosixDisk (one in flight, as the Node asks) and
@@ -349,6 +351,10 @@ class Runtime {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Event> inbox_;
+  uint64_t inbox_clients_ = 0;   // client requests in inbox_ (at most requests.max_requests)
+  uint64_t inbox_batches_ = 0;   // peer batches in inbox_ (at most kMaxInboxBatches)
+  uint64_t dropped_batches_ = 0;  // peer batches dropped because the inbox was full
+  static constexpr uint64_t kMaxInboxBatches = 4096;
   bool stopping_ = false;
 
   // Loop-thread state.

@@ -85,7 +85,13 @@ std::optional<EtcdHandler::Done> EtcdHandler::Admit(Done done) {
     done(grpc::Status(grpc::StatusCode::UNAVAILABLE, "etcdserver: server is shutting down"));
     return std::nullopt;
   }
-  inflight_.fetch_add(1);
+  const int64_t limit = static_cast<int64_t>(limits().max_inflight_requests);
+  if (inflight_.fetch_add(1) >= limit) {
+    // Bounded: the client backs off (etcd's ErrTooManyRequests) instead of queueing forever.
+    inflight_.fetch_sub(1);
+    done(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "etcdserver: too many requests"));
+    return std::nullopt;
+  }
   return Done([this, done = std::move(done)](grpc::Status s) {
     // Before `done`: finishing the call may let the server shut down and destroy this handler.
     inflight_.fetch_sub(1);

@@ -36,6 +36,9 @@ struct HandlerLimits {
   uint64_t max_key_bytes = 4096;
   uint64_t max_value_bytes = 1048576;
   uint64_t request_timeout_ms = 5000;  // for forwarded calls
+  // Requests accepted and not yet answered (every kind, forwarded ones included); beyond it a
+  // request fails at once with RESOURCE_EXHAUSTED "etcdserver: too many requests".
+  uint64_t max_inflight_requests = 10000;
 };
 
 // absl::Status -> grpc::Status (the code numbers are the same).
@@ -99,7 +102,8 @@ class EtcdHandler {
                      std::function<void(grpc::Status, std::string)> done);
 
  private:
-  // Counts `done` in inflight() until it runs; nullopt (after answering) while draining.
+  // Counts `done` in inflight() until it runs; nullopt (after answering) while draining or
+  // when max_inflight_requests are in flight.
   std::optional<Done> Admit(Done done);
   // Admit, then the request-size limit (etcd's "request is too large"): the callback to
   // answer with and the key/value limits, or nullopt once answered.
