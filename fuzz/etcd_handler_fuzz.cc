@@ -104,8 +104,7 @@ class Fuzzer {
     if (!req.serializable()) {
       // Linearizable: a ReadIndex round, served once applied.
       const uint64_t id = next_request_++;
-      driver_.node().Read(id);
-      driver_.Pump();
+      driver_.Read(id);
       bool ready = false;
       for (uint64_t r : driver_.reads_ready) ready |= r == id;
       AM_CHECK(ready || driver_.stopped(), "a read on a single-node leader did not complete");
@@ -190,8 +189,7 @@ class Fuzzer {
     AM_CHECK(*back == *command, "command changed in encoding: ", kv::Describe(*command), " vs ",
              kv::Describe(*back));
     const int64_t before = driver_.state_machine().revision();
-    driver_.node().Propose(id, bytes);
-    driver_.Pump();
+    driver_.Propose(id, bytes);
     if (driver_.stopped()) return std::nullopt;
     auto it = driver_.applied.find(id);
     AM_CHECK(it != driver_.applied.end(), "single-node proposal not applied; failed: ",

@@ -10,6 +10,12 @@
 #include "engine/wal/replay.h"
 
 namespace amaters::fuzz {
+namespace {
+
+// Far beyond any fuzz input's ticks (10 ms each): requests never time out.
+constexpr uint64_t kDeadlineMs = uint64_t{1} << 40;
+
+}  // namespace
 
 NodeDriver::NodeDriver(raft::NodeId id, std::vector<raft::NodeId> voters)
     : id_(id), voters_(std::move(voters)) {
@@ -31,7 +37,27 @@ void NodeDriver::Start() {
   absl::StatusOr<std::unique_ptr<node::Node>> n = node::Node::Create(c, *rec, 0);
   AM_CHECK(n.ok(), "node ", id_, " does not start from its own WAL: ", n.status().ToString());
   node_ = *std::move(n);
+  requests_.emplace(node::ClientRequestsConfig());
   sm_ = std::make_unique<kv::MemoryStateMachine>();
+  Pump();
+}
+
+void NodeDriver::Propose(uint64_t token, std::string data) {
+  if (!node_) return;
+  node::ClientRequest r;
+  r.kind = node::ClientRequest::Kind::kPropose;
+  r.data = std::move(data);
+  r.deadline_ms = now_ms_ + kDeadlineMs;
+  requests_->Submit(*node_, token, std::move(r), now_ms_);
+  Pump();
+}
+
+void NodeDriver::Read(uint64_t token) {
+  if (!node_) return;
+  node::ClientRequest r;
+  r.kind = node::ClientRequest::Kind::kRead;
+  r.deadline_ms = now_ms_ + kDeadlineMs;
+  requests_->Submit(*node_, token, std::move(r), now_ms_);
   Pump();
 }
 
@@ -45,15 +71,17 @@ void NodeDriver::Tick() {
   if (!node_) return;
   now_ms_ += 10;
   node_->Tick(now_ms_);
+  requests_->Advance(*node_, now_ms_);
   Pump();
 }
 
 void NodeDriver::Pump() {
   for (int round = 0; node_ && round < 1000; ++round) {
+    for (node::Finished& f : requests_->TakeFinished()) failed[f.token] = f.status;
     node::Effects e = node_->TakeEffects();
     if (e.Empty()) return;
+    requests_->Route(e, now_ms_);  // tokens for request ids; replies become Finished
     messages_sent += e.messages.size();
-    for (const node::Reply& r : e.replies) failed[r.request] = r.status;
     if (!e.apply.empty()) {
       std::vector<kv::ApplyItem> items;
       for (const node::ApplyItem& a : e.apply) {

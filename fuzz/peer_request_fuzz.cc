@@ -52,8 +52,7 @@ class Fuzzer {
       vote.type = raft::MessageType::kVoteResp;
       (void)driver_.node().Receive(vote);
       driver_.Pump();
-      for (int i = 0; i < 3; ++i) driver_.node().Propose(100 + i, "");
-      driver_.Pump();
+      for (int i = 0; i < 3; ++i) driver_.Propose(100 + i, "");
     }
     Observe();
   }
@@ -89,8 +88,7 @@ class Fuzzer {
 
   void Propose(absl::string_view data) {
     if (driver_.stopped()) return;
-    driver_.node().Propose(next_request_++, std::string(data));
-    driver_.Pump();
+    driver_.Propose(next_request_++, std::string(data));
     Observe();
   }
 
