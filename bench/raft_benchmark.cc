@@ -46,6 +46,7 @@
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
 #include "engine/node/node.h"
+#include "engine/node/startup.h"
 #include "engine/raft/types.h"
 #include "engine/wal/disk.h"
 #include "engine/wal/sim_disk.h"
@@ -118,18 +119,17 @@ class Loop {
       } else {
         r->disk = std::make_unique<NullDisk>();
       }
-      absl::StatusOr<wal::ReplayResult> rec =
-          wal::Recover(r->disk.get(), wal::CorruptionPolicy::kRefuseStart);
-      if (!rec.ok()) return rec.status();
       node::NodeConfig c;
       c.raft.id = id;
       c.raft.voters = loop->voters_;
       c.raft.rng_seed = id;
       c.failover.heartbeat_interval_ms = 10;  // one tick = 10 ms, as in node_test
       c.failover.election_timeout_ms = 100;
-      absl::StatusOr<std::unique_ptr<node::Node>> n = node::Node::Create(c, *rec, 0);
+      node::EmptyDurableState empty;
+      absl::StatusOr<node::Started> n = node::StartFromDisk(
+          c, r->disk.get(), wal::CorruptionPolicy::kRefuseStart, "WAL", empty);
       if (!n.ok()) return n.status();
-      r->node = *std::move(n);
+      r->node = std::move(n->node);
       loop->replicas_[id] = std::move(r);
     }
     return loop;

@@ -21,7 +21,7 @@ expect() {
 }
 expect '^prepare: wal: 3000 entries' 1
 expect '^prepare: kv: applied index 3000 in RocksDB' 1
-expect '^replay: wal::Recover: 3000 entries' 2
+expect '^replay: node::StartFromDisk: 3000 entries' 2
 expect '^replay: RocksDbStateMachine::Open: applied index 3000' 2
 expect '^serve: first_answer .* read_ok ' 3
 expect '^serve: server memory when the read answered: VmHWM [0-9]' 3

@@ -14,9 +14,9 @@
 //       Prints the probe key (the last put) and its value's first 16 bytes.
 //
 //   recovery_tool replay --dir=D
-//       The server's start-up work on D in this process, phase by phase, exactly as
-//       server/runtime/runtime.cc Runtime::Open does it: PosixDisk::Open + wal::Recover,
-//       RocksDbStateMachine::Open, node::Node::Create. Prints each phase's wall time and this
+//       The server's start-up work on D in this process, as server/runtime/runtime.cc
+//       Runtime::Open does it: RocksDbStateMachine::Open, then node::StartFromDisk (the one
+//       start-up path: wal::Recover, Node::Create). Prints each phase's wall time and this
 //       process's peak RSS (getrusage ru_maxrss) afterwards. Opens D read-write (Recover may
 //       repair a torn tail) but appends nothing.
 //
@@ -57,6 +57,7 @@
 #include "engine/kv/command.h"
 #include "engine/kv/state_machine.h"
 #include "engine/node/node.h"
+#include "engine/node/startup.h"
 #include "engine/raft/types.h"
 #include "engine/wal/disk.h"
 #include "engine/wal/writer.h"
@@ -215,35 +216,45 @@ absl::Status Prepare(const Flags& flags) {
 
 // --- replay ---------------------------------------------------------------------------------
 
+// The tool's state machine for node::StartFromDisk (it keeps no snapshots).
+class StateOf : public node::DurableState {
+ public:
+  explicit StateOf(storage::RocksDbStateMachine* sm) : sm_(sm) {}
+  raft::Index applied_index() const override { return sm_->applied_index(); }
+  absl::Status RestoreSnapshot(const raft::SnapshotMeta& meta) override {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the WAL's snapshot ", meta.index, " is newer than the state store"));
+  }
+
+ private:
+  storage::RocksDbStateMachine* sm_;
+};
+
 absl::Status Replay(const Flags& flags) {
   const std::string dir = flags.Get("dir");
   std::printf("replay: peak RSS before: %.1f MiB\n", PeakRssMiB());
   const Clock::time_point t0 = Clock::now();
   absl::StatusOr<std::unique_ptr<storage::PosixDisk>> disk = storage::PosixDisk::Open(dir + "/wal");
   if (!disk.ok()) return disk.status();
-  absl::StatusOr<wal::ReplayResult> rec =
-      wal::Recover(disk->get(), wal::CorruptionPolicy::kRefuseStart);
-  if (!rec.ok()) return rec.status();
-  const double t_wal = SecondsSince(t0);
-  std::printf("replay: wal::Recover: %zu entries in %zu segments, %.3f s, peak RSS %.1f MiB\n",
-              rec->entries.size(), rec->segments.size(), t_wal, PeakRssMiB());
-
-  const Clock::time_point t1 = Clock::now();
   absl::StatusOr<std::unique_ptr<storage::RocksDbStateMachine>> sm =
       storage::RocksDbStateMachine::Open(dir + "/kv");
   if (!sm.ok()) return sm.status();
-  const raft::Index applied = (*sm)->applied_index();
   std::printf("replay: RocksDbStateMachine::Open: applied index %llu, %.3f s, peak RSS %.1f MiB\n",
-              static_cast<unsigned long long>(applied), SecondsSince(t1), PeakRssMiB());
+              static_cast<unsigned long long>((*sm)->applied_index()), SecondsSince(t0),
+              PeakRssMiB());
 
-  const Clock::time_point t2 = Clock::now();
+  // The server's start-up path (node::StartFromDisk: wal::Recover, then Node::Create).
+  const Clock::time_point t1 = Clock::now();
   node::NodeConfig config;
   config.raft.id = 1;
   config.raft.voters = {1};
-  absl::StatusOr<std::unique_ptr<node::Node>> node = node::Node::Create(config, *rec, applied);
-  if (!node.ok()) return node.status();
-  std::printf("replay: Node::Create: %.3f s, peak RSS %.1f MiB\n", SecondsSince(t2),
-              PeakRssMiB());
+  StateOf state(sm->get());
+  absl::StatusOr<node::Started> started = node::StartFromDisk(
+      config, disk->get(), wal::CorruptionPolicy::kRefuseStart, dir + "/wal", state);
+  if (!started.ok()) return started.status();
+  std::printf("replay: node::StartFromDisk: %zu entries in %zu segments, %.3f s, peak RSS "
+              "%.1f MiB\n",
+              started->entries, started->segments, SecondsSince(t1), PeakRssMiB());
   std::printf("replay: total %.3f s; peak RSS %.1f MiB\n", SecondsSince(t0), PeakRssMiB());
   return absl::OkStatus();
 }

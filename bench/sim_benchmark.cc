@@ -9,6 +9,7 @@
 //   would run them (each seed draws its own configuration); one iteration = all 200.
 // Counters: sim_x = simulated seconds per wall second; failures must be 0.
 #include <chrono>
+#include <cstdio>
 #include <cstdint>
 
 #include "benchmark/benchmark.h"
@@ -36,6 +37,10 @@ void BM_SimFiveNodesAllFaults(benchmark::State& state) {
     sim_seconds += r.sim_seconds;
     failures += r.ok ? 0 : 1;
     events += r.stats.events;
+    if (!r.ok) {
+      std::fprintf(stderr, "five-node seed %llu FAILED: %s\n", static_cast<unsigned long long>(seed),
+                   r.failure.substr(0, r.failure.find('\n')).c_str());
+    }
   }
   state.counters["sim_x"] = sim_seconds / wall_seconds;
   state.counters["seeds"] = static_cast<double>(seed);
@@ -55,6 +60,10 @@ void BM_SimSwarm200Seeds(benchmark::State& state) {
       RunResult r = RunSeed(c, false);
       sim_seconds += r.sim_seconds;
       failures += r.ok ? 0 : 1;
+      if (!r.ok) {
+        std::fprintf(stderr, "swarm seed %llu FAILED: %s\n", static_cast<unsigned long long>(seed),
+                     r.failure.substr(0, r.failure.find('\n')).c_str());
+      }
     }
     wall_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }

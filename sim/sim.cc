@@ -12,6 +12,7 @@
 #include "engine/health/health.h"
 #include "engine/kv/command.h"
 #include "engine/node/requests.h"
+#include "engine/node/startup.h"
 #include "engine/node/timing.h"
 #include "engine/wal/disk.h"
 #include "engine/wal/format.h"
@@ -248,6 +249,9 @@ struct Simulation::SimNode {
   std::map<raft::Index, std::string> staging;
   uint64_t installs = 0;  // over all incarnations
   raft::Configuration conf;  // at the last check (what the node decides with until the next)
+  // CheckHealth's inputs at its last evaluation (this incarnation).
+  uint64_t health_key = ~uint64_t{0};
+  raft::Configuration health_conf;
   // Checker state, per incarnation.
   raft::Term term = 0;
   raft::Index commit = 0;
@@ -399,34 +403,39 @@ bool Simulation::RunUntil(const std::function<bool()>& done, uint64_t max_ns) {
 
 // --- Nodes ----------------------------------------------------------------------------------
 
+// A simulated node's durable state for node::StartFromDisk: the state machine is volatile, so
+// it restarts from the WAL's newest snapshot (if any) and re-applies the entries after it.
+class Simulation::SimDurableState : public node::DurableState {
+ public:
+  SimDurableState(Simulation& sim, SimNode& n) : sim_(sim), n_(n) {}
+  raft::Index applied_index() const override { return n_.sm->applied_index(); }
+  absl::Status RestoreSnapshot(const raft::SnapshotMeta& meta) override {
+    auto it = n_.snapshots.find(meta.index);
+    if (it == n_.snapshots.end()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the WAL's snapshot ", meta.index, " is not in its snapshot store"));
+    }
+    std::unique_ptr<kv::MemoryStateMachine> sm = sim_.LoadSnapshot(n_, it->second);
+    if (sm == nullptr) return absl::DataLossError("the snapshot does not load");
+    n_.sm = std::move(sm);
+    return absl::OkStatus();
+  }
+  std::optional<node::StagedSnapshot> Staged() const override {
+    if (n_.staged.empty()) return std::nullopt;
+    // The newest copy this node was receiving when it went down.
+    node::StagedSnapshot staged = n_.staged.rbegin()->second;
+    staged.bytes = n_.staging[staged.meta.index].size();
+    return staged;
+  }
+
+ private:
+  Simulation& sim_;
+  SimNode& n_;
+};
+
 void Simulation::Start(SimNode& n) {
   if (n.refused) return;
-  absl::StatusOr<wal::ReplayResult> rec =
-      wal::Recover(&n.disk, wal::CorruptionPolicy::kRefuseStart);
-  if (!rec.ok()) {
-    if (rec.status().code() == absl::StatusCode::kDataLoss && n.corrupted) {
-      // Detected corruption: the node refuses to start, as an operator would see it.
-      n.refused = true;
-      Trace(absl::StrCat("n", n.id, " refuses to start: ", rec.status().message()));
-      return;
-    }
-    Fail(absl::StrCat("n", n.id, " cannot recover its WAL: ", rec.status().ToString()));
-    return;
-  }
-  for (const std::string& note : rec->notes) Trace(absl::StrCat("n", n.id, " recovery: ", note));
-  // The state machine is volatile: it restarts from the WAL's newest snapshot (if any) and
-  // re-applies the entries after it.
   n.sm = std::make_unique<kv::MemoryStateMachine>();
-  if (rec->snapshot.index > 0) {
-    auto it = n.snapshots.find(rec->snapshot.index);
-    if (it == n.snapshots.end()) {
-      Fail(absl::StrCat("n", n.id, " cannot start: the WAL's snapshot ", rec->snapshot.index,
-                        " is not in its snapshot store"));
-      return;
-    }
-    n.sm = LoadSnapshot(n, it->second);
-    if (n.sm == nullptr) return;
-  }
   node::NodeConfig c;
   c.raft.id = n.id;
   // Every node starts from the bootstrap configuration; one outside it learns its membership
@@ -446,13 +455,24 @@ void Simulation::Start(SimNode& n) {
   c.snapshot_catchup_entries = config_.snapshot_catchup;
   c.max_snapshots = config_.max_snapshots;
   c.snapshot_transfer.chunk_bytes = config_.snapshot_chunk_bytes;
-  absl::StatusOr<std::unique_ptr<node::Node>> node =
-      node::Node::Create(c, *rec, n.sm->applied_index());
-  if (!node.ok()) {
-    Fail(absl::StrCat("n", n.id, " cannot start: ", node.status().ToString()));
+  SimDurableState durable(*this, n);
+  absl::StatusOr<node::Started> started = node::StartFromDisk(
+      c, &n.disk, wal::CorruptionPolicy::kRefuseStart, absl::StrCat("n", n.id, "'s WAL"), durable);
+  if (!started.ok()) {
+    if (failed()) return;  // LoadSnapshot reported it
+    if (started.status().code() == absl::StatusCode::kDataLoss && n.corrupted) {
+      // Detected corruption: the node refuses to start, as an operator would see it.
+      n.refused = true;
+      Trace(absl::StrCat("n", n.id, " refuses to start: ", started.status().message()));
+      return;
+    }
+    Fail(absl::StrCat("n", n.id, " cannot start: ", started.status().ToString()));
     return;
   }
-  n.node = *std::move(node);
+  for (const std::string& note : started->notes) {
+    Trace(absl::StrCat("n", n.id, " recovery: ", note));
+  }
+  n.node = std::move(started->node);
   node::ClientRequestsConfig rc = timing.requests;
   rc.planted_retry_aborted = config_.bug == "retry_aborted";
   n.requests.emplace(rc);
@@ -468,11 +488,6 @@ void Simulation::Start(SimNode& n) {
   bugs.learner_in_quorum = config_.bug == "learner_in_quorum";
   bugs.removed_node_votes = config_.bug == "removed_node_votes";
   n.node->set_planted_bugs(bugs);
-  if (!n.staged.empty()) {  // the newest copy this node was receiving when it went down
-    node::StagedSnapshot staged = n.staged.rbegin()->second;
-    staged.bytes = n.staging[staged.meta.index].size();
-    n.node->ResumeSnapshotReceive(staged);
-  }
   n.up = true;
   n.paused = false;
   ++n.incarnation;
@@ -483,6 +498,7 @@ void Simulation::Start(SimNode& n) {
   n.checked_commit = 0;
   n.conf = n.node->raft().configuration();
   n.role = raft::Role::kFollower;
+  n.health_key = ~uint64_t{0};
   Trace(absl::StrCat("n", n.id, " start (incarnation ", n.incarnation, ") ",
                      n.node->raft().Describe()));
   ScheduleTick(n);
@@ -510,10 +526,20 @@ void Simulation::TickEvent(uint64_t key) {
   ScheduleTick(*n);
 }
 
-void Simulation::CheckHealth(const SimNode& n) {
+void Simulation::CheckHealth(SimNode& n) {
   const failover::FailureDetector* d = n.node->detector();
   if (d == nullptr) return;
   const raft::Raft& r = n.node->raft();
+  // Evaluated again only when what it depends on changed (ids are below 16, checked in the
+  // constructor): commit and applied decide readiness alone, never liveness or an invariant.
+  uint64_t key = static_cast<uint64_t>(r.role()) | r.leader() << 4 | d->known_leader() << 8 |
+                 uint64_t{d->quorum_lost()} << 12;
+  for (NodeId id = 1; id <= static_cast<NodeId>(config_.nodes); ++id) {
+    if (d->IsFailed(id)) key |= uint64_t{1} << (16 + id);
+  }
+  if (key == n.health_key && r.configuration() == n.health_conf) return;
+  n.health_key = key;
+  n.health_conf = r.configuration();
   health::ClusterView v;
   v.self = n.id;
   v.role = r.role();

@@ -224,6 +224,7 @@ class Simulation {
 
  private:
   struct SimNode;
+  class SimDurableState;
   struct ClientOp;
   struct Client;
   // What an event does. The frequent kinds carry their argument inline, so that an event is
@@ -273,7 +274,7 @@ class Simulation {
   SimNode* Incarnation(uint64_t key);  // the node of a key, if it is still that incarnation
   void TickEvent(uint64_t key);
   // Evaluates the node's health as the server does, so its invariants hold under every fault.
-  void CheckHealth(const SimNode& n);
+  void CheckHealth(SimNode& n);
   void DiskDoneEvent(uint64_t key);
   void Send(raft::Message m);
   uint64_t Park(raft::Message m);         // stores a message in flight, returns its slot

@@ -94,10 +94,15 @@ void ClientRequests::OnReply(const Reply& reply, uint64_t now_ms) {
     Finish(t, absl::UnavailableError("etcdserver: leader changed"), reply.leader, write);
     return;
   }
-  const bool retry = code == absl::StatusCode::kUnavailable ||
-                     code == absl::StatusCode::kAborted ||
-                     (code == absl::StatusCode::kFailedPrecondition &&
-                      reply.leader == raft::kNone);
+  const bool no_leader =
+      code == absl::StatusCode::kFailedPrecondition && reply.leader == raft::kNone;
+  // A configuration change was checked against the membership when the client asked; another
+  // change applied meanwhile may make it unwise (two removals leaving two voters), so only
+  // "no leader yet" retries it, never "another change is pending" or "replaced".
+  const bool retry = t.request.kind == ClientRequest::Kind::kConfChange
+                         ? no_leader
+                         : code == absl::StatusCode::kUnavailable ||
+                               code == absl::StatusCode::kAborted || no_leader;
   if (!retry) {
     Finish(t, reply.status, reply.leader, false);
     return;

@@ -8,7 +8,9 @@
 // node's request ids into tokens and the node's error replies into outcomes:
 //  - no leader known (an election runs), or another entry committed in the request's place
 //    (kUnavailable): certainly not applied; retried after retry_delay_ms until the deadline,
-//    then "etcdserver: no leader" / "etcdserver: request timed out";
+//    then "etcdserver: no leader" / "etcdserver: request timed out". A configuration change is
+//    retried only while no leader is known: its other refusals ("a configuration change is
+//    pending") go back to the client, who decides with the membership as it is then;
 //  - kAborted (the entry left this node's log; it may still commit elsewhere): never retried;
 //    finishes with "etcdserver: leader changed", outcome unknown;
 //  - another node is the known leader (kFailedPrecondition with `leader`): finishes with the

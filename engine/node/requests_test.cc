@@ -186,6 +186,42 @@ TEST(ClientRequests, BeyondMaxRequestsARequestIsRefusedAsTooManyRequests) {
   EXPECT_EQ(d.requests().size(), 2u);
 }
 
+ClientRequest AddLearner(NodeId id, uint64_t deadline_ms) {
+  ClientRequest r;
+  r.kind = ClientRequest::Kind::kConfChange;
+  raft::ConfChange change;
+  change.steps = {{raft::ConfChangeStep::Type::kAddLearner, id}};
+  r.change = change;
+  r.deadline_ms = deadline_ms;
+  return r;
+}
+
+TEST(ClientRequests, AConfigurationChangeIsNotRetriedBehindAPendingOne) {
+  Driver d({1});
+  d.node().Campaign();
+  d.Pump();
+  ASSERT_EQ(d.node().raft().role(), raft::Role::kLeader);
+  // Both asked before the first is applied: the second meets it pending.
+  d.requests().Submit(d.node(), 31, AddLearner(2, 5000), 0);
+  d.requests().Submit(d.node(), 32, AddLearner(3, 5000), 0);
+  d.Pump();
+  EXPECT_EQ(d.applied_, std::vector<Token>{31});
+  ASSERT_EQ(d.finished_.size(), 1u);
+  EXPECT_EQ(d.finished_[0].token, 32u);
+  EXPECT_EQ(d.finished_[0].status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(d.finished_[0].status.message().find("configuration change is pending"),
+            absl::string_view::npos);
+  EXPECT_FALSE(d.requests().NextRetryMs().has_value());
+}
+
+TEST(ClientRequests, AConfigurationChangeWaitsForALeader) {
+  Driver d({1, 2, 3});
+  d.requests().Submit(d.node(), 41, AddLearner(4, 5000), 0);
+  d.Pump();
+  EXPECT_TRUE(d.finished_.empty());
+  EXPECT_EQ(d.requests().NextRetryMs(), std::optional<uint64_t>(50));
+}
+
 TEST(ClientRequests, FailAllFinishesEveryRequestOnce) {
   Driver d({1, 2, 3});
   d.Submit(1, ClientRequest::Kind::kPropose, 5000);

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/base/check.h"
 #include "engine/kv/command.h"
+#include "engine/node/startup.h"
 #include "engine/wal/disk.h"
 #include "server/admin/metrics.h"
 #include "server/log.h"
@@ -52,23 +53,35 @@ absl::Status MakeDir(const std::string& path) {
       absl::StrCat("cannot create directory ", path, ": ", std::strerror(errno)));
 }
 
-// A restart starts from the WAL's newest snapshot when the state store is behind it (a crash
+// The runtime's durable state for node::StartFromDisk: RocksDB and the snapshot store. A
+// restart starts from the WAL's newest snapshot when the state store is behind it (a crash
 // between keeping a received snapshot and installing it), then replays the WAL after it.
-absl::Status RestoreFromSnapshot(RuntimeStorage& storage, const raft::SnapshotMeta& snapshot) {
-  if (snapshot.index <= storage.state->applied_index()) return absl::OkStatus();
-  if (!storage.snapshots->Has(snapshot.index)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the WAL's newest snapshot is at index ", snapshot.index, " but ",
-        SnapshotStore::Name(snapshot.index), " is missing from kv/snapshots and the state store "
-        "has applied only up to ", storage.state->applied_index(),
-        ": this node cannot rebuild its state; rebuild it from its peers (docs/runbooks.md RB-001)"));
+class RuntimeDurableState : public node::DurableState {
+ public:
+  explicit RuntimeDurableState(RuntimeStorage& storage) : storage_(storage) {}
+  raft::Index applied_index() const override { return storage_.state->applied_index(); }
+  std::optional<node::StagedSnapshot> Staged() const override {
+    return storage_.snapshots->Staged();
   }
-  const uint64_t before = storage.state->applied_index();
-  if (absl::Status s = storage.snapshots->Install(snapshot.index); !s.ok()) return s;
-  LogInfo("state restored from snapshot", {F("snapshot_index", snapshot.index),
-                                           F("applied_before", before)});
-  return absl::OkStatus();
-}
+  absl::Status RestoreSnapshot(const raft::SnapshotMeta& snapshot) override {
+    if (!storage_.snapshots->Has(snapshot.index)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the WAL's newest snapshot is at index ", snapshot.index, " but ",
+          SnapshotStore::Name(snapshot.index), " is missing from kv/snapshots and the state "
+          "store has applied only up to ", storage_.state->applied_index(),
+          ": this node cannot rebuild its state; rebuild it from its peers "
+          "(docs/runbooks.md RB-001)"));
+    }
+    const uint64_t before = storage_.state->applied_index();
+    if (absl::Status s = storage_.snapshots->Install(snapshot.index); !s.ok()) return s;
+    LogInfo("state restored from snapshot", {F("snapshot_index", snapshot.index),
+                                             F("applied_before", before)});
+    return absl::OkStatus();
+  }
+
+ private:
+  RuntimeStorage& storage_;
+};
 
 }  // namespace
 
@@ -87,13 +100,6 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(RuntimeOptions options) {
   absl::StatusOr<std::unique_ptr<PosixDisk>> disk = PosixDisk::Open(wal_dir);
   if (!disk.ok()) return disk.status();
   storage->wal_disk = *std::move(disk);
-  absl::StatusOr<wal::ReplayResult> recovered =
-      wal::Recover(storage->wal_disk.get(), wal::CorruptionPolicy::kRefuseStart);
-  if (!recovered.ok()) {
-    return absl::Status(recovered.status().code(),
-                        absl::StrCat("WAL in ", wal_dir, ": ", recovered.status().message()));
-  }
-  for (const std::string& note : recovered->notes) LogInfo("wal recovery", {F("note", note)});
   absl::StatusOr<std::unique_ptr<RocksDbStateMachine>> state = RocksDbStateMachine::Open(kv_dir);
   if (!state.ok()) {
     return absl::Status(state.status().code(),
@@ -104,7 +110,6 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(RuntimeOptions options) {
       SnapshotStore::Open(options.data_dir + "/snap", storage->state.get());
   if (!snapshots.ok()) return snapshots.status();
   storage->snapshots.emplace(*std::move(snapshots));
-  if (absl::Status s = RestoreFromSnapshot(*storage, recovered->snapshot); !s.ok()) return s;
 
   node::NodeConfig config = options.node;
   config.raft.id = options.node_id;
@@ -117,25 +122,28 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(RuntimeOptions options) {
         "initial_cluster_state \"existing\" needs the cluster's members in [cluster] peers");
   }
   config.raft.rng_seed = std::random_device()() ^ (uint64_t{std::random_device()()} << 32);
-  const raft::Index applied = storage->state->applied_index();
-  absl::StatusOr<std::unique_ptr<node::Node>> node = node::Node::Create(config, *recovered, applied);
-  if (!node.ok()) return node.status();
-  if (std::optional<node::StagedSnapshot> staged = storage->snapshots->Staged()) {
+  RuntimeDurableState durable(*storage);
+  absl::StatusOr<node::Started> started =
+      node::StartFromDisk(config, storage->wal_disk.get(), wal::CorruptionPolicy::kRefuseStart,
+                          absl::StrCat("WAL in ", wal_dir), durable);
+  if (!started.ok()) return started.status();
+  for (const std::string& note : started->notes) LogInfo("wal recovery", {F("note", note)});
+  if (const std::optional<node::StagedSnapshot>& staged = started->resumed) {
     LogInfo("resuming a snapshot receive", {F("index", staged->meta.index),
                                              F("staged_bytes", staged->bytes),
                                              F("total_bytes", staged->total_bytes)});
-    (*node)->ResumeSnapshotReceive(*staged);
   }
+  const raft::Index applied = started->applied;
 
   std::unique_ptr<Runtime> rt(new Runtime(std::move(options)));
   rt->storage_ = std::move(storage);
-  rt->node_ = *std::move(node);
+  rt->node_ = std::move(started->node);
   rt->requests_.emplace(rt->options_.requests);
   rt->SyncPeers();
   LogInfo("recovered", {F("node_id", rt->options_.node_id),
                         F("raft", rt->node_->raft().Describe()), F("applied", applied),
                         F("revision", rt->storage_->state->revision()),
-                        F("wal_segments", recovered->segments.size())});
+                        F("wal_segments", started->segments)});
   rt->PublishStatus();
   {
     std::lock_guard<std::mutex> lock(rt->status_mu_);

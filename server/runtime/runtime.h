@@ -166,8 +166,8 @@ class Runtime {
   void Propose(kv::Command command, ProposeDone done);
   // A configuration change (docs/membership.md), on the leader: answers once the change is
   // applied on this node; kFailedPrecondition with `leader` set on a follower (the caller
-  // forwards), refusals as Raft gives them. Retried like a write while no leader is known or
-  // another change is pending, until the request deadline.
+  // forwards), refusals as Raft gives them (UNAVAILABLE "a configuration change is pending"
+  // included). Retried while no leader is known, until the request deadline.
   void ProposeConfChange(raft::ConfChange change, ConfChangeDone done);
   // A read: linearizable (ReadIndex, thesis §6.4) or serializable (local state, may be stale).
   void Read(kv::RangeRequest request, bool serializable, ReadDone done);
