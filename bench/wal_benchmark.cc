@@ -7,6 +7,9 @@
 //       after write(2)): the cost of everything except the fdatasync.
 //   BM_RawFdatasync/append_4k, /overwrite_4k        one thread: pwrite 4 KiB + fdatasync, in a
 //       loop, appending to / overwriting the start of one file — the device's own sync rate.
+//   BM_RawFdatasync/fallocated_4k, /zero_filled_4k  the same, appending inside 256 MiB
+//       reserved beforehand with fallocate(2) / written with zeros and synced beforehand: what
+//       a preallocated WAL segment would cost.
 //
 // Counters (per run; "Time" is wall time per append across all threads, i.e. 1/throughput,
 // not latency):
@@ -295,14 +298,37 @@ void BM_WalAppend(benchmark::State& state, wal::SyncMode mode) {
 // The device's own rate: 4 KiB pwrite + fdatasync on one file. `append` grows the file (as the
 // WAL does: each fdatasync must also persist the new size); otherwise block 0 is overwritten
 // (data only, no metadata).
-void BM_RawFdatasync(benchmark::State& state, bool append) {
+// Where each 4 KiB write of BM_RawFdatasync lands.
+enum class RawMode {
+  kAppend,      // past the end of the file: every fdatasync also persists a new size
+  kOverwrite,   // always offset 0: the block and the size already exist
+  kFallocated,  // appending inside 256 MiB reserved with fallocate(2) (unwritten extents)
+  kZeroFilled,  // appending inside 256 MiB written with zeros and synced beforehand
+};
+
+// Prepares `fd` for `mode`: reserves or zero-fills the region the writes go to.
+bool PrepareRawFile(int fd, RawMode mode) {
+  constexpr off_t kRegion = off_t{256} << 20;
+  if (mode == RawMode::kFallocated) return ::fallocate(fd, 0, 0, kRegion) == 0;
+  if (mode != RawMode::kZeroFilled) return true;
+  const std::string zeros(1 << 20, '\0');
+  for (off_t at = 0; at < kRegion; at += static_cast<off_t>(zeros.size())) {
+    if (::pwrite(fd, zeros.data(), zeros.size(), at) != static_cast<ssize_t>(zeros.size())) {
+      return false;
+    }
+  }
+  return ::fdatasync(fd) == 0;
+}
+
+void BM_RawFdatasync(benchmark::State& state, RawMode mode) {
   RunDir dir;
   std::error_code ec;
   std::filesystem::create_directories(dir.path(), ec);
   const std::string path = dir.path() + "/raw";
   const int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
-  if (ec || fd < 0) {
-    state.SkipWithError(absl::StrCat("cannot create ", path).c_str());
+  if (ec || fd < 0 || !PrepareRawFile(fd, mode)) {
+    state.SkipWithError(absl::StrCat("cannot create or prepare ", path).c_str());
+    if (fd >= 0) ::close(fd);
     return;
   }
   const std::string block(4096, 'r');
@@ -317,7 +343,7 @@ void BM_RawFdatasync(benchmark::State& state, bool append) {
       state.SkipWithError(absl::StrCat("pwrite/fdatasync ", path, " failed").c_str());
       break;
     }
-    if (append) offset += static_cast<off_t>(block.size());
+    if (mode != RawMode::kOverwrite) offset += static_cast<off_t>(block.size());
     latencies_ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                std::chrono::steady_clock::now() - t0)
                                .count());
@@ -332,8 +358,16 @@ void BM_RawFdatasync(benchmark::State& state, bool append) {
 // Registration order is run order. The raw device rate first, then sync_mode=always right after
 // it (the two figures to compare), sync_mode=none last: it leaves the most dirty data behind,
 // whose write-back would slow down the fdatasyncs of whatever ran next.
-BENCHMARK_CAPTURE(BM_RawFdatasync, append_4k, true)->UseRealTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_RawFdatasync, overwrite_4k, false)
+BENCHMARK_CAPTURE(BM_RawFdatasync, append_4k, RawMode::kAppend)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_RawFdatasync, overwrite_4k, RawMode::kOverwrite)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_RawFdatasync, fallocated_4k, RawMode::kFallocated)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_RawFdatasync, zero_filled_4k, RawMode::kZeroFilled)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_WalAppend, sync_always, wal::SyncMode::kAlways)
