@@ -300,6 +300,286 @@ void ConfigureLogFrom(const Config& c) {
   ConfigureLog(level.ok() ? *level : LogLevel::kInfo, c.logging.format);
 }
 
+// The listening addresses, checked up front so that an occupied port is a clear error.
+absl::Status CheckListeners(const Config& config, const std::string& peer_address) {
+  if (absl::Status s = CheckBindable("client port", config.server.bind_address); !s.ok()) {
+    return s;
+  }
+  if (!peer_address.empty()) {
+    if (absl::Status s = CheckBindable("peer port", peer_address); !s.ok()) return s;
+  }
+  if (config.metrics.enabled) {
+    return CheckBindable("admin HTTP", config.metrics.bind_address);
+  }
+  return absl::OkStatus();
+}
+
+// The runtime's options from the configuration (all but the on_fatal and on_alert callbacks).
+// Resolves the cluster id, which for a node joining a running cluster asks its members.
+absl::StatusOr<RuntimeOptions> RuntimeOptionsOf(const Config& config, const Config& tls_config,
+                                                const std::string& data_dir,
+                                                const std::string& peer_address,
+                                                std::vector<RuntimePeer> peers,
+                                                Metrics* metrics) {
+  RuntimeOptions ro;
+  ro.node_id = config.cluster.node_id;
+  ro.data_dir = data_dir;
+  absl::StatusOr<wal::WriterOptions> wal_options = WalWriterOptions(config);
+  if (!wal_options.ok()) return wal_options.status();
+  ro.node.wal = *wal_options;
+  ro.node.max_pending_requests = config.server.max_inflight_requests;
+  ro.node.snapshot_threshold_entries = config.storage.snapshot_threshold_entries;
+  ro.node.snapshot_catchup_entries = config.storage.snapshot_catchup_entries;
+  ro.node.max_snapshots = config.storage.max_snapshots;
+  ro.node.snapshot_transfer.chunk_bytes = config.storage.snapshot_chunk_kb << 10;
+  // Raft counts time in ticks (a tenth of a heartbeat); node::ConfigureTiming is the one
+  // mapping from [cluster]'s timing to ticks, shared with the simulator's swarm. A snapshot
+  // transfer without progress fails after 30 s (or twenty election timeouts, if longer).
+  failover::FailoverConfig timing;
+  timing.heartbeat_interval_ms = config.cluster.heartbeat_interval_ms;
+  timing.election_timeout_ms = config.cluster.election_timeout_ms;
+  timing.election_jitter_min_ms = config.cluster.election_jitter_min_ms;
+  timing.election_jitter_max_ms = config.cluster.election_jitter_max_ms;
+  timing.max_consecutive_failures = static_cast<uint32_t>(config.cluster.max_consecutive_failures);
+  timing.slow_replication_threshold_entries = config.cluster.slow_replication_threshold_entries;
+  absl::StatusOr<node::DriverTiming> driver_timing =
+      node::ConfigureTiming(timing, /*snapshot_timeout_floor_ms=*/30000, &ro.node);
+  if (!driver_timing.ok()) return driver_timing.status();
+  ro.node.alerts.dedup_window_ms = config.alerts.dedup_window_ms;
+  ro.tick_ms = driver_timing->tick_ms;
+  ro.requests = driver_timing->requests;
+  ro.request_timeout_ms = config.server.request_timeout_ms;
+  JoinOptions join;
+  join.cluster_token = config.cluster.cluster_token;
+  join.self = config.cluster.node_id;
+  join.credentials = PeerChannelCredentials(tls_config);
+  absl::StatusOr<uint64_t> cluster_id = ResolveClusterId(config, data_dir, join, &peers);
+  if (!cluster_id.ok()) return cluster_id.status();
+  ro.cluster_id = *cluster_id;
+  ro.peers = std::move(peers);
+  ro.join_existing = config.cluster.initial_cluster_state == "existing";
+  ro.client_address = config.server.bind_address;
+  ro.peer_address = peer_address;
+  ro.peer_sender.queue_max_messages = config.network.peer_queue_max_messages;
+  // Also for a single node: a member added later is reached through them.
+  ro.peer_sender.credentials = PeerChannelCredentials(tls_config);
+  ro.metrics = metrics;
+  return ro;
+}
+
+// Counters already exported, so that each round adds only what is new.
+struct StatusCounters {
+  uint64_t leader_changes = 0;
+  uint64_t elections = 0;
+};
+
+// One round of the main thread: the runtime's status as metric gauges.
+void PublishStatusMetrics(const RuntimeStatus& s, Metrics* metrics, StatusCounters* counters) {
+  metrics->SetRaftState(s.term, s.commit, s.applied, s.last_index,
+                        s.role == raft::Role::kLeader, s.leader);
+  for (; counters->leader_changes < s.leader_changes; ++counters->leader_changes) {
+    metrics->IncLeaderChanges();
+  }
+  for (; counters->elections < s.elections; ++counters->elections) metrics->IncElections();
+  metrics->SetPendingRequests(s.pending_requests);
+  metrics->SetWalSizeBytes(s.wal_size_bytes);
+  metrics->SetCompactionCount(s.compaction_count);
+  metrics->SetMembers(s.num_nodes, s.learners.size());
+  std::vector<uint64_t> others;
+  for (const RuntimeStatus::Peer& p : s.peers) others.push_back(p.id);
+  metrics->ForgetPeersExcept(others);
+  for (const RuntimeStatus::Peer& p : s.peers) {
+    metrics->SetPeerConnected(p.id, p.connected);
+    if (s.role == raft::Role::kLeader) {
+      metrics->SetPeerLag(p.id, s.last_index > p.match ? s.last_index - p.match : 0);
+    } else {
+      metrics->ClearPeerLag(p.id);
+    }
+  }
+}
+
+void PublishHealth(const health::HealthReport& h, std::optional<uint64_t> disk_free,
+                   Metrics* metrics) {
+  metrics->SetHealthState(HealthStateName(h.state));
+  metrics->SetReady(h.ready);
+  metrics->SetAcceptingWrites(h.accept_writes);
+  if (disk_free) metrics->SetDiskFreeBytes(*disk_free);
+}
+
+// A node whose disk is nearly full (or whose storage failed) refuses writes at once, and says
+// why. (A lost quorum is checked on the write path itself: EtcdHandler::Write.)
+void UpdateWriteGate(const health::HealthReport& h, const RuntimeStatus& s, bool shutting_down,
+                     EtcdHandler* handler, bool* accepting_writes) {
+  if (h.accept_writes != *accepting_writes) {
+    *accepting_writes = h.accept_writes;
+    if (*accepting_writes) {
+      LogInfo("accepting client writes again");
+    } else {
+      LogError("refusing client writes", {F("reason", h.reject_reason)});
+    }
+  }
+  if (h.accept_writes || shutting_down) {
+    handler->SetWriteGate(absl::OkStatus());
+  } else if (!s.wal_error.empty() || !s.storage_error.empty()) {
+    // Not a capacity problem: clients should go to another member.
+    handler->SetWriteGate(absl::UnavailableError(absl::StrCat("etcdserver: ", h.reject_reason)));
+  } else {
+    handler->SetWriteGate(
+        absl::ResourceExhaustedError(absl::StrCat("etcdserver: ", h.reject_reason)));
+  }
+}
+
+// SIGHUP: reads the configuration again and applies what may change while running (the rest
+// waits for a restart, and is logged); TLS files are staged again. False if it could not be read.
+bool Reload(const ConfigSources& sources, const std::string& base_dir,
+            const std::string& tls_stage_dir, Config* config, EtcdHandler* handler,
+            AlertWebhook* webhook, std::mutex* health_mu, health::HealthConfig* health_config) {
+  absl::StatusOr<Config> reread = LoadConfig(sources);
+  if (!reread.ok()) {
+    LogError("SIGHUP: configuration not reloaded", {F("error", reread.status().message())});
+    return false;
+  }
+  if (reread->network.tls_enabled) {  // resolved like the running copy, to compare equal
+    reread->network.tls_cert = ResolvePath(reread->network.tls_cert, base_dir);
+    reread->network.tls_key = ResolvePath(reread->network.tls_key, base_dir);
+    if (!reread->network.tls_ca.empty()) {
+      reread->network.tls_ca = ResolvePath(reread->network.tls_ca, base_dir);
+    }
+  }
+  ReloadPlan plan = PlanReload(*config, *reread);
+  *config = plan.next;
+  ConfigureLogFrom(*config);
+  handler->SetLimits(LimitsOf(*config));
+  webhook->Configure({config->alerts.webhook_url, config->alerts.webhook_timeout_ms,
+                      config->alerts.webhook_max_retries});
+  {
+    std::lock_guard<std::mutex> lock(*health_mu);
+    *health_config = HealthConfigOf(*config);
+  }
+  LogInfo("SIGHUP: configuration reloaded",
+          {F("applied", plan.applied.empty() ? "-" : absl::StrJoin(plan.applied, ",")),
+           F("ignored_need_restart",
+             plan.ignored.empty() ? "-" : absl::StrJoin(plan.ignored, ","))});
+  if (!config->network.tls_enabled) return true;
+  absl::StatusOr<TlsFilesInfo> info = InspectTlsFiles(*config);
+  absl::StatusOr<Config> staged =
+      info.ok() ? StageTlsFiles(*config, tls_stage_dir) : absl::StatusOr<Config>(info.status());
+  if (!staged.ok()) {
+    LogError("SIGHUP: TLS files refused; the previous certificate stays in service",
+             {F("error", staged.status().message())});
+    return true;
+  }
+  LogInfo("SIGHUP: TLS certificate reloaded; new connections use it, open ones are kept",
+          {F("subject", info->subject), F("not_after", FormatTlsTime(info->not_after)),
+           F("ca_certificates", info->ca_certificates)});
+  if (info->not_after < absl::Now()) {
+    LogWarn("TLS certificate has expired", {F("not_after", FormatTlsTime(info->not_after))});
+  }
+  return true;
+}
+
+// The client port: etcd's KV, Maintenance and Cluster services and our Admin service; null if
+// it cannot listen.
+std::unique_ptr<grpc::Server> StartClientServer(const Config& config, const Config& tls_config,
+                                                const std::vector<grpc::Service*>& services) {
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(config.server.bind_address, ServerCredentials(tls_config, false),
+                           &port);
+  // gRPC's cap is the largest max_request_bytes may ever be (it reloads on SIGHUP); the handler
+  // enforces the configured value with etcd's "request is too large".
+  builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxRequestBytesLimit) + kGrpcOverheadBytes);
+  builder.SetMaxSendMessageSize(std::numeric_limits<int>::max());
+  // gRPC sets SO_REUSEPORT by default, which would let a second server share our port.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  for (grpc::Service* service : services) builder.RegisterService(service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server && port == 0) server->Shutdown();
+  return port == 0 ? nullptr : std::move(server);
+}
+
+// The peer port (Raft messages, forwarded requests, joins); null if it cannot listen.
+std::unique_ptr<grpc::Server> StartPeerServer(const std::string& address,
+                                              const Config& tls_config, grpc::Service* service) {
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(address, ServerCredentials(tls_config, true), &port);
+  builder.SetMaxReceiveMessageSize(kPeerMaxMessageBytes);
+  builder.SetMaxSendMessageSize(kPeerMaxMessageBytes);
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Peer senders ping every 2 s to notice dead links (peer_sender.cc); gRPC's default policy
+  // would answer GOAWAY "too_many_pings" and cut idle streams.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.RegisterService(service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server && port == 0) server->Shutdown();
+  return port == 0 ? nullptr : std::move(server);
+}
+
+// What a running server is made of, for Shutdown (peer_server and admin may be null).
+struct Serving {
+  Runtime* runtime;
+  EtcdHandler* handler;
+  grpc::Server* client_server;
+  grpc::Server* peer_server;
+  AdminServer* admin;
+  AlertWebhook* webhook;
+};
+
+// Graceful shutdown: stop accepting, let in-flight requests finish (bounded), stop the node,
+// sync and close RocksDB, remove the pid file. Returns the exit code.
+int Shutdown(int exit_code, const Config& config, const Serving& s,
+             std::atomic<bool>* shutting_down, const std::string& pid_path) {
+  // A leader hands leadership to its most up-to-date peer first, so that the cluster keeps
+  // taking writes instead of waiting out an election timeout after we are gone (as etcd does).
+  if (exit_code == 0) TransferLeadershipAway(s.runtime, config);
+  shutting_down->store(true);
+  s.handler->StartDraining();  // new requests: UNAVAILABLE, so clients move to another member
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(config.server.shutdown_timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline && s.handler->inflight() > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  // Then close the port at once: gRPC's Shutdown would otherwise wait for idle client
+  // connections until its deadline. Requests still in flight past the deadline are cancelled
+  // and fail (UNAVAILABLE) when the runtime stops, which lets Shutdown return.
+  std::thread client_stopper(
+      [&] { s.client_server->Shutdown(std::chrono::system_clock::now()); });
+  absl::Status closed = s.runtime->Stop();
+  client_stopper.join();
+  if (s.peer_server != nullptr) s.peer_server->Shutdown(std::chrono::system_clock::now());
+  if (s.admin != nullptr) s.admin->Stop();
+  s.webhook->Stop();
+  unlink(pid_path.c_str());
+  if (!closed.ok()) {
+    LogError("storage did not close cleanly", {F("error", closed.ToString())});
+    exit_code = 1;
+  }
+  LogInfo("stopped", {F("exit_code", exit_code)});
+  return exit_code;
+}
+
+// The start-up log line, and how to try the server, on stderr.
+void AnnounceStarted(const Config& config, uint64_t cluster_id, const std::string& peer_address,
+                     const std::string& data_dir) {
+  LogInfo("amaters-server started",
+          {F("version", kVersion), F("node_id", config.cluster.node_id),
+           F("cluster_id", absl::StrCat(absl::Hex(cluster_id))),
+           F("client", config.server.bind_address),
+           F("peer", peer_address.empty() ? "-" : peer_address),
+           F("admin", config.metrics.enabled ? config.metrics.bind_address : "-"),
+           F("data_dir", data_dir), F("tls", config.network.tls_enabled ? "on" : "off"),
+           F("members", config.cluster.peers.empty() ? 1 : config.cluster.peers.size())});
+  std::cerr << "amaters-server: serving the etcd v3 API on " << config.server.bind_address
+            << (config.metrics.enabled
+                    ? absl::StrCat(", admin HTTP on http://", config.metrics.bind_address)
+                    : "")
+            << "\n  try: bazel run //server:ctl -- --endpoints=" << config.server.bind_address
+            << " put hello world\n       etcdctl --endpoints=" << config.server.bind_address
+            << " get hello\n  stop with Ctrl-C or SIGTERM\n";
+}
+
 }  // namespace
 
 int RunServer(const Config& config_in, const ConfigSources& sources, const std::string& base_dir) {
@@ -350,65 +630,13 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
       peers.push_back({p.id, p.ToString()});
     }
   }
-  if (absl::Status s = CheckBindable("client port", config.server.bind_address); !s.ok()) {
-    return fail(s);
-  }
-  if (!peer_address.empty()) {
-    if (absl::Status s = CheckBindable("peer port", peer_address); !s.ok()) return fail(s);
-  }
-  if (config.metrics.enabled) {
-    if (absl::Status s = CheckBindable("admin HTTP", config.metrics.bind_address); !s.ok()) {
-      return fail(s);
-    }
-  }
+  if (absl::Status s = CheckListeners(config, peer_address); !s.ok()) return fail(s);
 
   Metrics metrics;
-  RuntimeOptions ro;
-  ro.node_id = config.cluster.node_id;
-  ro.peers = peers;
-  ro.data_dir = data_dir;
-  absl::StatusOr<wal::WriterOptions> wal_options = WalWriterOptions(config);
-  if (!wal_options.ok()) return fail(wal_options.status());
-  ro.node.wal = *wal_options;
-  ro.node.max_pending_requests = config.server.max_inflight_requests;
-  ro.node.snapshot_threshold_entries = config.storage.snapshot_threshold_entries;
-  ro.node.snapshot_catchup_entries = config.storage.snapshot_catchup_entries;
-  ro.node.max_snapshots = config.storage.max_snapshots;
-  ro.node.snapshot_transfer.chunk_bytes = config.storage.snapshot_chunk_kb << 10;
-  // Raft counts time in ticks (a tenth of a heartbeat); node::ConfigureTiming is the one
-  // mapping from [cluster]'s timing to ticks, shared with the simulator's swarm. A snapshot
-  // transfer without progress fails after 30 s (or twenty election timeouts, if longer).
-  failover::FailoverConfig timing;
-  timing.heartbeat_interval_ms = config.cluster.heartbeat_interval_ms;
-  timing.election_timeout_ms = config.cluster.election_timeout_ms;
-  timing.election_jitter_min_ms = config.cluster.election_jitter_min_ms;
-  timing.election_jitter_max_ms = config.cluster.election_jitter_max_ms;
-  timing.max_consecutive_failures = static_cast<uint32_t>(config.cluster.max_consecutive_failures);
-  timing.slow_replication_threshold_entries = config.cluster.slow_replication_threshold_entries;
-  absl::StatusOr<node::DriverTiming> driver_timing =
-      node::ConfigureTiming(timing, /*snapshot_timeout_floor_ms=*/30000, &ro.node);
-  if (!driver_timing.ok()) return fail(driver_timing.status());
-  ro.node.alerts.dedup_window_ms = config.alerts.dedup_window_ms;
-  ro.tick_ms = driver_timing->tick_ms;
-  ro.requests = driver_timing->requests;
-  ro.request_timeout_ms = config.server.request_timeout_ms;
-  {
-    JoinOptions join;
-    join.cluster_token = config.cluster.cluster_token;
-    join.self = config.cluster.node_id;
-    join.credentials = PeerChannelCredentials(*tls_config);
-    absl::StatusOr<uint64_t> cluster_id = ResolveClusterId(config, data_dir, join, &peers);
-    if (!cluster_id.ok()) return fail(cluster_id.status());
-    ro.cluster_id = *cluster_id;
-    ro.peers = peers;
-    ro.join_existing = config.cluster.initial_cluster_state == "existing";
-  }
-  ro.client_address = config.server.bind_address;
-  ro.peer_address = peer_address;
-  ro.peer_sender.queue_max_messages = config.network.peer_queue_max_messages;
-  // Also for a single node: a member added later is reached through them.
-  ro.peer_sender.credentials = PeerChannelCredentials(*tls_config);
-  ro.metrics = &metrics;
+  absl::StatusOr<RuntimeOptions> options =
+      RuntimeOptionsOf(config, *tls_config, data_dir, peer_address, std::move(peers), &metrics);
+  if (!options.ok()) return fail(options.status());
+  RuntimeOptions ro = *std::move(options);
   std::atomic<bool> fatal{false};
   ro.on_fatal = [&fatal](const absl::Status&) { fatal.store(true); };
 
@@ -465,44 +693,18 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
   };
   AdminService admin_service(runtime.get(), &handler, admin_status, alerts_source);
 
-  grpc::ServerBuilder client_builder;
-  int client_port = 0;
-  client_builder.AddListeningPort(config.server.bind_address, ServerCredentials(*tls_config, false),
-                                  &client_port);
-  // gRPC's cap is the largest max_request_bytes may ever be (it reloads on SIGHUP); the handler
-  // enforces the configured value with etcd's "request is too large".
-  client_builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxRequestBytesLimit) +
-                                          kGrpcOverheadBytes);
-  client_builder.SetMaxSendMessageSize(std::numeric_limits<int>::max());
-  // gRPC sets SO_REUSEPORT by default, which would let a second server share our port.
-  client_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  client_builder.RegisterService(&kv_service);
-  client_builder.RegisterService(&maintenance_service);
-  client_builder.RegisterService(&cluster_service);
-  client_builder.RegisterService(&admin_service);
-  std::unique_ptr<grpc::Server> client_server = client_builder.BuildAndStart();
-  if (!client_server || client_port == 0) {
+  std::unique_ptr<grpc::Server> client_server = StartClientServer(
+      config, *tls_config, {&kv_service, &maintenance_service, &cluster_service, &admin_service});
+  if (!client_server) {
     (void)runtime->Stop();
     unlink(pid_path.c_str());
     return fail(absl::UnavailableError(
         absl::StrCat("client port: cannot listen on ", config.server.bind_address)));
   }
-
   std::unique_ptr<grpc::Server> peer_server;
   if (!peer_address.empty()) {
-    grpc::ServerBuilder peer_builder;
-    int port = 0;
-    peer_builder.AddListeningPort(peer_address, ServerCredentials(*tls_config, true), &port);
-    peer_builder.SetMaxReceiveMessageSize(kPeerMaxMessageBytes);
-    peer_builder.SetMaxSendMessageSize(kPeerMaxMessageBytes);
-    peer_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-    // Peer senders ping every 2 s to notice dead links (peer_sender.cc); gRPC's default policy
-    // would answer GOAWAY "too_many_pings" and cut idle streams.
-    peer_builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
-    peer_builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-    peer_builder.RegisterService(&peer_service);
-    peer_server = peer_builder.BuildAndStart();
-    if (!peer_server || port == 0) {
+    peer_server = StartPeerServer(peer_address, *tls_config, &peer_service);
+    if (!peer_server) {
       client_server->Shutdown();
       (void)runtime->Stop();
       unlink(pid_path.c_str());
@@ -526,75 +728,22 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
     }
   }
 
-  LogInfo("amaters-server started",
-          {F("version", kVersion), F("node_id", config.cluster.node_id),
-           F("cluster_id", absl::StrCat(absl::Hex(ro.cluster_id))),
-           F("client", config.server.bind_address),
-           F("peer", peer_address.empty() ? "-" : peer_address),
-           F("admin", config.metrics.enabled ? config.metrics.bind_address : "-"),
-           F("data_dir", data_dir), F("tls", config.network.tls_enabled ? "on" : "off"),
-           F("members", config.cluster.peers.empty() ? 1 : config.cluster.peers.size())});
-  std::cerr << "amaters-server: serving the etcd v3 API on " << config.server.bind_address
-            << (config.metrics.enabled
-                    ? absl::StrCat(", admin HTTP on http://", config.metrics.bind_address)
-                    : "")
-            << "\n  try: bazel run //server:ctl -- --endpoints=" << config.server.bind_address
-            << " put hello world\n       etcdctl --endpoints=" << config.server.bind_address
-            << " get hello\n  stop with Ctrl-C or SIGTERM\n";
+  AnnounceStarted(config, ro.cluster_id, peer_address, data_dir);
 
   // Main thread: signals, metric gauges, fatal errors.
   bool accepting_writes = true;
   auto next_cert_check = std::chrono::steady_clock::now();
-  uint64_t last_leader_changes = 0;
-  uint64_t last_elections = 0;
+  StatusCounters counters;
   int exit_code = 0;
   while (true) {
     timespec wait{0, 250 * 1000 * 1000};
     const int sig = sigtimedwait(&signals, nullptr, &wait);
     const RuntimeStatus s = runtime->status();
-    metrics.SetRaftState(s.term, s.commit, s.applied, s.last_index, s.role == raft::Role::kLeader,
-                         s.leader);
-    for (; last_leader_changes < s.leader_changes; ++last_leader_changes) metrics.IncLeaderChanges();
-    for (; last_elections < s.elections; ++last_elections) metrics.IncElections();
-    metrics.SetPendingRequests(s.pending_requests);
-    metrics.SetWalSizeBytes(s.wal_size_bytes);
-    metrics.SetCompactionCount(s.compaction_count);
-    metrics.SetMembers(s.num_nodes, s.learners.size());
-    std::vector<uint64_t> others;
-    for (const RuntimeStatus::Peer& p : s.peers) others.push_back(p.id);
-    metrics.ForgetPeersExcept(others);
-    for (const RuntimeStatus::Peer& p : s.peers) {
-      metrics.SetPeerConnected(p.id, p.connected);
-      if (s.role == raft::Role::kLeader) {
-        metrics.SetPeerLag(p.id, s.last_index > p.match ? s.last_index - p.match : 0);
-      } else {
-        metrics.ClearPeerLag(p.id);
-      }
-    }
+    PublishStatusMetrics(s, &metrics, &counters);
     const std::optional<uint64_t> disk_free = DiskFreeBytes(data_dir);  // one statvfs a round
     const health::HealthReport h = evaluate(s, disk_free);
-    metrics.SetHealthState(HealthStateName(h.state));
-    metrics.SetReady(h.ready);
-    metrics.SetAcceptingWrites(h.accept_writes);
-    if (disk_free) metrics.SetDiskFreeBytes(*disk_free);
-    if (h.accept_writes != accepting_writes) {
-      accepting_writes = h.accept_writes;
-      if (accepting_writes) {
-        LogInfo("accepting client writes again");
-      } else {
-        LogError("refusing client writes", {F("reason", h.reject_reason)});
-      }
-    }
-    // A node whose disk is nearly full (or whose storage failed) refuses writes at once, and
-    // says why. (A lost quorum is checked on the write path itself: EtcdHandler::Write.)
-    if (h.accept_writes || shutting_down.load()) {
-      handler.SetWriteGate(absl::OkStatus());
-    } else if (!s.wal_error.empty() || !s.storage_error.empty()) {
-      // Not a capacity problem: clients should go to another member.
-      handler.SetWriteGate(absl::UnavailableError(absl::StrCat("etcdserver: ", h.reject_reason)));
-    } else {
-      handler.SetWriteGate(absl::ResourceExhaustedError(absl::StrCat("etcdserver: ", h.reject_reason)));
-    }
+    PublishHealth(h, disk_free, &metrics);
+    UpdateWriteGate(h, s, shutting_down.load(), &handler, &accepting_writes);
     if (config.network.tls_enabled && std::chrono::steady_clock::now() >= next_cert_check) {
       next_cert_check = std::chrono::steady_clock::now() + kCertCheckInterval;
       ReportCertificateExpiry(config, runtime.get(), &metrics);
@@ -605,47 +754,9 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
       break;
     }
     if (sig == SIGHUP) {
-      absl::StatusOr<Config> reread = LoadConfig(sources);
-      if (!reread.ok()) {
-        LogError("SIGHUP: configuration not reloaded", {F("error", reread.status().message())});
-        continue;
-      }
-      if (reread->network.tls_enabled) {  // resolved like the running copy, to compare equal
-        reread->network.tls_cert = ResolvePath(reread->network.tls_cert, base_dir);
-        reread->network.tls_key = ResolvePath(reread->network.tls_key, base_dir);
-        if (!reread->network.tls_ca.empty()) {
-          reread->network.tls_ca = ResolvePath(reread->network.tls_ca, base_dir);
-        }
-      }
-      ReloadPlan plan = PlanReload(config, *reread);
-      config = plan.next;
-      ConfigureLogFrom(config);
-      handler.SetLimits(LimitsOf(config));
-      webhook.Configure({config.alerts.webhook_url, config.alerts.webhook_timeout_ms,
-                         config.alerts.webhook_max_retries});
-      {
-        std::lock_guard<std::mutex> lock(health_mu);
-        health_config = HealthConfigOf(config);
-      }
-      next_cert_check = std::chrono::steady_clock::now();
-      LogInfo("SIGHUP: configuration reloaded",
-              {F("applied", plan.applied.empty() ? "-" : absl::StrJoin(plan.applied, ",")),
-               F("ignored_need_restart", plan.ignored.empty() ? "-" : absl::StrJoin(plan.ignored, ","))});
-      if (config.network.tls_enabled) {
-        absl::StatusOr<TlsFilesInfo> info = InspectTlsFiles(config);
-        absl::StatusOr<Config> staged =
-            info.ok() ? StageTlsFiles(config, tls_stage_dir) : absl::StatusOr<Config>(info.status());
-        if (staged.ok()) {
-          LogInfo("SIGHUP: TLS certificate reloaded; new connections use it, open ones are kept",
-                  {F("subject", info->subject), F("not_after", FormatTlsTime(info->not_after)),
-                   F("ca_certificates", info->ca_certificates)});
-          if (info->not_after < absl::Now()) {
-            LogWarn("TLS certificate has expired", {F("not_after", FormatTlsTime(info->not_after))});
-          }
-        } else {
-          LogError("SIGHUP: TLS files refused; the previous certificate stays in service",
-                   {F("error", staged.status().message())});
-        }
+      if (Reload(sources, base_dir, tls_stage_dir, &config, &handler, &webhook, &health_mu,
+                 &health_config)) {
+        next_cert_check = std::chrono::steady_clock::now();  // the certificate may be new
       }
       continue;
     }
@@ -656,34 +767,9 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
     }
   }
 
-  // Graceful shutdown: stop accepting, let in-flight requests finish (bounded), stop the node,
-  // sync and close RocksDB, remove the pid file.
-  // A leader hands leadership to its most up-to-date peer first, so that the cluster keeps
-  // taking writes instead of waiting out an election timeout after we are gone (as etcd does).
-  if (exit_code == 0) TransferLeadershipAway(runtime.get(), config);
-  shutting_down.store(true);
-  handler.StartDraining();  // new requests: UNAVAILABLE, so clients move to another member
-  const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::milliseconds(config.server.shutdown_timeout_ms);
-  while (std::chrono::steady_clock::now() < deadline && handler.inflight() > 0) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  // Then close the port at once: gRPC's Shutdown would otherwise wait for idle client
-  // connections until its deadline. Requests still in flight past the deadline are cancelled
-  // and fail (UNAVAILABLE) when the runtime stops, which lets Shutdown return.
-  std::thread client_stopper([&] { client_server->Shutdown(std::chrono::system_clock::now()); });
-  absl::Status closed = runtime->Stop();
-  client_stopper.join();
-  if (peer_server) peer_server->Shutdown(std::chrono::system_clock::now());
-  if (admin) admin->Stop();
-  webhook.Stop();
-  unlink(pid_path.c_str());
-  if (!closed.ok()) {
-    LogError("storage did not close cleanly", {F("error", closed.ToString())});
-    exit_code = 1;
-  }
-  LogInfo("stopped", {F("exit_code", exit_code)});
-  return exit_code;
+  return Shutdown(exit_code, config, {runtime.get(), &handler, client_server.get(),
+                                      peer_server.get(), admin.get(), &webhook},
+                  &shutting_down, pid_path);
 }
 
 int StopCommand(const Config& config, const std::string& base_dir) {
