@@ -508,11 +508,14 @@ void Node::Collect() {
   ReleaseReads();
   MaybeCompact();
   MaybeSnapshot();
-  if (!writer_->batch_in_flight()) {
-    if (std::optional<wal::DiskBatch> b = writer_->NextBatch(now_ms_)) {
-      AM_CHECK(!effects_.disk.has_value());
-      effects_.disk = std::move(*b);
-    }
+  if (!config_.cut_disk_batch_on_take) CutDiskBatch();
+}
+
+void Node::CutDiskBatch() {
+  if (writer_->batch_in_flight()) return;
+  if (std::optional<wal::DiskBatch> b = writer_->NextBatch(now_ms_)) {
+    AM_CHECK(!effects_.disk.has_value());
+    effects_.disk = std::move(*b);
   }
 }
 
@@ -543,6 +546,7 @@ void Node::ReleaseReads() {
 }
 
 Effects Node::TakeEffects() {
+  if (config_.cut_disk_batch_on_take && fatal_.ok()) CutDiskBatch();
   Effects out = std::move(effects_);
   effects_ = Effects();
   return out;

@@ -83,6 +83,11 @@ struct NodeConfig {
   uint64_t snapshot_catchup_entries = 5000;
   uint64_t max_snapshots = 3;
   SnapshotTransferConfig snapshot_transfer;
+  // Group commit for a driver that executes the WAL batch on the thread that feeds the node
+  // (the server): the batch is cut in TakeEffects instead of after every input, so everything
+  // handed in since the last TakeEffects goes into one batch and one fdatasync. HasEffects then
+  // does not count a batch not cut yet: such a driver calls TakeEffects until it returns empty.
+  bool cut_disk_batch_on_take = false;
   absl::Status Validate() const;
 };
 
@@ -229,6 +234,7 @@ class Node {
   void Track(RequestId request, const raft::ProposeResult& r);
 
   void Collect();   // drains Raft's Ready into effects_ and feeds the WAL writer
+  void CutDiskBatch();  // the writer's next batch into effects_, if none is in flight
   void Fail(const absl::Status& status);
   void FailStaleRequests();
   void ReleaseReads();

@@ -133,5 +133,43 @@ TEST(StartFromDisk, AStagedCopyIsHandedBackToTheNode) {
   EXPECT_EQ(progress->second, 1024u);
 }
 
+// NodeConfig::cut_disk_batch_on_take: proposals handed in between two TakeEffects calls share
+// one WAL batch and one fdatasync (the server's group commit); without it the first proposal
+// cuts a batch of its own.
+TEST(CutDiskBatchOnTake, ProposalsBetweenTwoTakesShareOneSync) {
+  for (bool on_take : {false, true}) {
+    wal::SimDisk disk;
+    NodeConfig c = SingleNode();
+    c.cut_disk_batch_on_take = on_take;
+    EmptyDurableState empty;
+    absl::StatusOr<Started> s =
+        StartFromDisk(c, &disk, wal::CorruptionPolicy::kRefuseStart, "WAL", empty);
+    ASSERT_TRUE(s.ok()) << s.status();
+    Node& node = *s->node;
+    int syncs = 0;
+    size_t applied = 0;
+    auto drain = [&] {
+      for (Effects e = node.TakeEffects(); !e.Empty(); e = node.TakeEffects()) {
+        for (const ApplyItem& item : e.apply) applied += item.request.has_value();
+        if (!e.apply.empty()) node.OnApplied(e.apply.back().entry.index);
+        if (e.disk) {
+          syncs += e.disk->syncs;
+          node.OnDiskDone(e.disk->id, wal::ExecuteBatch(*e.disk, &disk));
+        }
+      }
+    };
+    node.Campaign();
+    drain();
+    ASSERT_EQ(node.raft().role(), raft::Role::kLeader);
+    syncs = 0;
+    node.Propose(1, "a");
+    node.Propose(2, "b");
+    node.Propose(3, "c");
+    drain();
+    EXPECT_EQ(applied, 3u);
+    EXPECT_EQ(syncs, on_take ? 1 : 2) << "on_take=" << on_take;
+  }
+}
+
 }  // namespace
 }  // namespace amaters::node

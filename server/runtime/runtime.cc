@@ -30,7 +30,7 @@ using storage::SnapshotStore;
 // snapshots.
 class RuntimeStorage {
  public:
-  std::unique_ptr<PosixDisk> wal_disk;               // disk thread only (after Open)
+  std::unique_ptr<PosixDisk> wal_disk;               // loop thread only (after Open)
   std::unique_ptr<RocksDbStateMachine> state;        // apply thread only (after Open)
   std::optional<SnapshotStore> snapshots;            // apply thread only (after Open)
 };
@@ -113,6 +113,9 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(RuntimeOptions options) {
 
   node::NodeConfig config = options.node;
   config.raft.id = options.node_id;
+  // The loop writes the WAL itself: what it handed the node since the last write goes into
+  // the next batch (group commit), cut when it takes the effects.
+  config.cut_disk_batch_on_take = true;
   // A node joining a running cluster starts outside its bootstrap configuration.
   config.raft.voters.clear();
   if (!options.join_existing) config.raft.voters.push_back(options.node_id);
@@ -168,7 +171,6 @@ void Runtime::Start() {
     std::lock_guard<std::mutex> lock(peers_mu_);
     for (auto& [id, p] : peers_) p->Start();
   }
-  disk_thread_ = std::thread([this] { DiskMain(); });
   apply_thread_ = std::thread([this] { ApplyMain(); });
   loop_thread_ = std::thread([this] { LoopMain(); });
 }
@@ -197,12 +199,6 @@ absl::Status Runtime::Stop() {
     senders = peers_;
   }
   for (auto& [id, p] : senders) p->Stop();
-  {
-    std::lock_guard<std::mutex> lock(disk_mu_);
-    disk_stop_ = true;
-  }
-  disk_cv_.notify_all();
-  if (disk_thread_.joinable()) disk_thread_.join();
   {
     std::lock_guard<std::mutex> lock(apply_mu_);
     apply_stop_ = true;
@@ -472,9 +468,6 @@ void Runtime::Handle(Event& event, uint64_t now_ms) {
     Submit(std::move(*pe), now_ms);
   } else if (auto* re = std::get_if<ReadEvent>(&event)) {
     Submit(std::move(*re), now_ms);
-  } else if (auto* de = std::get_if<DiskDoneEvent>(&event)) {
-    disk_busy_ = false;
-    if (!fatal_) node_->OnDiskDone(de->batch_id, de->status);
   } else if (auto* ae = std::get_if<AppliedEvent>(&event)) {
     if (!ae->status.ok()) {
       if (!fatal_) {
@@ -672,13 +665,10 @@ void Runtime::ProcessEffects(uint64_t now_ms) {
     }
 
     if (e.disk) {
-      AM_CHECK(!disk_busy_, "the node handed out a second disk batch while one is in flight");
-      disk_busy_ = true;
-      {
-        std::lock_guard<std::mutex> lock(disk_mu_);
-        disk_work_ = std::move(*e.disk);
-      }
-      disk_cv_.notify_one();
+      // After the messages above went out: followers write while we do (etcd's order: send,
+      // persist, apply). The completion goes back to the node at once; what it releases is in
+      // the next round of effects.
+      WriteWal(std::move(*e.disk));
     }
 
     for (alerts::Firing& f : e.alerts) {
@@ -836,31 +826,21 @@ void Runtime::PostSnapshotWork(node::Effects& e) {
   if (e.snapshot_finish) PostApply(std::move(*e.snapshot_finish));
 }
 
-// --- Disk thread ------------------------------------------------------------------------------
+// --- WAL writes (loop thread) ------------------------------------------------------------------
 
-void Runtime::DiskMain() {
-  while (true) {
-    wal::DiskBatch batch;
-    {
-      std::unique_lock<std::mutex> lock(disk_mu_);
-      disk_cv_.wait(lock, [&] { return disk_stop_ || disk_work_.has_value(); });
-      if (!disk_work_) return;  // stopping and idle
-      batch = std::move(*disk_work_);
-      disk_work_.reset();
+void Runtime::WriteWal(wal::DiskBatch batch) {
+  const auto start = std::chrono::steady_clock::now();
+  absl::Status s = wal::ExecuteBatch(batch, storage_->wal_disk.get());
+  if (batch.syncs) {
+    // The batch's writes plus its fdatasync: what an acknowledged write waited for.
+    const auto took = std::chrono::steady_clock::now() - start;
+    last_fsync_us_.store(std::chrono::duration_cast<std::chrono::microseconds>(took).count());
+    if (options_.metrics != nullptr) {
+      options_.metrics->ObserveFsync(std::chrono::duration<double>(took).count());
     }
-    const auto start = std::chrono::steady_clock::now();
-    absl::Status s = wal::ExecuteBatch(batch, storage_->wal_disk.get());
-    if (batch.syncs) {
-      // The batch's writes plus its fdatasync: what an acknowledged write waited for.
-      const auto took = std::chrono::steady_clock::now() - start;
-      last_fsync_us_.store(std::chrono::duration_cast<std::chrono::microseconds>(took).count());
-      if (options_.metrics != nullptr) {
-        options_.metrics->ObserveFsync(std::chrono::duration<double>(took).count());
-      }
-    }
-    if (!s.ok()) LogError("WAL write failed", {F("error", s.ToString())});
-    Post(DiskDoneEvent{batch.id, std::move(s)});
   }
+  if (!s.ok()) LogError("WAL write failed", {F("error", s.ToString())});
+  if (!fatal_) node_->OnDiskDone(batch.id, s);
 }
 
 // --- Apply thread -----------------------------------------------------------------------------

@@ -4,10 +4,11 @@
 // Threads (each owns what it touches; they talk through bounded queues, never shared state;
 // the inbox holds at most requests.max_requests client requests and kMaxInboxBatches peer
 // batches, the lifecycle tracks at most requests.max_requests, one disk batch is in flight):
-//   loop    owns the Node. Wakes on an input or at the next tick; feeds ticks, peer messages,
-//           disk completions, apply progress and client requests in; hands the effects out.
-//   disk    executes the WAL's disk batches on PosixDisk (one in flight, as the Node asks) and
-//           reports each completion back to the loop.
+//   loop    owns the Node and the WAL's PosixDisk. Wakes on an input or at the next tick;
+//           feeds ticks, peer messages, apply progress and client requests in; hands the
+//           effects out in etcd's order: messages to the peer senders first, then it executes
+//           the WAL batch itself (writes and fdatasync; followers write theirs meanwhile) and
+//           reports it done at once; committed entries go to the apply thread.
 //   apply   owns the RocksDB state machine and its snapshots (storage::SnapshotStore): applies
 //           committed entries in order, answers the clients whose entries they were, serves
 //           reads, reports the applied index back; takes, reads, stages, keeps, installs and
@@ -156,7 +157,7 @@ class Runtime {
   ~Runtime();
 
   void Start();
-  // Stops the threads: the loop stops taking inputs, the disk thread finishes its batch, the
+  // Stops the threads: the loop stops taking inputs (after the WAL batch it is writing), the
   // apply thread drains what it was given, RocksDB is synced and closed, pending requests fail
   // with kUnavailable. Idempotent. Returns the first error met while closing storage.
   absl::Status Stop();
@@ -234,10 +235,6 @@ class Runtime {
     ReadDone done;
     uint64_t deadline_ms;
   };
-  struct DiskDoneEvent {
-    uint64_t batch_id;
-    absl::Status status;
-  };
   struct AppliedEvent {
     raft::Index index;
     int64_t revision;
@@ -273,7 +270,7 @@ class Runtime {
   struct SnapshotNowEvent {
     std::function<void(absl::StatusOr<uint64_t>)> done;
   };
-  using Event = std::variant<ProposeEvent, ReadEvent, DiskDoneEvent, AppliedEvent, MessagesEvent,
+  using Event = std::variant<ProposeEvent, ReadEvent, AppliedEvent, MessagesEvent,
                              TransferEvent, alerts::Event, SnapshotTakenEvent, SnapshotReadEvent,
                              SnapshotWrittenEvent, SnapshotReceivedEvent, SnapshotNowEvent>;
 
@@ -324,7 +321,8 @@ class Runtime {
   // Answers the configuration changes of `w` that are applied (or the error).
   static void AnswerConfChanges(ApplyWork& w, const absl::Status& status);
   void CheckTransfers(uint64_t now_ms);
-  void DiskMain();
+  // Loop thread: executes the node's disk batch on the WAL's PosixDisk and reports it done.
+  void WriteWal(wal::DiskBatch batch);
   void ApplyMain();
   void PostApply(ApplyTask task);
   // For callers outside the loop (gRPC threads): false, and nothing queued, once the apply
@@ -367,7 +365,6 @@ class Runtime {
       snapshot_waiters_;  // (index the snapshot must reach, callback)
   uint64_t checkpoints_ = 0;  // apply thread: names Maintenance.Snapshot checkpoints
   uint64_t next_tick_ms_ = 0;
-  bool disk_busy_ = false;
   bool fatal_ = false;
   std::string fatal_message_;
   std::string wal_error_;
@@ -377,12 +374,6 @@ class Runtime {
   uint64_t logged_stalls_ = 0;  // failure-detector stalls already logged
   uint64_t next_stall_log_ms_ = 0;
   raft::Role last_role_ = raft::Role::kFollower;
-
-  // Disk thread.
-  std::mutex disk_mu_;
-  std::condition_variable disk_cv_;
-  std::optional<wal::DiskBatch> disk_work_;
-  bool disk_stop_ = false;
 
   // Apply thread.
   std::mutex apply_mu_;
@@ -397,9 +388,9 @@ class Runtime {
   RuntimeStatus status_;
   std::map<raft::NodeId, std::string> client_addresses_;  // guarded by status_mu_
   std::deque<AlertRecord> recent_alerts_;                 // guarded by status_mu_
-  std::atomic<int64_t> last_fsync_us_{-1};                // disk thread; -1: none yet
+  std::atomic<int64_t> last_fsync_us_{-1};                // loop thread; -1: none yet
 
-  std::thread loop_thread_, disk_thread_, apply_thread_;
+  std::thread loop_thread_, apply_thread_;
   std::atomic<raft::Term> term_{0};
   std::atomic<bool> quorum_lost_{false};
   std::atomic<bool> started_{false};
