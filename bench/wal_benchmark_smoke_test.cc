@@ -85,7 +85,7 @@ TEST(WalBenchmarkSmokeTest, EveryBenchmarkRuns) {
   benchmark::Initialize(&argc, argv.data());
   RecordingReporter reporter;
   const size_t n = benchmark::RunSpecifiedBenchmarks(&reporter);
-  EXPECT_EQ(n, 8u) << "2 sync modes x 3 appender counts + 2 raw fsync variants";
+  EXPECT_EQ(n, 10u) << "2 sync modes x 3 appender counts + 4 raw fsync variants";
   ASSERT_EQ(reporter.runs.size(), n);
   for (const auto& run : reporter.runs) {
     const std::string name = run.benchmark_name();
