@@ -87,7 +87,6 @@ class ClientRequests {
   void FailAll(const absl::Status& status);
 
   std::vector<Finished> TakeFinished();
-  bool HasFinished() const { return !finished_.empty(); }
   size_t size() const { return in_node_.size() + retrying_.size(); }
 
  private:

@@ -536,9 +536,7 @@ void Raft::StepFollower(const Message& m) {
       if (!m.reject) {
         read_states_.push_back({m.index, m.context, absl::OkStatus()});
       } else {
-        read_states_.push_back({0, m.context, m.reject_hint == kReadRefusedFull
-                                                  ? ReadQueueFull()
-                                                  : NotLeaderForRead()});
+        read_states_.push_back({0, m.context, ReadRefusal(m.reject_hint)});
       }
       break;
     case MessageType::kReadIndex:
@@ -1029,8 +1027,7 @@ absl::Status Raft::ReadIndex(std::string context) {
 void Raft::RefuseRead(NodeId from, std::string context, Index why) {
   AM_CHECK(why == kReadRefusedFull || why == kReadRefusedNotLeader);
   if (from == id_) {
-    read_states_.push_back({0, std::move(context),
-                            why == kReadRefusedFull ? ReadQueueFull() : NotLeaderForRead()});
+    read_states_.push_back({0, std::move(context), ReadRefusal(why)});
     return;
   }
   Message m;

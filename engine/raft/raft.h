@@ -265,12 +265,12 @@ class Raft {
   // kReadIndexResp.reject_hint values (types.h).
   static constexpr Index kReadRefusedNotLeader = 0;
   static constexpr Index kReadRefusedFull = 1;
-  static absl::Status ReadQueueFull() {
-    return absl::ResourceExhaustedError(
-        "etcdserver: too many requests (the leader's read queue is full)");
-  }
-  static absl::Status NotLeaderForRead() {
-    return absl::UnavailableError("the read reached a node that is not the leader; retry");
+  // What the requester's client hears for a refusal `why`.
+  static absl::Status ReadRefusal(Index why) {
+    return why == kReadRefusedFull
+               ? absl::ResourceExhaustedError(
+                     "etcdserver: too many requests (the leader's read queue is full)")
+               : absl::UnavailableError("the read reached a node that is not the leader; retry");
   }
   // Answers a read that will not be served (a ReadState for our own, a rejection for a peer's).
   void RefuseRead(NodeId from, std::string context, Index why);

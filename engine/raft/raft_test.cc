@@ -772,6 +772,53 @@ TEST(RaftReadIndex, FollowerForwardsToLeader) {
   EXPECT_EQ(leaderless.ReadIndex(2, "x").code(), absl::StatusCode::kUnavailable);
 }
 
+TEST(RaftReadIndex, ReadsBeyondTheQueueAreRefusedNotDropped) {
+  Harness h(3, [](Config& c) { c.max_pending_reads = 2; });
+  ElectLeader(h, 1);
+  for (const char* ctx : {"a", "b", "c"}) ASSERT_TRUE(h.ReadIndex(1, ctx).ok());
+  std::vector<ReadState> rs = h.TakeReadStates(1);
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_EQ(rs[0].context, "c");
+  EXPECT_EQ(rs[0].refused.code(), absl::StatusCode::kResourceExhausted);
+  // A follower's read that meets the full queue is refused back to it.
+  ASSERT_TRUE(h.ReadIndex(2, "f").ok());
+  h.Deliver([](const Message& m) { return m.type == MessageType::kReadIndex; });
+  h.Deliver([](const Message& m) { return m.type == MessageType::kReadIndexResp; });
+  rs = h.TakeReadStates(2);
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_EQ(rs[0].context, "f");
+  EXPECT_EQ(rs[0].refused.code(), absl::StatusCode::kResourceExhausted);
+  ASSERT_TRUE(h.Stabilize());
+  rs = h.TakeReadStates(1);
+  ASSERT_EQ(rs.size(), 2u) << "the two queued reads are served once confirmed";
+  EXPECT_TRUE(rs[0].refused.ok() && rs[1].refused.ok());
+}
+
+TEST(RaftReadIndex, ANodeThatIsNotLeaderRefusesAReadIndex) {
+  Harness h(3);
+  ElectLeader(h, 1);
+  // Node 2 believes node 3 leads (a stale view): 3 says it does not.
+  Message m;
+  m.type = MessageType::kReadIndex;
+  m.from = 2;
+  m.to = 3;
+  m.term = h.node(3).term();
+  m.context = "x";
+  ASSERT_TRUE(h.node(3).Step(m).ok());
+  std::optional<Message> refusal;
+  for (Message& out : h.node(3).TakeReady().messages) {
+    if (out.type == MessageType::kReadIndexResp) refusal = out;
+  }
+  ASSERT_TRUE(refusal.has_value());
+  EXPECT_TRUE(refusal->reject);
+  EXPECT_EQ(refusal->to, 2u);
+  ASSERT_TRUE(h.node(2).Step(*refusal).ok());
+  std::vector<ReadState> rs = h.node(2).TakeReady().read_states;
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_EQ(rs[0].context, "x");
+  EXPECT_EQ(rs[0].refused.code(), absl::StatusCode::kUnavailable);
+}
+
 TEST(RaftReadIndex, PlantedReadWithoutQuorumIsCaught) {
   Harness h(3);
   ElectLeader(h, 1);
