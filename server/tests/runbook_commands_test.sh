@@ -125,8 +125,8 @@ http() { curl -s -m 3 "http://127.0.0.1:$(admin_port "$1")$2"; }
 http_code() { curl -s -m 3 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$(admin_port "$1")$2"; }
 
 # min_free_bytes: 1 MiB rather than the 1 GiB default, so that a test machine with little free
-# space still accepts writes; RB-005 raises it on purpose. max_consecutive_failures = 50 makes
-# the failure timeout 5 s, so that RB-003 can stop a follower for a moment (while 30 writes
+# space still accepts writes; RB-005 raises it on purpose. max_consecutive_failures = 80 makes
+# the failure timeout 8 s, so that RB-003 can stop a follower for a moment (while 30 writes
 # go through) without it being reported failed; slow_replication_threshold_entries = 10 makes RB-003 cheap to trigger.
 PEERS_TOML="\"1:127.0.0.1:$(peer_port 1)\", \"2:127.0.0.1:$(peer_port 2)\", \"3:127.0.0.1:$(peer_port 3)\""
 write_config() {  # write_config NODE MIN_FREE_BYTES
@@ -141,7 +141,7 @@ min_free_bytes = $2
 [cluster]
 node_id = $1
 peers = [$PEERS_TOML]
-max_consecutive_failures = 50
+max_consecutive_failures = 80
 slow_replication_threshold_entries = 10
 
 [metrics]
@@ -254,7 +254,7 @@ F=${FOLLOWERS[0]}
 O=${FOLLOWERS[1]}
 kill9 "$F"
 has_alert() { http "$1" /alerts | grep_all -F "\"dedup_key\":\"$2\""; }
-wait_for 10 "node_failed:$F on leader $LEADER's /alerts" has_alert "$LEADER" "node_failed:$F"
+wait_for 15 "node_failed:$F on leader $LEADER's /alerts" has_alert "$LEADER" "node_failed:$F"
 sleep 1
 alerts="$(http "$LEADER" /alerts)"
 (($(count_in "$alerts" "\"dedup_key\":\"node_failed:$F\"") == 1)) || fail "node_failed:$F not exactly once: $alerts"
@@ -297,29 +297,36 @@ find_leader || fail "no leader after RB-001"
 mapfile -t FOLLOWERS < <(others_than "$LEADER")
 S=${FOLLOWERS[1]}
 kill -STOP "${PIDS[S]}"
-# One writer putting 30 keys in a row (etcdctl starts in milliseconds; 30 amaters-ctl processes
-# at once take seconds to start under the sanitizers), so that the lag builds well inside the
-# failure timeout.
+stopped_at=$SECONDS
+# Three writers putting 10 keys each in a row (etcdctl starts in milliseconds; 30 amaters-ctl
+# processes at once take seconds to start under the sanitizers), so that the lag builds well
+# inside the failure timeout even on a loaded machine. Each put done appends a line to
+# rb3.progress, so that a failure says how far the writes got.
+: >"$TMP/rb3.progress"
 writers=()
-(
-  for k in $(seq 1 30); do
-    if [[ -x "$ETCDCTL" ]]; then
-      "$ETCDCTL" --endpoints="$(EP "$LEADER")" --command-timeout=10s put "rb3-$k" "v$k" >/dev/null 2>&1 || exit 1
-    else
-      "$CTL" --endpoints="$(EP "$LEADER")" --timeout=10s put "rb3-$k" "v$k" >/dev/null 2>&1 || exit 1
-    fi
-  done
-) &
-writers+=($!)
+for first in 1 11 21; do
+  (
+    for k in $(seq "$first" $((first + 9))); do
+      if [[ -x "$ETCDCTL" ]]; then
+        "$ETCDCTL" --endpoints="$(EP "$LEADER")" --command-timeout=10s put "rb3-$k" "v$k" >/dev/null 2>&1 || exit 1
+      else
+        "$CTL" --endpoints="$(EP "$LEADER")" --timeout=10s put "rb3-$k" "v$k" >/dev/null 2>&1 || exit 1
+      fi
+      echo "$k" >>"$TMP/rb3.progress"
+    done
+  ) &
+  writers+=($!)
+done
 lagging() { has_alert "$LEADER" "slow_replication:$S"; }
-deadline=$((SECONDS + 10))  # the 30 puts take a second or two: lag 10 shows before the 5 s failure timeout
+deadline=$((SECONDS + 10))  # the 30 puts take a second or two: lag 10 shows before the 8 s failure timeout
 until lagging; do
   if ((SECONDS >= deadline)); then
     kill -CONT "${PIDS[S]}"
-    fail "no slow_replication:$S on the leader's /alerts within 10 s"
+    fail "no slow_replication:$S on the leader's /alerts within 10 s of SIGSTOP ($(wc -l <"$TMP/rb3.progress") puts acknowledged; /alerts: $(http "$LEADER" /alerts))"
   fi
   sleep 0.05
 done
+alert_after=$((SECONDS - stopped_at))
 # The gauge is refreshed every 250 ms, the alert fires at once: read it until it catches up.
 lag=0
 for _ in $(seq 1 40); do
@@ -336,7 +343,7 @@ grep -q "^W .* alert rule=slow_replication severity=warning dedup_key=slow_repli
 caught_up() { [[ "$(metric "$LEADER" "amaters_peer_replication_lag_entries{peer=\"$S\"}")" == 0 ]]; }
 wait_for 20 "lag of node $S back to 0" caught_up
 wait_for 20 "node $S ready" ready "$S"
-pass "RB-003: slow_replication:$S at lag $lag, back to 0 after SIGCONT"
+pass "RB-003: slow_replication:$S at lag $lag ${alert_after}s after SIGSTOP, back to 0 after SIGCONT"
 
 # --- RB-005 and SIGHUP: disk nearly full ---------------------------------------------------------
 
