@@ -84,6 +84,7 @@ void SetClusterInputs(const ClusterView& v, HealthInputs* in) {
   in->leader = v.leader;
   in->leader_seen = v.known_leader != raft::kNone || v.leader != raft::kNone;
   in->cluster_size = v.voters.size();
+  in->self_voter = Contains(v.voters, v.self);
   in->quorum_lost = v.quorum_lost;
   in->failed_peers.clear();
   in->failed_learners.clear();
@@ -107,6 +108,7 @@ Probe ClusterProbe(const HealthInputs& in) {
   }
   if (in.leader == raft::kNone) return {"cluster", State::kDegraded, "no leader known"};
   if (in.role == raft::Role::kLeader) {
+    const size_t followers = in.cluster_size - (in.self_voter ? 1 : 0);
     if (!in.failed_peers.empty()) {
       return {"cluster", State::kDegraded,
               absl::StrCat("leader; followers failed: ", absl::StrJoin(in.failed_peers, ","),
@@ -116,10 +118,10 @@ Probe ClusterProbe(const HealthInputs& in) {
     if (!in.failed_learners.empty()) {
       return {"cluster", State::kDegraded,
               absl::StrCat("leader; learners failed: ", absl::StrJoin(in.failed_learners, ","),
-                           " (all ", in.cluster_size - 1, " followers reachable)")};
+                           " (all ", followers, " followers reachable)")};
     }
     return {"cluster", State::kHealthy,
-            absl::StrCat("leader; all ", in.cluster_size - 1, " followers reachable")};
+            absl::StrCat("leader; all ", followers, " followers reachable")};
   }
   if (Contains(in.failed_peers, in.leader)) {
     return {"cluster", State::kDegraded,
@@ -134,7 +136,8 @@ HealthReport Evaluate(const HealthConfig& config, const HealthInputs& in) {
   AM_CHECK(in.cluster_size >= 1, "cluster_size 0");
   // A learner, or a node removed from the configuration, may find every voter failed.
   AM_CHECK_LE(in.failed_peers.size(), in.cluster_size, "more failed voters than voters");
-  AM_CHECK(in.role != raft::Role::kLeader || in.failed_peers.size() < in.cluster_size,
+  AM_CHECK(in.role != raft::Role::kLeader || !in.self_voter ||
+               in.failed_peers.size() < in.cluster_size,
            "a leader that counts itself failed");
   AM_CHECK(in.role != raft::Role::kLeader || in.leader != raft::kNone,
            "a leader with no leader id");

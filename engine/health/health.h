@@ -86,6 +86,10 @@ struct HealthInputs {
   // Failure detector.
   bool leader_seen = false;                // FailureDetector::known_leader() != kNone
   size_t cluster_size = 1;                 // voters (this node included when it is one)
+  // Whether this node is one of those voters. A leader that removed itself from the
+  // configuration leads until it hands over, and then all cluster_size voters are followers
+  // (all of them may be failed).
+  bool self_voter = true;
   bool quorum_lost = false;                // FailureDetector::quorum_lost()
   // FailureDetector::failed_peers(), split by role in the configuration in effect: voters
   // other than this node, and learners (SplitFailedPeers). A learner's failure degrades the

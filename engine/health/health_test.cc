@@ -261,6 +261,29 @@ TEST(Health, FailedLearnersNeverCountAgainstTheVoters) {
   EXPECT_EQ(ClusterProbe(in).detail, "leader; followers failed: 3 (2 of 3 nodes reachable)");
 }
 
+TEST(Health, ALeaderOutsideItsConfigurationMayFindEveryVoterFailed) {
+  // A leader that removed itself leads until it hands over; cut off from the remaining voters
+  // it finds them all failed (the simulator's targeted isolation found this failing the
+  // invariant, which stops the server).
+  HealthInputs in = Good();
+  ClusterView v;
+  v.self = 3;
+  v.role = Role::kLeader;
+  v.leader = 3;
+  v.known_leader = 3;
+  v.voters = {1, 2, 4};
+  v.failed = {1, 2, 4};
+  SetClusterInputs(v, &in);
+  EXPECT_FALSE(in.self_voter);
+  EXPECT_EQ(in.failed_peers, (std::vector<raft::NodeId>{1, 2, 4}));
+  HealthReport r = Evaluate(Config(), in);
+  EXPECT_EQ(r.state, State::kDegraded);
+  EXPECT_EQ(ClusterProbe(in).detail, "leader; followers failed: 1,2,4 (0 of 3 nodes reachable)");
+  v.failed.clear();
+  SetClusterInputs(v, &in);
+  EXPECT_EQ(ClusterProbe(in).detail, "leader; all 3 followers reachable");
+}
+
 TEST(Health, StartingUntilTheFirstLeaderButUnhealthyWins) {
   HealthInputs in = Good();
   in.leader_seen = false;
