@@ -5,7 +5,7 @@
 
 namespace amaters {
 namespace {
-CheckFailureHandler g_handler = nullptr;
+thread_local CheckFailureHandler g_handler = nullptr;
 }  // namespace
 
 void SetCheckFailureHandler(CheckFailureHandler handler) { g_handler = handler; }

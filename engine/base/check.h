@@ -20,7 +20,8 @@ namespace amaters {
 
 // Test and simulator hook: called on a failed check instead of printing. It must not return
 // (the simulator throws, to report the seed and go on with the next one); if it does, the
-// process aborts as usual. nullptr restores the default. Not thread-safe: set it at start-up.
+// process aborts as usual. nullptr restores the default. The handler is per thread: it applies
+// to checks failing on the thread that set it (the simulator runs seeds on several threads).
 using CheckFailureHandler = void (*)(const char* file, int line, const char* condition,
                                      const std::string& message);
 void SetCheckFailureHandler(CheckFailureHandler handler);

@@ -497,7 +497,7 @@ void Raft::HandleVoteRequest(const Message& m) {
   Message resp;
   resp.type = m.type == MessageType::kVote ? MessageType::kVoteResp : MessageType::kPreVoteResp;
   resp.to = m.from;
-  if (can_vote && log_.IsUpToDate(m.index, m.log_term)) {
+  if (can_vote && (log_.IsUpToDate(m.index, m.log_term) || bugs_.vote_stale_log)) {
     resp.term = m.term;
     if (m.type == MessageType::kVote) {
       election_elapsed_ = 0;
@@ -1136,6 +1136,7 @@ void Raft::Send(Message m) {
     // Everything else (votes, append acknowledgments, ...) reports state that must survive a
     // crash (paper Figure 2: "respond to RPCs only after updating stable storage").
     required = HasUnhandedPersist() ? next_seq_ : next_seq_ - 1;
+    if (bugs_.ack_before_fsync && m.type == MessageType::kAppResp) required = acked_seq_;
   }
   if (required == next_seq_) force_persist_ = true;
   outbox_.push_back({required, std::move(m)});

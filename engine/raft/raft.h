@@ -235,6 +235,11 @@ class Raft {
     bool learner_in_quorum = false;
     // a candidate still asks the voters its configuration removed and counts their votes
     bool removed_node_votes = false;
+    // grant a vote (and a pre-vote) to a candidate whose log is behind ours (paper §5.4.1)
+    bool vote_stale_log = false;
+    // acknowledge appended entries before they are durable (paper Figure 2: "respond to RPCs
+    // only after updating stable storage")
+    bool ack_before_fsync = false;
   };
   void set_planted_bugs(const PlantedBugs& bugs) { bugs_ = bugs; }
   const PlantedBugs& planted_bugs() const { return bugs_; }

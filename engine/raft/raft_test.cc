@@ -309,6 +309,25 @@ TEST(RaftElection, VoteDeniedToCandidateWithStaleLog) {
   EXPECT_EQ(r->vote(), 3u);
 }
 
+TEST(RaftElection, PlantedVoteStaleLogGrantsTheStaleCandidate) {
+  // The vote_stale_log switch must break the election restriction (docs/design.md §4.8).
+  RestoredState rs;
+  rs.hard_state = {3, 0, 0};
+  rs.entries = Log({1, 3});
+  auto r = NewRaft(1, {1, 2, 3}, rs, [](Config& c) { c.check_quorum = false; });
+  Raft::PlantedBugs bugs;
+  bugs.vote_stale_log = true;
+  r->set_planted_bugs(bugs);
+  Message older_term = Msg(MessageType::kVote, 2, 1, 4);
+  older_term.index = 5;
+  older_term.log_term = 2;
+  ASSERT_TRUE(r->Step(older_term).ok());
+  auto out = Drain(*r);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_FALSE(out[0].reject) << "the planted bug must grant a candidate with an older last term";
+  EXPECT_EQ(r->vote(), 2u);
+}
+
 TEST(RaftElection, HigherTermTurnsLeaderIntoFollower) {
   // Paper §5.1: a server that sees a higher term reverts to follower.
   Harness h(3);
@@ -614,21 +633,33 @@ TEST(RaftCommit, LeaderCountsItselfOnlyWhenDurable) {
   EXPECT_EQ(h.node(1).commit(), 2u);
 }
 
-TEST(RaftDurability, AcknowledgmentsWaitForPersistence) {
-  // Paper Figure 2: respond to RPCs only after updating stable storage.
+// Whether node 2 acknowledged an append before its write completed.
+bool AcknowledgedBeforeDurable(bool planted_bug) {
   Harness h(3);
+  Raft::PlantedBugs bugs;
+  bugs.ack_before_fsync = planted_bug;
+  h.SetPlantedBugs(bugs);
   ElectLeader(h, 1);
   h.SetManualPersist(2, true);
   h.Propose(1, "x");
   h.Deliver([](const Message& m) { return m.to == 2; });
-  for (const Message& m : h.in_flight()) {
-    EXPECT_FALSE(m.from == 2 && m.type == MessageType::kAppResp)
-        << "acknowledged an entry before it was durable";
-  }
+  bool early = false;
+  for (const Message& m : h.in_flight()) early |= m.from == 2 && m.type == MessageType::kAppResp;
   EXPECT_EQ(h.Persist(2), 1);
-  bool acked = false;
+  bool acked = early;
   for (const Message& m : h.in_flight()) acked |= m.from == 2 && m.type == MessageType::kAppResp;
   EXPECT_TRUE(acked);
+  return early;
+}
+
+TEST(RaftDurability, AcknowledgmentsWaitForPersistence) {
+  // Paper Figure 2: respond to RPCs only after updating stable storage.
+  EXPECT_FALSE(AcknowledgedBeforeDurable(false)) << "acknowledged an entry before it was durable";
+}
+
+TEST(RaftDurability, PlantedAckBeforeFsyncIsCaught) {
+  // The ack_before_fsync switch must make the check above fail (docs/design.md §4.8).
+  EXPECT_TRUE(AcknowledgedBeforeDurable(true));
 }
 
 TEST(RaftDurability, VoteIsDurableBeforeItIsSent) {
