@@ -6,13 +6,19 @@
 //   --bug=NAME          switch on a planted bug (--list-bugs prints them)
 //   --trace=FILE        write the readable event log of a single seed
 //   --safety_ms / --liveness_ms   phase lengths (defaults 30000 / 30000)
+//   --jobs=N            run the seeds on N threads (same output, summary and trace hash)
 //
 // The last line is always the summary:
 //   result: pass seeds=200 failed=0 sim_seconds=12000.0 wall_seconds=7.9 trace_hash=9f3c...
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <fstream>
+#include <functional>
+#include <map>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -37,6 +43,8 @@ ABSL_FLAG(uint64_t, safety_ms, 30000, "length of the safety phase (faults on), v
 ABSL_FLAG(uint64_t, liveness_ms, 30000, "bound for recovery after healing, virtual ms");
 ABSL_FLAG(int, nodes, 0, "cluster size (3 or 5); 0 lets each seed choose (swarm)");
 ABSL_FLAG(uint64_t, fault_interval_ms, 0, "mean time between faults; 0 lets each seed choose");
+ABSL_FLAG(int, jobs, 1,
+          "run the seeds on N threads; the output, summary and trace hash are those of one");
 
 namespace {
 
@@ -124,6 +132,86 @@ int RunScenarioFile(const std::string& file, const std::string& bug) {
   return r.ok ? 0 : 1;
 }
 
+// The configuration of seed `s`: drawn from the seed, then the command line's overrides.
+SimConfig SeedConfig(uint64_t s, const std::string& bug) {
+  SimConfig config = amaters::sim::DrawConfig(s);
+  config.bug = bug;
+  config.safety_ms = absl::GetFlag(FLAGS_safety_ms);
+  config.liveness_ms = absl::GetFlag(FLAGS_liveness_ms);
+  if (absl::GetFlag(FLAGS_nodes) != 0) {
+    config.nodes = absl::GetFlag(FLAGS_nodes);
+    // Spare nodes for membership changes only if some remain outside the first voters.
+    if (config.initial_voters >= config.nodes) {
+      config.initial_voters = 0;
+      config.reconfig = false;
+    }
+  }
+  if (absl::GetFlag(FLAGS_fault_interval_ms) != 0) {
+    config.fault_interval_ms = absl::GetFlag(FLAGS_fault_interval_ms);
+  }
+  return config;
+}
+
+struct SeedOutcome {
+  SimConfig config;
+  RunResult result;
+};
+
+// Runs seeds first..last on `jobs` threads and hands each outcome to `consume` on the calling
+// thread, in seed order, as soon as it and every seed before it are done. Seeds are independent
+// (each owns its simulation; the check-failure hook is per thread), so the outcomes are those
+// of a sequential run. Workers run at most `jobs * 16` seeds ahead of the consumer.
+void RunSeeds(uint64_t first, uint64_t last, int jobs, const std::string& bug,
+              const std::function<void(uint64_t, SeedOutcome&)>& consume) {
+  auto run = [&bug](uint64_t s) {
+    SeedOutcome o{SeedConfig(s, bug), {}};
+    o.result = amaters::sim::RunSeed(o.config, WantTrace());
+    return o;
+  };
+  if (jobs <= 1) {
+    for (uint64_t s = first; s <= last; ++s) {
+      SeedOutcome o = run(s);
+      consume(s, o);
+    }
+    return;
+  }
+  const uint64_t window = static_cast<uint64_t>(jobs) * 16;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<uint64_t, SeedOutcome> done;  // finished, not yet consumed (at most `window`)
+  uint64_t next_claim = first, next_consume = first;
+  auto worker = [&] {
+    for (;;) {
+      uint64_t s;
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return next_claim > last || next_claim < next_consume + window; });
+        if (next_claim > last) return;
+        s = next_claim++;
+      }
+      SeedOutcome o = run(s);
+      std::lock_guard<std::mutex> lock(mu);
+      done.emplace(s, std::move(o));
+      cv.notify_all();
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int i = 0; i < jobs; ++i) threads.emplace_back(worker);
+  for (uint64_t s = first; s <= last; ++s) {
+    SeedOutcome o;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return done.count(s) > 0; });
+      o = std::move(done.at(s));
+      done.erase(s);
+      next_consume = s + 1;
+      cv.notify_all();
+    }
+    consume(s, o);
+  }
+  for (std::thread& t : threads) t.join();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -174,6 +262,8 @@ int main(int argc, char** argv) {
     }
   }
   if (WantTrace() && first != last) return Usage("--trace and --html need a single seed");
+  const int jobs = absl::GetFlag(FLAGS_jobs);
+  if (jobs < 1 || jobs > 256) return Usage(absl::StrCat("bad --jobs=", jobs, " (1 to 256)"));
 
   const auto start = std::chrono::steady_clock::now();
   uint64_t hash = 1469598103934665603ull;
@@ -181,23 +271,9 @@ int main(int argc, char** argv) {
   uint64_t snapshots = 0, installs = 0, seeds_installing = 0;
   std::vector<uint64_t> failed;
   auto last_progress = start;
-  for (uint64_t s = first; s <= last; ++s) {
-    SimConfig config = amaters::sim::DrawConfig(s);
-    config.bug = bug;
-    config.safety_ms = absl::GetFlag(FLAGS_safety_ms);
-    config.liveness_ms = absl::GetFlag(FLAGS_liveness_ms);
-    if (absl::GetFlag(FLAGS_nodes) != 0) {
-      config.nodes = absl::GetFlag(FLAGS_nodes);
-      // Spare nodes for membership changes only if some remain outside the first voters.
-      if (config.initial_voters >= config.nodes) {
-        config.initial_voters = 0;
-        config.reconfig = false;
-      }
-    }
-    if (absl::GetFlag(FLAGS_fault_interval_ms) != 0) {
-      config.fault_interval_ms = absl::GetFlag(FLAGS_fault_interval_ms);
-    }
-    RunResult r = amaters::sim::RunSeed(config, WantTrace());
+  RunSeeds(first, last, jobs, bug, [&](uint64_t s, SeedOutcome& outcome) {
+    const SimConfig& config = outcome.config;
+    RunResult& r = outcome.result;
     hash = (hash ^ r.trace_hash) * 1099511628211ull;
     sim_seconds += r.sim_seconds;
     snapshots += r.stats.snapshots;
@@ -243,7 +319,7 @@ int main(int argc, char** argv) {
                   static_cast<unsigned long long>(seeds_installing));
     }
     std::fflush(stdout);
-  }
+  });
   const double wall =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::string failed_list;

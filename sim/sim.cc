@@ -27,6 +27,7 @@ constexpr uint64_t kFaultStream = 0x6661756c74ull;
 constexpr uint64_t kWorkStream = 0x776f726bull;
 constexpr uint64_t kDiskStream = 0x6469736bull;
 constexpr uint64_t kReconfigStream = 0x7265636f6e66ull;
+constexpr uint64_t kBuggifyStream = 0x6275676779ull;
 
 uint64_t Derive(uint64_t seed, uint64_t stream) {
   SplitMix64 r(seed ^ (stream * 0x9e3779b97f4a7c15ull));
@@ -63,7 +64,7 @@ std::vector<std::string> PlantedBugNames() {
   return {"vote_twice",          "commit_old_terms",       "read_without_quorum", "skip_fsync",
           "apply_before_commit", "install_stale_snapshot", "compact_past_snapshot",
           "install_unverified_chunk", "overlapping_conf_changes", "learner_in_quorum",
-          "removed_node_votes", "retry_aborted"};
+          "removed_node_votes", "retry_aborted", "vote_stale_log", "ack_before_fsync"};
 }
 
 std::string SimConfig::Describe() const {
@@ -72,7 +73,7 @@ std::string SimConfig::Describe() const {
       "latency=%d-%dus drop=%.3f dup=%.3f "
       "fsync=%dus faults_every=%dms partitions=%d crashes=%d pauses=%d clogs=%d slow_disks=%d "
       "disk_full=%d corruption=%d snapshot=%d/%d/%d chunk=%d chunk_corruption=%.3f segment=%d "
-      "clients=%d keys=%d safety=%dms timing=%s%s%s",
+      "clients=%d keys=%d safety=%dms timing=%s%s%s%s",
       nodes, wal::SyncModeName(sync_mode), pre_vote, check_quorum, lease_reads, max_msg_bytes,
       max_inflight_msgs, latency_min_us,
       latency_max_us, drop, duplicate, fsync_us, fault_interval_ms, partitions, crashes, pauses,
@@ -84,6 +85,12 @@ std::string SimConfig::Describe() const {
                          election_jitter_min_ms, "-", election_jitter_max_ms, "ms")
           : absl::StrCat(tick_ms, "ms*", heartbeat_ticks, "/", election_ticks),
       reconfig ? absl::StrCat(" reconfig initial_voters=", initial_voters) : "",
+      buggify_elected_percent + buggify_appended_percent + buggify_committed_percent == 0
+          ? ""
+          : absl::StrCat(" buggify=", buggify_elected_percent, "/", buggify_appended_percent,
+                         "/", buggify_committed_percent, "%:",
+                         (buggify_kinds & 1) ? "c" : "", (buggify_kinds & 2) ? "p" : "",
+                         (buggify_kinds & 4) ? "i" : ""),
       bug.empty() ? "" : absl::StrCat(" bug=", bug));
 }
 
@@ -219,6 +226,18 @@ SimConfig DrawConfig(uint64_t seed) {
     c.election_jitter_max_ms = t.jitter_max;
     SetProductionTiming(&c);
   }
+  // Targeted faults in two seeds of three, each moment on or off by itself, so that some seeds
+  // concentrate on one moment (drawn last, like membership and timing).
+  if (r.Uniform(3) != 0) {
+    const uint64_t elected[] = {0, 11, 27, 50};
+    c.buggify_elected_percent = elected[r.Uniform(4)];
+    const uint64_t appended[] = {0, 2, 5, 9};  // appends are frequent
+    c.buggify_appended_percent = appended[r.Uniform(4)];
+    const uint64_t committed[] = {0, 50, 90, 90};  // once per term
+    c.buggify_committed_percent = committed[r.Uniform(4)];
+    const uint32_t kinds[] = {7, 4, 4, 1};  // any, isolate only (twice), crash only
+    c.buggify_kinds = kinds[r.Uniform(4)];
+  }
   return c;
 }
 
@@ -256,7 +275,12 @@ struct Simulation::SimNode {
   raft::Term term = 0;
   raft::Index commit = 0;
   raft::Index checked_commit = 0;
+  raft::Index last_index = 0;
   raft::Role role = raft::Role::kFollower;
+  // The incarnation a targeted fault (buggify) is scheduled on or not over yet (0: none; a
+  // restart ends a crash's).
+  uint64_t targeted_incarnation = 0;
+  raft::Term committed_in_term = 0;  // the last term in which it committed as leader
 };
 
 struct Simulation::ClientOp {
@@ -280,7 +304,8 @@ Simulation::Simulation(const SimConfig& config, bool keep_trace)
       fault_rng_(Derive(config.seed, kFaultStream)),
       work_rng_(Derive(config.seed, kWorkStream)),
       disk_rng_(Derive(config.seed, kDiskStream)),
-      reconfig_rng_(Derive(config.seed, kReconfigStream)) {
+      reconfig_rng_(Derive(config.seed, kReconfigStream)),
+      buggify_rng_(Derive(config.seed, kBuggifyStream)) {
   AM_CHECK(config.nodes >= 1 && config.nodes <= 9);
   AM_CHECK(config.initial_voters >= 0 && config.initial_voters <= config.nodes);
   {
@@ -487,6 +512,8 @@ void Simulation::Start(SimNode& n) {
   bugs.overlapping_conf_changes = config_.bug == "overlapping_conf_changes";
   bugs.learner_in_quorum = config_.bug == "learner_in_quorum";
   bugs.removed_node_votes = config_.bug == "removed_node_votes";
+  bugs.vote_stale_log = config_.bug == "vote_stale_log";
+  bugs.ack_before_fsync = config_.bug == "ack_before_fsync";
   n.node->set_planted_bugs(bugs);
   n.up = true;
   n.paused = false;
@@ -496,6 +523,7 @@ void Simulation::Start(SimNode& n) {
   n.term = n.node->raft().term();
   n.commit = n.node->raft().commit();
   n.checked_commit = 0;
+  n.last_index = n.node->raft().log().LastIndex();
   n.conf = n.node->raft().configuration();
   n.role = raft::Role::kFollower;
   n.health_key = ~uint64_t{0};
@@ -804,10 +832,24 @@ void Simulation::CheckNode(SimNode& n) {
   const raft::Raft& r = n.node->raft();
   if (r.term() < n.term) Fail(absl::StrCat("n", n.id, " term went back from ", n.term));
   if (r.commit() < n.commit) Fail(absl::StrCat("n", n.id, " commit went back from ", n.commit));
-  if (r.role() == raft::Role::kLeader && r.commit() > n.commit) {
+  const bool committed = r.role() == raft::Role::kLeader && r.commit() > n.commit;
+  if (committed) {
     CheckCommitQuorum(n, r.commit());
     if (failed()) return;
   }
+  if (r.role() == raft::Role::kLeader) {
+    if (n.role != raft::Role::kLeader) {
+      Buggify(n, "elected", config_.buggify_elected_percent);
+    } else if (r.log().LastIndex() > n.last_index) {
+      Buggify(n, "appended", config_.buggify_appended_percent);
+    }
+    // A leader's first commit of its term (its no-op, with what it re-replicated before it).
+    if (committed && n.committed_in_term != r.term()) {
+      n.committed_in_term = r.term();
+      Buggify(n, "first commit", config_.buggify_committed_percent);
+    }
+  }
+  n.last_index = r.log().LastIndex();
   n.term = r.term();
   n.commit = r.commit();
   stats_.commits = std::max<uint64_t>(stats_.commits, r.commit());
@@ -890,7 +932,7 @@ void Simulation::Send(raft::Message m) {
     // Not hashed on its own (Mix above covers it), so traces with and without it hash alike.
     trace_.push_back(absl::StrFormat("%12.6f   send %s", now_ / 1e9, raft::DescribeMessage(m)));
   }
-  if (blocked_.count({m.from, m.to})) return;
+  if (Cut(m.from, m.to)) return;
   if (!faults_off_ && config_.drop > 0 && Chance(net_rng_) < config_.drop) return;
   if (!faults_off_ && config_.chunk_corruption > 0 && !m.chunk.data.empty() &&
       Chance(net_rng_) < config_.chunk_corruption) {
@@ -925,6 +967,8 @@ void Simulation::DeliverParked(uint64_t slot) {
   raft::Message m = std::move(in_flight_[slot]);
   in_flight_[slot] = raft::Message();
   free_slots_.push_back(slot);
+  // A link cut while the message was on it loses it (a partition drops packets in flight).
+  if (Cut(m.from, m.to)) return;
   Deliver(m);
 }
 
@@ -1167,6 +1211,7 @@ bool Simulation::CorruptWal(NodeId id) {
 }
 
 void Simulation::StartRandomFaults(uint64_t until_ns) {
+  faults_until_ns_ = std::max(faults_until_ns_, until_ns);
   At(now_ + Between(fault_rng_, config_.fault_interval_ms / 2, config_.fault_interval_ms * 3 / 2) * kMs,
      [this, until_ns] { RandomFault(until_ns); });
 }
@@ -1249,10 +1294,75 @@ void Simulation::RandomFault(uint64_t until_ns) {
   StartRandomFaults(until_ns);
 }
 
+std::vector<char> Simulation::TargetedKinds() const {
+  std::vector<char> kinds;
+  if (config_.crashes && (config_.buggify_kinds & 1)) kinds.push_back('c');
+  if (config_.pauses && (config_.buggify_kinds & 2)) kinds.push_back('p');
+  if (config_.partitions && (config_.buggify_kinds & 4)) kinds.push_back('i');
+  return kinds;
+}
+
+void Simulation::Buggify(SimNode& n, const char* moment, uint64_t percent) {
+  if (percent == 0 || n.targeted_incarnation == n.incarnation || faults_off_ ||
+      now_ >= faults_until_ns_) {
+    return;
+  }
+  if (TargetedKinds().empty()) return;
+  if (buggify_rng_.Uniform(100) >= percent) return;
+  n.targeted_incarnation = n.incarnation;
+  // Three in four strike before anything else happens (the messages of this step are on the
+  // wire: an isolation loses them, a crash or a pause does not), the others within two network
+  // latencies: before or after the next round trip.
+  const uint64_t delay_ns =
+      buggify_rng_.Uniform(4) != 0 ? 0 : buggify_rng_.Uniform(2 * config_.latency_max_us + 1) * 1000;
+  At(now_ + delay_ns, [this, id = n.id, inc = n.incarnation, moment] {
+    TargetedFault(id, inc, moment);
+  });
+}
+
+void Simulation::TargetedFault(NodeId id, uint64_t incarnation, const char* moment) {
+  SimNode& n = *nodes_[id - 1];
+  if (faults_off_ || !n.up || n.paused || n.incarnation != incarnation) {
+    if (n.targeted_incarnation == incarnation) n.targeted_incarnation = 0;
+    return;
+  }
+  AM_CHECK_EQ(n.targeted_incarnation, incarnation, "a targeted fault on n", id, " not scheduled");
+  const std::vector<char> kinds = TargetedKinds();
+  AM_CHECK(!kinds.empty(), "Buggify schedules only with a fault kind on");
+  const char kind = kinds[buggify_rng_.Uniform(kinds.size())];
+  const uint64_t back = now_ + Between(buggify_rng_, 200, 2000) * kMs;
+  ++stats_.faults;
+  Trace(absl::StrCat("buggify n", id, " after ", moment, ": ",
+                     kind == 'c' ? "crash" : kind == 'p' ? "pause" : "isolate"));
+  // Ends the fault's hold on the node (a crash's ends with the incarnation).
+  auto release = [this, id, incarnation] {
+    SimNode& t = *nodes_[id - 1];
+    if (t.targeted_incarnation == incarnation) t.targeted_incarnation = 0;
+  };
+  if (kind == 'c') {
+    Crash(id);
+    At(back, [this, id] { Restart(id); });
+  } else if (kind == 'p') {
+    Pause(id);
+    At(back, [this, id, incarnation, release] {
+      release();
+      if (nodes_[id - 1]->incarnation == incarnation) Resume(id);
+    });
+  } else {
+    // Apart from partitions: a heal of the network does not end it, and it ends nothing else.
+    isolated_.insert(id);
+    At(back, [this, id, release] {
+      release();
+      if (isolated_.erase(id) > 0) Trace(absl::StrCat("buggify n", id, " rejoins"));
+    });
+  }
+}
+
 void Simulation::HealAll() {
   Trace("heal all");
   faults_off_ = true;  // no more loss or duplication either
   Heal();
+  isolated_.clear();
   for (auto& n : nodes_) {
     n->slow_disk = false;
     n->disk.set_capacity_bytes(0);

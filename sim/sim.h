@@ -96,6 +96,18 @@ struct SimConfig {
   int initial_voters = 0;
   bool reconfig = false;
   uint64_t reconfig_interval_ms = 1500;
+  // Targeted faults (FoundationDB's buggify): at the moments where Raft's rules matter most —
+  // a leader just elected, a leader's log just grown, a leader's commit just advanced — the
+  // leader is crashed (or paused, or isolated, per the fault kinds that are on) at once or
+  // after up to two network latencies, with these chances in percent; 0 is off. One targeted
+  // fault per node at a time; a crashed node restarts, a paused one resumes, an isolated one
+  // rejoins after 200-2000 ms.
+  uint64_t buggify_elected_percent = 0;
+  uint64_t buggify_appended_percent = 0;
+  uint64_t buggify_committed_percent = 0;
+  // Which kinds a targeted fault may take (bits: 1 crash, 2 pause, 4 isolate), among the
+  // kinds the seed has on.
+  uint32_t buggify_kinds = 7;
   // Workload.
   int clients = 4;
   int keys = 4;
@@ -289,6 +301,10 @@ class Simulation {
   void FinalReads();
 
   void RandomFault(uint64_t until_ns);
+  // A targeted fault on leader `n` at `moment` with `percent` chance (SimConfig buggify_*).
+  void Buggify(SimNode& n, const char* moment, uint64_t percent);
+  void TargetedFault(NodeId id, uint64_t incarnation, const char* moment);
+  std::vector<char> TargetedKinds() const;  // 'c'rash, 'p'ause, 'i'solate: on and allowed
   void RandomConfChange(uint64_t until_ns);
   // Hands `m` to n's node; a refusal is a failure unless it comes from a non-member.
   void Receive(SimNode& n, const raft::Message& m);
@@ -309,11 +325,16 @@ class Simulation {
   SplitMix64 work_rng_;
   SplitMix64 disk_rng_;
   SplitMix64 reconfig_rng_;
+  SplitMix64 buggify_rng_;
   uint64_t now_ = 0;
   uint64_t seq_ = 0;
   std::priority_queue<Event, std::vector<Event>, std::greater<Event>> queue_;
   std::vector<std::unique_ptr<SimNode>> nodes_;  // index id - 1
   std::set<std::pair<NodeId, NodeId>> blocked_;  // (from, to)
+  std::set<NodeId> isolated_;  // cut off by a targeted fault, apart from partitions and heals
+  bool Cut(NodeId from, NodeId to) const {
+    return blocked_.count({from, to}) > 0 || isolated_.count(from) > 0 || isolated_.count(to) > 0;
+  }
   std::map<std::pair<NodeId, NodeId>, uint64_t> clogged_;
   std::vector<std::function<void()>> fns_;  // EventKind::kFunction bodies, by slot
   std::vector<uint64_t> free_fns_;
@@ -321,6 +342,7 @@ class Simulation {
   std::vector<uint64_t> free_slots_;
   std::string failure_;
   bool faults_off_ = false;
+  uint64_t faults_until_ns_ = 0;    // end of the safety phase's fault schedule
   uint64_t hash_ = 1469598103934665603ull;
   std::vector<std::string> trace_;
   RunStats stats_;

@@ -55,20 +55,21 @@ TEST(Sim, SeedSlicePasses) {
     leader_changes += r.stats.leader_changes;
     crashes += r.stats.crashes;
   }
-  // The slice exercises something: clients finish work, leaders change, nodes crash.
-  EXPECT_GT(ops, 1000 * n);
+  // The slice exercises something: clients finish work, leaders change, nodes crash. (Seeds
+  // with targeted faults spend much of their time without a leader: about 840 acknowledged
+  // operations a seed over seeds 1-300.)
+  EXPECT_GT(ops, 500 * n);
   EXPECT_GT(leader_changes, n);
   EXPECT_GT(crashes, n / 2);
 }
 
 // docs/design.md §4.8: a checker that cannot fail proves nothing. Each planted bug must be caught
-// within a bounded number of seeds, by a seed that passes without the bug (so that the catch is
-// the bug's doing). commit_old_terms needs the precise Figure 8 interleaving, which random
-// seeds rarely produce: sim/scenarios/figure8.txt catches it (scenario_test checks that).
+// within a bounded number of seeds of the default swarm, by a seed that passes without the bug
+// (so that the catch is the bug's doing). commit_old_terms (Figure 8) included: the swarm's
+// targeted faults build its interleaving (docs/simulation.md §5).
 TEST(Sim, EveryPlantedBugIsCaught) {
   const uint64_t max_seeds = EnvOr("AMATERS_SIM_BUG_SEEDS", 400);
   for (const std::string& bug : PlantedBugNames()) {
-    if (bug == "commit_old_terms") continue;
     uint64_t caught_at = 0;
     std::string failure;
     for (uint64_t seed = 1; seed <= max_seeds && caught_at == 0; ++seed) {
