@@ -1190,9 +1190,11 @@ bool Simulation::CorruptWal(NodeId id) {
   absl::StatusOr<std::vector<std::string>> names = n.disk.List();
   if (!names.ok() || names->empty()) return false;
   const std::string& name = (*names)[disk_rng_.Uniform(names->size())];
-  absl::StatusOr<std::string> bytes = n.disk.Read(name);
-  if (!bytes.ok()) return false;
-  // Record boundaries; pick a record with another valid record after it.
+  // Only what a crash keeps: a record whose successor a crash could drop would become the last
+  // one, indistinguishable from a torn write (docs/simulation.md §13).
+  std::optional<std::string> bytes = n.disk.DurableContents(name);
+  if (!bytes.has_value()) return false;
+  // Record boundaries; pick a durable record with another valid durable record after it.
   std::vector<std::pair<size_t, size_t>> records;
   size_t off = wal::kSegmentHeaderBytes;
   while (off < bytes->size()) {

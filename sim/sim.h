@@ -169,10 +169,10 @@ class Simulation {
   void Resume(NodeId id);
   void SetSlowDisk(NodeId id, bool slow);
   void SetDiskFull(NodeId id, bool full);
-  // Flips a bit in a WAL record that is not the last one of its segment (so it is not
-  // mistaken for a torn tail), in both the current and the durable contents; the caller then
-  // crashes the node, which detects it at its next start and refuses to start. (If the record
-  // was not yet synced, the crash may drop it instead.)
+  // Flips a bit in a durable WAL record followed by another durable record of its segment (so
+  // that no crash can leave it last, mistaken for a torn tail), in both the current and the
+  // durable contents; the caller then crashes the node, which detects it at its next start and
+  // refuses to start.
   bool CorruptWal(NodeId id);
   // A down node gets an empty disk: no WAL, no snapshots. False if it is up.
   bool Wipe(NodeId id);

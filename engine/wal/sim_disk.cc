@@ -54,6 +54,12 @@ absl::StatusOr<std::string> SimDisk::Read(const std::string& name) {
   return (*f)->data;
 }
 
+std::optional<std::string> SimDisk::DurableContents(const std::string& name) const {
+  auto it = files_.find(name);
+  if (it == files_.end() || !it->second.durable_exists) return std::nullopt;
+  return it->second.durable;
+}
+
 absl::Status SimDisk::Create(const std::string& name) {
   if (absl::Status s = CheckFault(); !s.ok()) return s;
   if (absl::Status s = ValidateFileName(name); !s.ok()) return s;

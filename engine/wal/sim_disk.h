@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,9 @@ class SimDisk final : public Disk {
 
   // Flips one bit of both the current and the durable contents (bit rot).
   void Corrupt(const std::string& name, uint64_t offset, int bit);
+  // What a crash would keep of the file (as of its last Sync and the last SyncDir), or nullopt
+  // if a crash would lose it.
+  std::optional<std::string> DurableContents(const std::string& name) const;
 
   uint64_t used_bytes() const;
   uint64_t unsynced_bytes() const;

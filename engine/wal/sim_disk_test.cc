@@ -39,6 +39,20 @@ TEST(SimDisk, CrashLosesUnsyncedDataAndDirectoryChanges) {
   EXPECT_EQ(*d.List(), std::vector<std::string>{"a"});
 }
 
+TEST(SimDisk, DurableContentsAreWhatACrashKeeps) {
+  SimDisk d;
+  ASSERT_TRUE(d.Create("a").ok());
+  ASSERT_TRUE(d.Write("a", 0, "durable").ok());
+  ASSERT_TRUE(d.Sync("a").ok());
+  EXPECT_FALSE(d.DurableContents("a").has_value()) << "no SyncDir yet: a crash loses the file";
+  ASSERT_TRUE(d.SyncDir().ok());
+  ASSERT_TRUE(d.Write("a", 7, " lost").ok());
+  EXPECT_EQ(*d.DurableContents("a"), "durable");
+  EXPECT_FALSE(d.DurableContents("missing").has_value());
+  d.Crash(SimDisk::CrashMode::kLoseUnsynced, nullptr);
+  EXPECT_EQ(*d.Read("a"), *d.DurableContents("a"));
+}
+
 TEST(SimDisk, AProcessCrashLosesNothing) {
   SimDisk d;
   ASSERT_TRUE(d.Create("a").ok());
