@@ -1,7 +1,7 @@
 // Fuzz target: the simulator (sim/sim.h) with a fault schedule read from the input.
 //
-// Input: u16 seed (little-endian; DrawConfig(seed) picks the cluster options and fault mix, as
-// `bazel run //sim -- --seed=N` does), one options byte (bit 0: the seed's random fault
+// Input: u16 seed (little-endian; DrawConfig(seed) picks the cluster options, the fault mix and
+// the targeted faults, which run in every input, as `bazel run //sim -- --seed=N` does), one options byte (bit 0: the seed's random fault
 // schedule runs as well; bits 1-2: safety phase 1, 1.5, 2 or 2.5 simulated seconds; at most
 // 2 clients and 3 keys, so that an exec stays well under a second), then
 // events of three bytes (kind, a, b); each event runs, then the simulation advances
@@ -38,6 +38,7 @@ using sim::NodeId;
 void Script(FuzzInput& in, sim::Simulation& s, bool random_faults) {
   const uint64_t until = s.config().safety_ms * kMs;
   if (random_faults) s.StartRandomFaults(until);
+  s.StartTargetedFaults(until);  // the seed's buggify draw (docs/simulation.md §4)
   const int n = s.nodes();
   bool corrupted = false;
   std::set<NodeId> slow, full;

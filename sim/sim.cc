@@ -1212,8 +1212,11 @@ bool Simulation::CorruptWal(NodeId id) {
   return true;
 }
 
-void Simulation::StartRandomFaults(uint64_t until_ns) {
+void Simulation::StartTargetedFaults(uint64_t until_ns) {
   faults_until_ns_ = std::max(faults_until_ns_, until_ns);
+}
+
+void Simulation::StartRandomFaults(uint64_t until_ns) {
   At(now_ + Between(fault_rng_, config_.fault_interval_ms / 2, config_.fault_interval_ms * 3 / 2) * kMs,
      [this, until_ns] { RandomFault(until_ns); });
 }
@@ -1912,6 +1915,7 @@ RunResult RunScripted(const SimConfig& config, bool keep_trace,
 RunResult RunSeed(const SimConfig& config, bool keep_trace) {
   return RunScripted(config, keep_trace, [&config](Simulation& sim) {
     sim.StartRandomFaults(config.safety_ms * kMs);
+    sim.StartTargetedFaults(config.safety_ms * kMs);
     if (config.reconfig) sim.StartReconfiguration(config.safety_ms * kMs);
     sim.RunFor(config.safety_ms * kMs);
   });

@@ -195,6 +195,8 @@ class Simulation {
   bool RunUntil(const std::function<bool()>& done, uint64_t max_ns);
   // The random fault schedule of the safety phase, until `until_ns`.
   void StartRandomFaults(uint64_t until_ns);
+  // Targeted faults (SimConfig buggify_*: docs/simulation.md §4) until `until_ns`.
+  void StartTargetedFaults(uint64_t until_ns);
   // Random membership changes through the leader until `until_ns` (config reconfig).
   void StartReconfiguration(uint64_t until_ns);
   // Asks the current leader for `change`: kUnavailable if no leader runs, or the leader's
@@ -342,7 +344,7 @@ class Simulation {
   std::vector<uint64_t> free_slots_;
   std::string failure_;
   bool faults_off_ = false;
-  uint64_t faults_until_ns_ = 0;    // end of the safety phase's fault schedule
+  uint64_t faults_until_ns_ = 0;    // end of targeted faults (StartTargetedFaults)
   uint64_t hash_ = 1469598103934665603ull;
   std::vector<std::string> trace_;
   RunStats stats_;
