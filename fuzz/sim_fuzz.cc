@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -132,8 +133,16 @@ void RunInput(const uint8_t* data, size_t size) {
   // target crash within a short campaign (docs/fuzzing.md).
   static const char* const planted = std::getenv("AMATERS_FUZZ_SIM_BUG");
   if (planted != nullptr) config.bug = planted;
-  sim::RunResult r = sim::RunScripted(config, /*keep_trace=*/false,
+  // AMATERS_FUZZ_SIM_TRACE=<file>: the readable trace of the run (reading a crash input).
+  static const char* const trace_file = std::getenv("AMATERS_FUZZ_SIM_TRACE");
+  sim::RunResult r = sim::RunScripted(config, /*keep_trace=*/trace_file != nullptr,
                                       [&](sim::Simulation& s) { Script(in, s, random_faults); });
+  if (trace_file != nullptr) {
+    if (std::FILE* f = std::fopen(trace_file, "w")) {
+      for (const std::string& line : r.trace) std::fprintf(f, "%s\n", line.c_str());
+      std::fclose(f);
+    }
+  }
   if (!r.ok) {
     std::fprintf(stderr,
                  "sim fuzz: run failed\n  config: %s\n  failure: %s\n  sim_seconds=%.3f "

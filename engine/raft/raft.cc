@@ -756,6 +756,12 @@ void Raft::HandleHeartbeatResponse(const Message& m) {
     pr.match = m.index;
     pr.BecomeProbe();
   }
+  if (pr.state == ProgressState::kSnapshot && m.index >= pr.pending_snapshot) {
+    // The follower holds the snapshot: its acknowledgment of the install was lost (or is
+    // late). Probe after the snapshot rather than wait for the transfer to time out, which
+    // takes twenty election timeouts.
+    pr.BecomeProbe();
+  }
   if (pr.state == ProgressState::kReplicate && pr.inflights.Full()) {
     // A full window with the follower alive: free one slot so replication cannot stall on a
     // lost acknowledgment.
