@@ -77,7 +77,7 @@ status_field() {  # node, field
 }
 leader() {
   for i in 1 2 3; do
-    if curl -s "http://127.0.0.1:$(admin_port "$i")/status" | grep -q '"role":"leader"'; then echo "$i"; return; fi
+    if curl -s "http://127.0.0.1:$(admin_port "$i")/status" | grep '"role":"leader"' >/dev/null; then echo "$i"; return; fi
   done
 }
 wait_leader() {
@@ -89,7 +89,7 @@ time_to_read() {
   local from=$1 node=$2
   for _ in $(seq 1 3000); do
     if ETCDCTL_API=3 "$ETCDCTL" --endpoints="127.0.0.1:$(client_port "$node")" \
-      --command-timeout=2s get "$LAST" --print-value-only 2>/dev/null | grep -q .; then
+      --command-timeout=2s get "$LAST" --print-value-only 2>/dev/null | grep . >/dev/null; then
       echo "$(date +%s.%N) $from" | awk '{printf "%.3f", $1 - $2}'
       return
     fi

@@ -22,12 +22,19 @@ mapfile -t named < <(sed -e 's/#.*//' "$list" | grep -oE '//third_party:[A-Za-z0
 mapfile -t packages < <(sed -e 's/#.*//' "$list" | awk 'NF { print $1 }')
 
 ((${#libraries[@]} >= 10)) || fail "found only ${#libraries[@]} cc_library targets in $build"
+# member WORD LIST...: whether WORD is one of LIST (no pipeline: `printf | grep -q` under pipefail
+# fails at random when grep exits at its first match and printf gets SIGPIPE).
+member() {
+  local word="$1" w
+  shift
+  for w in "$@"; do [[ "$w" == "$word" ]] && return 0; done
+  return 1
+}
 for lib in "${libraries[@]}"; do
-  printf '%s\n' "${named[@]}" | grep -qxF "$lib" ||
-    fail "//third_party:$lib has no package line in $list"
+  member "$lib" "${named[@]}" || fail "//third_party:$lib has no package line in $list"
 done
 for lib in "${named[@]}"; do
-  printf '%s\n' "${libraries[@]}" | grep -qxF "$lib" ||
+  member "$lib" "${libraries[@]}" ||
     fail "$list names //third_party:$lib, which is not a cc_library in $build"
 done
 dups="$(printf '%s\n' "${packages[@]}" | sort | uniq -d)"
