@@ -308,6 +308,9 @@ Simulation::Simulation(const SimConfig& config, bool keep_trace)
       buggify_rng_(Derive(config.seed, kBuggifyStream)) {
   AM_CHECK(config.nodes >= 1 && config.nodes <= 9);
   AM_CHECK(config.initial_voters >= 0 && config.initial_voters <= config.nodes);
+  if (config.crashes && (config.buggify_kinds & 1)) targeted_kinds_.push_back('c');
+  if (config.pauses && (config.buggify_kinds & 2)) targeted_kinds_.push_back('p');
+  if (config.partitions && (config.buggify_kinds & 4)) targeted_kinds_.push_back('i');
   {
     std::vector<NodeId> voters;
     const int initial = config.initial_voters > 0 ? config.initial_voters : config.nodes;
@@ -1299,20 +1302,12 @@ void Simulation::RandomFault(uint64_t until_ns) {
   StartRandomFaults(until_ns);
 }
 
-std::vector<char> Simulation::TargetedKinds() const {
-  std::vector<char> kinds;
-  if (config_.crashes && (config_.buggify_kinds & 1)) kinds.push_back('c');
-  if (config_.pauses && (config_.buggify_kinds & 2)) kinds.push_back('p');
-  if (config_.partitions && (config_.buggify_kinds & 4)) kinds.push_back('i');
-  return kinds;
-}
-
 void Simulation::Buggify(SimNode& n, const char* moment, uint64_t percent) {
   if (percent == 0 || n.targeted_incarnation == n.incarnation || faults_off_ ||
       now_ >= faults_until_ns_) {
     return;
   }
-  if (TargetedKinds().empty()) return;
+  if (targeted_kinds_.empty()) return;
   if (buggify_rng_.Uniform(100) >= percent) return;
   n.targeted_incarnation = n.incarnation;
   // Three in four strike before anything else happens (the messages of this step are on the
@@ -1332,9 +1327,8 @@ void Simulation::TargetedFault(NodeId id, uint64_t incarnation, const char* mome
     return;
   }
   AM_CHECK_EQ(n.targeted_incarnation, incarnation, "a targeted fault on n", id, " not scheduled");
-  const std::vector<char> kinds = TargetedKinds();
-  AM_CHECK(!kinds.empty(), "Buggify schedules only with a fault kind on");
-  const char kind = kinds[buggify_rng_.Uniform(kinds.size())];
+  AM_CHECK(!targeted_kinds_.empty(), "Buggify schedules only with a fault kind on");
+  const char kind = targeted_kinds_[buggify_rng_.Uniform(targeted_kinds_.size())];
   const uint64_t back = now_ + Between(buggify_rng_, 200, 2000) * kMs;
   ++stats_.faults;
   Trace(absl::StrCat("buggify n", id, " after ", moment, ": ",

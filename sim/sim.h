@@ -306,7 +306,6 @@ class Simulation {
   // A targeted fault on leader `n` at `moment` with `percent` chance (SimConfig buggify_*).
   void Buggify(SimNode& n, const char* moment, uint64_t percent);
   void TargetedFault(NodeId id, uint64_t incarnation, const char* moment);
-  std::vector<char> TargetedKinds() const;  // 'c'rash, 'p'ause, 'i'solate: on and allowed
   void RandomConfChange(uint64_t until_ns);
   // Hands `m` to n's node; a refusal is a failure unless it comes from a non-member.
   void Receive(SimNode& n, const raft::Message& m);
@@ -328,6 +327,9 @@ class Simulation {
   SplitMix64 disk_rng_;
   SplitMix64 reconfig_rng_;
   SplitMix64 buggify_rng_;
+  // The kinds a targeted fault may take: 'c'rash, 'p'ause, 'i'solate, those the seed has on
+  // and buggify_kinds allows (from the config; empty: no targeted faults).
+  std::vector<char> targeted_kinds_;
   uint64_t now_ = 0;
   uint64_t seq_ = 0;
   std::priority_queue<Event, std::vector<Event>, std::greater<Event>> queue_;

@@ -1075,16 +1075,25 @@ TEST(RaftSnapshot, ASnapshotIsRecordedDurablyBeforeTheLogIsCompacted) {
   EXPECT_EQ(r.CompactLog(7).code(), absl::StatusCode::kFailedPrecondition) << "past the snapshot";
 }
 
-TEST(RaftSnapshot, AFollowerBehindTheCompactedLogGetsTheSnapshot) {
-  // Thesis §5.3: the leader sends its snapshot when the follower's next entry was discarded.
-  Harness h(3);
+// Leader 1 of three commits five entries while node 3 is cut off, then snapshots and compacts
+// its log past them and heals: node 3 can catch up only by the snapshot. Returns its index.
+Index LeaveFollower3BehindTheSnapshot(Harness& h) {
   ElectLeader(h, 1);
   h.Partition({{1, 2}, {3}});
   for (int i = 0; i < 5; ++i) h.Propose(1, "v" + std::to_string(i));
-  ASSERT_TRUE(h.Stabilize());
-  ASSERT_TRUE(h.TakeSnapshot(1).ok());
-  ASSERT_TRUE(h.Compact(1, h.node(1).snapshot().index).ok());
+  EXPECT_TRUE(h.Stabilize());
+  EXPECT_TRUE(h.TakeSnapshot(1).ok());
+  const Index snap = h.node(1).snapshot().index;
+  EXPECT_TRUE(h.Compact(1, snap).ok());
   h.Heal();
+  return snap;
+}
+
+TEST(RaftSnapshot, AFollowerBehindTheCompactedLogGetsTheSnapshot) {
+  // Thesis §5.3: the leader sends its snapshot when the follower's next entry was discarded.
+  Harness h(3);
+  LeaveFollower3BehindTheSnapshot(h);
+  ASSERT_FALSE(HasFailure());
   h.Propose(1, "after");
   h.Tick(1, 1);  // heartbeat: the follower answers, the leader probes it
   bool snapshot_sent = false;
@@ -1116,14 +1125,8 @@ TEST(RaftSnapshot, ALostInstallAcknowledgmentIsRecoveredByTheNextHeartbeat) {
   // response shows it holds the snapshot, and the leader probes on from there instead of
   // waiting for the transfer's timeout (found by the sim fuzz target: seed 12075, drop 20 %).
   Harness h(3);
-  ElectLeader(h, 1);
-  h.Partition({{1, 2}, {3}});
-  for (int i = 0; i < 5; ++i) h.Propose(1, "v" + std::to_string(i));
-  ASSERT_TRUE(h.Stabilize());
-  ASSERT_TRUE(h.TakeSnapshot(1).ok());
-  const Index snap = h.node(1).snapshot().index;
-  ASSERT_TRUE(h.Compact(1, snap).ok());
-  h.Heal();
+  const Index snap = LeaveFollower3BehindTheSnapshot(h);
+  ASSERT_FALSE(HasFailure());
   h.Tick(1, 1);  // heartbeat: the follower answers, the leader probes it, then sends the snapshot
   auto install_ack = [snap](const Message& m) {
     return m.from == 3 && m.type == MessageType::kAppResp && !m.reject && m.index >= snap;
