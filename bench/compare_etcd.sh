@@ -26,6 +26,14 @@ bench/etcd_benchmark_setup.sh). Workloads, in this order, key 8 B and value 256 
   put-1000    put,   1000 clients, 100 connections --put1000-total requests
   range-100   linearizable range of one pre-written key, 100 clients, 10 connections
                                                    --range-total requests
+  srange-1    serializable range of the same key, 1 client, 1 connection
+                                                   --put1-total requests
+  srange-100  serializable range of the same key, 100 clients, 10 connections
+                                                   --range-total requests
+
+The two serializable workloads are floors: one client round trip through gRPC to one member,
+no replication and no disk, so they bound what any write or linearizable read can reach on the
+machine.
 
 Puts use --sequential-keys over a key space of 100000 keys. By default every request goes to
 the leader (found with `etcdctl endpoint status`, checked again after every workload); with
@@ -44,10 +52,10 @@ time (cached in ~/.cache/amaters-bench).
 Flags:
   --quick                 smoke run: 300 / 3000 / 5000 / 3000 requests; not recorded unless
                           --record is given
-  --put1-total=N          requests of put-1 (default 10000)
+  --put1-total=N          requests of put-1 and srange-1 (default 10000)
   --put100-total=N        requests of put-100 (default 100000)
   --put1000-total=N       requests of put-1000 (default 200000)
-  --range-total=N         requests of range-100 (default 100000)
+  --range-total=N         requests of range-100 and srange-100 (default 100000)
   --systems=LIST          etcd,amaters (default both); one alone for a partial table
   --endpoints=leader|all  where the benchmark connects (default leader)
   --base-port=P           ports P..P+22 on 127.0.0.1 (default 23790): member i uses
@@ -169,24 +177,31 @@ readonly KEY_SIZE=8
 readonly VALUE_SIZE=256
 readonly KEY_SPACE=100000
 readonly RANGE_KEY="rangekey" # 8 bytes, written once before range-100
-readonly WORKLOADS=(put-1 put-100 put-1000 range-100)
+readonly WORKLOADS=(put-1 put-100 put-1000 range-100 srange-1 srange-100)
 declare -A W_DESC=(
   [put-1]="put, 1 client / 1 conn"
   [put-100]="put, 100 clients / 10 conns"
   [put-1000]="put, 1000 clients / 100 conns"
   [range-100]="range (linearizable), 100 clients / 10 conns"
+  [srange-1]="range (serializable), 1 client / 1 conn"
+  [srange-100]="range (serializable), 100 clients / 10 conns"
 )
 declare -A W_ARGS=(
   [put-1]="--clients=1 --conns=1 put --total=$PUT1_TOTAL"
   [put-100]="--clients=100 --conns=10 put --total=$PUT100_TOTAL"
   [put-1000]="--clients=1000 --conns=100 put --total=$PUT1000_TOTAL"
   [range-100]="--clients=100 --conns=10 range $RANGE_KEY --consistency=l --total=$RANGE_TOTAL"
+  [srange-1]="--clients=1 --conns=1 range $RANGE_KEY --consistency=s --total=$PUT1_TOTAL"
+  [srange-100]="--clients=100 --conns=10 range $RANGE_KEY --consistency=s --total=$RANGE_TOTAL"
 )
 readonly PUT_ARGS="--key-size=$KEY_SIZE --val-size=$VALUE_SIZE --sequential-keys --key-space-size=$KEY_SPACE"
 
 # Results, keyed "system:workload".
 declare -A RPS=() P50=() P99=() ERRS=() STATUS=() FSYNCS=()
 declare -A RSS_MIB=() LEADER_OF=() LOAD_BEFORE=() LOAD_AFTER=() VERSION_OF=()
+# CPU during each workload (clock ticks, /proc): the leader, the two other members, the whole
+# machine busy, the whole machine in all; keyed "system:workload".
+declare -A CPU_LEADER=() CPU_OTHERS=() CPU_BUSY=() CPU_TOTAL=()
 NOTES=()
 FAILED=0
 
@@ -377,6 +392,30 @@ fsync_count() { # SYSTEM LEADER_INDEX
     awk -v m="$metric" '$1 == m || index($1, m "{") == 1 { s += $2; found = 1 } END { if (found) printf "%.0f\n", s }'
 }
 
+# utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat).
+proc_ticks() {
+  local stat
+  read -r stat <"/proc/$1/stat" 2>/dev/null || { echo 0; return; }
+  stat="${stat##*) }" # fields from 3 on; the command name may hold spaces
+  awk '{ print $12 + $13 }' <<<"$stat"
+}
+
+# "busy total" clock ticks of the whole machine since boot (/proc/stat: busy = all but idle and
+# iowait).
+machine_ticks() {
+  awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t; exit }' /proc/stat
+}
+
+# "leader others busy total" ticks now, for the running system's members.
+cpu_sample() { # LEADER_INDEX
+  local i leader=0 others=0 t
+  for ((i = 1; i <= ${#PIDS[@]}; i++)); do
+    t="$(proc_ticks "${PIDS[i - 1]}")"
+    if ((i == $1)); then leader=$((leader + t)); else others=$((others + t)); fi
+  done
+  echo "$leader $others $(machine_ticks)"
+}
+
 vmhwm_mib() {
   awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null
 }
@@ -388,16 +427,25 @@ run_workload() { # SYSTEM WORKLOAD ENDPOINTS LEADER_INDEX
   # shellcheck disable=SC2206  # W_ARGS holds words without spaces inside them
   args=(${W_ARGS[$w]})
   [[ "$w" == put-* ]] && args+=($PUT_ARGS)
-  local f0 f1
+  local f0 f1 c0 c1
   f0="$(fsync_count "$sys" "$li")"
+  c0="$(cpu_sample "$li")"
   log "$sys $w: benchmark --endpoints=$eps --precise ${args[*]}"
   timeout "$WORKLOAD_TIMEOUT" "$BENCH_BIN" --endpoints="$eps" --precise "${args[@]}" >"$out" 2>"$err" &
   BENCH_PID=$!
   wait "$BENCH_PID"
   local rc=$?
   BENCH_PID=""
+  c1="$(cpu_sample "$li")"
   f1="$(fsync_count "$sys" "$li")"
   local key="$sys:$w"
+  local -a a b
+  read -r -a a <<<"$c0"
+  read -r -a b <<<"$c1"
+  CPU_LEADER[$key]=$((b[0] - a[0]))
+  CPU_OTHERS[$key]=$((b[1] - a[1]))
+  CPU_BUSY[$key]=$((b[2] - a[2]))
+  CPU_TOTAL[$key]=$((b[3] - a[3]))
   if ((rc == 124)); then
     STATUS[$key]="timeout"
     NOTES+=("$sys $w: timed out after ${WORKLOAD_TIMEOUT}s (--timeout)")
@@ -615,6 +663,32 @@ make_fsync_table() {
   done
 }
 
+# CPU per request during each workload, from /proc: the leader's process, the other two members
+# and the rest of the machine (the benchmark tool above all), in microseconds, and how busy the
+# machine's CPUs were. With both CPUs busy, the sum of the three bounds the request rate.
+make_cpu_table() {
+  local hz
+  hz="$(getconf CLK_TCK)"
+  echo "| workload | system | req/s | leader CPU µs/req | other members µs/req | rest of machine µs/req | all µs/req | machine busy |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|"
+  local w s k total
+  for w in "${WORKLOADS[@]}"; do
+    total="$(grep -o -- '--total=[0-9]*' <<<"${W_ARGS[$w]}" | cut -d= -f2)"
+    for s in etcd amaters; do
+      k="$s:$w"
+      [[ -n "${CPU_TOTAL[$k]:-}" && -n "${RPS[$k]:-}" ]] || continue
+      awk -v w="$w" -v s="$s" -v rps="${RPS[$k]}" -v n="$total" -v hz="$hz" \
+        -v l="${CPU_LEADER[$k]}" -v o="${CPU_OTHERS[$k]}" -v b="${CPU_BUSY[$k]}" -v t="${CPU_TOTAL[$k]}" '
+        function us(ticks) { return ticks / hz * 1e6 / n }
+        BEGIN {
+          rest = b - l - o; if (rest < 0) rest = 0
+          printf "| %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f %% |\n", w, s, rps,
+            us(l), us(o), us(rest), us(b), (t > 0 ? 100 * b / t : 0)
+        }'
+    done
+  done
+}
+
 make_rss() {
   echo "| system | leader | peak RSS (VmHWM) MiB, node 1 / 2 / 3 | load average before | after |"
   echo "|---|---|---|---|---|"
@@ -628,6 +702,7 @@ make_rss() {
 TABLE="$(make_table)"
 FSYNC_TABLE="$(make_fsync_table)"
 RSS_TABLE="$(make_rss)"
+CPU_TABLE="$(make_cpu_table)"
 if [[ "$ENDPOINTS_MODE" == leader ]]; then
   EP_TEXT="every request to the leader (\`--endpoints=<leader>\`, found with \`etcdctl endpoint status\`)"
 else
@@ -641,6 +716,8 @@ echo
 echo "$TABLE"
 echo
 echo "$FSYNC_TABLE"
+echo
+echo "$CPU_TABLE"
 echo
 echo "$RSS_TABLE"
 if ((${#NOTES[@]} > 0)); then
@@ -666,12 +743,14 @@ record_run() {
     echo "- Command (from the repository root): \`$cmd\`"
     echo "- Load (\`/proc/loadavg\`): $START_LOADAVG at the start; per system below"
     echo "- Versions: ${VERSION_OF[etcd]:-etcd not run}; ${VERSION_OF[amaters]:-amaters not run}; $BENCH_INFO"
-    echo "- Requests: $EP_TEXT; put-1 $PUT1_TOTAL, put-100 $PUT100_TOTAL, put-1000 $PUT1000_TOTAL, range-100 $RANGE_TOTAL requests"
+    echo "- Requests: $EP_TEXT; put-1 $PUT1_TOTAL, put-100 $PUT100_TOTAL, put-1000 $PUT1000_TOTAL, range-100 and srange-100 $RANGE_TOTAL, srange-1 $PUT1_TOTAL requests"
     echo
     echo '```'
     echo "$TABLE"
     echo
     echo "$FSYNC_TABLE"
+    echo
+    echo "$CPU_TABLE"
     echo
     echo "$RSS_TABLE"
     ((${#NOTES[@]} == 0)) || printf 'note: %s\n' "${NOTES[@]}"
