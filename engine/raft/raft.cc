@@ -179,6 +179,7 @@ void Raft::ResetTerm(Term term) {
   pending_reads_.clear();
   reads_awaiting_commit_.clear();
   read_round_ = 0;
+  read_round_confirmed_ = 0;
   read_round_needed_ = false;
   round_sent_ticks_.clear();
   lease_start_tick_.reset();
@@ -1082,14 +1083,24 @@ bool Raft::HasLease() const {
   return ticks_ + 1 < *lease_start_tick_ + static_cast<uint64_t>(election_ticks_);
 }
 
+bool Raft::ReadRoundDue() const {
+  // One read round in flight at a time (as etcd's read loop): reads that arrive while a round is
+  // unconfirmed wait for it and then share the next one, so under load a round confirms many
+  // reads instead of every loop turn broadcasting its own. A round that is lost is replaced by
+  // the next heartbeat (every heartbeat is a round), so waiting never stalls reads for longer.
+  return read_round_needed_ && role_ == Role::kLeader && read_round_confirmed_ >= read_round_;
+}
+
 void Raft::StartPendingReadRound() {
-  if (!read_round_needed_ || role_ != Role::kLeader) return;
+  if (!ReadRoundDue()) return;
   BroadcastHeartbeat();
 }
 
 void Raft::OnHeartbeatRoundAcked() {
   const uint64_t confirmed = QuorumConfiguration().CommittedIndex(
       [this](NodeId v) { return progress_.at(v).read_round_acked; });
+  AM_CHECK_LE(confirmed, read_round_, "a quorum acknowledged a round never sent");
+  read_round_confirmed_ = std::max(read_round_confirmed_, confirmed);
   // The lease runs from the send time of the newest round a quorum has acknowledged.
   while (!round_sent_ticks_.empty() && round_sent_ticks_.front().first <= confirmed) {
     if (round_sent_ticks_.front().first == confirmed) {
@@ -1167,7 +1178,7 @@ void Raft::ReleaseMessages() {
 
 bool Raft::HasReady() const {
   if (HasUnhandedPersist() || force_persist_ || !ready_messages_.empty() ||
-      !read_states_.empty() || broadcast_pending_ || read_round_needed_) {
+      !read_states_.empty() || broadcast_pending_ || ReadRoundDue()) {
     return true;
   }
   for (const HeldMessage& h : outbox_) {

@@ -299,6 +299,7 @@ class Raft {
   // ReadIndex (thesis §6.4).
   void OnHeartbeatRoundAcked();
   bool HasLease() const;
+  bool ReadRoundDue() const;  // a read round is wanted and none is in flight
   void StartPendingReadRound();
   void ServeRead(NodeId from, Index index, std::string context);
 
@@ -392,6 +393,7 @@ class Raft {
   std::deque<PendingRead> pending_reads_;
   std::deque<std::pair<NodeId, std::string>> reads_awaiting_commit_;
   uint64_t read_round_ = 0;       // last heartbeat round broadcast this term
+  uint64_t read_round_confirmed_ = 0;  // newest round a quorum has acknowledged this term
   // (round, tick it was sent) for rounds not yet acknowledged by a quorum; bounded.
   static constexpr size_t kMaxTrackedRounds = 1024;
   std::deque<std::pair<uint64_t, uint64_t>> round_sent_ticks_;

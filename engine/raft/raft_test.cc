@@ -764,6 +764,48 @@ TEST(RaftReadIndex, ReadsBatchIntoOneRound) {
   EXPECT_EQ(done.read_states.size(), 50u);
 }
 
+// Delivers a leader's Ready messages to the followers and their answers back; returns how many
+// heartbeats it carried.
+size_t DeliverOneExchange(Harness& h, NodeId leader, Ready rd) {
+  size_t hb = 0;
+  for (Message& m : rd.messages) {
+    hb += m.type == MessageType::kHeartbeat;
+    EXPECT_TRUE(h.node(m.to).Step(m).ok());
+    Ready frd = h.node(m.to).TakeReady();
+    for (Message& resp : frd.messages) EXPECT_TRUE(h.node(leader).Step(resp).ok());
+  }
+  return hb;
+}
+
+TEST(RaftReadIndex, ReadsArrivingDuringARoundShareTheNextOne) {
+  Harness h(3);
+  ElectLeader(h, 1);
+  ASSERT_TRUE(h.node(1).ReadIndex("first").ok());
+  Ready round1 = h.node(1).TakeReady();
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(h.node(1).ReadIndex("r" + std::to_string(i)).ok());
+  EXPECT_FALSE(h.node(1).HasReady()) << "a second round while the first is unconfirmed";
+  EXPECT_EQ(DeliverOneExchange(h, 1, std::move(round1)), 2u);
+  Ready after1 = h.node(1).TakeReady();
+  ASSERT_EQ(after1.read_states.size(), 1u) << "the first round confirms only the first read";
+  EXPECT_EQ(after1.read_states[0].context, "first");
+  EXPECT_EQ(DeliverOneExchange(h, 1, std::move(after1)), 2u) << "the next round starts at once";
+  Ready after2 = h.node(1).TakeReady();
+  EXPECT_EQ(after2.read_states.size(), 20u);
+}
+
+TEST(RaftReadIndex, ALostRoundIsReplacedByTheNextHeartbeat) {
+  Harness h(3, [](Config& c) { c.heartbeat_ticks = 2; });
+  ElectLeader(h, 1);
+  ASSERT_TRUE(h.node(1).ReadIndex("lost").ok());
+  (void)h.node(1).TakeReady();  // the round's heartbeats are lost
+  ASSERT_TRUE(h.node(1).ReadIndex("later").ok());
+  EXPECT_FALSE(h.node(1).HasReady());
+  h.node(1).Tick();
+  h.node(1).Tick();
+  EXPECT_EQ(DeliverOneExchange(h, 1, h.node(1).TakeReady()), 2u);
+  EXPECT_EQ(h.node(1).TakeReady().read_states.size(), 2u) << "both reads, by the heartbeat";
+}
+
 TEST(RaftReadIndex, IsolatedLeaderNeverServesReads) {
   Harness h(3);
   ElectLeader(h, 1);
