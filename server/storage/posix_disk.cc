@@ -235,7 +235,7 @@ PosixDisk::~PosixDisk() {
 
 std::string PosixDisk::PathOf(const std::string& name) const { return JoinPath(dir_, name); }
 
-PosixDisk::CachedFd* PosixDisk::Insert(const std::string& name, int fd) {
+PosixDisk::CachedFd* PosixDisk::Insert(const std::string& name, int fd, uint64_t size) {
   AM_CHECK(cache_.find(name) == cache_.end(), name, " is already cached");
   while (cache_.size() >= options_.fd_cache_max) {
     AM_CHECK(!lru_.empty());
@@ -247,6 +247,7 @@ PosixDisk::CachedFd* PosixDisk::Insert(const std::string& name, int fd) {
   CachedFd& entry = cache_[name];
   entry.fd = fd;
   entry.dirty = false;
+  entry.size = size;
   entry.lru = lru_.begin();
   return &entry;
 }
@@ -291,7 +292,15 @@ absl::StatusOr<PosixDisk::CachedFd*> PosixDisk::WriteFd(const std::string& name)
   } while (fd < 0 && errno == EINTR);
   if (fd < 0) return ErrnoStatus(errno, "open", PathOf(name));
   ++stats_.file_opens;
-  return Insert(name, fd);
+  // The size is read once here; this process is the only writer (the directory lock), so
+  // Write and Truncate keep it from then on without an fstat(2) per write.
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return ErrnoStatus(err, "fstat", PathOf(name));
+  }
+  return Insert(name, fd, static_cast<uint64_t>(st.st_size));
 }
 
 absl::StatusOr<std::vector<std::string>> PosixDisk::List() {
@@ -383,7 +392,7 @@ absl::Status PosixDisk::Create(const std::string& name) {
   // succeeded); it refers to the old inode and must not be used for the new file.
   Evict(name, /*sync_if_dirty=*/false);
   sync_errors_.erase(name);
-  Insert(name, fd);  // the next operation is the segment header write
+  Insert(name, fd, /*size=*/0);  // the next operation is the segment header write
   return absl::OkStatus();
 }
 
@@ -397,9 +406,7 @@ absl::Status PosixDisk::Write(const std::string& name, uint64_t offset, absl::st
   absl::StatusOr<CachedFd*> entry = WriteFd(name);
   if (!entry.ok()) return entry.status();
   const int fd = (*entry)->fd;
-  struct stat st;
-  if (::fstat(fd, &st) != 0) return ErrnoStatus(errno, "fstat", PathOf(name));
-  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  const uint64_t size = (*entry)->size;
   if (offset > size) {
     return absl::InvalidArgumentError(absl::StrCat("write ", PathOf(name), " at offset ", offset,
                                                    ": beyond the end of the file (size ", size,
@@ -427,7 +434,9 @@ absl::Status PosixDisk::Write(const std::string& name, uint64_t offset, absl::st
     p += n;
     left -= static_cast<size_t>(n);
     at += static_cast<uint64_t>(n);
+    (*entry)->size = std::max((*entry)->size, at);
   }
+  AM_CHECK_GE((*entry)->size, offset + data.size());
   (*entry)->dirty = true;
   return absl::OkStatus();
 }
@@ -453,9 +462,7 @@ absl::Status PosixDisk::Truncate(const std::string& name, uint64_t size) {
   if (absl::Status s = ValidateName(name); !s.ok()) return s;
   absl::StatusOr<CachedFd*> entry = WriteFd(name);
   if (!entry.ok()) return entry.status();
-  struct stat st;
-  if (::fstat((*entry)->fd, &st) != 0) return ErrnoStatus(errno, "fstat", PathOf(name));
-  const uint64_t current = static_cast<uint64_t>(st.st_size);
+  const uint64_t current = (*entry)->size;
   if (size > current) {
     return absl::InvalidArgumentError(absl::StrCat("truncate ", PathOf(name), " to ", size,
                                                    ": beyond the end of the file (size ",
@@ -469,6 +476,7 @@ absl::Status PosixDisk::Truncate(const std::string& name, uint64_t size) {
     return ErrnoStatus(errno, "ftruncate", PathOf(name), /*durability=*/false,
                        absl::StrCat(" (to ", size, " bytes)"));
   }
+  (*entry)->size = size;
   (*entry)->dirty = true;  // the new size is durable only after fdatasync
   return absl::OkStatus();
 }

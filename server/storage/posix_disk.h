@@ -119,6 +119,7 @@ class PosixDisk final : public wal::Disk {
   struct CachedFd {
     int fd = -1;
     bool dirty = false;                  // written or truncated since the last good fdatasync
+    uint64_t size = 0;  // the file's size: fstat(2) once at open, then kept by Write/Truncate
     std::list<std::string>::iterator lru;  // position in lru_ (front = most recently used)
   };
 
@@ -128,7 +129,7 @@ class PosixDisk final : public wal::Disk {
   // The cached write fd for `name`, opened (without O_CREAT) if not cached.
   absl::StatusOr<CachedFd*> WriteFd(const std::string& name);
   // Puts a freshly opened fd into the cache, evicting the least recently used one if full.
-  CachedFd* Insert(const std::string& name, int fd);
+  CachedFd* Insert(const std::string& name, int fd, uint64_t size);
   // Closes and forgets the cached fd of `name` (if any). A dirty fd is synced first when
   // `sync_if_dirty`; a failure is remembered in sync_errors_.
   void Evict(const std::string& name, bool sync_if_dirty);
