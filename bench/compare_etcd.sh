@@ -26,6 +26,8 @@ bench/etcd_benchmark_setup.sh). Workloads, in this order, key 8 B and value 256 
   put-1000    put,   1000 clients, 100 connections --put1000-total requests
   range-100   linearizable range of one pre-written key, 100 clients, 10 connections
                                                    --range-total requests
+  range-1     linearizable range of the same key, 1 client, 1 connection
+                                                   --put1-total requests
   srange-1    serializable range of the same key, 1 client, 1 connection
                                                    --put1-total requests
   srange-100  serializable range of the same key, 100 clients, 10 connections
@@ -33,7 +35,8 @@ bench/etcd_benchmark_setup.sh). Workloads, in this order, key 8 B and value 256 
 
 The two serializable workloads are floors: one client round trip through gRPC to one member,
 no replication and no disk, so they bound what any write or linearizable read can reach on the
-machine.
+machine. range-1 adds one round trip to the followers (ReadIndex) and no disk: a put from one
+client also needs that round and an fdatasync.
 
 Puts use --sequential-keys over a key space of 100000 keys. By default every request goes to
 the leader (found with `etcdctl endpoint status`, checked again after every workload); with
@@ -52,7 +55,7 @@ time (cached in ~/.cache/amaters-bench).
 Flags:
   --quick                 smoke run: 300 / 3000 / 5000 / 3000 requests; not recorded unless
                           --record is given
-  --put1-total=N          requests of put-1 and srange-1 (default 10000)
+  --put1-total=N          requests of put-1, range-1 and srange-1 (default 10000)
   --put100-total=N        requests of put-100 (default 100000)
   --put1000-total=N       requests of put-1000 (default 200000)
   --range-total=N         requests of range-100 and srange-100 (default 100000)
@@ -177,12 +180,13 @@ readonly KEY_SIZE=8
 readonly VALUE_SIZE=256
 readonly KEY_SPACE=100000
 readonly RANGE_KEY="rangekey" # 8 bytes, written once before range-100
-readonly WORKLOADS=(put-1 put-100 put-1000 range-100 srange-1 srange-100)
+readonly WORKLOADS=(put-1 put-100 put-1000 range-100 range-1 srange-1 srange-100)
 declare -A W_DESC=(
   [put-1]="put, 1 client / 1 conn"
   [put-100]="put, 100 clients / 10 conns"
   [put-1000]="put, 1000 clients / 100 conns"
   [range-100]="range (linearizable), 100 clients / 10 conns"
+  [range-1]="range (linearizable), 1 client / 1 conn"
   [srange-1]="range (serializable), 1 client / 1 conn"
   [srange-100]="range (serializable), 100 clients / 10 conns"
 )
@@ -191,6 +195,7 @@ declare -A W_ARGS=(
   [put-100]="--clients=100 --conns=10 put --total=$PUT100_TOTAL"
   [put-1000]="--clients=1000 --conns=100 put --total=$PUT1000_TOTAL"
   [range-100]="--clients=100 --conns=10 range $RANGE_KEY --consistency=l --total=$RANGE_TOTAL"
+  [range-1]="--clients=1 --conns=1 range $RANGE_KEY --consistency=l --total=$PUT1_TOTAL"
   [srange-1]="--clients=1 --conns=1 range $RANGE_KEY --consistency=s --total=$PUT1_TOTAL"
   [srange-100]="--clients=100 --conns=10 range $RANGE_KEY --consistency=s --total=$RANGE_TOTAL"
 )
@@ -743,7 +748,7 @@ record_run() {
     echo "- Command (from the repository root): \`$cmd\`"
     echo "- Load (\`/proc/loadavg\`): $START_LOADAVG at the start; per system below"
     echo "- Versions: ${VERSION_OF[etcd]:-etcd not run}; ${VERSION_OF[amaters]:-amaters not run}; $BENCH_INFO"
-    echo "- Requests: $EP_TEXT; put-1 $PUT1_TOTAL, put-100 $PUT100_TOTAL, put-1000 $PUT1000_TOTAL, range-100 and srange-100 $RANGE_TOTAL, srange-1 $PUT1_TOTAL requests"
+    echo "- Requests: $EP_TEXT; put-1 $PUT1_TOTAL, put-100 $PUT100_TOTAL, put-1000 $PUT1000_TOTAL, range-100 and srange-100 $RANGE_TOTAL, range-1 and srange-1 $PUT1_TOTAL requests"
     echo
     echo '```'
     echo "$TABLE"
