@@ -78,7 +78,8 @@
 // the client history is checked for linearizability unless the last command did just that.
 //
 // Parsing is pure and separate from running, and the commands speak of nodes and links only
-// (what an operator can do to and observe of real servers); the simulator is the only runner.
+// (what an operator can do to and observe of real servers). The simulator runs every step; the
+// chaos runner (sim/chaos/runner.h, docs/chaos.md) runs the ones real processes support.
 #ifndef AMATERS_SIM_SCENARIO_H_
 #define AMATERS_SIM_SCENARIO_H_
 

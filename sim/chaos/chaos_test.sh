@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# //sim/chaos:chaos_test: scenario scripts from sim/scenarios/ run against real amaters-server
+# processes by the chaos runner (docs/chaos.md), each to a pass with a checked history; and a
+# script with steps real clusters do not support is refused before anything starts.
+set -uo pipefail
+
+CHAOS="$TEST_SRCDIR/amaters/sim/chaos/chaos"
+SCENARIOS="$TEST_SRCDIR/amaters/sim/scenarios"
+failures=0
+
+fail() {
+  echo "FAIL: $*" >&2
+  failures=$((failures + 1))
+}
+
+# Runs one scenario; it must pass, and its summary must be the last line, with ops > 0,
+# linearizable=yes and lost_acked=0.
+run_scenario() {
+  local name=$1 out="$TEST_TMPDIR/$1.out" rc
+  "$CHAOS" --scenario="$SCENARIOS/$name" --dir="$TEST_TMPDIR/$name.run" >"$out" 2>&1
+  rc=$?
+  local last
+  last="$(tail -n 1 "$out")"
+  echo "$name: exit $rc: $last"
+  if ((rc != 0)); then
+    fail "$name exited $rc"
+    tail -n 40 "$out" >&2
+    for log in "$TEST_TMPDIR/$name.run"/node*/amaters-server.log; do
+      echo "--- $log (last lines)" >&2
+      tail -n 15 "$log" >&2
+    done
+    return
+  fi
+  [[ "$last" =~ ^chaos:\ result=pass\ ops=([0-9]+)\ ok=([0-9]+)\ fail=[0-9]+\ info=[0-9]+\ faults=([0-9]+)\ linearizable=yes\ lost_acked=0\ wall_s=[0-9.]+$ ]] ||
+    fail "$name: unexpected summary: $last"
+  ((${BASH_REMATCH[2]:-0} > 0)) || fail "$name: no operation succeeded"
+  ((${BASH_REMATCH[3]:-0} > 0)) || fail "$name: no fault was injected"
+  [[ -s "$TEST_TMPDIR/$name.run/history.jsonl" ]] || fail "$name: no history written"
+  grep -q '"type":"ok","f":"put"' "$TEST_TMPDIR/$name.run/history.jsonl" ||
+    fail "$name: the history has no acknowledged put"
+}
+
+# Leader crash with five nodes, leader pause, leader crash among rolling restarts, full restart.
+for s in five_nodes_lose_two.txt leader_pause.txt rolling_restarts.txt full_cluster_restart.txt; do
+  run_scenario "$s"
+done
+
+# Unsupported steps: exit 2 at parse time, every one named, no node started.
+cat >"$TEST_TMPDIR/unsupported.txt" <<'SCRIPT'
+nodes 3
+crash 1
+partition {1} {2,3}
+slow-disk 2 on
+SCRIPT
+out="$("$CHAOS" --scenario="$TEST_TMPDIR/unsupported.txt" --dir="$TEST_TMPDIR/unsupported.run" 2>&1)"
+rc=$?
+((rc == 2)) || fail "unsupported script: exit $rc, want 2: $out"
+grep -q 'unsupported.txt:3: `partition {1} {2,3}`: not supported for real clusters' <<<"$out" ||
+  fail "unsupported script: partition not named: $out"
+grep -q 'unsupported.txt:4: `slow-disk 2 on`: not supported for real clusters' <<<"$out" ||
+  fail "unsupported script: slow-disk not named: $out"
+[[ ! -e "$TEST_TMPDIR/unsupported.run/node1" ]] || fail "unsupported script: a node was set up"
+
+if ((failures > 0)); then
+  echo "$failures failure(s)" >&2
+  exit 1
+fi
+echo "all passed"

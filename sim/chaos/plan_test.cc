@@ -1,0 +1,143 @@
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "sim/chaos/history.h"
+#include "sim/chaos/support.h"
+#include "sim/scenario.h"
+
+namespace amaters::sim::chaos {
+namespace {
+
+Scenario Parse(const std::string& text) {
+  absl::StatusOr<Scenario> s = ParseScenario(text, "test.txt");
+  EXPECT_TRUE(s.ok()) << s.status();
+  return s.ok() ? *s : Scenario{};
+}
+
+TEST(Support, ProcessFaultsAndChecksAreSupported) {
+  const Scenario s = Parse(
+      "nodes 3\nseed 7\ncampaign 1\nwait-for leader 1 3s\ncrash leader\nwait 1s\nrestart 1\n"
+      "pause 2\nresume 2\ntransfer leader->3\nworkload off\nworkload on\nheal-all\n"
+      "expect term >= 2\nexpect committed 2 > 0\nexpect leader-in {1,2,3}\nexpect up 1\n"
+      "expect progress 2s\nexpect no-progress 1 1s\nexpect converged 5s\n"
+      "expect linearizable\n");
+  EXPECT_TRUE(CheckRealClusterSupport(s).ok()) << CheckRealClusterSupport(s);
+}
+
+TEST(Support, EveryUnsupportedStepIsNamedWithItsLine) {
+  const Scenario s = Parse(
+      "nodes 3\noption drop 0.01\ncrash 1\npartition {1} {2,3}\nheal\nslow-disk 2 on\n"
+      "expect alert 1 quorum_lost\nwipe 1\nadd-learner 3\n");
+  const absl::Status st = CheckRealClusterSupport(s);
+  ASSERT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  const std::string m(st.message());
+  for (const char* want :
+       {"test.txt:2: `option drop 0.01`: not supported for real clusters",
+        "test.txt:4: `partition {1} {2,3}`: not supported for real clusters: network faults",
+        "test.txt:5: `heal`", "test.txt:6: `slow-disk 2 on`: not supported for real clusters: disk",
+        "test.txt:7: `expect alert 1 quorum_lost`", "test.txt:8: `wipe 1`",
+        "test.txt:9: `add-learner 3`"}) {
+    EXPECT_NE(m.find(want), std::string::npos) << "missing: " << want << "\nin:\n" << m;
+  }
+  EXPECT_EQ(m.find("test.txt:3"), std::string::npos) << "crash is supported:\n" << m;
+}
+
+ClientOp Put(uint64_t process, std::string key, std::string value, uint64_t t0, uint64_t t1,
+             Outcome outcome = Outcome::kOk) {
+  ClientOp op;
+  op.process = process;
+  op.is_put = true;
+  op.key = std::move(key);
+  op.value = std::move(value);
+  op.invoke_ns = t0;
+  op.complete_ns = t1;
+  op.outcome = outcome;
+  return op;
+}
+
+ClientOp Get(uint64_t process, std::string key, std::optional<std::string> read, uint64_t t0,
+             uint64_t t1, Outcome outcome = Outcome::kOk) {
+  ClientOp op;
+  op.process = process;
+  op.key = std::move(key);
+  op.read = std::move(read);
+  op.invoke_ns = t0;
+  op.complete_ns = t1;
+  op.outcome = outcome;
+  return op;
+}
+
+TEST(History, JsonLinesAreJepsenEventsInTimeOrder) {
+  ClientOp failed = Get(1, "k\"1", std::nullopt, 5, 9, Outcome::kFail);
+  failed.error = "14: unavailable";
+  ClientOp pending = Put(2, "k2", "c2-0", 7, 0, Outcome::kPending);
+  const std::string json =
+      HistoryJsonLines({Put(0, "k1", "c0-0", 10, 20), failed, pending, Get(0, "k1", "c0-0", 21, 30)});
+  EXPECT_EQ(json,
+            "{\"process\":1,\"type\":\"invoke\",\"f\":\"get\",\"key\":\"k\\\"1\",\"value\":null,"
+            "\"time\":5}\n"
+            "{\"process\":2,\"type\":\"invoke\",\"f\":\"put\",\"key\":\"k2\",\"value\":\"c2-0\","
+            "\"time\":7}\n"
+            "{\"process\":1,\"type\":\"fail\",\"f\":\"get\",\"key\":\"k\\\"1\",\"value\":null,"
+            "\"time\":9,\"error\":\"14: unavailable\"}\n"
+            "{\"process\":0,\"type\":\"invoke\",\"f\":\"put\",\"key\":\"k1\",\"value\":\"c0-0\","
+            "\"time\":10}\n"
+            "{\"process\":0,\"type\":\"ok\",\"f\":\"put\",\"key\":\"k1\",\"value\":\"c0-0\","
+            "\"time\":20}\n"
+            "{\"process\":0,\"type\":\"invoke\",\"f\":\"get\",\"key\":\"k1\",\"value\":null,"
+            "\"time\":21}\n"
+            "{\"process\":0,\"type\":\"ok\",\"f\":\"get\",\"key\":\"k1\",\"value\":\"c0-0\","
+            "\"time\":30}\n");
+}
+
+TEST(History, InfoAndPendingAreUnknownToTheChecker) {
+  const std::vector<checker::Operation> ops = CheckerOperations(
+      {Put(0, "k", "a", 1, 2), Put(1, "k", "b", 3, 4, Outcome::kInfo),
+       Put(2, "k", "c", 5, 0, Outcome::kPending), Get(3, "k", std::nullopt, 6, 7, Outcome::kFail)});
+  ASSERT_EQ(ops.size(), 4u);
+  EXPECT_EQ(ops[0].outcome, checker::OpOutcome::kCompleted);
+  EXPECT_EQ(ops[1].outcome, checker::OpOutcome::kUnknown);
+  EXPECT_EQ(ops[2].outcome, checker::OpOutcome::kUnknown);
+  EXPECT_EQ(ops[3].outcome, checker::OpOutcome::kFailed);
+}
+
+TEST(History, ALostAcknowledgedPutIsCountedAndTheCheckerRefusesTheHistory) {
+  // "a" acknowledged, then "b" acknowledged later; the final read returns "a": b was lost.
+  std::vector<ClientOp> ops = {Put(0, "k", "a", 1, 2), Put(1, "k", "b", 3, 4),
+                               Put(2, "j", "x", 1, 2)};
+  std::map<std::string, std::optional<std::string>> finals = {{"k", "a"}, {"j", "x"}};
+  EXPECT_EQ(CountLostAcknowledged(ops, finals), 1u);
+  ops.push_back(Get(9, "k", "a", 10, 11));
+  absl::StatusOr<checker::CheckResult> r = checker::CheckLinearizability(CheckerOperations(ops));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->verdict, checker::Verdict::kViolation);
+  EXPECT_STREQ(LinearizableWord(r->verdict), "no");
+}
+
+TEST(History, ConcurrentOrUnknownWritersLoseNothing) {
+  // b overlaps a: either order is allowed, so a final "a" loses nothing. An info put "c"
+  // invoked after b completed may have taken effect last.
+  const std::vector<ClientOp> ops = {Put(0, "k", "a", 1, 5), Put(1, "k", "b", 2, 4),
+                                     Put(2, "k", "c", 6, 0, Outcome::kInfo)};
+  EXPECT_EQ(CountLostAcknowledged(ops, {{"k", "a"}}), 0u);
+  EXPECT_EQ(CountLostAcknowledged(ops, {{"k", "c"}}), 0u);
+  EXPECT_EQ(CountLostAcknowledged(ops, {{"k", std::nullopt}}), 2u) << "both acknowledged puts";
+  EXPECT_EQ(CountLostAcknowledged(ops, {{"k", "never written"}}), 2u);
+  EXPECT_EQ(CountLostAcknowledged(ops, {}), 0u) << "keys not read are not judged";
+}
+
+TEST(History, TallyCountsPendingAsInfo) {
+  const Tally t = TallyOf({Put(0, "k", "a", 1, 2), Put(1, "k", "b", 3, 0, Outcome::kPending),
+                           Put(1, "k", "c", 3, 4, Outcome::kInfo),
+                           Get(2, "k", std::nullopt, 3, 4, Outcome::kFail)});
+  EXPECT_EQ(t.ops, 4u);
+  EXPECT_EQ(t.ok, 1u);
+  EXPECT_EQ(t.info, 2u);
+  EXPECT_EQ(t.fail, 1u);
+}
+
+}  // namespace
+}  // namespace amaters::sim::chaos

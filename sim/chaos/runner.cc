@@ -1,0 +1,468 @@
+#include "sim/chaos/runner.h"
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "engine/base/check.h"
+#include "sim/chaos/real_cluster.h"
+#include "sim/chaos/support.h"
+#include "sim/chaos/workload.h"
+
+namespace amaters::sim::chaos {
+
+namespace {
+
+constexpr absl::Duration kPoll = absl::Milliseconds(50);
+constexpr absl::Duration kStartTimeout = absl::Seconds(30);  // a leader after (re)starting all
+
+bool Compare(uint64_t a, CompareOp op, uint64_t b) {
+  switch (op) {
+    case CompareOp::kEq:
+      return a == b;
+    case CompareOp::kNe:
+      return a != b;
+    case CompareOp::kLt:
+      return a < b;
+    case CompareOp::kLe:
+      return a <= b;
+    case CompareOp::kGt:
+      return a > b;
+    case CompareOp::kGe:
+      return a >= b;
+  }
+  return false;
+}
+
+// The running, unpaused node that says it leads, with the highest term; 0 if none.
+int LeaderOf(const std::map<int, NodeView>& views) {
+  int leader = 0;
+  uint64_t term = 0;
+  for (const auto& [id, v] : views) {
+    if (v.answered && !v.paused && v.leader == static_cast<uint64_t>(id) && v.term >= term) {
+      leader = id;
+      term = v.term;
+    }
+  }
+  return leader;
+}
+
+std::string Describe(const std::map<int, NodeView>& views) {
+  std::vector<std::string> parts;
+  const int leader = LeaderOf(views);
+  for (const auto& [id, v] : views) {
+    if (!v.running) {
+      parts.push_back(absl::StrCat("n", id, v.refused ? " refused" : " down"));
+    } else if (v.paused) {
+      parts.push_back(absl::StrCat("n", id, " paused"));
+    } else if (!v.answered) {
+      parts.push_back(absl::StrCat("n", id, " not answering"));
+    } else {
+      parts.push_back(absl::StrCat("n", id, id == leader ? " leader" : " follower", " term ",
+                                   v.term, " commit ", v.commit, " applied ", v.applied));
+    }
+  }
+  return absl::StrCat("[", absl::StrJoin(parts, "; "), "]");
+}
+
+// The highest value of `field` over the nodes that answered (or node `id`'s); nullopt when
+// none answered.
+std::optional<uint64_t> ValueOf(const std::map<int, NodeView>& views, const std::set<NodeId>& of,
+                                uint64_t NodeView::*field) {
+  std::optional<uint64_t> best;
+  for (const auto& [id, v] : views) {
+    if (!v.answered || (!of.empty() && of.count(static_cast<NodeId>(id)) == 0)) continue;
+    best = std::max(best.value_or(0), v.*field);
+  }
+  return best;
+}
+
+bool Holds(const Condition& c, const std::map<int, NodeView>& views) {
+  using K = Condition::Kind;
+  const int leader = LeaderOf(views);
+  const auto view = [&](NodeId n) -> const NodeView* {
+    auto it = views.find(static_cast<int>(n));
+    return it == views.end() ? nullptr : &it->second;
+  };
+  switch (c.kind) {
+    case K::kLeader:
+      return leader != 0 && (c.nodes.empty() || c.nodes.count(static_cast<NodeId>(leader)) > 0);
+    case K::kNoLeader:
+      return leader == 0;
+    case K::kLeaderIn:
+      return leader != 0 && c.nodes.count(static_cast<NodeId>(leader)) > 0;
+    case K::kTerm:
+    case K::kCommitted: {
+      std::optional<uint64_t> v =
+          ValueOf(views, c.nodes, c.kind == K::kTerm ? &NodeView::term : &NodeView::commit);
+      return v.has_value() && Compare(*v, c.op, c.value);
+    }
+    case K::kUp:
+    case K::kDown:
+    case K::kRefused: {
+      const NodeView* v = view(*c.nodes.begin());
+      if (v == nullptr) return false;
+      if (c.kind == K::kUp) return v->running;
+      if (c.kind == K::kDown) return !v->running;
+      return v->refused;
+    }
+    default:
+      AM_CHECK(false, "condition not supported for real clusters reached the runner");
+  }
+  return false;
+}
+
+class Runner {
+ public:
+  Runner(const Scenario& scenario, const ChaosOptions& options, std::ostream& log)
+      : scenario_(scenario), options_(options), log_(log), start_(absl::Now()) {}
+
+  ChaosResult Run();
+
+ private:
+  absl::Status SetUp();
+  absl::Status Execute(const Command& c);
+  absl::Status WaitFor(const std::function<bool(const std::map<int, NodeView>&)>& done,
+                       absl::Duration timeout, const std::string& what);
+  absl::StatusOr<int> Resolve(NodeId node);  // `leader` or a node id
+  absl::Status Campaign(int target);
+  absl::Status Transfer(const Command& c);
+  absl::Status HealAll();
+  absl::Status Converged(absl::Duration timeout);
+  absl::Status ConvergedNow(absl::Duration timeout);
+  absl::Status Progress(const Command& c, bool expect_progress);
+  absl::Status CheckHistory(const std::vector<ClientOp>& ops, const std::string& when);
+  void Finish();
+  void Log(const std::string& line);
+
+  const Scenario& scenario_;
+  const ChaosOptions& options_;
+  std::ostream& log_;
+  const absl::Time start_;
+  std::unique_ptr<RealCluster> cluster_;
+  std::unique_ptr<Workload> workload_;
+  ChaosResult result_;
+};
+
+void Runner::Log(const std::string& line) {
+  log_ << absl::StrFormat("[%8.3fs] ", absl::ToDoubleSeconds(absl::Now() - start_)) << line
+       << "\n"
+       << std::flush;
+}
+
+absl::Status Runner::SetUp() {
+  RealClusterOptions co;
+  co.nodes = scenario_.nodes;
+  co.server_bin = options_.server_bin;
+  co.dir = options_.dir;
+  absl::StatusOr<std::unique_ptr<RealCluster>> c = RealCluster::Create(co);
+  if (!c.ok()) return c.status();
+  cluster_ = *std::move(c);
+  if (absl::Status s = cluster_->StartAll(); !s.ok()) return s;
+  if (absl::Status s = WaitFor([](const auto& v) { return LeaderOf(v) != 0; }, kStartTimeout,
+                               "a leader after starting");
+      !s.ok()) {
+    return s;
+  }
+  WorkloadOptions wo;
+  wo.endpoints = cluster_->client_addresses();
+  wo.clients = options_.clients;
+  wo.seed = scenario_.seed;
+  workload_ = std::make_unique<Workload>(wo);
+  workload_->Start();
+  Log(absl::StrCat("started ", scenario_.nodes, " nodes under ", options_.dir, ", ",
+                   options_.clients, " clients, seed ", scenario_.seed, ": ",
+                   Describe(cluster_->Observe())));
+  return absl::OkStatus();
+}
+
+absl::Status Runner::WaitFor(const std::function<bool(const std::map<int, NodeView>&)>& done,
+                             absl::Duration timeout, const std::string& what) {
+  const absl::Time deadline = absl::Now() + timeout;
+  std::map<int, NodeView> views;
+  while (true) {
+    views = cluster_->Observe();
+    if (done(views)) return absl::OkStatus();
+    if (absl::Now() >= deadline) break;
+    absl::SleepFor(kPoll);
+  }
+  return absl::DeadlineExceededError(absl::StrCat("not within ", absl::FormatDuration(timeout),
+                                                  ": ", what, "; observed ", Describe(views)));
+}
+
+absl::StatusOr<int> Runner::Resolve(NodeId node) {
+  if (node != kLeaderNode) return static_cast<int>(node);
+  const std::map<int, NodeView> views = cluster_->Observe();
+  const int leader = LeaderOf(views);
+  if (leader == 0) {
+    return absl::FailedPreconditionError(absl::StrCat("no leader; observed ", Describe(views)));
+  }
+  return leader;
+}
+
+absl::Status Runner::Campaign(int target) {
+  // A real node cannot be told to start an election; the leader hands leadership to it
+  // (Raft's leadership transfer makes the target campaign at once).
+  const std::map<int, NodeView> views = cluster_->Observe();
+  const int leader = LeaderOf(views);
+  if (leader == target) return absl::OkStatus();
+  if (leader == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("no leader to hand over to ", target, "; observed ", Describe(views)));
+  }
+  return cluster_->MoveLeader(leader, target);
+}
+
+absl::Status Runner::Transfer(const Command& c) {
+  absl::StatusOr<int> from = Resolve(c.node);
+  if (!from.ok()) return from.status();
+  const int to = static_cast<int>(c.peer);
+  const std::map<int, NodeView> views = cluster_->Observe();
+  if (LeaderOf(views) == to && c.node == kLeaderNode) return absl::OkStatus();
+  return cluster_->MoveLeader(*from, to);
+}
+
+absl::Status Runner::HealAll() {
+  for (int id = 1; id <= cluster_->size(); ++id) {
+    if (cluster_->Running(id)) {
+      if (cluster_->Paused(id)) {
+        if (absl::Status s = cluster_->Resume(id); !s.ok()) return s;
+      }
+      continue;
+    }
+    const std::map<int, NodeView> views = cluster_->Observe();
+    if (views.at(id).refused) continue;  // stays down, as in the simulator
+    if (absl::Status s = cluster_->Start(id); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Runner::Converged(absl::Duration timeout) {
+  // Replicas hold the same data only between writes: the clients pause for the check (their
+  // operations in flight complete first) and go on after it.
+  const bool clients_were_running = workload_->running();
+  workload_->Stop();
+  absl::Status s = ConvergedNow(timeout);
+  if (clients_were_running) workload_->Start();
+  return s;
+}
+
+absl::Status Runner::ConvergedNow(absl::Duration timeout) {
+  std::string why = "no leader";
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    const std::map<int, NodeView> views = cluster_->Observe();
+    const int leader = LeaderOf(views);
+    if (leader != 0) {
+      const uint64_t commit = views.at(leader).commit;
+      std::optional<std::map<std::string, std::string>> first;
+      why.clear();
+      for (const auto& [id, v] : views) {
+        if (!v.running || v.paused) continue;
+        if (!v.answered || v.applied < commit) {
+          why = absl::StrCat("n", id, " has not applied the leader's commit index ", commit);
+          break;
+        }
+        absl::StatusOr<std::map<std::string, std::string>> data = cluster_->Contents(id);
+        if (!data.ok()) {
+          why = std::string(data.status().message());
+          break;
+        }
+        if (!first.has_value()) {
+          first = *std::move(data);
+        } else if (*first != *data) {
+          why = absl::StrCat("n", id, "'s data differs from the first replica's");
+          break;
+        }
+      }
+      if (why.empty()) return absl::OkStatus();
+    }
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "not converged within ", absl::FormatDuration(timeout), ": ", why, "; observed ",
+          Describe(views)));
+    }
+    absl::SleepFor(kPoll);
+  }
+}
+
+absl::Status Runner::Progress(const Command& c, bool expect_progress) {
+  std::set<NodeId> of;
+  if (c.node != 0) of.insert(c.node);
+  const std::optional<uint64_t> base = ValueOf(cluster_->Observe(), of, &NodeView::commit);
+  const absl::Duration d = absl::Milliseconds(static_cast<int64_t>(c.duration_ms));
+  const auto rose = [&](const std::map<int, NodeView>& v) {
+    const std::optional<uint64_t> now = ValueOf(v, of, &NodeView::commit);
+    return now.has_value() && now > base;
+  };
+  absl::Status s = WaitFor(rose, d, "the commit index rises");
+  if (expect_progress) return s;
+  if (s.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the commit index rose from ", base.value_or(0), " within ",
+                     absl::FormatDuration(d), "; observed ", Describe(cluster_->Observe())));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Runner::CheckHistory(const std::vector<ClientOp>& ops, const std::string& when) {
+  absl::StatusOr<checker::CheckResult> r = checker::CheckLinearizability(CheckerOperations(ops));
+  if (!r.ok()) return r.status();
+  result_.verdict = r->verdict;
+  Log(absl::StrCat(when, ": ", r->Summary()));
+  if (r->verdict == checker::Verdict::kOk) return absl::OkStatus();
+  std::string explanation;
+  if (!r->violations.empty()) explanation = r->violations.front().explanation;
+  return absl::FailedPreconditionError(
+      absl::StrCat("the history is not linearizable (", checker::VerdictName(r->verdict), ")",
+                   explanation.empty() ? "" : ":\n", explanation));
+}
+
+absl::Status Runner::Execute(const Command& c) {
+  using K = Command::Kind;
+  const absl::Duration d = absl::Milliseconds(static_cast<int64_t>(c.duration_ms));
+  absl::StatusOr<int> node = c.node == 0 ? absl::StatusOr<int>(0) : Resolve(c.node);
+  if (!node.ok()) return node.status();
+  switch (c.kind) {
+    case K::kWorkload:
+      c.on ? workload_->Start() : workload_->Stop();
+      return absl::OkStatus();
+    case K::kCrash:
+      ++result_.faults;
+      return cluster_->Kill(*node);
+    case K::kRestart:
+      return cluster_->Start(*node);
+    case K::kPause:
+      ++result_.faults;
+      return cluster_->Pause(*node);
+    case K::kResume:
+      return cluster_->Resume(*node);
+    case K::kCampaign:
+      ++result_.faults;
+      return Campaign(*node);
+    case K::kTransfer:
+      ++result_.faults;
+      return Transfer(c);
+    case K::kHealAll:
+      return HealAll();
+    case K::kWait:
+      absl::SleepFor(d);
+      return absl::OkStatus();
+    case K::kWaitFor:
+      return WaitFor([&](const auto& v) { return Holds(c.condition, v); }, d, "the condition");
+    case K::kExpect: {
+      const std::map<int, NodeView> views = cluster_->Observe();
+      if (Holds(c.condition, views)) return absl::OkStatus();
+      return absl::FailedPreconditionError(absl::StrCat("observed ", Describe(views)));
+    }
+    case K::kExpectLinearizable:
+      return CheckHistory(workload_->Snapshot(), absl::StrCat("line ", c.line));
+    case K::kExpectConverged:
+      return Converged(d);
+    case K::kExpectProgress:
+    case K::kExpectNoProgress:
+      return Progress(c, c.kind == K::kExpectProgress);
+    default:
+      return absl::UnimplementedError(absl::StrCat("not supported for real clusters: ",
+                                                   WhyUnsupported(c)));
+  }
+}
+
+void Runner::Finish() {
+  workload_->Stop();
+  absl::Status s = HealAll();
+  if (s.ok()) {
+    s = WaitFor([](const auto& v) { return LeaderOf(v) != 0; }, kStartTimeout,
+                "a leader after healing");
+  }
+  std::map<std::string, std::optional<std::string>> finals;
+  if (s.ok()) {
+    const int leader = LeaderOf(cluster_->Observe());
+    for (const std::string& key : workload_->Keys()) {
+      absl::StatusOr<std::optional<std::string>> v =
+          workload_->FinalRead(cluster_->client_address(leader), key);
+      if (!v.ok()) {
+        s = v.status();
+        break;
+      }
+      finals[key] = *v;
+    }
+  }
+  if (!s.ok() && result_.failure.empty()) result_.failure = absl::StrCat("at the end: ", s.message());
+  const std::vector<ClientOp> ops = workload_->Snapshot();
+  result_.tally = TallyOf(ops);
+  if (s.ok()) {
+    result_.lost_acked = CountLostAcknowledged(ops, finals);
+    absl::Status h = CheckHistory(ops, "final history");
+    if (!h.ok() && result_.failure.empty()) result_.failure = absl::StrCat("at the end: ", h.message());
+    if (result_.lost_acked > 0 && result_.failure.empty()) {
+      result_.failure = absl::StrCat("at the end: ", result_.lost_acked,
+                                     " acknowledged puts are not in the final state");
+    }
+  }
+  const std::string path =
+      options_.history_path.empty() ? options_.dir + "/history.jsonl" : options_.history_path;
+  std::ofstream f(path, std::ios::trunc);
+  f << HistoryJsonLines(ops);
+  f.close();
+  Log(absl::StrCat("history: ", path, f ? "" : " (could not be written)"));
+  for (const auto& [id, code] : cluster_->StopAll()) {
+    if (code != 0) Log(absl::StrCat("n", id, " exited with ", code, " when stopped"));
+  }
+}
+
+ChaosResult Runner::Run() {
+  absl::Status s = SetUp();
+  if (!s.ok()) {
+    result_.failure = absl::StrCat("setting up: ", s.message());
+  } else {
+    for (const Command& c : scenario_.commands) {
+      absl::Status step = Execute(c);
+      Log(absl::StrCat(scenario_.file, ":", c.line, ": ", c.text, ": ",
+                       step.ok() ? "ok" : std::string(step.message())));
+      if (!step.ok()) {
+        result_.failure =
+            absl::StrCat(scenario_.file, ":", c.line, ": `", c.text, "`: ", step.message());
+        break;
+      }
+    }
+    Finish();
+  }
+  result_.wall_s = absl::ToDoubleSeconds(absl::Now() - start_);
+  result_.pass = result_.failure.empty() && result_.verdict == checker::Verdict::kOk &&
+                 result_.lost_acked == 0;
+  if (!result_.pass && result_.failure.empty()) result_.failure = "the history was not checked";
+  return result_;
+}
+
+}  // namespace
+
+std::string ChaosResult::Summary() const {
+  return absl::StrFormat(
+      "chaos: result=%s ops=%d ok=%d fail=%d info=%d faults=%d linearizable=%s lost_acked=%d "
+      "wall_s=%.1f",
+      pass ? "pass" : "fail", tally.ops, tally.ok, tally.fail, tally.info, faults,
+      LinearizableWord(verdict), lost_acked, wall_s);
+}
+
+ChaosResult RunChaos(const Scenario& scenario, const ChaosOptions& options, std::ostream& log) {
+  AM_CHECK(CheckRealClusterSupport(scenario).ok(), "the caller checks the scenario first");
+  Runner runner(scenario, options, log);
+  return runner.Run();
+}
+
+}  // namespace amaters::sim::chaos

@@ -1,0 +1,52 @@
+// The chaos runner (docs/chaos.md): a scenario script (sim/scenario.h) executed against real
+// amaters-server processes with a concurrent client workload, ending with a checked history.
+//
+//   bazel run //sim:chaos -- --scenario=FILE [--nodes=N] [--seed=N]
+//
+// The script must pass CheckRealClusterSupport (sim/chaos/support.h). Its steps run in real
+// time. At the end the runner stops the clients, resumes paused nodes and restarts crashed
+// ones, reads every key linearizably, checks the whole history with sim/checker and counts
+// acknowledged writes that did not survive; the last line printed is the summary
+//   chaos: result=pass|fail ops=N ok=N fail=N info=N faults=N linearizable=yes|no|unknown
+//   lost_acked=N wall_s=S
+#ifndef AMATERS_SIM_CHAOS_RUNNER_H_
+#define AMATERS_SIM_CHAOS_RUNNER_H_
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+
+#include "sim/chaos/history.h"
+#include "sim/checker/linearizability.h"
+#include "sim/scenario.h"
+
+namespace amaters::sim::chaos {
+
+struct ChaosOptions {
+  std::string server_bin;    // amaters-server
+  std::string dir;           // the run's directory: node data, configs, logs (exists)
+  std::string history_path;  // where the JSON-lines history goes (empty: DIR/history.jsonl)
+  int clients = 4;
+};
+
+struct ChaosResult {
+  bool pass = false;
+  std::string failure;  // the first thing that went wrong (empty on pass)
+  Tally tally;
+  uint64_t faults = 0;  // crash, pause, campaign and transfer steps executed
+  checker::Verdict verdict = checker::Verdict::kUnknown;
+  uint64_t lost_acked = 0;
+  double wall_s = 0;
+
+  // The summary line (without newline), as documented above.
+  std::string Summary() const;
+};
+
+// Runs `scenario` (its node count and seed as given: the caller applies --nodes and --seed).
+// Progress goes to `log`, one line per step. Never throws; a cluster that cannot start is a
+// failed run.
+ChaosResult RunChaos(const Scenario& scenario, const ChaosOptions& options, std::ostream& log);
+
+}  // namespace amaters::sim::chaos
+
+#endif  // AMATERS_SIM_CHAOS_RUNNER_H_
