@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # //sim/chaos:chaos_test: scenario scripts from sim/scenarios/ run against real amaters-server
-# processes by the chaos runner (docs/chaos.md), each to a pass with a checked history; and a
-# script with steps real clusters do not support is refused before anything starts.
+# processes by the chaos runner (docs/chaos.md), each to a pass with a checked history; a short
+# soak with random faults whose exported schedule the simulator then runs; and a script with
+# steps real clusters do not support is refused before anything starts.
 set -uo pipefail
 
 CHAOS="$TEST_SRCDIR/amaters/sim/chaos/chaos"
 SCENARIOS="$TEST_SRCDIR/amaters/sim/scenarios"
+SIM="$TEST_SRCDIR/amaters/sim/sim"
 failures=0
 
 fail() {
@@ -44,6 +46,28 @@ run_scenario() {
 for s in five_nodes_lose_two.txt leader_pause.txt rolling_restarts.txt full_cluster_restart.txt; do
   run_scenario "$s"
 done
+
+# A short soak with random faults (seed 3 draws a crash, a pause and a transfer in 20 s), its
+# schedule exported and replayed by the simulator as it is.
+soak_out="$TEST_TMPDIR/soak.out"
+"$CHAOS" --seconds=20 --random-faults --seed=3 --export-scenario="$TEST_TMPDIR/soak.txt" \
+  --dir="$TEST_TMPDIR/soak.run" >"$soak_out" 2>&1
+rc=$?
+last="$(tail -n 1 "$soak_out")"
+echo "soak: exit $rc: $last"
+if ((rc != 0)); then
+  fail "soak exited $rc"
+  tail -n 40 "$soak_out" >&2
+else
+  [[ "$last" =~ ^chaos:\ result=pass\ .*\ linearizable=yes\ lost_acked=0\  ]] || fail "soak summary: $last"
+  grep -q '^chaos: report: acked_puts=[1-9][0-9]* faults=[1-9]' "$soak_out" || fail "soak report: $(tail -n 2 "$soak_out")"
+  grep -q 'progress: ops=' "$soak_out" || fail "soak: no progress line"
+  for kind in crash pause transfer; do
+    grep -q "^$kind " "$TEST_TMPDIR/soak.txt" || fail "soak: the exported schedule has no $kind"
+  done
+  sim_out="$("$SIM" --scenario="$TEST_TMPDIR/soak.txt" 2>&1)" ||
+    fail "the simulator did not pass the exported soak: $(tail -n 5 <<<"$sim_out")"
+fi
 
 # Unsupported steps: exit 2 at parse time, every one named, no node started.
 cat >"$TEST_TMPDIR/unsupported.txt" <<'SCRIPT'

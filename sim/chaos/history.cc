@@ -153,6 +153,31 @@ Tally TallyOf(const std::vector<ClientOp>& ops) {
   return t;
 }
 
+Availability AvailabilityOf(const std::vector<ClientOp>& ops, uint64_t min_gap_ns) {
+  Availability a;
+  std::vector<uint64_t> latencies;
+  std::vector<uint64_t> done;
+  for (const ClientOp& op : ops) {
+    if (op.outcome != Outcome::kOk) continue;
+    a.acked_puts += op.is_put ? 1 : 0;
+    latencies.push_back(op.complete_ns - op.invoke_ns);
+    done.push_back(op.complete_ns);
+  }
+  if (latencies.empty()) return a;
+  std::sort(latencies.begin(), latencies.end());
+  a.p50_ns = latencies[(latencies.size() - 1) / 2];
+  a.p99_ns = latencies[(latencies.size() - 1) * 99 / 100];
+  std::sort(done.begin(), done.end());
+  for (size_t i = 1; i < done.size(); ++i) {
+    const uint64_t gap = done[i] - done[i - 1];
+    if (gap < min_gap_ns) continue;
+    a.unavailable.emplace_back(done[i - 1], done[i]);
+    a.longest_unavailable_ns = std::max(a.longest_unavailable_ns, gap);
+  }
+  AM_CHECK_LE(a.p50_ns, a.p99_ns);
+  return a;
+}
+
 const char* LinearizableWord(checker::Verdict verdict) {
   switch (verdict) {
     case checker::Verdict::kOk:

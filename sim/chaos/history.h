@@ -11,6 +11,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sim/checker/linearizability.h"
@@ -62,6 +63,18 @@ struct Tally {
   uint64_t info = 0;  // pending ones included
 };
 Tally TallyOf(const std::vector<ClientOp>& ops);
+
+// What the clients saw, for the soak report: latency of the operations that succeeded, and
+// windows during which no operation succeeded for at least `min_gap_ns` (a failover, a lost
+// quorum), between the first and the last success.
+struct Availability {
+  uint64_t acked_puts = 0;
+  uint64_t p50_ns = 0;  // of ok operations (0 if none)
+  uint64_t p99_ns = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> unavailable;  // [from, to) in history time
+  uint64_t longest_unavailable_ns = 0;
+};
+Availability AvailabilityOf(const std::vector<ClientOp>& ops, uint64_t min_gap_ns);
 
 // "yes" (ok), "no" (violation), "unknown" (a key's search hit its bound).
 const char* LinearizableWord(checker::Verdict verdict);

@@ -5,7 +5,10 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -15,6 +18,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "sim/chaos/runner.h"
+#include "sim/chaos/soak.h"
 #include "sim/chaos/support.h"
 #include "sim/scenario.h"
 
@@ -22,6 +26,7 @@ ABSL_FLAG(std::string, scenario, "", "the scenario script to run (sim/scenarios/
 ABSL_FLAG(int, nodes, 0, "cluster size, 1..9; 0 keeps the script's `nodes`");
 ABSL_FLAG(uint64_t, seed, 0, "the workload's seed; 0 keeps the script's `seed` (default 1)");
 ABSL_FLAG(int, clients, 4, "concurrent clients, 1..64");
+ABSL_FLAG(int, keys, 0, "keys the clients use, 1..1024; 0: 8, or 64 in soak mode");
 ABSL_FLAG(std::string, server_bin, "",
           "amaters-server to run (default: the one built with this target)");
 ABSL_FLAG(std::string, dir, "",
@@ -29,6 +34,13 @@ ABSL_FLAG(std::string, dir, "",
           "under $TMPDIR or /tmp, removed after a passing run)");
 ABSL_FLAG(std::string, history, "", "where to write the history (default: DIR/history.jsonl)");
 ABSL_FLAG(bool, keep, false, "keep the run's directory after a passing run");
+ABSL_FLAG(uint64_t, minutes, 0, "soak mode: run this many minutes (instead of --scenario)");
+ABSL_FLAG(uint64_t, seconds, 0, "soak mode: run this many seconds (instead of --scenario)");
+ABSL_FLAG(bool, random_faults, false,
+          "soak mode: a random fault every few seconds from the seed's schedule");
+ABSL_FLAG(std::string, export_scenario, "",
+          "write the script that ran (in soak mode: the faults with their times) to FILE, for "
+          "bazel run //sim -- --scenario=FILE");
 
 namespace {
 
@@ -58,9 +70,62 @@ std::string DefaultServerBin(const char* argv0) {
   return candidates.back();
 }
 
+// Flags are spelled with dashes in the docs (--random-faults, --export-scenario, --server-bin);
+// absl's names have underscores. Rewrites "--a-b[=v]" to "--a_b[=v]".
+std::vector<char*> Underscored(int argc, char** argv, std::vector<std::string>* storage) {
+  storage->reserve(static_cast<size_t>(argc));
+  std::vector<char*> out;
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    if (i > 0 && a.rfind("--", 0) == 0) {
+      const size_t end = std::min(a.find('='), a.size());
+      for (size_t j = 2; j < end; ++j) {
+        if (a[j] == '-') a[j] = '_';
+      }
+    }
+    storage->push_back(std::move(a));
+    out.push_back(storage->back().data());
+  }
+  return out;
+}
+
+// The script to run: the file, or in soak mode the schedule (and its text, for export).
+absl::StatusOr<amaters::sim::Scenario> ScriptToRun(std::string* text) {
+  const uint64_t soak_s = absl::GetFlag(FLAGS_minutes) * 60 + absl::GetFlag(FLAGS_seconds);
+  const std::string file = absl::GetFlag(FLAGS_scenario);
+  if (soak_s == 0) {
+    if (absl::GetFlag(FLAGS_random_faults)) {
+      return absl::InvalidArgumentError("--random-faults needs --minutes=N or --seconds=N");
+    }
+    if (file.empty()) {
+      return absl::InvalidArgumentError("--scenario=FILE (or --minutes=N / --seconds=N) is required");
+    }
+    std::ifstream in(UserPath(file));
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", file));
+    *text = buffer.str();
+    return amaters::sim::ParseScenario(*text, file);
+  }
+  if (!file.empty()) return absl::InvalidArgumentError("--scenario and --minutes/--seconds exclude each other");
+  if (soak_s > 24 * 3600) return absl::InvalidArgumentError("a soak runs at most 24 hours");
+  amaters::sim::chaos::SoakOptions o;
+  o.nodes = absl::GetFlag(FLAGS_nodes) != 0 ? absl::GetFlag(FLAGS_nodes) : 3;
+  o.seed = absl::GetFlag(FLAGS_seed) != 0 ? absl::GetFlag(FLAGS_seed) : 1;
+  o.duration_ms = soak_s * 1000;
+  o.random_faults = absl::GetFlag(FLAGS_random_faults);
+  if (o.nodes < 1 || o.nodes > amaters::sim::kScenarioNodesMax) {
+    return absl::InvalidArgumentError("--nodes must be 1..9");
+  }
+  *text = amaters::sim::chaos::SoakScript(o);
+  return amaters::sim::ParseScenario(*text, "soak");
+}
+
 int Usage(const std::string& message) {
   std::cerr << "chaos: " << message << "\n"
-            << "usage: bazel run //sim:chaos -- --scenario=FILE [--nodes=N] [--seed=N] "
+            << "usage: bazel run //sim:chaos -- --scenario=FILE [--nodes=N] [--seed=N]\n"
+               "       bazel run //sim:chaos -- --minutes=N|--seconds=N [--random-faults] "
+               "[--export-scenario=FILE]\n"
                "(--helpfull for every flag; docs/chaos.md)\n";
   return 2;
 }
@@ -70,17 +135,24 @@ int Usage(const std::string& message) {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("runs a chaos scenario script against real amaters-server "
                                "processes (docs/chaos.md)");
-  absl::ParseCommandLine(argc, argv);
-  const std::string path = UserPath(absl::GetFlag(FLAGS_scenario));
-  if (path.empty()) return Usage("--scenario=FILE is required");
+  std::vector<std::string> storage;
+  std::vector<char*> args = Underscored(argc, argv, &storage);
+  absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
   const int clients = absl::GetFlag(FLAGS_clients);
   if (clients < 1 || clients > 64) return Usage("--clients must be 1..64");
-  absl::StatusOr<amaters::sim::Scenario> scenario =
-      amaters::sim::LoadScenario(path, absl::GetFlag(FLAGS_scenario));
+  const int keys = absl::GetFlag(FLAGS_keys);
+  if (keys < 0 || keys > 1024) return Usage("--keys must be 1..1024");
+  std::string text;
+  absl::StatusOr<amaters::sim::Scenario> scenario = ScriptToRun(&text);
   if (!scenario.ok()) {
+    if (scenario.status().code() == absl::StatusCode::kInvalidArgument &&
+        scenario.status().message().find(':') == std::string::npos) {
+      return Usage(std::string(scenario.status().message()));
+    }
     std::cerr << scenario.status().message() << "\n";
     return 2;
   }
+  const bool soak = absl::GetFlag(FLAGS_scenario).empty();
   if (absl::GetFlag(FLAGS_nodes) != 0) scenario->nodes = absl::GetFlag(FLAGS_nodes);
   if (absl::GetFlag(FLAGS_seed) != 0) scenario->seed = absl::GetFlag(FLAGS_seed);
   if (scenario->nodes < 1 || scenario->nodes > amaters::sim::kScenarioNodesMax) {
@@ -110,10 +182,22 @@ int main(int argc, char** argv) {
     fs::create_directories(options.dir, ec);
     if (ec) return Usage(absl::StrCat("cannot create ", options.dir, ": ", ec.message()));
   }
-  std::cout << "chaos: " << absl::GetFlag(FLAGS_scenario) << " on " << scenario->nodes
+  if (!absl::GetFlag(FLAGS_export_scenario).empty()) {
+    const std::string out = UserPath(absl::GetFlag(FLAGS_export_scenario));
+    std::ofstream f(out, std::ios::trunc);
+    f << text;
+    f.close();
+    if (!f) return Usage(absl::StrCat("cannot write ", out));
+    std::cout << "chaos: the script is in " << out << " (bazel run //sim -- --scenario=FILE)\n";
+  }
+  if (soak) options.progress_every = absl::Seconds(10);
+  options.keys = keys != 0 ? keys : (soak ? 64 : 8);
+  std::cout << "chaos: " << (soak ? std::string("soak") : absl::GetFlag(FLAGS_scenario)) << " on "
+            << scenario->nodes
             << " real nodes, seed " << scenario->seed << ", directory " << options.dir << "\n";
   const amaters::sim::chaos::ChaosResult r =
       amaters::sim::chaos::RunChaos(*scenario, options, std::cout);
+  std::cout << r.Report() << "\n";
   if (!r.pass) std::cout << "chaos: failed: " << r.failure << "\n";
   if (r.pass && made_dir && !absl::GetFlag(FLAGS_keep)) {
     std::error_code ec;

@@ -5,6 +5,7 @@
 
 #include "gtest/gtest.h"
 #include "sim/chaos/history.h"
+#include "sim/chaos/soak.h"
 #include "sim/chaos/support.h"
 #include "sim/scenario.h"
 
@@ -137,6 +138,60 @@ TEST(History, TallyCountsPendingAsInfo) {
   EXPECT_EQ(t.ok, 1u);
   EXPECT_EQ(t.info, 2u);
   EXPECT_EQ(t.fail, 1u);
+}
+
+TEST(Soak, TheScheduleIsASupportedScriptOfTheRightLength) {
+  SoakOptions o;
+  o.seed = 42;
+  o.duration_ms = 10 * 60 * 1000;
+  o.random_faults = true;
+  const std::string text = SoakScript(o);
+  EXPECT_EQ(text, SoakScript(o)) << "the same seed gives the same schedule";
+  o.seed = 43;
+  EXPECT_NE(text, SoakScript(o));
+  const Scenario s = Parse(text);
+  EXPECT_TRUE(CheckRealClusterSupport(s).ok()) << CheckRealClusterSupport(s);
+  uint64_t waited = 0;
+  int crashes = 0, pauses = 0, transfers = 0, converged = 0;
+  for (const Command& c : s.commands) {
+    if (c.kind == Command::Kind::kWait) waited += c.duration_ms;
+    crashes += c.kind == Command::Kind::kCrash;
+    pauses += c.kind == Command::Kind::kPause;
+    transfers += c.kind == Command::Kind::kTransfer;
+    converged += c.kind == Command::Kind::kExpectConverged;
+  }
+  EXPECT_GE(waited, o.duration_ms - 5000);
+  EXPECT_LE(waited, o.duration_ms + 3000);
+  EXPECT_GT(crashes, 10);
+  EXPECT_GT(pauses, 10);
+  EXPECT_GT(transfers, 10);
+  EXPECT_GE(converged, 9) << "every minute and at the end";
+  EXPECT_EQ(s.commands.back().kind, Command::Kind::kExpectLinearizable);
+}
+
+TEST(Soak, WithoutRandomFaultsOnlyTheWorkloadRuns) {
+  SoakOptions o;
+  o.duration_ms = 120000;
+  const Scenario s = Parse(SoakScript(o));
+  for (const Command& c : s.commands) {
+    EXPECT_TRUE(c.kind == Command::Kind::kWait || c.kind == Command::Kind::kExpectConverged ||
+                c.kind == Command::Kind::kExpectLinearizable)
+        << c.text;
+  }
+}
+
+TEST(History, AvailabilityFindsGapsWithoutSuccess) {
+  const Availability a =
+      AvailabilityOf({Put(0, "k", "a", 0, 10), Get(1, "k", "a", 5, 20),
+                      Put(0, "k", "b", 30, 2000, Outcome::kInfo), Put(1, "k", "c", 25, 1500),
+                      Get(0, "k", "c", 1600, 1700)},
+                     /*min_gap_ns=*/1000);
+  EXPECT_EQ(a.acked_puts, 2u);
+  ASSERT_EQ(a.unavailable.size(), 1u);
+  EXPECT_EQ(a.unavailable[0], std::make_pair(uint64_t{20}, uint64_t{1500}));
+  EXPECT_EQ(a.longest_unavailable_ns, 1480u);
+  EXPECT_EQ(a.p50_ns, 15u);    // latencies 10, 15, 100, 1475
+  EXPECT_EQ(a.p99_ns, 100u);  // the 99th percentile of four is the third
 }
 
 }  // namespace

@@ -286,6 +286,9 @@ std::map<int, NodeView> RealCluster::Observe() {
     if (v.running && !v.paused) {
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+      // Waits for the connection within the deadline: right after a (re)start the channel is
+      // still connecting, and a fail-fast call would only report that.
+      ctx.set_wait_for_ready(true);
       etcdserverpb::StatusRequest req;
       etcdserverpb::StatusResponse resp;
       if (n.maintenance->Status(&ctx, req, &resp).ok()) {

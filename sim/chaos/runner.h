@@ -13,8 +13,11 @@
 #define AMATERS_SIM_CHAOS_RUNNER_H_
 
 #include <cstdint>
+#include <map>
 #include <ostream>
 #include <string>
+
+#include "absl/time/time.h"
 
 #include "sim/chaos/history.h"
 #include "sim/checker/linearizability.h"
@@ -27,6 +30,11 @@ struct ChaosOptions {
   std::string dir;           // the run's directory: node data, configs, logs (exists)
   std::string history_path;  // where the JSON-lines history goes (empty: DIR/history.jsonl)
   int clients = 4;
+  // Keys the clients use. The checker's memory grows with the square of the operations on one
+  // key, so long runs spread them over more keys (soak mode: 64).
+  int keys = 8;
+  // A progress line this often during `wait` steps (soak mode); zero: none.
+  absl::Duration progress_every = absl::ZeroDuration();
 };
 
 struct ChaosResult {
@@ -34,12 +42,17 @@ struct ChaosResult {
   std::string failure;  // the first thing that went wrong (empty on pass)
   Tally tally;
   uint64_t faults = 0;  // crash, pause, campaign and transfer steps executed
+  std::map<std::string, uint64_t> faults_by_kind;  // "crash", "pause", "campaign", "transfer"
+  Availability availability;  // of the whole history (unavailable: no success for >= 1 s)
   checker::Verdict verdict = checker::Verdict::kUnknown;
   uint64_t lost_acked = 0;
   double wall_s = 0;
 
   // The summary line (without newline), as documented above.
   std::string Summary() const;
+  // The report line printed before it: acknowledged puts, faults by kind, unavailability
+  // windows, latency of the operations that succeeded.
+  std::string Report() const;
 };
 
 // Runs `scenario` (its node count and seed as given: the caller applies --nodes and --seed).

@@ -45,6 +45,11 @@ std::vector<std::string> Workload::Keys() const {
   return keys;
 }
 
+bool Workload::capped() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return history_.size() >= options_.max_ops;
+}
+
 void Workload::Start() {
   if (running()) return;
   stop_ = false;
@@ -60,6 +65,11 @@ void Workload::Stop() {
 std::vector<ClientOp> Workload::Snapshot() const {
   std::lock_guard<std::mutex> lock(mu_);
   return history_;
+}
+
+Tally Workload::CurrentTally() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return TallyOf(history_);
 }
 
 size_t Workload::Invoke(ClientOp op) {

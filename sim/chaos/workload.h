@@ -30,7 +30,9 @@ struct WorkloadOptions {
   uint64_t seed = 1;                          // each client's choices
   absl::Duration op_timeout = absl::Seconds(1);
   absl::Duration think_time = absl::Milliseconds(5);  // between a client's operations
-  size_t max_ops = 200000;                    // the history's bound: clients stop at it
+  // The history's bound (about 150 bytes an operation): clients stop at it. A 10-minute soak
+  // makes about 300,000.
+  size_t max_ops = 1000000;
 };
 
 class Workload {
@@ -47,12 +49,16 @@ class Workload {
   uint64_t NowNs() const;
   // A copy of the history so far (pending operations as they are).
   std::vector<ClientOp> Snapshot() const;
+  // Its tally, without the copy.
+  Tally CurrentTally() const;
   // Records an operation made outside the clients (the final reads).
   void Record(ClientOp op);
   // A linearizable get of `key` through `endpoint`, recorded in the history; the value read.
   absl::StatusOr<std::optional<std::string>> FinalRead(const std::string& endpoint,
                                                        const std::string& key);
   std::vector<std::string> Keys() const;
+  // Whether the clients stopped at max_ops.
+  bool capped() const;
 
  private:
   void ClientMain(int client);
