@@ -1087,7 +1087,7 @@ bool Raft::ReadRoundDue() const {
   // One read round in flight at a time (as etcd's read loop): reads that arrive while a round is
   // unconfirmed wait for it and then share the next one, so under load a round confirms many
   // reads instead of every loop turn broadcasting its own. A round that is lost is replaced by
-  // the next heartbeat (every heartbeat is a round), so waiting never stalls reads for longer.
+  // the next heartbeat (every heartbeat is a round): a read waits at most until then.
   return read_round_needed_ && role_ == Role::kLeader && read_round_confirmed_ >= read_round_;
 }
 
