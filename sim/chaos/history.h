@@ -53,8 +53,9 @@ std::vector<checker::Operation> CheckerOperations(const std::vector<ClientOp>& o
 // names its put. A put p acknowledged (ok) is lost when the final value is absent, was never
 // written, or was written by a put that was acknowledged before p was invoked (p must come
 // after it in any linearization). Keys missing from `final_values` are not judged.
-uint64_t CountLostAcknowledged(const std::vector<ClientOp>& ops,
-                               const std::map<std::string, std::optional<std::string>>& final_values);
+uint64_t CountLostAcknowledged(
+    const std::vector<ClientOp>& ops,
+    const std::map<std::string, std::optional<std::string>>& final_values);
 
 struct Tally {
   uint64_t ops = 0;  // operations invoked

@@ -91,14 +91,17 @@ std::vector<char*> Underscored(int argc, char** argv, std::vector<std::string>* 
 
 // The script to run: the file, or in soak mode the schedule (and its text, for export).
 absl::StatusOr<amaters::sim::Scenario> ScriptToRun(std::string* text) {
-  const uint64_t soak_s = absl::GetFlag(FLAGS_minutes) * 60 + absl::GetFlag(FLAGS_seconds);
+  const uint64_t minutes = std::min<uint64_t>(absl::GetFlag(FLAGS_minutes), 24 * 60 + 1);
+  const uint64_t seconds = std::min<uint64_t>(absl::GetFlag(FLAGS_seconds), 24 * 3600 + 1);
+  const uint64_t soak_s = minutes * 60 + seconds;  // clamped first: no overflow
   const std::string file = absl::GetFlag(FLAGS_scenario);
   if (soak_s == 0) {
     if (absl::GetFlag(FLAGS_random_faults)) {
       return absl::InvalidArgumentError("--random-faults needs --minutes=N or --seconds=N");
     }
     if (file.empty()) {
-      return absl::InvalidArgumentError("--scenario=FILE (or --minutes=N / --seconds=N) is required");
+      return absl::InvalidArgumentError(
+          "--scenario=FILE (or --minutes=N / --seconds=N) is required");
     }
     std::ifstream in(UserPath(file));
     std::stringstream buffer;
@@ -107,7 +110,9 @@ absl::StatusOr<amaters::sim::Scenario> ScriptToRun(std::string* text) {
     *text = buffer.str();
     return amaters::sim::ParseScenario(*text, file);
   }
-  if (!file.empty()) return absl::InvalidArgumentError("--scenario and --minutes/--seconds exclude each other");
+  if (!file.empty()) {
+    return absl::InvalidArgumentError("--scenario and --minutes/--seconds exclude each other");
+  }
   if (soak_s > 24 * 3600) return absl::InvalidArgumentError("a soak runs at most 24 hours");
   amaters::sim::chaos::SoakOptions o;
   o.nodes = absl::GetFlag(FLAGS_nodes) != 0 ? absl::GetFlag(FLAGS_nodes) : 3;

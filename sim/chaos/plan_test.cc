@@ -75,8 +75,8 @@ TEST(History, JsonLinesAreJepsenEventsInTimeOrder) {
   ClientOp failed = Get(1, "k\"1", std::nullopt, 5, 9, Outcome::kFail);
   failed.error = "14: unavailable";
   ClientOp pending = Put(2, "k2", "c2-0", 7, 0, Outcome::kPending);
-  const std::string json =
-      HistoryJsonLines({Put(0, "k1", "c0-0", 10, 20), failed, pending, Get(0, "k1", "c0-0", 21, 30)});
+  const std::string json = HistoryJsonLines(
+      {Put(0, "k1", "c0-0", 10, 20), failed, pending, Get(0, "k1", "c0-0", 21, 30)});
   EXPECT_EQ(json,
             "{\"process\":1,\"type\":\"invoke\",\"f\":\"get\",\"key\":\"k\\\"1\",\"value\":null,"
             "\"time\":5}\n"

@@ -147,7 +147,10 @@ class Runner {
   absl::Status ConvergedNow(absl::Duration timeout);
   absl::Status Progress(const Command& c, bool expect_progress);
   absl::Status CheckHistory(const std::vector<ClientOp>& ops, const std::string& when);
+  // The end (docs/chaos.md §1): heal, final reads, the checks, the history file, stop.
   void Finish();
+  absl::Status HealAndReadFinals(std::map<std::string, std::optional<std::string>>* finals);
+  void FailAtEnd(const std::string& why);  // keeps the first failure
   void Log(const std::string& line);
   void CountFault(const std::string& kind);
   void Wait(absl::Duration d);  // with progress lines if asked for
@@ -430,38 +433,45 @@ absl::Status Runner::Execute(const Command& c) {
   }
 }
 
+absl::Status Runner::HealAndReadFinals(
+    std::map<std::string, std::optional<std::string>>* finals) {
+  if (absl::Status s = HealAll(); !s.ok()) return s;
+  if (absl::Status s = WaitFor([](const auto& v) { return LeaderOf(v) != 0; }, kStartTimeout,
+                               "a leader after healing");
+      !s.ok()) {
+    return s;
+  }
+  const int leader = LeaderOf(cluster_->Observe());
+  for (const std::string& key : workload_->Keys()) {
+    absl::StatusOr<std::optional<std::string>> v =
+        workload_->FinalRead(cluster_->client_address(leader), key);
+    if (!v.ok()) return v.status();
+    (*finals)[key] = *v;
+  }
+  AM_CHECK_EQ(finals->size(), workload_->Keys().size());
+  return absl::OkStatus();
+}
+
+void Runner::FailAtEnd(const std::string& why) {
+  if (result_.failure.empty()) result_.failure = absl::StrCat("at the end: ", why);
+}
+
 void Runner::Finish() {
   workload_->Stop();
-  absl::Status s = HealAll();
-  if (s.ok()) {
-    s = WaitFor([](const auto& v) { return LeaderOf(v) != 0; }, kStartTimeout,
-                "a leader after healing");
-  }
   std::map<std::string, std::optional<std::string>> finals;
-  if (s.ok()) {
-    const int leader = LeaderOf(cluster_->Observe());
-    for (const std::string& key : workload_->Keys()) {
-      absl::StatusOr<std::optional<std::string>> v =
-          workload_->FinalRead(cluster_->client_address(leader), key);
-      if (!v.ok()) {
-        s = v.status();
-        break;
-      }
-      finals[key] = *v;
-    }
-  }
-  if (!s.ok() && result_.failure.empty()) result_.failure = absl::StrCat("at the end: ", s.message());
+  const absl::Status healed = HealAndReadFinals(&finals);
+  if (!healed.ok()) FailAtEnd(std::string(healed.message()));
   if (workload_->capped()) Log("the clients stopped early: the history reached its bound");
   const std::vector<ClientOp> ops = workload_->Snapshot();
   result_.tally = TallyOf(ops);
   result_.availability = AvailabilityOf(ops, /*min_gap_ns=*/1'000'000'000);
-  if (s.ok()) {
+  if (healed.ok()) {
     result_.lost_acked = CountLostAcknowledged(ops, finals);
-    absl::Status h = CheckHistory(ops, "final history");
-    if (!h.ok() && result_.failure.empty()) result_.failure = absl::StrCat("at the end: ", h.message());
-    if (result_.lost_acked > 0 && result_.failure.empty()) {
-      result_.failure = absl::StrCat("at the end: ", result_.lost_acked,
-                                     " acknowledged puts are not in the final state");
+    if (absl::Status h = CheckHistory(ops, "final history"); !h.ok()) {
+      FailAtEnd(std::string(h.message()));
+    }
+    if (result_.lost_acked > 0) {
+      FailAtEnd(absl::StrCat(result_.lost_acked, " acknowledged puts are not in the final state"));
     }
   }
   const std::string path =
