@@ -714,24 +714,6 @@ struct CheckFailure {
       absl::StrCat("invariant violated at ", file, ":", line, ": ", condition, ": ", message)};
 }
 
-bool Compare(uint64_t a, CompareOp op, uint64_t b) {
-  switch (op) {
-    case CompareOp::kEq:
-      return a == b;
-    case CompareOp::kNe:
-      return a != b;
-    case CompareOp::kLt:
-      return a < b;
-    case CompareOp::kLe:
-      return a <= b;
-    case CompareOp::kGt:
-      return a > b;
-    case CompareOp::kGe:
-      return a >= b;
-  }
-  return false;
-}
-
 std::string Ms(uint64_t ms) {
   return ms % 1000 == 0 ? absl::StrCat(ms / 1000, "s") : absl::StrCat(ms, "ms");
 }
@@ -1083,6 +1065,24 @@ class Runner {
 };
 
 }  // namespace
+
+bool Compare(uint64_t a, CompareOp op, uint64_t b) {
+  switch (op) {
+    case CompareOp::kEq:
+      return a == b;
+    case CompareOp::kNe:
+      return a != b;
+    case CompareOp::kLt:
+      return a < b;
+    case CompareOp::kLe:
+      return a <= b;
+    case CompareOp::kGt:
+      return a > b;
+    case CompareOp::kGe:
+      return a >= b;
+  }
+  return false;
+}
 
 std::vector<std::string> ScenarioOptionNames() {
   std::vector<std::string> names;

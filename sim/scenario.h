@@ -104,6 +104,8 @@ inline constexpr size_t kScenarioErrorsMax = 20;  // parse errors reported at on
 inline constexpr NodeId kLeaderNode = ~NodeId{0};
 
 enum class CompareOp { kEq, kNe, kLt, kLe, kGt, kGe };
+// `a OP b`, as conditions compare an observed value with the script's.
+bool Compare(uint64_t a, CompareOp op, uint64_t b);
 
 struct Condition {
   enum class Kind {

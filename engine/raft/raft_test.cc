@@ -279,12 +279,17 @@ TEST(RaftElection, AtMostOneVotePerTerm) {
   EXPECT_FALSE(out[0].reject);
 }
 
-TEST(RaftElection, VoteDeniedToCandidateWithStaleLog) {
-  // Paper §5.4.1 (election restriction): compare last term, then last index.
+// Node 1 of three at term 3 with entries of terms 1 and 3: a candidate must match last term 3.
+std::unique_ptr<Raft> VoterWithLastTerm3() {
   RestoredState rs;
   rs.hard_state = {3, 0, 0};
   rs.entries = Log({1, 3});
-  auto r = NewRaft(1, {1, 2, 3}, rs, [](Config& c) { c.check_quorum = false; });
+  return NewRaft(1, {1, 2, 3}, rs, [](Config& c) { c.check_quorum = false; });
+}
+
+TEST(RaftElection, VoteDeniedToCandidateWithStaleLog) {
+  // Paper §5.4.1 (election restriction): compare last term, then last index.
+  auto r = VoterWithLastTerm3();
   Message older_term = Msg(MessageType::kVote, 2, 1, 4);
   older_term.index = 5;
   older_term.log_term = 2;
@@ -311,10 +316,7 @@ TEST(RaftElection, VoteDeniedToCandidateWithStaleLog) {
 
 TEST(RaftElection, PlantedVoteStaleLogGrantsTheStaleCandidate) {
   // The vote_stale_log switch must break the election restriction (docs/design.md §4.8).
-  RestoredState rs;
-  rs.hard_state = {3, 0, 0};
-  rs.entries = Log({1, 3});
-  auto r = NewRaft(1, {1, 2, 3}, rs, [](Config& c) { c.check_quorum = false; });
+  auto r = VoterWithLastTerm3();
   Raft::PlantedBugs bugs;
   bugs.vote_stale_log = true;
   r->set_planted_bugs(bugs);

@@ -1,8 +1,8 @@
 // The chaos runner's client history (docs/chaos.md): what each client asked of a real cluster
 // and what it learned, as Jepsen records it, and the checks made on it at the end.
 //
-// Pure: no clock, thread or I/O. The runner's clients fill a History (one thread at a time,
-// under the runner's lock); these functions turn it into JSON lines, into the linearizability
+// Pure: no clock, thread or I/O. The workload's clients record ClientOps (sim/chaos/workload.h,
+// under its lock); these functions turn them into JSON lines, into the linearizability
 // checker's operations (sim/checker), and count acknowledged writes the cluster lost.
 #ifndef AMATERS_SIM_CHAOS_HISTORY_H_
 #define AMATERS_SIM_CHAOS_HISTORY_H_

@@ -228,23 +228,18 @@ absl::Status RealCluster::Kill(int id) {
   return absl::OkStatus();
 }
 
-absl::Status RealCluster::Pause(int id) {
+absl::Status RealCluster::StopOrContinue(int id, bool stop) {
   Node& n = node(id);
   Reap(n);
   if (n.pid <= 0) return absl::FailedPreconditionError(absl::StrCat("node ", id, " is down"));
-  if (::kill(n.pid, SIGSTOP) != 0) return ErrnoError("SIGSTOP");
-  n.paused = true;
+  const int sig = stop ? SIGSTOP : SIGCONT;
+  if (::kill(n.pid, sig) != 0) return ErrnoError(stop ? "SIGSTOP" : "SIGCONT");
+  n.paused = stop;
   return absl::OkStatus();
 }
 
-absl::Status RealCluster::Resume(int id) {
-  Node& n = node(id);
-  Reap(n);
-  if (n.pid <= 0) return absl::FailedPreconditionError(absl::StrCat("node ", id, " is down"));
-  if (::kill(n.pid, SIGCONT) != 0) return ErrnoError("SIGCONT");
-  n.paused = false;
-  return absl::OkStatus();
-}
+absl::Status RealCluster::Pause(int id) { return StopOrContinue(id, /*stop=*/true); }
+absl::Status RealCluster::Resume(int id) { return StopOrContinue(id, /*stop=*/false); }
 
 std::map<int, int> RealCluster::StopAll(absl::Duration grace) {
   std::map<int, int> codes;
@@ -274,6 +269,13 @@ bool RealCluster::Running(int id) {
 
 bool RealCluster::Paused(int id) const { return node(id).paused; }
 
+bool RealCluster::Refused(int id) {
+  Node& n = node(id);
+  Reap(n);
+  return n.pid <= 0 && n.last_exit.has_value() && *n.last_exit != 0 &&
+         *n.last_exit != 128 + SIGKILL;
+}
+
 std::map<int, NodeView> RealCluster::Observe() {
   std::map<int, NodeView> views;
   for (Node& n : nodes_) {
@@ -281,8 +283,7 @@ std::map<int, NodeView> RealCluster::Observe() {
     NodeView v;
     v.running = n.pid > 0;
     v.paused = n.paused;
-    v.refused = n.pid <= 0 && n.last_exit.has_value() && *n.last_exit != 0 &&
-                *n.last_exit != 128 + SIGKILL;
+    v.refused = Refused(n.id);
     if (v.running && !v.paused) {
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));

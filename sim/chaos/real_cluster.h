@@ -76,6 +76,8 @@ class RealCluster {
 
   bool Running(int id);
   bool Paused(int id) const;
+  // It exited on its own with an error (e.g. refused to start), not killed by us.
+  bool Refused(int id);
   // Observes every node (one Status call each, 500 ms deadline; paused nodes are not asked).
   std::map<int, NodeView> Observe();
   // Asks node `via` (the leader) to hand leadership to `target` (Maintenance.MoveLeader).
@@ -102,6 +104,7 @@ class RealCluster {
   Node& node(int id);
   const Node& node(int id) const;
   void Reap(Node& n);  // non-blocking: notices an exited process
+  absl::Status StopOrContinue(int id, bool stop);  // SIGSTOP / SIGCONT
   absl::Status WriteConfig(const Node& n) const;
 
   RealClusterOptions options_;

@@ -30,24 +30,6 @@ namespace {
 constexpr absl::Duration kPoll = absl::Milliseconds(50);
 constexpr absl::Duration kStartTimeout = absl::Seconds(30);  // a leader after (re)starting all
 
-bool Compare(uint64_t a, CompareOp op, uint64_t b) {
-  switch (op) {
-    case CompareOp::kEq:
-      return a == b;
-    case CompareOp::kNe:
-      return a != b;
-    case CompareOp::kLt:
-      return a < b;
-    case CompareOp::kLe:
-      return a <= b;
-    case CompareOp::kGt:
-      return a > b;
-    case CompareOp::kGe:
-      return a >= b;
-  }
-  return false;
-}
-
 // The running, unpaused node that says it leads, with the highest term; 0 if none.
 int LeaderOf(const std::map<int, NodeView>& views) {
   int leader = 0;
@@ -295,8 +277,7 @@ absl::Status Runner::HealAll() {
       }
       continue;
     }
-    const std::map<int, NodeView> views = cluster_->Observe();
-    if (views.at(id).refused) continue;  // stays down, as in the simulator
+    if (cluster_->Refused(id)) continue;  // stays down, as in the simulator
     if (absl::Status s = cluster_->Start(id); !s.ok()) return s;
   }
   return absl::OkStatus();

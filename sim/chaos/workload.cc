@@ -72,8 +72,9 @@ Tally Workload::CurrentTally() const {
   return TallyOf(history_);
 }
 
-size_t Workload::Invoke(ClientOp op) {
+std::optional<size_t> Workload::Invoke(ClientOp op, bool bounded) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (bounded && history_.size() >= options_.max_ops) return std::nullopt;
   op.invoke_ns = NowNs();
   history_.push_back(std::move(op));
   return history_.size() - 1;
@@ -92,11 +93,6 @@ void Workload::Complete(size_t index, Outcome outcome, std::optional<std::string
   op.error = std::move(error);
 }
 
-void Workload::Record(ClientOp op) {
-  std::lock_guard<std::mutex> lock(mu_);
-  history_.push_back(std::move(op));
-}
-
 void Workload::ClientMain(int client) {
   std::mt19937_64 rng(options_.seed * 1000003 + static_cast<uint64_t>(client) +
                       next_seq_[static_cast<size_t>(client)] * 7919);
@@ -104,10 +100,6 @@ void Workload::ClientMain(int client) {
   for (const std::string& e : options_.endpoints) stubs.push_back(KvStub(e));
   size_t at = static_cast<size_t>(client) % stubs.size();
   while (!stop_) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (history_.size() >= options_.max_ops) return;
-    }
     ClientOp op;
     op.process = static_cast<uint64_t>(client);
     op.is_put = rng() % 2 == 0;
@@ -126,7 +118,8 @@ void Workload::ClientMain(int client) {
     }
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.op_timeout));
-    const size_t index = Invoke(std::move(op));
+    const std::optional<size_t> index = Invoke(std::move(op), /*bounded=*/true);
+    if (!index.has_value()) return;  // the history is full
     grpc::Status s;
     std::optional<std::string> read;
     if (is_put) {
@@ -138,11 +131,11 @@ void Workload::ClientMain(int client) {
       if (s.ok() && resp.kvs_size() > 0) read = resp.kvs(0).value();
     }
     if (s.ok()) {
-      Complete(index, Outcome::kOk, std::move(read), "");
+      Complete(*index, Outcome::kOk, std::move(read), "");
       std::this_thread::sleep_for(absl::ToChronoNanoseconds(options_.think_time));
       continue;
     }
-    Complete(index, is_put ? Outcome::kInfo : Outcome::kFail, std::nullopt, StatusText(s));
+    Complete(*index, is_put ? Outcome::kInfo : Outcome::kFail, std::nullopt, StatusText(s));
     at = (at + 1) % stubs.size();  // try another node
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -159,7 +152,7 @@ absl::StatusOr<std::optional<std::string>> Workload::FinalRead(const std::string
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
   ctx.set_wait_for_ready(true);
-  const size_t index = Invoke(std::move(op));
+  const size_t index = *Invoke(std::move(op), /*bounded=*/false);  // final reads always count
   etcdserverpb::RangeResponse resp;
   const grpc::Status s = stub->Range(&ctx, get, &resp);
   if (!s.ok()) {

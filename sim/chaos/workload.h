@@ -51,8 +51,6 @@ class Workload {
   std::vector<ClientOp> Snapshot() const;
   // Its tally, without the copy.
   Tally CurrentTally() const;
-  // Records an operation made outside the clients (the final reads).
-  void Record(ClientOp op);
   // A linearizable get of `key` through `endpoint`, recorded in the history; the value read.
   absl::StatusOr<std::optional<std::string>> FinalRead(const std::string& endpoint,
                                                        const std::string& key);
@@ -62,7 +60,8 @@ class Workload {
 
  private:
   void ClientMain(int client);
-  size_t Invoke(ClientOp op);
+  // Records an invocation; nullopt when `bounded` and the history holds max_ops already.
+  std::optional<size_t> Invoke(ClientOp op, bool bounded);
   void Complete(size_t index, Outcome outcome, std::optional<std::string> read,
                 std::string error);
 
