@@ -582,7 +582,8 @@ void AnnounceStarted(const Config& config, uint64_t cluster_id, const std::strin
 
 }  // namespace
 
-int RunServer(const Config& config_in, const ConfigSources& sources, const std::string& base_dir) {
+int RunServer(const Config& config_in, const ConfigSources& sources, const std::string& base_dir,
+              TestFaults* test_faults) {
   Config config = config_in;
   ConfigureLogFrom(config);
   const std::string data_dir = ResolvePath(config.server.data_dir, base_dir);
@@ -637,6 +638,7 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
       RuntimeOptionsOf(config, *tls_config, data_dir, peer_address, std::move(peers), &metrics);
   if (!options.ok()) return fail(options.status());
   RuntimeOptions ro = *std::move(options);
+  ro.test_faults = test_faults;
   std::atomic<bool> fatal{false};
   ro.on_fatal = [&fatal](const absl::Status&) { fatal.store(true); };
 

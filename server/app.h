@@ -11,12 +11,17 @@
 
 namespace amaters::server {
 
+class TestFaults;
+
 inline constexpr const char* kVersion = "0.1.0";
 
 // Runs the server until SIGTERM/SIGINT; returns the process exit code (0 after a clean
 // shutdown; 1 when it could not start or stopped on a storage failure). `sources` are kept for
 // SIGHUP, which reloads them.
-int RunServer(const Config& config, const ConfigSources& sources, const std::string& base_dir);
+// `test_faults`: the chaos runner's fault hooks (server/runtime/test_faults.h); amaters-server
+// passes null.
+int RunServer(const Config& config, const ConfigSources& sources, const std::string& base_dir,
+              TestFaults* test_faults = nullptr);
 // SIGTERM to the pid in the pid file, then waits for the process to exit.
 int StopCommand(const Config& config, const std::string& base_dir);
 // Prints GET /status of the running server's admin port.

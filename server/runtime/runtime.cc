@@ -30,7 +30,7 @@ using storage::SnapshotStore;
 // snapshots.
 class RuntimeStorage {
  public:
-  std::unique_ptr<PosixDisk> wal_disk;               // loop thread only (after Open)
+  std::unique_ptr<wal::Disk> wal_disk;               // loop thread only (after Open)
   std::unique_ptr<RocksDbStateMachine> state;        // apply thread only (after Open)
   std::optional<SnapshotStore> snapshots;            // apply thread only (after Open)
 };
@@ -100,6 +100,10 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(RuntimeOptions options) {
   absl::StatusOr<std::unique_ptr<PosixDisk>> disk = PosixDisk::Open(wal_dir);
   if (!disk.ok()) return disk.status();
   storage->wal_disk = *std::move(disk);
+  if (options.test_faults != nullptr) {
+    storage->wal_disk = options.test_faults->WrapWalDisk(std::move(storage->wal_disk));
+    AM_CHECK(storage->wal_disk != nullptr);
+  }
   absl::StatusOr<std::unique_ptr<RocksDbStateMachine>> state = RocksDbStateMachine::Open(kv_dir);
   if (!state.ok()) {
     return absl::Status(state.status().code(),
@@ -177,6 +181,7 @@ void Runtime::Start() {
 
 absl::Status Runtime::Stop() {
   if (stopped_.exchange(true)) return absl::OkStatus();
+  if (options_.test_faults != nullptr) options_.test_faults->Close();
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
@@ -270,6 +275,9 @@ void Runtime::ProposeConfChange(raft::ConfChange change, ConfChangeDone done) {
 }
 
 void Runtime::Read(kv::RangeRequest request, bool serializable, ReadDone done) {
+  if (options_.test_faults != nullptr && options_.test_faults->ServeReadsLocally()) {
+    serializable = true;  // the planted bug stale_reads (test_faults.h)
+  }
   Post(ReadEvent{std::move(request), serializable, std::move(done),
                  NowMs() + options_.request_timeout_ms});
 }

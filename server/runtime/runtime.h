@@ -49,6 +49,7 @@
 #include "engine/raft/configuration.h"
 #include "engine/raft/types.h"
 #include "server/runtime/peer_sender.h"
+#include "server/runtime/test_faults.h"
 
 namespace amaters::server {
 
@@ -86,6 +87,9 @@ struct RuntimeOptions {
   // Called on the loop thread for every alert the node fires (after deduplication); must not
   // block (queue the work).
   std::function<void(const alerts::Firing&)> on_alert;
+  // Fault hooks of the chaos runner's server binary (server/runtime/test_faults.h); null in
+  // amaters-server. Outlives the runtime.
+  TestFaults* test_faults = nullptr;
 };
 
 // An alert as the runtime keeps it for GET /alerts: the firing and its wall-clock time.

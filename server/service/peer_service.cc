@@ -59,7 +59,7 @@ class StreamReactor final : public grpc::ServerReadReactor<peerpb::Batch> {
     if (Metrics* metrics = service_->runtime()->options().metrics) {
       metrics->IncPeerReceived(messages.size());
     }
-    if (!messages.empty()) service_->runtime()->Deliver(std::move(messages));
+    if (!messages.empty()) Deliver(std::move(messages));
     batch_.Clear();
     StartRead(&batch_);
   }
@@ -67,6 +67,18 @@ class StreamReactor final : public grpc::ServerReadReactor<peerpb::Batch> {
   void OnDone() override { delete this; }
 
  private:
+  void Deliver(std::vector<raft::Message> messages) {
+    Runtime* runtime = service_->runtime();
+    TestFaults* faults = runtime->options().test_faults;
+    if (faults != nullptr) {
+      const TestFaults::Deliver later = [runtime](std::vector<raft::Message> m) {
+        runtime->Deliver(std::move(m));
+      };
+      if (!faults->TakeBatch(batch_.from(), messages, later)) return;
+    }
+    runtime->Deliver(std::move(messages));
+  }
+
   PeerService* const service_;
   const std::string peer_;
   peerpb::Batch batch_;
@@ -104,6 +116,11 @@ grpc::ServerUnaryReactor* PeerService::Forward(grpc::CallbackServerContext* cont
   grpc::Status check = CheckSender(request->cluster_id(), request->from());
   if (!check.ok()) {
     reactor->Finish(check);
+    return reactor;
+  }
+  if (TestFaults* faults = runtime_->options().test_faults;
+      faults != nullptr && !faults->Reachable(request->from())) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "link cut by a chaos fault"));
     return reactor;
   }
   forward_(*request, [reactor, response](grpc::Status status, std::string bytes) {

@@ -28,7 +28,9 @@ ABSL_FLAG(uint64_t, seed, 0, "the workload's seed; 0 keeps the script's `seed` (
 ABSL_FLAG(int, clients, 4, "concurrent clients, 1..64");
 ABSL_FLAG(int, keys, 0, "keys the clients use, 1..1024; 0: 8, or 64 in soak mode");
 ABSL_FLAG(std::string, server_bin, "",
-          "amaters-server to run (default: the one built with this target)");
+          "amaters-server-chaos to run (default: the one built with this target)");
+ABSL_FLAG(std::string, bug, "",
+          "plant a server-side bug the run should catch (docs/chaos.md §7): stale_reads");
 ABSL_FLAG(std::string, dir, "",
           "the run's directory: node data, configs, logs, history (default: a new directory "
           "under $TMPDIR or /tmp, removed after a passing run)");
@@ -54,16 +56,16 @@ std::string UserPath(const std::string& path) {
   return wd != nullptr ? absl::StrCat(wd, "/", path) : path;
 }
 
-// amaters-server next to this binary's runfiles (bazel run, bazel test) or in the tree.
+// amaters-server-chaos next to this binary's runfiles (bazel run, bazel test) or in the tree.
 std::string DefaultServerBin(const char* argv0) {
   std::vector<std::string> candidates;
   for (const char* var : {"RUNFILES_DIR", "TEST_SRCDIR"}) {
     if (const char* d = std::getenv(var)) {
-      candidates.push_back(absl::StrCat(d, "/amaters/server/amaters-server"));
+      candidates.push_back(absl::StrCat(d, "/amaters/sim/chaos/amaters-server-chaos"));
     }
   }
-  candidates.push_back(absl::StrCat(argv0, ".runfiles/amaters/server/amaters-server"));
-  candidates.push_back("server/amaters-server");
+  candidates.push_back(absl::StrCat(argv0, ".runfiles/amaters/sim/chaos/amaters-server-chaos"));
+  candidates.push_back("sim/chaos/amaters-server-chaos");
   for (const std::string& c : candidates) {
     if (::access(c.c_str(), X_OK) == 0) return c;
   }
@@ -171,6 +173,10 @@ int main(int argc, char** argv) {
   options.server_bin = absl::GetFlag(FLAGS_server_bin).empty()
                            ? DefaultServerBin(argv[0])
                            : UserPath(absl::GetFlag(FLAGS_server_bin));
+  options.bug = absl::GetFlag(FLAGS_bug);
+  if (!options.bug.empty() && options.bug != "stale_reads") {
+    return Usage("--bug must be stale_reads (or empty)");
+  }
   options.history_path = UserPath(absl::GetFlag(FLAGS_history));
   options.clients = clients;
   bool made_dir = false;

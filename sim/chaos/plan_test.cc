@@ -1,9 +1,13 @@
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "absl/strings/str_cat.h"
+#include "engine/wal/format.h"
+#include "sim/chaos/fault_state.h"
 #include "sim/chaos/history.h"
 #include "sim/chaos/soak.h"
 #include "sim/chaos/support.h"
@@ -28,22 +32,92 @@ TEST(Support, ProcessFaultsAndChecksAreSupported) {
   EXPECT_TRUE(CheckRealClusterSupport(s).ok()) << CheckRealClusterSupport(s);
 }
 
+TEST(Support, NetworkAndDiskFaultsAreSupported) {
+  const Scenario s = Parse(
+      "nodes 5\npartition {1,2} {3,4,5}\nisolate leader\nblock 2->1\nblock leader->3\n"
+      "clog 1->2 500ms\nheal\nslow-disk 2 on\nslow-disk 2 off\ndisk-full leader on\n"
+      "disk-full 1 off\ncrash 3\ncorrupt-wal 3\nwipe 3\nrestart 3\n");
+  EXPECT_TRUE(CheckRealClusterSupport(s).ok()) << CheckRealClusterSupport(s);
+}
+
 TEST(Support, EveryUnsupportedStepIsNamedWithItsLine) {
   const Scenario s = Parse(
-      "nodes 3\noption drop 0.01\ncrash 1\npartition {1} {2,3}\nheal\nslow-disk 2 on\n"
-      "expect alert 1 quorum_lost\nwipe 1\nadd-learner 3\n");
+      "nodes 3\noption drop 0.01\ncrash 1\nexpect alert 1 quorum_lost\nadd-learner 3\n"
+      "expect snapshot 2 >= 1\n");
   const absl::Status st = CheckRealClusterSupport(s);
   ASSERT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   const std::string m(st.message());
   for (const char* want :
        {"test.txt:2: `option drop 0.01`: not supported for real clusters",
-        "test.txt:4: `partition {1} {2,3}`: not supported for real clusters: network faults",
-        "test.txt:5: `heal`", "test.txt:6: `slow-disk 2 on`: not supported for real clusters: disk",
-        "test.txt:7: `expect alert 1 quorum_lost`", "test.txt:8: `wipe 1`",
-        "test.txt:9: `add-learner 3`"}) {
+        "test.txt:4: `expect alert 1 quorum_lost`: not supported for real clusters: alert",
+        "test.txt:5: `add-learner 3`: not supported for real clusters: membership",
+        "test.txt:6: `expect snapshot 2 >= 1`"}) {
     EXPECT_NE(m.find(want), std::string::npos) << "missing: " << want << "\nin:\n" << m;
   }
   EXPECT_EQ(m.find("test.txt:3"), std::string::npos) << "crash is supported:\n" << m;
+}
+
+TEST(Faults, APartitionBlocksEveryLinkBetweenGroupsAndCutsOffTheRest) {
+  FaultState f;
+  f.Block(1, 2);
+  f.Partition({{1, 2}, {3}}, 4);  // node 4 is in no group
+  EXPECT_EQ(f.blocked, (std::set<Link>{{1, 3}, {1, 4}, {2, 3}, {2, 4}, {3, 1}, {3, 2}, {3, 4},
+                                       {4, 1}, {4, 2}, {4, 3}}))
+      << "replaces the earlier block 1->2";
+  f.Clog(1, 2, 500);
+  f.slow_disk.insert(3);
+  f.Heal();
+  EXPECT_TRUE(f.blocked.empty());
+  EXPECT_TRUE(f.clog_ms.empty());
+  EXPECT_EQ(f.slow_disk, std::set<int>{3}) << "heal is the network only";
+  f.HealAll();
+  EXPECT_EQ(f, FaultState{});
+}
+
+TEST(Faults, TheControlFileRoundTrips) {
+  FaultState f;
+  f.Block(2, 1);
+  f.Block(3, 1);
+  f.Clog(1, 3, 2000);
+  f.slow_disk.insert(2);
+  f.full_disk.insert(1);
+  const std::string text = RenderFaults(f);
+  EXPECT_EQ(text, "block 2 1\nblock 3 1\nclog 1 3 2000\nslow-disk 2\ndisk-full 1\n");
+  absl::StatusOr<FaultState> back = ParseFaults(text);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, f);
+  EXPECT_EQ(*ParseFaults(""), FaultState{}) << "no file, no faults";
+}
+
+TEST(Faults, ABadControlFileIsRefusedWithItsLine) {
+  for (const char* bad : {"block 1", "block 1 1", "block 0 2", "block 1 10", "clog 1 2 0",
+                          "clog 1 2 70000", "drop 1 2", "slow-disk x", "disk-full 1 2"}) {
+    const absl::StatusOr<FaultState> f = ParseFaults(absl::StrCat("block 2 3\n", bad, "\n"));
+    ASSERT_FALSE(f.ok()) << bad;
+    EXPECT_NE(std::string(f.status().message()).find(absl::StrCat("line 2: `", bad, "`")),
+              std::string::npos)
+        << f.status();
+  }
+}
+
+TEST(Faults, WalDamageLandsInARecordThatIsNotTheLast) {
+  std::string segment = wal::EncodeSegmentHeader(wal::SegmentHeader{});
+  std::vector<size_t> starts;
+  for (uint64_t seq = 1; seq <= 3; ++seq) {
+    starts.push_back(segment.size());
+    segment += wal::EncodeHardStateRecord(seq, raft::HardState{seq, 1, seq});
+  }
+  const size_t last = starts.back();
+  segment += "torn";  // a torn tail after the records
+  for (uint64_t random = 0; random < 500; ++random) {
+    const std::optional<WalDamage> d = PickWalDamage(segment, random);
+    ASSERT_TRUE(d.has_value());
+    EXPECT_GE(d->offset, starts.front());
+    EXPECT_LT(d->offset, last) << "never the last record (it would read as a torn write)";
+    EXPECT_LT(d->bit, 8);
+  }
+  EXPECT_FALSE(PickWalDamage(segment.substr(0, starts[1]), 1).has_value())
+      << "one record is not enough";
 }
 
 ClientOp Put(uint64_t process, std::string key, std::string value, uint64_t t0, uint64_t t1,

@@ -10,10 +10,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <set>
 #include <thread>
@@ -23,6 +26,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "engine/base/check.h"
+#include "sim/chaos/fault_state.h"
 
 namespace amaters::sim::chaos {
 
@@ -93,8 +97,9 @@ absl::StatusOr<std::unique_ptr<RealCluster>> RealCluster::Create(RealClusterOpti
   }
   if (::access(options.server_bin.c_str(), X_OK) != 0) {
     return absl::NotFoundError(
-        absl::StrCat("amaters-server not found or not executable: ", options.server_bin));
+        absl::StrCat("amaters-server-chaos not found or not executable: ", options.server_bin));
   }
+  if (options.faults_file.empty()) return absl::InvalidArgumentError("no faults file");
   absl::StatusOr<std::vector<int>> ports = PickPorts(static_cast<size_t>(options.nodes) * 3);
   if (!ports.ok()) return ports.status();
   std::unique_ptr<RealCluster> c(new RealCluster(std::move(options)));
@@ -187,6 +192,9 @@ absl::Status RealCluster::Start(int id) {
   if (n.pid > 0) return absl::FailedPreconditionError(absl::StrCat("node ", id, " is running"));
   const std::string log = log_path(id);
   const std::string config = "--config=" + n.dir + "/amaters.toml";
+  const std::string chaos_node = absl::StrCat("--chaos-node=", id);
+  const std::string chaos_faults = "--chaos-faults=" + options_.faults_file;
+  const std::string chaos_bug = "--chaos-bug=" + options_.bug;
   const pid_t pid = ::fork();
   if (pid < 0) return ErrnoError("fork");
   if (pid == 0) {
@@ -198,7 +206,9 @@ absl::Status RealCluster::Start(int id) {
     const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null_fd >= 0) ::dup2(null_fd, STDIN_FILENO);
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the runner (killed by a test timeout)
-    const char* argv[] = {options_.server_bin.c_str(), config.c_str(), nullptr};
+    const char* argv[] = {options_.server_bin.c_str(), config.c_str(), chaos_node.c_str(),
+                          chaos_faults.c_str(),
+                          options_.bug.empty() ? nullptr : chaos_bug.c_str(), nullptr};
     ::execv(argv[0], const_cast<char* const*>(argv));
     ::_exit(127);
   }
@@ -240,6 +250,49 @@ absl::Status RealCluster::StopOrContinue(int id, bool stop) {
 
 absl::Status RealCluster::Pause(int id) { return StopOrContinue(id, /*stop=*/true); }
 absl::Status RealCluster::Resume(int id) { return StopOrContinue(id, /*stop=*/false); }
+
+absl::StatusOr<std::string> RealCluster::CorruptWal(int id, uint64_t random) {
+  if (Running(id)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("n", id, " is up: crash it before corrupting its WAL"));
+  }
+  const std::string wal_dir = data_dir(id) + "/wal";
+  std::vector<std::string> segments;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(wal_dir, ec)) {
+    if (e.path().extension() == ".wal") segments.push_back(e.path().string());
+  }
+  std::sort(segments.begin(), segments.end());
+  for (size_t k = 0; k < segments.size(); ++k) {
+    const std::string& path = segments[(random + k) % segments.size()];
+    std::ifstream in(path, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::optional<WalDamage> damage = PickWalDamage(bytes, random);
+    if (!damage.has_value()) continue;
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return ErrnoError(absl::StrCat("open ", path));
+    const char flipped = static_cast<char>(bytes[damage->offset] ^ (1 << damage->bit));
+    const bool ok = ::pwrite(fd, &flipped, 1, static_cast<off_t>(damage->offset)) == 1 &&
+                    ::fdatasync(fd) == 0;
+    ::close(fd);
+    if (!ok) return ErrnoError(absl::StrCat("write ", path));
+    return absl::StrCat(path, " @", damage->offset, " bit ", damage->bit);
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "n", id, " has no WAL record to corrupt (needs two records in one segment) in ", wal_dir,
+      ec ? absl::StrCat(": ", ec.message()) : ""));
+}
+
+absl::Status RealCluster::Wipe(int id) {
+  if (Running(id)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("n", id, " is up: crash it before wiping its disk"));
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(data_dir(id), ec);
+  if (ec) return absl::InternalError(absl::StrCat("wiping ", data_dir(id), ": ", ec.message()));
+  return absl::OkStatus();
+}
 
 std::map<int, int> RealCluster::StopAll(absl::Duration grace) {
   std::map<int, int> codes;

@@ -28,8 +28,10 @@ inline constexpr int kRealNodesMax = 9;
 
 struct RealClusterOptions {
   int nodes = 3;
-  std::string server_bin;  // amaters-server
+  std::string server_bin;  // amaters-server-chaos (sim/chaos/chaos_server.cc)
   std::string dir;         // the run's directory (exists, empty)
+  std::string faults_file;  // its --chaos-faults (sim/chaos/fault_state.h)
+  std::string bug;          // its --chaos-bug; empty: none
   // Written into every node's [cluster] section: quick failover on loopback.
   uint64_t heartbeat_interval_ms = 50;
   uint64_t election_timeout_ms = 500;
@@ -70,6 +72,11 @@ class RealCluster {
   absl::Status Kill(int id);    // SIGKILL and reap (a paused node too)
   absl::Status Pause(int id);   // SIGSTOP
   absl::Status Resume(int id);  // SIGCONT
+  // Deletes the data directory of a node that is down (a replaced disk).
+  absl::Status Wipe(int id);
+  // Flips one bit in a whole WAL record of a node that is down, one that has another record
+  // after it (PickWalDamage), in a segment chosen by `random`. Says where.
+  absl::StatusOr<std::string> CorruptWal(int id, uint64_t random);
   // SIGCONT to paused nodes, SIGTERM to all, SIGKILL after `grace`. The exit codes of the
   // nodes that were running (128 + signal when killed).
   std::map<int, int> StopAll(absl::Duration grace = absl::Seconds(20));

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <set>
 #include <thread>
 #include <utility>
@@ -19,6 +21,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "engine/base/check.h"
+#include "sim/chaos/fault_state.h"
 #include "sim/chaos/real_cluster.h"
 #include "sim/chaos/support.h"
 #include "sim/chaos/workload.h"
@@ -73,7 +76,8 @@ std::optional<uint64_t> ValueOf(const std::map<int, NodeView>& views, const std:
   return best;
 }
 
-bool Holds(const Condition& c, const std::map<int, NodeView>& views) {
+// `term_offset`: real terms minus the script's (Runner::Campaign).
+bool Holds(const Condition& c, const std::map<int, NodeView>& views, uint64_t term_offset) {
   using K = Condition::Kind;
   const int leader = LeaderOf(views);
   const auto view = [&](NodeId n) -> const NodeView* {
@@ -91,6 +95,7 @@ bool Holds(const Condition& c, const std::map<int, NodeView>& views) {
     case K::kCommitted: {
       std::optional<uint64_t> v =
           ValueOf(views, c.nodes, c.kind == K::kTerm ? &NodeView::term : &NodeView::commit);
+      if (v.has_value() && c.kind == K::kTerm) *v -= std::min(*v, term_offset);
       return v.has_value() && Compare(*v, c.op, c.value);
     }
     case K::kUp:
@@ -122,9 +127,21 @@ class Runner {
                        absl::Duration timeout, const std::string& what);
   absl::StatusOr<int> Resolve(NodeId node);  // `leader` or a node id
   absl::Status Campaign(int target);
+  // The first campaign of the script sets term_offset_ (the simulator's cluster starts without
+  // a leader, so its first campaign makes term 1; a real cluster has elected one already).
+  void CountTermsFrom(int target);
+  // Starts a node that is down and waits until it answers or exits (it refused to start), as
+  // a restart in the simulator is done when the line ends.
+  absl::Status Restart(int id);
   absl::Status Transfer(const Command& c);
   absl::Status HandOver(int from, int to);  // MoveLeader; a transfer not finished is no error
   absl::Status HealAll();
+  absl::Status Network(const Command& c, int node);  // partition, isolate, block, clog, heal
+  absl::Status Disk(const Command& c, int node);     // slow-disk, disk-full
+  // Restarts `node` if it stopped on its own while its disk was full (the simulator's driver
+  // restarts such a node).
+  absl::Status RestartAfterFullDisk(int node);
+  absl::Status WriteFaults();  // the control file; waits until every node has read it
   absl::Status Converged(absl::Duration timeout);
   absl::Status ConvergedNow(absl::Duration timeout);
   absl::Status Progress(const Command& c, bool expect_progress);
@@ -146,6 +163,12 @@ class Runner {
   std::unique_ptr<Workload> workload_;
   ChaosResult result_;
   absl::Time next_progress_ = absl::InfiniteFuture();
+  FaultState faults_;            // in force, as written to faults_path_
+  std::string faults_path_;
+  std::set<int> disk_was_full_;  // nodes whose disk filled since they last started
+  bool campaigned_ = false;      // the script's first campaign ran
+  uint64_t term_offset_ = 0;     // real terms minus the script's
+  std::mt19937_64 damage_rng_{scenario_.seed};  // where corrupt-wal flips a bit
 };
 
 void Runner::CountFault(const std::string& kind) {
@@ -180,10 +203,14 @@ void Runner::Log(const std::string& line) {
 }
 
 absl::Status Runner::SetUp() {
+  faults_path_ = options_.dir + "/faults";
+  if (absl::Status s = WriteFaults(); !s.ok()) return s;
   RealClusterOptions co;
   co.nodes = scenario_.nodes;
   co.server_bin = options_.server_bin;
   co.dir = options_.dir;
+  co.faults_file = faults_path_;
+  co.bug = options_.bug;
   absl::StatusOr<std::unique_ptr<RealCluster>> c = RealCluster::Create(co);
   if (!c.ok()) return c.status();
   cluster_ = *std::move(c);
@@ -239,12 +266,32 @@ absl::Status Runner::Campaign(int target) {
   // (Raft's leadership transfer makes the target campaign at once).
   const std::map<int, NodeView> views = cluster_->Observe();
   const int leader = LeaderOf(views);
-  if (leader == target) return absl::OkStatus();
+  absl::Status s = absl::OkStatus();
   if (leader == 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("no leader to hand over to ", target, "; observed ", Describe(views)));
   }
-  return HandOver(leader, target);
+  if (leader != target) s = HandOver(leader, target);
+  if (s.ok() && !campaigned_) CountTermsFrom(target);
+  return s;
+}
+
+void Runner::CountTermsFrom(int target) {
+  campaigned_ = true;
+  const absl::Status led = WaitFor([&](const auto& v) { return LeaderOf(v) == target; },
+                                   absl::Seconds(5), "the first campaign's node leads");
+  if (!led.ok()) return;  // the script's own wait-for will say so; terms are not shifted
+  const uint64_t term = cluster_->Observe().at(target).term;
+  term_offset_ = term - std::min<uint64_t>(term, 1);
+  Log(absl::StrCat("terms count from n", target, "'s first campaign: the script's term 1 is ",
+                   "term ", term, " here"));
+}
+
+absl::Status Runner::Restart(int id) {
+  if (absl::Status s = cluster_->Start(id); !s.ok()) return s;
+  return WaitFor(
+      [id](const auto& v) { return v.at(id).answered || !v.at(id).running; }, kStartTimeout,
+      absl::StrCat("n", id, " answers or exits"));
 }
 
 absl::Status Runner::HandOver(int from, int to) {
@@ -269,7 +316,80 @@ absl::Status Runner::Transfer(const Command& c) {
   return HandOver(*from, to);
 }
 
+absl::Status Runner::WriteFaults() {
+  const std::string tmp = faults_path_ + ".tmp";
+  std::ofstream f(tmp, std::ios::trunc);
+  f << RenderFaults(faults_);
+  f.close();
+  if (!f || std::rename(tmp.c_str(), faults_path_.c_str()) != 0) {
+    return absl::InternalError(absl::StrCat("cannot write ", faults_path_));
+  }
+  absl::SleepFor(absl::Milliseconds(3 * kRereadMs));  // every running node has reread it
+  return absl::OkStatus();
+}
+
+absl::Status Runner::Network(const Command& c, int node) {
+  using K = Command::Kind;
+  const int n = cluster_->size();
+  std::vector<std::set<int>> groups;
+  switch (c.kind) {
+    case K::kPartition:
+      for (const std::set<NodeId>& g : c.groups) {
+        groups.emplace_back();
+        for (NodeId id : g) groups.back().insert(static_cast<int>(id));
+      }
+      faults_.Partition(groups, n);
+      break;
+    case K::kIsolate:
+      groups = {{node}, {}};
+      for (int id = 1; id <= n; ++id) {
+        if (id != node) groups[1].insert(id);
+      }
+      faults_.Partition(groups, n);
+      break;
+    case K::kBlock:
+    case K::kClog: {
+      absl::StatusOr<int> to = Resolve(c.peer);
+      if (!to.ok()) return to.status();
+      if (*to == node) return absl::OkStatus();  // `block leader->1` while n1 leads
+      c.kind == K::kBlock ? faults_.Block(node, *to) : faults_.Clog(node, *to, c.duration_ms);
+      break;
+    }
+    case K::kHeal:
+      faults_.Heal();
+      return WriteFaults();
+    default:
+      AM_CHECK(false, "not a network step");
+  }
+  CountFault(c.text.substr(0, c.text.find(' ')));
+  return WriteFaults();
+}
+
+absl::Status Runner::Disk(const Command& c, int node) {
+  std::set<int>& set = c.kind == Command::Kind::kSlowDisk ? faults_.slow_disk : faults_.full_disk;
+  if (c.on) {
+    CountFault(c.kind == Command::Kind::kSlowDisk ? "slow-disk" : "disk-full");
+    set.insert(node);
+    if (c.kind == Command::Kind::kDiskFull) disk_was_full_.insert(node);
+    return WriteFaults();
+  }
+  set.erase(node);
+  if (absl::Status s = WriteFaults(); !s.ok()) return s;
+  return c.kind == Command::Kind::kDiskFull ? RestartAfterFullDisk(node) : absl::OkStatus();
+}
+
+absl::Status Runner::RestartAfterFullDisk(int node) {
+  if (disk_was_full_.erase(node) == 0 || !cluster_->Refused(node)) return absl::OkStatus();
+  Log(absl::StrCat("n", node, " stopped while its disk was full: restarting it"));
+  return Restart(node);
+}
+
 absl::Status Runner::HealAll() {
+  faults_.HealAll();
+  if (absl::Status s = WriteFaults(); !s.ok()) return s;
+  for (int id : std::set<int>(disk_was_full_)) {
+    if (absl::Status s = RestartAfterFullDisk(id); !s.ok()) return s;
+  }
   for (int id = 1; id <= cluster_->size(); ++id) {
     if (cluster_->Running(id)) {
       if (cluster_->Paused(id)) {
@@ -278,7 +398,7 @@ absl::Status Runner::HealAll() {
       continue;
     }
     if (cluster_->Refused(id)) continue;  // stays down, as in the simulator
-    if (absl::Status s = cluster_->Start(id); !s.ok()) return s;
+    if (absl::Status s = Restart(id); !s.ok()) return s;
   }
   return absl::OkStatus();
 }
@@ -377,7 +497,7 @@ absl::Status Runner::Execute(const Command& c) {
       CountFault("crash");
       return cluster_->Kill(*node);
     case K::kRestart:
-      return cluster_->Start(*node);
+      return Restart(*node);
     case K::kPause:
       CountFault("pause");
       return cluster_->Pause(*node);
@@ -391,14 +511,34 @@ absl::Status Runner::Execute(const Command& c) {
       return Transfer(c);
     case K::kHealAll:
       return HealAll();
+    case K::kPartition:
+    case K::kIsolate:
+    case K::kBlock:
+    case K::kClog:
+    case K::kHeal:
+      return Network(c, *node);
+    case K::kSlowDisk:
+    case K::kDiskFull:
+      return Disk(c, *node);
+    case K::kWipe:
+      CountFault("wipe");
+      return cluster_->Wipe(*node);
+    case K::kCorruptWal: {
+      CountFault("corrupt-wal");
+      absl::StatusOr<std::string> where = cluster_->CorruptWal(*node, damage_rng_());
+      if (!where.ok()) return where.status();
+      Log(absl::StrCat("flipped a bit in ", *where));
+      return absl::OkStatus();
+    }
     case K::kWait:
       Wait(d);
       return absl::OkStatus();
     case K::kWaitFor:
-      return WaitFor([&](const auto& v) { return Holds(c.condition, v); }, d, "the condition");
+      return WaitFor([&](const auto& v) { return Holds(c.condition, v, term_offset_); }, d,
+                     "the condition");
     case K::kExpect: {
       const std::map<int, NodeView> views = cluster_->Observe();
-      if (Holds(c.condition, views)) return absl::OkStatus();
+      if (Holds(c.condition, views, term_offset_)) return absl::OkStatus();
       return absl::FailedPreconditionError(absl::StrCat("observed ", Describe(views)));
     }
     case K::kExpectLinearizable:

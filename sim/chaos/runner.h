@@ -26,7 +26,8 @@
 namespace amaters::sim::chaos {
 
 struct ChaosOptions {
-  std::string server_bin;    // amaters-server
+  std::string server_bin;    // amaters-server-chaos (sim/chaos/chaos_server.cc)
+  std::string bug;           // a planted server bug (its --chaos-bug); empty: none
   std::string dir;           // the run's directory: node data, configs, logs (exists)
   std::string history_path;  // where the JSON-lines history goes (empty: DIR/history.jsonl)
   int clients = 4;
@@ -41,8 +42,10 @@ struct ChaosResult {
   bool pass = false;
   std::string failure;  // the first thing that went wrong (empty on pass)
   Tally tally;
-  uint64_t faults = 0;  // crash, pause, campaign and transfer steps executed
-  std::map<std::string, uint64_t> faults_by_kind;  // "crash", "pause", "campaign", "transfer"
+  // Fault steps executed: crash, pause, campaign, transfer, partition, isolate, block, clog,
+  // slow-disk on, disk-full on, wipe (the kinds, as the steps are named).
+  uint64_t faults = 0;
+  std::map<std::string, uint64_t> faults_by_kind;
   Availability availability;  // of the whole history (unavailable: no success for >= 1 s)
   checker::Verdict verdict = checker::Verdict::kUnknown;
   uint64_t lost_acked = 0;

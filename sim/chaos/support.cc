@@ -40,6 +40,15 @@ std::string WhyUnsupported(const Command& command) {
   using K = Command::Kind;
   switch (command.kind) {
     case K::kWorkload:
+    case K::kPartition:
+    case K::kIsolate:
+    case K::kBlock:
+    case K::kClog:
+    case K::kHeal:
+    case K::kSlowDisk:
+    case K::kDiskFull:
+    case K::kWipe:
+    case K::kCorruptWal:
     case K::kCrash:
     case K::kRestart:
     case K::kPause:
@@ -56,19 +65,6 @@ std::string WhyUnsupported(const Command& command) {
     case K::kWaitFor:
     case K::kExpect:
       return WhyConditionUnsupported(command.condition);
-    case K::kPartition:
-    case K::kIsolate:
-    case K::kBlock:
-    case K::kClog:
-    case K::kHeal:
-      return "network faults (partition, isolate, block, clog, heal) need the peer fault filter "
-             "or network namespaces, which this runner does not have";
-    case K::kSlowDisk:
-    case K::kDiskFull:
-    case K::kCorruptWal:
-      return "disk faults need the server's disk fault hook, which this runner does not have";
-    case K::kWipe:
-      return "wiping a data directory is done by hand on real clusters (docs/runbooks.md RB-001)";
     case K::kAddLearner:
     case K::kPromote:
     case K::kRemoveMember:

@@ -28,7 +28,7 @@ std::string StatusText(const grpc::Status& s) {
 Workload::Workload(WorkloadOptions options)
     : options_(std::move(options)), start_(absl::Now()) {
   AM_CHECK(!options_.endpoints.empty());
-  AM_CHECK(options_.clients >= 1 && options_.keys >= 1);
+  AM_CHECK(options_.clients >= 1 && options_.keys >= 1 && options_.ops_per_node >= 1);
   next_seq_.assign(static_cast<size_t>(options_.clients), 0);
   history_.reserve(std::min<size_t>(options_.max_ops, 1 << 16));
 }
@@ -99,7 +99,12 @@ void Workload::ClientMain(int client) {
   std::vector<std::unique_ptr<etcdserverpb::KV::Stub>> stubs;
   for (const std::string& e : options_.endpoints) stubs.push_back(KvStub(e));
   size_t at = static_cast<size_t>(client) % stubs.size();
+  int ops_here = 0;  // on stubs[at]
   while (!stop_) {
+    if (ops_here++ >= options_.ops_per_node) {
+      at = (at + 1) % stubs.size();
+      ops_here = 1;
+    }
     ClientOp op;
     op.process = static_cast<uint64_t>(client);
     op.is_put = rng() % 2 == 0;
@@ -137,6 +142,7 @@ void Workload::ClientMain(int client) {
     }
     Complete(*index, is_put ? Outcome::kInfo : Outcome::kFail, std::nullopt, StatusText(s));
     at = (at + 1) % stubs.size();  // try another node
+    ops_here = 0;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 }

@@ -2,7 +2,8 @@
 // few keys to the nodes of a real cluster, recording every operation in a History.
 //
 // Each client talks to one node at a time (followers forward to the leader) and moves to the
-// next node after an error. A put that fails in any way is recorded as info (it may have been
+// next node after an error or after ops_per_node operations, so that every node keeps
+// answering some of the reads whatever the faults. A put that fails in any way is recorded as info (it may have been
 // applied); a get that fails is recorded as fail (it changed nothing).
 #ifndef AMATERS_SIM_CHAOS_WORKLOAD_H_
 #define AMATERS_SIM_CHAOS_WORKLOAD_H_
@@ -30,6 +31,7 @@ struct WorkloadOptions {
   uint64_t seed = 1;                          // each client's choices
   absl::Duration op_timeout = absl::Seconds(1);
   absl::Duration think_time = absl::Milliseconds(5);  // between a client's operations
+  int ops_per_node = 16;                              // then the client moves to the next node
   // The history's bound (about 150 bytes an operation): clients stop at it. A 10-minute soak
   // makes about 300,000.
   size_t max_ops = 1000000;
