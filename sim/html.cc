@@ -837,6 +837,7 @@ class Parser {
     if (absl::StartsWith(rest, "start ") || rest == "start") {
       kind = "start";
       CloseSpan(&down_, *id, t);
+      CloseSpan(&refused_, *id, t);  // a real node that stopped on a full disk starts again
     } else if (absl::ConsumePrefix(&rest, "leader term ")) {
       int64_t term = 0;
       if (!absl::SimpleAtoi(rest, &term)) return false;
@@ -861,7 +862,9 @@ class Parser {
         refused_[*id] = OpenSpan(*id, t, "refused", "refused to start (corruption detected)");
       }
     } else if (absl::StartsWith(rest, "fatal")) {
-      kind = "fatal";
+      kind = "fatal";  // the node stops (the simulator's crash line follows at the same time)
+      CloseLeaderOf(*id, t, /*exact=*/true);
+      if (!down_.count(*id) && !refused_.count(*id)) down_[*id] = OpenSpan(*id, t, "down", "down");
     } else if (absl::StartsWith(rest, "recovery")) {
       kind = "recovery";
     } else if (absl::StartsWith(rest, "disk error")) {

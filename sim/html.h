@@ -1,9 +1,10 @@
 // `--html=FILE`: the simulator's event trace as one self-contained HTML timeline
 // (docs/simulation.md, "Reading a failure").
 //
-// Input is the readable trace (RunResult::trace, or the lines of a --trace file): each line
-// "%12.6f <text>" as written by Simulation::Trace and the `send` / `recv` / `client` lines kept
-// with keep_trace. Elements may hold several lines (a FAIL line carries its explanation on
+// Input is the readable trace (RunResult::trace, the chaos runner's timeline of a real run, or
+// the lines of a --trace file): each line "%12.6f <text>", the events as sim/trace_events.h
+// writes them for both drivers, plus the simulator's `send` / `recv` lines kept with
+// keep_trace (a real run has no message lines). Elements may hold several lines (a FAIL line carries its explanation on
 // the following lines, without a time); lines without a time continue the previous event.
 // Lines the renderer does not recognize are kept and shown in the event list, never dropped.
 //

@@ -12,7 +12,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
+#include "sim/checker/linearizability.h"
 #include "sim/sim.h"
+#include "sim/trace_events.h"
 
 namespace amaters::sim {
 namespace {
@@ -195,6 +197,51 @@ TEST(Html, HandmadeTraceHasLanesMarkersAndTheFailure) {
 
   // Deterministic.
   EXPECT_EQ(html, RenderHtml(HandmadeTrace(), "seed 7 <run>"));
+}
+
+// A real run's timeline as the chaos runner writes it (sim/chaos/runner.h): the events of
+// sim/trace_events.h, no message lines, a node that stops on a full disk and starts again.
+TEST(Html, ARealRunIsDrawnFromTheSameEvents) {
+  namespace tr = trace;
+  const auto at = [](double s, const std::string& text) {
+    return tr::Line(static_cast<uint64_t>(s * 1e9), text);
+  };
+  const std::vector<std::string> lines = {
+      at(0.0, tr::Config(1, "nodes=3 clients=4 keys=8 real-processes")),
+      at(0.01, tr::Start(1, "")),
+      at(0.01, tr::Start(2, "")),
+      at(0.01, tr::Start(3, "")),
+      at(0.9, tr::Leader(3, 1)),
+      at(1.0, tr::ScenarioStep("disk_full.txt", 7, "campaign 1")),
+      at(1.0, tr::Campaign(1)),
+      at(1.0, tr::Transfer(3, 1)),
+      at(1.05, tr::Leader(1, 2)),
+      at(1.2, tr::Client(checker::Operation::Put(1, "k0", "c1-0", 1'100'000'000,
+                                                  1'200'000'000))),
+      at(2.0, tr::DiskFull(2, true)),
+      at(2.5, tr::Fatal(2, "exited on its own (node2/amaters-server.log)")),
+      at(3.0, tr::Partition({{1, 3}, {2}})),
+      at(3.5, tr::Block(1, 3)),
+      at(3.6, tr::Clog(3, 1, 200)),
+      at(4.0, tr::HealNetwork()),
+      at(5.0, tr::DiskFull(2, false)),
+      at(5.0, tr::Restart(2)),
+      at(5.4, tr::Start(2, "")),
+      at(6.0, tr::HealAll()),
+      at(6.5, tr::Fail("at the end: 1 acknowledged puts are not in the final state")),
+  };
+  const std::string html = RenderHtml(lines, "chaos disk_full.txt (real processes)");
+  EXPECT_EQ(CheckBalanced(html), "");
+  EXPECT_EQ(Count(html, "<g class=\"lane\" data-node="), 3u);
+  const std::string overview = OverviewSvg(html);
+  EXPECT_EQ(Count(overview, "<rect class=\"leader\""), 2u) << "n3 in term 1, n1 in term 2";
+  EXPECT_EQ(Count(overview, "<rect class=\"down\""), 1u) << "n2 from its stop to its start";
+  EXPECT_EQ(Count(overview, "<rect class=\"diskfull\""), 1u);
+  EXPECT_EQ(Count(overview, "<rect class=\"refused\""), 0u);
+  EXPECT_TRUE(absl::StrContains(html, "partition {1,3} {2}"));
+  EXPECT_TRUE(absl::StrContains(html, "put ok 1"));
+  EXPECT_EQ(Count(html, "<div class=\"failbox\""), 1u);
+  EXPECT_FALSE(absl::StrContains(html, "other lines")) << "every line was recognized";
 }
 
 TEST(Html, TraceFileLinesWithoutTimesContinueTheFailure) {

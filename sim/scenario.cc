@@ -17,6 +17,7 @@
 #include "absl/strings/strip.h"
 #include "engine/base/check.h"
 #include "engine/wal/writer.h"
+#include "sim/trace_events.h"
 
 namespace amaters::sim {
 namespace {
@@ -1144,7 +1145,7 @@ ScenarioResult RunScenario(const Scenario& scenario, const ScenarioRunOptions& o
   try {
     for (const Command& c : scenario.commands) {
       current = &c;
-      sim.Note(absl::StrCat("scenario ", scenario.file, ":", c.line, ": ", c.text));
+      sim.Note(trace::ScenarioStep(scenario.file, c.line, c.text));
       std::string note;
       absl::Status s = runner.Run(c, &note);
       if (sim.failed()) {

@@ -16,6 +16,7 @@
 #include "engine/node/timing.h"
 #include "engine/wal/disk.h"
 #include "engine/wal/format.h"
+#include "sim/trace_events.h"
 
 namespace amaters::sim {
 namespace {
@@ -317,7 +318,7 @@ Simulation::Simulation(const SimConfig& config, bool keep_trace)
     for (int i = 1; i <= initial; ++i) voters.push_back(static_cast<NodeId>(i));
     conf_history_.emplace_back(0, raft::Configuration::Of(std::move(voters)));
   }
-  Trace(absl::StrCat("config seed=", config.seed, " ", config.Describe()));
+  Trace(trace::Config(config.seed, config.Describe()));
   for (int i = 0; i < config.nodes; ++i) {
     auto n = std::make_unique<SimNode>();
     n->id = static_cast<NodeId>(i + 1);
@@ -364,13 +365,13 @@ void Simulation::Mix(uint64_t v) { hash_ = (hash_ ^ v) * 1099511628211ull; }
 void Simulation::Trace(const std::string& line) {
   Mix(now_);
   hash_ = HashBytes(hash_, line);
-  if (keep_trace_) trace_.push_back(absl::StrFormat("%12.6f %s", now_ / 1e9, line));
+  if (keep_trace_) trace_.push_back(trace::Line(now_, line));
 }
 
 void Simulation::Fail(const std::string& why) {
   if (!failure_.empty()) return;
   failure_ = absl::StrFormat("at t=%.6fs: %s", now_ / 1e9, why);
-  Trace(absl::StrCat("FAIL ", why));
+  Trace(trace::Fail(why));
 }
 
 bool Simulation::Step() {
@@ -491,7 +492,7 @@ void Simulation::Start(SimNode& n) {
     if (started.status().code() == absl::StatusCode::kDataLoss && n.corrupted) {
       // Detected corruption: the node refuses to start, as an operator would see it.
       n.refused = true;
-      Trace(absl::StrCat("n", n.id, " refuses to start: ", started.status().message()));
+      Trace(trace::Refused(n.id, started.status().message()));
       return;
     }
     Fail(absl::StrCat("n", n.id, " cannot start: ", started.status().ToString()));
@@ -530,8 +531,8 @@ void Simulation::Start(SimNode& n) {
   n.conf = n.node->raft().configuration();
   n.role = raft::Role::kFollower;
   n.health_key = ~uint64_t{0};
-  Trace(absl::StrCat("n", n.id, " start (incarnation ", n.incarnation, ") ",
-                     n.node->raft().Describe()));
+  Trace(trace::Start(n.id, absl::StrCat("(incarnation ", n.incarnation, ") ",
+                                         n.node->raft().Describe())));
   ScheduleTick(n);
   CheckNode(n);
 }
@@ -637,7 +638,7 @@ void Simulation::Process(SimNode& n) {
     }
     if (e.disk) StartDisk(n, std::move(*e.disk));
     if (!e.fatal.ok()) {
-      Trace(absl::StrCat("n", n.id, " fatal: ", e.fatal.message()));
+      Trace(trace::Fatal(n.id, e.fatal.message()));
       const NodeId id = n.id;
       Crash(id);
       At(now_ + 500 * kMs, [this, id] {
@@ -860,7 +861,7 @@ void Simulation::CheckNode(SimNode& n) {
   n.conf = r.configuration();
   if (failed()) return;
   if (r.role() == raft::Role::kLeader) {
-    if (n.role != raft::Role::kLeader) Trace(absl::StrCat("n", n.id, " leader term ", r.term()));
+    if (n.role != raft::Role::kLeader) Trace(trace::Leader(n.id, r.term()));
     auto [it, inserted] = leaders_.emplace(r.term(), n.id);
     if (!inserted && it->second != n.id) {
       Fail(absl::StrCat("election safety: n", n.id, " and n", it->second,
@@ -1022,7 +1023,7 @@ absl::Status Simulation::TransferLeadership(NodeId from, NodeId to) {
     return absl::FailedPreconditionError(
         absl::StrCat("n", from, n.up ? " is paused" : " is down"));
   }
-  Trace(absl::StrCat("transfer n", from, "->n", to));
+  Trace(trace::Transfer(from, to));
   absl::Status s = n.node->TransferLeadership(to);
   Process(n);
   return s;
@@ -1034,7 +1035,7 @@ absl::Status Simulation::Campaign(NodeId id) {
     return absl::FailedPreconditionError(
         absl::StrCat("n", id, n.up ? " is paused" : " is down"));
   }
-  Trace(absl::StrCat("campaign n", id));
+  Trace(trace::Campaign(id));
   n.node->Campaign();
   Process(n);
   return absl::OkStatus();
@@ -1061,8 +1062,6 @@ void Simulation::Partition(const std::vector<std::set<NodeId>>& groups) {
   for (size_t g = 0; g < groups.size(); ++g) {
     for (NodeId id : groups[g]) group_of[id] = static_cast<int>(g);
   }
-  std::string desc;
-  for (const auto& g : groups) absl::StrAppend(&desc, " {", absl::StrJoin(g, ","), "}");
   for (NodeId a = 1; a <= static_cast<NodeId>(config_.nodes); ++a) {
     for (NodeId b = 1; b <= static_cast<NodeId>(config_.nodes); ++b) {
       if (a == b) continue;
@@ -1072,23 +1071,23 @@ void Simulation::Partition(const std::vector<std::set<NodeId>>& groups) {
       }
     }
   }
-  Trace(absl::StrCat("partition", desc));
+  Trace(trace::Partition(groups));
 }
 
 void Simulation::BlockLink(NodeId from, NodeId to) {
   blocked_.insert({from, to});
-  Trace(absl::StrCat("block n", from, "->n", to));
+  Trace(trace::Block(from, to));
 }
 
 void Simulation::Clog(NodeId from, NodeId to, uint64_t extra_ns) {
   clogged_[{from, to}] = extra_ns;
-  Trace(absl::StrCat("clog n", from, "->n", to, " +", extra_ns / kMs, "ms"));
+  Trace(trace::Clog(from, to, extra_ns / kMs));
 }
 
 void Simulation::Heal() {
   blocked_.clear();
   clogged_.clear();
-  Trace("heal network");
+  Trace(trace::HealNetwork());
 }
 
 void Simulation::Crash(NodeId id) {
@@ -1118,7 +1117,7 @@ void Simulation::Crash(NodeId id) {
   n.node.reset();
   n.sm.reset();
   n.held.clear();
-  Trace(absl::StrCat("crash n", id));
+  Trace(trace::Crash(id));
 }
 
 bool Simulation::Wipe(NodeId id) {
@@ -1130,7 +1129,7 @@ bool Simulation::Wipe(NodeId id) {
   n.staged.clear();
   n.refused = false;
   n.corrupted = false;
-  Trace(absl::StrCat("wipe n", id));
+  Trace(trace::Wipe(id));
   return true;
 }
 
@@ -1139,7 +1138,7 @@ uint64_t Simulation::installs(NodeId id) const { return nodes_[id - 1]->installs
 void Simulation::Restart(NodeId id) {
   SimNode& n = *nodes_[id - 1];
   if (n.up || n.refused) return;
-  Trace(absl::StrCat("restart n", id));
+  Trace(trace::Restart(id));
   Start(n);
 }
 
@@ -1147,14 +1146,14 @@ void Simulation::Pause(NodeId id) {
   SimNode& n = *nodes_[id - 1];
   if (!n.up || n.paused) return;
   n.paused = true;
-  Trace(absl::StrCat("pause n", id));
+  Trace(trace::Pause(id));
 }
 
 void Simulation::Resume(NodeId id) {
   SimNode& n = *nodes_[id - 1];
   if (!n.up || !n.paused) return;
   n.paused = false;
-  Trace(absl::StrCat("resume n", id));
+  Trace(trace::Resume(id));
   // A resumed process finds its tick timer long overdue and ticks before it reads what arrived
   // meanwhile (the server's loop does, after SIGCONT): the node's first view of time after the
   // pause is a silence it slept through, which it must not read as its peers' failure.
@@ -1179,13 +1178,13 @@ void Simulation::Resume(NodeId id) {
 
 void Simulation::SetSlowDisk(NodeId id, bool slow) {
   nodes_[id - 1]->slow_disk = slow;
-  Trace(absl::StrCat(slow ? "slow disk n" : "normal disk n", id));
+  Trace(trace::SlowDisk(id, slow));
 }
 
 void Simulation::SetDiskFull(NodeId id, bool full) {
   SimNode& n = *nodes_[id - 1];
   n.disk.set_capacity_bytes(full ? n.disk.used_bytes() + 1024 : 0);
-  Trace(absl::StrCat(full ? "disk full n" : "disk space n", id));
+  Trace(trace::DiskFull(id, full));
 }
 
 bool Simulation::CorruptWal(NodeId id) {
@@ -1211,7 +1210,7 @@ bool Simulation::CorruptWal(NodeId id) {
   const uint64_t at = start + disk_rng_.Uniform(size);
   n.disk.Corrupt(name, at, static_cast<int>(disk_rng_.Uniform(8)));
   n.corrupted = true;
-  Trace(absl::StrCat("corrupt n", id, " ", name, " @", at));
+  Trace(trace::Corrupt(id, name, at));
   return true;
 }
 
@@ -1358,7 +1357,7 @@ void Simulation::TargetedFault(NodeId id, uint64_t incarnation, const char* mome
 }
 
 void Simulation::HealAll() {
-  Trace("heal all");
+  Trace(trace::HealAll());
   faults_off_ = true;  // no more loss or duplication either
   Heal();
   isolated_.clear();
@@ -1684,8 +1683,7 @@ void Simulation::Complete(uint64_t index, std::optional<std::string> output,
   ++stats_.ops_ok;
   Mix(index ^ 0xc0ffee);
   if (keep_trace_) {  // not hashed on its own: Mix above covers it
-    trace_.push_back(absl::StrFormat("%12.6f   client %s", now_ / 1e9,
-                                     checker::DescribeOperation(op.op)));
+    trace_.push_back(trace::Line(now_, trace::Client(op.op)));
   }
   if (op.op.client == 0) {
     --final_reads_pending_;

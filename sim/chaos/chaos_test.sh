@@ -5,10 +5,11 @@
 #   chaos_test.sh core   leader crash, minority partition, one-way partitions, leader pause, full
 #                        restart; a planted server bug caught; unsupported steps refused
 #   chaos_test.sh more   rolling restarts, clogged links, flapping partitions, quorum loss, a
-#                        full disk, a corrupted WAL; a short soak with random faults whose
+#                        full disk, a corrupted WAL; a 20-second soak with random faults whose
 #                        exported schedule the simulator then runs
+#   chaos_test.sh soak10 the 10-minute soak (--config=long)
 set -uo pipefail
-part="${1:?usage: chaos_test.sh core|more}"
+part="${1:?usage: chaos_test.sh core|more|soak10}"
 
 CHAOS="$TEST_SRCDIR/amaters/sim/chaos/chaos"
 SCENARIOS="$TEST_SRCDIR/amaters/sim/scenarios"
@@ -24,7 +25,8 @@ fail() {
 # linearizable=yes and lost_acked=0.
 run_scenario() {
   local name=$1 out="$TEST_TMPDIR/$1.out" rc
-  "$CHAOS" --scenario="$SCENARIOS/$name" --dir="$TEST_TMPDIR/$name.run" >"$out" 2>&1
+  "$CHAOS" --scenario="$SCENARIOS/$name" --dir="$TEST_TMPDIR/$name.run" \
+    --html="$TEST_TMPDIR/$name.html" --trace="$TEST_TMPDIR/$name.trace" >"$out" 2>&1
   rc=$?
   local last
   last="$(tail -n 1 "$out")"
@@ -45,6 +47,16 @@ run_scenario() {
   [[ -s "$TEST_TMPDIR/$name.run/history.jsonl" ]] || fail "$name: no history written"
   grep -q '"type":"ok","f":"put"' "$TEST_TMPDIR/$name.run/history.jsonl" ||
     fail "$name: the history has no acknowledged put"
+  # The timeline: the simulator's page, with the leader, the script's steps and the clients.
+  local trace="$TEST_TMPDIR/$name.trace"
+  grep -qE '^ +[0-9]+\.[0-9]{6} n[0-9] leader term [0-9]+$' "$trace" || fail "$name: no leader in the trace"
+  grep -q " scenario .*$name:[0-9]*: " "$trace" || fail "$name: no script step in the trace"
+  grep -q '   client client [0-9]* put(' "$trace" || fail "$name: no client operation in the trace"
+  [[ "$(head -c 15 "$TEST_TMPDIR/$name.html")" == '<!DOCTYPE html>' ]] || fail "$name: no HTML timeline"
+  grep -q '<g class="lane" data-node=' "$TEST_TMPDIR/$name.html" || fail "$name: the timeline has no lanes"
+  if grep -q '<td>other lines</td>' "$TEST_TMPDIR/$name.html"; then
+    fail "$name: the timeline has lines the page does not know"
+  fi
 }
 
 core() {
@@ -61,7 +73,7 @@ more() {
     quorum_loss_and_regain.txt disk_full.txt disk_corruption.txt; do
     run_scenario "$s"
   done
-  soak
+  soak 20 3
 }
 
 # The planted bug stale_reads (linearizable reads answered from a node's own state) must be
@@ -79,29 +91,29 @@ planted_bug() {
   grep -q 'not linearizable' "$out" || fail "planted bug stale_reads: no explanation printed"
 }
 
+# soak SECONDS SEED: a soak with random faults, its schedule exported and replayed by the
+# simulator as it is; the schedule must have process and network faults.
 soak() {
-  # A short soak with random faults (seed 3 draws a crash, a pause and a transfer in 20 s), its
-  # schedule exported and replayed by the simulator as it is.
-  local soak_out rc last sim_out
+  local seconds=$1 seed=$2 soak_out rc last sim_out
   soak_out="$TEST_TMPDIR/soak.out"
-  "$CHAOS" --seconds=20 --random-faults --seed=3 --export-scenario="$TEST_TMPDIR/soak.txt" \
-    --dir="$TEST_TMPDIR/soak.run" >"$soak_out" 2>&1
+  "$CHAOS" --seconds="$seconds" --random-faults --seed="$seed" \
+    --export-scenario="$TEST_TMPDIR/soak.txt" --dir="$TEST_TMPDIR/soak.run" >"$soak_out" 2>&1
   rc=$?
   last="$(tail -n 1 "$soak_out")"
-  echo "soak: exit $rc: $last"
+  echo "soak ${seconds}s seed $seed: exit $rc: $last"
+  grep '^chaos: report:' "$soak_out"
   if ((rc != 0)); then
     fail "soak exited $rc"
-    tail -n 40 "$soak_out" >&2
-  else
-    [[ "$last" =~ ^chaos:\ result=pass\ .*\ linearizable=yes\ lost_acked=0\  ]] || fail "soak summary: $last"
-    grep -q '^chaos: report: acked_puts=[1-9][0-9]* faults=[1-9]' "$soak_out" || fail "soak report: $(tail -n 2 "$soak_out")"
-    grep -q 'progress: ops=' "$soak_out" || fail "soak: no progress line"
-    for kind in crash pause transfer; do
-      grep -q "^$kind " "$TEST_TMPDIR/soak.txt" || fail "soak: the exported schedule has no $kind"
-    done
-    sim_out="$("$SIM" --scenario="$TEST_TMPDIR/soak.txt" 2>&1)" ||
-      fail "the simulator did not pass the exported soak: $(tail -n 5 <<<"$sim_out")"
+    grep -v '^    op ' "$soak_out" | tail -n 40 >&2
+    return
   fi
+  [[ "$last" =~ ^chaos:\ result=pass\ .*\ linearizable=yes\ lost_acked=0\  ]] || fail "soak summary: $last"
+  grep -q '^chaos: report: acked_puts=[1-9][0-9]* faults=[1-9]' "$soak_out" || fail "soak report: $(tail -n 2 "$soak_out")"
+  grep -q 'progress: ops=' "$soak_out" || fail "soak: no progress line"
+  grep -qE '^(crash|pause) ' "$TEST_TMPDIR/soak.txt" || fail "soak: the schedule has no process fault"
+  grep -qE '^(isolate|block|clog) ' "$TEST_TMPDIR/soak.txt" || fail "soak: the schedule has no network fault"
+  sim_out="$("$SIM" --scenario="$TEST_TMPDIR/soak.txt" 2>&1)" ||
+    fail "the simulator did not pass the exported soak: $(tail -n 5 <<<"$sim_out")"
 }
 
 unsupported() {
@@ -121,6 +133,7 @@ unsupported() {
 case "$part" in
   core) core ;;
   more) more ;;
+  soak10) soak 600 1 ;;
   *) echo "unknown part $part" >&2; exit 2 ;;
 esac
 

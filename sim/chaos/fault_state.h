@@ -6,7 +6,7 @@
 //   block A B       messages from node A to node B are dropped (B drops them on arrival)
 //   clog A B MS     messages from A to B arrive MS milliseconds late
 //   slow-disk N     N's WAL writes and syncs take 20 times longer
-//   disk-full N     N's WAL writes fail with "no space left on device"
+//   disk-full N     N's WAL creates, writes and syncs fail ("no space left on device")
 // Pure: no files here (the runner and sim/chaos/file_faults.h do the I/O).
 #ifndef AMATERS_SIM_CHAOS_FAULT_STATE_H_
 #define AMATERS_SIM_CHAOS_FAULT_STATE_H_

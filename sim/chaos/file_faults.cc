@@ -33,6 +33,8 @@ class FaultyDisk final : public wal::Disk {
     return Slowed([&] { return inner_->Write(name, offset, data); });
   }
   absl::Status Sync(const std::string& name) override {
+    // A full file system fails fsync too (ENOSPC when delayed allocation finds no block).
+    if (absl::Status s = Full(); !s.ok()) return s;
     return Slowed([&] { return inner_->Sync(name); });
   }
   absl::Status SyncDir() override {

@@ -5,8 +5,8 @@
 // step takes effect within a few milliseconds, and at once on a node resumed from a pause.
 // Batches from a blocked peer are dropped; from a clogged one they wait in a bounded delay line
 // (one thread) and are delivered late, in order. The WAL disk is wrapped: slow (each write and
-// sync followed by a sleep of 19 times its duration) or full (writes fail with
-// kResourceExhausted, as ENOSPC does in server/storage/posix_disk.h).
+// sync followed by a sleep of 19 times its duration) or full (creates, writes and syncs fail
+// with kResourceExhausted, as ENOSPC does in server/storage/posix_disk.h).
 #ifndef AMATERS_SIM_CHAOS_FILE_FAULTS_H_
 #define AMATERS_SIM_CHAOS_FILE_FAULTS_H_
 

@@ -35,6 +35,9 @@ ABSL_FLAG(std::string, dir, "",
           "the run's directory: node data, configs, logs, history (default: a new directory "
           "under $TMPDIR or /tmp, removed after a passing run)");
 ABSL_FLAG(std::string, history, "", "where to write the history (default: DIR/history.jsonl)");
+ABSL_FLAG(std::string, trace, "", "write the run's timeline as trace lines to FILE");
+ABSL_FLAG(std::string, html, "",
+          "draw the run's timeline as one HTML page in FILE (the simulator's --html page)");
 ABSL_FLAG(bool, keep, false, "keep the run's directory after a passing run");
 ABSL_FLAG(uint64_t, minutes, 0, "soak mode: run this many minutes (instead of --scenario)");
 ABSL_FLAG(uint64_t, seconds, 0, "soak mode: run this many seconds (instead of --scenario)");
@@ -178,6 +181,8 @@ int main(int argc, char** argv) {
     return Usage("--bug must be stale_reads (or empty)");
   }
   options.history_path = UserPath(absl::GetFlag(FLAGS_history));
+  options.trace_path = UserPath(absl::GetFlag(FLAGS_trace));
+  options.html_path = UserPath(absl::GetFlag(FLAGS_html));
   options.clients = clients;
   bool made_dir = false;
   options.dir = UserPath(absl::GetFlag(FLAGS_dir));

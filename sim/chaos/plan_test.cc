@@ -226,21 +226,43 @@ TEST(Soak, TheScheduleIsASupportedScriptOfTheRightLength) {
   const Scenario s = Parse(text);
   EXPECT_TRUE(CheckRealClusterSupport(s).ok()) << CheckRealClusterSupport(s);
   uint64_t waited = 0;
-  int crashes = 0, pauses = 0, transfers = 0, converged = 0;
+  std::map<Command::Kind, int> count;
+  int self_links = 0;
   for (const Command& c : s.commands) {
     if (c.kind == Command::Kind::kWait) waited += c.duration_ms;
-    crashes += c.kind == Command::Kind::kCrash;
-    pauses += c.kind == Command::Kind::kPause;
-    transfers += c.kind == Command::Kind::kTransfer;
-    converged += c.kind == Command::Kind::kExpectConverged;
+    ++count[c.kind];
+    self_links += (c.kind == Command::Kind::kBlock || c.kind == Command::Kind::kClog) &&
+                  c.node == c.peer;
   }
   EXPECT_GE(waited, o.duration_ms - 5000);
   EXPECT_LE(waited, o.duration_ms + 3000);
-  EXPECT_GT(crashes, 10);
-  EXPECT_GT(pauses, 10);
-  EXPECT_GT(transfers, 10);
+  for (Command::Kind k : {Command::Kind::kCrash, Command::Kind::kPause, Command::Kind::kTransfer,
+                          Command::Kind::kIsolate, Command::Kind::kBlock, Command::Kind::kClog}) {
+    EXPECT_GT(count[k], 5) << "kind " << static_cast<int>(k);
+  }
+  EXPECT_EQ(count[Command::Kind::kRestart], count[Command::Kind::kCrash]);
+  EXPECT_EQ(count[Command::Kind::kResume], count[Command::Kind::kPause]);
+  EXPECT_EQ(count[Command::Kind::kHeal], count[Command::Kind::kIsolate] +
+                                             count[Command::Kind::kBlock] +
+                                             count[Command::Kind::kClog])
+      << "every network fault is healed";
+  EXPECT_EQ(self_links, 0);
+  const int converged = count[Command::Kind::kExpectConverged];
   EXPECT_GE(converged, 9) << "every minute and at the end";
   EXPECT_EQ(s.commands.back().kind, Command::Kind::kExpectLinearizable);
+}
+
+TEST(Soak, OneNodeGetsOnlyProcessFaults) {
+  SoakOptions o;
+  o.nodes = 1;
+  o.duration_ms = 120000;
+  o.random_faults = true;
+  const Scenario s = Parse(SoakScript(o));
+  for (const Command& c : s.commands) {
+    EXPECT_TRUE(c.kind != Command::Kind::kIsolate && c.kind != Command::Kind::kBlock &&
+                c.kind != Command::Kind::kClog && c.kind != Command::Kind::kTransfer)
+        << c.text;
+  }
 }
 
 TEST(Soak, WithoutRandomFaultsOnlyTheWorkloadRuns) {

@@ -26,7 +26,6 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "engine/base/check.h"
-#include "sim/chaos/fault_state.h"
 
 namespace amaters::sim::chaos {
 
@@ -251,7 +250,7 @@ absl::Status RealCluster::StopOrContinue(int id, bool stop) {
 absl::Status RealCluster::Pause(int id) { return StopOrContinue(id, /*stop=*/true); }
 absl::Status RealCluster::Resume(int id) { return StopOrContinue(id, /*stop=*/false); }
 
-absl::StatusOr<std::string> RealCluster::CorruptWal(int id, uint64_t random) {
+absl::StatusOr<RealCluster::Corruption> RealCluster::CorruptWal(int id, uint64_t random) {
   if (Running(id)) {
     return absl::FailedPreconditionError(
         absl::StrCat("n", id, " is up: crash it before corrupting its WAL"));
@@ -276,7 +275,7 @@ absl::StatusOr<std::string> RealCluster::CorruptWal(int id, uint64_t random) {
                     ::fdatasync(fd) == 0;
     ::close(fd);
     if (!ok) return ErrnoError(absl::StrCat("write ", path));
-    return absl::StrCat(path, " @", damage->offset, " bit ", damage->bit);
+    return Corruption{path, *damage};
   }
   return absl::FailedPreconditionError(absl::StrCat(
       "n", id, " has no WAL record to corrupt (needs two records in one segment) in ", wal_dir,

@@ -21,6 +21,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/etcd/rpc.grpc.pb.h"
+#include "sim/chaos/fault_state.h"
 
 namespace amaters::sim::chaos {
 
@@ -76,7 +77,11 @@ class RealCluster {
   absl::Status Wipe(int id);
   // Flips one bit in a whole WAL record of a node that is down, one that has another record
   // after it (PickWalDamage), in a segment chosen by `random`. Says where.
-  absl::StatusOr<std::string> CorruptWal(int id, uint64_t random);
+  struct Corruption {
+    std::string file;  // the segment's path
+    WalDamage damage;
+  };
+  absl::StatusOr<Corruption> CorruptWal(int id, uint64_t random);
   // SIGCONT to paused nodes, SIGTERM to all, SIGKILL after `grace`. The exit codes of the
   // nodes that were running (128 + signal when killed).
   std::map<int, int> StopAll(absl::Duration grace = absl::Seconds(20));

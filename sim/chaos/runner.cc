@@ -25,13 +25,31 @@
 #include "sim/chaos/real_cluster.h"
 #include "sim/chaos/support.h"
 #include "sim/chaos/workload.h"
+#include "sim/html.h"
+#include "sim/trace_events.h"
 
 namespace amaters::sim::chaos {
 
 namespace {
 
 constexpr absl::Duration kPoll = absl::Milliseconds(50);
+constexpr absl::Duration kObserveEvery = absl::Milliseconds(100);  // during `wait`: leader changes
+constexpr size_t kTraceLinesMax = 100000;  // the timeline's lines, client operations apart
 constexpr absl::Duration kStartTimeout = absl::Seconds(30);  // a leader after (re)starting all
+
+trace::Node N(int id) {
+  AM_CHECK(id >= 1);
+  return static_cast<trace::Node>(id);
+}
+
+std::vector<std::set<trace::Node>> TraceGroups(const std::vector<std::set<int>>& groups) {
+  std::vector<std::set<trace::Node>> out;
+  for (const std::set<int>& g : groups) {
+    out.emplace_back();
+    for (int id : g) out.back().insert(N(id));
+  }
+  return out;
+}
 
 // The running, unpaused node that says it leads, with the highest term; 0 if none.
 int LeaderOf(const std::map<int, NodeView>& views) {
@@ -152,8 +170,15 @@ class Runner {
   void FailAtEnd(const std::string& why);  // keeps the first failure
   void Log(const std::string& line);
   void CountFault(const std::string& kind);
-  void Wait(absl::Duration d);  // with progress lines if asked for
+  void Fault(const std::string& kind, const std::string& event);  // counted and traced
+  void Wait(absl::Duration d);  // observes the nodes; progress lines if asked for
   void Progress();
+  // Every node's Status; a new leader or term goes into the timeline.
+  std::map<int, NodeView> Observe();
+  uint64_t NowNs() const;  // since the run's start
+  void Trace(const std::string& text);  // a line of sim/trace_events.h, now
+  // --trace / --html: the timeline's lines with the client operations, in time order.
+  void WriteTimeline();
 
   const Scenario& scenario_;
   const ChaosOptions& options_;
@@ -169,6 +194,13 @@ class Runner {
   bool campaigned_ = false;      // the script's first campaign ran
   uint64_t term_offset_ = 0;     // real terms minus the script's
   std::mt19937_64 damage_rng_{scenario_.seed};  // where corrupt-wal flips a bit
+  std::vector<std::pair<uint64_t, std::string>> trace_;  // (ns since start, text); bounded
+  uint64_t trace_dropped_ = 0;
+  int traced_leader_ = 0;
+  std::set<int> traced_refused_;  // nodes whose exit is in the timeline
+  std::set<int> answered_since_start_;  // so an exit is a stop (fatal), not a refusal
+  uint64_t traced_term_ = 0;
+  int64_t history_offset_ns_ = 0;  // the history's clock + this = ours
 };
 
 void Runner::CountFault(const std::string& kind) {
@@ -176,19 +208,94 @@ void Runner::CountFault(const std::string& kind) {
   ++result_.faults_by_kind[kind];
 }
 
+void Runner::Fault(const std::string& kind, const std::string& event) {
+  CountFault(kind);
+  Trace(event);
+}
+
 void Runner::Wait(absl::Duration d) {
   const absl::Time end = absl::Now() + d;
+  absl::Time next_observe = absl::Now() + kObserveEvery;
   while (absl::Now() < end) {
-    const absl::Time until = std::min(end, next_progress_);
+    const absl::Time until = std::min({end, next_progress_, next_observe});
     absl::SleepFor(until - absl::Now());
     if (absl::Now() >= next_progress_) Progress();
+    if (absl::Now() >= next_observe && absl::Now() < end) {
+      Observe();
+      next_observe = absl::Now() + kObserveEvery;
+    }
   }
+}
+
+std::map<int, NodeView> Runner::Observe() {
+  std::map<int, NodeView> views = cluster_->Observe();
+  for (const auto& [id, v] : views) {
+    if (v.answered) answered_since_start_.insert(id);
+    if (!v.refused || !traced_refused_.insert(id).second) continue;
+    const std::string why = absl::StrCat("exited on its own (", cluster_->log_path(id), ")");
+    Trace(answered_since_start_.count(id) > 0 ? trace::Fatal(N(id), why)
+                                              : trace::Refused(N(id), why));
+  }
+  const int leader = LeaderOf(views);
+  if (leader != 0 && (leader != traced_leader_ || views.at(leader).term != traced_term_)) {
+    traced_leader_ = leader;
+    traced_term_ = views.at(leader).term;
+    Trace(trace::Leader(N(leader), traced_term_));
+  }
+  return views;
+}
+
+uint64_t Runner::NowNs() const {
+  return static_cast<uint64_t>(absl::ToInt64Nanoseconds(absl::Now() - start_));
+}
+
+void Runner::Trace(const std::string& text) {
+  if (trace_.size() >= kTraceLinesMax) {
+    ++trace_dropped_;
+    return;
+  }
+  trace_.emplace_back(NowNs(), text);
+}
+
+void Runner::WriteTimeline() {
+  if (options_.trace_path.empty() && options_.html_path.empty()) return;
+  std::vector<std::pair<uint64_t, std::string>> timed = trace_;
+  if (workload_ != nullptr) {
+    for (checker::Operation op : CheckerOperations(workload_->Snapshot())) {
+      op.invoke_ns += history_offset_ns_;
+      op.complete_ns += history_offset_ns_;
+      const bool done = op.outcome != checker::OpOutcome::kUnknown;
+      timed.emplace_back(done ? op.complete_ns : op.invoke_ns, trace::Client(op));
+    }
+  }
+  std::stable_sort(timed.begin(), timed.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<std::string> lines;
+  lines.reserve(timed.size());
+  for (const auto& [t, text] : timed) lines.push_back(trace::Line(t, text));
+  if (trace_dropped_ > 0) {
+    Log(absl::StrCat("the timeline kept its first ", kTraceLinesMax, " lines; ", trace_dropped_,
+                     " more were not kept"));
+  }
+  const auto write = [&](const std::string& path, const std::string& what, auto body) {
+    if (path.empty()) return;
+    std::ofstream f(path, std::ios::trunc);
+    body(f);
+    f.close();
+    Log(absl::StrCat(what, ": ", path, f ? "" : " (could not be written)"));
+  };
+  write(options_.trace_path, "trace", [&](std::ofstream& f) {
+    for (const std::string& line : lines) f << line << "\n";
+  });
+  write(options_.html_path, "timeline", [&](std::ofstream& f) {
+    f << RenderHtml(lines, absl::StrCat("chaos ", scenario_.file, " (real processes)"));
+  });
 }
 
 void Runner::Progress() {
   next_progress_ = absl::Now() + options_.progress_every;
   const Tally t = workload_->CurrentTally();
-  const std::map<int, NodeView> views = cluster_->Observe();
+  const std::map<int, NodeView> views = Observe();
   const int leader = LeaderOf(views);
   Log(absl::StrCat("progress: ops=", t.ops, " ok=", t.ok, " fail=", t.fail, " info=", t.info,
                    " faults=", result_.faults, " leader=",
@@ -214,7 +321,14 @@ absl::Status Runner::SetUp() {
   absl::StatusOr<std::unique_ptr<RealCluster>> c = RealCluster::Create(co);
   if (!c.ok()) return c.status();
   cluster_ = *std::move(c);
+  Trace(trace::Config(scenario_.seed,
+                      absl::StrCat("nodes=", scenario_.nodes, " clients=", options_.clients,
+                                   " keys=", options_.keys, " real-processes heartbeat=",
+                                   co.heartbeat_interval_ms, "ms election_timeout=",
+                                   co.election_timeout_ms, "ms", options_.bug.empty() ? "" : " bug=",
+                                   options_.bug)));
   if (absl::Status s = cluster_->StartAll(); !s.ok()) return s;
+  for (int id = 1; id <= cluster_->size(); ++id) Trace(trace::Start(N(id), ""));
   if (absl::Status s = WaitFor([](const auto& v) { return LeaderOf(v) != 0; }, kStartTimeout,
                                "a leader after starting");
       !s.ok()) {
@@ -226,6 +340,7 @@ absl::Status Runner::SetUp() {
   wo.keys = options_.keys;
   wo.seed = scenario_.seed;
   workload_ = std::make_unique<Workload>(wo);
+  history_offset_ns_ = static_cast<int64_t>(NowNs()) - static_cast<int64_t>(workload_->NowNs());
   workload_->Start();
   if (options_.progress_every > absl::ZeroDuration()) {
     next_progress_ = absl::Now() + options_.progress_every;
@@ -233,7 +348,7 @@ absl::Status Runner::SetUp() {
   Log(absl::StrCat("started ", scenario_.nodes, " nodes under ", options_.dir, ", ",
                    options_.clients, " clients on ", options_.keys, " keys, seed ",
                    scenario_.seed, ": ",
-                   Describe(cluster_->Observe())));
+                   Describe(Observe())));
   return absl::OkStatus();
 }
 
@@ -242,7 +357,7 @@ absl::Status Runner::WaitFor(const std::function<bool(const std::map<int, NodeVi
   const absl::Time deadline = absl::Now() + timeout;
   std::map<int, NodeView> views;
   while (true) {
-    views = cluster_->Observe();
+    views = Observe();
     if (done(views)) return absl::OkStatus();
     if (absl::Now() >= deadline) break;
     absl::SleepFor(kPoll);
@@ -253,7 +368,7 @@ absl::Status Runner::WaitFor(const std::function<bool(const std::map<int, NodeVi
 
 absl::StatusOr<int> Runner::Resolve(NodeId node) {
   if (node != kLeaderNode) return static_cast<int>(node);
-  const std::map<int, NodeView> views = cluster_->Observe();
+  const std::map<int, NodeView> views = Observe();
   const int leader = LeaderOf(views);
   if (leader == 0) {
     return absl::FailedPreconditionError(absl::StrCat("no leader; observed ", Describe(views)));
@@ -264,7 +379,7 @@ absl::StatusOr<int> Runner::Resolve(NodeId node) {
 absl::Status Runner::Campaign(int target) {
   // A real node cannot be told to start an election; the leader hands leadership to it
   // (Raft's leadership transfer makes the target campaign at once).
-  const std::map<int, NodeView> views = cluster_->Observe();
+  const std::map<int, NodeView> views = Observe();
   const int leader = LeaderOf(views);
   absl::Status s = absl::OkStatus();
   if (leader == 0) {
@@ -281,20 +396,26 @@ void Runner::CountTermsFrom(int target) {
   const absl::Status led = WaitFor([&](const auto& v) { return LeaderOf(v) == target; },
                                    absl::Seconds(5), "the first campaign's node leads");
   if (!led.ok()) return;  // the script's own wait-for will say so; terms are not shifted
-  const uint64_t term = cluster_->Observe().at(target).term;
+  const uint64_t term = Observe().at(target).term;
   term_offset_ = term - std::min<uint64_t>(term, 1);
   Log(absl::StrCat("terms count from n", target, "'s first campaign: the script's term 1 is ",
                    "term ", term, " here"));
 }
 
 absl::Status Runner::Restart(int id) {
+  Trace(trace::Restart(N(id)));
+  traced_refused_.erase(id);
+  answered_since_start_.erase(id);
   if (absl::Status s = cluster_->Start(id); !s.ok()) return s;
-  return WaitFor(
+  absl::Status s = WaitFor(
       [id](const auto& v) { return v.at(id).answered || !v.at(id).running; }, kStartTimeout,
       absl::StrCat("n", id, " answers or exits"));
+  if (s.ok() && cluster_->Running(id)) Trace(trace::Start(N(id), ""));
+  return s;
 }
 
 absl::Status Runner::HandOver(int from, int to) {
+  Trace(trace::Transfer(N(from), N(to)));
   // As in the simulator, a transfer fails only when the leader refuses it; one it accepted
   // that does not finish in time (the target was catching up, an election intervened) is a
   // fault that happened, and the script goes on.
@@ -311,7 +432,7 @@ absl::Status Runner::Transfer(const Command& c) {
   absl::StatusOr<int> from = Resolve(c.node);
   if (!from.ok()) return from.status();
   const int to = static_cast<int>(c.peer);
-  const std::map<int, NodeView> views = cluster_->Observe();
+  const std::map<int, NodeView> views = Observe();
   if (LeaderOf(views) == to && c.node == kLeaderNode) return absl::OkStatus();
   return HandOver(*from, to);
 }
@@ -339,6 +460,7 @@ absl::Status Runner::Network(const Command& c, int node) {
         for (NodeId id : g) groups.back().insert(static_cast<int>(id));
       }
       faults_.Partition(groups, n);
+      Trace(trace::Partition(TraceGroups(groups)));
       break;
     case K::kIsolate:
       groups = {{node}, {}};
@@ -346,17 +468,25 @@ absl::Status Runner::Network(const Command& c, int node) {
         if (id != node) groups[1].insert(id);
       }
       faults_.Partition(groups, n);
+      Trace(trace::Partition(TraceGroups(groups)));
       break;
     case K::kBlock:
     case K::kClog: {
       absl::StatusOr<int> to = Resolve(c.peer);
       if (!to.ok()) return to.status();
       if (*to == node) return absl::OkStatus();  // `block leader->1` while n1 leads
-      c.kind == K::kBlock ? faults_.Block(node, *to) : faults_.Clog(node, *to, c.duration_ms);
+      if (c.kind == K::kBlock) {
+        faults_.Block(node, *to);
+        Trace(trace::Block(N(node), N(*to)));
+      } else {
+        faults_.Clog(node, *to, c.duration_ms);
+        Trace(trace::Clog(N(node), N(*to), c.duration_ms));
+      }
       break;
     }
     case K::kHeal:
       faults_.Heal();
+      Trace(trace::HealNetwork());
       return WriteFaults();
     default:
       AM_CHECK(false, "not a network step");
@@ -367,8 +497,10 @@ absl::Status Runner::Network(const Command& c, int node) {
 
 absl::Status Runner::Disk(const Command& c, int node) {
   std::set<int>& set = c.kind == Command::Kind::kSlowDisk ? faults_.slow_disk : faults_.full_disk;
+  const bool slow = c.kind == Command::Kind::kSlowDisk;
+  Trace(slow ? trace::SlowDisk(N(node), c.on) : trace::DiskFull(N(node), c.on));
   if (c.on) {
-    CountFault(c.kind == Command::Kind::kSlowDisk ? "slow-disk" : "disk-full");
+    CountFault(slow ? "slow-disk" : "disk-full");
     set.insert(node);
     if (c.kind == Command::Kind::kDiskFull) disk_was_full_.insert(node);
     return WriteFaults();
@@ -385,6 +517,7 @@ absl::Status Runner::RestartAfterFullDisk(int node) {
 }
 
 absl::Status Runner::HealAll() {
+  Trace(trace::HealAll());
   faults_.HealAll();
   if (absl::Status s = WriteFaults(); !s.ok()) return s;
   for (int id : std::set<int>(disk_was_full_)) {
@@ -393,6 +526,7 @@ absl::Status Runner::HealAll() {
   for (int id = 1; id <= cluster_->size(); ++id) {
     if (cluster_->Running(id)) {
       if (cluster_->Paused(id)) {
+        Trace(trace::Resume(N(id)));
         if (absl::Status s = cluster_->Resume(id); !s.ok()) return s;
       }
       continue;
@@ -417,7 +551,7 @@ absl::Status Runner::ConvergedNow(absl::Duration timeout) {
   std::string why = "no leader";
   const absl::Time deadline = absl::Now() + timeout;
   while (true) {
-    const std::map<int, NodeView> views = cluster_->Observe();
+    const std::map<int, NodeView> views = Observe();
     const int leader = LeaderOf(views);
     if (leader != 0) {
       const uint64_t commit = views.at(leader).commit;
@@ -455,7 +589,7 @@ absl::Status Runner::ConvergedNow(absl::Duration timeout) {
 absl::Status Runner::Progress(const Command& c, bool expect_progress) {
   std::set<NodeId> of;
   if (c.node != 0) of.insert(c.node);
-  const std::optional<uint64_t> base = ValueOf(cluster_->Observe(), of, &NodeView::commit);
+  const std::optional<uint64_t> base = ValueOf(Observe(), of, &NodeView::commit);
   const absl::Duration d = absl::Milliseconds(static_cast<int64_t>(c.duration_ms));
   const auto rose = [&](const std::map<int, NodeView>& v) {
     const std::optional<uint64_t> now = ValueOf(v, of, &NodeView::commit);
@@ -466,7 +600,7 @@ absl::Status Runner::Progress(const Command& c, bool expect_progress) {
   if (s.ok()) {
     return absl::FailedPreconditionError(
         absl::StrCat("the commit index rose from ", base.value_or(0), " within ",
-                     absl::FormatDuration(d), "; observed ", Describe(cluster_->Observe())));
+                     absl::FormatDuration(d), "; observed ", Describe(Observe())));
   }
   return absl::OkStatus();
 }
@@ -494,17 +628,18 @@ absl::Status Runner::Execute(const Command& c) {
       c.on ? workload_->Start() : workload_->Stop();
       return absl::OkStatus();
     case K::kCrash:
-      CountFault("crash");
+      Fault("crash", trace::Crash(N(*node)));
       return cluster_->Kill(*node);
     case K::kRestart:
       return Restart(*node);
     case K::kPause:
-      CountFault("pause");
+      Fault("pause", trace::Pause(N(*node)));
       return cluster_->Pause(*node);
     case K::kResume:
+      Trace(trace::Resume(N(*node)));
       return cluster_->Resume(*node);
     case K::kCampaign:
-      CountFault("campaign");
+      Fault("campaign", trace::Campaign(N(*node)));
       return Campaign(*node);
     case K::kTransfer:
       CountFault("transfer");
@@ -521,13 +656,14 @@ absl::Status Runner::Execute(const Command& c) {
     case K::kDiskFull:
       return Disk(c, *node);
     case K::kWipe:
-      CountFault("wipe");
+      Fault("wipe", trace::Wipe(N(*node)));
       return cluster_->Wipe(*node);
     case K::kCorruptWal: {
-      CountFault("corrupt-wal");
-      absl::StatusOr<std::string> where = cluster_->CorruptWal(*node, damage_rng_());
+      absl::StatusOr<RealCluster::Corruption> where = cluster_->CorruptWal(*node, damage_rng_());
       if (!where.ok()) return where.status();
-      Log(absl::StrCat("flipped a bit in ", *where));
+      Fault("corrupt-wal", trace::Corrupt(N(*node), where->file, where->damage.offset));
+      Log(absl::StrCat("flipped bit ", where->damage.bit, " of ", where->file, " at ",
+                       where->damage.offset));
       return absl::OkStatus();
     }
     case K::kWait:
@@ -537,7 +673,7 @@ absl::Status Runner::Execute(const Command& c) {
       return WaitFor([&](const auto& v) { return Holds(c.condition, v, term_offset_); }, d,
                      "the condition");
     case K::kExpect: {
-      const std::map<int, NodeView> views = cluster_->Observe();
+      const std::map<int, NodeView> views = Observe();
       if (Holds(c.condition, views, term_offset_)) return absl::OkStatus();
       return absl::FailedPreconditionError(absl::StrCat("observed ", Describe(views)));
     }
@@ -562,7 +698,7 @@ absl::Status Runner::HealAndReadFinals(
       !s.ok()) {
     return s;
   }
-  const int leader = LeaderOf(cluster_->Observe());
+  const int leader = LeaderOf(Observe());
   for (const std::string& key : workload_->Keys()) {
     absl::StatusOr<std::optional<std::string>> v =
         workload_->FinalRead(cluster_->client_address(leader), key);
@@ -612,6 +748,7 @@ ChaosResult Runner::Run() {
     result_.failure = absl::StrCat("setting up: ", s.message());
   } else {
     for (const Command& c : scenario_.commands) {
+      Trace(trace::ScenarioStep(scenario_.file, c.line, c.text));
       absl::Status step = Execute(c);
       Log(absl::StrCat(scenario_.file, ":", c.line, ": ", c.text, ": ",
                        step.ok() ? "ok" : std::string(step.message())));
@@ -627,6 +764,8 @@ ChaosResult Runner::Run() {
   result_.pass = result_.failure.empty() && result_.verdict == checker::Verdict::kOk &&
                  result_.lost_acked == 0;
   if (!result_.pass && result_.failure.empty()) result_.failure = "the history was not checked";
+  if (!result_.pass) Trace(trace::Fail(result_.failure));
+  WriteTimeline();
   return result_;
 }
 

@@ -30,6 +30,8 @@ struct ChaosOptions {
   std::string bug;           // a planted server bug (its --chaos-bug); empty: none
   std::string dir;           // the run's directory: node data, configs, logs (exists)
   std::string history_path;  // where the JSON-lines history goes (empty: DIR/history.jsonl)
+  std::string trace_path;    // the timeline's lines (sim/trace_events.h); empty: none
+  std::string html_path;     // the timeline drawn by sim/html.h; empty: none
   int clients = 4;
   // Keys the clients use. The checker's memory grows with the square of the operations on one
   // key, so long runs spread them over more keys (soak mode: 64).

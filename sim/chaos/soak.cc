@@ -1,6 +1,7 @@
 #include "sim/chaos/soak.h"
 
 #include <random>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "engine/base/check.h"
@@ -14,6 +15,36 @@ constexpr uint64_t kConvergeEveryMs = 60000;
 uint64_t Between(std::mt19937_64& rng, uint64_t lo, uint64_t hi) {
   AM_CHECK_LE(lo, hi);
   return lo + rng() % (hi - lo + 1);
+}
+
+// One random fault and its end; returns how long it lasts (ms). Network faults need two nodes.
+uint64_t AppendFault(std::mt19937_64& rng, int nodes, std::string* s) {
+  const uint64_t n = static_cast<uint64_t>(nodes);
+  const uint64_t node = Between(rng, 1, n);
+  const uint64_t other = n == 1 ? node : 1 + (node + Between(rng, 0, n - 2)) % n;  // != node
+  const uint64_t kind = n == 1 ? rng() % 2 : rng() % 6;
+  const uint64_t lasts = kind == 1 ? Between(rng, 200, 3000) : Between(rng, 500, 3000);
+  switch (kind) {
+    case 0:
+      absl::StrAppend(s, "crash ", node, "\nwait ", lasts, "ms\nrestart ", node, "\n");
+      return lasts;
+    case 1:
+      absl::StrAppend(s, "pause ", node, "\nwait ", lasts, "ms\nresume ", node, "\n");
+      return lasts;
+    case 2:
+      absl::StrAppend(s, "transfer leader->", node, "\n");
+      return 0;
+    case 3:
+      absl::StrAppend(s, "isolate ", node, "\nwait ", lasts, "ms\nheal\n");
+      return lasts;
+    case 4:
+      absl::StrAppend(s, "block ", node, "->", other, "\nwait ", lasts, "ms\nheal\n");
+      return lasts;
+    default:
+      absl::StrAppend(s, "clog ", node, "->", other, " ", Between(rng, 50, 1000), "ms\nwait ",
+                      lasts, "ms\nheal\n");
+      return lasts;
+  }
 }
 
 }  // namespace
@@ -41,19 +72,7 @@ std::string SoakScript(const SoakOptions& o) {
     if (!o.random_faults) continue;
     // A leader before each fault: the previous one has healed (a transfer needs a leader).
     absl::StrAppend(&s, "wait-for leader 10s\n");
-    const uint64_t node = Between(rng, 1, static_cast<uint64_t>(o.nodes));
-    const uint64_t kind = o.nodes == 1 ? rng() % 2 : rng() % 3;
-    if (kind == 0) {
-      const uint64_t down = Between(rng, 500, 3000);
-      absl::StrAppend(&s, "crash ", node, "\nwait ", down, "ms\nrestart ", node, "\n");
-      t += down;
-    } else if (kind == 1) {
-      const uint64_t paused = Between(rng, 200, 3000);
-      absl::StrAppend(&s, "pause ", node, "\nwait ", paused, "ms\nresume ", node, "\n");
-      t += paused;
-    } else {
-      absl::StrAppend(&s, "transfer leader->", node, "\n");
-    }
+    t += AppendFault(rng, o.nodes, &s);
   }
   absl::StrAppend(&s, "expect converged 30s\nexpect linearizable\n");
   return s;
