@@ -176,6 +176,7 @@ class Runner {
   // Every node's Status; a new leader or term goes into the timeline.
   std::map<int, NodeView> Observe();
   uint64_t NowNs() const;  // since the run's start
+  void NoteFailover(bool has_leader);  // longest_failover_s
   void Trace(const std::string& text);  // a line of sim/trace_events.h, now
   // --trace / --html: the timeline's lines with the client operations, in time order.
   void WriteTimeline();
@@ -197,9 +198,10 @@ class Runner {
   std::vector<std::pair<uint64_t, std::string>> trace_;  // (ns since start, text); bounded
   uint64_t trace_dropped_ = 0;
   int traced_leader_ = 0;
+  uint64_t traced_term_ = 0;
+  std::optional<absl::Time> no_leader_since_;  // the last observation saw no leader
   std::set<int> traced_refused_;  // nodes whose exit is in the timeline
   std::set<int> answered_since_start_;  // so an exit is a stop (fatal), not a refusal
-  uint64_t traced_term_ = 0;
   int64_t history_offset_ns_ = 0;  // the history's clock + this = ours
 };
 
@@ -237,12 +239,25 @@ std::map<int, NodeView> Runner::Observe() {
                                               : trace::Refused(N(id), why));
   }
   const int leader = LeaderOf(views);
+  NoteFailover(leader != 0);
   if (leader != 0 && (leader != traced_leader_ || views.at(leader).term != traced_term_)) {
     traced_leader_ = leader;
     traced_term_ = views.at(leader).term;
     Trace(trace::Leader(N(leader), traced_term_));
   }
   return views;
+}
+
+void Runner::NoteFailover(bool has_leader) {
+  if (!has_leader) {
+    // From the first leader on (the first election is the cluster starting).
+    if (!no_leader_since_.has_value() && traced_leader_ != 0) no_leader_since_ = absl::Now();
+    return;
+  }
+  if (!no_leader_since_.has_value()) return;
+  result_.longest_failover_s = std::max(
+      result_.longest_failover_s, absl::ToDoubleSeconds(absl::Now() - *no_leader_since_));
+  no_leader_since_.reset();
 }
 
 uint64_t Runner::NowNs() const {
@@ -785,9 +800,9 @@ std::string ChaosResult::Report() const {
   const Availability& a = availability;
   return absl::StrFormat(
       "chaos: report: acked_puts=%d faults=%d%s unavailable_windows=%d longest_unavailable_s=%.1f "
-      "p50_ms=%.2f p99_ms=%.2f",
+      "longest_failover_s=%.1f p50_ms=%.2f p99_ms=%.2f",
       a.acked_puts, faults, kinds, a.unavailable.size(), a.longest_unavailable_ns / 1e9,
-      a.p50_ns / 1e6, a.p99_ns / 1e6);
+      longest_failover_s, a.p50_ns / 1e6, a.p99_ns / 1e6);
 }
 
 ChaosResult RunChaos(const Scenario& scenario, const ChaosOptions& options, std::ostream& log) {

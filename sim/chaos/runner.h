@@ -49,6 +49,9 @@ struct ChaosResult {
   uint64_t faults = 0;
   std::map<std::string, uint64_t> faults_by_kind;
   Availability availability;  // of the whole history (unavailable: no success for >= 1 s)
+  // The longest time the nodes' Status showed no leader after the first one (polled every
+  // 50-100 ms while the script waits): the longest leader failover.
+  double longest_failover_s = 0;
   checker::Verdict verdict = checker::Verdict::kUnknown;
   uint64_t lost_acked = 0;
   double wall_s = 0;
