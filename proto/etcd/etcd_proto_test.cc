@@ -150,6 +150,7 @@ const Field kFields[] = {
     {"etcdserverpb.StatusResponse", "isLearner", 10, "bool"},
     {"etcdserverpb.MoveLeaderRequest", "targetID", 1, "uint64"},
     {"etcdserverpb.MoveLeaderResponse", "header", 1, "ResponseHeader"},
+    {"etcdserverpb.DefragmentResponse", "header", 1, "ResponseHeader"},
     {"etcdserverpb.SnapshotResponse", "header", 1, "ResponseHeader"},
     {"etcdserverpb.SnapshotResponse", "remaining_bytes", 2, "uint64"},
     {"etcdserverpb.SnapshotResponse", "blob", 3, "bytes"},
@@ -267,6 +268,8 @@ TEST(EtcdProto, ServicesAndMethodsAreEtcds) {
        "etcdserverpb.StatusResponse"},
       {"etcdserverpb.Maintenance", "MoveLeader", "etcdserverpb.MoveLeaderRequest",
        "etcdserverpb.MoveLeaderResponse"},
+      {"etcdserverpb.Maintenance", "Defragment", "etcdserverpb.DefragmentRequest",
+       "etcdserverpb.DefragmentResponse"},
   };
   // The one server-streaming method: Maintenance.Snapshot (etcd's `snapshot save`).
   {

@@ -826,6 +826,13 @@ void Runtime::ListSnapshots(std::function<void(absl::StatusOr<std::vector<Snapsh
   }
 }
 
+void Runtime::Defragment(std::function<void(absl::Status)> done) {
+  auto refused = done;
+  if (!TryPostApply(DefragmentWork{std::move(done)})) {
+    refused(absl::UnavailableError("server is shutting down"));
+  }
+}
+
 void Runtime::PostSnapshotWork(node::Effects& e) {
   if (e.take_snapshot) PostApply(TakeSnapshotWork{});
   if (e.delete_snapshots_below) PostApply(DeleteSnapshotsWork{*e.delete_snapshots_below});
@@ -893,6 +900,9 @@ void Runtime::ApplyMain() {
     }
     if (auto* w = std::get_if<ApplyWork>(&task)) {
       RunApply(*w);
+    } else if (auto* d = std::get_if<DefragmentWork>(&task)) {
+      d->done(storage_error_.ok() ? sm.Defragment()
+                                  : absl::UnavailableError("node stopped after a storage failure"));
     } else {
       RunSnapshotTask(task);
     }

@@ -197,6 +197,9 @@ class Runtime {
     uint64_t file_bytes = 0;
   };
   void ListSnapshots(std::function<void(absl::StatusOr<std::vector<SnapshotInfo>>)> done);
+  // Compacts the state store (RocksDbStateMachine::Defragment) on the apply thread, between
+  // applied batches; `done` runs there. Thread-safe.
+  void Defragment(std::function<void(absl::Status)> done);
 
   // A batch of Raft messages from a peer (decoded; addressing is checked by the Node).
   void Deliver(std::vector<raft::Message> messages);
@@ -302,9 +305,13 @@ class Runtime {
   struct ListSnapshotsWork {
     std::function<void(absl::StatusOr<std::vector<SnapshotInfo>>)> done;
   };
+  struct DefragmentWork {
+    std::function<void(absl::Status)> done;
+  };
   using ApplyTask =
       std::variant<ApplyWork, ReadWork, TakeSnapshotWork, DeleteSnapshotsWork, node::SnapshotRead,
-                   node::SnapshotWrite, node::SnapshotFinish, CheckpointWork, ListSnapshotsWork>;
+                   node::SnapshotWrite, node::SnapshotFinish, CheckpointWork, ListSnapshotsWork,
+                   DefragmentWork>;
 
 
   explicit Runtime(RuntimeOptions options);

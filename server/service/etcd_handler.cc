@@ -617,6 +617,16 @@ void EtcdHandler::MoveLeader(const etcdserverpb::MoveLeaderRequest& request,
   });
 }
 
+void EtcdHandler::Defragment(etcdserverpb::DefragmentResponse* response, Done done_in) {
+  std::optional<Done> admitted = Admit(std::move(done_in));
+  if (!admitted) return;
+  Done done = *std::move(admitted);
+  runtime_->Defragment([this, response, done](absl::Status s) {
+    if (s.ok()) Header(runtime_->status().revision, response->mutable_header());
+    done(ToGrpc(s));
+  });
+}
+
 void EtcdHandler::SnapshotHeader(etcdserverpb::ResponseHeader* header) const {
   Header(runtime_->status().revision, header);
 }

@@ -92,6 +92,7 @@ class EtcdHandler {
                      bool forwarded = false);
   void MoveLeader(const etcdserverpb::MoveLeaderRequest& request,
                   etcdserverpb::MoveLeaderResponse* response, Done done);
+  void Defragment(etcdserverpb::DefragmentResponse* response, Done done);
   // For Maintenance.Snapshot (snapshot_stream.h).
   Runtime* runtime() const { return runtime_; }
   const std::string& data_dir() const { return data_dir_; }

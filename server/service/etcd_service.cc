@@ -73,6 +73,14 @@ grpc::ServerUnaryReactor* MaintenanceService::Status(grpc::CallbackServerContext
   return reactor;
 }
 
+grpc::ServerUnaryReactor* MaintenanceService::Defragment(
+    grpc::CallbackServerContext* context, const etcdserverpb::DefragmentRequest* /*request*/,
+    etcdserverpb::DefragmentResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  handler_->Defragment(response, Finisher(reactor, observer_, "Defragment"));
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* MaintenanceService::MoveLeader(
     grpc::CallbackServerContext* context, const etcdserverpb::MoveLeaderRequest* request,
     etcdserverpb::MoveLeaderResponse* response) {

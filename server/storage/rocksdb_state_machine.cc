@@ -499,6 +499,15 @@ absl::Status RocksDbStateMachine::Sync() {
   return absl::OkStatus();
 }
 
+absl::Status RocksDbStateMachine::Defragment() {
+  if (absl::Status s = CheckOpen(); !s.ok()) return s;
+  rocksdb::CompactRangeOptions options;
+  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  rocksdb::Status rs = db_->CompactRange(options, nullptr, nullptr);  // flushes first
+  if (!rs.ok()) return FromRocks(rs, "defragment");
+  return absl::OkStatus();
+}
+
 absl::Status RocksDbStateMachine::CreateSnapshot(const std::string& name) {
   absl::Status s = kv::ValidateSnapshotName(name);
   if (!s.ok()) return s;

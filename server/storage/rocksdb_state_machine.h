@@ -132,6 +132,10 @@ class RocksDbStateMachine final : public kv::StateMachine {
   // Makes every batch applied so far durable (fsyncs RocksDB's WAL). With sync_writes = false,
   // call it before discarding Raft WAL entries up to applied_index().
   absl::Status Sync();
+  // Flushes the memtable and compacts the whole database to its bottom level (etcd's
+  // Maintenance.Defragment): space held by deleted and overwritten pairs is given back to the
+  // file system. The data does not change. Blocks until done.
+  absl::Status Defragment();
 
   // Closes the database and reports how that went; afterwards every call fails with
   // kFailedPrecondition. The destructor closes too, without a report.

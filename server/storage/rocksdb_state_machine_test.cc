@@ -379,6 +379,51 @@ TEST(RocksDbStateMachine, SyncWritesAndSync) {
   EXPECT_EQ(again->applied_index(), 1u);
 }
 
+uint64_t FileBytes(const std::string& dir) {
+  uint64_t bytes = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (e.is_regular_file()) bytes += e.file_size();
+  }
+  return bytes;
+}
+
+TEST(RocksDbStateMachine, DefragmentGivesBackTheSpaceOfDeletedKeysAndKeepsTheData) {
+  const std::string dir = NewTempDir("defrag");
+  auto sm = MustOpen(dir);
+  ASSERT_NE(sm, nullptr);
+  const std::string value(4096, 'v');
+  uint64_t index = 0;
+  for (int round = 0; round < 4; ++round) {  // 2,000 keys of 4 KiB, flushed to SST files
+    std::vector<ApplyItem> batch;
+    for (int i = 0; i < 500; ++i) {
+      batch.push_back(ApplyItem::Of(++index, Put(absl::StrCat("k", round * 500 + i), value)));
+    }
+    ASSERT_TRUE(sm->Apply(batch).ok());
+    ASSERT_TRUE(sm->db_for_testing()->Flush(rocksdb::FlushOptions()).ok());
+  }
+  Command del;
+  del.op = kv::DeleteRangeRequest{"k1", "k2", false};  // k1, k10.., k100.., k1000..: 1,111 keys
+  ASSERT_TRUE(sm->Apply({ApplyItem::Of(++index, del)}).ok());
+  absl::StatusOr<kv::RangeResponse> before = sm->Range(All());
+  ASSERT_TRUE(before.ok());
+  const int64_t revision = sm->revision();
+  const uint64_t bytes_before = FileBytes(dir + "/db");
+
+  ASSERT_TRUE(sm->Defragment().ok());
+  EXPECT_LT(FileBytes(dir + "/db"), bytes_before) << "the deleted pairs' space is given back";
+  absl::StatusOr<kv::RangeResponse> after = sm->Range(All());
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->kvs, before->kvs);
+  EXPECT_EQ(sm->revision(), revision);
+  EXPECT_EQ(sm->applied_index(), index);
+
+  ASSERT_TRUE(sm->Close().ok());
+  EXPECT_EQ(sm->Defragment().code(), absl::StatusCode::kFailedPrecondition);
+  auto again = MustOpen(dir);
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(again->Range(All())->kvs, before->kvs);
+}
+
 TEST(RocksDbStateMachine, OpenOnAFileFails) {
   const std::string dir = NewTempDir("file");
   { std::ofstream(dir + "/plain") << "x"; }

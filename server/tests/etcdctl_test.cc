@@ -410,5 +410,23 @@ TEST_F(EtcdctlTest, MemberListNamesEveryMemberWithItsUrls) {
   }
 }
 
+TEST_F(EtcdctlTest, DefragOnEveryMemberKeepsTheData) {
+  EXPECT_EQ(Ok(leader_, {"put", "defrag-k", "v"}), "OK\n");
+  EXPECT_EQ(Ok(leader_, {"del", "defrag-k"}), "1\n");
+  EXPECT_EQ(Ok(leader_, {"put", "defrag-kept", "kept"}), "OK\n");
+  std::vector<std::string> all;
+  for (int i = 0; i < 3; ++i) all.push_back(cluster_->client_address(i));
+  const std::string out = CtlAt(absl::StrJoin(all, ","), {"defrag"}).out;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(absl::StrContains(
+        out, absl::StrCat("Finished defragmenting etcd member[", all[static_cast<size_t>(i)], "]")))
+        << out;
+  }
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Ok(i, {"get", "defrag-kept", "--print-value-only"}), "kept\n") << "node " << i + 1;
+    EXPECT_EQ(Ok(i, {"get", "defrag-k"}), "") << "node " << i + 1;
+  }
+}
+
 }  // namespace
 }  // namespace amaters::server::testing
