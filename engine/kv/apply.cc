@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/base/check.h"
+#include "engine/base/crc32c.h"
 #include "engine/kv/command.h"
 
 namespace amaters::kv {
@@ -263,6 +264,36 @@ absl::Status ForEachInRange(const StoreReader& reader, const std::string& key,
   if (IsFromKeyEnd(range_end)) return reader.Scan(key, "", visit);
   if (range_end <= key) return absl::OkStatus();  // an empty interval
   return reader.Scan(key, range_end, visit);
+}
+
+absl::StatusOr<uint32_t> HashState(const StoreReader& reader) {
+  uint32_t crc = 0;
+  const auto extend = [&crc](const void* data, size_t n) { crc = Crc32cExtend(crc, data, n); };
+  const auto extend_u32 = [&](uint32_t v) {
+    unsigned char b[4];
+    for (int i = 0; i < 4; ++i) b[i] = static_cast<unsigned char>(v >> (8 * i));
+    extend(b, sizeof(b));
+  };
+  const auto extend_i64 = [&](int64_t v) {
+    unsigned char b[8];
+    for (int i = 0; i < 8; ++i) b[i] = static_cast<unsigned char>(static_cast<uint64_t>(v) >> (8 * i));
+    extend(b, sizeof(b));
+  };
+  std::string last;
+  absl::Status s = reader.Scan("", "", [&](const KeyValue& kv) {
+    AM_CHECK(last.empty() || kv.key > last, "Scan out of order");
+    last = kv.key;
+    extend_u32(static_cast<uint32_t>(kv.key.size()));
+    extend(kv.key.data(), kv.key.size());
+    extend_u32(static_cast<uint32_t>(kv.value.size()));
+    extend(kv.value.data(), kv.value.size());
+    extend_i64(kv.create_revision);
+    extend_i64(kv.mod_revision);
+    extend_i64(kv.version);
+    return true;
+  });
+  if (!s.ok()) return s;
+  return crc;
 }
 
 absl::StatusOr<RangeResponse> ExecuteRange(const StoreReader& base, int64_t revision,

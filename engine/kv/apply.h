@@ -58,6 +58,12 @@ absl::StatusOr<BatchOutcome> ExecuteBatch(const StoreReader& base, uint64_t appl
 absl::StatusOr<RangeResponse> ExecuteRange(const StoreReader& base, int64_t revision,
                                            const RangeRequest& request);
 
+// A checksum of the whole state (etcd's Maintenance.HashKV), so replicas at the same revision
+// can be compared: CRC-32C over every pair in key order, each as u32 key length, key, u32 value
+// length, value, then create_revision, mod_revision and version as little-endian i64. Errors
+// are `reader`'s.
+absl::StatusOr<uint32_t> HashState(const StoreReader& reader);
+
 // Calls `visit` on every stored pair selected by (key, range_end) with the range semantics of
 // RangeRequest, ascending, until it returns false.
 absl::Status ForEachInRange(const StoreReader& reader, const std::string& key,

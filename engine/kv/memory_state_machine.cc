@@ -47,6 +47,8 @@ absl::StatusOr<RangeResponse> MemoryStateMachine::Range(const RangeRequest& requ
   return ExecuteRange(*this, state_.revision, request);
 }
 
+absl::StatusOr<uint32_t> MemoryStateMachine::HashKV() const { return HashState(*this); }
+
 absl::Status MemoryStateMachine::CreateSnapshot(const std::string& name) {
   absl::Status s = ValidateSnapshotName(name);
   if (!s.ok()) return s;

@@ -24,6 +24,7 @@ class MemoryStateMachine final : public StateMachine, private StoreReader {
 
   absl::StatusOr<std::vector<ApplyResult>> Apply(absl::Span<const ApplyItem> batch) override;
   absl::StatusOr<RangeResponse> Range(const RangeRequest& request) const override;
+  absl::StatusOr<uint32_t> HashKV() const override;
   uint64_t applied_index() const override { return state_.applied_index; }
   int64_t revision() const override { return state_.revision; }
 

@@ -256,6 +256,10 @@ class StateMachine {
   // Reads the applied state. kInvalidArgument for an empty key.
   virtual absl::StatusOr<RangeResponse> Range(const RangeRequest& request) const = 0;
 
+  // HashState (engine/kv/apply.h) of the applied state, at revision(): equal on replicas that
+  // applied the same entries. Storage errors as Range.
+  virtual absl::StatusOr<uint32_t> HashKV() const = 0;
+
   // The index of the last applied entry (0 for a new store).
   virtual uint64_t applied_index() const = 0;
   // The current store revision (kInitialRevision for a new store).

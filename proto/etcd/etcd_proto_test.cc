@@ -151,6 +151,11 @@ const Field kFields[] = {
     {"etcdserverpb.MoveLeaderRequest", "targetID", 1, "uint64"},
     {"etcdserverpb.MoveLeaderResponse", "header", 1, "ResponseHeader"},
     {"etcdserverpb.DefragmentResponse", "header", 1, "ResponseHeader"},
+    {"etcdserverpb.HashKVRequest", "revision", 1, "int64"},
+    {"etcdserverpb.HashKVResponse", "header", 1, "ResponseHeader"},
+    {"etcdserverpb.HashKVResponse", "hash", 2, "uint32"},
+    {"etcdserverpb.HashKVResponse", "compact_revision", 3, "int64"},
+    {"etcdserverpb.HashKVResponse", "hash_revision", 4, "int64"},
     {"etcdserverpb.SnapshotResponse", "header", 1, "ResponseHeader"},
     {"etcdserverpb.SnapshotResponse", "remaining_bytes", 2, "uint64"},
     {"etcdserverpb.SnapshotResponse", "blob", 3, "bytes"},
@@ -270,6 +275,8 @@ TEST(EtcdProto, ServicesAndMethodsAreEtcds) {
        "etcdserverpb.MoveLeaderResponse"},
       {"etcdserverpb.Maintenance", "Defragment", "etcdserverpb.DefragmentRequest",
        "etcdserverpb.DefragmentResponse"},
+      {"etcdserverpb.Maintenance", "HashKV", "etcdserverpb.HashKVRequest",
+       "etcdserverpb.HashKVResponse"},
   };
   // The one server-streaming method: Maintenance.Snapshot (etcd's `snapshot save`).
   {

@@ -833,6 +833,13 @@ void Runtime::Defragment(std::function<void(absl::Status)> done) {
   }
 }
 
+void Runtime::HashKV(std::function<void(absl::StatusOr<KvHash>)> done) {
+  auto refused = done;
+  if (!TryPostApply(HashWork{std::move(done)})) {
+    refused(absl::UnavailableError("server is shutting down"));
+  }
+}
+
 void Runtime::PostSnapshotWork(node::Effects& e) {
   if (e.take_snapshot) PostApply(TakeSnapshotWork{});
   if (e.delete_snapshots_below) PostApply(DeleteSnapshotsWork{*e.delete_snapshots_below});
@@ -903,10 +910,26 @@ void Runtime::ApplyMain() {
     } else if (auto* d = std::get_if<DefragmentWork>(&task)) {
       d->done(storage_error_.ok() ? sm.Defragment()
                                   : absl::UnavailableError("node stopped after a storage failure"));
+    } else if (auto* h = std::get_if<HashWork>(&task)) {
+      RunHash(*h);
     } else {
       RunSnapshotTask(task);
     }
   }
+}
+
+void Runtime::RunHash(HashWork& h) {
+  const RocksDbStateMachine& sm = *storage_->state;
+  if (!storage_error_.ok()) {
+    h.done(absl::UnavailableError("node stopped after a storage failure"));
+    return;
+  }
+  absl::StatusOr<uint32_t> hash = sm.HashKV();
+  if (!hash.ok()) {
+    h.done(hash.status());
+    return;
+  }
+  h.done(KvHash{*hash, sm.revision()});
 }
 
 void Runtime::RunApply(ApplyWork& w) {

@@ -200,6 +200,13 @@ class Runtime {
   // Compacts the state store (RocksDbStateMachine::Defragment) on the apply thread, between
   // applied batches; `done` runs there. Thread-safe.
   void Defragment(std::function<void(absl::Status)> done);
+  // The state store's HashKV with the revision it covers, on the apply thread (between applied
+  // batches, so the two agree). Thread-safe.
+  struct KvHash {
+    uint32_t hash = 0;
+    int64_t revision = 0;
+  };
+  void HashKV(std::function<void(absl::StatusOr<KvHash>)> done);
 
   // A batch of Raft messages from a peer (decoded; addressing is checked by the Node).
   void Deliver(std::vector<raft::Message> messages);
@@ -308,10 +315,13 @@ class Runtime {
   struct DefragmentWork {
     std::function<void(absl::Status)> done;
   };
+  struct HashWork {
+    std::function<void(absl::StatusOr<KvHash>)> done;
+  };
   using ApplyTask =
       std::variant<ApplyWork, ReadWork, TakeSnapshotWork, DeleteSnapshotsWork, node::SnapshotRead,
                    node::SnapshotWrite, node::SnapshotFinish, CheckpointWork, ListSnapshotsWork,
-                   DefragmentWork>;
+                   DefragmentWork, HashWork>;
 
 
   explicit Runtime(RuntimeOptions options);
@@ -345,6 +355,7 @@ class Runtime {
   void RunApply(ApplyWork& w);
   void RunSnapshotTask(ApplyTask& task);
   void RunCheckpoint(CheckpointWork& c);
+  void RunHash(HashWork& h);
   absl::Status InstallSnapshot(const raft::SnapshotMeta& meta);
   uint64_t NowMs() const;
 

@@ -627,6 +627,26 @@ void EtcdHandler::Defragment(etcdserverpb::DefragmentResponse* response, Done do
   });
 }
 
+void EtcdHandler::HashKV(const etcdserverpb::HashKVRequest& request,
+                         etcdserverpb::HashKVResponse* response, Done done_in) {
+  std::optional<Done> admitted = Admit(std::move(done_in));
+  if (!admitted) return;
+  Done done = *std::move(admitted);
+  const int64_t wanted = request.revision();
+  runtime_->HashKV([this, wanted, response, done](absl::StatusOr<Runtime::KvHash> h) {
+    if (!h.ok()) return done(ToGrpc(h.status()));
+    // One version per key: only the current revision can be hashed (as Range reads it).
+    if (absl::Status s = etcd::CheckRangeRevision(wanted, h->revision); !s.ok()) {
+      return done(ToGrpc(s));
+    }
+    Header(h->revision, response->mutable_header());
+    response->set_hash(h->hash);
+    response->set_compact_revision(h->revision);
+    response->set_hash_revision(h->revision);
+    done(grpc::Status::OK);
+  });
+}
+
 void EtcdHandler::SnapshotHeader(etcdserverpb::ResponseHeader* header) const {
   Header(runtime_->status().revision, header);
 }

@@ -93,6 +93,8 @@ class EtcdHandler {
   void MoveLeader(const etcdserverpb::MoveLeaderRequest& request,
                   etcdserverpb::MoveLeaderResponse* response, Done done);
   void Defragment(etcdserverpb::DefragmentResponse* response, Done done);
+  void HashKV(const etcdserverpb::HashKVRequest& request, etcdserverpb::HashKVResponse* response,
+              Done done);
   // For Maintenance.Snapshot (snapshot_stream.h).
   Runtime* runtime() const { return runtime_; }
   const std::string& data_dir() const { return data_dir_; }

@@ -81,6 +81,14 @@ grpc::ServerUnaryReactor* MaintenanceService::Defragment(
   return reactor;
 }
 
+grpc::ServerUnaryReactor* MaintenanceService::HashKV(grpc::CallbackServerContext* context,
+                                                     const etcdserverpb::HashKVRequest* request,
+                                                     etcdserverpb::HashKVResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  handler_->HashKV(*request, response, Finisher(reactor, observer_, "HashKV"));
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* MaintenanceService::MoveLeader(
     grpc::CallbackServerContext* context, const etcdserverpb::MoveLeaderRequest* request,
     etcdserverpb::MoveLeaderResponse* response) {

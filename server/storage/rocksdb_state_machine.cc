@@ -499,6 +499,11 @@ absl::Status RocksDbStateMachine::Sync() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<uint32_t> RocksDbStateMachine::HashKV() const {
+  if (absl::Status s = CheckOpen(); !s.ok()) return s;
+  return kv::HashState(Reader(*this));
+}
+
 absl::Status RocksDbStateMachine::Defragment() {
   if (absl::Status s = CheckOpen(); !s.ok()) return s;
   rocksdb::CompactRangeOptions options;

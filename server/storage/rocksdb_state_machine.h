@@ -115,6 +115,7 @@ class RocksDbStateMachine final : public kv::StateMachine {
   absl::StatusOr<std::vector<kv::ApplyResult>> Apply(
       absl::Span<const kv::ApplyItem> batch) override;
   absl::StatusOr<kv::RangeResponse> Range(const kv::RangeRequest& request) const override;
+  absl::StatusOr<uint32_t> HashKV() const override;
   uint64_t applied_index() const override { return applied_index_; }
   int64_t revision() const override { return revision_; }
 

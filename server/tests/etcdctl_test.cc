@@ -428,5 +428,35 @@ TEST_F(EtcdctlTest, DefragOnEveryMemberKeepsTheData) {
   }
 }
 
+TEST_F(EtcdctlTest, EndpointHashKvIsTheSameOnEveryReplica) {
+  EXPECT_EQ(Ok(leader_, {"put", "hashkv-k", "v1"}), "OK\n");
+  std::vector<std::string> all;
+  for (int i = 0; i < 3; ++i) all.push_back(cluster_->client_address(i));
+  // "<endpoint>, <hash>" per member; followers apply the last put shortly after the leader.
+  std::set<std::string> hashes;
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  std::string out;
+  do {
+    CommandResult r = CtlAt(absl::StrJoin(all, ","), {"endpoint", "hashkv"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    out = r.out;
+    hashes.clear();
+    for (absl::string_view line : absl::StrSplit(out, '\n', absl::SkipEmpty())) {
+      std::vector<std::string> f = absl::StrSplit(line, ", ");
+      ASSERT_EQ(f.size(), 2u) << line;
+      hashes.insert(f[1]);
+    }
+  } while (hashes.size() != 1 && absl::Now() < deadline);
+  EXPECT_EQ(hashes.size(), 1u) << out;
+  for (const std::string& a : all) EXPECT_TRUE(absl::StrContains(out, a + ", ")) << out;
+  const std::string before = *hashes.begin();
+  EXPECT_EQ(Ok(leader_, {"put", "hashkv-k", "v2"}), "OK\n");
+  const std::string after = Ok(leader_, {"endpoint", "hashkv"});
+  EXPECT_FALSE(absl::StrContains(after, ", " + before + "\n")) << "a write changes the hash";
+  // One version per key: an older revision is compacted, as for get --rev.
+  CommandResult old = Ctl(leader_, {"endpoint", "hashkv", "--rev=1"});
+  EXPECT_TRUE(absl::StrContains(old.err + old.out, "compacted")) << old.err << old.out;
+}
+
 }  // namespace
 }  // namespace amaters::server::testing

@@ -1288,6 +1288,26 @@ TEST_P(StateMachineConformanceTest, RandomOpsMatchModel) {
   }
 }
 
+TEST_P(StateMachineConformanceTest, HashKVIsTheSameForTheSameStateInEveryImplementation) {
+  absl::StatusOr<uint32_t> empty = sm().HashKV();
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(*empty, 0u) << "no pair: nothing hashed";
+  ApplyOne(PutCmd("a", "1"));
+  ApplyOne(PutCmd("b", std::string("\0x", 2)));
+  const uint32_t two = *sm().HashKV();
+  EXPECT_NE(two, *empty);
+  // Pinned: every implementation hashes the same state to the same value (replicas compare).
+  // 0x0460d36d is CRC-32C of the encoding HashState documents for a=1 (2,2,1), b="\0x"
+  // (3,3,1), computed apart from this code.
+  EXPECT_EQ(two, 0x0460d36du) << std::hex << two;
+  ApplyOne(PutCmd("a", "1"));  // the same value again: a new mod_revision and version
+  const uint32_t rewritten = *sm().HashKV();
+  EXPECT_NE(rewritten, two);
+  ApplyOne(DelCmd("b"));
+  EXPECT_NE(*sm().HashKV(), rewritten);
+  EXPECT_EQ(*sm().HashKV(), *sm().HashKV()) << "reading does not change it";
+}
+
 }  // namespace
 }  // namespace testing
 }  // namespace amaters::kv
