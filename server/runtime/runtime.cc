@@ -806,11 +806,14 @@ void Runtime::CheckTransfers(uint64_t now_ms) {
   }
 }
 
+template <typename Work>
+void Runtime::PostOrRefuse(Work work) {
+  auto refused = work.done;
+  if (!TryPostApply(std::move(work))) refused(absl::UnavailableError("server is shutting down"));
+}
+
 void Runtime::Checkpoint(std::function<void(absl::StatusOr<std::string>)> done) {
-  auto refused = done;
-  if (!TryPostApply(CheckpointWork{std::move(done), ""})) {
-    refused(absl::UnavailableError("server is shutting down"));
-  }
+  PostOrRefuse(CheckpointWork{std::move(done), ""});
 }
 
 void Runtime::ReleaseCheckpoint(std::string dir) { PostApply(CheckpointWork{nullptr, std::move(dir)}); }
@@ -820,24 +823,15 @@ void Runtime::SnapshotNow(std::function<void(absl::StatusOr<uint64_t>)> done) {
 }
 
 void Runtime::ListSnapshots(std::function<void(absl::StatusOr<std::vector<SnapshotInfo>>)> done) {
-  auto refused = done;
-  if (!TryPostApply(ListSnapshotsWork{std::move(done)})) {
-    refused(absl::UnavailableError("server is shutting down"));
-  }
+  PostOrRefuse(ListSnapshotsWork{std::move(done)});
 }
 
 void Runtime::Defragment(std::function<void(absl::Status)> done) {
-  auto refused = done;
-  if (!TryPostApply(DefragmentWork{std::move(done)})) {
-    refused(absl::UnavailableError("server is shutting down"));
-  }
+  PostOrRefuse(DefragmentWork{std::move(done)});
 }
 
 void Runtime::HashKV(std::function<void(absl::StatusOr<KvHash>)> done) {
-  auto refused = done;
-  if (!TryPostApply(HashWork{std::move(done)})) {
-    refused(absl::UnavailableError("server is shutting down"));
-  }
+  PostOrRefuse(HashWork{std::move(done)});
 }
 
 void Runtime::PostSnapshotWork(node::Effects& e) {

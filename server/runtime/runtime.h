@@ -349,6 +349,9 @@ class Runtime {
   // For callers outside the loop (gRPC threads): false, and nothing queued, once the apply
   // thread is stopping.
   bool TryPostApply(ApplyTask task);
+  // TryPostApply for a task with a `done` callback, which gets UNAVAILABLE if it is refused.
+  template <typename Work>
+  void PostOrRefuse(Work work);
   void HandleSnapshotEvent(Event& event);
   void PostSnapshotWork(node::Effects& e);
   // Apply thread: one task of each kind.

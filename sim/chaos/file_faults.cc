@@ -15,9 +15,10 @@ namespace {
 // The WAL disk with the node's disk faults applied.
 class FaultyDisk final : public wal::Disk {
  public:
-  FaultyDisk(std::unique_ptr<wal::Disk> inner, FileFaults* faults, int node)
-      : inner_(std::move(inner)), faults_(faults), node_(node) {
+  FaultyDisk(std::unique_ptr<wal::Disk> inner, FileFaults* faults)
+      : inner_(std::move(inner)), faults_(faults) {
     AM_CHECK(inner_ != nullptr);
+    AM_CHECK(faults_ != nullptr);
   }
 
   absl::StatusOr<std::vector<std::string>> List() override { return inner_->List(); }
@@ -47,14 +48,14 @@ class FaultyDisk final : public wal::Disk {
 
  private:
   absl::Status Full() {
-    if (faults_->Current().full_disk.count(node_) == 0) return absl::OkStatus();
+    if (!faults_->DiskFaultsNow().full) return absl::OkStatus();
     return absl::ResourceExhaustedError("No space left on device (chaos fault disk-full)");
   }
   template <typename Op>
   absl::Status Slowed(Op op) {
     const auto start = std::chrono::steady_clock::now();
     absl::Status s = op();
-    if (faults_->Current().slow_disk.count(node_) > 0) {
+    if (faults_->DiskFaultsNow().slow) {
       std::this_thread::sleep_for((std::chrono::steady_clock::now() - start) *
                                   (kSlowDiskFactor - 1));
     }
@@ -63,7 +64,6 @@ class FaultyDisk final : public wal::Disk {
 
   const std::unique_ptr<wal::Disk> inner_;
   FileFaults* const faults_;
-  const int node_;
 };
 
 }  // namespace
@@ -105,10 +105,10 @@ void FileFaults::RereadLocked() {
   state_ = *std::move(parsed);
 }
 
-FaultState FileFaults::Current() {
+FileFaults::DiskFaults FileFaults::DiskFaultsNow() {
   std::lock_guard<std::mutex> lock(mu_);
   RereadLocked();
-  return state_;
+  return DiskFaults{state_.slow_disk.count(node_) > 0, state_.full_disk.count(node_) > 0};
 }
 
 bool FileFaults::TakeBatch(raft::NodeId from, std::vector<raft::Message>& batch,
@@ -134,7 +134,7 @@ bool FileFaults::Reachable(raft::NodeId peer) {
 }
 
 std::unique_ptr<wal::Disk> FileFaults::WrapWalDisk(std::unique_ptr<wal::Disk> disk) {
-  return std::make_unique<FaultyDisk>(std::move(disk), this, node_);
+  return std::make_unique<FaultyDisk>(std::move(disk), this);
 }
 
 void FileFaults::DelayMain() {

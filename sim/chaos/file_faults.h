@@ -43,8 +43,12 @@ class FileFaults final : public server::TestFaults {
   bool ServeReadsLocally() const override { return bug_ == PlantedBug::kStaleReads; }
   void Close() override;
 
-  // The faults in force (rereads the file if due). Thread-safe.
-  FaultState Current();
+  // Whether this node's disk is slow / full now (rereads the file if due). Thread-safe.
+  struct DiskFaults {
+    bool slow = false;
+    bool full = false;
+  };
+  DiskFaults DiskFaultsNow();
 
  private:
   using Clock = std::chrono::steady_clock;
