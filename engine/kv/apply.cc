@@ -1,6 +1,8 @@
 #include "engine/kv/apply.h"
 
+#include <algorithm>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,11 +20,21 @@ bool IsFromKeyEnd(const std::string& range_end) {
   return range_end.size() == 1 && range_end[0] == '\0';
 }
 
-// The committed state with the batch's pending changes laid over it.
+absl::Status CheckRevision(int64_t wanted, Revisions revisions) {
+  if (wanted > revisions.current) return absl::OutOfRangeError(kErrFutureRev);
+  if (wanted < revisions.compacted) return absl::OutOfRangeError(kErrCompacted);
+  return absl::OkStatus();
+}
+
+bool BelowEnd(const std::string& k, const std::string& end) { return end.empty() || k < end; }
+
+// The committed state with the batch's pending changes laid over it. Its history is the
+// stored history followed, key by key, by the batch's versions (all of which are newer).
 class OverlayReader : public StoreReader {
  public:
-  OverlayReader(const StoreReader& base, const ChangeSet& changes)
-      : base_(base), changes_(changes) {}
+  OverlayReader(const StoreReader& base, const ChangeSet& changes,
+                const std::vector<KeyValue>& versions)
+      : base_(base), changes_(changes), versions_(versions) {}
 
   absl::StatusOr<std::optional<KeyValue>> Get(const std::string& key) const override {
     auto it = changes_.find(key);
@@ -71,9 +83,94 @@ class OverlayReader : public StoreReader {
     return absl::OkStatus();
   }
 
+  absl::Status ScanHistory(const std::string& begin, const std::string& end,
+                           absl::FunctionRef<bool(const KeyValue&)> visit) const override {
+    // The batch's versions in (key, revision) order: stable, as they are in revision order.
+    std::vector<const KeyValue*> pending;
+    for (const KeyValue& v : versions_) {
+      if (v.key >= begin && BelowEnd(v.key, end)) pending.push_back(&v);
+    }
+    std::stable_sort(pending.begin(), pending.end(),
+                     [](const KeyValue* a, const KeyValue* b) { return a->key < b->key; });
+    size_t next = 0;
+    // Visits pending versions whose key sorts before `key` (all when null), and those of `key`
+    // itself when `same` is set. Returns false when `visit` asked to stop.
+    auto drain = [&](const std::string* key, bool same) {
+      for (; next < pending.size(); ++next) {
+        const std::string& k = pending[next]->key;
+        if (key != nullptr && !(k < *key || (same && k == *key))) break;
+        if (!visit(*pending[next])) return false;
+      }
+      return true;
+    };
+    bool stopped = false;
+    std::string group;  // the key of the stored versions being visited
+    absl::Status s = base_.ScanHistory(begin, end, [&](const KeyValue& kv) {
+      if (kv.key != group) {
+        // The previous key's pending versions come after its stored ones.
+        if (!group.empty() && !drain(&group, /*same=*/true)) return !(stopped = true);
+        group = kv.key;
+        if (!drain(&group, /*same=*/false)) return !(stopped = true);
+      }
+      if (!visit(kv)) return !(stopped = true);
+      return true;
+    });
+    if (!s.ok()) return s;
+    if (!stopped) drain(nullptr, false);
+    return absl::OkStatus();
+  }
+
  private:
   const StoreReader& base_;
   const ChangeSet& changes_;
+  const std::vector<KeyValue>& versions_;
+};
+
+// The state at an older revision, read from the history: each key's newest version at or
+// below `at`, unless that is a tombstone.
+class AtRevisionReader : public StoreReader {
+ public:
+  AtRevisionReader(const StoreReader& base, int64_t at) : base_(base), at_(at) {}
+
+  absl::StatusOr<std::optional<KeyValue>> Get(const std::string& key) const override {
+    std::optional<KeyValue> found;
+    absl::Status s = Scan(key, key + std::string(1, '\0'), [&](const KeyValue& kv) {
+      found = kv;
+      return false;
+    });
+    if (!s.ok()) return s;
+    return found;
+  }
+
+  absl::Status Scan(const std::string& begin, const std::string& end,
+                    absl::FunctionRef<bool(const KeyValue&)> visit) const override {
+    std::optional<KeyValue> newest;  // of the key being visited, at or below at_
+    bool stopped = false;
+    auto emit = [&]() {
+      if (newest.has_value() && !IsTombstone(*newest) && !visit(*newest)) stopped = true;
+      newest.reset();
+      return !stopped;
+    };
+    absl::Status s = base_.ScanHistory(begin, end, [&](const KeyValue& kv) {
+      if (newest.has_value() && newest->key != kv.key && !emit()) return false;
+      if (kv.mod_revision <= at_) newest = kv;
+      return true;
+    });
+    if (!s.ok()) return s;
+    if (!stopped) emit();
+    return absl::OkStatus();
+  }
+
+  absl::Status ScanHistory(const std::string& begin, const std::string& end,
+                           absl::FunctionRef<bool(const KeyValue&)> visit) const override {
+    return base_.ScanHistory(begin, end, [&](const KeyValue& kv) {
+      return kv.mod_revision > at_ || visit(kv);
+    });
+  }
+
+ private:
+  const StoreReader& base_;
+  const int64_t at_;
 };
 
 absl::StatusOr<RangeResponse> DoRange(const StoreReader& reader, int64_t revision,
@@ -125,8 +222,9 @@ bool CompareKv(const Compare& c, const KeyValue& kv) {
 // at revision `revision + 1`, where `revision` is the store revision before the command.
 class CommandRunner {
  public:
-  CommandRunner(const StoreReader& view, ChangeSet* changes, int64_t revision)
-      : view_(view), changes_(changes), revision_(revision) {}
+  CommandRunner(const StoreReader& view, ChangeSet* changes, std::vector<KeyValue>* versions,
+                int64_t revision)
+      : view_(view), changes_(changes), versions_(versions), revision_(revision) {}
 
   bool wrote() const { return wrote_; }
   // The revision a read (or an op's header) observes at this point of the command.
@@ -135,6 +233,7 @@ class CommandRunner {
   absl::StatusOr<CommandResponse> Run(const Command& c) {
     if (const auto* p = std::get_if<PutRequest>(&c.op)) return Wrap(Put(*p));
     if (const auto* d = std::get_if<DeleteRangeRequest>(&c.op)) return Wrap(Delete(*d));
+    AM_CHECK(!std::holds_alternative<CompactRequest>(c.op), "ExecuteBatch runs compactions");
     return Wrap(Txn(std::get<TxnRequest>(c.op)));
   }
 
@@ -161,6 +260,7 @@ class CommandRunner {
       kv.version = 1;
     }
     AM_CHECK_LE(kv.create_revision, kv.mod_revision, "key ", req.key);
+    versions_->push_back(kv);
     (*changes_)[req.key] = std::move(kv);
     wrote_ = true;
 
@@ -177,7 +277,10 @@ class CommandRunner {
       return true;
     });
     if (!s.ok()) return s;
-    for (const KeyValue& kv : victims) (*changes_)[kv.key] = std::nullopt;
+    for (const KeyValue& kv : victims) {
+      versions_->push_back(Tombstone(kv.key, revision_ + 1));
+      (*changes_)[kv.key] = std::nullopt;
+    }
     if (!victims.empty()) wrote_ = true;
 
     DeleteRangeResponse resp;
@@ -240,6 +343,7 @@ class CommandRunner {
 
   const StoreReader& view_;
   ChangeSet* changes_;
+  std::vector<KeyValue>* versions_;
   const int64_t revision_;
   bool wrote_ = false;
 };
@@ -296,16 +400,100 @@ absl::StatusOr<uint32_t> HashState(const StoreReader& reader) {
   return crc;
 }
 
-absl::StatusOr<RangeResponse> ExecuteRange(const StoreReader& base, int64_t revision,
+absl::StatusOr<RangeResponse> ExecuteRange(const StoreReader& base, Revisions revisions,
                                            const RangeRequest& request) {
   absl::Status s = ValidateRangeRequest(request);
   if (!s.ok()) return s;
-  return DoRange(base, revision, request);
+  if (request.revision <= 0 || request.revision == revisions.current) {
+    return DoRange(base, revisions.current, request);
+  }
+  if (s = CheckRevision(request.revision, revisions); !s.ok()) return s;
+  return DoRange(AtRevisionReader(base, request.revision), revisions.current, request);
 }
 
+absl::Status ExecuteHistory(const StoreReader& base, Revisions revisions, const std::string& key,
+                            const std::string& range_end, int64_t from,
+                            absl::FunctionRef<bool(const KeyValue&)> visit) {
+  if (from < revisions.compacted) return absl::OutOfRangeError(kErrCompacted);
+  if (key.empty()) return absl::InvalidArgumentError("history: key is empty");
+  auto newer = [&](const KeyValue& kv) { return kv.mod_revision < from || visit(kv); };
+  if (range_end.empty()) return base.ScanHistory(key, key + std::string(1, '\0'), newer);
+  if (IsFromKeyEnd(range_end)) return base.ScanHistory(key, "", newer);
+  if (range_end <= key) return absl::OkStatus();
+  return base.ScanHistory(key, range_end, newer);
+}
+
+absl::StatusOr<uint32_t> HashStateAt(const StoreReader& base, Revisions revisions,
+                                     int64_t revision) {
+  if (revision <= 0 || revision == revisions.current) return HashState(base);
+  if (absl::Status s = CheckRevision(revision, revisions); !s.ok()) return s;
+  return HashState(AtRevisionReader(base, revision));
+}
+
+namespace {
+
+// What a compaction at `at` discards from `view`'s history (stored versions and the batch's
+// own): per key, every version older than its newest one at or below `at`, and that newest one
+// too when it is a tombstone. Versions newer than `at` stay.
+absl::Status PlanCompaction(const StoreReader& view, int64_t at, int64_t stored_revision,
+                            BatchOutcome* out) {
+  std::vector<KeyValue> discard;
+  std::optional<KeyValue> newest;  // of the key being visited, at or below `at`
+  std::optional<KeyValue> last;    // the version visited before, for the order check
+  auto end_key = [&]() {
+    if (newest.has_value() && IsTombstone(*newest)) discard.push_back(*std::move(newest));
+    newest.reset();
+  };
+  absl::Status s = view.ScanHistory("", "", [&](const KeyValue& kv) {
+    AM_CHECK(!last.has_value() || last->key < kv.key ||
+                 (last->key == kv.key && last->mod_revision < kv.mod_revision),
+             "history out of (key, revision) order at ", Describe(kv));
+    if (last.has_value() && last->key != kv.key) end_key();
+    last = kv;
+    if (kv.mod_revision > at) return true;
+    if (newest.has_value()) discard.push_back(*std::move(newest));
+    newest = kv;
+    return true;
+  });
+  if (!s.ok()) return s;
+  end_key();
+  // A discarded version is either stored (to remove) or one of this batch's (not to write).
+  std::set<std::pair<std::string, int64_t>> dropped_new;
+  for (KeyValue& kv : discard) {
+    if (kv.mod_revision > stored_revision) {
+      dropped_new.emplace(kv.key, kv.mod_revision);
+    } else {
+      out->discarded.push_back(std::move(kv));
+    }
+  }
+  std::vector<KeyValue> kept;
+  kept.reserve(out->versions.size());
+  for (KeyValue& kv : out->versions) {
+    if (dropped_new.count({kv.key, kv.mod_revision}) == 0) kept.push_back(std::move(kv));
+  }
+  AM_CHECK_EQ(out->versions.size() - kept.size(), dropped_new.size());
+  out->versions = std::move(kept);
+  return absl::OkStatus();
+}
+
+// A compaction's outcome, decided at its place in the batch.
+absl::Status RunCompact(const CompactRequest& req, Revisions* revisions,
+                        std::optional<CompactResponse>* response) {
+  if (req.revision > revisions->current) return absl::OutOfRangeError(kErrFutureRev);
+  if (req.revision <= revisions->compacted) return absl::OutOfRangeError(kErrCompacted);
+  revisions->compacted = req.revision;
+  CompactResponse r;
+  r.header.revision = revisions->current;
+  *response = r;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<BatchOutcome> ExecuteBatch(const StoreReader& base, uint64_t applied_index,
-                                          int64_t revision, absl::Span<const ApplyItem> batch) {
-  AM_CHECK_GE(revision, kInitialRevision);
+                                          Revisions revisions, absl::Span<const ApplyItem> batch) {
+  AM_CHECK_GE(revisions.current, kInitialRevision);
+  AM_CHECK_GE(revisions.current, revisions.compacted);
   for (size_t i = 0; i < batch.size(); ++i) {
     const uint64_t want = applied_index + 1 + i;
     if (batch[i].index != want) {
@@ -317,9 +505,9 @@ absl::StatusOr<BatchOutcome> ExecuteBatch(const StoreReader& base, uint64_t appl
 
   BatchOutcome out;
   out.applied_index = applied_index;
-  out.revision = revision;
+  out.revisions = revisions;
   out.results.reserve(batch.size());
-  OverlayReader view(base, out.changes);
+  OverlayReader view(base, out.changes, out.versions);
   for (const ApplyItem& item : batch) {
     AM_CHECK(!(item.command.has_value() && !item.decode_error.ok()),
              "apply item ", item.index, " has both a command and a decode error");
@@ -332,19 +520,27 @@ absl::StatusOr<BatchOutcome> ExecuteBatch(const StoreReader& base, uint64_t appl
       absl::Status valid = ValidateCommand(*item.command);
       if (!valid.ok()) {
         r.status = valid;
+      } else if (const auto* c = std::get_if<CompactRequest>(&item.command->op)) {
+        std::optional<CompactResponse> compacted;
+        r.status = RunCompact(*c, &out.revisions, &compacted);
+        if (compacted.has_value()) r.response = *compacted;
       } else {
-        CommandRunner runner(view, &out.changes, out.revision);
+        CommandRunner runner(view, &out.changes, &out.versions, out.revisions.current);
         absl::StatusOr<CommandResponse> resp = runner.Run(*item.command);
         if (!resp.ok()) return resp.status();  // storage error: nothing is committed
         r.response = *std::move(resp);
-        if (runner.wrote()) ++out.revision;
+        if (runner.wrote()) ++out.revisions.current;
       }
     }
     out.applied_index = item.index;
     out.results.push_back(std::move(r));
   }
-  AM_CHECK_LE(out.revision - revision, static_cast<int64_t>(batch.size()),
+  AM_CHECK_LE(out.revisions.current - revisions.current, static_cast<int64_t>(batch.size()),
               "a batch bumps the revision at most once per item");
+  if (out.revisions.compacted != revisions.compacted) {
+    absl::Status s = PlanCompaction(view, out.revisions.compacted, revisions.current, &out);
+    if (!s.ok()) return s;
+  }
   return out;
 }
 

@@ -1,7 +1,8 @@
 // The etcd KV semantics, written once for every StateMachine implementation.
 //
-// An implementation is a store of key-value pairs plus (applied index, revision). It exposes its
-// committed state through StoreReader; ExecuteBatch computes, on top of that state and without
+// An implementation is a store of key-value pairs with their history (every version of every
+// key since the last compaction) plus (applied index, revision, compact revision). It exposes
+// its committed state through StoreReader; ExecuteBatch computes, on top of that state and without
 // changing it, the results of a batch and the resulting changes, which the implementation then
 // commits in one atomic step (a map update in memory, one WriteBatch in RocksDB). Reads made
 // during the batch go through an overlay of the batch's own pending writes, so later items and
@@ -35,6 +36,18 @@ class StoreReader {
   // in ascending key order, until `visit` returns false.
   virtual absl::Status Scan(const std::string& begin, const std::string& end,
                             absl::FunctionRef<bool(const KeyValue&)> visit) const = 0;
+
+  // Calls `visit` on every stored version (tombstones included, IsTombstone) of every key with
+  // begin <= key < end (no upper bound when `end` is empty), ascending by key and, within a
+  // key, by mod_revision, until `visit` returns false.
+  virtual absl::Status ScanHistory(const std::string& begin, const std::string& end,
+                                   absl::FunctionRef<bool(const KeyValue&)> visit) const = 0;
+};
+
+// The revisions of a store: its current revision and the revision of its last compaction.
+struct Revisions {
+  int64_t current = kInitialRevision;
+  int64_t compacted = kInitialRevision;
 };
 
 // Changes made by a batch: the final state of every key it wrote (nullopt = deleted).
@@ -43,26 +56,43 @@ using ChangeSet = std::map<std::string, std::optional<KeyValue>>;
 struct BatchOutcome {
   std::vector<ApplyResult> results;  // one per item
   ChangeSet changes;
+  // The versions the batch wrote, in revision order (at most one per key and revision), minus
+  // those a compaction in the same batch discards again.
+  std::vector<KeyValue> versions;
+  // Stored versions (identified by key and mod_revision) that a compaction in the batch
+  // discards; empty unless the batch compacted.
+  std::vector<KeyValue> discarded;
   uint64_t applied_index = 0;  // after the batch
-  int64_t revision = 0;        // after the batch
+  Revisions revisions;         // after the batch
 };
 
-// Computes the effect of `batch` on the state (`base`, applied_index, revision). Errors:
+// Computes the effect of `batch` on the state (`base`, applied_index, revisions). Errors:
 // kFailedPrecondition when the indexes are not contiguous from applied_index + 1; any error
-// `base` returns. The caller commits the outcome atomically, or nothing on error.
+// `base` returns. The caller commits the outcome atomically, or nothing on error: it stores
+// `changes` and `versions`, removes `discarded` and records the new indexes.
 // AM_CHECK: an item with both a command and a decode error (a driver bug).
 absl::StatusOr<BatchOutcome> ExecuteBatch(const StoreReader& base, uint64_t applied_index,
-                                          int64_t revision, absl::Span<const ApplyItem> batch);
+                                          Revisions revisions, absl::Span<const ApplyItem> batch);
 
-// Serves a read at `revision` (the state's current revision). kInvalidArgument for an empty key.
-absl::StatusOr<RangeResponse> ExecuteRange(const StoreReader& base, int64_t revision,
+// Serves a read, at request.revision when set (from the history). kInvalidArgument for an empty
+// key; kOutOfRange kErrCompacted / kErrFutureRev for a revision the store does not hold.
+absl::StatusOr<RangeResponse> ExecuteRange(const StoreReader& base, Revisions revisions,
                                            const RangeRequest& request);
+
+// StateMachine::History over `base`.
+absl::Status ExecuteHistory(const StoreReader& base, Revisions revisions, const std::string& key,
+                            const std::string& range_end, int64_t from,
+                            absl::FunctionRef<bool(const KeyValue&)> visit);
 
 // A checksum of the whole state (etcd's Maintenance.HashKV), so replicas at the same revision
 // can be compared: CRC-32C over every pair in key order, each as u32 key length, key, u32 value
 // length, value, then create_revision, mod_revision and version as little-endian i64. Errors
 // are `reader`'s.
 absl::StatusOr<uint32_t> HashState(const StoreReader& reader);
+
+// HashState of the state at `revision` (0 = current). Errors as ExecuteRange.
+absl::StatusOr<uint32_t> HashStateAt(const StoreReader& base, Revisions revisions,
+                                     int64_t revision);
 
 // Calls `visit` on every stored pair selected by (key, range_end) with the range semantics of
 // RangeRequest, ascending, until it returns false.

@@ -184,7 +184,13 @@ absl::Status NonEmptyKey(const std::string& key, absl::string_view what) {
 }
 
 absl::Status ValidateOp(const RequestOp& op, absl::string_view where) {
-  if (const auto* r = std::get_if<RangeRequest>(&op)) return NonEmptyKey(r->key, where);
+  if (const auto* r = std::get_if<RangeRequest>(&op)) {
+    if (r->revision != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": a range at a revision cannot run inside a txn"));
+    }
+    return NonEmptyKey(r->key, where);
+  }
   if (const auto* p = std::get_if<PutRequest>(&op)) return NonEmptyKey(p->key, where);
   return NonEmptyKey(std::get<DeleteRangeRequest>(op).key, where);
 }
@@ -236,6 +242,9 @@ void ToProto(const Command& c, kvpb::Command* out) {
     PutToProto(*p, out->mutable_put());
   } else if (const auto* d = std::get_if<DeleteRangeRequest>(&c.op)) {
     DeleteToProto(*d, out->mutable_delete_range());
+  } else if (const auto* k = std::get_if<CompactRequest>(&c.op)) {
+    out->mutable_compact()->set_revision(k->revision);
+    out->mutable_compact()->set_physical(k->physical);
   } else {
     const TxnRequest& t = std::get<TxnRequest>(c.op);
     kvpb::TxnRequest* txn = out->mutable_txn();
@@ -273,6 +282,9 @@ absl::StatusOr<Command> FromProto(const kvpb::Command& in) {
       out.op = std::move(t);
       return out;
     }
+    case kvpb::Command::kCompact:
+      out.op = CompactRequest{in.compact().revision(), in.compact().physical()};
+      return out;
     case kvpb::Command::OP_NOT_SET: break;
   }
   return absl::InvalidArgumentError("command has no operation set");
@@ -315,6 +327,7 @@ absl::Status ValidateCommand(const Command& c) {
   if (const auto* d = std::get_if<DeleteRangeRequest>(&c.op)) {
     return NonEmptyKey(d->key, "delete_range");
   }
+  if (std::holds_alternative<CompactRequest>(c.op)) return absl::OkStatus();  // see ApplyResult
   const TxnRequest& t = std::get<TxnRequest>(c.op);
   if (t.compare.size() > kMaxTxnOps) {
     return absl::InvalidArgumentError(absl::StrCat("too many operations in txn request: ",

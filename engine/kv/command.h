@@ -48,7 +48,9 @@ ApplyItem DecodeEntry(uint64_t index, absl::string_view data);
 //   - every key (put, delete-range, range op, compare) is non-empty;
 //   - a txn has at most kMaxTxnOps compares and at most kMaxTxnOps ops per branch;
 //   - within one txn branch no key is put twice, and no put key lies in one of the branch's
-//     delete ranges (etcd's ErrDuplicateKey; "\0" range ends count as "every key >= key").
+//     delete ranges (etcd's ErrDuplicateKey; "\0" range ends count as "every key >= key");
+//   - no range op of a txn reads at a revision.
+// A compaction always passes (its revision is checked against the store when applied).
 // kInvalidArgument naming the first violation.
 absl::Status ValidateCommand(const Command& c);
 

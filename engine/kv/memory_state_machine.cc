@@ -1,5 +1,6 @@
 #include "engine/kv/memory_state_machine.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -9,45 +10,97 @@
 namespace amaters::kv {
 
 absl::StatusOr<std::optional<KeyValue>> MemoryStateMachine::Get(const std::string& key) const {
-  auto it = state_.kvs.find(key);
-  if (it == state_.kvs.end()) return std::optional<KeyValue>();
-  return std::optional<KeyValue>(it->second);
+  auto it = state_.keys.find(key);
+  if (it == state_.keys.end() || IsTombstone(it->second.back())) return std::optional<KeyValue>();
+  return std::optional<KeyValue>(it->second.back());
 }
 
 absl::Status MemoryStateMachine::Scan(const std::string& begin, const std::string& end,
                                       absl::FunctionRef<bool(const KeyValue&)> visit) const {
-  for (auto it = state_.kvs.lower_bound(begin);
-       it != state_.kvs.end() && (end.empty() || it->first < end); ++it) {
-    if (!visit(it->second)) break;
+  for (auto it = state_.keys.lower_bound(begin);
+       it != state_.keys.end() && (end.empty() || it->first < end); ++it) {
+    if (IsTombstone(it->second.back())) continue;
+    if (!visit(it->second.back())) break;
   }
   return absl::OkStatus();
+}
+
+absl::Status MemoryStateMachine::ScanHistory(
+    const std::string& begin, const std::string& end,
+    absl::FunctionRef<bool(const KeyValue&)> visit) const {
+  for (auto it = state_.keys.lower_bound(begin);
+       it != state_.keys.end() && (end.empty() || it->first < end); ++it) {
+    for (const KeyValue& kv : it->second) {
+      if (!visit(kv)) return absl::OkStatus();
+    }
+  }
+  return absl::OkStatus();
+}
+
+void MemoryStateMachine::AddVersion(State* st, KeyValue kv) {
+  std::vector<KeyValue>& versions = st->keys[kv.key];
+  AM_CHECK(versions.empty() || versions.back().mod_revision < kv.mod_revision,
+           "versions of a key out of order: ", Describe(kv));
+  const bool was_live = !versions.empty() && !IsTombstone(versions.back());
+  const bool live = !IsTombstone(kv);
+  versions.push_back(std::move(kv));
+  if (was_live != live) live ? ++st->live_keys : --st->live_keys;
+}
+
+void MemoryStateMachine::RemoveVersion(State* st, const KeyValue& kv) {
+  auto it = st->keys.find(kv.key);
+  AM_CHECK(it != st->keys.end(), "no versions to discard for ", Describe(kv));
+  std::vector<KeyValue>& versions = it->second;
+  auto v = std::find_if(versions.begin(), versions.end(), [&](const KeyValue& x) {
+    return x.mod_revision == kv.mod_revision;
+  });
+  AM_CHECK(v != versions.end(), "no version to discard: ", Describe(kv));
+  // A live newest version goes only with a tombstone after it that the same compaction dropped
+  // before it was stored: the key goes whole.
+  const bool was_live = !IsTombstone(versions.back());
+  versions.erase(v);
+  AM_CHECK(!was_live || versions.empty() || !IsTombstone(versions.back()),
+           "a compaction left a tombstone as ", kv.key, "'s newest version");
+  if (versions.empty()) {
+    st->keys.erase(it);
+    if (was_live) --st->live_keys;
+  }
 }
 
 absl::StatusOr<std::vector<ApplyResult>> MemoryStateMachine::Apply(
     absl::Span<const ApplyItem> batch) {
   absl::StatusOr<BatchOutcome> out =
-      ExecuteBatch(*this, state_.applied_index, state_.revision, batch);
+      ExecuteBatch(*this, state_.applied_index, state_.revisions, batch);
   if (!out.ok()) return out.status();
-  // Commit: nothing below can fail, so the batch is applied whole.
-  for (auto& [key, kv] : out->changes) {
-    if (kv.has_value()) {
-      AM_CHECK_EQ(kv->key, key);
-      state_.kvs[key] = std::move(*kv);
-    } else {
-      state_.kvs.erase(key);
-    }
+  // Commit: nothing below can fail, so the batch is applied whole. The current state of a key
+  // is its newest version, so `changes` needs no separate step.
+  for (KeyValue& kv : out->versions) AddVersion(&state_, std::move(kv));
+  for (const KeyValue& kv : out->discarded) RemoveVersion(&state_, kv);
+  for (const auto& [key, kv] : out->changes) {
+    auto it = state_.keys.find(key);
+    AM_CHECK(kv.has_value() ? it != state_.keys.end() && it->second.back() == *kv
+                            : it == state_.keys.end() || IsTombstone(it->second.back()),
+             "the newest version of ", key, " is not what the batch wrote");
   }
-  AM_CHECK_GE(out->revision, state_.revision, "revision never decreases");
+  AM_CHECK_GE(out->revisions.current, state_.revisions.current, "revision never decreases");
   state_.applied_index = out->applied_index;
-  state_.revision = out->revision;
+  state_.revisions = out->revisions;
   return std::move(out->results);
 }
 
 absl::StatusOr<RangeResponse> MemoryStateMachine::Range(const RangeRequest& request) const {
-  return ExecuteRange(*this, state_.revision, request);
+  return ExecuteRange(*this, state_.revisions, request);
 }
 
-absl::StatusOr<uint32_t> MemoryStateMachine::HashKV() const { return HashState(*this); }
+absl::StatusOr<uint32_t> MemoryStateMachine::HashKV(int64_t revision) const {
+  return HashStateAt(*this, state_.revisions, revision);
+}
+
+absl::Status MemoryStateMachine::History(const std::string& key, const std::string& range_end,
+                                         int64_t from,
+                                         absl::FunctionRef<bool(const KeyValue&)> visit) const {
+  return ExecuteHistory(*this, state_.revisions, key, range_end, from, visit);
+}
 
 absl::Status MemoryStateMachine::CreateSnapshot(const std::string& name) {
   absl::Status s = ValidateSnapshotName(name);
@@ -87,9 +140,11 @@ absl::Status MemoryStateMachine::ExportSnapshot(const std::string& name,
     return absl::NotFoundError(absl::StrCat("snapshot ", name, " not found"));
   }
   const State& st = it->second;
-  SnapshotFileWriter w(st.applied_index, st.revision, sink);
-  for (const auto& [key, kv] : st.kvs) {
-    if (absl::Status s = w.Add(kv); !s.ok()) return s;
+  SnapshotFileWriter w(st.applied_index, st.revisions.current, st.revisions.compacted, sink);
+  for (const auto& [key, versions] : st.keys) {
+    for (const KeyValue& kv : versions) {
+      if (absl::Status s = w.Add(kv); !s.ok()) return s;
+    }
   }
   return w.Finish();
 }
@@ -102,7 +157,7 @@ absl::Status MemoryStateMachine::ImportSnapshot(const std::string& name,
   }
   State st;
   SnapshotFileReader r([&st](const KeyValue& kv) {
-    st.kvs.emplace_hint(st.kvs.end(), kv.key, kv);
+    AddVersion(&st, kv);
     return absl::OkStatus();
   });
   while (true) {
@@ -113,7 +168,7 @@ absl::Status MemoryStateMachine::ImportSnapshot(const std::string& name,
   }
   if (absl::Status s = r.Finish(); !s.ok()) return s;
   st.applied_index = r.applied_index();
-  st.revision = r.revision();
+  st.revisions = Revisions{r.revision(), r.compact_revision()};
   snapshots_.emplace(name, std::move(st));
   return absl::OkStatus();
 }

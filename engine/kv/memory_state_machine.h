@@ -1,5 +1,7 @@
-// The in-memory StateMachine (simulator and tests): a std::map of the latest key-value pairs,
-// plus applied index and revision. Snapshots are full copies kept in a map by name.
+// The in-memory StateMachine (simulator and tests): a std::map from each key to its versions
+// (the history since the last compaction; the last one is the key's current state, unless it
+// is a tombstone), plus applied index and revisions. Snapshots are full copies kept in a map by
+// name.
 //
 // Nothing is durable: a crash of the owning process loses everything, and the driver rebuilds
 // the state by re-applying its log (or, later, a Raft snapshot).
@@ -24,9 +26,12 @@ class MemoryStateMachine final : public StateMachine, private StoreReader {
 
   absl::StatusOr<std::vector<ApplyResult>> Apply(absl::Span<const ApplyItem> batch) override;
   absl::StatusOr<RangeResponse> Range(const RangeRequest& request) const override;
-  absl::StatusOr<uint32_t> HashKV() const override;
+  absl::StatusOr<uint32_t> HashKV(int64_t revision) const override;
+  absl::Status History(const std::string& key, const std::string& range_end, int64_t from,
+                       absl::FunctionRef<bool(const KeyValue&)> visit) const override;
   uint64_t applied_index() const override { return state_.applied_index; }
-  int64_t revision() const override { return state_.revision; }
+  int64_t revision() const override { return state_.revisions.current; }
+  int64_t compact_revision() const override { return state_.revisions.compacted; }
 
   absl::Status CreateSnapshot(const std::string& name) override;
   absl::Status RestoreSnapshot(const std::string& name) override;
@@ -34,20 +39,29 @@ class MemoryStateMachine final : public StateMachine, private StoreReader {
   absl::Status ExportSnapshot(const std::string& name, SnapshotSink sink) const override;
   absl::Status ImportSnapshot(const std::string& name, SnapshotSource source) override;
 
-  // Number of keys stored (for tests and the simulator's memory accounting).
-  size_t size() const { return state_.kvs.size(); }
+  // Number of live keys (for tests).
+  size_t size() const { return state_.live_keys; }
 
  private:
   struct State {
-    std::map<std::string, KeyValue> kvs;
+    // Every key with at least one version; each vector ascending by mod_revision.
+    std::map<std::string, std::vector<KeyValue>> keys;
+    size_t live_keys = 0;  // keys whose newest version is not a tombstone
     uint64_t applied_index = 0;
-    int64_t revision = kInitialRevision;
+    Revisions revisions;
   };
 
   // StoreReader over state_.
   absl::StatusOr<std::optional<KeyValue>> Get(const std::string& key) const override;
   absl::Status Scan(const std::string& begin, const std::string& end,
                     absl::FunctionRef<bool(const KeyValue&)> visit) const override;
+  absl::Status ScanHistory(const std::string& begin, const std::string& end,
+                           absl::FunctionRef<bool(const KeyValue&)> visit) const override;
+
+  // Adds `kv` as the newest version of its key.
+  static void AddVersion(State* st, KeyValue kv);
+  // Removes the stored version of kv.key at kv.mod_revision (AM_CHECK: it exists).
+  static void RemoveVersion(State* st, const KeyValue& kv);
 
   State state_;
   std::map<std::string, State> snapshots_;

@@ -36,13 +36,17 @@ absl::Status Corrupt(const std::string& why) {
 
 // ---- Writer ---------------------------------------------------------------------------------
 
-SnapshotFileWriter::SnapshotFileWriter(uint64_t applied_index, int64_t revision, Sink sink)
+SnapshotFileWriter::SnapshotFileWriter(uint64_t applied_index, int64_t revision,
+                                       int64_t compact_revision, Sink sink)
     : sink_(std::move(sink)) {
+  AM_CHECK_LE(compact_revision, revision);
+  AM_CHECK_GE(compact_revision, kInitialRevision);
   std::string h(kSnapshotFileMagic, sizeof(kSnapshotFileMagic));
   PutU32(&h, kSnapshotFileVersion);
   PutU32(&h, 0);
   PutU64(&h, applied_index);
   PutU64(&h, static_cast<uint64_t>(revision));
+  PutU64(&h, static_cast<uint64_t>(compact_revision));
   AM_CHECK_EQ(h.size(), kSnapshotFileHeaderBytes);
   status_ = Emit(h);
 }
@@ -55,7 +59,9 @@ absl::Status SnapshotFileWriter::Emit(const std::string& piece) {
 
 absl::Status SnapshotFileWriter::Add(const KeyValue& kv) {
   if (!status_.ok()) return status_;
-  AM_CHECK(count_ == 0 || kv.key > last_key_, "snapshot keys out of order");
+  AM_CHECK(count_ == 0 || kv.key > last_key_ ||
+               (kv.key == last_key_ && kv.mod_revision > last_mod_),
+           "snapshot versions out of order");
   AM_CHECK(!kv.key.empty() && kv.key.size() <= kSnapshotMaxKeyBytes, "snapshot key size");
   AM_CHECK_LE(kv.value.size(), kSnapshotMaxValueBytes, "snapshot value size");
   std::string p;
@@ -68,6 +74,7 @@ absl::Status SnapshotFileWriter::Add(const KeyValue& kv) {
   PutU64(&p, static_cast<uint64_t>(kv.mod_revision));
   PutU64(&p, static_cast<uint64_t>(kv.version));
   last_key_ = kv.key;
+  last_mod_ = kv.mod_revision;
   ++count_;
   status_ = Emit(p);
   return status_;
@@ -97,25 +104,35 @@ absl::Status SnapshotFileReader::Feed(absl::string_view piece) {
 }
 
 absl::Status SnapshotFileReader::ParseHeader() {
-  if (avail() < kSnapshotFileHeaderBytes) return absl::OkStatus();
+  if (avail() < 16) return absl::OkStatus();
   if (std::memcmp(at(), kSnapshotFileMagic, sizeof(kSnapshotFileMagic)) != 0) {
     return Corrupt("not an amaters snapshot (wrong magic)");
   }
   const uint32_t version = GetU32(at() + 8);
-  if (version != kSnapshotFileVersion || GetU32(at() + 12) != 0) {
+  if ((version != 1 && version != kSnapshotFileVersion) || GetU32(at() + 12) != 0) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "snapshot file version ", version, " (this build reads ", kSnapshotFileVersion, ")"));
+        "snapshot file version ", version, " (this build reads 1 to ", kSnapshotFileVersion,
+        ")"));
   }
+  const size_t header_bytes = version == 1 ? kSnapshotFileV1HeaderBytes : kSnapshotFileHeaderBytes;
+  if (avail() < header_bytes) return absl::OkStatus();
+  version_ = version;
   applied_index_ = GetU64(at() + 16);
   revision_ = static_cast<int64_t>(GetU64(at() + 24));
+  // A version 1 file holds no history: it reads as compacted at its revision.
+  compact_revision_ = version == 1 ? revision_ : static_cast<int64_t>(GetU64(at() + 32));
   // Each applied entry raises the revision at most once.
   if (revision_ < kInitialRevision ||
       static_cast<uint64_t>(revision_ - kInitialRevision) > applied_index_) {
     return Corrupt(absl::StrCat("impossible revision ", revision_, " at applied index ",
                                 applied_index_));
   }
-  crc_ = Crc32cExtend(crc_, at(), kSnapshotFileHeaderBytes);
-  pos_ += kSnapshotFileHeaderBytes;
+  if (compact_revision_ < kInitialRevision || compact_revision_ > revision_) {
+    return Corrupt(absl::StrCat("impossible compact revision ", compact_revision_,
+                                " at revision ", revision_));
+  }
+  crc_ = Crc32cExtend(crc_, at(), header_bytes);
+  pos_ += header_bytes;
   header_done_ = true;
   return absl::OkStatus();
 }
@@ -142,15 +159,24 @@ absl::StatusOr<bool> SnapshotFileReader::ParsePair() {
   kv.create_revision = static_cast<int64_t>(GetU64(revs));
   kv.mod_revision = static_cast<int64_t>(GetU64(revs + 8));
   kv.version = static_cast<int64_t>(GetU64(revs + 16));
-  if (count_ > 0 && kv.key <= last_key_) return Corrupt("keys out of order");
-  if (kv.create_revision <= kInitialRevision || kv.mod_revision < kv.create_revision ||
-      kv.mod_revision > revision_ || kv.version < 1) {
+  if (count_ > 0 && (kv.key < last_key_ || (kv.key == last_key_ &&
+                                              (version_ == 1 || kv.mod_revision <= last_mod_)))) {
+    return Corrupt("versions out of order");
+  }
+  const bool possible =
+      IsTombstone(kv)
+          ? version_ > 1 && kv.value.empty() && kv.create_revision == 0 &&
+                kv.mod_revision > compact_revision_ && kv.mod_revision <= revision_
+          : kv.create_revision > kInitialRevision && kv.mod_revision >= kv.create_revision &&
+                kv.mod_revision <= revision_ && kv.version >= 1;
+  if (!possible) {
     return Corrupt(absl::StrCat("impossible revisions for a key: create=", kv.create_revision,
                                 " mod=", kv.mod_revision, " version=", kv.version));
   }
   crc_ = Crc32cExtend(crc_, at(), size);
   pos_ += size;
   last_key_ = kv.key;
+  last_mod_ = kv.mod_revision;
   ++count_;
   if (absl::Status s = visit_(kv); !s.ok()) return s;
   return true;

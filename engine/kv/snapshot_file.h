@@ -5,10 +5,16 @@
 // and `amaters-server restore FILE` (docs/snapshots.md has the byte layout).
 //
 // All integers little-endian.
-//   header  "AMTRSSNP", u32 version (1), u32 reserved (0), u64 applied index, i64 revision
+//   header  "AMTRSSNP", u32 version (2), u32 reserved (0), u64 applied index, i64 revision,
+//           i64 compact revision
 //   pairs   u32 key length, key, u32 value length, value, i64 create_revision,
-//           i64 mod_revision, i64 version   (keys in strictly increasing byte order)
+//           i64 mod_revision, i64 version   (every version of the history, tombstones included
+//           (version 0, no value, create_revision 0), in strictly increasing (key,
+//           mod_revision) order)
 //   trailer "AMTRSEND", u64 pair count, u32 CRC-32C of every byte before the trailer's CRC
+// Version 1 files (written before the store kept history) are read too: their header has no
+// compact revision, and their pairs are each key's latest version; they read as a store
+// compacted at its revision.
 // The CRC covers header, pairs and the trailer's marker and count, so a truncated, extended or
 // damaged file is refused: a snapshot is used whole or not at all.
 #ifndef AMATERS_ENGINE_KV_SNAPSHOT_FILE_H_
@@ -28,8 +34,9 @@ namespace amaters::kv {
 
 inline constexpr char kSnapshotFileMagic[8] = {'A', 'M', 'T', 'R', 'S', 'S', 'N', 'P'};
 inline constexpr char kSnapshotFileEndMagic[8] = {'A', 'M', 'T', 'R', 'S', 'E', 'N', 'D'};
-inline constexpr uint32_t kSnapshotFileVersion = 1;
-inline constexpr size_t kSnapshotFileHeaderBytes = 32;
+inline constexpr uint32_t kSnapshotFileVersion = 2;
+inline constexpr size_t kSnapshotFileHeaderBytes = 40;
+inline constexpr size_t kSnapshotFileV1HeaderBytes = 32;
 inline constexpr size_t kSnapshotFileTrailerBytes = 20;
 // Keys and values above these sizes are corruption, not allocations to attempt.
 inline constexpr uint32_t kSnapshotMaxKeyBytes = 64u << 10;
@@ -40,8 +47,9 @@ inline constexpr uint32_t kSnapshotMaxValueBytes = 64u << 20;
 class SnapshotFileWriter {
  public:
   using Sink = std::function<absl::Status(absl::string_view)>;
-  SnapshotFileWriter(uint64_t applied_index, int64_t revision, Sink sink);
-  // Keys must come in strictly increasing order.
+  SnapshotFileWriter(uint64_t applied_index, int64_t revision, int64_t compact_revision,
+                     Sink sink);
+  // Versions must come in strictly increasing (key, mod_revision) order.
   absl::Status Add(const KeyValue& kv);
   absl::Status Finish();
   uint64_t bytes() const { return bytes_; }
@@ -54,9 +62,10 @@ class SnapshotFileWriter {
   uint64_t bytes_ = 0;
   uint64_t count_ = 0;
   std::string last_key_;
+  int64_t last_mod_ = 0;
 };
 
-// Reads a snapshot file fed in pieces of any size. Pairs are handed to `visit` as they decode;
+// Reads a snapshot file fed in pieces of any size. Versions are handed to `visit` as they decode;
 // Finish verifies the trailer and the checksum. A caller must not use what it was handed until
 // Finish returned OK (the CRC covers the whole file).
 class SnapshotFileReader {
@@ -73,6 +82,7 @@ class SnapshotFileReader {
   // Valid once the header was read.
   uint64_t applied_index() const { return applied_index_; }
   int64_t revision() const { return revision_; }
+  int64_t compact_revision() const { return compact_revision_; }
   uint64_t count() const { return count_; }
 
  private:
@@ -94,8 +104,11 @@ class SnapshotFileReader {
   bool ended_ = false;       // the end marker was read
   uint64_t applied_index_ = 0;
   int64_t revision_ = 0;
+  int64_t compact_revision_ = 0;
+  uint32_t version_ = 0;
   uint64_t count_ = 0;
   std::string last_key_;
+  int64_t last_mod_ = 0;
   bool trailing_zeros_ok_ = false;
   uint64_t consumed_ = 0;  // bytes dropped from buf_ (decoded) before pos_
   uint64_t file_bytes_ = 0;

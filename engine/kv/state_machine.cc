@@ -37,6 +37,13 @@ absl::Status ValidateSnapshotName(const std::string& name) {
   return absl::OkStatus();
 }
 
+KeyValue Tombstone(const std::string& key, int64_t revision) {
+  KeyValue kv;
+  kv.key = key;
+  kv.mod_revision = revision;
+  return kv;
+}
+
 namespace {
 
 std::string Q(const std::string& s) { return absl::StrCat("\"", absl::CHexEscape(s), "\""); }
@@ -99,6 +106,7 @@ std::string Describe(const RangeRequest& r) {
   if (r.limit != 0) absl::StrAppend(&s, " limit=", r.limit);
   if (r.keys_only) absl::StrAppend(&s, " keys_only");
   if (r.count_only) absl::StrAppend(&s, " count_only");
+  if (r.revision != 0) absl::StrAppend(&s, " rev=", r.revision);
   return s;
 }
 
@@ -149,6 +157,9 @@ std::string Describe(const Command& c) {
   std::string s = c.request_id ? absl::StrCat("#", c.request_id, " ") : "";
   if (const auto* p = std::get_if<PutRequest>(&c.op)) return s + DescribePut(*p);
   if (const auto* d = std::get_if<DeleteRangeRequest>(&c.op)) return s + DescribeDelete(*d);
+  if (const auto* k = std::get_if<CompactRequest>(&c.op)) {
+    return absl::StrCat(s, "compact rev=", k->revision, k->physical ? " physical" : "");
+  }
   const auto& t = std::get<TxnRequest>(c.op);
   absl::StrAppend(&s, "txn if [");
   for (size_t i = 0; i < t.compare.size(); ++i) {
@@ -161,7 +172,12 @@ std::string Describe(const Command& c) {
 std::string Describe(const CommandResponse& r) {
   if (const auto* p = std::get_if<PutResponse>(&r)) return Describe(*p);
   if (const auto* d = std::get_if<DeleteRangeResponse>(&r)) return Describe(*d);
+  if (const auto* k = std::get_if<CompactResponse>(&r)) return Describe(*k);
   return Describe(std::get<TxnResponse>(r));
+}
+
+std::string Describe(const CompactResponse& r) {
+  return absl::StrCat("compacted rev=", r.header.revision);
 }
 
 std::string Describe(const ApplyResult& r) {

@@ -7,7 +7,7 @@
 // MemoryStateMachine (engine/kv/memory_state_machine.h; simulator and tests) and
 // RocksDbStateMachine (server/storage/rocksdb_state_machine.h; the server).
 //
-// Revision arithmetic (etcd's MVCC store, without history):
+// Revision arithmetic (etcd's MVCC store):
 //  - The store revision of an empty store is 1.
 //  - Every applied item that writes (a put; a delete-range that deletes at least one key; a txn
 //    whose executed branch holds at least one write) increases it by exactly one, and all writes
@@ -15,7 +15,16 @@
 //  - A key's create_revision is the revision that created it (again after delete + re-create),
 //    mod_revision the revision of its last write, version 1 on create and +1 per put (a put with
 //    the same value counts). A deleted key is gone: a later put re-creates it with version 1.
-//  - Only the latest value of a key is kept: there are no historical reads and no compaction.
+//
+// Revision history (MVCC, docs/kv-state-machine.md "Revision history"):
+//  - Every write is kept as a version of its key: a put as the pair it wrote, a delete as a
+//    tombstone (IsTombstone: the key, mod_revision = the deleting revision, everything else
+//    zero). A Range may read the store as it was at any revision from compact_revision() to
+//    revision().
+//  - A CompactRequest at revision C (replicated like any write; it does not bump the revision)
+//    discards what no read at C or later can see: every version of a key older than its newest
+//    version at or below C, and that newest one too when it is a tombstone. Reads below C then
+//    fail with kErrCompacted; reads above revision() with kErrFutureRev.
 #ifndef AMATERS_ENGINE_KV_STATE_MACHINE_H_
 #define AMATERS_ENGINE_KV_STATE_MACHINE_H_
 
@@ -47,6 +56,11 @@ inline constexpr size_t kMaxSnapshotNameBytes = 128;
 // The store revision of an empty store (etcd starts its MVCC revision at 1).
 inline constexpr int64_t kInitialRevision = 1;
 
+// etcd's errors (its exact text: clients match on it) for a read or a compaction at a revision
+// the store no longer holds or does not hold yet. Both are kOutOfRange.
+inline constexpr char kErrCompacted[] = "etcdserver: mvcc: required revision has been compacted";
+inline constexpr char kErrFutureRev[] = "etcdserver: mvcc: required revision is a future revision";
+
 struct KeyValue {
   std::string key;
   std::string value;
@@ -60,6 +74,11 @@ struct KeyValue {
   }
   bool operator!=(const KeyValue& o) const { return !(*this == o); }
 };
+
+// A version in the history that records a delete (see "Revision history" above).
+inline bool IsTombstone(const KeyValue& kv) { return kv.version == 0; }
+// The tombstone of `key` deleted at `revision`.
+KeyValue Tombstone(const std::string& key, int64_t revision);
 
 struct ResponseHeader {
   // The store revision as seen by this response: after the write for a write that happened,
@@ -80,15 +99,18 @@ struct RangeRequest {
   int64_t limit = 0;  // at most this many kvs; 0 (or negative) = no limit
   bool keys_only = false;   // kvs carry no values
   bool count_only = false;  // no kvs at all, only `count`
+  // Read the store as it was at this revision; 0 (or negative) = the current revision. Only a
+  // direct Range may set it: inside a txn it is kInvalidArgument (ValidateCommand).
+  int64_t revision = 0;
 
   bool operator==(const RangeRequest& o) const {
     return key == o.key && range_end == o.range_end && limit == o.limit &&
-           keys_only == o.keys_only && count_only == o.count_only;
+           keys_only == o.keys_only && count_only == o.count_only && revision == o.revision;
   }
 };
 
 struct RangeResponse {
-  ResponseHeader header;
+  ResponseHeader header;  // the current store revision, also for a read at an older one
   std::vector<KeyValue> kvs;  // ascending by key; at most `limit`; empty when count_only
   // limit > 0 and the range held more than `limit` keys (etcd: false when count_only).
   bool more = false;
@@ -190,17 +212,36 @@ struct TxnResponse {
   }
 };
 
+// etcd CompactionRequest: discard the history below `revision` (see "Revision history").
+// `physical` is accepted for etcd's API; the history is always removed when the compaction is
+// applied, so every compaction is physical.
+struct CompactRequest {
+  int64_t revision = 0;
+  bool physical = false;
+
+  bool operator==(const CompactRequest& o) const {
+    return revision == o.revision && physical == o.physical;
+  }
+};
+
+struct CompactResponse {
+  ResponseHeader header;  // the store revision (a compaction does not change it)
+
+  bool operator==(const CompactResponse& o) const { return header == o.header; }
+};
+
 // One replicated write: the contents of a Raft entry (engine/kv/command.h encodes it).
 struct Command {
   // Opaque to the state machine and copied into the ApplyResult, so that the node that
   // proposed the entry can match it to the waiting client.
   uint64_t request_id = 0;
-  std::variant<PutRequest, DeleteRangeRequest, TxnRequest> op;
+  std::variant<PutRequest, DeleteRangeRequest, TxnRequest, CompactRequest> op;
 
   bool operator==(const Command& o) const { return request_id == o.request_id && op == o.op; }
 };
 
-using CommandResponse = std::variant<PutResponse, DeleteRangeResponse, TxnResponse>;
+using CommandResponse =
+    std::variant<PutResponse, DeleteRangeResponse, TxnResponse, CompactResponse>;
 
 // One committed Raft entry handed to Apply.
 //  - No-op (Raft's no-op entry, or a normal entry with empty data): `command` is nullopt and
@@ -226,7 +267,8 @@ struct ApplyResult {
   uint64_t request_id = 0;  // the command's request_id; 0 for no-ops and undecodable entries
   // OK for no-ops and applied commands. kInvalidArgument for an undecodable entry or a command
   // that failed validation (ValidateCommand in command.h): such an item changes no data and no
-  // revision, but its index counts as applied.
+  // revision, but its index counts as applied. kOutOfRange (kErrCompacted or kErrFutureRev) for
+  // a compaction at a revision at or below compact_revision() or above revision().
   absl::Status status;
   std::optional<CommandResponse> response;  // set iff status is OK and the item held a command
 
@@ -253,19 +295,30 @@ class StateMachine {
   //  - An empty batch is OK and changes nothing.
   virtual absl::StatusOr<std::vector<ApplyResult>> Apply(absl::Span<const ApplyItem> batch) = 0;
 
-  // Reads the applied state. kInvalidArgument for an empty key.
+  // Reads the applied state, at request.revision when set. kInvalidArgument for an empty key;
+  // kOutOfRange kErrCompacted below compact_revision(), kErrFutureRev above revision().
   virtual absl::StatusOr<RangeResponse> Range(const RangeRequest& request) const = 0;
 
-  // HashState (engine/kv/apply.h) of the applied state, at revision(): equal on replicas that
-  // applied the same entries. Storage errors as Range.
-  virtual absl::StatusOr<uint32_t> HashKV() const = 0;
+  // HashState (engine/kv/apply.h) of the state at `revision` (0 = revision()): equal on
+  // replicas that applied the same entries. Errors as Range.
+  virtual absl::StatusOr<uint32_t> HashKV(int64_t revision) const = 0;
+
+  // Calls `visit` on every version of every key selected by (key, range_end) (RangeRequest
+  // semantics) whose mod_revision is at least `from`, tombstones included, in (key, revision)
+  // order, until it returns false. kOutOfRange kErrCompacted when from < compact_revision().
+  virtual absl::Status History(const std::string& key, const std::string& range_end,
+                               int64_t from,
+                               absl::FunctionRef<bool(const KeyValue&)> visit) const = 0;
 
   // The index of the last applied entry (0 for a new store).
   virtual uint64_t applied_index() const = 0;
   // The current store revision (kInitialRevision for a new store).
   virtual int64_t revision() const = 0;
+  // The revision of the last compaction (kInitialRevision for a new store): reads at it and
+  // above are served.
+  virtual int64_t compact_revision() const = 0;
 
-  // Snapshots of the whole applied state (data, revision, applied index), kept in the
+  // Snapshots of the whole applied state (data with its history, revisions, applied index), kept in the
   // implementation's own store under `name` (see kMaxSnapshotNameBytes).
   //  - CreateSnapshot: kAlreadyExists if `name` is taken.
   //  - RestoreSnapshot: replaces the state with the snapshot's exactly (the applied index may
@@ -305,6 +358,7 @@ std::string Describe(const ResponseOp& op);
 std::string Describe(const PutResponse& r);
 std::string Describe(const DeleteRangeResponse& r);
 std::string Describe(const TxnResponse& r);
+std::string Describe(const CompactResponse& r);
 std::string Describe(const Command& c);
 std::string Describe(const CommandResponse& r);
 std::string Describe(const ApplyResult& r);

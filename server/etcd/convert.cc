@@ -132,6 +132,7 @@ absl::StatusOr<kv::RangeRequest> ConvertRange(const etcdserverpb::RangeRequest& 
   out.limit = r.limit();
   out.keys_only = r.keys_only();
   out.count_only = r.count_only();
+  out.revision = r.revision();
   switch (PlanSort(r)) {
     case SortPlan::kKeyOrder: break;
     case SortPlan::kFetchAll: out.limit = 0; break;
@@ -319,6 +320,12 @@ absl::StatusOr<kv::Command> DeleteToCommand(const etcdserverpb::DeleteRangeReque
   return out;
 }
 
+kv::Command CompactToCommand(const etcdserverpb::CompactionRequest& request) {
+  kv::Command out;
+  out.op = kv::CompactRequest{request.revision(), request.physical()};
+  return out;
+}
+
 absl::StatusOr<kv::Command> TxnToCommand(const etcdserverpb::TxnRequest& request,
                                          const Limits& limits) {
   // etcd's checkTxnRequest: the op count first, so that a huge request costs nothing more.
@@ -404,12 +411,6 @@ void SortAndLimit(const etcdserverpb::TxnRequest& request, kv::TxnResponse* resp
   }
 }
 
-absl::Status CheckRangeRevision(int64_t requested, int64_t current) {
-  if (requested <= 0 || requested == current) return absl::OkStatus();
-  if (requested > current) return absl::OutOfRangeError(kErrFutureRev);
-  return absl::OutOfRangeError(kErrCompacted);
-}
-
 void ToProto(const kv::KeyValue& kv, mvccpb::KeyValue* out) {
   out->Clear();
   out->set_key(kv.key);
@@ -433,6 +434,12 @@ void ToProto(const kv::PutResponse& response, const HeaderInfo& info,
   out->Clear();
   ToProto(info, response.header.revision, out->mutable_header());
   if (response.prev_kv) ToProto(*response.prev_kv, out->mutable_prev_kv());
+}
+
+void ToProto(const kv::CompactResponse& response, const HeaderInfo& info,
+             etcdserverpb::CompactionResponse* out) {
+  out->Clear();
+  ToProto(info, response.header.revision, out->mutable_header());
 }
 
 void ToProto(const kv::RangeResponse& response, const HeaderInfo& info,

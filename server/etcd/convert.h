@@ -4,9 +4,10 @@
 // How the server uses it (one call per step):
 //   Put / DeleteRange / Txn:  XToCommand(request, limits) -> propose the kv::Command -> apply
 //                             -> [Txn: SortAndLimit(request, &txn_response)] -> ToProto(...)
-//   Range:                    RangeToRequest(request, limits) -> CheckRangeRevision(
-//                             request.revision(), store revision) -> StateMachine::Range
-//                             -> SortAndLimit(request, &range_response) -> ToProto(...)
+//   Range:                    RangeToRequest(request, limits) -> StateMachine::Range (which
+//                             answers a compacted or future revision with kv::kErrCompacted /
+//                             kv::kErrFutureRev) -> SortAndLimit(request, &range_response)
+//                             -> ToProto(...)
 // `serializable` is the runtime's business (linearizable read barrier or not); nothing here
 // reads it.
 //
@@ -18,8 +19,7 @@
 //   - PutRequest.ignore_value (it needs the stored value at apply time);
 //   - nested transactions (RequestOp.request_txn);
 //   - RangeRequest min/max mod/create revision filters;
-//   - RangeRequest.revision other than 0 / the current revision (CheckRangeRevision; inside a
-//     txn, where the revision at apply time is unknown here, any non-zero revision);
+//   - RangeRequest.revision inside a txn (a direct Range reads any revision the store holds);
 //   - enum values that rpc.proto does not list (etcd would misbehave on them).
 #ifndef AMATERS_SERVER_ETCD_CONVERT_H_
 #define AMATERS_SERVER_ETCD_CONVERT_H_
@@ -48,10 +48,6 @@ inline constexpr char kErrDuplicateKey[] =
 // The runtime returns this one when a request's encoded size exceeds its limit.
 inline constexpr char kErrRequestTooLarge[] =
     "etcdserver: request is too large";  // INVALID_ARGUMENT
-inline constexpr char kErrCompacted[] =
-    "etcdserver: mvcc: required revision has been compacted";  // OUT_OF_RANGE
-inline constexpr char kErrFutureRev[] =
-    "etcdserver: mvcc: required revision is a future revision";  // OUT_OF_RANGE
 
 // Our messages for what etcd serves and we do not (prefixes; details may follow after ": ").
 inline constexpr char kErrLeasesNotSupported[] = "leases are not supported";
@@ -102,8 +98,12 @@ absl::StatusOr<kv::Command> DeleteToCommand(const etcdserverpb::DeleteRangeReque
 absl::StatusOr<kv::Command> TxnToCommand(const etcdserverpb::TxnRequest& request,
                                          const Limits& limits);
 
-// The read to run for an etcd Range (limit, keys_only, count_only). It does not look at
-// `revision` (see CheckRangeRevision) or `serializable`.
+// etcd's Compact. Never refused here: the state machine answers a revision it cannot compact
+// to with kv::kErrCompacted / kv::kErrFutureRev when the command is applied.
+kv::Command CompactToCommand(const etcdserverpb::CompactionRequest& request);
+
+// The read to run for an etcd Range (limit, keys_only, count_only, revision). It does not look
+// at `serializable`.
 //
 // Sorting, as etcd's applierV3backend.Range: the store returns kvs ascending by key.
 //  - sort_order NONE with sort_target KEY, or ASCEND with KEY: that is already the order; the
@@ -127,13 +127,6 @@ void SortAndLimit(const etcdserverpb::RangeRequest& request, kv::RangeResponse* 
 // response per op of that branch, each of the op's type (a response to `request`).
 void SortAndLimit(const etcdserverpb::TxnRequest& request, kv::TxnResponse* response);
 
-// RangeRequest.revision against the store's `current` revision. We keep only the latest value
-// of each key, so older revisions read as compacted (etcd's answer after compaction):
-//   requested <= 0 (etcd: "the current revision") or == current: OK;
-//   requested > current: kOutOfRange kErrFutureRev;
-//   0 < requested < current: kOutOfRange kErrCompacted.
-absl::Status CheckRangeRevision(int64_t requested, int64_t current);
-
 // ---------------------------------------------------------------------------------------------
 // Responses. `out` is cleared first. The top-level header gets `info` and the kv response's
 // revision. As in etcd, the headers of the ResponseOps inside a TxnResponse carry only their
@@ -149,6 +142,8 @@ void ToProto(const kv::DeleteRangeResponse& response, const HeaderInfo& info,
              etcdserverpb::DeleteRangeResponse* out);
 void ToProto(const kv::TxnResponse& response, const HeaderInfo& info,
              etcdserverpb::TxnResponse* out);
+void ToProto(const kv::CompactResponse& response, const HeaderInfo& info,
+             etcdserverpb::CompactionResponse* out);
 
 }  // namespace amaters::server::etcd
 

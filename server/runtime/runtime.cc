@@ -830,8 +830,8 @@ void Runtime::Defragment(std::function<void(absl::Status)> done) {
   PostOrRefuse(DefragmentWork{std::move(done)});
 }
 
-void Runtime::HashKV(std::function<void(absl::StatusOr<KvHash>)> done) {
-  PostOrRefuse(HashWork{std::move(done)});
+void Runtime::HashKV(int64_t revision, std::function<void(absl::StatusOr<KvHash>)> done) {
+  PostOrRefuse(HashWork{revision, std::move(done)});
 }
 
 void Runtime::PostSnapshotWork(node::Effects& e) {
@@ -918,12 +918,13 @@ void Runtime::RunHash(HashWork& h) {
     h.done(absl::UnavailableError("node stopped after a storage failure"));
     return;
   }
-  absl::StatusOr<uint32_t> hash = sm.HashKV();
+  absl::StatusOr<uint32_t> hash = sm.HashKV(h.revision);
   if (!hash.ok()) {
     h.done(hash.status());
     return;
   }
-  h.done(KvHash{*hash, sm.revision()});
+  h.done(KvHash{*hash, sm.revision(), h.revision > 0 ? h.revision : sm.revision(),
+                sm.compact_revision()});
 }
 
 void Runtime::RunApply(ApplyWork& w) {

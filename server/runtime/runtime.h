@@ -200,13 +200,16 @@ class Runtime {
   // Compacts the state store (RocksDbStateMachine::Defragment) on the apply thread, between
   // applied batches; `done` runs there. Thread-safe.
   void Defragment(std::function<void(absl::Status)> done);
-  // The state store's HashKV with the revision it covers, on the apply thread (between applied
-  // batches, so the two agree). Thread-safe.
+  // The state store's HashKV of the state at `revision` (0 = current), with the store's
+  // revisions, on the apply thread (between applied batches, so they agree). Errors as
+  // StateMachine::HashKV. Thread-safe.
   struct KvHash {
     uint32_t hash = 0;
-    int64_t revision = 0;
+    int64_t revision = 0;          // the store's current revision
+    int64_t hash_revision = 0;     // the revision hashed
+    int64_t compact_revision = 0;  // the store's compact revision
   };
-  void HashKV(std::function<void(absl::StatusOr<KvHash>)> done);
+  void HashKV(int64_t revision, std::function<void(absl::StatusOr<KvHash>)> done);
 
   // A batch of Raft messages from a peer (decoded; addressing is checked by the Node).
   void Deliver(std::vector<raft::Message> messages);
@@ -316,6 +319,7 @@ class Runtime {
     std::function<void(absl::Status)> done;
   };
   struct HashWork {
+    int64_t revision = 0;
     std::function<void(absl::StatusOr<KvHash>)> done;
   };
   using ApplyTask =

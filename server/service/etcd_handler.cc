@@ -123,11 +123,6 @@ void EtcdHandler::Range(const etcdserverpb::RangeRequest& request,
                  [this, &request, response, done](absl::StatusOr<kv::RangeResponse> r,
                                                   raft::NodeId) {
                    if (!r.ok()) return done(ToGrpc(r.status()));
-                   if (absl::Status s =
-                           etcd::CheckRangeRevision(request.revision(), r->header.revision);
-                       !s.ok()) {
-                     return done(ToGrpc(s));
-                   }
                    etcd::SortAndLimit(request, &*r);
                    etcd::ToProto(*r, HeaderInfo(), response);
                    done(grpc::Status::OK);
@@ -176,13 +171,26 @@ void EtcdHandler::Txn(const etcdserverpb::TxnRequest& request, etcdserverpb::Txn
         std::move(done), forwarded);
 }
 
+void EtcdHandler::Compact(const etcdserverpb::CompactionRequest& request,
+                          etcdserverpb::CompactionResponse* response, Done done_in,
+                          bool forwarded) {
+  std::optional<Admitted> a = Begin(request, std::move(done_in));
+  if (!a) return;
+  Done done = std::move(a->done);
+  Write(peerpb::ForwardRequest::COMPACT, request, response, etcd::CompactToCommand(request),
+        [this, response](const kv::CommandResponse& r) {
+          etcd::ToProto(std::get<kv::CompactResponse>(r), HeaderInfo(), response);
+        },
+        std::move(done), forwarded);
+}
+
 void EtcdHandler::Write(peerpb::ForwardRequest::Method method,
                         const google::protobuf::Message& request,
                         google::protobuf::Message* response, absl::StatusOr<kv::Command> command,
                         std::function<void(const kv::CommandResponse&)> fill, Done done,
                         bool forwarded) {
   if (!command.ok()) return done(ToGrpc(command.status()));
-  {
+  if (method != peerpb::ForwardRequest::COMPACT) {  // compacting gives space back
     std::lock_guard<std::mutex> lock(mu_);
     if (!write_gate_.ok()) return done(ToGrpc(write_gate_));
   }
@@ -280,6 +288,10 @@ void EtcdHandler::HandleForward(const peerpb::ForwardRequest& request,
       return run(std::make_shared<etcdserverpb::TxnRequest>(),
                  std::make_shared<etcdserverpb::TxnResponse>(),
                  [this](const auto& q, auto* p, Done d) { Txn(q, p, std::move(d), true); });
+    case peerpb::ForwardRequest::COMPACT:
+      return run(std::make_shared<etcdserverpb::CompactionRequest>(),
+                 std::make_shared<etcdserverpb::CompactionResponse>(),
+                 [this](const auto& q, auto* p, Done d) { Compact(q, p, std::move(d), true); });
     case peerpb::ForwardRequest::MEMBER_ADD:
       return run(std::make_shared<etcdserverpb::MemberAddRequest>(),
                  std::make_shared<etcdserverpb::MemberAddResponse>(),
@@ -632,17 +644,13 @@ void EtcdHandler::HashKV(const etcdserverpb::HashKVRequest& request,
   std::optional<Done> admitted = Admit(std::move(done_in));
   if (!admitted) return;
   Done done = *std::move(admitted);
-  const int64_t wanted = request.revision();
-  runtime_->HashKV([this, wanted, response, done](absl::StatusOr<Runtime::KvHash> h) {
+  runtime_->HashKV(request.revision(), [this, response, done](
+                                           absl::StatusOr<Runtime::KvHash> h) {
     if (!h.ok()) return done(ToGrpc(h.status()));
-    // One version per key: only the current revision can be hashed (as Range reads it).
-    if (absl::Status s = etcd::CheckRangeRevision(wanted, h->revision); !s.ok()) {
-      return done(ToGrpc(s));
-    }
     Header(h->revision, response->mutable_header());
     response->set_hash(h->hash);
-    response->set_compact_revision(h->revision);
-    response->set_hash_revision(h->revision);
+    response->set_compact_revision(h->compact_revision);
+    response->set_hash_revision(h->hash_revision);
     done(grpc::Status::OK);
   });
 }

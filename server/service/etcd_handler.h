@@ -71,6 +71,10 @@ class EtcdHandler {
                    bool forwarded = false);
   void Txn(const etcdserverpb::TxnRequest& request, etcdserverpb::TxnResponse* response,
            Done done, bool forwarded = false);
+  // etcd's Compact: replicated like a write; served under the write gate too (compacting is
+  // how space is given back, as etcd allows it under a NOSPACE alarm).
+  void Compact(const etcdserverpb::CompactionRequest& request,
+               etcdserverpb::CompactionResponse* response, Done done, bool forwarded = false);
   grpc::Status Status(etcdserverpb::StatusResponse* response);
   grpc::Status MemberList(etcdserverpb::MemberListResponse* response);
   // Membership changes (docs/membership.md), executed by the leader (a follower forwards them):

@@ -55,13 +55,10 @@ grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* context,
 }
 
 grpc::ServerUnaryReactor* KvService::Compact(grpc::CallbackServerContext* context,
-                                             const etcdserverpb::CompactionRequest* /*request*/,
-                                             etcdserverpb::CompactionResponse* /*response*/) {
-  // We keep only the latest version of each key: there is no history to compact.
+                                             const etcdserverpb::CompactionRequest* request,
+                                             etcdserverpb::CompactionResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  Finisher(reactor, observer_, "Compact")(grpc::Status(
-      grpc::StatusCode::UNIMPLEMENTED,
-      "amaters keeps no revision history (one version per key); there is nothing to compact"));
+  handler_->Compact(*request, response, Finisher(reactor, observer_, "Compact"));
   return reactor;
 }
 

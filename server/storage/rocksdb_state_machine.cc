@@ -25,6 +25,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr char kUserPrefix = 'k';
+constexpr char kHistoryPrefix = 'h';
 constexpr char kMetaPrefix = 'm';
 const char kMetaKey[] = "mstate";  // kMetaPrefix + "state"
 constexpr char kDbDir[] = "db";
@@ -33,7 +34,9 @@ constexpr char kStagingDir[] = "restore.tmp";
 constexpr char kFailedDir[] = "restore.failed";
 constexpr char kSnapshotsDir[] = "snapshots";
 
-static_assert(kMetaPrefix != kUserPrefix, "metadata and user keys must not share a prefix");
+static_assert(kMetaPrefix != kUserPrefix && kMetaPrefix != kHistoryPrefix &&
+                  kUserPrefix != kHistoryPrefix,
+              "metadata, user keys and history must not share a prefix");
 
 // ---------------------------------------------------------------------------------------------
 // Encoding
@@ -66,6 +69,61 @@ std::string UserKey(const std::string& key) {
   return k;
 }
 
+// 'h' + the key with every 0x00 byte written 0x00 0xff, then 0x00 0x01: the escaped keys sort
+// as the keys do and none is a prefix of another, so the history of the keys in [a, b) lies
+// in [HistoryBound(a), HistoryBound(b)).
+std::string HistoryBound(const std::string& key) {
+  std::string k;
+  k.reserve(key.size() + 11);
+  k.push_back(kHistoryPrefix);
+  for (char c : key) {
+    k.push_back(c);
+    if (c == '\0') k.push_back('\xff');
+  }
+  k.push_back('\0');
+  k.push_back('\x01');
+  return k;
+}
+
+// HistoryBound(key) + the revision as big-endian u64 (so a key's versions sort by revision).
+std::string HistoryKey(const std::string& key, int64_t revision) {
+  std::string k = HistoryBound(key);
+  for (int i = 7; i >= 0; --i) {
+    k.push_back(static_cast<char>((static_cast<uint64_t>(revision) >> (8 * i)) & 0xff));
+  }
+  return k;
+}
+
+// The user key and revision of a HistoryKey; kDataLoss for anything else.
+absl::Status DecodeHistoryKey(const rocksdb::Slice& raw, std::string* key, int64_t* revision) {
+  key->clear();
+  size_t i = 1;
+  bool terminated = false;
+  while (i < raw.size() && !terminated) {
+    const char c = raw[i++];
+    if (c != '\0') {
+      key->push_back(c);
+    } else if (i < raw.size() && raw[i] == '\xff') {
+      key->push_back('\0');
+      ++i;
+    } else if (i < raw.size() && raw[i] == '\x01') {
+      ++i;
+      terminated = true;
+    } else {
+      break;
+    }
+  }
+  if (raw.size() < 1 || raw[0] != kHistoryPrefix || !terminated || key->empty() ||
+      raw.size() - i != 8) {
+    return absl::DataLossError(absl::StrCat("rocksdb state machine: malformed history key \"",
+                                            absl::CHexEscape(raw.ToString()), "\""));
+  }
+  uint64_t rev = 0;
+  for (; i < raw.size(); ++i) rev = (rev << 8) | static_cast<uint8_t>(raw[i]);
+  *revision = static_cast<int64_t>(rev);
+  return absl::OkStatus();
+}
+
 std::string EncodeValue(const kv::KeyValue& kv) {
   std::string v;
   v.reserve(RocksDbStateMachine::kValueHeaderBytes + kv.value.size());
@@ -77,9 +135,10 @@ std::string EncodeValue(const kv::KeyValue& kv) {
   return v;
 }
 
-// `revision` is the store revision: no stored pair was written after it.
+// `revision` is the store revision: no stored pair was written after it. A tombstone
+// (kv::IsTombstone) is a valid value only in the history (`tombstone_ok`).
 absl::StatusOr<kv::KeyValue> DecodeValue(const std::string& key, const rocksdb::Slice& raw,
-                                         int64_t revision) {
+                                         int64_t revision, bool tombstone_ok = false) {
   auto bad = [&](absl::string_view why) {
     return absl::DataLossError(
         absl::StrCat("rocksdb state machine: malformed stored value for key \"",
@@ -95,8 +154,12 @@ absl::StatusOr<kv::KeyValue> DecodeValue(const std::string& key, const rocksdb::
   kv.create_revision = static_cast<int64_t>(GetFixed64(raw.data() + 1));
   kv.mod_revision = static_cast<int64_t>(GetFixed64(raw.data() + 9));
   kv.version = static_cast<int64_t>(GetFixed64(raw.data() + 17));
-  if (kv.create_revision <= kv::kInitialRevision || kv.mod_revision < kv.create_revision ||
-      kv.mod_revision > revision || kv.version < 1) {
+  const bool tombstone = tombstone_ok && kv.version == 0 && kv.create_revision == 0 &&
+                         raw.size() == RocksDbStateMachine::kValueHeaderBytes &&
+                         kv.mod_revision > kv::kInitialRevision && kv.mod_revision <= revision;
+  if (!tombstone && (kv.create_revision <= kv::kInitialRevision ||
+                     kv.mod_revision < kv.create_revision || kv.mod_revision > revision ||
+                     kv.version < 1)) {
     return bad(absl::StrCat("impossible revisions create=", kv.create_revision,
                             " mod=", kv.mod_revision, " version=", kv.version,
                             " at store revision ", revision));
@@ -106,11 +169,12 @@ absl::StatusOr<kv::KeyValue> DecodeValue(const std::string& key, const rocksdb::
   return kv;
 }
 
-std::string EncodeMeta(uint64_t applied_index, int64_t revision) {
+std::string EncodeMeta(uint64_t applied_index, kv::Revisions revisions) {
   std::string v;
   PutFixed32(&v, RocksDbStateMachine::kMetaFormat);
   PutFixed64(&v, applied_index);
-  PutFixed64(&v, static_cast<uint64_t>(revision));
+  PutFixed64(&v, static_cast<uint64_t>(revisions.current));
+  PutFixed64(&v, static_cast<uint64_t>(revisions.compacted));
   return v;
 }
 
@@ -240,7 +304,7 @@ absl::StatusOr<std::optional<kv::KeyValue>> RocksDbStateMachine::Reader::Get(
   rocksdb::Status s = sm_.db_->Get(rocksdb::ReadOptions(), UserKey(key), &raw);
   if (s.IsNotFound()) return std::optional<kv::KeyValue>();
   if (!s.ok()) return FromRocks(s, absl::StrCat("get \"", absl::CHexEscape(key), "\""));
-  absl::StatusOr<kv::KeyValue> kv = DecodeValue(key, raw, sm_.revision_);
+  absl::StatusOr<kv::KeyValue> kv = DecodeValue(key, raw, sm_.revisions_.current);
   if (!kv.ok()) return kv.status();
   return std::optional<kv::KeyValue>(*std::move(kv));
 }
@@ -259,12 +323,42 @@ absl::Status RocksDbStateMachine::Reader::Scan(
     rocksdb::Slice k = it->key();
     AM_CHECK(k.size() >= 1 && k[0] == kUserPrefix, "scan left the user key space");
     std::string key(k.data() + 1, k.size() - 1);
-    absl::StatusOr<kv::KeyValue> kv = DecodeValue(key, it->value(), sm_.revision_);
+    absl::StatusOr<kv::KeyValue> kv = DecodeValue(key, it->value(), sm_.revisions_.current);
     if (!kv.ok()) return kv.status();
     if (!visit(*kv)) return absl::OkStatus();
   }
   if (!it->status().ok()) {
     return FromRocks(it->status(), absl::StrCat("scan from \"", absl::CHexEscape(begin), "\""));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RocksDbStateMachine::Reader::ScanHistory(
+    const std::string& begin, const std::string& end,
+    absl::FunctionRef<bool(const kv::KeyValue&)> visit) const {
+  const std::string lower = HistoryBound(begin);
+  const std::string upper = end.empty() ? std::string(1, kHistoryPrefix + 1) : HistoryBound(end);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(sm_.db_->NewIterator(ro));
+  std::string key;
+  int64_t revision = 0;
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    if (absl::Status s = DecodeHistoryKey(it->key(), &key, &revision); !s.ok()) return s;
+    absl::StatusOr<kv::KeyValue> kv =
+        DecodeValue(key, it->value(), sm_.revisions_.current, /*tombstone_ok=*/true);
+    if (!kv.ok()) return kv.status();
+    if (kv->mod_revision != revision) {
+      return absl::DataLossError(absl::StrCat("rocksdb state machine: history of \"",
+                                              absl::CHexEscape(key), "\" at revision ", revision,
+                                              " holds mod_revision ", kv->mod_revision));
+    }
+    if (!visit(*kv)) return absl::OkStatus();
+  }
+  if (!it->status().ok()) {
+    return FromRocks(it->status(),
+                     absl::StrCat("scan history from \"", absl::CHexEscape(begin), "\""));
   }
   return absl::OkStatus();
 }
@@ -303,22 +397,34 @@ absl::Status RocksDbStateMachine::DecodeMetaValue(const std::string& path,
   };
   // Later formats may only append fields, so anything shorter is damaged whatever its
   // format field says.
-  if (value.size() < kMetaBytes) return bad(absl::StrCat("shorter than ", kMetaBytes, " bytes"));
-  uint32_t format = GetFixed32(value.data());
+  if (value.size() < kMetaV1Bytes) {
+    return bad(absl::StrCat("shorter than ", kMetaV1Bytes, " bytes"));
+  }
+  const uint32_t format = GetFixed32(value.data());
   if (format > kMetaFormat) {
     return absl::FailedPreconditionError(absl::StrCat(
         "rocksdb state machine: ", path, " has metadata format ", format,
         ", this binary reads up to ", kMetaFormat, " (written by a newer version?)"));
   }
-  if (format != kMetaFormat) return bad(absl::StrCat("unknown format ", format));
-  if (value.size() != kMetaBytes) return bad(absl::StrCat("want ", kMetaBytes, " bytes"));
+  if (format != 1 && format != kMetaFormat) return bad(absl::StrCat("unknown format ", format));
+  const size_t want = format == 1 ? kMetaV1Bytes : kMetaBytes;
+  if (value.size() != want) return bad(absl::StrCat("want ", want, " bytes"));
+  meta->format = format;
   meta->applied_index = GetFixed64(value.data() + 4);
-  meta->revision = static_cast<int64_t>(GetFixed64(value.data() + 12));
+  meta->revisions.current = static_cast<int64_t>(GetFixed64(value.data() + 12));
+  // A format 1 store kept no history: it reads as compacted at its revision.
+  meta->revisions.compacted = format == 1 ? meta->revisions.current
+                                          : static_cast<int64_t>(GetFixed64(value.data() + 20));
+  const kv::Revisions& r = meta->revisions;
   // Each applied entry bumps the revision at most once.
-  if (meta->revision < kv::kInitialRevision ||
-      static_cast<uint64_t>(meta->revision - kv::kInitialRevision) > meta->applied_index) {
-    return bad(absl::StrCat("impossible revision ", meta->revision, " at applied index ",
+  if (r.current < kv::kInitialRevision ||
+      static_cast<uint64_t>(r.current - kv::kInitialRevision) > meta->applied_index) {
+    return bad(absl::StrCat("impossible revision ", r.current, " at applied index ",
                             meta->applied_index));
+  }
+  if (r.compacted < kv::kInitialRevision || r.compacted > r.current) {
+    return bad(absl::StrCat("impossible compact revision ", r.compacted, " at revision ",
+                            r.current));
   }
   return absl::OkStatus();
 }
@@ -341,7 +447,11 @@ absl::Status RocksDbStateMachine::OpenDb(const std::string& path, bool create_if
 
   std::string value;
   s = (*db)->Get(rocksdb::ReadOptions(), kMetaKey, &value);
-  if (s.ok()) return DecodeMetaValue(path, value, meta);
+  if (s.ok()) {
+    absl::Status d = DecodeMetaValue(path, value, meta);
+    if (!d.ok() || meta->format == kMetaFormat) return d;
+    return MigrateToHistory(path, db->get(), meta);
+  }
   if (!s.IsNotFound()) return FromRocks(s, absl::StrCat("read metadata of ", path));
 
   // No metadata: a new database (or one whose creation was interrupted before the first
@@ -364,8 +474,47 @@ absl::Status RocksDbStateMachine::OpenDb(const std::string& path, bool create_if
   *meta = Meta{};
   rocksdb::WriteOptions wo;
   wo.sync = true;  // once per store: a new store is durable before it is used
-  s = (*db)->Put(wo, kMetaKey, EncodeMeta(meta->applied_index, meta->revision));
+  s = (*db)->Put(wo, kMetaKey, EncodeMeta(meta->applied_index, meta->revisions));
   if (!s.ok()) return FromRocks(s, absl::StrCat("initialize metadata of ", path));
+  return absl::OkStatus();
+}
+
+absl::Status RocksDbStateMachine::MigrateToHistory(const std::string& path, rocksdb::DB* db,
+                                                   Meta* meta) {
+  AM_CHECK_EQ(meta->format, 1u);
+  AM_CHECK_EQ(meta->revisions.compacted, meta->revisions.current);
+  // Bounded batches; the metadata goes last, so a crash part way leaves format 1 and the next
+  // open starts over (the 'h' puts are idempotent).
+  rocksdb::WriteBatch wb;
+  auto flush = [&]() -> absl::Status {
+    rocksdb::Status ws = db->Write(rocksdb::WriteOptions(), &wb);
+    wb.Clear();
+    return ws.ok() ? absl::OkStatus() : FromRocks(ws, absl::StrCat("add history to ", path));
+  };
+  const std::string upper(1, kUserPrefix + 1);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+  for (it->Seek(std::string(1, kUserPrefix)); it->Valid(); it->Next()) {
+    const std::string key(it->key().data() + 1, it->key().size() - 1);
+    absl::StatusOr<kv::KeyValue> kv = DecodeValue(key, it->value(), meta->revisions.current);
+    if (!kv.ok()) return kv.status();
+    rocksdb::Status ws = wb.Put(HistoryKey(key, kv->mod_revision), it->value());
+    if (!ws.ok()) return FromRocks(ws, "build write batch");
+    if (wb.GetDataSize() >= (4u << 20)) {
+      if (absl::Status f = flush(); !f.ok()) return f;
+    }
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), absl::StrCat("scan ", path));
+  meta->format = kMetaFormat;
+  rocksdb::Status ws = wb.Put(kMetaKey, EncodeMeta(meta->applied_index, meta->revisions));
+  if (!ws.ok()) return FromRocks(ws, "build write batch");
+  if (absl::Status f = flush(); !f.ok()) return f;
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  rocksdb::Status fs_status = db->Flush(fo);
+  if (!fs_status.ok()) return FromRocks(fs_status, absl::StrCat("flush ", path));
   return absl::OkStatus();
 }
 
@@ -378,7 +527,7 @@ absl::Status RocksDbStateMachine::OpenLive() {
   if (!s.ok()) return s;
   db_ = std::move(db);
   applied_index_ = meta.applied_index;
-  revision_ = meta.revision;
+  revisions_ = meta.revisions;
   return absl::OkStatus();
 }
 
@@ -458,7 +607,7 @@ absl::StatusOr<std::vector<kv::ApplyResult>> RocksDbStateMachine::Apply(
   if (!s.ok()) return s;
   Reader reader(*this);
   absl::StatusOr<kv::BatchOutcome> out =
-      kv::ExecuteBatch(reader, applied_index_, revision_, batch);
+      kv::ExecuteBatch(reader, applied_index_, revisions_, batch);
   if (!out.ok()) return out.status();
   if (batch.empty()) return std::move(out->results);
 
@@ -469,7 +618,15 @@ absl::StatusOr<std::vector<kv::ApplyResult>> RocksDbStateMachine::Apply(
                                         : wb.Delete(UserKey(key));
     if (!ws.ok()) return FromRocks(ws, "build write batch");
   }
-  rocksdb::Status ws = wb.Put(kMetaKey, EncodeMeta(out->applied_index, out->revision));
+  for (const kv::KeyValue& kv : out->versions) {
+    rocksdb::Status ws = wb.Put(HistoryKey(kv.key, kv.mod_revision), EncodeValue(kv));
+    if (!ws.ok()) return FromRocks(ws, "build write batch");
+  }
+  for (const kv::KeyValue& kv : out->discarded) {
+    rocksdb::Status ws = wb.Delete(HistoryKey(kv.key, kv.mod_revision));
+    if (!ws.ok()) return FromRocks(ws, "build write batch");
+  }
+  rocksdb::Status ws = wb.Put(kMetaKey, EncodeMeta(out->applied_index, out->revisions));
   if (!ws.ok()) return FromRocks(ws, "build write batch");
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync_writes;
@@ -478,9 +635,10 @@ absl::StatusOr<std::vector<kv::ApplyResult>> RocksDbStateMachine::Apply(
     return FromRocks(ws, absl::StrCat("apply entries ", batch.front().index, "..",
                                       batch.back().index));
   }
-  AM_CHECK_GE(out->revision, revision_, "revision never decreases");
+  AM_CHECK_GE(out->revisions.current, revisions_.current, "revision never decreases");
+  AM_CHECK_GE(out->revisions.compacted, revisions_.compacted, "compactions never go back");
   applied_index_ = out->applied_index;
-  revision_ = out->revision;
+  revisions_ = out->revisions;
   return std::move(out->results);
 }
 
@@ -488,7 +646,14 @@ absl::StatusOr<kv::RangeResponse> RocksDbStateMachine::Range(
     const kv::RangeRequest& request) const {
   absl::Status s = CheckOpen();
   if (!s.ok()) return s;
-  return kv::ExecuteRange(Reader(*this), revision_, request);
+  return kv::ExecuteRange(Reader(*this), revisions_, request);
+}
+
+absl::Status RocksDbStateMachine::History(
+    const std::string& key, const std::string& range_end, int64_t from,
+    absl::FunctionRef<bool(const kv::KeyValue&)> visit) const {
+  if (absl::Status s = CheckOpen(); !s.ok()) return s;
+  return kv::ExecuteHistory(Reader(*this), revisions_, key, range_end, from, visit);
 }
 
 absl::Status RocksDbStateMachine::Sync() {
@@ -499,9 +664,9 @@ absl::Status RocksDbStateMachine::Sync() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint32_t> RocksDbStateMachine::HashKV() const {
+absl::StatusOr<uint32_t> RocksDbStateMachine::HashKV(int64_t revision) const {
   if (absl::Status s = CheckOpen(); !s.ok()) return s;
-  return kv::HashState(Reader(*this));
+  return kv::HashStateAt(Reader(*this), revisions_, revision);
 }
 
 absl::Status RocksDbStateMachine::Defragment() {
@@ -562,17 +727,29 @@ absl::Status RocksDbStateMachine::ExportDatabase(const std::string& path, Snapsh
   if (!rs.ok()) return FromRocks(rs, absl::StrCat("read metadata of ", path));
   Meta meta;
   if (absl::Status s = DecodeMetaValue(path, meta_value, &meta); !s.ok()) return s;
-  kv::SnapshotFileWriter writer(meta.applied_index, meta.revision,
+  kv::SnapshotFileWriter writer(meta.applied_index, meta.revisions.current,
+                                meta.revisions.compacted,
                                 [&sink](absl::string_view piece) { return sink(piece); });
-  const std::string upper(1, kUserPrefix + 1);
+  // A format 1 database (a snapshot taken before the store kept history) has only 'k' pairs,
+  // each its key's one version.
+  const bool history = meta.format != 1;
+  const char prefix = history ? kHistoryPrefix : kUserPrefix;
+  const std::string upper(1, prefix + 1);
   rocksdb::Slice upper_slice(upper);
   rocksdb::ReadOptions ro;
   ro.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
-  for (it->Seek(std::string(1, kUserPrefix)); it->Valid(); it->Next()) {
+  std::string key;
+  int64_t revision = 0;
+  for (it->Seek(std::string(1, prefix)); it->Valid(); it->Next()) {
     rocksdb::Slice k = it->key();
+    if (history) {
+      if (absl::Status s = DecodeHistoryKey(k, &key, &revision); !s.ok()) return s;
+    } else {
+      key.assign(k.data() + 1, k.size() - 1);
+    }
     absl::StatusOr<kv::KeyValue> kv =
-        DecodeValue(std::string(k.data() + 1, k.size() - 1), it->value(), meta.revision);
+        DecodeValue(key, it->value(), meta.revisions.current, /*tombstone_ok=*/history);
     if (!kv.ok()) return kv.status();
     if (absl::Status s = writer.Add(*kv); !s.ok()) return s;
   }
@@ -613,8 +790,19 @@ absl::Status RocksDbStateMachine::BuildDatabase(const std::string& path, Snapsho
     wb.Clear();
     return ws.ok() ? absl::OkStatus() : FromRocks(ws, absl::StrCat("write ", path));
   };
+  // Versions come in (key, revision) order: a key's last one, unless a tombstone, is its 'k'.
+  std::optional<kv::KeyValue> newest;
+  auto put_newest = [&]() -> absl::Status {
+    if (!newest.has_value() || kv::IsTombstone(*newest)) return absl::OkStatus();
+    rocksdb::Status ws = wb.Put(UserKey(newest->key), EncodeValue(*newest));
+    return ws.ok() ? absl::OkStatus() : FromRocks(ws, "build write batch");
+  };
   kv::SnapshotFileReader reader([&](const kv::KeyValue& kv) -> absl::Status {
-    rocksdb::Status ws = wb.Put(UserKey(kv.key), EncodeValue(kv));
+    if (newest.has_value() && newest->key != kv.key) {
+      if (absl::Status s = put_newest(); !s.ok()) return s;
+    }
+    newest = kv;
+    rocksdb::Status ws = wb.Put(HistoryKey(kv.key, kv.mod_revision), EncodeValue(kv));
     if (!ws.ok()) return FromRocks(ws, "build write batch");
     return wb.GetDataSize() >= (4u << 20) ? flush_batch() : absl::OkStatus();
   });
@@ -625,7 +813,10 @@ absl::Status RocksDbStateMachine::BuildDatabase(const std::string& path, Snapsho
     if (absl::Status s = reader.Feed(*piece); !s.ok()) return s;
   }
   if (absl::Status s = reader.Finish(); !s.ok()) return s;
-  rocksdb::Status ws = wb.Put(kMetaKey, EncodeMeta(reader.applied_index(), reader.revision()));
+  if (absl::Status s = put_newest(); !s.ok()) return s;
+  rocksdb::Status ws =
+      wb.Put(kMetaKey, EncodeMeta(reader.applied_index(),
+                                  kv::Revisions{reader.revision(), reader.compact_revision()}));
   if (!ws.ok()) return FromRocks(ws, "build write batch");
   if (absl::Status s = flush_batch(); !s.ok()) return s;
   rocksdb::FlushOptions fo;

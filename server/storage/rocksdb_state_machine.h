@@ -17,11 +17,25 @@
 //                         9  i64  mod_revision      (little-endian)
 //                        17  i64  version           (little-endian)
 //                        25  ...  value
-//   'm' + "state"    -> the metadata, 20 bytes:
-//                         0  u32  metadata format (kMetaFormat = 1)
+//   'h' + escaped user key + u64 revision (big-endian)
+//                    -> one version of the key's history (the revision is its mod_revision):
+//                       the same value layout as 'k', a tombstone (a delete) as a header with
+//                       create_revision 0, version 0 and no value. The escaped key is the key
+//                       with each 0x00 byte written 0x00 0xff, followed by 0x00 0x01, so a
+//                       scan of the history of [a, b) is one bounded range of 'h' keys, by key
+//                       and then by revision.
+//   'm' + "state"    -> the metadata, 28 bytes:
+//                         0  u32  metadata format (kMetaFormat = 2)
 //                         4  u64  applied index
 //                        12  i64  store revision
-//                       (a later format may append fields, never shorten these)
+//                        20  i64  compact revision
+//                       Format 1 (20 bytes, no compact revision) was written before the store
+//                       kept history: Open adds an 'h' version for every 'k' pair and rewrites
+//                       the metadata as format 2, compacted at its revision.
+// 'k' holds each live key's newest version, 'h' every version since the last compaction: a read
+// at the current revision reads 'k' alone; a read at an older revision, a compaction and a
+// watch read 'h'. A compaction deletes its 'h' versions in the WriteBatch of the batch that
+// holds it.
 // The one-byte prefixes keep every user key ('k'...) apart from metadata ('m'...), so a scan of
 // user keys is bounded by ['k', 'l') and no user key can collide with the metadata. User keys
 // keep their order because the prefix is the same for all of them.
@@ -97,9 +111,10 @@ struct RocksDbStateMachineOptions {
 class RocksDbStateMachine final : public kv::StateMachine {
  public:
   static constexpr uint8_t kValueFormat = 1;
-  static constexpr uint32_t kMetaFormat = 1;
+  static constexpr uint32_t kMetaFormat = 2;
   static constexpr size_t kValueHeaderBytes = 25;
-  static constexpr size_t kMetaBytes = 20;
+  static constexpr size_t kMetaBytes = 28;
+  static constexpr size_t kMetaV1Bytes = 20;
 
   // Opens (creating if missing) the store in `dir`; a new store has applied index 0 and
   // revision kv::kInitialRevision. Errors: kDataLoss for damaged metadata or values found at
@@ -115,9 +130,12 @@ class RocksDbStateMachine final : public kv::StateMachine {
   absl::StatusOr<std::vector<kv::ApplyResult>> Apply(
       absl::Span<const kv::ApplyItem> batch) override;
   absl::StatusOr<kv::RangeResponse> Range(const kv::RangeRequest& request) const override;
-  absl::StatusOr<uint32_t> HashKV() const override;
+  absl::StatusOr<uint32_t> HashKV(int64_t revision) const override;
+  absl::Status History(const std::string& key, const std::string& range_end, int64_t from,
+                       absl::FunctionRef<bool(const kv::KeyValue&)> visit) const override;
   uint64_t applied_index() const override { return applied_index_; }
-  int64_t revision() const override { return revision_; }
+  int64_t revision() const override { return revisions_.current; }
+  int64_t compact_revision() const override { return revisions_.compacted; }
 
   absl::Status CreateSnapshot(const std::string& name) override;
   absl::Status RestoreSnapshot(const std::string& name) override;
@@ -150,8 +168,9 @@ class RocksDbStateMachine final : public kv::StateMachine {
 
  private:
   struct Meta {
+    uint32_t format = kMetaFormat;
     uint64_t applied_index = 0;
-    int64_t revision = kv::kInitialRevision;
+    kv::Revisions revisions;
   };
 
   // kv::StoreReader over the live database.
@@ -161,6 +180,8 @@ class RocksDbStateMachine final : public kv::StateMachine {
     absl::StatusOr<std::optional<kv::KeyValue>> Get(const std::string& key) const override;
     absl::Status Scan(const std::string& begin, const std::string& end,
                       absl::FunctionRef<bool(const kv::KeyValue&)> visit) const override;
+    absl::Status ScanHistory(const std::string& begin, const std::string& end,
+                             absl::FunctionRef<bool(const kv::KeyValue&)> visit) const override;
 
    private:
     const RocksDbStateMachine& sm_;
@@ -176,6 +197,8 @@ class RocksDbStateMachine final : public kv::StateMachine {
                              std::unique_ptr<rocksdb::DB>* db, Meta* meta);
   static absl::Status DecodeMetaValue(const std::string& path, const std::string& value,
                                       Meta* meta);
+  // Gives a format 1 database its history (see the layout above).
+  static absl::Status MigrateToHistory(const std::string& path, rocksdb::DB* db, Meta* meta);
   // Writes the pairs of a snapshot file into a new database at `path` (see ImportSnapshot).
   static absl::Status BuildDatabase(const std::string& path, SnapshotSource source);
   // Closes db_ (if open) and opens db_path(), loading the cached metadata.
@@ -186,7 +209,7 @@ class RocksDbStateMachine final : public kv::StateMachine {
   const RocksDbStateMachineOptions options_;
   std::unique_ptr<rocksdb::DB> db_;
   uint64_t applied_index_ = 0;
-  int64_t revision_ = kv::kInitialRevision;
+  kv::Revisions revisions_;
 };
 
 }  // namespace amaters::storage

@@ -168,13 +168,20 @@ TEST(RocksDbStateMachine, OnDiskLayoutIsTheDocumentedOne) {
   WithRawDb(dir, [](rocksdb::DB* db) {
     std::string meta;
     ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), "mstate", &meta).ok());
-    // u32 format 1, u64 applied index 2, i64 revision 2.
-    EXPECT_EQ(meta, std::string("\x01\0\0\0" "\x02\0\0\0\0\0\0\0" "\x02\0\0\0\0\0\0\0", 20));
+    // u32 format 2, u64 applied index 2, i64 revision 2, i64 compact revision 1.
+    EXPECT_EQ(meta, std::string("\x02\0\0\0" "\x02\0\0\0\0\0\0\0" "\x02\0\0\0\0\0\0\0"
+                                "\x01\0\0\0\0\0\0\0", 28));
     std::string value;
     ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), "kkey", &value).ok());
     // u8 format 1, create 2, mod 2, version 1, then the value.
-    EXPECT_EQ(value, std::string("\x01" "\x02\0\0\0\0\0\0\0" "\x02\0\0\0\0\0\0\0"
-                                 "\x01\0\0\0\0\0\0\0" "val", 28));
+    const std::string want("\x01" "\x02\0\0\0\0\0\0\0" "\x02\0\0\0\0\0\0\0"
+                           "\x01\0\0\0\0\0\0\0" "val", 28);
+    EXPECT_EQ(value, want);
+    // The history: 'h', the escaped key, 0x00 0x01, the revision big-endian; the same value.
+    std::string version;
+    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(),
+                        std::string("hkey\0\x01" "\0\0\0\0\0\0\0\x02", 14), &version).ok());
+    EXPECT_EQ(version, want);
   });
 }
 
@@ -265,7 +272,15 @@ TEST(RocksDbStateMachine, DamagedOrNewerMetadataRefusesToOpen) {
       // revision 9 after 2 applied entries is impossible.
       {std::string("\x01\0\0\0" "\x02\0\0\0\0\0\0\0" "\x09\0\0\0\0\0\0\0", 20),
        absl::StatusCode::kDataLoss},
+      // Format 2 is 28 bytes.
       {std::string("\x02\0\0\0" "\x02\0\0\0\0\0\0\0" "\x02\0\0\0\0\0\0\0", 20),
+       absl::StatusCode::kDataLoss},
+      // A compact revision above the revision.
+      {std::string("\x02\0\0\0" "\x02\0\0\0\0\0\0\0" "\x02\0\0\0\0\0\0\0"
+                   "\x03\0\0\0\0\0\0\0", 28),
+       absl::StatusCode::kDataLoss},
+      {std::string("\x03\0\0\0" "\x02\0\0\0\0\0\0\0" "\x02\0\0\0\0\0\0\0"
+                   "\x01\0\0\0\0\0\0\0", 28),
        absl::StatusCode::kFailedPrecondition},
   };
   for (const Case& c : cases) {
@@ -285,6 +300,42 @@ TEST(RocksDbStateMachine, DamagedOrNewerMetadataRefusesToOpen) {
   });
   absl::StatusOr<std::unique_ptr<RocksDbStateMachine>> sm = RocksDbStateMachine::Open(dir);
   EXPECT_EQ(sm.status().code(), absl::StatusCode::kDataLoss) << sm.status();
+}
+
+TEST(RocksDbStateMachine, AFormatOneStoreGainsItsHistoryOnOpen) {
+  const std::string dir = NewTempDir("format1");
+  {
+    auto sm = MustOpen(dir);
+    ASSERT_TRUE(sm->Apply({ApplyItem::Of(1, Put("a", "1")), ApplyItem::Of(2, Put("b", "2")),
+                           ApplyItem::Of(3, Put("a", "3"))})
+                    .ok());
+    ASSERT_TRUE(sm->Close().ok());
+  }
+  // What a binary from before the history wrote: 'k' pairs and 20 bytes of metadata.
+  WithRawDb(dir, [](rocksdb::DB* db) {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+    std::vector<std::string> history;
+    for (it->Seek("h"); it->Valid() && it->key().starts_with("h"); it->Next()) {
+      history.push_back(it->key().ToString());
+    }
+    for (const std::string& k : history) ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), k).ok());
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "mstate",
+                        std::string("\x01\0\0\0" "\x03\0\0\0\0\0\0\0" "\x04\0\0\0\0\0\0\0", 20))
+                    .ok());
+  });
+  auto sm = MustOpen(dir);
+  ASSERT_NE(sm, nullptr);
+  EXPECT_EQ(sm->revision(), 4);
+  EXPECT_EQ(sm->compact_revision(), 4) << "no history before the upgrade";
+  EXPECT_EQ(Contents(*sm), (std::vector<KeyValue>{{"a", "3", 2, 4, 2}, {"b", "2", 3, 3, 1}}));
+  ASSERT_TRUE(sm->Apply({ApplyItem::Of(4, Put("a", "5"))}).ok());
+  RangeRequest past = All();
+  past.revision = 4;  // read from the history the upgrade wrote
+  absl::StatusOr<kv::RangeResponse> r = sm->Range(past);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->kvs, (std::vector<KeyValue>{{"a", "3", 2, 4, 2}, {"b", "2", 3, 3, 1}}));
+  past.revision = 3;
+  EXPECT_EQ(sm->Range(past).status().message(), kv::kErrCompacted);
 }
 
 TEST(RocksDbStateMachine, SecondOpenOfTheSameDirectoryIsRefused) {

@@ -14,8 +14,10 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "engine/base/crc32c.h"
 #include "engine/base/rand.h"
 #include "engine/kv/command.h"
+#include "engine/kv/snapshot_file.h"
 
 namespace amaters::kv {
 
@@ -813,6 +815,9 @@ TEST_P(StateMachineConformanceTest, SnapshotFilesExportAndImportTheWholeState) {
     EXPECT_EQ(All(), at_snapshot);
     EXPECT_EQ(sm().applied_index(), applied);
     EXPECT_EQ(sm().revision(), rev);
+    RangeRequest past = Rng("a");
+    past.revision = 2;  // the history travels with the snapshot
+    EXPECT_EQ(RangeOf(past).kvs, std::vector<KeyValue>{KV("a", "1", 2, 2, 1)});
     std::string again = Export(sm(), name, &s);
     EXPECT_EQ(again, bytes) << "export is deterministic";
   }
@@ -836,6 +841,141 @@ TEST_P(StateMachineConformanceTest, ADamagedSnapshotFileIsRefusedWhole) {
   }
   EXPECT_FALSE(Import(sm(), "t", bytes + "x", 5).ok()) << "trailing garbage";
   EXPECT_EQ(sm().RestoreSnapshot("t").code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(StateMachineConformanceTest, AVersionOneSnapshotFileReadsAsCompactedAtItsRevision) {
+  // A file from before the history was kept: header without compact revision, latest pairs.
+  std::string v1;
+  SnapshotFileWriter w(/*applied_index=*/5, /*revision=*/4, /*compact_revision=*/4,
+                       [&v1](absl::string_view p) {
+                         v1.append(p.data(), p.size());
+                         return absl::OkStatus();
+                       });
+  ASSERT_TRUE(w.Add(KV("a", "1", 2, 3, 2)).ok());
+  ASSERT_TRUE(w.Add(KV("b", "2", 4, 4, 1)).ok());
+  ASSERT_TRUE(w.Finish().ok());
+  // Rewrite the header as version 1 (32 bytes) and the checksum over the result.
+  std::string body = v1.substr(kSnapshotFileHeaderBytes, v1.size() - kSnapshotFileHeaderBytes - 4);
+  std::string file = v1.substr(0, kSnapshotFileV1HeaderBytes);
+  file[8] = 1;
+  file += body;
+  const uint32_t crc = Crc32cExtend(0, file.data(), file.size());
+  for (int i = 0; i < 4; ++i) file.push_back(static_cast<char>((crc >> (8 * i)) & 0xff));
+  ASSERT_TRUE(Import(sm(), "old", file, 3).ok());
+  ASSERT_TRUE(sm().RestoreSnapshot("old").ok());
+  EXPECT_EQ(All(), (std::vector<KeyValue>{KV("a", "1", 2, 3, 2), KV("b", "2", 4, 4, 1)}));
+  EXPECT_EQ(sm().revision(), 4);
+  EXPECT_EQ(sm().compact_revision(), 4);
+  RangeRequest past = Rng("a");
+  past.revision = 3;
+  EXPECT_EQ(sm().Range(past).status().message(), kErrCompacted);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Revision history
+
+TEST_P(StateMachineConformanceTest, RangeAtAPastRevisionSeesTheStoreAsItWas) {
+  ApplyOne(PutCmd("a", "1"));  // rev 2
+  ApplyOne(PutCmd("b", "1"));  // rev 3
+  ApplyOne(PutCmd("a", "2"));  // rev 4
+  ApplyOne(DelCmd("b"));       // rev 5
+  ApplyOne(PutCmd("b", "3"));  // rev 6
+  auto at = [&](int64_t rev) {
+    RangeRequest r = Rng("a", kFromKey);
+    r.revision = rev;
+    return RangeOf(r);
+  };
+  EXPECT_TRUE(at(1).kvs.empty());
+  EXPECT_EQ(at(2).kvs, std::vector<KeyValue>{KV("a", "1", 2, 2, 1)});
+  EXPECT_EQ(at(3).kvs, (std::vector<KeyValue>{KV("a", "1", 2, 2, 1), KV("b", "1", 3, 3, 1)}));
+  EXPECT_EQ(at(4).kvs, (std::vector<KeyValue>{KV("a", "2", 2, 4, 2), KV("b", "1", 3, 3, 1)}));
+  EXPECT_EQ(at(5).kvs, std::vector<KeyValue>{KV("a", "2", 2, 4, 2)});
+  EXPECT_EQ(at(6).kvs, (std::vector<KeyValue>{KV("a", "2", 2, 4, 2), KV("b", "3", 6, 6, 1)}));
+  EXPECT_EQ(at(3).header.revision, 6) << "the header holds the current revision";
+  EXPECT_EQ(at(0), at(6));
+  RangeRequest future = Rng("a");
+  future.revision = 7;
+  absl::StatusOr<RangeResponse> r = sm().Range(future);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(r.status().message(), kErrFutureRev);
+  RangeRequest one = Rng("b");
+  one.revision = 4;
+  EXPECT_EQ(RangeOf(one).kvs, std::vector<KeyValue>{KV("b", "1", 3, 3, 1)});
+}
+
+TEST_P(StateMachineConformanceTest, HistoryListsEveryVersionWithTombstones) {
+  ApplyOne(PutCmd("a", "1"));  // rev 2
+  ApplyOne(PutCmd("a", "2"));  // rev 3
+  ApplyOne(DelCmd("a"));       // rev 4
+  ApplyOne(PutCmd("ab", "x"));  // rev 5
+  std::vector<KeyValue> seen;
+  ASSERT_TRUE(sm().History("a", PrefixEnd("a"), 3, [&](const KeyValue& kv) {
+                    seen.push_back(kv);
+                    return true;
+                  }).ok());
+  EXPECT_EQ(seen, (std::vector<KeyValue>{KV("a", "2", 2, 3, 2), Tombstone("a", 4),
+                                         KV("ab", "x", 5, 5, 1)}));
+  EXPECT_TRUE(IsTombstone(seen[1]));
+}
+
+TEST_P(StateMachineConformanceTest, CompactionDiscardsWhatNoLaterReadCanSee) {
+  ApplyOne(PutCmd("a", "1"));  // rev 2
+  ApplyOne(PutCmd("a", "2"));  // rev 3
+  ApplyOne(PutCmd("b", "1"));  // rev 4
+  ApplyOne(DelCmd("b"));       // rev 5
+  ApplyOne(PutCmd("c", "1"));  // rev 6
+  const uint32_t before = *sm().HashKV(0);
+  Command compact{7, CompactRequest{5, /*physical=*/true}};
+  EXPECT_EQ(As<CompactResponse>(ApplyOne(compact)).header.revision, 6);
+  EXPECT_EQ(sm().compact_revision(), 5);
+  EXPECT_EQ(sm().revision(), 6) << "a compaction does not bump the revision";
+  EXPECT_EQ(*sm().HashKV(0), before) << "nor change the current state";
+
+  RangeRequest old = Rng("a", kFromKey);
+  old.revision = 4;
+  absl::StatusOr<RangeResponse> r = sm().Range(old);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(r.status().message(), kErrCompacted);
+  old.revision = 5;
+  EXPECT_EQ(RangeOf(old).kvs, std::vector<KeyValue>{KV("a", "2", 2, 3, 2)});
+  std::vector<KeyValue> kept;
+  ASSERT_TRUE(sm().History("a", kFromKey, 5, [&](const KeyValue& kv) {
+                    kept.push_back(kv);
+                    return true;
+                  }).ok());
+  // Versions from 5 on: b's tombstone at 5 went with b; a@3 stays (the read at 5 above sees
+  // it) but is older than 5.
+  EXPECT_EQ(kept, (std::vector<KeyValue>{KV("c", "1", 6, 6, 1)}));
+  EXPECT_EQ(sm().History("a", "", 4, [](const KeyValue&) { return true; }).code(),
+            absl::StatusCode::kOutOfRange);
+
+  // Compacting again at or below 5, or past the revision, is refused and changes nothing.
+  for (int64_t rev : {4, 5, 7}) {
+    ApplyResult again = ApplyOne(Command{8, CompactRequest{rev, false}});
+    EXPECT_EQ(again.status.code(), absl::StatusCode::kOutOfRange) << rev;
+    EXPECT_EQ(again.status.message(), rev == 7 ? kErrFutureRev : kErrCompacted);
+  }
+  EXPECT_EQ(sm().compact_revision(), 5);
+  EXPECT_EQ(As<CompactResponse>(ApplyOne(Command{9, CompactRequest{6, false}})).header.revision,
+            6) << "compacting at the current revision is allowed";
+}
+
+TEST_P(StateMachineConformanceTest, ACompactionInABatchSeesTheBatchsEarlierWrites) {
+  std::vector<ApplyItem> batch = {
+      ApplyItem::Of(1, PutCmd("a", "1")),                      // rev 2
+      ApplyItem::Of(2, PutCmd("a", "2")),                      // rev 3
+      ApplyItem::Of(3, Command{1, CompactRequest{3, false}}),  // discards a@2
+      ApplyItem::Of(4, PutCmd("a", "3")),                      // rev 4
+  };
+  std::vector<ApplyResult> r = ApplyBatch(batch);
+  ASSERT_EQ(r.size(), 4u);
+  EXPECT_TRUE(r[2].status.ok()) << Describe(r[2]);
+  std::vector<KeyValue> kept;
+  ASSERT_TRUE(sm().History("a", "", 3, [&](const KeyValue& kv) {
+                    kept.push_back(kv);
+                    return true;
+                  }).ok());
+  EXPECT_EQ(kept, (std::vector<KeyValue>{KV("a", "2", 2, 3, 2), KV("a", "3", 2, 4, 3)}));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -898,9 +1038,13 @@ TEST_P(StateMachineConformanceTest, CrashBetweenBatchesKeepsEveryWholeBatch) {
 // independently of engine/kv/apply.cc (linear scans, no overlay).
 class Model {
  public:
+  using Kvs = std::map<std::string, KeyValue>;
   uint64_t applied = 0;
   int64_t revision = kInitialRevision;
-  std::map<std::string, KeyValue> kvs;
+  int64_t compacted = kInitialRevision;
+  Kvs kvs;
+  // The whole state after every revision from `compacted` to `revision`.
+  std::map<int64_t, Kvs> states = {{kInitialRevision, Kvs{}}};
 
   static bool In(const std::string& k, const std::string& key, const std::string& end) {
     if (end.empty()) return k == key;
@@ -908,18 +1052,52 @@ class Model {
     return key <= k && k < end;
   }
 
-  std::vector<KeyValue> Select(const std::string& key, const std::string& end) const {
+  std::vector<KeyValue> Select(const std::string& key, const std::string& end,
+                               const Kvs* from = nullptr) const {
     std::vector<KeyValue> out;
-    for (const auto& [k, kv] : kvs) {
+    for (const auto& [k, kv] : from ? *from : kvs) {
       if (In(k, key, end)) out.push_back(kv);
     }
     return out;
   }
 
-  RangeResponse Range(const RangeRequest& r, int64_t rev) const {
+  // A direct read, at r.revision when set.
+  absl::StatusOr<RangeResponse> Read(const RangeRequest& r) const {
+    if (r.revision <= 0) return Range(r, revision);
+    if (r.revision > revision) return absl::OutOfRangeError("future");
+    if (r.revision < compacted) return absl::OutOfRangeError("compacted");
+    return Range(r, revision, &states.at(r.revision));
+  }
+
+  // The versions History(key, end, from) visits, derived from the states.
+  absl::StatusOr<std::vector<KeyValue>> History(const std::string& key, const std::string& end,
+                                                int64_t from) const {
+    if (from < compacted) return absl::OutOfRangeError("compacted");
+    std::map<std::pair<std::string, int64_t>, KeyValue> found;
+    for (const KeyValue& kv : Select(key, end, &states.at(compacted))) {
+      if (kv.mod_revision >= from) found[{kv.key, kv.mod_revision}] = kv;
+    }
+    for (auto it = std::next(states.begin()); it != states.end(); ++it) {
+      const Kvs& before = std::prev(it)->second;
+      const Kvs& after = it->second;
+      if (it->first < from) continue;
+      for (const KeyValue& kv : Select(key, end, &after)) {
+        auto b = before.find(kv.key);
+        if (b == before.end() || b->second != kv) found[{kv.key, it->first}] = kv;
+      }
+      for (const KeyValue& kv : Select(key, end, &before)) {
+        if (after.count(kv.key) == 0) found[{kv.key, it->first}] = Tombstone(kv.key, it->first);
+      }
+    }
+    std::vector<KeyValue> out;
+    for (auto& [k, kv] : found) out.push_back(kv);
+    return out;
+  }
+
+  RangeResponse Range(const RangeRequest& r, int64_t rev, const Kvs* from = nullptr) const {
     RangeResponse out;
     out.header.revision = rev;
-    std::vector<KeyValue> all = Select(r.key, r.range_end);
+    std::vector<KeyValue> all = Select(r.key, r.range_end, from);
     out.count = static_cast<int64_t>(all.size());
     if (!r.count_only) {
       for (KeyValue& kv : all) {
@@ -935,6 +1113,7 @@ class Model {
   }
 
   static bool Valid(const Command& c) {
+    if (std::holds_alternative<CompactRequest>(c.op)) return true;
     if (const auto* p = std::get_if<PutRequest>(&c.op)) return !p->key.empty();
     if (const auto* d = std::get_if<DeleteRangeRequest>(&c.op)) return !d->key.empty();
     const TxnRequest& t = std::get<TxnRequest>(c.op);
@@ -1034,7 +1213,15 @@ class Model {
       return r;
     }
     bool wrote = false;
-    if (const auto* p = std::get_if<PutRequest>(&c.op)) {
+    if (const auto* k = std::get_if<CompactRequest>(&c.op)) {
+      if (k->revision > revision || k->revision <= compacted) {
+        r.status = absl::OutOfRangeError("model: compacted or future");
+        return r;
+      }
+      compacted = k->revision;
+      states.erase(states.begin(), states.find(compacted));
+      r.response = CompactResponse{ResponseHeader{revision}};
+    } else if (const auto* p = std::get_if<PutRequest>(&c.op)) {
       r.response = Put(*p, &wrote);
     } else if (const auto* d = std::get_if<DeleteRangeRequest>(&c.op)) {
       r.response = Delete(*d, &wrote);
@@ -1055,7 +1242,7 @@ class Model {
       out.header.revision = wrote ? revision + 1 : revision;
       r.response = std::move(out);
     }
-    if (wrote) ++revision;
+    if (wrote) states[++revision] = kvs;
     return r;
   }
 };
@@ -1142,9 +1329,19 @@ class Generator {
     }
   }
 
+  // A revision around the ones the model holds: sometimes compacted, sometimes in the future.
+  int64_t Revision(const Model& m) {
+    return m.compacted - 1 + static_cast<int64_t>(Below(static_cast<uint64_t>(
+                                 m.revision - m.compacted + 3)));
+  }
+
   Command MakeCommand(const Model& m) {
     Command c;
     c.request_id = Below(1000);
+    if (Chance(4)) {
+      c.op = CompactRequest{Revision(m), Chance(50)};
+      return c;
+    }
     uint64_t kind = Below(10);
     if (kind < 4) {
       c.op = PutRequest{Chance(2) ? "" : Key(), Value(), Chance(50)};
@@ -1274,11 +1471,34 @@ TEST_P(StateMachineConformanceTest, RandomOpsMatchModel) {
       ASSERT_EQ(sm().applied_index(), model.applied) << trace;
       ASSERT_EQ(sm().revision(), model.revision) << trace;
 
-      // A random read and, every few batches, the whole state.
+      ASSERT_EQ(sm().compact_revision(), model.compacted) << trace;
+
+      // Random reads, now and in the past, a history and, every few batches, the whole state.
       RangeRequest read = gen.Range();
       absl::StatusOr<RangeResponse> r = sm().Range(read);
       ASSERT_TRUE(r.ok()) << r.status();
       ASSERT_EQ(*r, model.Range(read, model.revision)) << Describe(read) << "\n" << trace;
+      read = gen.Range();
+      read.revision = gen.Revision(model);
+      r = sm().Range(read);
+      absl::StatusOr<RangeResponse> want_read = model.Read(read);
+      ASSERT_EQ(r.status().code(), want_read.status().code()) << Describe(read) << "\n" << trace;
+      if (r.ok()) {
+        ASSERT_EQ(*r, *want_read) << Describe(read) << "\n" << trace;
+      }
+      auto [hkey, hend] = gen.KeyRange();
+      const int64_t from = gen.Revision(model);
+      std::vector<KeyValue> history;
+      absl::Status hs = sm().History(hkey, hend, from, [&](const KeyValue& kv) {
+        history.push_back(kv);
+        return true;
+      });
+      absl::StatusOr<std::vector<KeyValue>> want_history = model.History(hkey, hend, from);
+      ASSERT_EQ(hs.code(), want_history.status().code()) << hs << "\n" << trace;
+      if (hs.ok()) {
+        ASSERT_EQ(history, *want_history)
+            << "history of " << Describe(Rng(hkey, hend)) << " from " << from << "\n" << trace;
+      }
       if (step % 10 == 9 || step == kBatchesPerSeed - 1) {
         std::vector<KeyValue> want;
         for (const auto& [k, kv] : model.kvs) want.push_back(kv);
@@ -1289,23 +1509,23 @@ TEST_P(StateMachineConformanceTest, RandomOpsMatchModel) {
 }
 
 TEST_P(StateMachineConformanceTest, HashKVIsTheSameForTheSameStateInEveryImplementation) {
-  absl::StatusOr<uint32_t> empty = sm().HashKV();
+  absl::StatusOr<uint32_t> empty = sm().HashKV(0);
   ASSERT_TRUE(empty.ok()) << empty.status();
   EXPECT_EQ(*empty, 0u) << "no pair: nothing hashed";
   ApplyOne(PutCmd("a", "1"));
   ApplyOne(PutCmd("b", std::string("\0x", 2)));
-  const uint32_t two = *sm().HashKV();
+  const uint32_t two = *sm().HashKV(0);
   EXPECT_NE(two, *empty);
   // Pinned: every implementation hashes the same state to the same value (replicas compare).
   // 0x0460d36d is CRC-32C of the encoding HashState documents for a=1 (2,2,1), b="\0x"
   // (3,3,1), computed apart from this code.
   EXPECT_EQ(two, 0x0460d36du) << std::hex << two;
   ApplyOne(PutCmd("a", "1"));  // the same value again: a new mod_revision and version
-  const uint32_t rewritten = *sm().HashKV();
+  const uint32_t rewritten = *sm().HashKV(0);
   EXPECT_NE(rewritten, two);
   ApplyOne(DelCmd("b"));
-  EXPECT_NE(*sm().HashKV(), rewritten);
-  EXPECT_EQ(*sm().HashKV(), *sm().HashKV()) << "reading does not change it";
+  EXPECT_NE(*sm().HashKV(0), rewritten);
+  EXPECT_EQ(*sm().HashKV(0), *sm().HashKV(0)) << "reading does not change it";
 }
 
 }  // namespace
