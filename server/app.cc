@@ -39,6 +39,7 @@
 #include "engine/alerts/event.h"
 #include "engine/alerts/rules.h"
 #include "engine/health/health.h"
+#include "engine/kv/auto_compaction.h"
 #include "server/admin/admin_server.h"
 #include "server/admin/metrics.h"
 #include "server/alert_webhook.h"
@@ -332,6 +333,10 @@ absl::StatusOr<RuntimeOptions> RuntimeOptionsOf(const Config& config, const Conf
   ro.node.snapshot_catchup_entries = config.storage.snapshot_catchup_entries;
   ro.node.max_snapshots = config.storage.max_snapshots;
   ro.node.snapshot_transfer.chunk_bytes = config.storage.snapshot_chunk_kb << 10;
+  absl::StatusOr<kv::AutoCompactionPolicy> compaction = kv::ParseAutoCompaction(
+      config.storage.auto_compaction_mode, config.storage.auto_compaction_retention);
+  if (!compaction.ok()) return compaction.status();  // Validate has refused it already
+  ro.auto_compaction = *compaction;
   // Raft counts time in ticks (a tenth of a heartbeat); node::ConfigureTiming is the one
   // mapping from [cluster]'s timing to ticks, shared with the simulator's swarm. A snapshot
   // transfer without progress fails after 30 s (or twenty election timeouts, if longer).

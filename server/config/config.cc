@@ -26,6 +26,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "engine/kv/auto_compaction.h"
 
 // Debian's toml++ is a compiled library (-ltomlplusplus); its pkg-config sets these two (also in
 // the BUILD copts; repeated here so the include never silently turns header-only).
@@ -213,6 +214,17 @@ std::vector<KeyDef> BuildKeyDefs() {
           "Snapshots kept on disk; older ones are deleted."),
       Int("storage.snapshot_chunk_kb", AMATERS_FIELD(storage.snapshot_chunk_kb), 1, 8192, kRestart,
           "Size of the chunks a leader streams a snapshot in, in KiB."),
+      Choice("storage.auto_compaction_mode", AMATERS_FIELD(storage.auto_compaction_mode),
+             {"revision", "periodic"}, kRestart,
+             "How the leader compacts the revision history (etcd's --auto-compaction-mode): "
+             "revision keeps the last auto_compaction_retention revisions (checked every 5 "
+             "minutes); periodic keeps what is younger than the auto_compaction_retention "
+             "duration."),
+      Str("storage.auto_compaction_retention", AMATERS_FIELD(storage.auto_compaction_retention),
+          /*non_empty=*/true, kRestart,
+          "Revisions to keep (revision mode), or a duration such as \"30m\" or \"1h\" (periodic "
+          "mode; a bare number counts hours, as etcd); \"0\" turns auto-compaction off and the "
+          "history then grows until an explicit compaction (etcdctl compaction)."),
       // [storage.wal]
       Int("storage.wal.segment_size_mb", AMATERS_FIELD(storage.wal.segment_size_mb), 1, 1024, kRestart,
           "WAL segment file size in MiB; a new segment is started when the next record would not fit."),
@@ -823,6 +835,13 @@ std::optional<Problem> FindProblem(const Config& c) {
     if (std::string problem = CheckField(def, c); !problem.empty()) {
       return Problem{absl::StrCat(TomlLocation(def, c), ": ", problem), {def.info.key}};
     }
+  }
+
+  if (absl::StatusOr<kv::AutoCompactionPolicy> p = kv::ParseAutoCompaction(
+          c.storage.auto_compaction_mode, c.storage.auto_compaction_retention);
+      !p.ok()) {
+    return Problem{absl::StrCat("[storage] ", p.status().message()),
+                   {"storage.auto_compaction_mode", "storage.auto_compaction_retention"}};
   }
 
   // Membership.

@@ -65,6 +65,9 @@ struct Config {
     uint64_t snapshot_catchup_entries = 5000;     // entries kept below a snapshot
     uint64_t max_snapshots = 3;                   // snapshots kept on disk
     uint64_t snapshot_chunk_kb = 1024;            // InstallSnapshot chunk size
+    // Auto-compaction of the revision history (engine/kv/auto_compaction.h).
+    std::string auto_compaction_mode = "revision";  // revision | periodic
+    std::string auto_compaction_retention = "10000";  // revisions, or a duration; "0" = off
     struct Wal {
       uint64_t segment_size_mb = 64;
       std::string sync_mode = "always";  // always | interval | none

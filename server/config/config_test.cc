@@ -65,6 +65,7 @@ TEST(ConfigKeysTest, EveryFieldHasOneKey) {
                           "server.request_timeout_ms", "storage.min_free_bytes",
                           "storage.snapshot_threshold_entries", "storage.snapshot_catchup_entries",
                           "storage.max_snapshots", "storage.snapshot_chunk_kb",
+                          "storage.auto_compaction_mode", "storage.auto_compaction_retention",
                           "storage.wal.segment_size_mb",
                           "storage.wal.sync_mode", "storage.wal.sync_interval_ms", "network.tls_enabled",
                           "network.tls_cert", "network.tls_key", "network.tls_ca",
@@ -117,6 +118,8 @@ TEST(ConfigKeysTest, AccessorsReachTheirFields) {
   c.storage.snapshot_catchup_entries = 33;
   c.storage.max_snapshots = 34;
   c.storage.snapshot_chunk_kb = 35;
+  c.storage.auto_compaction_mode = "l";
+  c.storage.auto_compaction_retention = "m";
   c.alerts.dedup_window_ms = 28;
   c.alerts.webhook_url = "http://m/n";
   c.alerts.webhook_timeout_ms = 29;

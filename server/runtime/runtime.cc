@@ -86,7 +86,9 @@ class RuntimeDurableState : public node::DurableState {
 }  // namespace
 
 Runtime::Runtime(RuntimeOptions options)
-    : options_(std::move(options)), epoch_(std::chrono::steady_clock::now()) {}
+    : options_(std::move(options)),
+      auto_compactor_(options_.auto_compaction),
+      epoch_(std::chrono::steady_clock::now()) {}
 
 absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(RuntimeOptions options) {
   if (options.tick_ms == 0) return absl::InvalidArgumentError("tick_ms must be > 0");
@@ -157,6 +159,8 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(RuntimeOptions options) {
     rt->status_.applied = applied;
     rt->status_.revision = rt->storage_->state->revision();
   }
+  rt->applied_revisions_ = {rt->storage_->state->revision(),
+                            rt->storage_->state->compact_revision()};
   return rt;
 }
 
@@ -437,6 +441,7 @@ void Runtime::LoopMain() {
       // a burst: that would fire election timeouts the peers never saw coming.
       if (next_tick_ms_ <= now) next_tick_ms_ = now + options_.tick_ms;
       advance = true;
+      if (!fatal_) MaybeAutoCompact(now);
     }
     if (std::optional<uint64_t> retry = requests_->NextRetryMs(); retry && *retry <= now) {
       advance = true;
@@ -490,8 +495,9 @@ void Runtime::Handle(Event& event, uint64_t now_ms) {
     }
     {
       std::lock_guard<std::mutex> lock(status_mu_);
-      status_.revision = ae->revision;
+      status_.revision = ae->revisions.current;
     }
+    applied_revisions_ = ae->revisions;
     if (!fatal_) node_->OnApplied(ae->index);
   } else if (auto* te = std::get_if<TransferEvent>(&event)) {
     const raft::Raft& r = node_->raft();
@@ -708,6 +714,28 @@ void Runtime::ProcessEffects(uint64_t now_ms) {
       if (options_.on_fatal) options_.on_fatal(e.fatal);
     }
   }
+}
+
+void Runtime::MaybeAutoCompact(uint64_t now) {
+  const bool leader = node_->raft().role() == raft::Role::kLeader;
+  std::optional<int64_t> target = auto_compactor_.Tick(
+      now, leader, applied_revisions_.current, applied_revisions_.compacted);
+  if (!target || auto_compaction_pending_.exchange(true)) return;
+  AM_CHECK_LT(applied_revisions_.compacted, *target);
+  LogInfo("auto-compaction: proposing", {F("revision", *target)});
+  kv::Command c;
+  c.op = kv::CompactRequest{*target, /*physical=*/true};
+  // Posted like a client's proposal; its answer comes back on this thread.
+  Propose(std::move(c), [this, target = *target](absl::StatusOr<kv::CommandResponse> r,
+                                                 raft::NodeId) {
+    auto_compaction_pending_.store(false);
+    if (r.ok()) {
+      LogInfo("auto-compaction: done", {F("revision", target)});
+    } else {
+      LogWarn("auto-compaction: not applied", {F("revision", target),
+                                               F("error", r.status().ToString())});
+    }
+  });
 }
 
 void Runtime::PublishStatus() {
@@ -997,11 +1025,11 @@ void Runtime::RunApply(ApplyWork& w) {
       if (d) d(absl::UnavailableError("node stopped after a storage failure"), raft::kNone);
     }
     AnswerConfChanges(w, absl::UnavailableError("node stopped after a storage failure"));
-    Post(AppliedEvent{0, 0, storage_error_});
+    Post(AppliedEvent{0, {}, storage_error_});
     return;
   }
   AnswerConfChanges(w, absl::OkStatus());
-  Post(AppliedEvent{last, sm.revision(), absl::OkStatus()});
+  Post(AppliedEvent{last, kv::Revisions{sm.revision(), sm.compact_revision()}, absl::OkStatus()});
 }
 
 void Runtime::AnswerConfChanges(ApplyWork& w, const absl::Status& status) {

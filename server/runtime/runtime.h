@@ -43,6 +43,8 @@
 #include "absl/time/time.h"
 #include "engine/alerts/alert_manager.h"
 #include "engine/alerts/event.h"
+#include "engine/kv/apply.h"
+#include "engine/kv/auto_compaction.h"
 #include "engine/kv/state_machine.h"
 #include "engine/node/node.h"
 #include "engine/node/requests.h"
@@ -77,6 +79,9 @@ struct RuntimeOptions {
   // tick_ms. max_requests bounds the requests tracked at once (max_inflight_requests).
   node::ClientRequestsConfig requests;
   uint64_t request_timeout_ms = 5000;
+  // When this node leads, it proposes compactions of the revision history as this policy says
+  // (engine/kv/auto_compaction.h; the default is off).
+  kv::AutoCompactionPolicy auto_compaction;
   uint64_t cluster_id = 0;
   std::string client_address;      // advertised to peers
   std::string peer_address;        // our own peer listener (empty for a single node)
@@ -254,7 +259,7 @@ class Runtime {
   };
   struct AppliedEvent {
     raft::Index index;
-    int64_t revision;
+    kv::Revisions revisions;
     absl::Status status;
   };
   struct MessagesEvent {
@@ -341,6 +346,8 @@ class Runtime {
   void AnswerFinished();
   void FailAll(const absl::Status& status);  // every pending request, retry and transfer
   void PublishStatus();
+  // Loop thread, on every tick: proposes a compaction when this leader's policy asks for one.
+  void MaybeAutoCompact(uint64_t now);
   // Loop thread: senders for the members of the configuration in effect (docs/membership.md).
   void SyncPeers();
   // Answers the configuration changes of `w` that are applied (or the error).
@@ -403,6 +410,10 @@ class Runtime {
   uint64_t logged_stalls_ = 0;  // failure-detector stalls already logged
   uint64_t next_stall_log_ms_ = 0;
   raft::Role last_role_ = raft::Role::kFollower;
+  // Loop thread: the auto-compaction policy and the store revisions it is given.
+  kv::AutoCompactor auto_compactor_;
+  kv::Revisions applied_revisions_;
+  std::atomic<bool> auto_compaction_pending_{false};  // one proposal at a time
 
   // Apply thread.
   std::mutex apply_mu_;

@@ -258,29 +258,45 @@ TEST_F(EtcdctlTest, JsonOutputTracksRevisionsAndVersions) {
   EXPECT_EQ(missing.header().revision(), created + 5);
 }
 
-TEST_F(EtcdctlTest, OldRevisionsAreCompacted) {
-  ASSERT_EQ(Ok(leader_, {"put", "old/k", "a"}), "OK\n");
-  const int64_t first = ParseRange(Ok(leader_, {"get", "old/k", "-w", "json"})).header().revision();
-  ASSERT_EQ(Ok(follower_, {"put", "old/k", "b"}), "OK\n");
-  const int64_t now = ParseRange(Ok(leader_, {"get", "old/k", "-w", "json"})).header().revision();
-  ASSERT_GT(now, first);
+TEST_F(EtcdctlTest, GetRevReadsThePastOnEveryMemberUntilCompaction) {
+  ASSERT_EQ(Ok(leader_, {"put", "hist/k", "a"}), "OK\n");
+  const int64_t first = ParseRange(Ok(leader_, {"get", "hist/k", "-w", "json"})).header().revision();
+  ASSERT_EQ(Ok(follower_, {"put", "hist/k", "b"}), "OK\n");
+  ASSERT_EQ(Ok(follower_, {"del", "hist/k"}), "1\n");
+  const int64_t now = ParseRange(Ok(leader_, {"get", "hist/k", "-w", "json"})).header().revision();
+  ASSERT_EQ(now, first + 2);
 
-  // amaters keeps only the current revision: an older one is "compacted", as etcd says.
-  CommandResult r = Ctl(follower_, {"get", "old/k", absl::StrCat("--rev=", first)});
-  EXPECT_NE(r.exit_code, 0) << r.out;
-  EXPECT_EQ(r.out, "");
-  EXPECT_TRUE(
-      absl::StrContains(r.err, "Error: etcdserver: mvcc: required revision has been compacted\n"))
-      << r.err;
-  // A future revision is etcd's other error.
-  r = Ctl(other_follower_, {"get", "old/k", absl::StrCat("--rev=", now + 1000)});
+  // Every member serves the past from its own history (linearizable reads: after the leader's
+  // commit, so the follower has applied both writes).
+  for (int node : {leader_, follower_, other_follower_}) {
+    EXPECT_EQ(Ok(node, {"get", "hist/k", absl::StrCat("--rev=", first)}), "hist/k\na\n") << node;
+    EXPECT_EQ(Ok(node, {"get", "hist/k", absl::StrCat("--rev=", first + 1)}), "hist/k\nb\n");
+    EXPECT_EQ(Ok(node, {"get", "hist/k", absl::StrCat("--rev=", now)}), "") << "deleted";
+  }
+  // A future revision is etcd's error.
+  CommandResult r = Ctl(other_follower_, {"get", "hist/k", absl::StrCat("--rev=", now + 1000)});
   EXPECT_NE(r.exit_code, 0) << r.out;
   EXPECT_TRUE(absl::StrContains(r.err,
                                 "Error: etcdserver: mvcc: required revision is a future "
                                 "revision\n"))
       << r.err;
-  // The current revision itself is served.
-  EXPECT_EQ(Ok(leader_, {"get", "old/k", absl::StrCat("--rev=", now)}), "old/k\nb\n");
+
+  // etcdctl compaction, sent to a follower (forwarded to the leader, replicated to all).
+  EXPECT_EQ(Ok(follower_, {"compaction", absl::StrCat(first + 1), "--physical"}),
+            absl::StrCat("compacted revision ", first + 1, "\n"));
+  for (int node : {leader_, follower_, other_follower_}) {
+    r = Ctl(node, {"get", "hist/k", absl::StrCat("--rev=", first)});
+    EXPECT_NE(r.exit_code, 0) << r.out;
+    EXPECT_EQ(r.out, "");
+    EXPECT_TRUE(absl::StrContains(
+        r.err, "Error: etcdserver: mvcc: required revision has been compacted\n"))
+        << node << ": " << r.err;
+    EXPECT_EQ(Ok(node, {"get", "hist/k", absl::StrCat("--rev=", first + 1)}), "hist/k\nb\n");
+  }
+  // Compacting again to the same revision is etcd's compacted error.
+  r = Ctl(leader_, {"compaction", absl::StrCat(first + 1)});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(r.err, "required revision has been compacted")) << r.err;
 }
 
 TEST_F(EtcdctlTest, DeleteAndMissingKeys) {
@@ -453,9 +469,11 @@ TEST_F(EtcdctlTest, EndpointHashKvIsTheSameOnEveryReplica) {
   EXPECT_EQ(Ok(leader_, {"put", "hashkv-k", "v2"}), "OK\n");
   const std::string after = Ok(leader_, {"endpoint", "hashkv"});
   EXPECT_FALSE(absl::StrContains(after, ", " + before + "\n")) << "a write changes the hash";
-  // One version per key: an older revision is compacted, as for get --rev.
-  CommandResult old = Ctl(leader_, {"endpoint", "hashkv", "--rev=1"});
-  EXPECT_TRUE(absl::StrContains(old.err + old.out, "compacted")) << old.err << old.out;
+  // An older revision is hashed from the history: the hash before the second put.
+  const int64_t rev =
+      ParseRange(Ok(leader_, {"get", "hashkv-k", "-w", "json"})).header().revision();
+  const std::string old = Ok(leader_, {"endpoint", "hashkv", absl::StrCat("--rev=", rev - 1)});
+  EXPECT_TRUE(absl::StrContains(old, ", " + before + "\n")) << old << " vs " << before;
 }
 
 }  // namespace
