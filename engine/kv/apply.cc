@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <optional>
-#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -435,8 +434,7 @@ namespace {
 // What a compaction at `at` discards from `view`'s history (stored versions and the batch's
 // own): per key, every version older than its newest one at or below `at`, and that newest one
 // too when it is a tombstone. Versions newer than `at` stay.
-absl::Status PlanCompaction(const StoreReader& view, int64_t at, int64_t stored_revision,
-                            BatchOutcome* out) {
+absl::Status PlanCompaction(const StoreReader& view, int64_t at, BatchOutcome* out) {
   std::vector<KeyValue> discard;
   std::optional<KeyValue> newest;  // of the key being visited, at or below `at`
   std::optional<KeyValue> last;    // the version visited before, for the order check
@@ -457,22 +455,11 @@ absl::Status PlanCompaction(const StoreReader& view, int64_t at, int64_t stored_
   });
   if (!s.ok()) return s;
   end_key();
-  // A discarded version is either stored (to remove) or one of this batch's (not to write).
-  std::set<std::pair<std::string, int64_t>> dropped_new;
+  // Versions of this batch among them are written and removed in the same atomic step.
   for (KeyValue& kv : discard) {
-    if (kv.mod_revision > stored_revision) {
-      dropped_new.emplace(kv.key, kv.mod_revision);
-    } else {
-      out->discarded.push_back(std::move(kv));
-    }
+    AM_CHECK(kv.mod_revision <= at, "discarding ", Describe(kv), " above the compaction");
+    out->discarded.push_back(std::move(kv));
   }
-  std::vector<KeyValue> kept;
-  kept.reserve(out->versions.size());
-  for (KeyValue& kv : out->versions) {
-    if (dropped_new.count({kv.key, kv.mod_revision}) == 0) kept.push_back(std::move(kv));
-  }
-  AM_CHECK_EQ(out->versions.size() - kept.size(), dropped_new.size());
-  out->versions = std::move(kept);
   return absl::OkStatus();
 }
 
@@ -538,7 +525,7 @@ absl::StatusOr<BatchOutcome> ExecuteBatch(const StoreReader& base, uint64_t appl
   AM_CHECK_LE(out.revisions.current - revisions.current, static_cast<int64_t>(batch.size()),
               "a batch bumps the revision at most once per item");
   if (out.revisions.compacted != revisions.compacted) {
-    absl::Status s = PlanCompaction(view, out.revisions.compacted, revisions.current, &out);
+    absl::Status s = PlanCompaction(view, out.revisions.compacted, &out);
     if (!s.ok()) return s;
   }
   return out;

@@ -56,11 +56,12 @@ using ChangeSet = std::map<std::string, std::optional<KeyValue>>;
 struct BatchOutcome {
   std::vector<ApplyResult> results;  // one per item
   ChangeSet changes;
-  // The versions the batch wrote, in revision order (at most one per key and revision), minus
-  // those a compaction in the same batch discards again.
+  // The versions the batch wrote, in revision order (at most one per key and revision): the
+  // events a watcher sees.
   std::vector<KeyValue> versions;
-  // Stored versions (identified by key and mod_revision) that a compaction in the batch
-  // discards; empty unless the batch compacted.
+  // Versions (identified by key and mod_revision) that a compaction in the batch discards:
+  // stored ones, and ones of `versions` (the store writes those and removes them again);
+  // empty unless the batch compacted.
   std::vector<KeyValue> discarded;
   uint64_t applied_index = 0;  // after the batch
   Revisions revisions;         // after the batch
@@ -69,7 +70,7 @@ struct BatchOutcome {
 // Computes the effect of `batch` on the state (`base`, applied_index, revisions). Errors:
 // kFailedPrecondition when the indexes are not contiguous from applied_index + 1; any error
 // `base` returns. The caller commits the outcome atomically, or nothing on error: it stores
-// `changes` and `versions`, removes `discarded` and records the new indexes.
+// `changes` and `versions`, then removes `discarded`, and records the new indexes.
 // AM_CHECK: an item with both a command and a decode error (a driver bug).
 absl::StatusOr<BatchOutcome> ExecuteBatch(const StoreReader& base, uint64_t applied_index,
                                           Revisions revisions, absl::Span<const ApplyItem> batch);

@@ -37,13 +37,13 @@ absl::Status MemoryStateMachine::ScanHistory(
   return absl::OkStatus();
 }
 
-void MemoryStateMachine::AddVersion(State* st, KeyValue kv) {
+void MemoryStateMachine::AddVersion(State* st, const KeyValue& kv) {
   std::vector<KeyValue>& versions = st->keys[kv.key];
   AM_CHECK(versions.empty() || versions.back().mod_revision < kv.mod_revision,
            "versions of a key out of order: ", Describe(kv));
   const bool was_live = !versions.empty() && !IsTombstone(versions.back());
   const bool live = !IsTombstone(kv);
-  versions.push_back(std::move(kv));
+  versions.push_back(kv);
   if (was_live != live) live ? ++st->live_keys : --st->live_keys;
 }
 
@@ -74,7 +74,7 @@ absl::StatusOr<std::vector<ApplyResult>> MemoryStateMachine::Apply(
   if (!out.ok()) return out.status();
   // Commit: nothing below can fail, so the batch is applied whole. The current state of a key
   // is its newest version, so `changes` needs no separate step.
-  for (KeyValue& kv : out->versions) AddVersion(&state_, std::move(kv));
+  for (const KeyValue& kv : out->versions) AddVersion(&state_, kv);
   for (const KeyValue& kv : out->discarded) RemoveVersion(&state_, kv);
   for (const auto& [key, kv] : out->changes) {
     auto it = state_.keys.find(key);
@@ -85,6 +85,7 @@ absl::StatusOr<std::vector<ApplyResult>> MemoryStateMachine::Apply(
   AM_CHECK_GE(out->revisions.current, state_.revisions.current, "revision never decreases");
   state_.applied_index = out->applied_index;
   state_.revisions = out->revisions;
+  last_versions_ = std::move(out->versions);
   return std::move(out->results);
 }
 
@@ -120,6 +121,7 @@ absl::Status MemoryStateMachine::RestoreSnapshot(const std::string& name) {
     return absl::NotFoundError(absl::StrCat("snapshot ", name, " not found"));
   }
   state_ = it->second;
+  last_versions_.clear();
   return absl::OkStatus();
 }
 

@@ -29,6 +29,7 @@ class MemoryStateMachine final : public StateMachine, private StoreReader {
   absl::StatusOr<uint32_t> HashKV(int64_t revision) const override;
   absl::Status History(const std::string& key, const std::string& range_end, int64_t from,
                        absl::FunctionRef<bool(const KeyValue&)> visit) const override;
+  const std::vector<KeyValue>& last_applied_versions() const override { return last_versions_; }
   uint64_t applied_index() const override { return state_.applied_index; }
   int64_t revision() const override { return state_.revisions.current; }
   int64_t compact_revision() const override { return state_.revisions.compacted; }
@@ -59,11 +60,12 @@ class MemoryStateMachine final : public StateMachine, private StoreReader {
                            absl::FunctionRef<bool(const KeyValue&)> visit) const override;
 
   // Adds `kv` as the newest version of its key.
-  static void AddVersion(State* st, KeyValue kv);
+  static void AddVersion(State* st, const KeyValue& kv);
   // Removes the stored version of kv.key at kv.mod_revision (AM_CHECK: it exists).
   static void RemoveVersion(State* st, const KeyValue& kv);
 
   State state_;
+  std::vector<KeyValue> last_versions_;
   std::map<std::string, State> snapshots_;
 };
 

@@ -310,6 +310,11 @@ class StateMachine {
                                int64_t from,
                                absl::FunctionRef<bool(const KeyValue&)> visit) const = 0;
 
+  // The versions the last successful Apply wrote, in revision order (a delete as a
+  // tombstone): the events watchers are told about. Empty after an Apply that wrote nothing
+  // and after a restore; valid until the next call that changes the state.
+  virtual const std::vector<KeyValue>& last_applied_versions() const = 0;
+
   // The index of the last applied entry (0 for a new store).
   virtual uint64_t applied_index() const = 0;
   // The current store revision (kInitialRevision for a new store).

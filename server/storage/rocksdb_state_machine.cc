@@ -528,6 +528,7 @@ absl::Status RocksDbStateMachine::OpenLive() {
   db_ = std::move(db);
   applied_index_ = meta.applied_index;
   revisions_ = meta.revisions;
+  last_versions_.clear();
   return absl::OkStatus();
 }
 
@@ -609,7 +610,10 @@ absl::StatusOr<std::vector<kv::ApplyResult>> RocksDbStateMachine::Apply(
   absl::StatusOr<kv::BatchOutcome> out =
       kv::ExecuteBatch(reader, applied_index_, revisions_, batch);
   if (!out.ok()) return out.status();
-  if (batch.empty()) return std::move(out->results);
+  if (batch.empty()) {
+    last_versions_.clear();
+    return std::move(out->results);
+  }
 
   // One WriteBatch: the data changes and the metadata that covers them, atomically.
   rocksdb::WriteBatch wb;
@@ -639,6 +643,7 @@ absl::StatusOr<std::vector<kv::ApplyResult>> RocksDbStateMachine::Apply(
   AM_CHECK_GE(out->revisions.compacted, revisions_.compacted, "compactions never go back");
   applied_index_ = out->applied_index;
   revisions_ = out->revisions;
+  last_versions_ = std::move(out->versions);
   return std::move(out->results);
 }
 

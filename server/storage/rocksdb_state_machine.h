@@ -133,6 +133,9 @@ class RocksDbStateMachine final : public kv::StateMachine {
   absl::StatusOr<uint32_t> HashKV(int64_t revision) const override;
   absl::Status History(const std::string& key, const std::string& range_end, int64_t from,
                        absl::FunctionRef<bool(const kv::KeyValue&)> visit) const override;
+  const std::vector<kv::KeyValue>& last_applied_versions() const override {
+    return last_versions_;
+  }
   uint64_t applied_index() const override { return applied_index_; }
   int64_t revision() const override { return revisions_.current; }
   int64_t compact_revision() const override { return revisions_.compacted; }
@@ -210,6 +213,7 @@ class RocksDbStateMachine final : public kv::StateMachine {
   std::unique_ptr<rocksdb::DB> db_;
   uint64_t applied_index_ = 0;
   kv::Revisions revisions_;
+  std::vector<kv::KeyValue> last_versions_;
 };
 
 }  // namespace amaters::storage

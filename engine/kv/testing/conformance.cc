@@ -1043,6 +1043,7 @@ class Model {
   int64_t revision = kInitialRevision;
   int64_t compacted = kInitialRevision;
   Kvs kvs;
+  std::vector<KeyValue> written;  // versions written since the test last cleared it
   // The whole state after every revision from `compacted` to `revision`.
   std::map<int64_t, Kvs> states = {{kInitialRevision, Kvs{}}};
 
@@ -1182,6 +1183,7 @@ class Model {
     } else {
       kvs[p.key] = KeyValue{p.key, p.value, revision + 1, revision + 1, 1};
     }
+    written.push_back(kvs[p.key]);
     *wrote = true;
     return out;
   }
@@ -1189,7 +1191,10 @@ class Model {
   DeleteRangeResponse Delete(const DeleteRangeRequest& d, bool* wrote) {
     DeleteRangeResponse out;
     std::vector<KeyValue> gone = Select(d.key, d.range_end);
-    for (const KeyValue& kv : gone) kvs.erase(kv.key);
+    for (const KeyValue& kv : gone) {
+      kvs.erase(kv.key);
+      written.push_back(Tombstone(kv.key, revision + 1));
+    }
     if (!gone.empty()) *wrote = true;
     out.deleted = static_cast<int64_t>(gone.size());
     if (d.prev_kv) out.prev_kvs = gone;
@@ -1462,12 +1467,14 @@ TEST_P(StateMachineConformanceTest, RandomOpsMatchModel) {
       absl::StatusOr<std::vector<ApplyResult>> got = sm().Apply(batch);
       ASSERT_TRUE(got.ok()) << got.status() << "\n" << where;
       ASSERT_EQ(got->size(), batch.size()) << where;
+      model.written.clear();
       for (size_t i = 0; i < batch.size(); ++i) {
         ApplyResult want = model.Apply(batch[i]);
         ASSERT_TRUE(SameResult((*got)[i], want))
             << "item " << i << "\n got: " << Describe((*got)[i]) << "\nwant: " << Describe(want)
             << "\n" << trace;
       }
+      ASSERT_EQ(sm().last_applied_versions(), model.written) << "the batch's events\n" << trace;
       ASSERT_EQ(sm().applied_index(), model.applied) << trace;
       ASSERT_EQ(sm().revision(), model.revision) << trace;
 
