@@ -197,8 +197,8 @@ int ServerMain(int argc, char** argv, TestFaults* test_faults) {
       return 1;
     }
     std::cout << "restored " << args->restore_file << " into " << data_dir << ": applied index "
-              << r->applied_index << ", revision " << r->revision << ", " << r->keys << " keys, "
-              << r->bytes << " bytes\n"
+              << r->applied_index << ", revision " << r->revision << ", " << r->keys
+              << " keys (" << r->versions << " versions), " << r->bytes << " bytes\n"
               << "start every member of the new cluster from a data directory restored from "
                  "this same file\n";
     return 0;

@@ -433,13 +433,16 @@ namespace {
 
 // What a compaction at `at` discards from `view`'s history (stored versions and the batch's
 // own): per key, every version older than its newest one at or below `at`, and that newest one
-// too when it is a tombstone. Versions newer than `at` stay.
+// too when it is a tombstone below `at`. A tombstone at `at` stays, so that a watch from `at`
+// still sees the delete. Versions newer than `at` stay.
 absl::Status PlanCompaction(const StoreReader& view, int64_t at, BatchOutcome* out) {
   std::vector<KeyValue> discard;
   std::optional<KeyValue> newest;  // of the key being visited, at or below `at`
   std::optional<KeyValue> last;    // the version visited before, for the order check
   auto end_key = [&]() {
-    if (newest.has_value() && IsTombstone(*newest)) discard.push_back(*std::move(newest));
+    if (newest.has_value() && IsTombstone(*newest) && newest->mod_revision < at) {
+      discard.push_back(*std::move(newest));
+    }
     newest.reset();
   };
   absl::Status s = view.ScanHistory("", "", [&](const KeyValue& kv) {

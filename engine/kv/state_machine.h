@@ -22,8 +22,9 @@
 //    zero). A Range may read the store as it was at any revision from compact_revision() to
 //    revision().
 //  - A CompactRequest at revision C (replicated like any write; it does not bump the revision)
-//    discards what no read at C or later can see: every version of a key older than its newest
-//    version at or below C, and that newest one too when it is a tombstone. Reads below C then
+//    discards what no read or watch from C on can see: every version of a key older than its
+//    newest version at or below C, and that newest one too when it is a tombstone older than C
+//    (a delete at C itself stays: a watcher starting at C must see it). Reads below C then
 //    fail with kErrCompacted; reads above revision() with kErrFutureRev.
 #ifndef AMATERS_ENGINE_KV_STATE_MACHINE_H_
 #define AMATERS_ENGINE_KV_STATE_MACHINE_H_

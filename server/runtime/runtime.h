@@ -80,7 +80,7 @@ struct RuntimeOptions {
   node::ClientRequestsConfig requests;
   uint64_t request_timeout_ms = 5000;
   // When this node leads, it proposes compactions of the revision history as this policy says
-  // (engine/kv/auto_compaction.h; the default is off).
+  // (engine/kv/auto_compaction.h; off unless set: the server sets it from [storage]).
   kv::AutoCompactionPolicy auto_compaction;
   uint64_t cluster_id = 0;
   std::string client_address;      // advertised to peers

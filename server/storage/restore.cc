@@ -33,7 +33,14 @@ absl::StatusOr<RestoreSummary> Inspect(const std::string& file, uint64_t* snapsh
   const bool etcdctl = size % 512 == 32;
   const uint64_t body = etcdctl ? size - 32 : size;
   std::ifstream in(file, std::ios::binary);
-  kv::SnapshotFileReader reader([](const kv::KeyValue&) { return absl::OkStatus(); });
+  // Versions come in (key, revision) order: a key is live when its last one is not a tombstone.
+  uint64_t live_keys = 0;
+  std::optional<kv::KeyValue> last;
+  kv::SnapshotFileReader reader([&](const kv::KeyValue& kv) {
+    if (last.has_value() && last->key != kv.key && !kv::IsTombstone(*last)) ++live_keys;
+    last = kv;
+    return absl::OkStatus();
+  });
   if (etcdctl) reader.AllowTrailingZeros();
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> sha(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   EVP_DigestInit_ex(sha.get(), EVP_sha256(), nullptr);
@@ -65,7 +72,8 @@ absl::StatusOr<RestoreSummary> Inspect(const std::string& file, uint64_t* snapsh
   out.bytes = size;
   out.applied_index = reader.applied_index();
   out.revision = reader.revision();
-  out.keys = reader.count();
+  out.keys = live_keys + (last.has_value() && !kv::IsTombstone(*last) ? 1 : 0);
+  out.versions = reader.count();
   *snapshot_bytes = reader.file_bytes();
   return out;
 }

@@ -18,7 +18,8 @@ namespace amaters::storage {
 struct RestoreSummary {
   uint64_t applied_index = 0;
   int64_t revision = 0;
-  uint64_t keys = 0;
+  uint64_t keys = 0;      // live keys
+  uint64_t versions = 0;  // versions of the history, tombstones included
   uint64_t bytes = 0;
 };
 

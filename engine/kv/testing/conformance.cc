@@ -943,9 +943,9 @@ TEST_P(StateMachineConformanceTest, CompactionDiscardsWhatNoLaterReadCanSee) {
                     kept.push_back(kv);
                     return true;
                   }).ok());
-  // Versions from 5 on: b's tombstone at 5 went with b; a@3 stays (the read at 5 above sees
-  // it) but is older than 5.
-  EXPECT_EQ(kept, (std::vector<KeyValue>{KV("c", "1", 6, 6, 1)}));
+  // Versions from 5 on: b's delete at 5 itself stays (a watch from 5 must see it), b@4 went;
+  // a@3 stays (the read at 5 above sees it) but is older than 5.
+  EXPECT_EQ(kept, (std::vector<KeyValue>{Tombstone("b", 5), KV("c", "1", 6, 6, 1)}));
   EXPECT_EQ(sm().History("a", "", 4, [](const KeyValue&) { return true; }).code(),
             absl::StatusCode::kOutOfRange);
 
@@ -958,6 +958,12 @@ TEST_P(StateMachineConformanceTest, CompactionDiscardsWhatNoLaterReadCanSee) {
   EXPECT_EQ(sm().compact_revision(), 5);
   EXPECT_EQ(As<CompactResponse>(ApplyOne(Command{9, CompactRequest{6, false}})).header.revision,
             6) << "compacting at the current revision is allowed";
+  kept.clear();
+  ASSERT_TRUE(sm().History("b", "", 6, [&](const KeyValue& kv) {
+                    kept.push_back(kv);
+                    return true;
+                  }).ok());
+  EXPECT_TRUE(kept.empty()) << "b's delete went with the next compaction past it";
 }
 
 TEST_P(StateMachineConformanceTest, ACompactionInABatchSeesTheBatchsEarlierWrites) {
@@ -1070,7 +1076,9 @@ class Model {
     return Range(r, revision, &states.at(r.revision));
   }
 
-  // The versions History(key, end, from) visits, derived from the states.
+  // The versions History(key, end, from) visits, derived from the states: each key's newest
+  // put at or below the compact revision, a delete at exactly the compact revision, and every
+  // change after it.
   absl::StatusOr<std::vector<KeyValue>> History(const std::string& key, const std::string& end,
                                                 int64_t from) const {
     if (from < compacted) return absl::OutOfRangeError("compacted");
@@ -1078,10 +1086,12 @@ class Model {
     for (const KeyValue& kv : Select(key, end, &states.at(compacted))) {
       if (kv.mod_revision >= from) found[{kv.key, kv.mod_revision}] = kv;
     }
-    for (auto it = std::next(states.begin()); it != states.end(); ++it) {
-      const Kvs& before = std::prev(it)->second;
+    for (auto it = states.begin(); it != states.end(); ++it) {
+      if (it->first < from || it->first < compacted) continue;
+      auto prev = states.find(it->first - 1);
+      const Kvs empty;
+      const Kvs& before = prev == states.end() ? empty : prev->second;
       const Kvs& after = it->second;
-      if (it->first < from) continue;
       for (const KeyValue& kv : Select(key, end, &after)) {
         auto b = before.find(kv.key);
         if (b == before.end() || b->second != kv) found[{kv.key, it->first}] = kv;
@@ -1224,7 +1234,8 @@ class Model {
         return r;
       }
       compacted = k->revision;
-      states.erase(states.begin(), states.find(compacted));
+      // Keep the state before the compact revision: a delete at it is still in the history.
+      states.erase(states.begin(), states.find(compacted - 1));
       r.response = CompactResponse{ResponseHeader{revision}};
     } else if (const auto* p = std::get_if<PutRequest>(&c.op)) {
       r.response = Put(*p, &wrote);
