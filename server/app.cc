@@ -50,6 +50,7 @@
 #include "server/service/etcd_handler.h"
 #include "server/service/etcd_service.h"
 #include "server/service/peer_service.h"
+#include "server/service/watch_stream.h"
 #include "server/tls.h"
 
 namespace amaters::server {
@@ -669,6 +670,7 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
   KvService kv_service(&handler, observer);
   MaintenanceService maintenance_service(&handler, observer);
   ClusterService cluster_service(&handler, observer);
+  WatchService watch_service(&handler);
   PeerService peer_service(runtime.get(), [&handler](const peerpb::ForwardRequest& request,
                                                      std::function<void(grpc::Status, std::string)>
                                                          done) {
@@ -701,7 +703,7 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
   AdminService admin_service(runtime.get(), &handler, admin_status, alerts_source);
 
   std::unique_ptr<grpc::Server> client_server = StartClientServer(
-      config, *tls_config, {&kv_service, &maintenance_service, &cluster_service, &admin_service});
+      config, *tls_config, {&kv_service, &maintenance_service, &cluster_service, &watch_service, &admin_service});
   if (!client_server) {
     (void)runtime->Stop();
     unlink(pid_path.c_str());

@@ -143,6 +143,10 @@ void WatchHub::OnApplied() {
   }
 }
 
+void WatchHub::OnRestored() {
+  for (auto& [key, w] : watchers_) w.synced = false;
+}
+
 void WatchHub::CatchUp(const Key& key, Watcher& w) {
   AM_CHECK(!w.synced, "catching up a synced watcher");
   if (w.next_revision < store_.compact_revision()) return CancelCompacted(key);
@@ -179,7 +183,8 @@ void WatchHub::CatchUp(const Key& key, Watcher& w) {
     if (Wants(w, v)) r.events.push_back(Event(w, v));
   }
   const bool complete = cut == std::numeric_limits<int64_t>::max();
-  const int64_t next = complete ? now + 1 : cut;
+  // A watcher waiting for a future revision keeps waiting for it.
+  const int64_t next = complete ? std::max(w.next_revision, now + 1) : cut;
   AM_CHECK(complete ? next >= w.next_revision : next > w.next_revision,
            "a catch-up chunk must make progress");
   w.next_revision = next;

@@ -99,6 +99,9 @@ class WatchHub {
   void RequestProgress(WatchStreamId stream);
   // After every Apply of the store (store.last_applied_versions() are the events).
   void OnApplied();
+  // After the store's state was replaced (a snapshot restored): every watcher catches up from
+  // the history, or is canceled when what it still needs was compacted away.
+  void OnRestored();
   // The driver's flow control: a blocked stream's watchers get nothing until it is unblocked.
   void SetBlocked(WatchStreamId stream, bool blocked);
   // Catches up unsynced watchers of unblocked streams, one chunk each. Returns whether some

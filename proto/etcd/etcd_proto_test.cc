@@ -165,11 +165,38 @@ const Field kFields[] = {
     {"mvccpb.KeyValue", "version", 4, "int64"},
     {"mvccpb.KeyValue", "value", 5, "bytes"},
     {"mvccpb.KeyValue", "lease", 6, "int64"},
+    {"mvccpb.Event", "type", 1, "EventType"},
+    {"mvccpb.Event", "kv", 2, "KeyValue"},
+    {"mvccpb.Event", "prev_kv", 3, "KeyValue"},
+    {"etcdserverpb.WatchRequest", "create_request", 1, "WatchCreateRequest"},
+    {"etcdserverpb.WatchRequest", "cancel_request", 2, "WatchCancelRequest"},
+    {"etcdserverpb.WatchRequest", "progress_request", 3, "WatchProgressRequest"},
+    {"etcdserverpb.WatchCreateRequest", "key", 1, "bytes"},
+    {"etcdserverpb.WatchCreateRequest", "range_end", 2, "bytes"},
+    {"etcdserverpb.WatchCreateRequest", "start_revision", 3, "int64"},
+    {"etcdserverpb.WatchCreateRequest", "progress_notify", 4, "bool"},
+    {"etcdserverpb.WatchCreateRequest", "filters", 5, "repeated FilterType"},
+    {"etcdserverpb.WatchCreateRequest", "prev_kv", 6, "bool"},
+    {"etcdserverpb.WatchCreateRequest", "watch_id", 7, "int64"},
+    {"etcdserverpb.WatchCreateRequest", "fragment", 8, "bool"},
+    {"etcdserverpb.WatchCancelRequest", "watch_id", 1, "int64"},
+    {"etcdserverpb.WatchResponse", "header", 1, "ResponseHeader"},
+    {"etcdserverpb.WatchResponse", "watch_id", 2, "int64"},
+    {"etcdserverpb.WatchResponse", "created", 3, "bool"},
+    {"etcdserverpb.WatchResponse", "canceled", 4, "bool"},
+    {"etcdserverpb.WatchResponse", "compact_revision", 5, "int64"},
+    {"etcdserverpb.WatchResponse", "cancel_reason", 6, "string"},
+    {"etcdserverpb.WatchResponse", "fragment", 7, "bool"},
+    {"etcdserverpb.WatchResponse", "events", 11, "repeated Event"},
     // clang-format on
 };
 
 // etcd 3.4: (enum, value, number) for every enum in proto/etcd.
 const EnumValue kEnumValues[] = {
+    {"mvccpb.Event.EventType", "PUT", 0},
+    {"mvccpb.Event.EventType", "DELETE", 1},
+    {"etcdserverpb.WatchCreateRequest.FilterType", "NOPUT", 0},
+    {"etcdserverpb.WatchCreateRequest.FilterType", "NODELETE", 1},
     {"etcdserverpb.RangeRequest.SortOrder", "NONE", 0},
     {"etcdserverpb.RangeRequest.SortOrder", "ASCEND", 1},
     {"etcdserverpb.RangeRequest.SortOrder", "DESCEND", 2},
@@ -278,6 +305,17 @@ TEST(EtcdProto, ServicesAndMethodsAreEtcds) {
       {"etcdserverpb.Maintenance", "HashKV", "etcdserverpb.HashKVRequest",
        "etcdserverpb.HashKVResponse"},
   };
+  // The bidirectional stream: Watch.Watch.
+  {
+    const ServiceDescriptor* watch = Pool()->FindServiceByName("etcdserverpb.Watch");
+    ASSERT_NE(watch, nullptr);
+    const MethodDescriptor* m = watch->FindMethodByName("Watch");
+    ASSERT_NE(m, nullptr);
+    EXPECT_EQ(m->input_type()->full_name(), "etcdserverpb.WatchRequest");
+    EXPECT_EQ(m->output_type()->full_name(), "etcdserverpb.WatchResponse");
+    EXPECT_TRUE(m->client_streaming());
+    EXPECT_TRUE(m->server_streaming());
+  }
   // The one server-streaming method: Maintenance.Snapshot (etcd's `snapshot save`).
   {
     const MethodDescriptor* snapshot =

@@ -25,7 +25,7 @@ constexpr absl::string_view kCompactionCountHelp =
 
 constexpr std::array<absl::string_view, kRpcMethodCount> kMethodNames = {
     "Range",     "Put",       "DeleteRange",  "Txn",          "Status",
-    "MemberList", "MemberAdd", "MemberRemove", "MemberUpdate", "MemberPromote"};
+    "MemberList", "MemberAdd", "MemberRemove", "MemberUpdate", "MemberPromote", "Compact"};
 
 constexpr std::array<absl::string_view, 17> kGrpcCodeNames = {
     "OK",

@@ -60,8 +60,9 @@ enum class RpcMethod : int {
   kMemberRemove = 7,
   kMemberUpdate = 8,
   kMemberPromote = 9,
+  kCompact = 10,
 };
-inline constexpr int kRpcMethodCount = 10;
+inline constexpr int kRpcMethodCount = 11;
 
 // The `method` label value: "Range", "Put", "DeleteRange", "Txn", "Status", "MemberList",
 // "MemberAdd", "MemberRemove", "MemberUpdate", "MemberPromote".

@@ -320,6 +320,21 @@ absl::StatusOr<kv::Command> DeleteToCommand(const etcdserverpb::DeleteRangeReque
   return out;
 }
 
+kv::WatchCreate WatchCreateFromProto(const etcdserverpb::WatchCreateRequest& request) {
+  kv::WatchCreate out;
+  out.key = request.key();
+  out.range_end = request.range_end();
+  out.start_revision = request.start_revision();
+  out.watch_id = request.watch_id();
+  out.prev_kv = request.prev_kv();
+  out.progress_notify = request.progress_notify();
+  for (int f : request.filters()) {
+    if (f == etcdserverpb::WatchCreateRequest::NOPUT) out.no_put = true;
+    if (f == etcdserverpb::WatchCreateRequest::NODELETE) out.no_delete = true;
+  }
+  return out;
+}
+
 kv::Command CompactToCommand(const etcdserverpb::CompactionRequest& request) {
   kv::Command out;
   out.op = kv::CompactRequest{request.revision(), request.physical()};
@@ -440,6 +455,24 @@ void ToProto(const kv::CompactResponse& response, const HeaderInfo& info,
              etcdserverpb::CompactionResponse* out) {
   out->Clear();
   ToProto(info, response.header.revision, out->mutable_header());
+}
+
+void ToProto(const kv::WatchResponse& response, const HeaderInfo& info,
+             etcdserverpb::WatchResponse* out) {
+  out->Clear();
+  ToProto(info, response.revision, out->mutable_header());
+  out->set_watch_id(response.watch_id);
+  out->set_created(response.created);
+  out->set_canceled(response.canceled);
+  out->set_compact_revision(response.compact_revision);
+  out->set_cancel_reason(response.cancel_reason);
+  for (const kv::WatchEvent& e : response.events) {
+    mvccpb::Event* ev = out->add_events();
+    const bool deleted = kv::IsTombstone(e.kv);
+    ev->set_type(deleted ? mvccpb::Event::DELETE : mvccpb::Event::PUT);
+    ToProto(e.kv, ev->mutable_kv());
+    if (e.prev_kv.has_value()) ToProto(*e.prev_kv, ev->mutable_prev_kv());
+  }
 }
 
 void ToProto(const kv::RangeResponse& response, const HeaderInfo& info,

@@ -29,6 +29,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/kv/state_machine.h"
+#include "engine/kv/watch.h"
 #include "proto/etcd/kv.pb.h"
 #include "proto/etcd/rpc.pb.h"
 
@@ -98,6 +99,11 @@ absl::StatusOr<kv::Command> DeleteToCommand(const etcdserverpb::DeleteRangeReque
 absl::StatusOr<kv::Command> TxnToCommand(const etcdserverpb::TxnRequest& request,
                                          const Limits& limits);
 
+// etcd's WatchCreateRequest as the hub's request (filters NOPUT / NODELETE; unknown filter
+// values are ignored). Never refused here: the hub answers a request it cannot serve with a
+// cancel. `fragment` is the stream's business (server/service/watch_stream.h).
+kv::WatchCreate WatchCreateFromProto(const etcdserverpb::WatchCreateRequest& request);
+
 // etcd's Compact. Never refused here: the state machine answers a revision it cannot compact
 // to with kv::kErrCompacted / kv::kErrFutureRev when the command is applied.
 kv::Command CompactToCommand(const etcdserverpb::CompactionRequest& request);
@@ -144,6 +150,9 @@ void ToProto(const kv::TxnResponse& response, const HeaderInfo& info,
              etcdserverpb::TxnResponse* out);
 void ToProto(const kv::CompactResponse& response, const HeaderInfo& info,
              etcdserverpb::CompactionResponse* out);
+// A watch response: a tombstone becomes a DELETE event (key and mod_revision, as etcd sends).
+void ToProto(const kv::WatchResponse& response, const HeaderInfo& info,
+             etcdserverpb::WatchResponse* out);
 
 }  // namespace amaters::server::etcd
 

@@ -161,6 +161,7 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(RuntimeOptions options) {
   }
   rt->applied_revisions_ = {rt->storage_->state->revision(),
                             rt->storage_->state->compact_revision()};
+  rt->watch_hub_ = std::make_unique<kv::WatchHub>(*rt->storage_->state, options.watch_limits);
   return rt;
 }
 
@@ -442,6 +443,12 @@ void Runtime::LoopMain() {
       if (next_tick_ms_ <= now) next_tick_ms_ = now + options_.tick_ms;
       advance = true;
       if (!fatal_) MaybeAutoCompact(now);
+      if (now >= next_watch_progress_ms_) {
+        if (next_watch_progress_ms_ != 0) {
+          TryPostApply(WatchWork{WatchWork::Op::kNotifyProgress, 0, {}, 0, nullptr});
+        }
+        next_watch_progress_ms_ = now + options_.watch_progress_interval_ms;
+      }
     }
     if (std::optional<uint64_t> retry = requests_->NextRetryMs(); retry && *retry <= now) {
       advance = true;
@@ -934,6 +941,8 @@ void Runtime::ApplyMain() {
                                   : absl::UnavailableError("node stopped after a storage failure"));
     } else if (auto* h = std::get_if<HashWork>(&task)) {
       RunHash(*h);
+    } else if (auto* ww = std::get_if<WatchWork>(&task)) {
+      RunWatch(*ww);
     } else {
       RunSnapshotTask(task);
     }
@@ -980,6 +989,7 @@ void Runtime::RunApply(ApplyWork& w) {
       storage_error_ = results.status();
       return false;
     }
+    watch_hub_->OnApplied();
     // Results line up with the items that were applied (skipped items answer nobody: a
     // restart forgot who was waiting for them).
     AM_CHECK_EQ(results->size(), positions.size());
@@ -1009,6 +1019,7 @@ void Runtime::RunApply(ApplyWork& w) {
         storage_error_ = s;
         break;
       }
+      watch_hub_->OnRestored();
       last = w.items[i].snapshot->index;
       continue;
     }
@@ -1030,6 +1041,97 @@ void Runtime::RunApply(ApplyWork& w) {
   }
   AnswerConfChanges(w, absl::OkStatus());
   Post(AppliedEvent{last, kv::Revisions{sm.revision(), sm.compact_revision()}, absl::OkStatus()});
+  SyncWatchers();
+}
+
+// --- Watch (apply thread) ---------------------------------------------------------------------
+
+kv::WatchStreamId Runtime::OpenWatchStream(std::shared_ptr<WatchSink> sink) {
+  const kv::WatchStreamId id = next_watch_stream_.fetch_add(1);
+  WatchWork w;
+  w.op = WatchWork::Op::kOpen;
+  w.stream = id;
+  w.sink = std::move(sink);
+  TryPostApply(std::move(w));
+  return id;
+}
+
+void Runtime::WatchCreate(kv::WatchStreamId stream, kv::WatchCreate request) {
+  WatchWork w;
+  w.op = WatchWork::Op::kCreate;
+  w.stream = stream;
+  w.create = std::move(request);
+  TryPostApply(std::move(w));
+}
+
+void Runtime::WatchCancel(kv::WatchStreamId stream, kv::WatchId id) {
+  WatchWork w;
+  w.op = WatchWork::Op::kCancel;
+  w.stream = stream;
+  w.id = id;
+  TryPostApply(std::move(w));
+}
+
+void Runtime::WatchProgress(kv::WatchStreamId stream) {
+  TryPostApply(WatchWork{WatchWork::Op::kProgress, stream, {}, 0, nullptr});
+}
+
+void Runtime::WatchResume(kv::WatchStreamId stream) {
+  TryPostApply(WatchWork{WatchWork::Op::kResume, stream, {}, 0, nullptr});
+}
+
+void Runtime::CloseWatchStream(kv::WatchStreamId stream) {
+  TryPostApply(WatchWork{WatchWork::Op::kClose, stream, {}, 0, nullptr});
+}
+
+void Runtime::RunWatch(WatchWork& w) {
+  kv::WatchHub& hub = *watch_hub_;
+  switch (w.op) {
+    case WatchWork::Op::kOpen: watch_sinks_[w.stream] = std::move(w.sink); break;
+    case WatchWork::Op::kCreate:
+      if (storage_error_.ok()) {
+        hub.Create(w.stream, w.create);
+      } else if (auto it = watch_sinks_.find(w.stream); it != watch_sinks_.end()) {
+        kv::WatchResponse r;
+        r.stream = w.stream;
+        r.created = r.canceled = true;
+        r.cancel_reason = "node stopped after a storage failure";
+        it->second->Send(std::move(r));
+      }
+      break;
+    case WatchWork::Op::kCancel: hub.Cancel(w.stream, w.id); break;
+    case WatchWork::Op::kProgress: hub.RequestProgress(w.stream); break;
+    case WatchWork::Op::kResume: hub.SetBlocked(w.stream, false); break;
+    case WatchWork::Op::kClose:
+      hub.CloseStream(w.stream);
+      watch_sinks_.erase(w.stream);
+      break;
+    case WatchWork::Op::kSync: watch_sync_posted_ = false; break;
+    case WatchWork::Op::kNotifyProgress: hub.NotifyProgress(); break;
+  }
+  SyncWatchers();
+}
+
+void Runtime::DispatchWatchOutput() {
+  for (kv::WatchResponse& r : watch_hub_->TakeOutput()) {
+    auto it = watch_sinks_.find(r.stream);
+    if (it == watch_sinks_.end()) continue;  // the stream closed meanwhile
+    const kv::WatchStreamId stream = r.stream;
+    if (!it->second->Send(std::move(r))) watch_hub_->SetBlocked(stream, true);
+  }
+}
+
+void Runtime::SyncWatchers() {
+  DispatchWatchOutput();
+  if (!storage_error_.ok()) return;
+  const bool behind = watch_hub_->Sync();  // one chunk per watcher that is behind
+  DispatchWatchOutput();
+  // Catch up further after what is queued (applies come first): never a busy loop, since
+  // watchers of blocked streams do not count as behind.
+  if (behind && !watch_sync_posted_) {
+    watch_sync_posted_ = true;
+    PostApply(WatchWork{WatchWork::Op::kSync, 0, {}, 0, nullptr});
+  }
 }
 
 void Runtime::AnswerConfChanges(ApplyWork& w, const absl::Status& status) {

@@ -46,6 +46,7 @@
 #include "engine/kv/apply.h"
 #include "engine/kv/auto_compaction.h"
 #include "engine/kv/state_machine.h"
+#include "engine/kv/watch.h"
 #include "engine/node/node.h"
 #include "engine/node/requests.h"
 #include "engine/raft/configuration.h"
@@ -82,6 +83,9 @@ struct RuntimeOptions {
   // When this node leads, it proposes compactions of the revision history as this policy says
   // (engine/kv/auto_compaction.h; off unless set: the server sets it from [storage]).
   kv::AutoCompactionPolicy auto_compaction;
+  kv::WatchLimits watch_limits;
+  // Progress notifications to watchers that asked for them (etcd: 10 minutes).
+  uint64_t watch_progress_interval_ms = 10 * 60 * 1000;
   uint64_t cluster_id = 0;
   std::string client_address;      // advertised to peers
   std::string peer_address;        // our own peer listener (empty for a single node)
@@ -216,6 +220,24 @@ class Runtime {
   };
   void HashKV(int64_t revision, std::function<void(absl::StatusOr<KvHash>)> done);
 
+  // Watch streams (etcd's Watch, docs/watch.md). The watchers (kv::WatchHub) live on the apply
+  // thread, next to the state machine whose history they read; these calls post to it and
+  // are thread-safe. A stream's responses go to its sink, on the apply thread.
+  class WatchSink {
+   public:
+    virtual ~WatchSink() = default;
+    // Returns false when the stream's send queue is full: the hub then sends the stream
+    // nothing (its watchers fall behind and catch up from the history) until WatchResume.
+    virtual bool Send(kv::WatchResponse response) = 0;
+  };
+  kv::WatchStreamId OpenWatchStream(std::shared_ptr<WatchSink> sink);
+  void WatchCreate(kv::WatchStreamId stream, kv::WatchCreate request);
+  void WatchCancel(kv::WatchStreamId stream, kv::WatchId id);
+  void WatchProgress(kv::WatchStreamId stream);
+  // The sink has room again.
+  void WatchResume(kv::WatchStreamId stream);
+  void CloseWatchStream(kv::WatchStreamId stream);
+
   // A batch of Raft messages from a peer (decoded; addressing is checked by the Node).
   void Deliver(std::vector<raft::Message> messages);
   void LearnClientAddress(raft::NodeId peer, std::string address);
@@ -327,10 +349,19 @@ class Runtime {
     int64_t revision = 0;
     std::function<void(absl::StatusOr<KvHash>)> done;
   };
+  struct WatchWork {
+    enum class Op : uint8_t { kOpen, kCreate, kCancel, kProgress, kResume, kClose, kSync,
+                              kNotifyProgress };
+    Op op = Op::kSync;
+    kv::WatchStreamId stream = 0;
+    kv::WatchCreate create;
+    kv::WatchId id = 0;
+    std::shared_ptr<WatchSink> sink;
+  };
   using ApplyTask =
       std::variant<ApplyWork, ReadWork, TakeSnapshotWork, DeleteSnapshotsWork, node::SnapshotRead,
                    node::SnapshotWrite, node::SnapshotFinish, CheckpointWork, ListSnapshotsWork,
-                   DefragmentWork, HashWork>;
+                   DefragmentWork, HashWork, WatchWork>;
 
 
   explicit Runtime(RuntimeOptions options);
@@ -410,6 +441,15 @@ class Runtime {
   uint64_t logged_stalls_ = 0;  // failure-detector stalls already logged
   uint64_t next_stall_log_ms_ = 0;
   raft::Role last_role_ = raft::Role::kFollower;
+  // Apply thread: the watchers, the sinks of open streams, whether a catch-up is queued.
+  void RunWatch(WatchWork& w);
+  void SyncWatchers();
+  void DispatchWatchOutput();
+  std::unique_ptr<kv::WatchHub> watch_hub_;
+  std::map<kv::WatchStreamId, std::shared_ptr<WatchSink>> watch_sinks_;
+  bool watch_sync_posted_ = false;
+  std::atomic<kv::WatchStreamId> next_watch_stream_{1};
+  uint64_t next_watch_progress_ms_ = 0;  // loop thread
   // Loop thread: the auto-compaction policy and the store revisions it is given.
   kv::AutoCompactor auto_compactor_;
   kv::Revisions applied_revisions_;

@@ -101,6 +101,8 @@ class EtcdHandler {
               Done done);
   // For Maintenance.Snapshot (snapshot_stream.h).
   Runtime* runtime() const { return runtime_; }
+  // The header fields the state machine does not know: cluster, this member, its term.
+  etcd::HeaderInfo HeaderInfo() const;
   const std::string& data_dir() const { return data_dir_; }
   void SnapshotHeader(etcdserverpb::ResponseHeader* header) const;
 
@@ -120,7 +122,6 @@ class EtcdHandler {
   };
   std::optional<Admitted> Begin(const google::protobuf::Message& request, Done done_in);
   void Header(int64_t revision, etcdserverpb::ResponseHeader* header) const;
-  etcd::HeaderInfo HeaderInfo() const;
   // Proposes `command`; on success `fill` writes the response. A follower forwards `request`.
   void Write(peerpb::ForwardRequest::Method method, const google::protobuf::Message& request,
              google::protobuf::Message* response, absl::StatusOr<kv::Command> command,

@@ -3,6 +3,7 @@
 // goes to a chosen node (followers as well as the leader) and its output is compared with what
 // etcdctl prints against etcd 3.4 itself: put / get (prefix, limit, value only, JSON, old
 // revisions) / del / txn (compare-and-swap from stdin) / endpoint status / member list.
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -474,6 +475,57 @@ TEST_F(EtcdctlTest, EndpointHashKvIsTheSameOnEveryReplica) {
       ParseRange(Ok(leader_, {"get", "hashkv-k", "-w", "json"})).header().revision();
   const std::string old = Ok(leader_, {"endpoint", "hashkv", absl::StrCat("--rev=", rev - 1)});
   EXPECT_TRUE(absl::StrContains(old, ", " + before + "\n")) << old << " vs " << before;
+}
+
+TEST_F(EtcdctlTest, WatchFromAPastRevisionWithPrefixAndPrevKvOnAFollower) {
+  ASSERT_EQ(Ok(leader_, {"put", "w/a", "1"}), "OK\n");
+  const int64_t from = ParseRange(Ok(leader_, {"get", "w/a", "-w", "json"})).header().revision();
+  ASSERT_EQ(Ok(follower_, {"put", "w/b", "2"}), "OK\n");
+  ASSERT_EQ(Ok(leader_, {"put", "w/a", "3"}), "OK\n");
+  ASSERT_EQ(Ok(other_follower_, {"del", "w/b"}), "1\n");
+  ASSERT_EQ(Ok(leader_, {"put", "other", "x"}), "OK\n");  // outside the prefix
+
+  // The history, in revision order, served by a follower; etcdctl keeps watching until killed.
+  std::vector<std::string> argv = {"/usr/bin/timeout", "3"};
+  for (const std::string& a : BaseArgs(cluster_->client_address(follower_))) argv.push_back(a);
+  for (const char* a : {"watch", "w/", "--prefix", "--prev-kv"}) argv.push_back(a);
+  argv.push_back(absl::StrCat("--rev=", from));
+  CommandResult r = RunCommandWithInput(argv, std::nullopt, absl::Seconds(30), "",
+                                        {{"ETCDCTL_API", "3"}});
+  EXPECT_EQ(r.out,
+            "PUT\nw/a\n1\n"
+            "PUT\nw/b\n2\n"
+            "PUT\nw/a\n1\nw/a\n3\n"
+            "DELETE\nw/b\n2\nw/b\n\n")
+      << r.err;
+
+  // Live events: a watcher on the other follower sees a put made through the leader.
+  std::vector<std::string> live = BaseArgs(cluster_->client_address(other_follower_));
+  for (const char* a : {"watch", "live/", "--prefix"}) live.push_back(a);
+  const std::string log = NewTempDir("watch") + "/watch.log";
+  absl::StatusOr<std::unique_ptr<Process>> watcher =
+      Process::Spawn(live, "/", log, {{"ETCDCTL_API", "3"}});
+  ASSERT_TRUE(watcher.ok()) << watcher.status();
+  absl::SleepFor(absl::Milliseconds(500));  // the watch is created before the put
+  ASSERT_EQ(Ok(leader_, {"put", "live/x", "1"}), "OK\n");
+  ASSERT_EQ(Ok(follower_, {"put", "live/x", "2"}), "OK\n");
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while ((*watcher)->Log() != "PUT\nlive/x\n1\nPUT\nlive/x\n2\n" && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_EQ((*watcher)->Log(), "PUT\nlive/x\n1\nPUT\nlive/x\n2\n");
+  (*watcher)->Signal(SIGTERM);
+
+  // A start revision that was compacted away: etcd's cancel.
+  ASSERT_EQ(Ok(leader_, {"compaction", absl::StrCat(from + 2)}),
+            absl::StrCat("compacted revision ", from + 2, "\n"));
+  std::vector<std::string> old = {"/usr/bin/timeout", "5"};
+  for (const std::string& a : BaseArgs(cluster_->client_address(leader_))) old.push_back(a);
+  for (const char* a : {"watch", "w/", "--prefix"}) old.push_back(a);
+  old.push_back(absl::StrCat("--rev=", from));
+  r = RunCommandWithInput(old, std::nullopt, absl::Seconds(30), "", {{"ETCDCTL_API", "3"}});
+  EXPECT_TRUE(absl::StrContains(r.out + r.err, "required revision has been compacted"))
+      << r.out << r.err;
 }
 
 }  // namespace
