@@ -29,6 +29,18 @@ constexpr uint64_t kWorkStream = 0x776f726bull;
 constexpr uint64_t kDiskStream = 0x6469736bull;
 constexpr uint64_t kReconfigStream = 0x7265636f6e66ull;
 constexpr uint64_t kBuggifyStream = 0x6275676779ull;
+constexpr uint64_t kWatchStream = 0x7761746368ull;
+
+// The leader's auto-compaction in the simulator: periodic with a 5 s retention, so that runs
+// of tens of seconds compact several times under their faults (the server's default, 10000
+// revisions checked every 5 minutes, would never fire in a run).
+kv::AutoCompactionPolicy SimAutoCompaction() {
+  kv::AutoCompactionPolicy p;
+  p.mode = kv::AutoCompactionPolicy::Mode::kPeriodic;
+  p.retention_ms = 5000;  // several compactions per run, each under every fault
+  return p;
+}
+
 
 uint64_t Derive(uint64_t seed, uint64_t stream) {
   SplitMix64 r(seed ^ (stream * 0x9e3779b97f4a7c15ull));
@@ -65,7 +77,8 @@ std::vector<std::string> PlantedBugNames() {
   return {"vote_twice",          "commit_old_terms",       "read_without_quorum", "skip_fsync",
           "apply_before_commit", "install_stale_snapshot", "compact_past_snapshot",
           "install_unverified_chunk", "overlapping_conf_changes", "learner_in_quorum",
-          "removed_node_votes", "retry_aborted", "vote_stale_log", "ack_before_fsync"};
+          "removed_node_votes", "retry_aborted", "vote_stale_log", "ack_before_fsync",
+          "watch_resend_old_events", "watch_forget_restore"};
 }
 
 std::string SimConfig::Describe() const {
@@ -256,6 +269,11 @@ struct Simulation::SimNode {
   bool slow_disk = false;
   wal::SimDisk disk;
   std::unique_ptr<kv::MemoryStateMachine> sm;
+  // Watchers of this incarnation, over `sm` (hub_sm: the state machine the hub reads).
+  std::unique_ptr<kv::WatchHub> hub;
+  const kv::StateMachine* hub_sm = nullptr;
+  // Auto-compaction of the history (engine/kv/auto_compaction.h), as the server's leader.
+  std::optional<kv::AutoCompactor> compactor;
   std::unique_ptr<node::Node> node;
   // The client request lifecycle of this incarnation (engine/node/requests.h), as the server.
   std::optional<node::ClientRequests> requests;
@@ -284,6 +302,17 @@ struct Simulation::SimNode {
   raft::Term committed_in_term = 0;  // the last term in which it committed as leader
 };
 
+struct Simulation::WatchClient {
+  std::string key, range_end;
+  NodeId node = 0;  // connected to (0: not connected)
+  kv::WatchStreamId stream = 0;
+  uint64_t generation = 0;  // only the newest scheduled (re)connect runs
+  std::optional<kv::KeyValue> last;  // the last event received
+  int64_t resume = 1;  // the start revision of its next watch
+  size_t cursor = 0;  // committed_versions_ up to here were checked against what it got
+  uint64_t events = 0;
+};
+
 struct Simulation::ClientOp {
   checker::Operation op;
   bool pending = true;
@@ -306,7 +335,8 @@ Simulation::Simulation(const SimConfig& config, bool keep_trace)
       work_rng_(Derive(config.seed, kWorkStream)),
       disk_rng_(Derive(config.seed, kDiskStream)),
       reconfig_rng_(Derive(config.seed, kReconfigStream)),
-      buggify_rng_(Derive(config.seed, kBuggifyStream)) {
+      buggify_rng_(Derive(config.seed, kBuggifyStream)),
+      watch_rng_(Derive(config.seed, kWatchStream)) {
   AM_CHECK(config.nodes >= 1 && config.nodes <= 9);
   AM_CHECK(config.initial_voters >= 0 && config.initial_voters <= config.nodes);
   if (config.crashes && (config.buggify_kinds & 1)) targeted_kinds_.push_back('c');
@@ -338,6 +368,14 @@ Simulation::Simulation(const SimConfig& config, bool keep_trace)
     cl.target = static_cast<NodeId>(1 + work_rng_.Uniform(static_cast<uint64_t>(config.nodes)));
     clients_.push_back(cl);
     At(Between(work_rng_, 0, 50) * kMs, EventKind::kClientStep, static_cast<uint64_t>(c));
+  }
+  // Two watchers: every key, and one key (the workload's keys are k0..k<keys-1>).
+  watch_clients_.resize(2);
+  watch_clients_[0].key = "k";
+  watch_clients_[0].range_end = "l";
+  watch_clients_[1].key = absl::StrCat("k", watch_rng_.Uniform(static_cast<uint64_t>(config.keys)));
+  for (size_t w = 0; w < watch_clients_.size(); ++w) {
+    At(Between(watch_rng_, 0, 100) * kMs, [this, w] { WatchConnect(w); });
   }
 }
 
@@ -502,6 +540,7 @@ void Simulation::Start(SimNode& n) {
     Trace(absl::StrCat("n", n.id, " recovery: ", note));
   }
   n.node = std::move(started->node);
+  n.compactor.emplace(SimAutoCompaction());
   node::ClientRequestsConfig rc = timing.requests;
   rc.planted_retry_aborted = config_.bug == "retry_aborted";
   n.requests.emplace(rc);
@@ -554,6 +593,7 @@ void Simulation::TickEvent(uint64_t key) {
     n->requests->Advance(*n->node, now_ / kMs);
     Process(*n);
     if (n->up && !failed()) CheckHealth(*n);
+    if (n->up && !failed()) AutoCompact(*n);
   }
   ScheduleTick(*n);
 }
@@ -665,6 +705,7 @@ void Simulation::ApplyRun(SimNode& n, std::vector<node::ApplyItem>& all, size_t 
   const absl::Span<node::ApplyItem> items(&all[from], to - from);
   const raft::Index first = items.front().entry.index;
   AM_CHECK_EQ(first, n.sm->applied_index() + 1, "n", n.id, " applies out of order");
+  const raft::Index known = applied_.size();  // indexes applied somewhere before this run
   for (size_t i = 0; i < items.size(); ++i) {
     const raft::Entry& e = items[i].entry;
     AM_CHECK(e.index == first + i, "n", n.id, " applies index ", e.index, " after ", first + i - 1);
@@ -686,12 +727,15 @@ void Simulation::ApplyRun(SimNode& n, std::vector<node::ApplyItem>& all, size_t 
       return;
     }
   }
+  if (applied_.size() > known) RecordCommitted(known + 1, applied_.size());
   const absl::Span<const kv::ApplyItem> batch(&decoded_[first - 1], items.size());
   absl::StatusOr<std::vector<kv::ApplyResult>> results = n.sm->Apply(batch);
   if (!results.ok()) {
     Fail(absl::StrCat("n", n.id, " apply failed: ", results.status().ToString()));
     return;
   }
+  Hub(n).OnApplied();
+  WatchDeliver(n);
   for (size_t i = 0; i < items.size(); ++i) {
     if (!items[i].request) continue;
     auto it = request_op_.find(*items[i].request);
@@ -764,14 +808,27 @@ void Simulation::InstallSnapshot(SimNode& n, const raft::SnapshotMeta& meta) {
                                        : " whose state differs from the committed prefix"));
     return;
   }
-  std::unique_ptr<kv::MemoryStateMachine> sm = LoadSnapshot(n, it->second);
-  if (sm == nullptr) return;
-  if (sm->applied_index() != meta.index) {
-    Fail(absl::StrCat("n", n.id, " snapshot ", meta.index, " holds applied index ",
-                      sm->applied_index()));
+  // Into the state machine the node's watchers read, as the server does (they catch up).
+  kv::WatchHub& hub = Hub(n);
+  bool fed = false;
+  absl::Status load = n.sm->ImportSnapshot("install", [&]() -> absl::StatusOr<std::string> {
+    if (fed) return std::string();
+    fed = true;
+    return it->second;
+  });
+  if (load.ok()) load = n.sm->RestoreSnapshot("install");
+  if (load.ok()) load = n.sm->DeleteSnapshot("install");
+  if (!load.ok()) {
+    Fail(absl::StrCat("n", n.id, " cannot install snapshot ", meta.index, ": ", load.ToString()));
     return;
   }
-  n.sm = std::move(sm);
+  if (n.sm->applied_index() != meta.index) {
+    Fail(absl::StrCat("n", n.id, " snapshot ", meta.index, " holds applied index ",
+                      n.sm->applied_index()));
+    return;
+  }
+  if (config_.bug != "watch_forget_restore") hub.OnRestored();
+  WatchDeliver(n);
   ++stats_.installs;
   ++n.installs;
   Trace(absl::StrCat("n", n.id, " installed snapshot ", meta.term, "/", meta.index));
@@ -1114,6 +1171,7 @@ void Simulation::Crash(NodeId id) {
     copy.resize(disk_rng_.Uniform(copy.size() + 1));
   }
   n.up = false;
+  WatchDisconnect(n);
   n.node.reset();
   n.sm.reset();
   n.held.clear();
@@ -1808,6 +1866,181 @@ bool Simulation::AllCaughtUp() const {
   return true;
 }
 
+// --- Auto-compaction ---------------------------------------------------------------------------
+
+void Simulation::AutoCompact(SimNode& n) {
+  const bool leader = n.node->raft().role() == raft::Role::kLeader;
+  std::optional<int64_t> target =
+      n.compactor->Tick(now_ / kMs, leader, n.sm->revision(), n.sm->compact_revision());
+  if (!target) return;
+  kv::Command c;
+  c.request_id = next_compact_request_++;
+  c.op = kv::CompactRequest{*target, /*physical=*/true};
+  node::ClientRequest r;
+  r.kind = node::ClientRequest::Kind::kPropose;
+  r.data = kv::EncodeCommand(c);
+  r.deadline_ms = now_ / kMs + config_.client_timeout_ms;
+  n.requests->Submit(*n.node, c.request_id, std::move(r), now_ / kMs);
+  Process(n);
+}
+
+// --- Watch checker ---------------------------------------------------------------------------
+
+kv::WatchHub& Simulation::Hub(SimNode& n) {
+  AM_CHECK(n.sm != nullptr, "n", n.id, " has no state machine to watch");
+  if (n.hub == nullptr || n.hub_sm != n.sm.get()) {
+    if (n.hub != nullptr) WatchDisconnect(n);  // its streams read a state machine that is gone
+    kv::WatchLimits limits;
+    limits.max_events_per_response = 16;  // small chunks: catch-up takes several
+    n.hub = std::make_unique<kv::WatchHub>(*n.sm, limits);
+    kv::WatchHub::PlantedBugs bugs;
+    bugs.deliver_before_next = config_.bug == "watch_resend_old_events";
+    n.hub->set_planted_bugs(bugs);
+    n.hub_sm = n.sm.get();
+  }
+  return *n.hub;
+}
+
+void Simulation::RecordCommitted(raft::Index first, raft::Index last) {
+  AM_CHECK_EQ(watch_ref_.applied_index() + 1, first, "committed entries recorded out of order");
+  const absl::Span<const kv::ApplyItem> batch(&decoded_[first - 1], last - first + 1);
+  absl::StatusOr<std::vector<kv::ApplyResult>> r = watch_ref_.Apply(batch);
+  AM_CHECK(r.ok(), r.status().ToString());
+  const std::vector<kv::KeyValue>& v = watch_ref_.last_applied_versions();
+  committed_versions_.insert(committed_versions_.end(), v.begin(), v.end());
+}
+
+void Simulation::WatchConnect(size_t w, NodeId target) {
+  WatchClient& c = watch_clients_[w];
+  if (failed()) return;
+  if (c.node != 0) {  // a move: the old stream ends
+    SimNode& old = *nodes_[c.node - 1];
+    if (old.hub != nullptr) old.hub->CloseStream(c.stream);
+    c.node = 0;
+  }
+  std::vector<NodeId> running;
+  for (const auto& n : nodes_) {
+    if (n->up && !n->paused && n->sm != nullptr) running.push_back(n->id);
+  }
+  const uint64_t generation = ++c.generation;
+  if (running.empty()) {
+    At(now_ + 200 * kMs, [this, w, generation] {
+      if (watch_clients_[w].generation == generation) WatchConnect(w);
+    });
+    return;
+  }
+  SimNode& n = *nodes_[(target != 0 ? target : running[watch_rng_.Uniform(running.size())]) - 1];
+  AM_CHECK(n.up && n.sm != nullptr, "watch: connecting to n", n.id, ", which is down");
+  // Resume after the last event received (a response never splits a revision), as clientv3.
+  kv::WatchCreate create;
+  create.key = c.key;
+  create.range_end = c.range_end;
+  create.start_revision = c.resume;
+  c.stream = next_watch_stream_++;
+  c.node = n.id;
+  Hub(n).Create(c.stream, create);
+  WatchDeliver(n);
+  // Clients move between members now and then on their own too.
+  At(now_ + Between(watch_rng_, 500, 3000) * kMs, [this, w, generation] {
+    if (watch_clients_[w].generation == generation) WatchConnect(w);
+  });
+}
+
+void Simulation::WatchDisconnect(SimNode& n) {
+  for (size_t w = 0; w < watch_clients_.size(); ++w) {
+    WatchClient& c = watch_clients_[w];
+    if (c.node != n.id) continue;
+    c.node = 0;
+    const uint64_t generation = ++c.generation;
+    At(now_ + Between(watch_rng_, 50, 300) * kMs, [this, w, generation] {
+      if (watch_clients_[w].generation == generation) WatchConnect(w);
+    });
+  }
+  n.hub.reset();
+  n.hub_sm = nullptr;
+}
+
+void Simulation::WatchDeliver(SimNode& n) {
+  if (n.hub == nullptr || failed()) return;
+  while (n.hub->Sync()) {
+  }
+  for (const kv::WatchResponse& r : n.hub->TakeOutput()) {
+    auto it = std::find_if(watch_clients_.begin(), watch_clients_.end(),
+                           [&](const WatchClient& c) { return c.node == n.id && c.stream == r.stream; });
+    if (it == watch_clients_.end()) continue;
+    WatchClient& c = *it;
+    const size_t w = static_cast<size_t>(it - watch_clients_.begin());
+    if (r.canceled && r.compact_revision > 0) {
+      // The history it needs was compacted (auto-compaction): as a client, it starts over
+      // from the compact revision (what it missed is what a relist would show).
+      if (r.compact_revision <= c.resume) {
+        Fail(absl::StrCat("watch: n", n.id, " canceled watcher ", w, " from revision ",
+                          c.resume, " as compacted at ", r.compact_revision));
+        return;
+      }
+      c.resume = r.compact_revision;
+      while (c.cursor < committed_versions_.size() &&
+             committed_versions_[c.cursor].mod_revision < c.resume) {
+        ++c.cursor;
+      }
+      const uint64_t generation = ++c.generation;
+      c.node = 0;
+      At(now_ + Between(watch_rng_, 50, 300) * kMs, [this, w, generation] {
+        if (watch_clients_[w].generation == generation) WatchConnect(w);
+      });
+      continue;
+    }
+    if (r.canceled) {
+      Fail(absl::StrCat("watch: n", n.id, " canceled watcher ", w, " (", r.cancel_reason, ")"));
+      return;
+    }
+    for (const kv::WatchEvent& e : r.events) {
+      // The next event must be the next committed version in the watcher's range.
+      while (c.cursor < committed_versions_.size() &&
+             !kv::InRange(committed_versions_[c.cursor].key, c.key, c.range_end)) {
+        ++c.cursor;
+      }
+      if (c.cursor == committed_versions_.size() || committed_versions_[c.cursor] != e.kv) {
+        Fail(absl::StrCat(
+            "watch: watcher ", w, " on n", n.id, " got ", kv::Describe(e.kv), " after ",
+            c.last ? kv::Describe(*c.last) : "nothing", "; the committed history has ",
+            c.cursor == committed_versions_.size() ? "nothing more"
+                                                   : kv::Describe(committed_versions_[c.cursor]),
+            " next (a gap, a duplicate or an event out of order)"));
+        return;
+      }
+      ++c.cursor;
+      ++c.events;
+      c.last = e.kv;
+      c.resume = e.kv.mod_revision + 1;  // a response never splits a revision
+    }
+  }
+}
+
+bool Simulation::CheckWatchers() {
+  std::optional<NodeId> leader = Leader();
+  if (!leader) return true;  // CheckConvergence reported it
+  for (size_t w = 0; w < watch_clients_.size(); ++w) {
+    WatchClient& c = watch_clients_[w];
+    // Through the leader, which has applied everything (a removed member may be behind).
+    if (c.node != *leader) WatchConnect(w, *leader);
+    WatchDeliver(*nodes_[c.node - 1]);
+    if (failed()) return false;
+    while (c.cursor < committed_versions_.size() &&
+           !kv::InRange(committed_versions_[c.cursor].key, c.key, c.range_end)) {
+      ++c.cursor;
+    }
+    if (c.cursor != committed_versions_.size()) {
+      Fail(absl::StrCat("watch: watcher ", w, " on n", c.node, " stopped at ",
+                        c.last ? kv::Describe(*c.last) : "nothing", " with ",
+                        kv::Describe(committed_versions_[c.cursor]),
+                        " committed and applied everywhere (a lost event)"));
+      return false;
+    }
+  }
+  return true;
+}
+
 bool Simulation::CheckConvergence() {
   if (!RunUntil([this] { return AllCaughtUp(); }, 10 * kSec)) {
     if (!failed()) Fail("convergence: replicas did not reach the same applied index");
@@ -1882,7 +2115,9 @@ RunResult RunScripted(const SimConfig& config, bool keep_trace,
     if (!sim.failed()) {
       sim.StopWorkload();
       sim.HealAll();
-      if (sim.CheckLiveness(config.liveness_ms * kMs)) sim.CheckConvergence();
+      if (sim.CheckLiveness(config.liveness_ms * kMs) && sim.CheckConvergence()) {
+        sim.CheckWatchers();
+      }
     }
     if (!sim.failed()) {
       result.linearizability = sim.CheckLinearizability();

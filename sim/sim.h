@@ -24,7 +24,9 @@
 
 #include "absl/status/status.h"
 #include "engine/base/rand.h"
+#include "engine/kv/auto_compaction.h"
 #include "engine/kv/memory_state_machine.h"
+#include "engine/kv/watch.h"
 #include "engine/node/node.h"
 #include "engine/raft/types.h"
 #include "engine/wal/sim_disk.h"
@@ -209,6 +211,9 @@ class Simulation {
   bool CheckLiveness(uint64_t max_ns);
   // Replicas that finished agree on the applied state.
   bool CheckConvergence();
+  // The watch checker's end (after convergence): every watcher got its range's whole
+  // committed history, once, in order.
+  bool CheckWatchers();
   // A leader exists and every replica that runs has applied exactly its commit index.
   bool AllCaughtUp() const;
   // Linearizability of the history so far.
@@ -302,6 +307,21 @@ class Simulation {
   void OpDeadline(uint64_t op);
   void FinalReads();
 
+  // Watchers (engine/kv/watch.h), the watch checker (docs/simulation.md): a few clients watch
+  // a range from revision 1 through one node at a time, move to another node when theirs
+  // crashes (and now and then on their own), resuming from the revision after the last event
+  // they got; every event they get must be the next of the committed history in their range.
+  struct WatchClient;
+  kv::WatchHub& Hub(SimNode& n);       // n's hub, new when its state machine is
+  // To `target`, or to a random running node when 0.
+  void WatchConnect(size_t client, NodeId target = 0);
+  void WatchDisconnect(SimNode& n);    // every client of n's streams (n crashed)
+  void WatchDeliver(SimNode& n);       // catch up and hand out n's hub output
+  void RecordCommitted(raft::Index first, raft::Index last);  // the reference history
+  // The leader's auto-compaction (SimAutoCompaction: periodic, 5 s), proposed like a client's
+  // write with a token of its own.
+  void AutoCompact(SimNode& n);
+
   void RandomFault(uint64_t until_ns);
   // A targeted fault on leader `n` at `moment` with `percent` chance (SimConfig buggify_*).
   void Buggify(SimNode& n, const char* moment, uint64_t percent);
@@ -365,7 +385,16 @@ class Simulation {
   std::vector<std::pair<raft::Index, raft::Configuration>> conf_history_;
   static constexpr uint64_t kConfRequestBase = uint64_t{1} << 62;
   uint64_t next_conf_request_ = kConfRequestBase;  // requests of ProposeConfChange
+  static constexpr uint64_t kCompactRequestBase = uint64_t{1} << 61;
+  uint64_t next_compact_request_ = kCompactRequestBase;  // requests of AutoCompact
   std::map<uint64_t, absl::Status> conf_refusals_;  // the last change's refusal, if any
+
+  // Watch checker state.
+  SplitMix64 watch_rng_;
+  std::vector<WatchClient> watch_clients_;
+  kv::WatchStreamId next_watch_stream_ = 1;
+  kv::MemoryStateMachine watch_ref_;            // the committed entries, applied once
+  std::vector<kv::KeyValue> committed_versions_;  // their versions, in revision order
 
   // Workload.
   bool workload_on_ = true;

@@ -166,7 +166,7 @@ absl::StatusOr<bool> SnapshotFileReader::ParsePair() {
   const bool possible =
       IsTombstone(kv)
           ? version_ > 1 && kv.value.empty() && kv.create_revision == 0 &&
-                kv.mod_revision > compact_revision_ && kv.mod_revision <= revision_
+                kv.mod_revision >= compact_revision_ && kv.mod_revision <= revision_
           : kv.create_revision > kInitialRevision && kv.mod_revision >= kv.create_revision &&
                 kv.mod_revision <= revision_ && kv.version >= 1;
   if (!possible) {

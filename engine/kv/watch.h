@@ -113,6 +113,12 @@ class WatchHub {
 
   std::vector<WatchResponse> TakeOutput() { return std::exchange(output_, {}); }
 
+  // Planted bugs (docs/design.md §4.8), for the simulator's watch checker to catch.
+  struct PlantedBugs {
+    bool deliver_before_next = false;  // live events below a watcher's next revision go out
+  };
+  void set_planted_bugs(PlantedBugs bugs) { bugs_ = bugs; }
+
   size_t watchers() const { return watchers_.size(); }
   size_t unsynced() const;
 
@@ -142,6 +148,7 @@ class WatchHub {
   std::map<Key, Watcher> watchers_;
   std::map<WatchStreamId, Stream> streams_;
   std::vector<WatchResponse> output_;
+  PlantedBugs bugs_;
 };
 
 }  // namespace amaters::kv

@@ -949,6 +949,13 @@ TEST_P(StateMachineConformanceTest, CompactionDiscardsWhatNoLaterReadCanSee) {
   EXPECT_EQ(sm().History("a", "", 4, [](const KeyValue&) { return true; }).code(),
             absl::StatusCode::kOutOfRange);
 
+  // A snapshot holds the delete kept at the compact revision, and imports.
+  ASSERT_TRUE(sm().CreateSnapshot("compacted").ok());
+  absl::Status exported;
+  const std::string bytes = Export(sm(), "compacted", &exported);
+  ASSERT_TRUE(exported.ok()) << exported;
+  EXPECT_TRUE(Import(sm(), "again", bytes, 7).ok());
+
   // Compacting again at or below 5, or past the revision, is refused and changes nothing.
   for (int64_t rev : {4, 5, 7}) {
     ApplyResult again = ApplyOne(Command{8, CompactRequest{rev, false}});
