@@ -1906,7 +1906,11 @@ void Simulation::RecordCommitted(raft::Index first, raft::Index last) {
   const absl::Span<const kv::ApplyItem> batch(&decoded_[first - 1], last - first + 1);
   absl::StatusOr<std::vector<kv::ApplyResult>> r = watch_ref_.Apply(batch);
   AM_CHECK(r.ok(), r.status().ToString());
-  const std::vector<kv::KeyValue>& v = watch_ref_.last_applied_versions();
+  std::vector<kv::KeyValue> v = watch_ref_.last_applied_versions();
+  // A watcher gets the events of one revision in key order (engine/kv/watch.h).
+  std::stable_sort(v.begin(), v.end(), [](const kv::KeyValue& a, const kv::KeyValue& b) {
+    return a.mod_revision != b.mod_revision ? a.mod_revision < b.mod_revision : a.key < b.key;
+  });
   committed_versions_.insert(committed_versions_.end(), v.begin(), v.end());
 }
 

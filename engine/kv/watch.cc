@@ -30,13 +30,17 @@ void WatchHub::Create(WatchStreamId stream, const WatchCreate& request) {
     id = st.next_id++;
   }
   auto refuse = [&](const std::string& reason) {
-    WatchResponse r = Response(stream, id);
+    WatchResponse r = Response(stream, kProgressWatchId);
     r.created = true;
     r.canceled = true;
     r.cancel_reason = reason;
     output_.push_back(std::move(r));
   };
   if (watchers_.count({stream, id}) != 0) return refuse(kErrWatcherDuplicateId);
+  if (!request.range_end.empty() && request.range_end != std::string(1, '\0') &&
+      request.range_end <= (request.key.empty() ? std::string(1, '\0') : request.key)) {
+    return refuse(kErrEmptyWatcherRange);
+  }
   if (watchers_.size() >= limits_.max_watchers ||
       st.watchers >= limits_.max_watchers_per_stream) {
     return refuse(kErrTooManyWatchers);
@@ -106,6 +110,16 @@ void WatchHub::SetBlocked(WatchStreamId stream, bool blocked) {
   streams_[stream].blocked = blocked;
 }
 
+void WatchHub::Undelivered(const WatchResponse& response) {
+  AM_CHECK(!response.events.empty(), "a response without events must be sent");
+  streams_[response.stream].blocked = true;
+  auto it = watchers_.find({response.stream, response.watch_id});
+  if (it == watchers_.end()) return;  // canceled since
+  Watcher& w = it->second;
+  w.next_revision = std::min(w.next_revision, response.events.front().kv.mod_revision);
+  w.synced = false;
+}
+
 bool WatchHub::Wants(const Watcher& w, const KeyValue& version) const {
   if (!InRange(version.key, w.spec.key, w.spec.range_end)) return false;
   return IsTombstone(version) ? !w.spec.no_delete : !w.spec.no_put;
@@ -124,6 +138,31 @@ WatchEvent WatchHub::Event(const Watcher& w, const KeyValue& version) const {
   return e;
 }
 
+namespace {
+
+// What an event adds to a response, about.
+size_t EventBytes(const KeyValue& kv) { return kv.key.size() + kv.value.size() + 32; }
+
+}  // namespace
+
+void WatchHub::Emit(const Key& key, std::vector<WatchEvent> events) {
+  WatchResponse r = Response(key.first, key.second);
+  size_t bytes = 0;
+  for (WatchEvent& e : events) {
+    const bool new_revision = !r.events.empty() && r.events.back().kv.mod_revision != e.kv.mod_revision;
+    if (new_revision && bytes >= limits_.max_response_bytes) {
+      output_.push_back(std::move(r));
+      r = Response(key.first, key.second);
+      bytes = 0;
+    }
+    AM_CHECK(r.events.empty() || r.events.back().kv.mod_revision <= e.kv.mod_revision,
+             "watch events out of revision order");
+    bytes += EventBytes(e.kv);
+    r.events.push_back(std::move(e));
+  }
+  if (!r.events.empty()) output_.push_back(std::move(r));
+}
+
 void WatchHub::OnApplied() {
   const std::vector<KeyValue>& versions = store_.last_applied_versions();
   const int64_t now = store_.revision();
@@ -133,14 +172,19 @@ void WatchHub::OnApplied() {
       w.synced = false;  // these events will come from the history
       continue;
     }
-    WatchResponse r = Response(key.first, key.second);
+    std::vector<WatchEvent> events;
     for (const KeyValue& v : versions) {
       AM_CHECK_LE(v.mod_revision, now);
       const bool due = v.mod_revision >= w.next_revision || bugs_.deliver_before_next;
-      if (due && Wants(w, v)) r.events.push_back(Event(w, v));
+      if (due && Wants(w, v)) events.push_back(Event(w, v));
     }
     w.next_revision = std::max(w.next_revision, now + 1);
-    if (!r.events.empty()) output_.push_back(std::move(r));
+    // Within a revision in key order, as a catch-up from the history gives them.
+    std::stable_sort(events.begin(), events.end(), [](const WatchEvent& a, const WatchEvent& b) {
+      return a.kv.mod_revision != b.kv.mod_revision ? a.kv.mod_revision < b.kv.mod_revision
+                                                      : a.kv.key < b.kv.key;
+    });
+    Emit(key, std::move(events));
   }
 }
 
@@ -155,19 +199,27 @@ void WatchHub::CatchUp(const Key& key, Watcher& w) {
   // Every event in [next_revision, cut), by (revision, key); `cut` drops below the newest
   // revision whenever the chunk overflows, so only whole revisions stay.
   std::map<std::pair<int64_t, std::string>, KeyValue> chunk;
+  size_t chunk_bytes = 0;
   int64_t cut = std::numeric_limits<int64_t>::max();
   absl::Status s = store_.History(w.spec.key, w.spec.range_end, w.next_revision,
                                   [&](const KeyValue& v) {
     if (v.mod_revision >= cut) return true;
     chunk.emplace(std::make_pair(v.mod_revision, v.key), v);
-    if (chunk.size() <= limits_.max_events_per_response) return true;
-    const int64_t newest = std::prev(chunk.end())->first.first;
-    if (chunk.begin()->first.first == newest) {
-      cut = newest + 1;  // one revision alone: never split
-      return true;
+    chunk_bytes += EventBytes(v);
+    // Over a bound: drop the newest revision, unless it is the only one (never split).
+    while (chunk.size() > limits_.max_events_per_response ||
+           chunk_bytes > limits_.max_response_bytes) {
+      const int64_t newest = std::prev(chunk.end())->first.first;
+      if (chunk.begin()->first.first == newest) {
+        cut = newest + 1;
+        break;
+      }
+      cut = newest;
+      for (auto it = chunk.lower_bound({newest, std::string()}); it != chunk.end();) {
+        chunk_bytes -= EventBytes(it->second);
+        it = chunk.erase(it);
+      }
     }
-    cut = newest;
-    chunk.erase(chunk.lower_bound({newest, std::string()}), chunk.end());
     return true;
   });
   if (s.code() == absl::StatusCode::kOutOfRange) return CancelCompacted(key);
@@ -179,9 +231,9 @@ void WatchHub::CatchUp(const Key& key, Watcher& w) {
     output_.push_back(std::move(r));
     return;
   }
-  WatchResponse r = Response(key.first, key.second);
+  std::vector<WatchEvent> events;
   for (const auto& [at, v] : chunk) {
-    if (Wants(w, v)) r.events.push_back(Event(w, v));
+    if (Wants(w, v)) events.push_back(Event(w, v));
   }
   const bool complete = cut == std::numeric_limits<int64_t>::max();
   // A watcher waiting for a future revision keeps waiting for it.
@@ -190,7 +242,7 @@ void WatchHub::CatchUp(const Key& key, Watcher& w) {
            "a catch-up chunk must make progress");
   w.next_revision = next;
   w.synced = complete;
-  if (!r.events.empty()) output_.push_back(std::move(r));
+  Emit(key, std::move(events));
 }
 
 bool WatchHub::Sync() {

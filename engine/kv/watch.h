@@ -39,7 +39,10 @@ using WatchId = int64_t;
 // etcd's watch_id of a progress response to a ProgressRequest (not any one watcher's).
 inline constexpr WatchId kProgressWatchId = -1;
 
-inline constexpr char kErrWatcherDuplicateId[] = "etcdserver: duplicate watch ID";
+// etcd's refusals of a create (watch_id kProgressWatchId, created and canceled, this reason).
+inline constexpr char kErrWatcherDuplicateId[] =
+    "mvcc: duplicate watch ID provided on the WatchStream";
+inline constexpr char kErrEmptyWatcherRange[] = "mvcc: watcher range is empty";
 inline constexpr char kErrTooManyWatchers[] = "too many watchers";
 
 struct WatchCreate {
@@ -76,6 +79,10 @@ struct WatchLimits {
   size_t max_watchers = 10000;            // over every stream
   size_t max_watchers_per_stream = 1000;  // etcd has no limit; ours bounds a client
   size_t max_events_per_response = 1000;  // a catch-up chunk (one revision is never split)
+  // Keys and values of the events of one response, about (prev_kv not counted): a response
+  // is closed at the first revision boundary past it, so that clients with gRPC's default
+  // 4 MiB receive limit can read every response made of writes within the request limit.
+  size_t max_response_bytes = 1 << 20;
 };
 
 class WatchHub {
@@ -85,9 +92,10 @@ class WatchHub {
   WatchHub(const WatchHub&) = delete;
   WatchHub& operator=(const WatchHub&) = delete;
 
-  // Starts a watcher. Output: `created` (with the id), or `created` and `canceled` with the
-  // reason (an empty key, a duplicate id, too many watchers), or `created` followed by a
-  // compaction cancel when start_revision is below the compact revision.
+  // Starts a watcher (an empty key watches from "\0", as etcd). Output: `created` (with the
+  // id); or, as etcd, `created` and `canceled` with watch_id kProgressWatchId and the reason
+  // for a duplicate id, a range_end at or below the key, or too many watchers; or `created`
+  // followed by a compaction cancel when start_revision is below the compact revision.
   void Create(WatchStreamId stream, const WatchCreate& request);
   // Output: `canceled` for a watcher of the stream; nothing for an unknown id.
   void Cancel(WatchStreamId stream, WatchId id);
@@ -104,6 +112,10 @@ class WatchHub {
   void OnRestored();
   // The driver's flow control: a blocked stream's watchers get nothing until it is unblocked.
   void SetBlocked(WatchStreamId stream, bool blocked);
+  // The driver could not send `response` (events of one watcher, taken from TakeOutput): its
+  // watcher goes back to the response's first revision and catches up later; the stream is
+  // blocked. Responses without events (created, canceled, progress) must always be sent.
+  void Undelivered(const WatchResponse& response);
   // Catches up unsynced watchers of unblocked streams, one chunk each. Returns whether some
   // are still behind (call again, after the driver has sent the output).
   bool Sync();
@@ -138,6 +150,9 @@ class WatchHub {
   WatchResponse Response(WatchStreamId stream, WatchId id) const;
   bool Wants(const Watcher& w, const KeyValue& version) const;
   WatchEvent Event(const Watcher& w, const KeyValue& version) const;
+  // Sends `events` (revision order) as responses of at most max_response_bytes, split only
+  // between revisions.
+  void Emit(const Key& key, std::vector<WatchEvent> events);
   // One catch-up chunk for `w`: its events from the history, up to a whole revision.
   void CatchUp(const Key& key, Watcher& w);
   void CancelCompacted(const Key& key);

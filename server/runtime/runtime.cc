@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <random>
+#include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -1113,11 +1114,19 @@ void Runtime::RunWatch(WatchWork& w) {
 }
 
 void Runtime::DispatchWatchOutput() {
+  std::set<kv::WatchStreamId> full;  // streams that refused events in this round
   for (kv::WatchResponse& r : watch_hub_->TakeOutput()) {
     auto it = watch_sinks_.find(r.stream);
     if (it == watch_sinks_.end()) continue;  // the stream closed meanwhile
-    const kv::WatchStreamId stream = r.stream;
-    if (!it->second->Send(std::move(r))) watch_hub_->SetBlocked(stream, true);
+    // Once a stream refused events, its later events of the round go back too (in order).
+    if (!r.events.empty() && full.count(r.stream) != 0) {
+      watch_hub_->Undelivered(r);
+      continue;
+    }
+    if (it->second->Send(r)) continue;
+    AM_CHECK(!r.events.empty(), "a watch sink refused a response without events");
+    full.insert(r.stream);
+    watch_hub_->Undelivered(r);
   }
 }
 

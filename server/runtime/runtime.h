@@ -226,9 +226,12 @@ class Runtime {
   class WatchSink {
    public:
     virtual ~WatchSink() = default;
-    // Returns false when the stream's send queue is full: the hub then sends the stream
-    // nothing (its watchers fall behind and catch up from the history) until WatchResume.
-    virtual bool Send(kv::WatchResponse response) = 0;
+    // Queues `response`, or returns false without queuing it when it holds events and the
+    // stream's send queue is full: the hub then sends the stream no events (its watchers fall
+    // behind and catch up from the history) until WatchResume. Responses without events are
+    // always queued (their number is bounded by the client's requests, which the stream
+    // stops reading while its queue is full).
+    virtual bool Send(const kv::WatchResponse& response) = 0;
   };
   kv::WatchStreamId OpenWatchStream(std::shared_ptr<WatchSink> sink);
   void WatchCreate(kv::WatchStreamId stream, kv::WatchCreate request);

@@ -20,7 +20,7 @@ class WatchStream;
 class Sink final : public Runtime::WatchSink {
  public:
   explicit Sink(WatchStream* stream) : stream_(stream) {}
-  bool Send(kv::WatchResponse response) override;
+  bool Send(const kv::WatchResponse& response) override;
   void Detach() {
     std::lock_guard<std::mutex> lock(mu_);
     stream_ = nullptr;
@@ -48,6 +48,13 @@ class WatchStream final
       return;
     }
     Handle(request_);
+    std::lock_guard<std::mutex> lock(mu_);
+    // A client that does not read its responses is not read either: its requests (and the
+    // answers they would queue) wait in gRPC's flow control.
+    if (queue_.size() >= kMaxQueuedResponses) {
+      read_paused_ = true;
+      return;
+    }
     StartRead(&request_);
   }
 
@@ -64,6 +71,10 @@ class WatchStream final
       blocked_ = false;
       runtime_->WatchResume(stream_);
     }
+    if (read_paused_ && queue_.size() <= kResumeQueuedResponses && !failed_) {
+      read_paused_ = false;
+      StartRead(&request_);
+    }
     WriteNextLocked();
     MaybeFinishLocked();
   }
@@ -74,10 +85,14 @@ class WatchStream final
     delete this;
   }
 
-  // Apply thread (through Sink). False when the queue is full.
-  bool Send(kv::WatchResponse r) {
+  // Apply thread (through Sink). False, and nothing queued, for events while the queue is full.
+  bool Send(const kv::WatchResponse& r) {
     std::lock_guard<std::mutex> lock(mu_);
     if (failed_ || finishing_) return true;  // the call is ending: nothing more to send
+    if (!r.events.empty() && queue_.size() >= kMaxQueuedResponses) {
+      blocked_ = true;
+      return false;
+    }
     bool fragment = false;
     if (r.created) {
       AM_CHECK(!pending_fragment_.empty(), "a created response no create asked for");
@@ -90,10 +105,6 @@ class WatchStream final
     if (r.canceled) fragmented_.erase(r.watch_id);
     Enqueue(r, fragment);
     WriteNextLocked();
-    if (queue_.size() >= kMaxQueuedResponses) {
-      blocked_ = true;
-      return false;
-    }
     return true;
   }
 
@@ -170,15 +181,16 @@ class WatchStream final
   std::deque<bool> pending_fragment_;  // `fragment` of creates not yet answered, in order
   std::set<kv::WatchId> fragmented_;   // watchers whose responses are fragmented
   bool writing_ = false;
-  bool blocked_ = false;  // the hub was told the queue is full
+  bool blocked_ = false;      // the hub was told the queue is full
+  bool read_paused_ = false;  // no read started while the queue is full
   bool reading_done_ = false;
   bool failed_ = false;
   bool finishing_ = false;
 };
 
-bool Sink::Send(kv::WatchResponse response) {
+bool Sink::Send(const kv::WatchResponse& response) {
   std::lock_guard<std::mutex> lock(mu_);
-  return stream_ == nullptr || stream_->Send(std::move(response));
+  return stream_ == nullptr || stream_->Send(response);
 }
 
 }  // namespace

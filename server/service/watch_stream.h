@@ -2,10 +2,11 @@
 // Watcher). The client creates and cancels watchers and asks for progress on it; the runtime's
 // watch hub (engine/kv/watch.h, on the apply thread) answers, and its responses are written
 // back in order through a bounded queue (docs/watch.md):
-//  - at most kMaxQueuedResponses wait to be written; when the queue is full, the hub stops
-//    sending to the stream, its watchers fall behind and, once the client has read the queue
-//    down to kResumeQueuedResponses, they catch up from the history. A slow client costs the
-//    server a bounded queue, never unbounded memory.
+//  - at most kMaxQueuedResponses responses with events wait to be written; one more is refused
+//    and handed back to the hub, which stops sending the stream events: its watchers fall
+//    behind and, once the client has read the queue down to kResumeQueuedResponses, they
+//    catch up from the history. While the queue is full the stream reads no requests either,
+//    so a client that never reads costs the server a bounded queue, never unbounded memory.
 //  - a watcher created with `fragment` gets a response whose encoding exceeds the request size
 //    limit (server.max_request_bytes) split into several, each marked `fragment` but the last.
 // The stream ends when the client closes its side or cancels the call; its watchers go.
