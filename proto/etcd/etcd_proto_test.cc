@@ -166,6 +166,13 @@ const Field kFields[] = {
     {"mvccpb.KeyValue", "value", 5, "bytes"},
     {"mvccpb.KeyValue", "lease", 6, "int64"},
     {"mvccpb.Event", "type", 1, "EventType"},
+    {"etcdserverpb.AlarmRequest", "action", 1, "AlarmAction"},
+    {"etcdserverpb.AlarmRequest", "memberID", 2, "uint64"},
+    {"etcdserverpb.AlarmRequest", "alarm", 3, "AlarmType"},
+    {"etcdserverpb.AlarmMember", "memberID", 1, "uint64"},
+    {"etcdserverpb.AlarmMember", "alarm", 2, "AlarmType"},
+    {"etcdserverpb.AlarmResponse", "header", 1, "ResponseHeader"},
+    {"etcdserverpb.AlarmResponse", "alarms", 2, "repeated AlarmMember"},
     {"mvccpb.Event", "kv", 2, "KeyValue"},
     {"mvccpb.Event", "prev_kv", 3, "KeyValue"},
     {"etcdserverpb.WatchRequest", "create_request", 1, "WatchCreateRequest"},
@@ -194,6 +201,12 @@ const Field kFields[] = {
 // etcd 3.4: (enum, value, number) for every enum in proto/etcd.
 const EnumValue kEnumValues[] = {
     {"mvccpb.Event.EventType", "PUT", 0},
+    {"etcdserverpb.AlarmType", "NONE", 0},
+    {"etcdserverpb.AlarmType", "NOSPACE", 1},
+    {"etcdserverpb.AlarmType", "CORRUPT", 2},
+    {"etcdserverpb.AlarmRequest.AlarmAction", "GET", 0},
+    {"etcdserverpb.AlarmRequest.AlarmAction", "ACTIVATE", 1},
+    {"etcdserverpb.AlarmRequest.AlarmAction", "DEACTIVATE", 2},
     {"mvccpb.Event.EventType", "DELETE", 1},
     {"etcdserverpb.WatchCreateRequest.FilterType", "NOPUT", 0},
     {"etcdserverpb.WatchCreateRequest.FilterType", "NODELETE", 1},
@@ -304,6 +317,8 @@ TEST(EtcdProto, ServicesAndMethodsAreEtcds) {
        "etcdserverpb.DefragmentResponse"},
       {"etcdserverpb.Maintenance", "HashKV", "etcdserverpb.HashKVRequest",
        "etcdserverpb.HashKVResponse"},
+      {"etcdserverpb.Maintenance", "Alarm", "etcdserverpb.AlarmRequest",
+       "etcdserverpb.AlarmResponse"},
   };
   // The bidirectional stream: Watch.Watch.
   {

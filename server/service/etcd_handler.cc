@@ -321,6 +321,41 @@ void EtcdHandler::HandleForward(const peerpb::ForwardRequest& request,
   }
 }
 
+grpc::Status EtcdHandler::Alarm(const etcdserverpb::AlarmRequest& request,
+                                etcdserverpb::AlarmResponse* response) {
+  bool nospace = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    nospace = write_gate_.code() == absl::StatusCode::kResourceExhausted;
+  }
+  const uint64_t self = runtime_->options().node_id;
+  const bool mine = request.memberid() == 0 || request.memberid() == self;
+  const bool wanted = request.alarm() == etcdserverpb::NONE || request.alarm() == etcdserverpb::NOSPACE;
+  switch (request.action()) {
+    case etcdserverpb::AlarmRequest::GET: break;
+    case etcdserverpb::AlarmRequest::DEACTIVATE:
+      if (nospace && mine && wanted) {
+        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                            "NOSPACE ends by itself once the data directory's file system has "
+                            "[storage] min_free_bytes free again (docs/runbooks.md RB-005)");
+      }
+      break;
+    case etcdserverpb::AlarmRequest::ACTIVATE:
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "alarms are raised by the member's disk-space probe, not by clients");
+    default:
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("unknown alarm action ", static_cast<int>(request.action())));
+  }
+  Header(runtime_->status().revision, response->mutable_header());
+  if (nospace && mine && wanted) {
+    etcdserverpb::AlarmMember* m = response->add_alarms();
+    m->set_memberid(self);
+    m->set_alarm(etcdserverpb::NOSPACE);
+  }
+  return grpc::Status::OK;
+}
+
 grpc::Status EtcdHandler::Status(etcdserverpb::StatusResponse* response) {
   const RuntimeStatus s = runtime_->status();
   Header(s.revision, response->mutable_header());

@@ -77,6 +77,12 @@ class EtcdHandler {
                etcdserverpb::CompactionResponse* response, Done done, bool forwarded = false);
   grpc::Status Status(etcdserverpb::StatusResponse* response);
   grpc::Status MemberList(etcdserverpb::MemberListResponse* response);
+  // etcd's Maintenance.Alarm for this member: GET lists NOSPACE while the write gate refuses
+  // writes for lack of disk space (RESOURCE_EXHAUSTED); DEACTIVATE of a NOSPACE that is still
+  // true is FAILED_PRECONDITION (it ends by itself once there is room), otherwise a no-op;
+  // ACTIVATE is INVALID_ARGUMENT (only the disk-space probe raises alarms).
+  grpc::Status Alarm(const etcdserverpb::AlarmRequest& request,
+                     etcdserverpb::AlarmResponse* response);
   // Membership changes (docs/membership.md), executed by the leader (a follower forwards them):
   // each becomes one configuration change; the reply comes once it is applied here, with the
   // members of the configuration it led to. etcd's errors: NOT_FOUND "etcdserver: member not

@@ -70,6 +70,14 @@ grpc::ServerUnaryReactor* MaintenanceService::Status(grpc::CallbackServerContext
   return reactor;
 }
 
+grpc::ServerUnaryReactor* MaintenanceService::Alarm(grpc::CallbackServerContext* context,
+                                                    const etcdserverpb::AlarmRequest* request,
+                                                    etcdserverpb::AlarmResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Finisher(reactor, observer_, "Alarm")(handler_->Alarm(*request, response));
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* MaintenanceService::Defragment(
     grpc::CallbackServerContext* context, const etcdserverpb::DefragmentRequest* /*request*/,
     etcdserverpb::DefragmentResponse* response) {

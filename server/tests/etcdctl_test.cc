@@ -477,6 +477,13 @@ TEST_F(EtcdctlTest, EndpointHashKvIsTheSameOnEveryReplica) {
   EXPECT_TRUE(absl::StrContains(old, ", " + before + "\n")) << old << " vs " << before;
 }
 
+TEST_F(EtcdctlTest, AlarmListIsEmptyOnAHealthyClusterAndDisarmIsANoop) {
+  for (int node : {leader_, follower_, other_follower_}) {
+    EXPECT_EQ(Ok(node, {"alarm", "list"}), "") << node;
+    EXPECT_EQ(Ok(node, {"alarm", "disarm"}), "") << node;
+  }
+}
+
 TEST_F(EtcdctlTest, WatchFromAPastRevisionWithPrefixAndPrevKvOnAFollower) {
   ASSERT_EQ(Ok(leader_, {"put", "w/a", "1"}), "OK\n");
   const int64_t from = ParseRange(Ok(leader_, {"get", "w/a", "-w", "json"})).header().revision();

@@ -371,6 +371,8 @@ done
 http "$D" /metrics | grep_all '^amaters_health_state{state="unhealthy"} 1$' || fail "amaters_health_state unhealthy is not 1"
 http "$D" /metrics | grep_all '^amaters_disk_free_bytes [0-9]' || fail "no amaters_disk_free_bytes sample"
 "$CTL" --endpoints="$(EP "$D")" get rb-key >"$TMP/ctl.out" 2>&1 || fail "reads must still be served: $(cat "$TMP/ctl.out")"
+"$ETCDCTL" --endpoints="$(EP "$D")" alarm list >"$TMP/alarm.out" 2>&1 || fail "etcdctl alarm list: $(cat "$TMP/alarm.out")"
+grep -qE '^memberID:[0-9]+ alarm:NOSPACE *$' "$TMP/alarm.out" || fail "alarm list lacks NOSPACE: $(cat "$TMP/alarm.out")"
 pass "RB-005 symptoms: RESOURCE_EXHAUSTED disk nearly full, /health 503 unhealthy, amaters_accepting_writes 0"
 
 write_config "$D" 1048576
@@ -378,6 +380,9 @@ kill -HUP "${PIDS[D]}"
 accepting() { [[ "$(metric "$D" amaters_accepting_writes)" == 1 ]]; }
 wait_for 5 "amaters_accepting_writes back to 1" accepting
 wait_for 5 "'accepting client writes again' log line" reloaded "$D" '^I .* accepting client writes again'
+sleep 0.3  # the gate opens right after that line, in the same round of the server's main loop
+"$ETCDCTL" --endpoints="$(EP "$D")" alarm list >"$TMP/alarm.out" 2>&1 || fail "etcdctl alarm list: $(cat "$TMP/alarm.out")"
+[[ ! -s "$TMP/alarm.out" ]] || fail "NOSPACE still listed after recovery: $(cat "$TMP/alarm.out")"
 sleep 0.3
 wait_for 5 "node $D healthy" healthy "$D"
 "$CTL" --endpoints="$(EP "$D")" put rb5 v >"$TMP/ctl.out" 2>&1 || fail "put after the fix: $(cat "$TMP/ctl.out")"
