@@ -1927,14 +1927,17 @@ void Simulation::WatchConnect(size_t w, NodeId target) {
     if (n->up && !n->paused && n->sm != nullptr) running.push_back(n->id);
   }
   const uint64_t generation = ++c.generation;
-  if (running.empty()) {
+  if (target == 0 && running.empty()) {
     At(now_ + 200 * kMs, [this, w, generation] {
       if (watch_clients_[w].generation == generation) WatchConnect(w);
     });
     return;
   }
   SimNode& n = *nodes_[(target != 0 ? target : running[watch_rng_.Uniform(running.size())]) - 1];
-  AM_CHECK(n.up && n.sm != nullptr, "watch: connecting to n", n.id, ", which is down");
+  if (!n.up || n.sm == nullptr) {
+    Fail(absl::StrCat("watch: cannot connect watcher ", w, " to n", n.id, ", which is down"));
+    return;
+  }
   // Resume after the last event received (a response never splits a revision), as clientv3.
   kv::WatchCreate create;
   create.key = c.key;
@@ -2026,8 +2029,13 @@ bool Simulation::CheckWatchers() {
   if (!leader) return true;  // CheckConvergence reported it
   for (size_t w = 0; w < watch_clients_.size(); ++w) {
     WatchClient& c = watch_clients_[w];
-    // Through the leader, which has applied everything (a removed member may be behind).
-    if (c.node != *leader) WatchConnect(w, *leader);
+    // Through the leader, which has applied everything (a removed member may be behind). A
+    // watch from a compacted revision is canceled and starts over from the compact revision.
+    for (int attempt = 0; attempt < 2 && c.node != *leader && !failed(); ++attempt) {
+      WatchConnect(w, *leader);
+    }
+    if (failed()) return false;
+    AM_CHECK_EQ(c.node, *leader, "watcher ", w, " did not reach the leader");
     WatchDeliver(*nodes_[c.node - 1]);
     if (failed()) return false;
     while (c.cursor < committed_versions_.size() &&
