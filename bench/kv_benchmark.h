@@ -3,6 +3,7 @@
 #ifndef AMATERS_BENCH_KV_BENCHMARK_H_
 #define AMATERS_BENCH_KV_BENCHMARK_H_
 
+#include <cstdint>
 #include <string>
 
 namespace amaters::bench {
@@ -10,6 +11,11 @@ namespace amaters::bench {
 // Each benchmark run gets a fresh subdirectory of `dir`, removed afterwards. Must be set
 // before the benchmarks run.
 void SetKvBenchDir(const std::string& dir);
+
+// BM_KvPointRead loads min(K, max_keys) keys instead of its argument K (reported in its
+// `keys` counter). The smoke test lowers it so that a sanitizer build stays quick; the binary
+// leaves it unlimited.
+void SetKvBenchMaxKeys(uint64_t max_keys);
 
 }  // namespace amaters::bench
 
