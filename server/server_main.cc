@@ -198,7 +198,8 @@ int ServerMain(int argc, char** argv, TestFaults* test_faults) {
     }
     std::cout << "restored " << args->restore_file << " into " << data_dir << ": applied index "
               << r->applied_index << ", revision " << r->revision << ", " << r->keys
-              << " keys (" << r->versions << " versions), " << r->bytes << " bytes\n"
+              << " keys (" << r->versions << " versions), " << r->leases << " leases, "
+              << r->bytes << " bytes\n"
               << "start every member of the new cluster from a data directory restored from "
                  "this same file\n";
     return 0;

@@ -1,6 +1,8 @@
 #include "engine/kv/apply.h"
 
 #include <algorithm>
+#include <map>
+#include <set>
 #include <optional>
 #include <string>
 #include <utility>
@@ -32,8 +34,52 @@ bool BelowEnd(const std::string& k, const std::string& end) { return end.empty()
 class OverlayReader : public StoreReader {
  public:
   OverlayReader(const StoreReader& base, const ChangeSet& changes,
-                const std::vector<KeyValue>& versions)
-      : base_(base), changes_(changes), versions_(versions) {}
+                const std::vector<KeyValue>& versions, const LeaseChangeSet& leases)
+      : base_(base), changes_(changes), versions_(versions), leases_(leases) {}
+
+  absl::StatusOr<std::optional<Lease>> GetLease(int64_t id) const override {
+    auto it = leases_.find(id);
+    if (it != leases_.end()) return it->second;
+    return base_.GetLease(id);
+  }
+
+  absl::Status ScanLeases(absl::FunctionRef<bool(const Lease&)> visit) const override {
+    std::map<int64_t, Lease> all;
+    absl::Status s = base_.ScanLeases([&](const Lease& l) {
+      all.emplace(l.id, l);
+      return true;
+    });
+    if (!s.ok()) return s;
+    for (const auto& [id, lease] : leases_) {
+      if (lease.has_value()) {
+        all[id] = *lease;
+      } else {
+        all.erase(id);
+      }
+    }
+    for (const auto& [id, lease] : all) {
+      if (!visit(lease)) break;
+    }
+    return absl::OkStatus();
+  }
+
+  // The stored index minus the keys the batch changed, plus the changed keys now on `id`.
+  absl::Status ScanLeaseKeys(int64_t id,
+                             absl::FunctionRef<bool(const std::string&)> visit) const override {
+    std::set<std::string> keys;
+    absl::Status s = base_.ScanLeaseKeys(id, [&](const std::string& k) {
+      if (changes_.count(k) == 0) keys.insert(k);
+      return true;
+    });
+    if (!s.ok()) return s;
+    for (const auto& [k, kv] : changes_) {
+      if (kv.has_value() && kv->lease == id) keys.insert(k);
+    }
+    for (const std::string& k : keys) {
+      if (!visit(k)) break;
+    }
+    return absl::OkStatus();
+  }
 
   absl::StatusOr<std::optional<KeyValue>> Get(const std::string& key) const override {
     auto it = changes_.find(key);
@@ -123,6 +169,7 @@ class OverlayReader : public StoreReader {
   const StoreReader& base_;
   const ChangeSet& changes_;
   const std::vector<KeyValue>& versions_;
+  const LeaseChangeSet& leases_;
 };
 
 // The state at an older revision, read from the history: each key's newest version at or
@@ -167,6 +214,18 @@ class AtRevisionReader : public StoreReader {
     });
   }
 
+  // Leases are not versioned: the current ones.
+  absl::StatusOr<std::optional<Lease>> GetLease(int64_t id) const override {
+    return base_.GetLease(id);
+  }
+  absl::Status ScanLeases(absl::FunctionRef<bool(const Lease&)> visit) const override {
+    return base_.ScanLeases(visit);
+  }
+  absl::Status ScanLeaseKeys(int64_t id,
+                             absl::FunctionRef<bool(const std::string&)> visit) const override {
+    return base_.ScanLeaseKeys(id, visit);
+  }
+
  private:
   const StoreReader& base_;
   const int64_t at_;
@@ -200,6 +259,7 @@ bool CompareKv(const Compare& c, const KeyValue& kv) {
     case Compare::Target::kVersion: result = cmp(kv.version, c.number); break;
     case Compare::Target::kCreate: result = cmp(kv.create_revision, c.number); break;
     case Compare::Target::kMod: result = cmp(kv.mod_revision, c.number); break;
+    case Compare::Target::kLease: result = cmp(kv.lease, c.number); break;
     case Compare::Target::kValue: {
       // std::string compares char as unsigned (char_traits<char>), like Go's bytes.Compare.
       int r = kv.value.compare(c.value);
@@ -219,20 +279,32 @@ bool CompareKv(const Compare& c, const KeyValue& kv) {
 
 // Runs one command against the batch view. Writes go into `changes` (which the view reads), all
 // at revision `revision + 1`, where `revision` is the store revision before the command.
+// A command that etcd refuses for the state it finds (a put on a lease that does not exist, a
+// grant of a taken id, ...) is checked before anything is written: Run then returns OK and
+// rejection() holds the refusal.
 class CommandRunner {
  public:
   CommandRunner(const StoreReader& view, ChangeSet* changes, std::vector<KeyValue>* versions,
-                int64_t revision)
-      : view_(view), changes_(changes), versions_(versions), revision_(revision) {}
+                LeaseChangeSet* leases, int64_t revision)
+      : view_(view), changes_(changes), versions_(versions), leases_(leases),
+        revision_(revision) {}
 
   bool wrote() const { return wrote_; }
+  const absl::Status& rejection() const { return rejection_; }
   // The revision a read (or an op's header) observes at this point of the command.
   int64_t observed_revision() const { return wrote_ ? revision_ + 1 : revision_; }
 
   absl::StatusOr<CommandResponse> Run(const Command& c) {
-    if (const auto* p = std::get_if<PutRequest>(&c.op)) return Wrap(Put(*p));
-    if (const auto* d = std::get_if<DeleteRangeRequest>(&c.op)) return Wrap(Delete(*d));
     AM_CHECK(!std::holds_alternative<CompactRequest>(c.op), "ExecuteBatch runs compactions");
+    if (const auto* p = std::get_if<PutRequest>(&c.op)) {
+      if (absl::Status s = CheckPut(*p); !s.ok()) return s;
+      if (!rejection_.ok()) return CommandResponse();
+      return Wrap(Put(*p));
+    }
+    if (const auto* d = std::get_if<DeleteRangeRequest>(&c.op)) return Wrap(Delete(*d));
+    if (const auto* g = std::get_if<LeaseGrantRequest>(&c.op)) return Wrap(Grant(*g));
+    if (const auto* r = std::get_if<LeaseRevokeRequest>(&c.op)) return Wrap(Revoke(*r));
+    if (const auto* k = std::get_if<LeaseCheckpointRequest>(&c.op)) return Wrap(Checkpoint(*k));
     return Wrap(Txn(std::get<TxnRequest>(c.op)));
   }
 
@@ -243,6 +315,22 @@ class CommandRunner {
     return CommandResponse(*std::move(r));
   }
 
+  // etcd's checkPut: the lease must exist; ignore_lease needs an existing key. A refusal goes
+  // to rejection_; the returned status is a storage error.
+  absl::Status CheckPut(const PutRequest& req) {
+    if (req.lease != 0) {
+      absl::StatusOr<std::optional<Lease>> lease = view_.GetLease(req.lease);
+      if (!lease.ok()) return lease.status();
+      if (!lease->has_value()) rejection_ = absl::NotFoundError(kErrLeaseNotFound);
+    }
+    if (req.ignore_lease) {
+      absl::StatusOr<std::optional<KeyValue>> prev = view_.Get(req.key);
+      if (!prev.ok()) return prev.status();
+      if (!prev->has_value()) rejection_ = absl::InvalidArgumentError(kErrKeyNotFound);
+    }
+    return absl::OkStatus();
+  }
+
   absl::StatusOr<PutResponse> Put(const PutRequest& req) {
     absl::StatusOr<std::optional<KeyValue>> prev = view_.Get(req.key);
     if (!prev.ok()) return prev.status();
@@ -251,10 +339,13 @@ class CommandRunner {
     kv.key = req.key;
     kv.value = req.value;
     kv.mod_revision = rev;
+    kv.lease = req.lease;
     if (prev->has_value()) {
       kv.create_revision = (*prev)->create_revision;
       kv.version = (*prev)->version + 1;
+      if (req.ignore_lease) kv.lease = (*prev)->lease;
     } else {
+      AM_CHECK(!req.ignore_lease, "ignore_lease on a missing key passed CheckPut: ", req.key);
       kv.create_revision = rev;
       kv.version = 1;
     }
@@ -269,6 +360,76 @@ class CommandRunner {
     return resp;
   }
 
+  // Deletes `victims` (current pairs) at the command's revision.
+  void DeleteAll(const std::vector<KeyValue>& victims) {
+    for (const KeyValue& kv : victims) {
+      versions_->push_back(Tombstone(kv.key, revision_ + 1));
+      (*changes_)[kv.key] = std::nullopt;
+    }
+    if (!victims.empty()) wrote_ = true;
+  }
+
+  absl::StatusOr<LeaseGrantResponse> Grant(const LeaseGrantRequest& req) {
+    absl::StatusOr<std::optional<Lease>> existing = view_.GetLease(req.id);
+    if (!existing.ok()) return existing.status();
+    LeaseGrantResponse resp;
+    resp.header.revision = revision_;
+    if (existing->has_value()) {
+      rejection_ = absl::FailedPreconditionError(kErrLeaseExists);
+      return resp;
+    }
+    AM_CHECK(req.id > 0 && req.ttl > 0, "an invalid grant passed ValidateCommand");
+    (*leases_)[req.id] = Lease{req.id, req.ttl, 0};
+    resp.id = req.id;
+    resp.ttl = req.ttl;
+    return resp;
+  }
+
+  // etcd's lessor Revoke: the lease's keys go in one write, in key order.
+  absl::StatusOr<LeaseRevokeResponse> Revoke(const LeaseRevokeRequest& req) {
+    absl::StatusOr<std::optional<Lease>> existing = view_.GetLease(req.id);
+    if (!existing.ok()) return existing.status();
+    LeaseRevokeResponse resp;
+    if (!existing->has_value()) {
+      rejection_ = absl::NotFoundError(kErrLeaseNotFound);
+      resp.header.revision = revision_;
+      return resp;
+    }
+    std::vector<std::string> keys;
+    absl::Status s = view_.ScanLeaseKeys(req.id, [&](const std::string& k) {
+      keys.push_back(k);
+      return true;
+    });
+    if (!s.ok()) return s;
+    std::vector<KeyValue> victims;
+    for (const std::string& k : keys) {
+      absl::StatusOr<std::optional<KeyValue>> kv = view_.Get(k);
+      if (!kv.ok()) return kv.status();
+      AM_CHECK(kv->has_value() && (*kv)->lease == req.id, "lease index lists ", k,
+               " under lease ", req.id, " but the key is not on it");
+      victims.push_back(**kv);
+    }
+    DeleteAll(victims);
+    (*leases_)[req.id] = std::nullopt;
+    resp.header.revision = observed_revision();
+    resp.deleted = static_cast<int64_t>(victims.size());
+    return resp;
+  }
+
+  absl::StatusOr<LeaseCheckpointResponse> Checkpoint(const LeaseCheckpointRequest& req) {
+    for (const LeaseCheckpointRequest::Checkpoint& one : req.checkpoints) {
+      absl::StatusOr<std::optional<Lease>> lease = view_.GetLease(one.id);
+      if (!lease.ok()) return lease.status();
+      if (!lease->has_value()) continue;  // revoked since the leader checkpointed it
+      Lease updated = **lease;
+      updated.remaining_ttl = one.remaining_ttl;
+      (*leases_)[one.id] = updated;
+    }
+    LeaseCheckpointResponse resp;
+    resp.header.revision = revision_;
+    return resp;
+  }
+
   absl::StatusOr<DeleteRangeResponse> Delete(const DeleteRangeRequest& req) {
     std::vector<KeyValue> victims;
     absl::Status s = ForEachInRange(view_, req.key, req.range_end, [&](const KeyValue& kv) {
@@ -276,11 +437,7 @@ class CommandRunner {
       return true;
     });
     if (!s.ok()) return s;
-    for (const KeyValue& kv : victims) {
-      versions_->push_back(Tombstone(kv.key, revision_ + 1));
-      (*changes_)[kv.key] = std::nullopt;
-    }
-    if (!victims.empty()) wrote_ = true;
+    DeleteAll(victims);
 
     DeleteRangeResponse resp;
     resp.header.revision = observed_revision();
@@ -320,6 +477,13 @@ class CommandRunner {
     TxnResponse resp;
     resp.succeeded = succeeded;
     const std::vector<RequestOp>& ops = succeeded ? req.success : req.failure;
+    // etcd checks the puts of the branch that runs before running any of it.
+    for (const RequestOp& op : ops) {
+      const auto* p = std::get_if<PutRequest>(&op);
+      if (p == nullptr) continue;
+      if (absl::Status s = CheckPut(*p); !s.ok()) return s;
+      if (!rejection_.ok()) return resp;
+    }
     resp.responses.reserve(ops.size());
     for (const RequestOp& op : ops) {
       if (const auto* r = std::get_if<RangeRequest>(&op)) {
@@ -343,8 +507,10 @@ class CommandRunner {
   const StoreReader& view_;
   ChangeSet* changes_;
   std::vector<KeyValue>* versions_;
+  LeaseChangeSet* leases_;
   const int64_t revision_;
   bool wrote_ = false;
+  absl::Status rejection_;
 };
 
 }  // namespace
@@ -393,6 +559,7 @@ absl::StatusOr<uint32_t> HashState(const StoreReader& reader) {
     extend_i64(kv.create_revision);
     extend_i64(kv.mod_revision);
     extend_i64(kv.version);
+    if (kv.lease != 0) extend_i64(kv.lease);
     return true;
   });
   if (!s.ok()) return s;
@@ -466,6 +633,25 @@ absl::Status PlanCompaction(const StoreReader& view, int64_t at, BatchOutcome* o
   return absl::OkStatus();
 }
 
+// The lease index entries the batch's key changes move: a key leaves its old lease's entry
+// and joins its new one's.
+absl::Status PlanLeaseIndex(const StoreReader& base, BatchOutcome* out) {
+  for (const auto& [key, kv] : out->changes) {
+    absl::StatusOr<std::optional<KeyValue>> old = base.Get(key);
+    if (!old.ok()) return old.status();
+    const int64_t from = old->has_value() ? (*old)->lease : 0;
+    const int64_t to = kv.has_value() ? kv->lease : 0;
+    if (from == to) continue;
+    if (from != 0) out->lease_keys[{from, key}] = false;
+    if (to != 0) out->lease_keys[{to, key}] = true;
+  }
+  for (const auto& [id, lease] : out->lease_changes) {
+    AM_CHECK(!lease.has_value() || (lease->id == id && lease->ttl > 0), "lease ", id,
+             " changed to ", Describe(*lease));
+  }
+  return absl::OkStatus();
+}
+
 // A compaction's outcome, decided at its place in the batch.
 absl::Status RunCompact(const CompactRequest& req, Revisions* revisions,
                         std::optional<CompactResponse>* response) {
@@ -497,7 +683,7 @@ absl::StatusOr<BatchOutcome> ExecuteBatch(const StoreReader& base, uint64_t appl
   out.applied_index = applied_index;
   out.revisions = revisions;
   out.results.reserve(batch.size());
-  OverlayReader view(base, out.changes, out.versions);
+  OverlayReader view(base, out.changes, out.versions, out.lease_changes);
   for (const ApplyItem& item : batch) {
     AM_CHECK(!(item.command.has_value() && !item.decode_error.ok()),
              "apply item ", item.index, " has both a command and a decode error");
@@ -515,11 +701,17 @@ absl::StatusOr<BatchOutcome> ExecuteBatch(const StoreReader& base, uint64_t appl
         r.status = RunCompact(*c, &out.revisions, &compacted);
         if (compacted.has_value()) r.response = *compacted;
       } else {
-        CommandRunner runner(view, &out.changes, &out.versions, out.revisions.current);
+        CommandRunner runner(view, &out.changes, &out.versions, &out.lease_changes,
+                             out.revisions.current);
         absl::StatusOr<CommandResponse> resp = runner.Run(*item.command);
         if (!resp.ok()) return resp.status();  // storage error: nothing is committed
-        r.response = *std::move(resp);
-        if (runner.wrote()) ++out.revisions.current;
+        if (!runner.rejection().ok()) {
+          AM_CHECK(!runner.wrote(), "a refused command wrote: ", Describe(*item.command));
+          r.status = runner.rejection();
+        } else {
+          r.response = *std::move(resp);
+          if (runner.wrote()) ++out.revisions.current;
+        }
       }
     }
     out.applied_index = item.index;
@@ -531,6 +723,7 @@ absl::StatusOr<BatchOutcome> ExecuteBatch(const StoreReader& base, uint64_t appl
     absl::Status s = PlanCompaction(view, out.revisions.compacted, &out);
     if (!s.ok()) return s;
   }
+  if (absl::Status s = PlanLeaseIndex(base, &out); !s.ok()) return s;
   return out;
 }
 

@@ -14,6 +14,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/functional/function_ref.h"
@@ -42,6 +43,15 @@ class StoreReader {
   // key, by mod_revision, until `visit` returns false.
   virtual absl::Status ScanHistory(const std::string& begin, const std::string& end,
                                    absl::FunctionRef<bool(const KeyValue&)> visit) const = 0;
+
+  // Leases (not versioned: every reader sees the current ones). GetLease: the lease `id`, or
+  // nullopt. ScanLeases: every lease in ascending id order. ScanLeaseKeys: the keys attached
+  // to lease `id` (current pairs whose lease is `id`), ascending; each until `visit` returns
+  // false.
+  virtual absl::StatusOr<std::optional<Lease>> GetLease(int64_t id) const = 0;
+  virtual absl::Status ScanLeases(absl::FunctionRef<bool(const Lease&)> visit) const = 0;
+  virtual absl::Status ScanLeaseKeys(int64_t id,
+                                     absl::FunctionRef<bool(const std::string&)> visit) const = 0;
 };
 
 // The revisions of a store: its current revision and the revision of its last compaction.
@@ -52,6 +62,10 @@ struct Revisions {
 
 // Changes made by a batch: the final state of every key it wrote (nullopt = deleted).
 using ChangeSet = std::map<std::string, std::optional<KeyValue>>;
+// The final state of every lease a batch granted, revoked or checkpointed (nullopt = revoked).
+using LeaseChangeSet = std::map<int64_t, std::optional<Lease>>;
+// Entries of the lease index (lease id, key) a batch adds (true) or removes (false).
+using LeaseKeyChanges = std::map<std::pair<int64_t, std::string>, bool>;
 
 struct BatchOutcome {
   std::vector<ApplyResult> results;  // one per item
@@ -63,6 +77,8 @@ struct BatchOutcome {
   // stored ones, and ones of `versions` (the store writes those and removes them again);
   // empty unless the batch compacted.
   std::vector<KeyValue> discarded;
+  LeaseChangeSet lease_changes;
+  LeaseKeyChanges lease_keys;
   uint64_t applied_index = 0;  // after the batch
   Revisions revisions;         // after the batch
 };
@@ -70,7 +86,8 @@ struct BatchOutcome {
 // Computes the effect of `batch` on the state (`base`, applied_index, revisions). Errors:
 // kFailedPrecondition when the indexes are not contiguous from applied_index + 1; any error
 // `base` returns. The caller commits the outcome atomically, or nothing on error: it stores
-// `changes` and `versions`, then removes `discarded`, and records the new indexes.
+// `changes` and `versions`, then removes `discarded`, stores `lease_changes` and
+// `lease_keys`, and records the new indexes.
 // AM_CHECK: an item with both a command and a decode error (a driver bug).
 absl::StatusOr<BatchOutcome> ExecuteBatch(const StoreReader& base, uint64_t applied_index,
                                           Revisions revisions, absl::Span<const ApplyItem> batch);
@@ -87,8 +104,8 @@ absl::Status ExecuteHistory(const StoreReader& base, Revisions revisions, const 
 
 // A checksum of the whole state (etcd's Maintenance.HashKV), so replicas at the same revision
 // can be compared: CRC-32C over every pair in key order, each as u32 key length, key, u32 value
-// length, value, then create_revision, mod_revision and version as little-endian i64. Errors
-// are `reader`'s.
+// length, value, then create_revision, mod_revision and version as little-endian i64, and,
+// for a pair attached to a lease, its lease id as little-endian i64. Errors are `reader`'s.
 absl::StatusOr<uint32_t> HashState(const StoreReader& reader);
 
 // HashState of the state at `revision` (0 = current). Errors as ExecuteRange.

@@ -28,7 +28,9 @@ void RangeToProto(const RangeRequest& r, kvpb::RangeRequest* out) {
 void PutToProto(const PutRequest& p, kvpb::PutRequest* out) {
   out->set_key(p.key);
   out->set_value(p.value);
+  out->set_lease(p.lease);
   out->set_prev_kv(p.prev_kv);
+  out->set_ignore_lease(p.ignore_lease);
 }
 
 void DeleteToProto(const DeleteRangeRequest& d, kvpb::DeleteRangeRequest* out) {
@@ -74,6 +76,10 @@ void CompareToProto(const Compare& c, kvpb::Compare* out) {
       out->set_target(kvpb::Compare::VALUE);
       out->set_value(c.value);
       break;
+    case Compare::Target::kLease:
+      out->set_target(kvpb::Compare::LEASE);
+      out->set_lease(c.number);
+      break;
   }
 }
 
@@ -94,7 +100,9 @@ PutRequest PutFromProto(const kvpb::PutRequest& p) {
   PutRequest out;
   out.key = p.key();
   out.value = p.value();
+  out.lease = p.lease();
   out.prev_kv = p.prev_kv();
+  out.ignore_lease = p.ignore_lease();
   return out;
 }
 
@@ -149,7 +157,9 @@ absl::StatusOr<Compare> CompareFromProto(const kvpb::Compare& c) {
       if (c.target_union_case() == kvpb::Compare::kValue) out.value = c.value();
       break;
     case kvpb::Compare::LEASE:
-      return absl::InvalidArgumentError("lease compares are not supported");
+      out.target = Compare::Target::kLease;
+      if (c.target_union_case() == kvpb::Compare::kLease) out.number = c.lease();
+      break;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("compare has unknown target ", static_cast<int>(c.target())));
@@ -183,6 +193,38 @@ absl::Status NonEmptyKey(const std::string& key, absl::string_view what) {
   return absl::OkStatus();
 }
 
+absl::Status ValidatePut(const PutRequest& p, absl::string_view where) {
+  if (absl::Status s = NonEmptyKey(p.key, where); !s.ok()) return s;
+  if (p.ignore_lease && p.lease != 0) return absl::FailedPreconditionError(kErrLeaseProvided);
+  if (p.lease < 0) return absl::NotFoundError(kErrLeaseNotFound);
+  return absl::OkStatus();
+}
+
+absl::Status ValidateLeaseGrant(const LeaseGrantRequest& g) {
+  if (g.id <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("lease grant: id ", g.id, " is not positive"));
+  }
+  if (g.ttl > kMaxLeaseTtl) return absl::OutOfRangeError(kErrLeaseTtlTooLarge);
+  if (g.ttl <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("lease grant: ttl ", g.ttl, " is not positive"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateCheckpoints(const LeaseCheckpointRequest& c) {
+  if (c.checkpoints.size() > kMaxLeaseCheckpoints) {
+    return absl::InvalidArgumentError(absl::StrCat("lease checkpoint: ", c.checkpoints.size(),
+                                                   " leases, limit ", kMaxLeaseCheckpoints));
+  }
+  for (const LeaseCheckpointRequest::Checkpoint& one : c.checkpoints) {
+    if (one.id <= 0 || one.remaining_ttl <= 0 || one.remaining_ttl > kMaxLeaseTtl) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "lease checkpoint: lease ", one.id, " remaining ttl ", one.remaining_ttl));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateOp(const RequestOp& op, absl::string_view where) {
   if (const auto* r = std::get_if<RangeRequest>(&op)) {
     if (r->revision != 0) {
@@ -191,7 +233,7 @@ absl::Status ValidateOp(const RequestOp& op, absl::string_view where) {
     }
     return NonEmptyKey(r->key, where);
   }
-  if (const auto* p = std::get_if<PutRequest>(&op)) return NonEmptyKey(p->key, where);
+  if (const auto* p = std::get_if<PutRequest>(&op)) return ValidatePut(*p, where);
   return NonEmptyKey(std::get<DeleteRangeRequest>(op).key, where);
 }
 
@@ -245,6 +287,18 @@ void ToProto(const Command& c, kvpb::Command* out) {
   } else if (const auto* k = std::get_if<CompactRequest>(&c.op)) {
     out->mutable_compact()->set_revision(k->revision);
     out->mutable_compact()->set_physical(k->physical);
+  } else if (const auto* g = std::get_if<LeaseGrantRequest>(&c.op)) {
+    out->mutable_lease_grant()->set_id(g->id);
+    out->mutable_lease_grant()->set_ttl(g->ttl);
+  } else if (const auto* r = std::get_if<LeaseRevokeRequest>(&c.op)) {
+    out->mutable_lease_revoke()->set_id(r->id);
+  } else if (const auto* ck = std::get_if<LeaseCheckpointRequest>(&c.op)) {
+    kvpb::LeaseCheckpointRequest* cp = out->mutable_lease_checkpoint();
+    for (const LeaseCheckpointRequest::Checkpoint& one : ck->checkpoints) {
+      kvpb::LeaseCheckpoint* added = cp->add_checkpoints();
+      added->set_id(one.id);
+      added->set_remaining_ttl(one.remaining_ttl);
+    }
   } else {
     const TxnRequest& t = std::get<TxnRequest>(c.op);
     kvpb::TxnRequest* txn = out->mutable_txn();
@@ -285,6 +339,26 @@ absl::StatusOr<Command> FromProto(const kvpb::Command& in) {
     case kvpb::Command::kCompact:
       out.op = CompactRequest{in.compact().revision(), in.compact().physical()};
       return out;
+    case kvpb::Command::kLeaseGrant:
+      out.op = LeaseGrantRequest{in.lease_grant().id(), in.lease_grant().ttl()};
+      return out;
+    case kvpb::Command::kLeaseRevoke:
+      out.op = LeaseRevokeRequest{in.lease_revoke().id()};
+      return out;
+    case kvpb::Command::kLeaseCheckpoint: {
+      // Bounded before allocating: committed bytes are untrusted.
+      const auto& in_cps = in.lease_checkpoint().checkpoints();
+      if (static_cast<size_t>(in_cps.size()) > kMaxLeaseCheckpoints) {
+        return absl::InvalidArgumentError(absl::StrCat("lease checkpoint: ", in_cps.size(),
+                                                       " leases, limit ", kMaxLeaseCheckpoints));
+      }
+      LeaseCheckpointRequest cp;
+      for (const kvpb::LeaseCheckpoint& one : in_cps) {
+        cp.checkpoints.push_back({one.id(), one.remaining_ttl()});
+      }
+      out.op = std::move(cp);
+      return out;
+    }
     case kvpb::Command::OP_NOT_SET: break;
   }
   return absl::InvalidArgumentError("command has no operation set");
@@ -323,11 +397,19 @@ ApplyItem DecodeEntry(uint64_t index, absl::string_view data) {
 absl::Status ValidateRangeRequest(const RangeRequest& r) { return NonEmptyKey(r.key, "range"); }
 
 absl::Status ValidateCommand(const Command& c) {
-  if (const auto* p = std::get_if<PutRequest>(&c.op)) return NonEmptyKey(p->key, "put");
+  if (const auto* p = std::get_if<PutRequest>(&c.op)) return ValidatePut(*p, "put");
   if (const auto* d = std::get_if<DeleteRangeRequest>(&c.op)) {
     return NonEmptyKey(d->key, "delete_range");
   }
   if (std::holds_alternative<CompactRequest>(c.op)) return absl::OkStatus();  // see ApplyResult
+  if (const auto* g = std::get_if<LeaseGrantRequest>(&c.op)) return ValidateLeaseGrant(*g);
+  if (const auto* r = std::get_if<LeaseRevokeRequest>(&c.op)) {
+    if (r->id <= 0) return absl::NotFoundError(kErrLeaseNotFound);
+    return absl::OkStatus();
+  }
+  if (const auto* k = std::get_if<LeaseCheckpointRequest>(&c.op)) {
+    return ValidateCheckpoints(*k);
+  }
   const TxnRequest& t = std::get<TxnRequest>(c.op);
   if (t.compare.size() > kMaxTxnOps) {
     return absl::InvalidArgumentError(absl::StrCat("too many operations in txn request: ",

@@ -33,7 +33,8 @@ std::string EncodeCommand(const Command& c);
 
 // Parses entry bytes. kInvalidArgument (with the byte count) when they are not a kvpb.Command,
 // when the command or one of its txn ops has no operation set, when an enum holds a value that
-// kv.proto does not list, or for a LEASE compare. Decoding does not validate (see below).
+// kv.proto does not list, or for a lease checkpoint of more than kMaxLeaseCheckpoints leases.
+// Decoding does not validate (see below).
 absl::StatusOr<Command> DecodeCommand(absl::string_view bytes);
 
 // The same conversions on the generated message, for callers that embed commands elsewhere.
@@ -49,9 +50,15 @@ ApplyItem DecodeEntry(uint64_t index, absl::string_view data);
 //   - a txn has at most kMaxTxnOps compares and at most kMaxTxnOps ops per branch;
 //   - within one txn branch no key is put twice, and no put key lies in one of the branch's
 //     delete ranges (etcd's ErrDuplicateKey; "\0" range ends count as "every key >= key");
-//   - no range op of a txn reads at a revision.
+//   - no range op of a txn reads at a revision;
+//   - a put with ignore_lease has no lease (kFailedPrecondition kErrLeaseProvided), and no
+//     lease is negative (kNotFound kErrLeaseNotFound);
+//   - a lease grant has an id > 0 and a ttl in 1..kMaxLeaseTtl (above: kOutOfRange
+//     kErrLeaseTtlTooLarge); a revoke's id > 0 (kNotFound kErrLeaseNotFound); a checkpoint
+//     lists at most kMaxLeaseCheckpoints leases, each with id > 0 and a remaining TTL in
+//     1..kMaxLeaseTtl.
 // A compaction always passes (its revision is checked against the store when applied).
-// kInvalidArgument naming the first violation.
+// kInvalidArgument naming the first violation unless said otherwise above.
 absl::Status ValidateCommand(const Command& c);
 
 // kInvalidArgument for an empty key.

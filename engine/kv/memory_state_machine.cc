@@ -37,6 +37,51 @@ absl::Status MemoryStateMachine::ScanHistory(
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::optional<Lease>> MemoryStateMachine::GetLease(int64_t id) const {
+  auto it = state_.leases.find(id);
+  if (it == state_.leases.end()) return std::optional<Lease>();
+  return std::optional<Lease>(it->second);
+}
+
+absl::Status MemoryStateMachine::ScanLeases(absl::FunctionRef<bool(const Lease&)> visit) const {
+  for (const auto& [id, lease] : state_.leases) {
+    if (!visit(lease)) break;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MemoryStateMachine::ScanLeaseKeys(
+    int64_t id, absl::FunctionRef<bool(const std::string&)> visit) const {
+  auto it = state_.lease_keys.find(id);
+  if (it == state_.lease_keys.end()) return absl::OkStatus();
+  for (const std::string& key : it->second) {
+    if (!visit(key)) break;
+  }
+  return absl::OkStatus();
+}
+
+void MemoryStateMachine::CommitLeases(State* st, const BatchOutcome& out) {
+  for (const auto& [id, lease] : out.lease_changes) {
+    if (lease.has_value()) {
+      st->leases[id] = *lease;
+    } else {
+      AM_CHECK_EQ(st->leases.erase(id), 1u, "revoked lease ", id, " was not there");
+    }
+  }
+  for (const auto& [entry, add] : out.lease_keys) {
+    const auto& [id, key] = entry;
+    if (add) {
+      AM_CHECK(st->leases.count(id) == 1, "key ", key, " attached to missing lease ", id);
+      st->lease_keys[id].insert(key);
+      continue;
+    }
+    auto it = st->lease_keys.find(id);
+    AM_CHECK(it != st->lease_keys.end() && it->second.erase(key) == 1, "key ", key,
+             " was not on lease ", id);
+    if (it->second.empty()) st->lease_keys.erase(it);
+  }
+}
+
 void MemoryStateMachine::AddVersion(State* st, const KeyValue& kv) {
   std::vector<KeyValue>& versions = st->keys[kv.key];
   AM_CHECK(versions.empty() || versions.back().mod_revision < kv.mod_revision,
@@ -82,6 +127,7 @@ absl::StatusOr<std::vector<ApplyResult>> MemoryStateMachine::Apply(
                             : it == state_.keys.end() || IsTombstone(it->second.back()),
              "the newest version of ", key, " is not what the batch wrote");
   }
+  CommitLeases(&state_, *out);
   AM_CHECK_GE(out->revisions.current, state_.revisions.current, "revision never decreases");
   state_.applied_index = out->applied_index;
   state_.revisions = out->revisions;
@@ -148,7 +194,24 @@ absl::Status MemoryStateMachine::ExportSnapshot(const std::string& name,
       if (absl::Status s = w.Add(kv); !s.ok()) return s;
     }
   }
+  if (absl::Status s = w.BeginLeases(st.leases.size()); !s.ok()) return s;
+  for (const auto& [id, lease] : st.leases) {
+    if (absl::Status s = w.AddLease(lease); !s.ok()) return s;
+  }
   return w.Finish();
+}
+
+absl::Status MemoryStateMachine::IndexLeases(State* st) {
+  for (const auto& [key, versions] : st->keys) {
+    const KeyValue& newest = versions.back();
+    if (IsTombstone(newest) || newest.lease == 0) continue;
+    if (st->leases.count(newest.lease) == 0) {
+      return absl::DataLossError(absl::StrCat("snapshot file: key ", Describe(newest),
+                                              " is attached to a lease it does not hold"));
+    }
+    st->lease_keys[newest.lease].insert(key);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status MemoryStateMachine::ImportSnapshot(const std::string& name,
@@ -158,10 +221,15 @@ absl::Status MemoryStateMachine::ImportSnapshot(const std::string& name,
     return absl::AlreadyExistsError(absl::StrCat("snapshot ", name, " already exists"));
   }
   State st;
-  SnapshotFileReader r([&st](const KeyValue& kv) {
-    AddVersion(&st, kv);
-    return absl::OkStatus();
-  });
+  SnapshotFileReader r(
+      [&st](const KeyValue& kv) {
+        AddVersion(&st, kv);
+        return absl::OkStatus();
+      },
+      [&st](const Lease& lease) {
+        st.leases.emplace(lease.id, lease);
+        return absl::OkStatus();
+      });
   while (true) {
     absl::StatusOr<std::string> piece = source();
     if (!piece.ok()) return piece.status();
@@ -169,6 +237,7 @@ absl::Status MemoryStateMachine::ImportSnapshot(const std::string& name,
     if (absl::Status s = r.Feed(*piece); !s.ok()) return s;
   }
   if (absl::Status s = r.Finish(); !s.ok()) return s;
+  if (absl::Status s = IndexLeases(&st); !s.ok()) return s;
   st.applied_index = r.applied_index();
   st.revisions = Revisions{r.revision(), r.compact_revision()};
   snapshots_.emplace(name, std::move(st));

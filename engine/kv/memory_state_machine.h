@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,14 @@ class MemoryStateMachine final : public StateMachine, private StoreReader {
   uint64_t applied_index() const override { return state_.applied_index; }
   int64_t revision() const override { return state_.revisions.current; }
   int64_t compact_revision() const override { return state_.revisions.compacted; }
+  absl::StatusOr<std::optional<Lease>> GetLease(int64_t id) const override;
+  absl::Status ForEachLease(absl::FunctionRef<bool(const Lease&)> visit) const override {
+    return ScanLeases(visit);
+  }
+  absl::Status ForEachLeaseKey(
+      int64_t id, absl::FunctionRef<bool(const std::string&)> visit) const override {
+    return ScanLeaseKeys(id, visit);
+  }
 
   absl::Status CreateSnapshot(const std::string& name) override;
   absl::Status RestoreSnapshot(const std::string& name) override;
@@ -48,6 +57,8 @@ class MemoryStateMachine final : public StateMachine, private StoreReader {
     // Every key with at least one version; each vector ascending by mod_revision.
     std::map<std::string, std::vector<KeyValue>> keys;
     size_t live_keys = 0;  // keys whose newest version is not a tombstone
+    std::map<int64_t, Lease> leases;
+    std::map<int64_t, std::set<std::string>> lease_keys;  // the lease index: id -> keys
     uint64_t applied_index = 0;
     Revisions revisions;
   };
@@ -58,9 +69,16 @@ class MemoryStateMachine final : public StateMachine, private StoreReader {
                     absl::FunctionRef<bool(const KeyValue&)> visit) const override;
   absl::Status ScanHistory(const std::string& begin, const std::string& end,
                            absl::FunctionRef<bool(const KeyValue&)> visit) const override;
+  absl::Status ScanLeases(absl::FunctionRef<bool(const Lease&)> visit) const override;
+  absl::Status ScanLeaseKeys(int64_t id,
+                             absl::FunctionRef<bool(const std::string&)> visit) const override;
 
   // Adds `kv` as the newest version of its key.
   static void AddVersion(State* st, const KeyValue& kv);
+  // Builds st->lease_keys from the keys' leases; kDataLoss for a key on a missing lease.
+  static absl::Status IndexLeases(State* st);
+  // Applies a batch's lease changes and lease index changes.
+  static void CommitLeases(State* st, const BatchOutcome& out);
   // Removes the stored version of kv.key at kv.mod_revision (AM_CHECK: it exists).
   static void RemoveVersion(State* st, const KeyValue& kv);
 

@@ -64,8 +64,9 @@ absl::Status SnapshotFileWriter::Add(const KeyValue& kv) {
            "snapshot versions out of order");
   AM_CHECK(!kv.key.empty() && kv.key.size() <= kSnapshotMaxKeyBytes, "snapshot key size");
   AM_CHECK_LE(kv.value.size(), kSnapshotMaxValueBytes, "snapshot value size");
+  AM_CHECK(!leases_begun_, "snapshot pair after the leases");
   std::string p;
-  p.reserve(36 + kv.key.size() + kv.value.size());
+  p.reserve(40 + kv.key.size() + kv.value.size());
   PutU32(&p, static_cast<uint32_t>(kv.key.size()));
   p += kv.key;
   PutU32(&p, static_cast<uint32_t>(kv.value.size()));
@@ -73,6 +74,7 @@ absl::Status SnapshotFileWriter::Add(const KeyValue& kv) {
   PutU64(&p, static_cast<uint64_t>(kv.create_revision));
   PutU64(&p, static_cast<uint64_t>(kv.mod_revision));
   PutU64(&p, static_cast<uint64_t>(kv.version));
+  PutU64(&p, static_cast<uint64_t>(kv.lease));
   last_key_ = kv.key;
   last_mod_ = kv.mod_revision;
   ++count_;
@@ -80,8 +82,39 @@ absl::Status SnapshotFileWriter::Add(const KeyValue& kv) {
   return status_;
 }
 
+absl::Status SnapshotFileWriter::BeginLeases(uint64_t count) {
+  if (!status_.ok()) return status_;
+  AM_CHECK(!leases_begun_, "BeginLeases twice");
+  AM_CHECK_LE(count, kSnapshotMaxLeases);
+  leases_begun_ = true;
+  leases_left_ = count;
+  std::string p(kSnapshotFileLeaseMagic, sizeof(kSnapshotFileLeaseMagic));
+  PutU64(&p, count);
+  status_ = Emit(p);
+  return status_;
+}
+
+absl::Status SnapshotFileWriter::AddLease(const Lease& lease) {
+  if (!status_.ok()) return status_;
+  AM_CHECK(leases_begun_ && leases_left_ > 0, "AddLease beyond the announced count");
+  AM_CHECK(lease.id > last_lease_ && lease.ttl > 0, "snapshot leases out of order: ",
+           Describe(lease));
+  --leases_left_;
+  last_lease_ = lease.id;
+  std::string p;
+  PutU64(&p, static_cast<uint64_t>(lease.id));
+  PutU64(&p, static_cast<uint64_t>(lease.ttl));
+  PutU64(&p, static_cast<uint64_t>(lease.remaining_ttl));
+  status_ = Emit(p);
+  return status_;
+}
+
 absl::Status SnapshotFileWriter::Finish() {
   if (!status_.ok()) return status_;
+  if (!leases_begun_) {
+    if (absl::Status s = BeginLeases(0); !s.ok()) return s;
+  }
+  AM_CHECK_EQ(leases_left_, 0u, "fewer leases than BeginLeases announced");
   std::string t(kSnapshotFileEndMagic, sizeof(kSnapshotFileEndMagic));
   PutU64(&t, count_);
   crc_ = Crc32cExtend(crc_, t.data(), t.size());
@@ -109,7 +142,7 @@ absl::Status SnapshotFileReader::ParseHeader() {
     return Corrupt("not an amaters snapshot (wrong magic)");
   }
   const uint32_t version = GetU32(at() + 8);
-  if ((version != 1 && version != kSnapshotFileVersion) || GetU32(at() + 12) != 0) {
+  if (version < 1 || version > kSnapshotFileVersion || GetU32(at() + 12) != 0) {
     return absl::FailedPreconditionError(absl::StrCat(
         "snapshot file version ", version, " (this build reads 1 to ", kSnapshotFileVersion,
         ")"));
@@ -140,8 +173,16 @@ absl::Status SnapshotFileReader::ParseHeader() {
 absl::StatusOr<bool> SnapshotFileReader::ParsePair() {
   if (avail() < 8) return false;
   if (std::memcmp(at(), kSnapshotFileEndMagic, sizeof(kSnapshotFileEndMagic)) == 0) {
+    if (version_ >= 3) return Corrupt("no lease section");
     ended_ = true;
     return false;
+  }
+  if (version_ >= 3 &&
+      std::memcmp(at(), kSnapshotFileLeaseMagic, sizeof(kSnapshotFileLeaseMagic)) == 0) {
+    in_leases_ = true;
+    crc_ = Crc32cExtend(crc_, at(), 8);
+    pos_ += 8;
+    return true;
   }
   const uint32_t key_len = GetU32(at());
   if (key_len == 0 || key_len > kSnapshotMaxKeyBytes) {
@@ -150,7 +191,7 @@ absl::StatusOr<bool> SnapshotFileReader::ParsePair() {
   if (avail() < 4 + key_len + 4) return false;
   const uint32_t value_len = GetU32(at() + 4 + key_len);
   if (value_len > kSnapshotMaxValueBytes) return Corrupt(absl::StrCat("value length ", value_len));
-  const size_t size = 4 + key_len + 4 + value_len + 24;
+  const size_t size = 4 + key_len + 4 + value_len + (version_ >= 3 ? 32 : 24);
   if (avail() < size) return false;
   KeyValue kv;
   kv.key.assign(at() + 4, key_len);
@@ -159,6 +200,10 @@ absl::StatusOr<bool> SnapshotFileReader::ParsePair() {
   kv.create_revision = static_cast<int64_t>(GetU64(revs));
   kv.mod_revision = static_cast<int64_t>(GetU64(revs + 8));
   kv.version = static_cast<int64_t>(GetU64(revs + 16));
+  if (version_ >= 3) kv.lease = static_cast<int64_t>(GetU64(revs + 24));
+  if (kv.lease < 0 || (kv.lease != 0 && IsTombstone(kv))) {
+    return Corrupt(absl::StrCat("impossible lease ", kv.lease, " for a key"));
+  }
   if (count_ > 0 && (kv.key < last_key_ || (kv.key == last_key_ &&
                                               (version_ == 1 || kv.mod_revision <= last_mod_)))) {
     return Corrupt("versions out of order");
@@ -182,12 +227,47 @@ absl::StatusOr<bool> SnapshotFileReader::ParsePair() {
   return true;
 }
 
+absl::StatusOr<bool> SnapshotFileReader::ParseLease() {
+  if (!lease_count_read_) {
+    if (avail() < 8) return false;
+    leases_left_ = GetU64(at());
+    if (leases_left_ > kSnapshotMaxLeases) {
+      return Corrupt(absl::StrCat("lease count ", leases_left_));
+    }
+    crc_ = Crc32cExtend(crc_, at(), 8);
+    pos_ += 8;
+    lease_count_read_ = true;
+    return true;
+  }
+  if (leases_left_ == 0) {
+    if (avail() < 8) return false;
+    if (std::memcmp(at(), kSnapshotFileEndMagic, sizeof(kSnapshotFileEndMagic)) != 0) {
+      return Corrupt("bytes after the leases");
+    }
+    ended_ = true;
+    return false;
+  }
+  if (avail() < 24) return false;
+  Lease lease{static_cast<int64_t>(GetU64(at())), static_cast<int64_t>(GetU64(at() + 8)),
+              static_cast<int64_t>(GetU64(at() + 16))};
+  if (lease.id <= last_lease_ || lease.ttl <= 0 || lease.ttl > kMaxLeaseTtl ||
+      lease.remaining_ttl < 0 || lease.remaining_ttl > kMaxLeaseTtl) {
+    return Corrupt(absl::StrCat("impossible or out-of-order ", Describe(lease)));
+  }
+  crc_ = Crc32cExtend(crc_, at(), 24);
+  pos_ += 24;
+  --leases_left_;
+  last_lease_ = lease.id;
+  if (absl::Status s = visit_lease_(lease); !s.ok()) return s;
+  return true;
+}
+
 absl::Status SnapshotFileReader::Parse() {
   if (!header_done_) {
     if (absl::Status s = ParseHeader(); !s.ok() || !header_done_) return s;
   }
   while (!ended_) {
-    absl::StatusOr<bool> more = ParsePair();
+    absl::StatusOr<bool> more = in_leases_ ? ParseLease() : ParsePair();
     if (!more.ok()) return more.status();
     if (!*more) break;
   }

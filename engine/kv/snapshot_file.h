@@ -5,16 +5,19 @@
 // and `amaters-server restore FILE` (docs/snapshots.md has the byte layout).
 //
 // All integers little-endian.
-//   header  "AMTRSSNP", u32 version (2), u32 reserved (0), u64 applied index, i64 revision,
+//   header  "AMTRSSNP", u32 version (3), u32 reserved (0), u64 applied index, i64 revision,
 //           i64 compact revision
 //   pairs   u32 key length, key, u32 value length, value, i64 create_revision,
-//           i64 mod_revision, i64 version   (every version of the history, tombstones included
-//           (version 0, no value, create_revision 0), in strictly increasing (key,
-//           mod_revision) order)
+//           i64 mod_revision, i64 version, i64 lease   (every version of the history,
+//           tombstones included (version 0, no value, create_revision 0, lease 0), in strictly
+//           increasing (key, mod_revision) order)
+//   leases  "AMTRSLSE", u64 lease count, then per lease i64 id, i64 ttl, i64 remaining ttl
+//           (strictly increasing ids)
 //   trailer "AMTRSEND", u64 pair count, u32 CRC-32C of every byte before the trailer's CRC
-// Version 1 files (written before the store kept history) are read too: their header has no
-// compact revision, and their pairs are each key's latest version; they read as a store
-// compacted at its revision.
+// Older files are read too. Version 2 (written before leases): pairs without the lease field
+// and no lease section. Version 1 (written before the store kept history): as version 2, but
+// the header has no compact revision and the pairs are each key's latest version; it reads as a
+// store compacted at its revision.
 // The CRC covers header, pairs and the trailer's marker and count, so a truncated, extended or
 // damaged file is refused: a snapshot is used whole or not at all.
 #ifndef AMATERS_ENGINE_KV_SNAPSHOT_FILE_H_
@@ -34,7 +37,10 @@ namespace amaters::kv {
 
 inline constexpr char kSnapshotFileMagic[8] = {'A', 'M', 'T', 'R', 'S', 'S', 'N', 'P'};
 inline constexpr char kSnapshotFileEndMagic[8] = {'A', 'M', 'T', 'R', 'S', 'E', 'N', 'D'};
-inline constexpr uint32_t kSnapshotFileVersion = 2;
+inline constexpr char kSnapshotFileLeaseMagic[8] = {'A', 'M', 'T', 'R', 'S', 'L', 'S', 'E'};
+inline constexpr uint32_t kSnapshotFileVersion = 3;
+// More leases than this in one file is corruption.
+inline constexpr uint64_t kSnapshotMaxLeases = 100u << 20;
 inline constexpr size_t kSnapshotFileHeaderBytes = 40;
 inline constexpr size_t kSnapshotFileV1HeaderBytes = 32;
 inline constexpr size_t kSnapshotFileTrailerBytes = 20;
@@ -42,8 +48,9 @@ inline constexpr size_t kSnapshotFileTrailerBytes = 20;
 inline constexpr uint32_t kSnapshotMaxKeyBytes = 64u << 10;
 inline constexpr uint32_t kSnapshotMaxValueBytes = 64u << 20;
 
-// Writes a snapshot file in pieces: the header on construction, then one piece per Add, then
-// the trailer on Finish. Every piece goes to `sink` as it is produced.
+// Writes a snapshot file in pieces: the header on construction, then one piece per Add, the
+// lease section (BeginLeases, then AddLease `count` times), then the trailer on Finish. Every
+// piece goes to `sink` as it is produced.
 class SnapshotFileWriter {
  public:
   using Sink = std::function<absl::Status(absl::string_view)>;
@@ -51,6 +58,10 @@ class SnapshotFileWriter {
                      Sink sink);
   // Versions must come in strictly increasing (key, mod_revision) order.
   absl::Status Add(const KeyValue& kv);
+  // AM_CHECK: called once, after the last Add; then exactly `count` AddLease calls with
+  // strictly increasing ids before Finish.
+  absl::Status BeginLeases(uint64_t count);
+  absl::Status AddLease(const Lease& lease);
   absl::Status Finish();
   uint64_t bytes() const { return bytes_; }
 
@@ -63,6 +74,9 @@ class SnapshotFileWriter {
   uint64_t count_ = 0;
   std::string last_key_;
   int64_t last_mod_ = 0;
+  bool leases_begun_ = false;
+  uint64_t leases_left_ = 0;
+  int64_t last_lease_ = 0;
 };
 
 // Reads a snapshot file fed in pieces of any size. Versions are handed to `visit` as they decode;
@@ -71,7 +85,9 @@ class SnapshotFileWriter {
 class SnapshotFileReader {
  public:
   using Visit = std::function<absl::Status(const KeyValue&)>;
-  explicit SnapshotFileReader(Visit visit) : visit_(std::move(visit)) {}
+  using VisitLease = std::function<absl::Status(const Lease&)>;
+  SnapshotFileReader(Visit visit, VisitLease visit_lease)
+      : visit_(std::move(visit)), visit_lease_(std::move(visit_lease)) {}
   absl::Status Feed(absl::string_view piece);
   absl::Status Finish();
   // Zero bytes after the trailer are accepted (and ignored): etcdctl's snapshot files are
@@ -91,8 +107,11 @@ class SnapshotFileReader {
   absl::Status ParseHeader();
   // Decodes one pair at the front of buf_; false if more bytes are needed.
   absl::StatusOr<bool> ParsePair();
+  // Decodes the lease section's count or one lease; false if more bytes are needed.
+  absl::StatusOr<bool> ParseLease();
 
   Visit visit_;
+  VisitLease visit_lease_;
   absl::Status status_;
   const char* at() const { return buf_.data() + pos_; }
   size_t avail() const { return buf_.size() - pos_; }
@@ -109,6 +128,10 @@ class SnapshotFileReader {
   uint64_t count_ = 0;
   std::string last_key_;
   int64_t last_mod_ = 0;
+  bool in_leases_ = false;      // the lease marker was read
+  bool lease_count_read_ = false;
+  uint64_t leases_left_ = 0;
+  int64_t last_lease_ = 0;
   bool trailing_zeros_ok_ = false;
   uint64_t consumed_ = 0;  // bytes dropped from buf_ (decoded) before pos_
   uint64_t file_bytes_ = 0;

@@ -70,6 +70,7 @@ const char* TargetName(Compare::Target t) {
     case Compare::Target::kCreate: return "create";
     case Compare::Target::kMod: return "mod";
     case Compare::Target::kValue: return "value";
+    case Compare::Target::kLease: return "lease";
   }
   return "?";
 }
@@ -87,7 +88,17 @@ std::string DescribeOps(const std::vector<RequestOp>& ops) {
 }
 
 std::string DescribePut(const PutRequest& p) {
-  return absl::StrCat("put ", Q(p.key), "=", Q(p.value), p.prev_kv ? " prev_kv" : "");
+  return absl::StrCat("put ", Q(p.key), "=", Q(p.value),
+                      p.lease != 0 ? absl::StrCat(" lease=", p.lease) : "",
+                      p.ignore_lease ? " ignore_lease" : "", p.prev_kv ? " prev_kv" : "");
+}
+
+std::string DescribeCheckpoints(const LeaseCheckpointRequest& c) {
+  std::string s = "lease-checkpoint [";
+  for (size_t i = 0; i < c.checkpoints.size(); ++i) {
+    absl::StrAppend(&s, i ? ", " : "", c.checkpoints[i].id, ":", c.checkpoints[i].remaining_ttl);
+  }
+  return s + "]";
 }
 
 std::string DescribeDelete(const DeleteRangeRequest& d) {
@@ -98,7 +109,12 @@ std::string DescribeDelete(const DeleteRangeRequest& d) {
 
 std::string Describe(const KeyValue& kv) {
   return absl::StrCat(Q(kv.key), "=", Q(kv.value), "@c", kv.create_revision, "/m",
-                      kv.mod_revision, "/v", kv.version);
+                      kv.mod_revision, "/v", kv.version,
+                      kv.lease != 0 ? absl::StrCat("/l", kv.lease) : "");
+}
+
+std::string Describe(const Lease& l) {
+  return absl::StrCat("lease ", l.id, " ttl=", l.ttl, " remaining=", l.remaining_ttl);
 }
 
 std::string Describe(const RangeRequest& r) {
@@ -160,6 +176,15 @@ std::string Describe(const Command& c) {
   if (const auto* k = std::get_if<CompactRequest>(&c.op)) {
     return absl::StrCat(s, "compact rev=", k->revision, k->physical ? " physical" : "");
   }
+  if (const auto* g = std::get_if<LeaseGrantRequest>(&c.op)) {
+    return absl::StrCat(s, "lease-grant ", g->id, " ttl=", g->ttl);
+  }
+  if (const auto* r = std::get_if<LeaseRevokeRequest>(&c.op)) {
+    return absl::StrCat(s, "lease-revoke ", r->id);
+  }
+  if (const auto* k = std::get_if<LeaseCheckpointRequest>(&c.op)) {
+    return s + DescribeCheckpoints(*k);
+  }
   const auto& t = std::get<TxnRequest>(c.op);
   absl::StrAppend(&s, "txn if [");
   for (size_t i = 0; i < t.compare.size(); ++i) {
@@ -173,6 +198,15 @@ std::string Describe(const CommandResponse& r) {
   if (const auto* p = std::get_if<PutResponse>(&r)) return Describe(*p);
   if (const auto* d = std::get_if<DeleteRangeResponse>(&r)) return Describe(*d);
   if (const auto* k = std::get_if<CompactResponse>(&r)) return Describe(*k);
+  if (const auto* g = std::get_if<LeaseGrantResponse>(&r)) {
+    return absl::StrCat("granted rev=", g->header.revision, " id=", g->id, " ttl=", g->ttl);
+  }
+  if (const auto* v = std::get_if<LeaseRevokeResponse>(&r)) {
+    return absl::StrCat("revoked rev=", v->header.revision, " deleted=", v->deleted);
+  }
+  if (const auto* k = std::get_if<LeaseCheckpointResponse>(&r)) {
+    return absl::StrCat("checkpointed rev=", k->header.revision);
+  }
   return Describe(std::get<TxnResponse>(r));
 }
 

@@ -26,6 +26,14 @@
 //    newest version at or below C, and that newest one too when it is a tombstone older than C
 //    (a delete at C itself stays: a watcher starting at C must see it). Reads below C then
 //    fail with kErrCompacted; reads above revision() with kErrFutureRev.
+//
+// Leases (etcd's lessor, its replicated half; docs/leases.md): a lease is a record (id, granted
+// TTL, remaining TTL at its last checkpoint) created by a LeaseGrantRequest and removed by a
+// LeaseRevokeRequest, which also deletes every key attached to it (a put with `lease` set
+// attaches the key; a later put without it detaches it) at one new revision, as a delete-range
+// would. Grants and checkpoints do not change the revision. When a lease expires is decided
+// outside the state machine, by the leader's Lessor (engine/kv/lessor.h), which proposes the
+// revoke: every replica applies the same entries, so expiry is the same everywhere.
 #ifndef AMATERS_ENGINE_KV_STATE_MACHINE_H_
 #define AMATERS_ENGINE_KV_STATE_MACHINE_H_
 
@@ -62,16 +70,30 @@ inline constexpr int64_t kInitialRevision = 1;
 inline constexpr char kErrCompacted[] = "etcdserver: mvcc: required revision has been compacted";
 inline constexpr char kErrFutureRev[] = "etcdserver: mvcc: required revision is a future revision";
 
+// etcd's lease errors (exact text). kNotFound, kFailedPrecondition, kOutOfRange and
+// kFailedPrecondition respectively; kErrKeyNotFound (ignore_lease on a missing key) is
+// kInvalidArgument.
+inline constexpr char kErrLeaseNotFound[] = "etcdserver: requested lease not found";
+inline constexpr char kErrLeaseExists[] = "etcdserver: lease already exists";
+inline constexpr char kErrLeaseTtlTooLarge[] = "etcdserver: too large lease TTL";
+inline constexpr char kErrLeaseProvided[] = "etcdserver: lease is provided";
+inline constexpr char kErrKeyNotFound[] = "etcdserver: key not found";
+// etcd's MaxLeaseTTL, in seconds.
+inline constexpr int64_t kMaxLeaseTtl = 9000000000;
+// Upper bound on the leases of one LeaseCheckpointRequest (etcd's maxLeaseCheckpointBatchSize).
+inline constexpr size_t kMaxLeaseCheckpoints = 1000;
+
 struct KeyValue {
   std::string key;
   std::string value;
   int64_t create_revision = 0;
   int64_t mod_revision = 0;
   int64_t version = 0;
+  int64_t lease = 0;  // the lease the key is attached to; 0 = none
 
   bool operator==(const KeyValue& o) const {
     return key == o.key && value == o.value && create_revision == o.create_revision &&
-           mod_revision == o.mod_revision && version == o.version;
+           mod_revision == o.mod_revision && version == o.version && lease == o.lease;
   }
   bool operator!=(const KeyValue& o) const { return !(*this == o); }
 };
@@ -80,6 +102,18 @@ struct KeyValue {
 inline bool IsTombstone(const KeyValue& kv) { return kv.version == 0; }
 // The tombstone of `key` deleted at `revision`.
 KeyValue Tombstone(const std::string& key, int64_t revision);
+
+// A granted lease as the state machine holds it.
+struct Lease {
+  int64_t id = 0;   // > 0
+  int64_t ttl = 0;  // granted TTL, seconds, 1..kMaxLeaseTtl
+  // The TTL left at the last checkpoint (seconds; 0 = never checkpointed, the full ttl).
+  int64_t remaining_ttl = 0;
+
+  bool operator==(const Lease& o) const {
+    return id == o.id && ttl == o.ttl && remaining_ttl == o.remaining_ttl;
+  }
+};
 
 struct ResponseHeader {
   // The store revision as seen by this response: after the write for a write that happened,
@@ -126,9 +160,16 @@ struct PutRequest {
   std::string key;  // not empty
   std::string value;
   bool prev_kv = false;  // return the previous key-value pair, if there was one
+  // Attach the key to this lease (it must exist: kNotFound kErrLeaseNotFound otherwise, and
+  // the whole command does nothing); 0 = no lease (a leased key is detached).
+  int64_t lease = 0;
+  // Keep the key's current lease (the key must exist: kErrKeyNotFound; `lease` must be 0:
+  // kErrLeaseProvided).
+  bool ignore_lease = false;
 
   bool operator==(const PutRequest& o) const {
-    return key == o.key && value == o.value && prev_kv == o.prev_kv;
+    return key == o.key && value == o.value && lease == o.lease && prev_kv == o.prev_kv &&
+           ignore_lease == o.ignore_lease;
   }
 };
 
@@ -165,16 +206,17 @@ struct DeleteRangeResponse {
 // (or of every key in [key, range_end), with the range semantics above).
 //  - A key that does not exist compares as zeros (version, create and mod revision 0), except
 //    that a VALUE compare on a missing key (or an empty range) is always false.
-//  - VALUE compares bytes lexicographically (unsigned), the others compare integers.
+//  - VALUE compares bytes lexicographically (unsigned), the others compare integers (LEASE:
+//    the key's lease id, 0 for none).
 struct Compare {
   enum class Result : uint8_t { kEqual, kGreater, kLess, kNotEqual };
-  enum class Target : uint8_t { kVersion, kCreate, kMod, kValue };
+  enum class Target : uint8_t { kVersion, kCreate, kMod, kValue, kLease };
 
   Result result = Result::kEqual;
   Target target = Target::kVersion;
   std::string key;  // not empty
   std::string range_end;
-  int64_t number = 0;  // operand for kVersion / kCreate / kMod
+  int64_t number = 0;  // operand for kVersion / kCreate / kMod / kLease
   std::string value;   // operand for kValue
 
   bool operator==(const Compare& o) const {
@@ -231,18 +273,81 @@ struct CompactResponse {
   bool operator==(const CompactResponse& o) const { return header == o.header; }
 };
 
+// etcd LeaseGrantRequest. The proposing member picks the id when the client did not (the
+// command always carries one, > 0) and raises a TTL below the minimum (Lessor::Grant), so
+// applying it is deterministic. kFailedPrecondition kErrLeaseExists when the id is taken.
+struct LeaseGrantRequest {
+  int64_t id = 0;   // > 0
+  int64_t ttl = 0;  // seconds, 1..kMaxLeaseTtl (ValidateCommand)
+
+  bool operator==(const LeaseGrantRequest& o) const { return id == o.id && ttl == o.ttl; }
+};
+
+struct LeaseGrantResponse {
+  ResponseHeader header;  // the store revision (a grant does not change it)
+  int64_t id = 0;
+  int64_t ttl = 0;
+
+  bool operator==(const LeaseGrantResponse& o) const {
+    return header == o.header && id == o.id && ttl == o.ttl;
+  }
+};
+
+// etcd LeaseRevokeRequest: removes the lease and deletes its keys (one new revision when there
+// were any). kNotFound kErrLeaseNotFound when there is no such lease.
+struct LeaseRevokeRequest {
+  int64_t id = 0;
+
+  bool operator==(const LeaseRevokeRequest& o) const { return id == o.id; }
+};
+
+struct LeaseRevokeResponse {
+  ResponseHeader header;
+  int64_t deleted = 0;  // keys deleted with the lease
+
+  bool operator==(const LeaseRevokeResponse& o) const {
+    return header == o.header && deleted == o.deleted;
+  }
+};
+
+// etcd LeaseCheckpointRequest: records the remaining TTL of each listed lease (at most
+// kMaxLeaseCheckpoints; leases that no longer exist are skipped), so that a new leader or a
+// restarted member continues from it instead of from the full TTL.
+struct LeaseCheckpointRequest {
+  struct Checkpoint {
+    int64_t id = 0;
+    int64_t remaining_ttl = 0;  // seconds, >= 1
+
+    bool operator==(const Checkpoint& o) const {
+      return id == o.id && remaining_ttl == o.remaining_ttl;
+    }
+  };
+  std::vector<Checkpoint> checkpoints;
+
+  bool operator==(const LeaseCheckpointRequest& o) const { return checkpoints == o.checkpoints; }
+};
+
+struct LeaseCheckpointResponse {
+  ResponseHeader header;
+
+  bool operator==(const LeaseCheckpointResponse& o) const { return header == o.header; }
+};
+
 // One replicated write: the contents of a Raft entry (engine/kv/command.h encodes it).
 struct Command {
   // Opaque to the state machine and copied into the ApplyResult, so that the node that
   // proposed the entry can match it to the waiting client.
   uint64_t request_id = 0;
-  std::variant<PutRequest, DeleteRangeRequest, TxnRequest, CompactRequest> op;
+  std::variant<PutRequest, DeleteRangeRequest, TxnRequest, CompactRequest, LeaseGrantRequest,
+               LeaseRevokeRequest, LeaseCheckpointRequest>
+      op;
 
   bool operator==(const Command& o) const { return request_id == o.request_id && op == o.op; }
 };
 
 using CommandResponse =
-    std::variant<PutResponse, DeleteRangeResponse, TxnResponse, CompactResponse>;
+    std::variant<PutResponse, DeleteRangeResponse, TxnResponse, CompactResponse,
+                 LeaseGrantResponse, LeaseRevokeResponse, LeaseCheckpointResponse>;
 
 // One committed Raft entry handed to Apply.
 //  - No-op (Raft's no-op entry, or a normal entry with empty data): `command` is nullopt and
@@ -316,6 +421,13 @@ class StateMachine {
   // and after a restore; valid until the next call that changes the state.
   virtual const std::vector<KeyValue>& last_applied_versions() const = 0;
 
+  // The lease `id` (nullopt when there is none), and every lease in ascending id order.
+  virtual absl::StatusOr<std::optional<Lease>> GetLease(int64_t id) const = 0;
+  virtual absl::Status ForEachLease(absl::FunctionRef<bool(const Lease&)> visit) const = 0;
+  // The keys attached to lease `id`, ascending, until `visit` returns false.
+  virtual absl::Status ForEachLeaseKey(
+      int64_t id, absl::FunctionRef<bool(const std::string&)> visit) const = 0;
+
   // The index of the last applied entry (0 for a new store).
   virtual uint64_t applied_index() const = 0;
   // The current store revision (kInitialRevision for a new store).
@@ -365,6 +477,7 @@ std::string Describe(const PutResponse& r);
 std::string Describe(const DeleteRangeResponse& r);
 std::string Describe(const TxnResponse& r);
 std::string Describe(const CompactResponse& r);
+std::string Describe(const Lease& l);
 std::string Describe(const Command& c);
 std::string Describe(const CommandResponse& r);
 std::string Describe(const ApplyResult& r);

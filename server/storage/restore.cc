@@ -36,11 +36,17 @@ absl::StatusOr<RestoreSummary> Inspect(const std::string& file, uint64_t* snapsh
   // Versions come in (key, revision) order: a key is live when its last one is not a tombstone.
   uint64_t live_keys = 0;
   std::optional<kv::KeyValue> last;
-  kv::SnapshotFileReader reader([&](const kv::KeyValue& kv) {
-    if (last.has_value() && last->key != kv.key && !kv::IsTombstone(*last)) ++live_keys;
-    last = kv;
-    return absl::OkStatus();
-  });
+  uint64_t leases = 0;
+  kv::SnapshotFileReader reader(
+      [&](const kv::KeyValue& kv) {
+        if (last.has_value() && last->key != kv.key && !kv::IsTombstone(*last)) ++live_keys;
+        last = kv;
+        return absl::OkStatus();
+      },
+      [&](const kv::Lease&) {
+        ++leases;
+        return absl::OkStatus();
+      });
   if (etcdctl) reader.AllowTrailingZeros();
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> sha(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   EVP_DigestInit_ex(sha.get(), EVP_sha256(), nullptr);
@@ -74,6 +80,7 @@ absl::StatusOr<RestoreSummary> Inspect(const std::string& file, uint64_t* snapsh
   out.revision = reader.revision();
   out.keys = live_keys + (last.has_value() && !kv::IsTombstone(*last) ? 1 : 0);
   out.versions = reader.count();
+  out.leases = leases;
   *snapshot_bytes = reader.file_bytes();
   return out;
 }

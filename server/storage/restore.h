@@ -20,6 +20,7 @@ struct RestoreSummary {
   int64_t revision = 0;
   uint64_t keys = 0;      // live keys
   uint64_t versions = 0;  // versions of the history, tombstones included
+  uint64_t leases = 0;
   uint64_t bytes = 0;
 };
 

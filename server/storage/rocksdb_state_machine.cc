@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <set>
 #include <system_error>
 #include <utility>
 
@@ -27,6 +28,10 @@ namespace fs = std::filesystem;
 constexpr char kUserPrefix = 'k';
 constexpr char kHistoryPrefix = 'h';
 constexpr char kMetaPrefix = 'm';
+constexpr char kLeasePrefix = 'l';
+constexpr char kLeaseKeyPrefix = 'a';
+constexpr uint8_t kLeaseFormat = 1;
+constexpr size_t kLeaseValueBytes = 17;
 const char kMetaKey[] = "mstate";  // kMetaPrefix + "state"
 constexpr char kDbDir[] = "db";
 constexpr char kOldDbDir[] = "db.old";
@@ -35,8 +40,14 @@ constexpr char kFailedDir[] = "restore.failed";
 constexpr char kSnapshotsDir[] = "snapshots";
 
 static_assert(kMetaPrefix != kUserPrefix && kMetaPrefix != kHistoryPrefix &&
-                  kUserPrefix != kHistoryPrefix,
-              "metadata, user keys and history must not share a prefix");
+                  kUserPrefix != kHistoryPrefix && kLeasePrefix != kUserPrefix &&
+                  kLeasePrefix != kHistoryPrefix && kLeasePrefix != kMetaPrefix &&
+                  kLeaseKeyPrefix != kUserPrefix && kLeaseKeyPrefix != kHistoryPrefix &&
+                  kLeaseKeyPrefix != kMetaPrefix && kLeaseKeyPrefix != kLeasePrefix,
+              "metadata, user keys, history and leases must not share a prefix");
+// Scans of user keys stop at kUserPrefix + 1 and of the history at kHistoryPrefix + 1.
+static_assert(kUserPrefix + 1 == kLeasePrefix && kHistoryPrefix + 1 < kUserPrefix,
+              "a scan's upper bound is the next prefix");
 
 // ---------------------------------------------------------------------------------------------
 // Encoding
@@ -124,13 +135,64 @@ absl::Status DecodeHistoryKey(const rocksdb::Slice& raw, std::string* key, int64
   return absl::OkStatus();
 }
 
+void PutBigEndian64(std::string* out, uint64_t v) {
+  for (int i = 7; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+uint64_t GetBigEndian64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+// 'l' + big-endian id: ids sort numerically (they are positive).
+std::string LeaseKey(int64_t id) {
+  std::string k(1, kLeasePrefix);
+  PutBigEndian64(&k, static_cast<uint64_t>(id));
+  return k;
+}
+
+// 'a' + big-endian id + user key: the keys of one lease are one range, in key order.
+std::string LeaseIndexKey(int64_t id, const std::string& key) {
+  std::string k(1, kLeaseKeyPrefix);
+  PutBigEndian64(&k, static_cast<uint64_t>(id));
+  k += key;
+  return k;
+}
+
+std::string EncodeLease(const kv::Lease& lease) {
+  std::string v(1, static_cast<char>(kLeaseFormat));
+  PutFixed64(&v, static_cast<uint64_t>(lease.ttl));
+  PutFixed64(&v, static_cast<uint64_t>(lease.remaining_ttl));
+  return v;
+}
+
+absl::StatusOr<kv::Lease> DecodeLease(const rocksdb::Slice& key, const rocksdb::Slice& raw) {
+  kv::Lease lease;
+  if (key.size() == 9 && key[0] == kLeasePrefix && raw.size() == kLeaseValueBytes &&
+      static_cast<uint8_t>(raw[0]) == kLeaseFormat) {
+    lease.id = static_cast<int64_t>(GetBigEndian64(key.data() + 1));
+    lease.ttl = static_cast<int64_t>(GetFixed64(raw.data() + 1));
+    lease.remaining_ttl = static_cast<int64_t>(GetFixed64(raw.data() + 9));
+    if (lease.id > 0 && lease.ttl > 0 && lease.remaining_ttl >= 0) return lease;
+  }
+  return absl::DataLossError(absl::StrCat("rocksdb state machine: malformed lease record (",
+                                          key.size(), "-byte key, ", raw.size(),
+                                          "-byte value)"));
+}
+
+// Format 1 for a pair without a lease, format 2 (the lease after the header's revisions) for
+// one with.
 std::string EncodeValue(const kv::KeyValue& kv) {
+  const bool leased = kv.lease != 0;
   std::string v;
-  v.reserve(RocksDbStateMachine::kValueHeaderBytes + kv.value.size());
-  v.push_back(static_cast<char>(RocksDbStateMachine::kValueFormat));
+  v.reserve(RocksDbStateMachine::kValueHeaderBytes + 8 + kv.value.size());
+  v.push_back(static_cast<char>(leased ? RocksDbStateMachine::kValueFormatLease
+                                       : RocksDbStateMachine::kValueFormat));
   PutFixed64(&v, static_cast<uint64_t>(kv.create_revision));
   PutFixed64(&v, static_cast<uint64_t>(kv.mod_revision));
   PutFixed64(&v, static_cast<uint64_t>(kv.version));
+  if (leased) PutFixed64(&v, static_cast<uint64_t>(kv.lease));
   v.append(kv.value);
   return v;
 }
@@ -145,17 +207,25 @@ absl::StatusOr<kv::KeyValue> DecodeValue(const std::string& key, const rocksdb::
                      absl::CHexEscape(key), "\" (", raw.size(), " bytes): ", why));
   };
   if (raw.size() < RocksDbStateMachine::kValueHeaderBytes) return bad("shorter than its header");
-  if (static_cast<uint8_t>(raw.data()[0]) != RocksDbStateMachine::kValueFormat) {
-    return bad(absl::StrCat("unknown value format ",
-                            static_cast<int>(static_cast<uint8_t>(raw.data()[0]))));
+  const uint8_t format = static_cast<uint8_t>(raw.data()[0]);
+  if (format != RocksDbStateMachine::kValueFormat &&
+      format != RocksDbStateMachine::kValueFormatLease) {
+    return bad(absl::StrCat("unknown value format ", static_cast<int>(format)));
   }
+  const size_t header = RocksDbStateMachine::kValueHeaderBytes +
+                        (format == RocksDbStateMachine::kValueFormatLease ? 8 : 0);
+  if (raw.size() < header) return bad("shorter than its header");
   kv::KeyValue kv;
   kv.key = key;
   kv.create_revision = static_cast<int64_t>(GetFixed64(raw.data() + 1));
   kv.mod_revision = static_cast<int64_t>(GetFixed64(raw.data() + 9));
   kv.version = static_cast<int64_t>(GetFixed64(raw.data() + 17));
+  if (format == RocksDbStateMachine::kValueFormatLease) {
+    kv.lease = static_cast<int64_t>(GetFixed64(raw.data() + 25));
+    if (kv.lease <= 0) return bad(absl::StrCat("impossible lease ", kv.lease));
+  }
   const bool tombstone = tombstone_ok && kv.version == 0 && kv.create_revision == 0 &&
-                         raw.size() == RocksDbStateMachine::kValueHeaderBytes &&
+                         kv.lease == 0 && raw.size() == header &&
                          kv.mod_revision > kv::kInitialRevision && kv.mod_revision <= revision;
   if (!tombstone && (kv.create_revision <= kv::kInitialRevision ||
                      kv.mod_revision < kv.create_revision || kv.mod_revision > revision ||
@@ -164,8 +234,7 @@ absl::StatusOr<kv::KeyValue> DecodeValue(const std::string& key, const rocksdb::
                             " mod=", kv.mod_revision, " version=", kv.version,
                             " at store revision ", revision));
   }
-  kv.value.assign(raw.data() + RocksDbStateMachine::kValueHeaderBytes,
-                  raw.size() - RocksDbStateMachine::kValueHeaderBytes);
+  kv.value.assign(raw.data() + header, raw.size() - header);
   return kv;
 }
 
@@ -360,6 +429,56 @@ absl::Status RocksDbStateMachine::Reader::ScanHistory(
     return FromRocks(it->status(),
                      absl::StrCat("scan history from \"", absl::CHexEscape(begin), "\""));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<kv::Lease>> RocksDbStateMachine::Reader::GetLease(
+    int64_t id) const {
+  const std::string key = LeaseKey(id);
+  std::string raw;
+  rocksdb::Status s = sm_.db_->Get(rocksdb::ReadOptions(), key, &raw);
+  if (s.IsNotFound()) return std::optional<kv::Lease>();
+  if (!s.ok()) return FromRocks(s, absl::StrCat("get lease ", id));
+  absl::StatusOr<kv::Lease> lease = DecodeLease(key, raw);
+  if (!lease.ok()) return lease.status();
+  return std::optional<kv::Lease>(*lease);
+}
+
+absl::Status RocksDbStateMachine::Reader::ScanLeases(
+    absl::FunctionRef<bool(const kv::Lease&)> visit) const {
+  return ScanLeaseRecords(sm_.db_.get(), visit);
+}
+
+absl::Status RocksDbStateMachine::Reader::ScanLeaseKeys(
+    int64_t id, absl::FunctionRef<bool(const std::string&)> visit) const {
+  const std::string lower = LeaseIndexKey(id, "");
+  const std::string upper = LeaseIndexKey(id + 1, "");
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(sm_.db_->NewIterator(ro));
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    rocksdb::Slice k = it->key();
+    AM_CHECK(k.size() > lower.size() && k.starts_with(lower), "lease index scan left lease ", id);
+    if (!visit(std::string(k.data() + lower.size(), k.size() - lower.size()))) break;
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), absl::StrCat("scan lease ", id));
+  return absl::OkStatus();
+}
+
+absl::Status RocksDbStateMachine::ScanLeaseRecords(
+    rocksdb::DB* db, absl::FunctionRef<bool(const kv::Lease&)> visit) {
+  const std::string upper(1, kLeasePrefix + 1);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+  for (it->Seek(std::string(1, kLeasePrefix)); it->Valid(); it->Next()) {
+    absl::StatusOr<kv::Lease> lease = DecodeLease(it->key(), it->value());
+    if (!lease.ok()) return lease.status();
+    if (!visit(*lease)) break;
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "scan leases");
   return absl::OkStatus();
 }
 
@@ -630,6 +749,16 @@ absl::StatusOr<std::vector<kv::ApplyResult>> RocksDbStateMachine::Apply(
     rocksdb::Status ws = wb.Delete(HistoryKey(kv.key, kv.mod_revision));
     if (!ws.ok()) return FromRocks(ws, "build write batch");
   }
+  for (const auto& [id, lease] : out->lease_changes) {
+    rocksdb::Status ws = lease.has_value() ? wb.Put(LeaseKey(id), EncodeLease(*lease))
+                                           : wb.Delete(LeaseKey(id));
+    if (!ws.ok()) return FromRocks(ws, "build write batch");
+  }
+  for (const auto& [entry, add] : out->lease_keys) {
+    const std::string k = LeaseIndexKey(entry.first, entry.second);
+    rocksdb::Status ws = add ? wb.Put(k, "") : wb.Delete(k);
+    if (!ws.ok()) return FromRocks(ws, "build write batch");
+  }
   rocksdb::Status ws = wb.Put(kMetaKey, EncodeMeta(out->applied_index, out->revisions));
   if (!ws.ok()) return FromRocks(ws, "build write batch");
   rocksdb::WriteOptions wo;
@@ -672,6 +801,23 @@ absl::Status RocksDbStateMachine::Sync() {
 absl::StatusOr<uint32_t> RocksDbStateMachine::HashKV(int64_t revision) const {
   if (absl::Status s = CheckOpen(); !s.ok()) return s;
   return kv::HashStateAt(Reader(*this), revisions_, revision);
+}
+
+absl::StatusOr<std::optional<kv::Lease>> RocksDbStateMachine::GetLease(int64_t id) const {
+  if (absl::Status s = CheckOpen(); !s.ok()) return s;
+  return Reader(*this).GetLease(id);
+}
+
+absl::Status RocksDbStateMachine::ForEachLease(
+    absl::FunctionRef<bool(const kv::Lease&)> visit) const {
+  if (absl::Status s = CheckOpen(); !s.ok()) return s;
+  return ScanLeaseRecords(db_.get(), visit);
+}
+
+absl::Status RocksDbStateMachine::ForEachLeaseKey(
+    int64_t id, absl::FunctionRef<bool(const std::string&)> visit) const {
+  if (absl::Status s = CheckOpen(); !s.ok()) return s;
+  return Reader(*this).ScanLeaseKeys(id, visit);
 }
 
 absl::Status RocksDbStateMachine::Defragment() {
@@ -759,6 +905,16 @@ absl::Status RocksDbStateMachine::ExportDatabase(const std::string& path, Snapsh
     if (absl::Status s = writer.Add(*kv); !s.ok()) return s;
   }
   if (!it->status().ok()) return FromRocks(it->status(), absl::StrCat("scan ", path));
+  std::vector<kv::Lease> leases;
+  absl::Status s = ScanLeaseRecords(db.get(), [&](const kv::Lease& lease) {
+    leases.push_back(lease);
+    return true;
+  });
+  if (!s.ok()) return s;
+  if (s = writer.BeginLeases(leases.size()); !s.ok()) return s;
+  for (const kv::Lease& lease : leases) {
+    if (s = writer.AddLease(lease); !s.ok()) return s;
+  }
   return writer.Finish();
 }
 
@@ -797,20 +953,36 @@ absl::Status RocksDbStateMachine::BuildDatabase(const std::string& path, Snapsho
   };
   // Versions come in (key, revision) order: a key's last one, unless a tombstone, is its 'k'.
   std::optional<kv::KeyValue> newest;
+  // Leases that live keys are attached to; each must be among the file's leases.
+  std::set<int64_t> used_leases;
   auto put_newest = [&]() -> absl::Status {
     if (!newest.has_value() || kv::IsTombstone(*newest)) return absl::OkStatus();
     rocksdb::Status ws = wb.Put(UserKey(newest->key), EncodeValue(*newest));
+    if (ws.ok() && newest->lease != 0) {
+      used_leases.insert(newest->lease);
+      ws = wb.Put(LeaseIndexKey(newest->lease, newest->key), "");
+    }
     return ws.ok() ? absl::OkStatus() : FromRocks(ws, "build write batch");
   };
-  kv::SnapshotFileReader reader([&](const kv::KeyValue& kv) -> absl::Status {
-    if (newest.has_value() && newest->key != kv.key) {
-      if (absl::Status s = put_newest(); !s.ok()) return s;
-    }
-    newest = kv;
-    rocksdb::Status ws = wb.Put(HistoryKey(kv.key, kv.mod_revision), EncodeValue(kv));
-    if (!ws.ok()) return FromRocks(ws, "build write batch");
-    return wb.GetDataSize() >= (4u << 20) ? flush_batch() : absl::OkStatus();
-  });
+  kv::SnapshotFileReader reader(
+      [&](const kv::KeyValue& kv) -> absl::Status {
+        if (newest.has_value() && newest->key != kv.key) {
+          if (absl::Status s = put_newest(); !s.ok()) return s;
+        }
+        newest = kv;
+        rocksdb::Status ws = wb.Put(HistoryKey(kv.key, kv.mod_revision), EncodeValue(kv));
+        if (!ws.ok()) return FromRocks(ws, "build write batch");
+        return wb.GetDataSize() >= (4u << 20) ? flush_batch() : absl::OkStatus();
+      },
+      [&](const kv::Lease& lease) -> absl::Status {
+        // The pairs came first: the last key's 'k' pair is still pending.
+        if (absl::Status s = put_newest(); !s.ok()) return s;
+        newest.reset();
+        used_leases.erase(lease.id);
+        rocksdb::Status ws = wb.Put(LeaseKey(lease.id), EncodeLease(lease));
+        if (!ws.ok()) return FromRocks(ws, "build write batch");
+        return wb.GetDataSize() >= (4u << 20) ? flush_batch() : absl::OkStatus();
+      });
   while (true) {
     absl::StatusOr<std::string> piece = source();
     if (!piece.ok()) return piece.status();
@@ -819,6 +991,10 @@ absl::Status RocksDbStateMachine::BuildDatabase(const std::string& path, Snapsho
   }
   if (absl::Status s = reader.Finish(); !s.ok()) return s;
   if (absl::Status s = put_newest(); !s.ok()) return s;
+  if (!used_leases.empty()) {
+    return absl::DataLossError(absl::StrCat("snapshot file: keys are attached to lease ",
+                                            *used_leases.begin(), ", which it does not hold"));
+  }
   rocksdb::Status ws =
       wb.Put(kMetaKey, EncodeMeta(reader.applied_index(),
                                   kv::Revisions{reader.revision(), reader.compact_revision()}));

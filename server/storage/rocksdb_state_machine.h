@@ -24,6 +24,12 @@
 //                       with each 0x00 byte written 0x00 0xff, followed by 0x00 0x01, so a
 //                       scan of the history of [a, b) is one bounded range of 'h' keys, by key
 //                       and then by revision.
+//                       A pair attached to a lease uses value format 2 (kValueFormatLease): the
+//                       same header with the lease id (i64) at offset 25 and the value at 33.
+//   'l' + u64 lease id (big-endian) -> a lease, 17 bytes: u8 format (1), i64 granted TTL,
+//                       i64 remaining TTL at the last checkpoint (0 = none).
+//   'a' + u64 lease id (big-endian) + user key -> empty: the lease index (the keys attached to
+//                       each lease, in key order), written in the same WriteBatch as the pairs.
 //   'm' + "state"    -> the metadata, 28 bytes:
 //                         0  u32  metadata format (kMetaFormat = 2)
 //                         4  u64  applied index
@@ -111,6 +117,7 @@ struct RocksDbStateMachineOptions {
 class RocksDbStateMachine final : public kv::StateMachine {
  public:
   static constexpr uint8_t kValueFormat = 1;
+  static constexpr uint8_t kValueFormatLease = 2;
   static constexpr uint32_t kMetaFormat = 2;
   static constexpr size_t kValueHeaderBytes = 25;
   static constexpr size_t kMetaBytes = 28;
@@ -139,6 +146,10 @@ class RocksDbStateMachine final : public kv::StateMachine {
   uint64_t applied_index() const override { return applied_index_; }
   int64_t revision() const override { return revisions_.current; }
   int64_t compact_revision() const override { return revisions_.compacted; }
+  absl::StatusOr<std::optional<kv::Lease>> GetLease(int64_t id) const override;
+  absl::Status ForEachLease(absl::FunctionRef<bool(const kv::Lease&)> visit) const override;
+  absl::Status ForEachLeaseKey(
+      int64_t id, absl::FunctionRef<bool(const std::string&)> visit) const override;
 
   absl::Status CreateSnapshot(const std::string& name) override;
   absl::Status RestoreSnapshot(const std::string& name) override;
@@ -185,6 +196,10 @@ class RocksDbStateMachine final : public kv::StateMachine {
                       absl::FunctionRef<bool(const kv::KeyValue&)> visit) const override;
     absl::Status ScanHistory(const std::string& begin, const std::string& end,
                              absl::FunctionRef<bool(const kv::KeyValue&)> visit) const override;
+    absl::StatusOr<std::optional<kv::Lease>> GetLease(int64_t id) const override;
+    absl::Status ScanLeases(absl::FunctionRef<bool(const kv::Lease&)> visit) const override;
+    absl::Status ScanLeaseKeys(
+        int64_t id, absl::FunctionRef<bool(const std::string&)> visit) const override;
 
    private:
     const RocksDbStateMachine& sm_;
@@ -200,6 +215,9 @@ class RocksDbStateMachine final : public kv::StateMachine {
                              std::unique_ptr<rocksdb::DB>* db, Meta* meta);
   static absl::Status DecodeMetaValue(const std::string& path, const std::string& value,
                                       Meta* meta);
+  // Every lease record of `db`, ascending by id.
+  static absl::Status ScanLeaseRecords(rocksdb::DB* db,
+                                       absl::FunctionRef<bool(const kv::Lease&)> visit);
   // Gives a format 1 database its history (see the layout above).
   static absl::Status MigrateToHistory(const std::string& path, rocksdb::DB* db, Meta* meta);
   // Writes the pairs of a snapshot file into a new database at `path` (see ImportSnapshot).

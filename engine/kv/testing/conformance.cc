@@ -844,23 +844,32 @@ TEST_P(StateMachineConformanceTest, ADamagedSnapshotFileIsRefusedWhole) {
 }
 
 TEST_P(StateMachineConformanceTest, AVersionOneSnapshotFileReadsAsCompactedAtItsRevision) {
-  // A file from before the history was kept: header without compact revision, latest pairs.
-  std::string v1;
-  SnapshotFileWriter w(/*applied_index=*/5, /*revision=*/4, /*compact_revision=*/4,
-                       [&v1](absl::string_view p) {
-                         v1.append(p.data(), p.size());
-                         return absl::OkStatus();
-                       });
-  ASSERT_TRUE(w.Add(KV("a", "1", 2, 3, 2)).ok());
-  ASSERT_TRUE(w.Add(KV("b", "2", 4, 4, 1)).ok());
-  ASSERT_TRUE(w.Finish().ok());
-  // Rewrite the header as version 1 (32 bytes) and the checksum over the result.
-  std::string body = v1.substr(kSnapshotFileHeaderBytes, v1.size() - kSnapshotFileHeaderBytes - 4);
-  std::string file = v1.substr(0, kSnapshotFileV1HeaderBytes);
-  file[8] = 1;
-  file += body;
+  // A file from before the history was kept: header without compact revision, latest pairs
+  // without leases, no lease section.
+  auto u32 = [](std::string* out, uint32_t v) {
+    for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  };
+  auto u64 = [](std::string* out, uint64_t v) {
+    for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  };
+  std::string file(kSnapshotFileMagic, sizeof(kSnapshotFileMagic));
+  u32(&file, 1);
+  u32(&file, 0);
+  u64(&file, 5);  // applied index
+  u64(&file, 4);  // revision
+  for (const KeyValue& kv : {KV("a", "1", 2, 3, 2), KV("b", "2", 4, 4, 1)}) {
+    u32(&file, static_cast<uint32_t>(kv.key.size()));
+    file += kv.key;
+    u32(&file, static_cast<uint32_t>(kv.value.size()));
+    file += kv.value;
+    u64(&file, static_cast<uint64_t>(kv.create_revision));
+    u64(&file, static_cast<uint64_t>(kv.mod_revision));
+    u64(&file, static_cast<uint64_t>(kv.version));
+  }
+  file.append(kSnapshotFileEndMagic, sizeof(kSnapshotFileEndMagic));
+  u64(&file, 2);
   const uint32_t crc = Crc32cExtend(0, file.data(), file.size());
-  for (int i = 0; i < 4; ++i) file.push_back(static_cast<char>((crc >> (8 * i)) & 0xff));
+  u32(&file, crc);
   ASSERT_TRUE(Import(sm(), "old", file, 3).ok());
   ASSERT_TRUE(sm().RestoreSnapshot("old").ok());
   EXPECT_EQ(All(), (std::vector<KeyValue>{KV("a", "1", 2, 3, 2), KV("b", "2", 4, 4, 1)}));
@@ -1045,6 +1054,192 @@ TEST_P(StateMachineConformanceTest, CrashBetweenBatchesKeepsEveryWholeBatch) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Leases
+
+namespace {
+
+Command GrantCmd(int64_t id, int64_t ttl) {
+  Command c;
+  c.op = LeaseGrantRequest{id, ttl};
+  return c;
+}
+
+Command RevokeCmd(int64_t id) {
+  Command c;
+  c.op = LeaseRevokeRequest{id};
+  return c;
+}
+
+Command LeasedPut(std::string key, std::string value, int64_t lease, bool ignore_lease = false) {
+  Command c;
+  PutRequest p;
+  p.key = std::move(key);
+  p.value = std::move(value);
+  p.lease = lease;
+  p.ignore_lease = ignore_lease;
+  c.op = std::move(p);
+  return c;
+}
+
+std::vector<std::string> LeaseKeys(const StateMachine& sm, int64_t id) {
+  std::vector<std::string> keys;
+  absl::Status s = sm.ForEachLeaseKey(id, [&](const std::string& k) {
+    keys.push_back(k);
+    return true;
+  });
+  EXPECT_TRUE(s.ok()) << s;
+  return keys;
+}
+
+std::vector<Lease> AllLeases(const StateMachine& sm) {
+  std::vector<Lease> leases;
+  absl::Status s = sm.ForEachLease([&](const Lease& l) {
+    leases.push_back(l);
+    return true;
+  });
+  EXPECT_TRUE(s.ok()) << s;
+  return leases;
+}
+
+KeyValue Leased(KeyValue kv, int64_t lease) {
+  kv.lease = lease;
+  return kv;
+}
+
+}  // namespace
+
+TEST_P(StateMachineConformanceTest, RevokingALeaseDeletesItsKeysAtOneRevision) {
+  LeaseGrantResponse g = As<LeaseGrantResponse>(ApplyOne(GrantCmd(7, 10)));
+  EXPECT_EQ(g.id, 7);
+  EXPECT_EQ(g.ttl, 10);
+  EXPECT_EQ(g.header.revision, 1) << "a grant does not change the revision";
+  ApplyOne(LeasedPut("a", "1", 7));
+  ApplyOne(LeasedPut("b", "2", 7));
+  ApplyOne(PutCmd("c", "3"));
+  EXPECT_EQ(Get("a"), Leased(KV("a", "1", 2, 2, 1), 7));
+  EXPECT_EQ(LeaseKeys(sm(), 7), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(AllLeases(sm()), (std::vector<Lease>{Lease{7, 10, 0}}));
+  // A put on a lease that does not exist changes nothing.
+  ApplyResult missing = ApplyOne(LeasedPut("d", "4", 99));
+  EXPECT_EQ(missing.status.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(missing.status.message(), kErrLeaseNotFound);
+  EXPECT_FALSE(Get("d").has_value());
+  EXPECT_EQ(sm().revision(), 4);
+
+  LeaseRevokeResponse r = As<LeaseRevokeResponse>(ApplyOne(RevokeCmd(7)));
+  EXPECT_EQ(r.deleted, 2);
+  EXPECT_EQ(r.header.revision, 5);
+  EXPECT_EQ(sm().revision(), 5);
+  EXPECT_EQ(All(), std::vector<KeyValue>{KV("c", "3", 4, 4, 1)});
+  EXPECT_EQ(sm().last_applied_versions(),
+            (std::vector<KeyValue>{Tombstone("a", 5), Tombstone("b", 5)}));
+  EXPECT_TRUE(AllLeases(sm()).empty());
+  EXPECT_TRUE(LeaseKeys(sm(), 7).empty());
+  ApplyResult again = ApplyOne(RevokeCmd(7));
+  EXPECT_EQ(again.status.code(), absl::StatusCode::kNotFound);
+  // The id can be granted again; granting a taken id is refused.
+  As<LeaseGrantResponse>(ApplyOne(GrantCmd(7, 5)));
+  ApplyResult taken = ApplyOne(GrantCmd(7, 5));
+  EXPECT_EQ(taken.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(taken.status.message(), kErrLeaseExists);
+  // A revoke of a lease without keys does not change the revision.
+  EXPECT_EQ(As<LeaseRevokeResponse>(ApplyOne(RevokeCmd(7))).header.revision, 5);
+  EXPECT_EQ(sm().revision(), 5);
+}
+
+TEST_P(StateMachineConformanceTest, APutMovesAKeyBetweenLeasesOrKeepsItsLease) {
+  ApplyBatch({ApplyItem::Of(1, GrantCmd(1, 60)), ApplyItem::Of(2, GrantCmd(2, 60))});
+  ApplyOne(LeasedPut("k", "a", 1));
+  ApplyOne(LeasedPut("k", "b", 2));
+  EXPECT_TRUE(LeaseKeys(sm(), 1).empty());
+  EXPECT_EQ(LeaseKeys(sm(), 2), std::vector<std::string>{"k"});
+  // ignore_lease keeps the key's lease.
+  ApplyOne(LeasedPut("k", "c", 0, /*ignore_lease=*/true));
+  EXPECT_EQ(Get("k"), Leased(KV("k", "c", 2, 4, 3), 2));
+  ApplyResult no_key = ApplyOne(LeasedPut("nokey", "x", 0, /*ignore_lease=*/true));
+  EXPECT_EQ(no_key.status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(no_key.status.message(), kErrKeyNotFound);
+  ApplyResult both = ApplyOne(LeasedPut("k", "x", 2, /*ignore_lease=*/true));
+  EXPECT_EQ(both.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(both.status.message(), kErrLeaseProvided);
+  // A put without a lease detaches the key: revoking its old lease leaves it.
+  ApplyOne(PutCmd("k", "d"));
+  EXPECT_TRUE(LeaseKeys(sm(), 2).empty());
+  EXPECT_EQ(As<LeaseRevokeResponse>(ApplyOne(RevokeCmd(2))).deleted, 0);
+  EXPECT_EQ(Get("k"), KV("k", "d", 2, 5, 4));
+  // Past versions keep the lease they were written with.
+  RangeRequest past = Rng("k");
+  past.revision = 3;
+  EXPECT_EQ(RangeOf(past).kvs, std::vector<KeyValue>{Leased(KV("k", "b", 2, 3, 2), 2)});
+}
+
+TEST_P(StateMachineConformanceTest, ATxnThatPutsOnAMissingLeaseDoesNothing) {
+  ApplyOne(GrantCmd(3, 60));
+  ApplyOne(PutCmd("x", "0"));
+  Command bad = TxnCmd({}, {OpPut("y", "1"), std::get<PutRequest>(LeasedPut("z", "2", 4).op)});
+  ApplyResult r = ApplyOne(bad);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kNotFound);
+  EXPECT_FALSE(Get("y").has_value());
+  EXPECT_EQ(sm().revision(), 2);
+  // Only the branch that runs is checked; a lease compare sees the key's lease.
+  Command good = TxnCmd({Cmp(Target::kLease, Result::kEqual, "x", 0)},
+                        {std::get<PutRequest>(LeasedPut("x", "1", 3).op)},
+                        {std::get<PutRequest>(LeasedPut("x", "1", 4).op)});
+  EXPECT_TRUE(As<TxnResponse>(ApplyOne(good)).succeeded);
+  EXPECT_EQ(Get("x"), Leased(KV("x", "1", 2, 3, 2), 3));
+  Command cmp = TxnCmd({Cmp(Target::kLease, Result::kEqual, "x", 3)}, {OpDel("x")});
+  EXPECT_TRUE(As<TxnResponse>(ApplyOne(cmp)).succeeded);
+  EXPECT_TRUE(LeaseKeys(sm(), 3).empty()) << "a deleted key leaves the lease index";
+}
+
+TEST_P(StateMachineConformanceTest, CheckpointsRecordTheRemainingTtl) {
+  ApplyBatch({ApplyItem::Of(1, GrantCmd(1, 60)), ApplyItem::Of(2, GrantCmd(2, 30))});
+  Command c;
+  c.op = LeaseCheckpointRequest{{{1, 45}, {9, 10}}};  // lease 9 does not exist: skipped
+  As<LeaseCheckpointResponse>(ApplyOne(c));
+  EXPECT_EQ(AllLeases(sm()), (std::vector<Lease>{Lease{1, 60, 45}, Lease{2, 30, 0}}));
+  EXPECT_EQ(sm().revision(), 1);
+  Command invalid;
+  invalid.op = LeaseCheckpointRequest{{{1, 0}}};
+  EXPECT_EQ(ApplyOne(invalid).status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ApplyOne(GrantCmd(5, kMaxLeaseTtl + 1)).status.message(), kErrLeaseTtlTooLarge);
+  EXPECT_EQ(ApplyOne(GrantCmd(0, 10)).status.code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_P(StateMachineConformanceTest, LeasesTravelWithSnapshotsAndSnapshotFiles) {
+  ApplyBatch({ApplyItem::Of(1, GrantCmd(1, 60)), ApplyItem::Of(2, GrantCmd(2, 30))});
+  ApplyOne(LeasedPut("a", "1", 1));
+  ApplyOne(LeasedPut("b", "2", 2));
+  Command c;
+  c.op = LeaseCheckpointRequest{{{2, 20}}};
+  ApplyOne(c);
+  const std::vector<KeyValue> kvs = All();
+  const std::vector<Lease> leases = AllLeases(sm());
+  ASSERT_TRUE(sm().CreateSnapshot("s").ok());
+  absl::Status s;
+  const std::string bytes = Export(sm(), "s", &s);
+  ASSERT_TRUE(s.ok()) << s;
+  ApplyOne(RevokeCmd(1));
+  ApplyOne(GrantCmd(3, 5));
+  ASSERT_TRUE(sm().RestoreSnapshot("s").ok());
+  EXPECT_EQ(All(), kvs);
+  EXPECT_EQ(AllLeases(sm()), leases);
+  EXPECT_EQ(LeaseKeys(sm(), 1), std::vector<std::string>{"a"});
+  ASSERT_TRUE(Import(sm(), "copy", bytes, 5).ok());
+  ApplyOne(RevokeCmd(2));
+  ASSERT_TRUE(sm().RestoreSnapshot("copy").ok());
+  EXPECT_EQ(All(), kvs);
+  EXPECT_EQ(AllLeases(sm()), leases);
+  EXPECT_EQ(LeaseKeys(sm(), 2), std::vector<std::string>{"b"});
+  EXPECT_EQ(As<LeaseRevokeResponse>(ApplyOne(RevokeCmd(2))).deleted, 1);
+  if (GetParam().durable) {
+    ASSERT_TRUE(store_->Reopen().ok());
+    EXPECT_EQ(AllLeases(sm()), (std::vector<Lease>{Lease{1, 60, 0}}));
+    EXPECT_EQ(LeaseKeys(sm(), 1), std::vector<std::string>{"a"});
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Randomized comparison with a naive model
 
 // The model: the obvious implementation of the semantics in state_machine.h, written
@@ -1178,6 +1373,7 @@ class Model {
           break;
         case Target::kMod: cmp = (kv.mod_revision > c.number) - (kv.mod_revision < c.number); break;
         case Target::kValue: cmp = (kv.value > c.value) - (kv.value < c.value); break;
+        case Target::kLease: cmp = (kv.lease > c.number) - (kv.lease < c.number); break;
       }
       bool ok = (c.result == Result::kEqual && cmp == 0) ||
                 (c.result == Result::kNotEqual && cmp != 0) ||
@@ -1333,6 +1529,7 @@ class Generator {
         case Target::kCreate: c.number = it->second.create_revision + delta; break;
         case Target::kMod: c.number = it->second.mod_revision + delta; break;
         case Target::kValue: c.value = Chance(60) ? it->second.value : Value(); break;
+        case Target::kLease: c.number = it->second.lease + delta; break;
       }
     } else {
       c.number = static_cast<int64_t>(Below(static_cast<uint64_t>(m.revision) + 2));
