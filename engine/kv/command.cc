@@ -217,7 +217,7 @@ absl::Status ValidateCheckpoints(const LeaseCheckpointRequest& c) {
                                                    " leases, limit ", kMaxLeaseCheckpoints));
   }
   for (const LeaseCheckpointRequest::Checkpoint& one : c.checkpoints) {
-    if (one.id <= 0 || one.remaining_ttl <= 0 || one.remaining_ttl > kMaxLeaseTtl) {
+    if (one.id <= 0 || one.remaining_ttl < 0 || one.remaining_ttl > kMaxLeaseTtl) {
       return absl::InvalidArgumentError(absl::StrCat(
           "lease checkpoint: lease ", one.id, " remaining ttl ", one.remaining_ttl));
     }

@@ -56,7 +56,7 @@ ApplyItem DecodeEntry(uint64_t index, absl::string_view data);
 //   - a lease grant has an id > 0 and a ttl in 1..kMaxLeaseTtl (above: kOutOfRange
 //     kErrLeaseTtlTooLarge); a revoke's id > 0 (kNotFound kErrLeaseNotFound); a checkpoint
 //     lists at most kMaxLeaseCheckpoints leases, each with id > 0 and a remaining TTL in
-//     1..kMaxLeaseTtl.
+//     0..kMaxLeaseTtl (0 clears a checkpoint: the full TTL again).
 // A compaction always passes (its revision is checked against the store when applied).
 // kInvalidArgument naming the first violation unless said otherwise above.
 absl::Status ValidateCommand(const Command& c);

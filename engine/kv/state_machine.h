@@ -316,7 +316,7 @@ struct LeaseRevokeResponse {
 struct LeaseCheckpointRequest {
   struct Checkpoint {
     int64_t id = 0;
-    int64_t remaining_ttl = 0;  // seconds, >= 1
+    int64_t remaining_ttl = 0;  // seconds; 0 clears the checkpoint (the full TTL again)
 
     bool operator==(const Checkpoint& o) const {
       return id == o.id && remaining_ttl == o.remaining_ttl;

@@ -1200,7 +1200,7 @@ TEST_P(StateMachineConformanceTest, CheckpointsRecordTheRemainingTtl) {
   EXPECT_EQ(AllLeases(sm()), (std::vector<Lease>{Lease{1, 60, 45}, Lease{2, 30, 0}}));
   EXPECT_EQ(sm().revision(), 1);
   Command invalid;
-  invalid.op = LeaseCheckpointRequest{{{1, 0}}};
+  invalid.op = LeaseCheckpointRequest{{{1, -1}}};
   EXPECT_EQ(ApplyOne(invalid).status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ApplyOne(GrantCmd(5, kMaxLeaseTtl + 1)).status.message(), kErrLeaseTtlTooLarge);
   EXPECT_EQ(ApplyOne(GrantCmd(0, 10)).status.code(), absl::StatusCode::kInvalidArgument);
