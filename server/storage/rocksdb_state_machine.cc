@@ -452,7 +452,9 @@ absl::Status RocksDbStateMachine::Reader::ScanLeases(
 absl::Status RocksDbStateMachine::Reader::ScanLeaseKeys(
     int64_t id, absl::FunctionRef<bool(const std::string&)> visit) const {
   const std::string lower = LeaseIndexKey(id, "");
-  const std::string upper = LeaseIndexKey(id + 1, "");
+  // The next id's entries start the bound; unsigned, so that the largest id has one too.
+  std::string upper(1, kLeaseKeyPrefix);
+  PutBigEndian64(&upper, static_cast<uint64_t>(id) + 1);
   rocksdb::Slice upper_slice(upper);
   rocksdb::ReadOptions ro;
   ro.iterate_upper_bound = &upper_slice;

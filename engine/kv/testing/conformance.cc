@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -1190,6 +1191,17 @@ TEST_P(StateMachineConformanceTest, ATxnThatPutsOnAMissingLeaseDoesNothing) {
   Command cmp = TxnCmd({Cmp(Target::kLease, Result::kEqual, "x", 3)}, {OpDel("x")});
   EXPECT_TRUE(As<TxnResponse>(ApplyOne(cmp)).succeeded);
   EXPECT_TRUE(LeaseKeys(sm(), 3).empty()) << "a deleted key leaves the lease index";
+}
+
+TEST_P(StateMachineConformanceTest, TheLargestLeaseIdsKeepTheirKeysApart) {
+  const int64_t big = std::numeric_limits<int64_t>::max();
+  ApplyBatch({ApplyItem::Of(1, GrantCmd(big, 60)), ApplyItem::Of(2, GrantCmd(big - 1, 60))});
+  ApplyOne(LeasedPut("x", "1", big));
+  ApplyOne(LeasedPut("y", "1", big - 1));
+  EXPECT_EQ(LeaseKeys(sm(), big), std::vector<std::string>{"x"});
+  EXPECT_EQ(LeaseKeys(sm(), big - 1), std::vector<std::string>{"y"});
+  EXPECT_EQ(As<LeaseRevokeResponse>(ApplyOne(RevokeCmd(big))).deleted, 1);
+  EXPECT_EQ(All(), std::vector<KeyValue>{Leased(KV("y", "1", 3, 3, 1), big - 1)});
 }
 
 TEST_P(StateMachineConformanceTest, CheckpointsRecordTheRemainingTtl) {
