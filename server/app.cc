@@ -671,6 +671,7 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
   MaintenanceService maintenance_service(&handler, observer);
   ClusterService cluster_service(&handler, observer);
   WatchService watch_service(&handler);
+  LeaseService lease_service(&handler, observer);
   PeerService peer_service(runtime.get(), [&handler](const peerpb::ForwardRequest& request,
                                                      std::function<void(grpc::Status, std::string)>
                                                          done) {
@@ -703,7 +704,8 @@ int RunServer(const Config& config_in, const ConfigSources& sources, const std::
   AdminService admin_service(runtime.get(), &handler, admin_status, alerts_source);
 
   std::unique_ptr<grpc::Server> client_server = StartClientServer(
-      config, *tls_config, {&kv_service, &maintenance_service, &cluster_service, &watch_service, &admin_service});
+      config, *tls_config, {&kv_service, &maintenance_service, &cluster_service, &watch_service, &lease_service,
+       &admin_service});
   if (!client_server) {
     (void)runtime->Stop();
     unlink(pid_path.c_str());

@@ -195,7 +195,7 @@ absl::Status NonEmptyKey(const std::string& key, absl::string_view what) {
 
 absl::Status ValidatePut(const PutRequest& p, absl::string_view where) {
   if (absl::Status s = NonEmptyKey(p.key, where); !s.ok()) return s;
-  if (p.ignore_lease && p.lease != 0) return absl::FailedPreconditionError(kErrLeaseProvided);
+  if (p.ignore_lease && p.lease != 0) return absl::InvalidArgumentError(kErrLeaseProvided);
   if (p.lease < 0) return absl::NotFoundError(kErrLeaseNotFound);
   return absl::OkStatus();
 }

@@ -51,7 +51,7 @@ ApplyItem DecodeEntry(uint64_t index, absl::string_view data);
 //   - within one txn branch no key is put twice, and no put key lies in one of the branch's
 //     delete ranges (etcd's ErrDuplicateKey; "\0" range ends count as "every key >= key");
 //   - no range op of a txn reads at a revision;
-//   - a put with ignore_lease has no lease (kFailedPrecondition kErrLeaseProvided), and no
+//   - a put with ignore_lease has no lease (kErrLeaseProvided), and no
 //     lease is negative (kNotFound kErrLeaseNotFound);
 //   - a lease grant has an id > 0 and a ttl in 1..kMaxLeaseTtl (above: kOutOfRange
 //     kErrLeaseTtlTooLarge); a revoke's id > 0 (kNotFound kErrLeaseNotFound); a checkpoint

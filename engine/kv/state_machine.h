@@ -70,9 +70,8 @@ inline constexpr int64_t kInitialRevision = 1;
 inline constexpr char kErrCompacted[] = "etcdserver: mvcc: required revision has been compacted";
 inline constexpr char kErrFutureRev[] = "etcdserver: mvcc: required revision is a future revision";
 
-// etcd's lease errors (exact text). kNotFound, kFailedPrecondition, kOutOfRange and
-// kFailedPrecondition respectively; kErrKeyNotFound (ignore_lease on a missing key) is
-// kInvalidArgument.
+// etcd's lease errors (exact text) with etcd's codes: kNotFound, kFailedPrecondition,
+// kOutOfRange, kInvalidArgument and kInvalidArgument (ignore_lease on a missing key).
 inline constexpr char kErrLeaseNotFound[] = "etcdserver: requested lease not found";
 inline constexpr char kErrLeaseExists[] = "etcdserver: lease already exists";
 inline constexpr char kErrLeaseTtlTooLarge[] = "etcdserver: too large lease TTL";

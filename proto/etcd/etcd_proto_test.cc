@@ -175,6 +175,28 @@ const Field kFields[] = {
     {"etcdserverpb.AlarmResponse", "alarms", 2, "repeated AlarmMember"},
     {"mvccpb.Event", "kv", 2, "KeyValue"},
     {"mvccpb.Event", "prev_kv", 3, "KeyValue"},
+    {"etcdserverpb.LeaseGrantRequest", "TTL", 1, "int64"},
+    {"etcdserverpb.LeaseGrantRequest", "ID", 2, "int64"},
+    {"etcdserverpb.LeaseGrantResponse", "header", 1, "ResponseHeader"},
+    {"etcdserverpb.LeaseGrantResponse", "ID", 2, "int64"},
+    {"etcdserverpb.LeaseGrantResponse", "TTL", 3, "int64"},
+    {"etcdserverpb.LeaseGrantResponse", "error", 4, "string"},
+    {"etcdserverpb.LeaseRevokeRequest", "ID", 1, "int64"},
+    {"etcdserverpb.LeaseRevokeResponse", "header", 1, "ResponseHeader"},
+    {"etcdserverpb.LeaseKeepAliveRequest", "ID", 1, "int64"},
+    {"etcdserverpb.LeaseKeepAliveResponse", "header", 1, "ResponseHeader"},
+    {"etcdserverpb.LeaseKeepAliveResponse", "ID", 2, "int64"},
+    {"etcdserverpb.LeaseKeepAliveResponse", "TTL", 3, "int64"},
+    {"etcdserverpb.LeaseTimeToLiveRequest", "ID", 1, "int64"},
+    {"etcdserverpb.LeaseTimeToLiveRequest", "keys", 2, "bool"},
+    {"etcdserverpb.LeaseTimeToLiveResponse", "header", 1, "ResponseHeader"},
+    {"etcdserverpb.LeaseTimeToLiveResponse", "ID", 2, "int64"},
+    {"etcdserverpb.LeaseTimeToLiveResponse", "TTL", 3, "int64"},
+    {"etcdserverpb.LeaseTimeToLiveResponse", "grantedTTL", 4, "int64"},
+    {"etcdserverpb.LeaseTimeToLiveResponse", "keys", 5, "repeated bytes"},
+    {"etcdserverpb.LeaseStatus", "ID", 1, "int64"},
+    {"etcdserverpb.LeaseLeasesResponse", "header", 1, "ResponseHeader"},
+    {"etcdserverpb.LeaseLeasesResponse", "leases", 2, "repeated LeaseStatus"},
     {"etcdserverpb.WatchRequest", "create_request", 1, "WatchCreateRequest"},
     {"etcdserverpb.WatchRequest", "cancel_request", 2, "WatchCancelRequest"},
     {"etcdserverpb.WatchRequest", "progress_request", 3, "WatchProgressRequest"},
@@ -319,7 +341,26 @@ TEST(EtcdProto, ServicesAndMethodsAreEtcds) {
        "etcdserverpb.HashKVResponse"},
       {"etcdserverpb.Maintenance", "Alarm", "etcdserverpb.AlarmRequest",
        "etcdserverpb.AlarmResponse"},
+      {"etcdserverpb.Lease", "LeaseGrant", "etcdserverpb.LeaseGrantRequest",
+       "etcdserverpb.LeaseGrantResponse"},
+      {"etcdserverpb.Lease", "LeaseRevoke", "etcdserverpb.LeaseRevokeRequest",
+       "etcdserverpb.LeaseRevokeResponse"},
+      {"etcdserverpb.Lease", "LeaseTimeToLive", "etcdserverpb.LeaseTimeToLiveRequest",
+       "etcdserverpb.LeaseTimeToLiveResponse"},
+      {"etcdserverpb.Lease", "LeaseLeases", "etcdserverpb.LeaseLeasesRequest",
+       "etcdserverpb.LeaseLeasesResponse"},
   };
+  // The bidirectional stream: Lease.LeaseKeepAlive.
+  {
+    const ServiceDescriptor* lease = Pool()->FindServiceByName("etcdserverpb.Lease");
+    ASSERT_NE(lease, nullptr);
+    const MethodDescriptor* m = lease->FindMethodByName("LeaseKeepAlive");
+    ASSERT_NE(m, nullptr);
+    EXPECT_EQ(m->input_type()->full_name(), "etcdserverpb.LeaseKeepAliveRequest");
+    EXPECT_EQ(m->output_type()->full_name(), "etcdserverpb.LeaseKeepAliveResponse");
+    EXPECT_TRUE(m->client_streaming());
+    EXPECT_TRUE(m->server_streaming());
+  }
   // The bidirectional stream: Watch.Watch.
   {
     const ServiceDescriptor* watch = Pool()->FindServiceByName("etcdserverpb.Watch");

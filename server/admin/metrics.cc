@@ -25,7 +25,8 @@ constexpr absl::string_view kCompactionCountHelp =
 
 constexpr std::array<absl::string_view, kRpcMethodCount> kMethodNames = {
     "Range",     "Put",       "DeleteRange",  "Txn",          "Status",
-    "MemberList", "MemberAdd", "MemberRemove", "MemberUpdate", "MemberPromote", "Compact"};
+    "MemberList", "MemberAdd", "MemberRemove", "MemberUpdate", "MemberPromote", "Compact",
+    "LeaseGrant", "LeaseRevoke", "LeaseKeepAlive", "LeaseTimeToLive", "LeaseLeases"};
 
 constexpr std::array<absl::string_view, 17> kGrpcCodeNames = {
     "OK",

@@ -61,11 +61,17 @@ enum class RpcMethod : int {
   kMemberUpdate = 8,
   kMemberPromote = 9,
   kCompact = 10,
+  kLeaseGrant = 11,
+  kLeaseRevoke = 12,
+  kLeaseKeepAlive = 13,  // one per keep-alive request on a stream
+  kLeaseTimeToLive = 14,
+  kLeaseLeases = 15,
 };
-inline constexpr int kRpcMethodCount = 11;
+inline constexpr int kRpcMethodCount = 16;
 
 // The `method` label value: "Range", "Put", "DeleteRange", "Txn", "Status", "MemberList",
-// "MemberAdd", "MemberRemove", "MemberUpdate", "MemberPromote".
+// "MemberAdd", "MemberRemove", "MemberUpdate", "MemberPromote", "Compact", "LeaseGrant",
+// "LeaseRevoke", "LeaseKeepAlive", "LeaseTimeToLive", "LeaseLeases".
 absl::string_view RpcMethodName(RpcMethod method);
 
 // The `code` label value: the canonical gRPC code name ("OK", "NOT_FOUND", "UNAVAILABLE", ...).

@@ -55,10 +55,6 @@ absl::StatusOr<kv::PutRequest> ConvertPut(const etcdserverpb::PutRequest& p,
   if (p.ignore_value() && !p.value().empty()) return Invalid(kErrValueProvided);
   if (p.ignore_lease() && p.lease() != 0) return Invalid(kErrLeaseProvided);
   // Ours.
-  if (p.lease() != 0) {
-    return Unsupported(where, kErrLeasesNotSupported, absl::StrCat("lease is ", p.lease()));
-  }
-  if (p.ignore_lease()) return Unsupported(where, kErrLeasesNotSupported, "ignore_lease is set");
   if (p.ignore_value()) {
     return Unsupported(where, kErrIgnoreValueNotSupported, "send the value to write");
   }
@@ -70,6 +66,8 @@ absl::StatusOr<kv::PutRequest> ConvertPut(const etcdserverpb::PutRequest& p,
   out.key = p.key();
   out.value = p.value();
   out.prev_kv = p.prev_kv();
+  out.lease = p.lease();
+  out.ignore_lease = p.ignore_lease();
   return out;
 }
 
@@ -105,6 +103,23 @@ SortPlan PlanSort(const etcdserverpb::RangeRequest& r) {
   }
 }
 
+bool HasRevisionFilter(const etcdserverpb::RangeRequest& r) {
+  return r.min_mod_revision() != 0 || r.max_mod_revision() != 0 ||
+         r.min_create_revision() != 0 || r.max_create_revision() != 0;
+}
+
+// etcd's pruneKVs for each filter that is set (0 = not set).
+void FilterRevisions(const etcdserverpb::RangeRequest& r, std::vector<kv::KeyValue>* kvs) {
+  if (!HasRevisionFilter(r)) return;
+  auto outside = [&r](const kv::KeyValue& kv) {
+    return (r.max_mod_revision() != 0 && kv.mod_revision > r.max_mod_revision()) ||
+           (r.min_mod_revision() != 0 && kv.mod_revision < r.min_mod_revision()) ||
+           (r.max_create_revision() != 0 && kv.create_revision > r.max_create_revision()) ||
+           (r.min_create_revision() != 0 && kv.create_revision < r.min_create_revision());
+  };
+  kvs->erase(std::remove_if(kvs->begin(), kvs->end(), outside), kvs->end());
+}
+
 absl::StatusOr<kv::RangeRequest> ConvertRange(const etcdserverpb::RangeRequest& r,
                                               absl::string_view where, const Limits& limits) {
   if (r.key().empty()) return Invalid(kErrEmptyKey);
@@ -117,15 +132,6 @@ absl::StatusOr<kv::RangeRequest> ConvertRange(const etcdserverpb::RangeRequest& 
     return Invalid(
         absl::StrCat(where, ": unknown sort_target ", static_cast<int>(r.sort_target())));
   }
-  if (r.min_mod_revision() != 0 || r.max_mod_revision() != 0 || r.min_create_revision() != 0 ||
-      r.max_create_revision() != 0) {
-    return Invalid(absl::StrCat(
-        where, ": min/max mod/create revision filters are not supported: min_mod_revision=",
-        r.min_mod_revision(), " max_mod_revision=", r.max_mod_revision(),
-        " min_create_revision=", r.min_create_revision(),
-        " max_create_revision=", r.max_create_revision()));
-  }
-
   kv::RangeRequest out;
   out.key = r.key();
   out.range_end = r.range_end();
@@ -143,6 +149,8 @@ absl::StatusOr<kv::RangeRequest> ConvertRange(const etcdserverpb::RangeRequest& 
       }
       break;
   }
+  // etcd fetches everything when a revision filter is set; SortAndLimit filters and truncates.
+  if (HasRevisionFilter(r)) out.limit = 0;
   if (r.sort_target() == etcdserverpb::RangeRequest::VALUE) {
     out.keys_only = false;  // the sort needs the values; SortAndLimit drops them
   }
@@ -185,7 +193,9 @@ absl::StatusOr<kv::Compare> ConvertCompare(const etcdserverpb::Compare& c,
       if (c.target_union_case() == etcdserverpb::Compare::kValue) out.value = c.value();
       break;
     case etcdserverpb::Compare::LEASE:
-      return Unsupported(where, kErrLeasesNotSupported, "compare target is LEASE");
+      out.target = kv::Compare::Target::kLease;
+      if (c.target_union_case() == etcdserverpb::Compare::kLease) out.number = c.lease();
+      break;
     default:
       return Invalid(absl::StrCat(where, ": unknown compare target ",
                                   static_cast<int>(c.target())));
@@ -388,6 +398,7 @@ absl::StatusOr<kv::RangeRequest> RangeToRequest(const etcdserverpb::RangeRequest
 void SortAndLimit(const etcdserverpb::RangeRequest& request, kv::RangeResponse* response) {
   const SortPlan plan = PlanSort(request);
   std::vector<kv::KeyValue>& kvs = response->kvs;
+  FilterRevisions(request, &kvs);
   if (plan != SortPlan::kKeyOrder) {
     const etcdserverpb::RangeRequest::SortTarget target = request.sort_target();
     // The store's kvs are ascending by key, so a stable sort breaks ties by key.
@@ -433,7 +444,7 @@ void ToProto(const kv::KeyValue& kv, mvccpb::KeyValue* out) {
   out->set_mod_revision(kv.mod_revision);
   out->set_version(kv.version);
   out->set_value(kv.value);
-  out->set_lease(0);
+  out->set_lease(kv.lease);
 }
 
 void ToProto(const HeaderInfo& info, int64_t revision, etcdserverpb::ResponseHeader* out) {

@@ -15,10 +15,8 @@
 // etcd's exact string where etcd has the same check (clients such as clientv3 match errors by
 // message), listed below as kErr*; otherwise a message of ours that names the field and, for
 // size checks, the limit. What etcd serves and we refuse:
-//   - leases: PutRequest.lease != 0, ignore_lease, Compare target LEASE;
 //   - PutRequest.ignore_value (it needs the stored value at apply time);
 //   - nested transactions (RequestOp.request_txn);
-//   - RangeRequest min/max mod/create revision filters;
 //   - RangeRequest.revision inside a txn (a direct Range reads any revision the store holds);
 //   - enum values that rpc.proto does not list (etcd would misbehave on them).
 #ifndef AMATERS_SERVER_ETCD_CONVERT_H_
@@ -51,7 +49,6 @@ inline constexpr char kErrRequestTooLarge[] =
     "etcdserver: request is too large";  // INVALID_ARGUMENT
 
 // Our messages for what etcd serves and we do not (prefixes; details may follow after ": ").
-inline constexpr char kErrLeasesNotSupported[] = "leases are not supported";
 inline constexpr char kErrIgnoreValueNotSupported[] = "ignore_value is not supported";
 inline constexpr char kErrNestedTxnNotSupported[] = "nested transactions are not supported";
 
@@ -120,11 +117,14 @@ kv::Command CompactToCommand(const etcdserverpb::CompactionRequest& request);
 //    (by key order) and sorts those. We mirror that, quirk included, so results equal etcd's.
 //  - Sorting by VALUE with keys_only fetches values (etcd sorts before it drops them);
 //    SortAndLimit drops them.
+//  - min/max mod/create revision filters: everything in the range is fetched (limit 0), as
+//    etcd does; SortAndLimit drops the kvs outside them before sorting and truncating (`count`
+//    stays the number of keys in the range, as etcd's).
 absl::StatusOr<kv::RangeRequest> RangeToRequest(const etcdserverpb::RangeRequest& request,
                                                 const Limits& limits);
 
-// Puts the kvs of a response to RangeToRequest(request) in the order `request` asks for and
-// applies its limit: kvs truncated to `limit`, `more` set when that dropped any (otherwise left
+// Drops the kvs outside `request`'s revision filters, puts the rest in the order `request` asks
+// for and applies its limit: kvs truncated to `limit`, `more` set when that dropped any (otherwise left
 // as the store set it). `count` is left alone: it stays the number of keys in the range. Ties
 // keep ascending key order (etcd leaves them unspecified). No-op for the default order.
 void SortAndLimit(const etcdserverpb::RangeRequest& request, kv::RangeResponse* response);

@@ -64,17 +64,20 @@ TEST(PutToCommand, EmptyKeyIsEtcdsError) {
                   "etcdserver: key is not provided");
 }
 
-TEST(PutToCommand, LeasesAreRefused) {
+TEST(PutToCommand, LeaseAndIgnoreLeaseGoIntoTheCommand) {
   etcdserverpb::PutRequest p = PutPb("k", "v");
   p.set_lease(5);
-  ExpectInvalid(PutToCommand(p, kLimits).status(), "leases are not supported");
-  ExpectInvalid(PutToCommand(p, kLimits).status(), "lease is 5");
+  absl::StatusOr<kv::Command> c = PutToCommand(p, kLimits);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(std::get<kv::PutRequest>(c->op).lease, 5);
 
   p.set_lease(0);
   p.set_ignore_lease(true);
-  ExpectInvalid(PutToCommand(p, kLimits).status(), "leases are not supported");
+  c = PutToCommand(p, kLimits);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(std::get<kv::PutRequest>(c->op).ignore_lease);
 
-  // etcd's own check comes first: ignore_lease with a lease.
+  // etcd's check: ignore_lease with a lease.
   p.set_lease(5);
   ExpectEtcdError(PutToCommand(p, kLimits).status(), "etcdserver: lease is provided");
 }
@@ -154,16 +157,6 @@ TEST(RangeToRequest, Refusals) {
   ExpectInvalid(RangeToRequest(Range(std::string(9, 'k')), kLimits).status(),
                 "range: key is 9 bytes, more than the limit of 8 bytes (max_key_bytes)");
 
-  for (int field = 0; field < 4; ++field) {
-    RangePb r = Range("a");
-    if (field == 0) r.set_min_mod_revision(1);
-    if (field == 1) r.set_max_mod_revision(1);
-    if (field == 2) r.set_min_create_revision(1);
-    if (field == 3) r.set_max_create_revision(1);
-    ExpectInvalid(RangeToRequest(r, kLimits).status(),
-                  "min/max mod/create revision filters are not supported");
-  }
-
   RangePb r = Range("a");
   r.set_sort_order(static_cast<RangePb::SortOrder>(3));
   ExpectInvalid(RangeToRequest(r, kLimits).status(), "unknown sort_order 3");
@@ -234,6 +227,42 @@ TEST(SortAndLimit, DescendByModWithLimit) {
   EXPECT_EQ(resp.kvs[1].key, "a");
   EXPECT_TRUE(resp.more);
   EXPECT_EQ(resp.count, 3);  // the range's size, not the kvs returned
+}
+
+TEST(SortAndLimit, RevisionFiltersFetchEverythingThenPruneBeforeTheLimit) {
+  // etcd's concurrency.Mutex: the newest key created before mine (WithLastCreate,
+  // WithMaxCreateRev).
+  RangePb r = Range("lock/", "lock0");
+  r.set_sort_order(RangePb::DESCEND);
+  r.set_sort_target(RangePb::CREATE);
+  r.set_limit(1);
+  r.set_max_create_revision(6);
+  absl::StatusOr<kv::RangeRequest> q = RangeToRequest(r, kLimits);
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(q->limit, 0) << "filters need every key of the range";
+  kv::RangeResponse resp;
+  resp.count = 3;
+  resp.kvs = {Kv("lock/a", "", 7, 7, 1), Kv("lock/b", "", 3, 3, 1), Kv("lock/c", "", 5, 5, 1)};
+  SortAndLimit(r, &resp);
+  ASSERT_EQ(resp.kvs.size(), 1u);
+  EXPECT_EQ(resp.kvs[0].key, "lock/c");
+  EXPECT_TRUE(resp.more);
+  EXPECT_EQ(resp.count, 3) << "etcd counts the range before filtering";
+
+  for (int field = 0; field < 4; ++field) {
+    RangePb f = Range("a", "z");
+    if (field == 0) f.set_min_mod_revision(4);
+    if (field == 1) f.set_max_mod_revision(4);
+    if (field == 2) f.set_min_create_revision(4);
+    if (field == 3) f.set_max_create_revision(4);
+    kv::RangeResponse all;
+    all.kvs = {Kv("a", "", 2, 5, 2), Kv("b", "", 4, 4, 1), Kv("c", "", 5, 6, 1)};
+    SortAndLimit(f, &all);
+    std::string keys;
+    for (const kv::KeyValue& kv : all.kvs) keys += kv.key;
+    const char* want[] = {"abc", "b", "bc", "ab"};
+    EXPECT_EQ(keys, want[field]) << "filter " << field;
+  }
 }
 
 TEST(SortAndLimit, DefaultOrderKeepsTheStoresMoreFlag) {
@@ -471,7 +500,11 @@ TEST(TxnToCommand, CompareRefusals) {
 
   t.Clear();
   AddCompare(&t, "k", etcdserverpb::Compare::LEASE, {})->set_lease(1);
-  ExpectInvalid(TxnToCommand(t, kLimits).status(), "txn compare[0]: leases are not supported");
+  absl::StatusOr<kv::Command> lease_cmp = TxnToCommand(t, kLimits);
+  ASSERT_TRUE(lease_cmp.ok()) << lease_cmp.status();
+  EXPECT_EQ(std::get<kv::TxnRequest>(lease_cmp->op).compare.at(0).target,
+            kv::Compare::Target::kLease);
+  EXPECT_EQ(std::get<kv::TxnRequest>(lease_cmp->op).compare.at(0).number, 1);
 
   t.Clear();
   AddCompare(&t, "k", static_cast<etcdserverpb::Compare::CompareTarget>(7), {});
@@ -517,8 +550,9 @@ TEST(TxnToCommand, OpRefusals) {
   t.Clear();
   etcdserverpb::PutRequest* p = t.add_success()->mutable_request_put();
   *p = PutPb("k", "v");
+  p->set_ignore_lease(true);
   p->set_lease(3);
-  ExpectInvalid(TxnToCommand(t, kLimits).status(), "txn success[0]: leases are not supported");
+  ExpectEtcdError(TxnToCommand(t, kLimits).status(), "etcdserver: lease is provided");
 
   t.Clear();
   RangePb* r = t.add_success()->mutable_request_range();
@@ -526,13 +560,6 @@ TEST(TxnToCommand, OpRefusals) {
   r->set_revision(4);
   ExpectInvalid(TxnToCommand(t, kLimits).status(),
                 "txn success[0]: a revision in a txn range is not supported");
-
-  t.Clear();
-  r = t.add_failure()->mutable_request_range();
-  r->set_key("k");
-  r->set_max_mod_revision(4);
-  ExpectInvalid(TxnToCommand(t, kLimits).status(),
-                "txn failure[0]: min/max mod/create revision filters are not supported");
 
   t.Clear();
   t.add_success()->mutable_request_put()->set_key(std::string(9, 'k'));

@@ -163,6 +163,11 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(RuntimeOptions options) {
   rt->applied_revisions_ = {rt->storage_->state->revision(),
                             rt->storage_->state->compact_revision()};
   rt->watch_hub_ = std::make_unique<kv::WatchHub>(*rt->storage_->state, options.watch_limits);
+  kv::LessorOptions lessor;
+  lessor.min_ttl_s = rt->MinLeaseTtl();
+  lessor.checkpoint_interval_ms = options.lease_checkpoint_interval_ms;
+  rt->lessor_ = std::make_unique<kv::Lessor>(lessor);
+  if (absl::Status s = rt->ResetLessor(); !s.ok()) return s;
   return rt;
 }
 
@@ -443,7 +448,10 @@ void Runtime::LoopMain() {
       // a burst: that would fire election timeouts the peers never saw coming.
       if (next_tick_ms_ <= now) next_tick_ms_ = now + options_.tick_ms;
       advance = true;
-      if (!fatal_) MaybeAutoCompact(now);
+      if (!fatal_) {
+        MaybeAutoCompact(now);
+        TickLessor(now);
+      }
       if (now >= next_watch_progress_ms_) {
         if (next_watch_progress_ms_ != 0) {
           TryPostApply(WatchWork{WatchWork::Op::kNotifyProgress, 0, {}, 0, nullptr});
@@ -746,6 +754,167 @@ void Runtime::MaybeAutoCompact(uint64_t now) {
   });
 }
 
+// --- Leases ----------------------------------------------------------------------------------
+
+uint64_t Runtime::election_timeout_ms() const {
+  return static_cast<uint64_t>(options_.node.raft.election_ticks) * options_.tick_ms;
+}
+
+int64_t Runtime::MinLeaseTtl() const {
+  // etcd's minTTL: 1.5 election timeouts, in whole seconds rounded up.
+  const uint64_t ms = election_timeout_ms() * 3 / 2;
+  return std::max<int64_t>(1, static_cast<int64_t>((ms + 999) / 1000));
+}
+
+absl::StatusOr<int64_t> Runtime::LeaseGrantTtl(int64_t requested) const {
+  if (requested > kv::kMaxLeaseTtl) return absl::OutOfRangeError(kv::kErrLeaseTtlTooLarge);
+  return std::max(requested, MinLeaseTtl());
+}
+
+void Runtime::TickLessor(uint64_t now) {
+  const bool leader = node_->raft().role() == raft::Role::kLeader;
+  if (leader != lessor_primary_) {
+    lessor_primary_ = leader;
+    LeaseWork w;
+    w.op = leader ? LeaseWork::Op::kPromote : LeaseWork::Op::kDemote;
+    w.now_ms = now;
+    TryPostApply(std::move(w));
+  }
+  if (!leader) return;
+  LeaseWork tick;
+  tick.op = LeaseWork::Op::kTick;
+  tick.now_ms = now;
+  TryPostApply(std::move(tick));
+}
+
+void Runtime::LeaseKeepAlive(int64_t id, std::function<void(absl::StatusOr<int64_t>)> done) {
+  LeaseWork w;
+  w.op = LeaseWork::Op::kKeepAlive;
+  w.id = id;
+  w.keepalive_done = std::move(done);
+  auto refused = w.keepalive_done;
+  if (!TryPostApply(std::move(w))) refused(absl::UnavailableError("server is shutting down"));
+}
+
+void Runtime::LeaseTimeToLive(int64_t id, bool keys,
+                              std::function<void(absl::StatusOr<LeaseInfo>)> done) {
+  LeaseWork w;
+  w.op = LeaseWork::Op::kTimeToLive;
+  w.id = id;
+  w.keys = keys;
+  w.ttl_done = std::move(done);
+  auto refused = w.ttl_done;
+  if (!TryPostApply(std::move(w))) refused(absl::UnavailableError("server is shutting down"));
+}
+
+void Runtime::LeaseList(std::function<void(absl::StatusOr<std::vector<int64_t>>)> done) {
+  LeaseWork w;
+  w.op = LeaseWork::Op::kList;
+  w.list_done = std::move(done);
+  auto refused = w.list_done;
+  if (!TryPostApply(std::move(w))) refused(absl::UnavailableError("server is shutting down"));
+}
+
+absl::Status Runtime::ResetLessor() {
+  std::vector<kv::Lease> leases;
+  absl::Status s = storage_->state->ForEachLease([&](const kv::Lease& l) {
+    leases.push_back(l);
+    return true;
+  });
+  if (!s.ok()) return s;
+  lessor_->Reset(leases, NowMs());
+  return absl::OkStatus();
+}
+
+void Runtime::MirrorLease(const kv::ApplyItem& item, const kv::ApplyResult& result) {
+  if (!result.status.ok() || !item.command.has_value()) return;
+  const auto& op = item.command->op;
+  if (const auto* g = std::get_if<kv::LeaseGrantRequest>(&op)) {
+    lessor_->Granted(kv::Lease{g->id, g->ttl, 0}, NowMs());
+  } else if (const auto* r = std::get_if<kv::LeaseRevokeRequest>(&op)) {
+    lessor_->Revoked(r->id);
+  } else if (const auto* c = std::get_if<kv::LeaseCheckpointRequest>(&op)) {
+    for (const kv::LeaseCheckpointRequest::Checkpoint& one : c->checkpoints) {
+      lessor_->Checkpointed(one.id, one.remaining_ttl);
+    }
+  }
+}
+
+void Runtime::RunLease(LeaseWork& w) {
+  const uint64_t now = NowMs();
+  if (!storage_error_.ok()) {
+    const absl::Status stopped = absl::UnavailableError("node stopped after a storage failure");
+    if (w.keepalive_done) w.keepalive_done(stopped);
+    if (w.ttl_done) w.ttl_done(stopped);
+    if (w.list_done) w.list_done(stopped);
+    return;
+  }
+  switch (w.op) {
+    case LeaseWork::Op::kPromote:
+      lessor_->Promote(now, election_timeout_ms());
+      LogInfo("leases: this member decides expiry", {F("leases", lessor_->size())});
+      return;
+    case LeaseWork::Op::kDemote:
+      lessor_->Demote();
+      return;
+    case LeaseWork::Op::kTick:
+      return LeaseTick(now);
+    case LeaseWork::Op::kKeepAlive:
+      return w.keepalive_done(lessor_->Renew(w.id, now));
+    case LeaseWork::Op::kTimeToLive: {
+      absl::StatusOr<kv::Lessor::TimeToLive> t = lessor_->Remaining(w.id, now);
+      if (!t.ok()) return w.ttl_done(t.status());
+      LeaseInfo info{w.id, t->granted_ttl, t->remaining, {}, storage_->state->revision()};
+      if (w.keys) {
+        absl::Status s = storage_->state->ForEachLeaseKey(w.id, [&](const std::string& k) {
+          info.keys.push_back(k);
+          return true;
+        });
+        if (!s.ok()) return w.ttl_done(s);
+      }
+      return w.ttl_done(std::move(info));
+    }
+    case LeaseWork::Op::kList: {
+      std::vector<int64_t> ids;
+      absl::Status s = storage_->state->ForEachLease([&](const kv::Lease& l) {
+        ids.push_back(l.id);
+        return true;
+      });
+      if (!s.ok()) return w.list_done(s);
+      return w.list_done(std::move(ids));
+    }
+  }
+}
+
+void Runtime::LeaseTick(uint64_t now) {
+  // Proposed like clients' writes; their answers come back on this thread or the loop's. A
+  // revoke that does not commit is handed out again by the Lessor after kRevokeRetryMs.
+  auto answered = [this](const char* what, int64_t id) {
+    return [this, what, id](absl::StatusOr<kv::CommandResponse> r, raft::NodeId) {
+      lease_proposals_.fetch_sub(1);
+      if (!r.ok() && r.status().code() != absl::StatusCode::kNotFound) {
+        LogWarn("leases: proposal not applied",
+                {F("what", what), F("lease", id), F("error", r.status().ToString())});
+      }
+    };
+  };
+  for (int64_t id : lessor_->Expired(now)) {
+    if (lease_proposals_.load() >= kMaxLeaseProposals) break;  // retried after kRevokeRetryMs
+    LogInfo("leases: revoking an expired lease", {F("lease", id)});
+    lease_proposals_.fetch_add(1);
+    kv::Command c;
+    c.op = kv::LeaseRevokeRequest{id};
+    Propose(std::move(c), answered("revoke", id));
+  }
+  std::vector<kv::LeaseCheckpointRequest::Checkpoint> due = lessor_->DueCheckpoints(now);
+  if (due.empty() || lease_proposals_.load() >= kMaxLeaseProposals) return;
+  AM_CHECK_LE(due.size(), kv::kMaxLeaseCheckpoints);
+  lease_proposals_.fetch_add(1);
+  kv::Command c;
+  c.op = kv::LeaseCheckpointRequest{std::move(due)};
+  Propose(std::move(c), answered("checkpoint", 0));
+}
+
 void Runtime::PublishStatus() {
   const raft::Raft& r = node_->raft();
   if (r.leader() != last_leader_) {
@@ -944,6 +1113,8 @@ void Runtime::ApplyMain() {
       RunHash(*h);
     } else if (auto* ww = std::get_if<WatchWork>(&task)) {
       RunWatch(*ww);
+    } else if (auto* lw = std::get_if<LeaseWork>(&task)) {
+      RunLease(*lw);
     } else {
       RunSnapshotTask(task);
     }
@@ -997,6 +1168,7 @@ void Runtime::RunApply(ApplyWork& w) {
     for (size_t k = 0; k < positions.size(); ++k) {
       const size_t i = positions[k];
       const kv::ApplyResult& result = (*results)[k];
+      MirrorLease(batch[k], result);
       if (!w.done[i]) continue;
       if (options_.metrics != nullptr) options_.metrics->IncProposals(result.status.ok());
       if (!result.status.ok()) {
@@ -1017,6 +1189,10 @@ void Runtime::RunApply(ApplyWork& w) {
       // A snapshot from the leader replaces the state; the entries after it follow.
       if (!apply_batch()) break;
       if (absl::Status s = InstallSnapshot(*w.items[i].snapshot); !s.ok()) {
+        storage_error_ = s;
+        break;
+      }
+      if (absl::Status s = ResetLessor(); !s.ok()) {
         storage_error_ = s;
         break;
       }

@@ -45,6 +45,7 @@
 #include "engine/alerts/event.h"
 #include "engine/kv/apply.h"
 #include "engine/kv/auto_compaction.h"
+#include "engine/kv/lessor.h"
 #include "engine/kv/state_machine.h"
 #include "engine/kv/watch.h"
 #include "engine/node/node.h"
@@ -84,6 +85,9 @@ struct RuntimeOptions {
   // (engine/kv/auto_compaction.h; off unless set: the server sets it from [storage]).
   kv::AutoCompactionPolicy auto_compaction;
   kv::WatchLimits watch_limits;
+  // The leader checkpoints the remaining TTL of every lease this often (0: never), so that a
+  // new leader or a restarted cluster continues from it (docs/leases.md).
+  uint64_t lease_checkpoint_interval_ms = kv::kDefaultLeaseCheckpointIntervalMs;
   // Progress notifications to watchers that asked for them (etcd: 10 minutes).
   uint64_t watch_progress_interval_ms = 10 * 60 * 1000;
   uint64_t cluster_id = 0;
@@ -219,6 +223,30 @@ class Runtime {
     int64_t compact_revision = 0;  // the store's compact revision
   };
   void HashKV(int64_t revision, std::function<void(absl::StatusOr<KvHash>)> done);
+
+  // Leases (docs/leases.md). The Lessor (engine/kv/lessor.h) lives on the apply thread next
+  // to the state machine whose leases it mirrors; while this node leads it decides expiry:
+  // each tick it proposes revokes of expired leases and checkpoints of remaining TTLs. These
+  // calls post to the apply thread and are thread-safe; `done` runs there.
+  //  - LeaseKeepAlive: the lease's TTL after renewing it; kNotFound kErrLeaseNotFound;
+  //    kFailedPrecondition kErrNotPrimary on a follower (the caller forwards to the leader).
+  //  - LeaseTimeToLive: the lease's granted and remaining TTL (and its keys when asked); the
+  //    same errors.
+  //  - LeaseList: every lease this member's state holds, ascending.
+  struct LeaseInfo {
+    int64_t id = 0;
+    int64_t granted_ttl = 0;
+    int64_t remaining = 0;
+    std::vector<std::string> keys;
+    int64_t revision = 0;  // the store revision the answer saw
+  };
+  void LeaseKeepAlive(int64_t id, std::function<void(absl::StatusOr<int64_t> ttl)> done);
+  void LeaseTimeToLive(int64_t id, bool keys,
+                       std::function<void(absl::StatusOr<LeaseInfo>)> done);
+  void LeaseList(std::function<void(absl::StatusOr<std::vector<int64_t>>)> done);
+  // The TTL a grant asking for `requested` seconds gets (at least the minimum: 1.5 election
+  // timeouts in whole seconds, as etcd). kOutOfRange kErrLeaseTtlTooLarge.
+  absl::StatusOr<int64_t> LeaseGrantTtl(int64_t requested) const;
 
   // Watch streams (etcd's Watch, docs/watch.md). The watchers (kv::WatchHub) live on the apply
   // thread, next to the state machine whose history they read; these calls post to it and
@@ -361,10 +389,20 @@ class Runtime {
     kv::WatchId id = 0;
     std::shared_ptr<WatchSink> sink;
   };
+  struct LeaseWork {
+    enum class Op : uint8_t { kTick, kPromote, kDemote, kKeepAlive, kTimeToLive, kList };
+    Op op = Op::kTick;
+    uint64_t now_ms = 0;
+    int64_t id = 0;
+    bool keys = false;
+    std::function<void(absl::StatusOr<int64_t>)> keepalive_done;
+    std::function<void(absl::StatusOr<LeaseInfo>)> ttl_done;
+    std::function<void(absl::StatusOr<std::vector<int64_t>>)> list_done;
+  };
   using ApplyTask =
       std::variant<ApplyWork, ReadWork, TakeSnapshotWork, DeleteSnapshotsWork, node::SnapshotRead,
                    node::SnapshotWrite, node::SnapshotFinish, CheckpointWork, ListSnapshotsWork,
-                   DefragmentWork, HashWork, WatchWork>;
+                   DefragmentWork, HashWork, WatchWork, LeaseWork>;
 
 
   explicit Runtime(RuntimeOptions options);
@@ -382,6 +420,11 @@ class Runtime {
   void PublishStatus();
   // Loop thread, on every tick: proposes a compaction when this leader's policy asks for one.
   void MaybeAutoCompact(uint64_t now);
+  // Loop thread, on every tick: tells the Lessor about leadership changes and, while leading,
+  // gives it the tick.
+  void TickLessor(uint64_t now);
+  uint64_t election_timeout_ms() const;
+  int64_t MinLeaseTtl() const;
   // Loop thread: senders for the members of the configuration in effect (docs/membership.md).
   void SyncPeers();
   // Answers the configuration changes of `w` that are applied (or the error).
@@ -444,6 +487,19 @@ class Runtime {
   uint64_t logged_stalls_ = 0;  // failure-detector stalls already logged
   uint64_t next_stall_log_ms_ = 0;
   raft::Role last_role_ = raft::Role::kFollower;
+  // Apply thread: leases.
+  void RunLease(LeaseWork& w);
+  void LeaseTick(uint64_t now_ms);
+  // Mirrors an applied grant, revoke or checkpoint into the Lessor.
+  void MirrorLease(const kv::ApplyItem& item, const kv::ApplyResult& result);
+  // Reloads the Lessor from the state machine (after opening or installing a snapshot).
+  absl::Status ResetLessor();
+  std::unique_ptr<kv::Lessor> lessor_;
+  // Loop thread: whether the Lessor was last told this node leads.
+  bool lessor_primary_ = false;
+  // Apply thread: lease proposals (revokes and checkpoints) not yet answered; bounded.
+  std::atomic<int64_t> lease_proposals_{0};
+  static constexpr int64_t kMaxLeaseProposals = 1000;
   // Apply thread: the watchers, the sinks of open streams, whether a catch-up is queued.
   void RunWatch(WatchWork& w);
   void SyncWatchers();

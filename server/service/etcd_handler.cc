@@ -55,7 +55,8 @@ EtcdHandler::EtcdHandler(Runtime* runtime, std::string version, std::string data
     : runtime_(runtime),
       version_(std::move(version)),
       data_dir_(std::move(data_dir)),
-      url_scheme_(std::move(url_scheme)) {}
+      url_scheme_(std::move(url_scheme)),
+      lease_ids_(std::random_device{}()) {}
 
 void EtcdHandler::SetLimits(const HandlerLimits& limits) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -190,7 +191,8 @@ void EtcdHandler::Write(peerpb::ForwardRequest::Method method,
                         std::function<void(const kv::CommandResponse&)> fill, Done done,
                         bool forwarded) {
   if (!command.ok()) return done(ToGrpc(command.status()));
-  if (method != peerpb::ForwardRequest::COMPACT) {  // compacting gives space back
+  // Compacting and revoking give space back (etcd allows both under NOSPACE).
+  if (method != peerpb::ForwardRequest::COMPACT && method != peerpb::ForwardRequest::LEASE_REVOKE) {
     std::lock_guard<std::mutex> lock(mu_);
     if (!write_gate_.ok()) return done(ToGrpc(write_gate_));
   }
@@ -309,6 +311,26 @@ void EtcdHandler::HandleForward(const peerpb::ForwardRequest& request,
                  std::make_shared<etcdserverpb::MemberPromoteResponse>(),
                  [this](const auto& q, auto* p, Done d) {
                    MemberPromote(q, p, std::move(d), true);
+                 });
+    case peerpb::ForwardRequest::LEASE_GRANT:
+      return run(std::make_shared<etcdserverpb::LeaseGrantRequest>(),
+                 std::make_shared<etcdserverpb::LeaseGrantResponse>(),
+                 [this](const auto& q, auto* p, Done d) { LeaseGrant(q, p, std::move(d), true); });
+    case peerpb::ForwardRequest::LEASE_REVOKE:
+      return run(std::make_shared<etcdserverpb::LeaseRevokeRequest>(),
+                 std::make_shared<etcdserverpb::LeaseRevokeResponse>(),
+                 [this](const auto& q, auto* p, Done d) { LeaseRevoke(q, p, std::move(d), true); });
+    case peerpb::ForwardRequest::LEASE_KEEPALIVE:
+      return run(std::make_shared<etcdserverpb::LeaseKeepAliveRequest>(),
+                 std::make_shared<etcdserverpb::LeaseKeepAliveResponse>(),
+                 [this](const auto& q, auto* p, Done d) {
+                   LeaseKeepAlive(q, p, std::move(d), true);
+                 });
+    case peerpb::ForwardRequest::LEASE_TIME_TO_LIVE:
+      return run(std::make_shared<etcdserverpb::LeaseTimeToLiveRequest>(),
+                 std::make_shared<etcdserverpb::LeaseTimeToLiveResponse>(),
+                 [this](const auto& q, auto* p, Done d) {
+                   LeaseTimeToLive(q, p, std::move(d), true);
                  });
     case peerpb::ForwardRequest::RANGE:
       return run(std::make_shared<etcdserverpb::RangeRequest>(),
@@ -686,6 +708,155 @@ void EtcdHandler::HashKV(const etcdserverpb::HashKVRequest& request,
     response->set_hash(h->hash);
     response->set_compact_revision(h->compact_revision);
     response->set_hash_revision(h->hash_revision);
+    done(grpc::Status::OK);
+  });
+}
+
+// --- Leases ------------------------------------------------------------------------------------
+
+int64_t EtcdHandler::NewLeaseId() {
+  std::lock_guard<std::mutex> lock(mu_);
+  int64_t id = 0;
+  while (id <= 0) id = static_cast<int64_t>(lease_ids_() >> 1);
+  return id;
+}
+
+void EtcdHandler::LeaseGrant(const etcdserverpb::LeaseGrantRequest& request,
+                             etcdserverpb::LeaseGrantResponse* response, Done done_in,
+                             bool forwarded) {
+  std::optional<Admitted> a = Begin(request, std::move(done_in));
+  if (!a) return;
+  absl::StatusOr<kv::Command> command;
+  absl::StatusOr<int64_t> ttl = runtime_->LeaseGrantTtl(request.ttl());
+  if (!ttl.ok()) {
+    command = ttl.status();
+  } else if (request.id() < 0) {
+    command = absl::InvalidArgumentError(absl::StrCat("lease ID ", request.id(), " is negative"));
+  } else {
+    kv::Command c;
+    c.op = kv::LeaseGrantRequest{request.id() != 0 ? request.id() : NewLeaseId(), *ttl};
+    command = std::move(c);
+  }
+  Write(peerpb::ForwardRequest::LEASE_GRANT, request, response, std::move(command),
+        [this, response](const kv::CommandResponse& r) {
+          const auto& g = std::get<kv::LeaseGrantResponse>(r);
+          Header(g.header.revision, response->mutable_header());
+          response->set_id(g.id);
+          response->set_ttl(g.ttl);
+        },
+        std::move(a->done), forwarded);
+}
+
+void EtcdHandler::LeaseRevoke(const etcdserverpb::LeaseRevokeRequest& request,
+                              etcdserverpb::LeaseRevokeResponse* response, Done done_in,
+                              bool forwarded) {
+  std::optional<Admitted> a = Begin(request, std::move(done_in));
+  if (!a) return;
+  kv::Command c;
+  c.op = kv::LeaseRevokeRequest{request.id()};
+  Write(peerpb::ForwardRequest::LEASE_REVOKE, request, response, std::move(c),
+        [this, response](const kv::CommandResponse& r) {
+          Header(std::get<kv::LeaseRevokeResponse>(r).header.revision,
+                 response->mutable_header());
+        },
+        std::move(a->done), forwarded);
+}
+
+void EtcdHandler::OnLeader(peerpb::ForwardRequest::Method method,
+                           const google::protobuf::Message& request,
+                           google::protobuf::Message* response, Done done, bool forwarded,
+                           std::function<void(Done)> local) {
+  const RuntimeStatus s = runtime_->status();
+  if (s.role == raft::Role::kLeader) return local(std::move(done));
+  if (forwarded || s.leader == raft::kNone) {
+    return done(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                             s.leader == raft::kNone
+                                 ? "etcdserver: no leader"
+                                 : absl::StrCat("etcdserver: leader changed (leader is ",
+                                                s.leader, ")")));
+  }
+  ForwardTo(s.leader, method, request, response, std::move(done));
+}
+
+namespace {
+
+// The lessor's kErrNotPrimary: leadership moved between the check and the answer.
+grpc::Status LeaderMoved(const absl::Status& s) {
+  if (s.code() == absl::StatusCode::kFailedPrecondition) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "etcdserver: leader changed");
+  }
+  return ToGrpc(s);
+}
+
+}  // namespace
+
+void EtcdHandler::LeaseKeepAlive(const etcdserverpb::LeaseKeepAliveRequest& request,
+                                 etcdserverpb::LeaseKeepAliveResponse* response, Done done_in,
+                                 bool forwarded) {
+  std::optional<Done> admitted = Admit(std::move(done_in));
+  if (!admitted) return;
+  const int64_t id = request.id();
+  OnLeader(peerpb::ForwardRequest::LEASE_KEEPALIVE, request, response, *std::move(admitted),
+           forwarded, [this, id, response](Done done) {
+    // Leadership confirmed by a quorum first: a deposed leader must not renew.
+    kv::RangeRequest barrier;
+    barrier.key = std::string(1, '\0');
+    barrier.count_only = true;
+    runtime_->Read(std::move(barrier), /*serializable=*/false,
+                   [this, id, response, done](absl::StatusOr<kv::RangeResponse> r,
+                                              raft::NodeId) {
+      if (!r.ok()) return done(LeaderMoved(r.status()));
+      runtime_->LeaseKeepAlive(id, [this, id, response, done,
+                                    revision = r->header.revision](absl::StatusOr<int64_t> ttl) {
+        if (!ttl.ok() && ttl.status().code() != absl::StatusCode::kNotFound) {
+          return done(LeaderMoved(ttl.status()));
+        }
+        Header(revision, response->mutable_header());
+        response->set_id(id);
+        response->set_ttl(ttl.ok() ? *ttl : 0);
+        done(grpc::Status::OK);
+      });
+    });
+  });
+}
+
+void EtcdHandler::LeaseTimeToLive(const etcdserverpb::LeaseTimeToLiveRequest& request,
+                                  etcdserverpb::LeaseTimeToLiveResponse* response, Done done_in,
+                                  bool forwarded) {
+  std::optional<Done> admitted = Admit(std::move(done_in));
+  if (!admitted) return;
+  const int64_t id = request.id();
+  const bool keys = request.keys();
+  OnLeader(peerpb::ForwardRequest::LEASE_TIME_TO_LIVE, request, response, *std::move(admitted),
+           forwarded, [this, id, keys, response](Done done) {
+    runtime_->LeaseTimeToLive(id, keys, [this, id, response,
+                                         done](absl::StatusOr<Runtime::LeaseInfo> info) {
+      if (!info.ok() && info.status().code() != absl::StatusCode::kNotFound) {
+        return done(LeaderMoved(info.status()));
+      }
+      response->set_id(id);
+      if (!info.ok()) {
+        Header(runtime_->status().revision, response->mutable_header());
+        response->set_ttl(-1);
+        return done(grpc::Status::OK);
+      }
+      Header(info->revision, response->mutable_header());
+      response->set_ttl(info->remaining);
+      response->set_grantedttl(info->granted_ttl);
+      for (const std::string& k : info->keys) response->add_keys(k);
+      done(grpc::Status::OK);
+    });
+  });
+}
+
+void EtcdHandler::LeaseLeases(etcdserverpb::LeaseLeasesResponse* response, Done done_in) {
+  std::optional<Done> admitted = Admit(std::move(done_in));
+  if (!admitted) return;
+  runtime_->LeaseList([this, response, done = *std::move(admitted)](
+                          absl::StatusOr<std::vector<int64_t>> ids) {
+    if (!ids.ok()) return done(ToGrpc(ids.status()));
+    Header(runtime_->status().revision, response->mutable_header());
+    for (int64_t id : *ids) response->add_leases()->set_id(id);
     done(grpc::Status::OK);
   });
 }

@@ -21,6 +21,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <string>
 
 #include "grpcpp/grpcpp.h"
@@ -105,6 +106,25 @@ class EtcdHandler {
   void Defragment(etcdserverpb::DefragmentResponse* response, Done done);
   void HashKV(const etcdserverpb::HashKVRequest& request, etcdserverpb::HashKVResponse* response,
               Done done);
+  // etcd's Lease service (docs/leases.md). Grants and revokes are replicated writes (a follower
+  // forwards them); a grant without an ID gets a random one, and a TTL below the minimum is
+  // raised to it. Keep-alives and time-to-live are answered by the leader's Lessor (a follower
+  // forwards them); a keep-alive first confirms leadership with a quorum (a ReadIndex round),
+  // so that a deposed leader cannot acknowledge one. A keep-alive of a lease that does not
+  // exist answers TTL 0, a time-to-live TTL -1 (as etcd). LeaseLeases lists this member's
+  // applied leases.
+  void LeaseGrant(const etcdserverpb::LeaseGrantRequest& request,
+                  etcdserverpb::LeaseGrantResponse* response, Done done, bool forwarded = false);
+  void LeaseRevoke(const etcdserverpb::LeaseRevokeRequest& request,
+                   etcdserverpb::LeaseRevokeResponse* response, Done done,
+                   bool forwarded = false);
+  void LeaseKeepAlive(const etcdserverpb::LeaseKeepAliveRequest& request,
+                      etcdserverpb::LeaseKeepAliveResponse* response, Done done,
+                      bool forwarded = false);
+  void LeaseTimeToLive(const etcdserverpb::LeaseTimeToLiveRequest& request,
+                       etcdserverpb::LeaseTimeToLiveResponse* response, Done done,
+                       bool forwarded = false);
+  void LeaseLeases(etcdserverpb::LeaseLeasesResponse* response, Done done);
   // For Maintenance.Snapshot (snapshot_stream.h).
   Runtime* runtime() const { return runtime_; }
   // The header fields the state machine does not know: cluster, this member, its term.
@@ -148,6 +168,13 @@ class EtcdHandler {
   std::vector<std::string> TakenPeerAddresses(const RuntimeStatus& s,
                                               const raft::Configuration& conf,
                                               raft::NodeId except) const;
+  // Runs `local` when this member leads; otherwise forwards `request` to the leader (once:
+  // a forwarded request that finds no leader here is UNAVAILABLE).
+  void OnLeader(peerpb::ForwardRequest::Method method, const google::protobuf::Message& request,
+                google::protobuf::Message* response, Done done, bool forwarded,
+                std::function<void(Done)> local);
+  // A random positive lease ID.
+  int64_t NewLeaseId();
   void ForwardTo(raft::NodeId leader, peerpb::ForwardRequest::Method method,
                  const google::protobuf::Message& request, google::protobuf::Message* response,
                  Done done);
@@ -161,6 +188,7 @@ class EtcdHandler {
   std::atomic<bool> draining_{false};
   absl::Status write_gate_;  // guarded by mu_
   std::atomic<int64_t> inflight_{0};
+  std::mt19937_64 lease_ids_;  // guarded by mu_
 };
 
 }  // namespace amaters::server

@@ -115,6 +115,86 @@ grpc::ServerUnaryReactor* ClusterService::MemberList(
   return reactor;
 }
 
+grpc::ServerUnaryReactor* LeaseService::LeaseGrant(grpc::CallbackServerContext* context,
+                                                   const etcdserverpb::LeaseGrantRequest* request,
+                                                   etcdserverpb::LeaseGrantResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  handler_->LeaseGrant(*request, response, Finisher(reactor, observer_, "LeaseGrant"));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* LeaseService::LeaseRevoke(
+    grpc::CallbackServerContext* context, const etcdserverpb::LeaseRevokeRequest* request,
+    etcdserverpb::LeaseRevokeResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  handler_->LeaseRevoke(*request, response, Finisher(reactor, observer_, "LeaseRevoke"));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* LeaseService::LeaseTimeToLive(
+    grpc::CallbackServerContext* context, const etcdserverpb::LeaseTimeToLiveRequest* request,
+    etcdserverpb::LeaseTimeToLiveResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  handler_->LeaseTimeToLive(*request, response, Finisher(reactor, observer_, "LeaseTimeToLive"));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* LeaseService::LeaseLeases(
+    grpc::CallbackServerContext* context, const etcdserverpb::LeaseLeasesRequest* /*request*/,
+    etcdserverpb::LeaseLeasesResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  handler_->LeaseLeases(response, Finisher(reactor, observer_, "LeaseLeases"));
+  return reactor;
+}
+
+namespace {
+
+// One LeaseKeepAlive stream: read a request, answer it, read the next.
+class KeepAliveReactor final
+    : public grpc::ServerBidiReactor<etcdserverpb::LeaseKeepAliveRequest,
+                                     etcdserverpb::LeaseKeepAliveResponse> {
+ public:
+  KeepAliveReactor(EtcdHandler* handler, RequestObserver observer)
+      : handler_(handler), observer_(std::move(observer)) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return Finish(grpc::Status::OK);  // the client closed its side
+    response_.Clear();
+    const auto start = std::chrono::steady_clock::now();
+    handler_->LeaseKeepAlive(request_, &response_, [this, start](grpc::Status status) {
+      if (observer_) {
+        observer_("LeaseKeepAlive", status,
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+                      .count());
+      }
+      if (!status.ok()) return Finish(status);
+      StartWrite(&response_);
+    });
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) return Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream closed"));
+    StartRead(&request_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  EtcdHandler* const handler_;
+  const RequestObserver observer_;
+  etcdserverpb::LeaseKeepAliveRequest request_;
+  etcdserverpb::LeaseKeepAliveResponse response_;
+};
+
+}  // namespace
+
+grpc::ServerBidiReactor<etcdserverpb::LeaseKeepAliveRequest, etcdserverpb::LeaseKeepAliveResponse>*
+LeaseService::LeaseKeepAlive(grpc::CallbackServerContext* /*context*/) {
+  return new KeepAliveReactor(handler_, observer_);
+}
+
 #define AMATERS_MEMBER_METHOD(Name)                                                        \
   grpc::ServerUnaryReactor* ClusterService::Name(grpc::CallbackServerContext* context,      \
                                                  const etcdserverpb::Name##Request* request, \

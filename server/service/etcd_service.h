@@ -1,4 +1,5 @@
-// The client port's gRPC services with etcd's names (etcdserverpb.KV, .Maintenance, .Cluster),
+// The client port's gRPC services with etcd's names (etcdserverpb.KV, .Maintenance, .Cluster,
+// .Lease),
 // on gRPC's callback API: no thread waits for Raft; each call finishes from the runtime's
 // callback. The work is EtcdHandler's; these classes only adapt it and count requests.
 #ifndef AMATERS_SERVER_SERVICE_ETCD_SERVICE_H_
@@ -88,6 +89,34 @@ class ClusterService final : public etcdserverpb::Cluster::CallbackService {
   grpc::ServerUnaryReactor* MemberPromote(grpc::CallbackServerContext* context,
                                           const etcdserverpb::MemberPromoteRequest* request,
                                           etcdserverpb::MemberPromoteResponse* response) override;
+
+ private:
+  EtcdHandler* const handler_;
+  const RequestObserver observer_;
+};
+
+// etcdserverpb.Lease. LeaseKeepAlive answers each request on its stream in order, one at a
+// time: the next request is read once the previous answer is written, so a stream holds at
+// most one request and one response.
+class LeaseService final : public etcdserverpb::Lease::CallbackService {
+ public:
+  LeaseService(EtcdHandler* handler, RequestObserver observer)
+      : handler_(handler), observer_(std::move(observer)) {}
+  grpc::ServerUnaryReactor* LeaseGrant(grpc::CallbackServerContext* context,
+                                       const etcdserverpb::LeaseGrantRequest* request,
+                                       etcdserverpb::LeaseGrantResponse* response) override;
+  grpc::ServerUnaryReactor* LeaseRevoke(grpc::CallbackServerContext* context,
+                                        const etcdserverpb::LeaseRevokeRequest* request,
+                                        etcdserverpb::LeaseRevokeResponse* response) override;
+  grpc::ServerUnaryReactor* LeaseTimeToLive(
+      grpc::CallbackServerContext* context, const etcdserverpb::LeaseTimeToLiveRequest* request,
+      etcdserverpb::LeaseTimeToLiveResponse* response) override;
+  grpc::ServerUnaryReactor* LeaseLeases(grpc::CallbackServerContext* context,
+                                        const etcdserverpb::LeaseLeasesRequest* request,
+                                        etcdserverpb::LeaseLeasesResponse* response) override;
+  grpc::ServerBidiReactor<etcdserverpb::LeaseKeepAliveRequest,
+                          etcdserverpb::LeaseKeepAliveResponse>*
+  LeaseKeepAlive(grpc::CallbackServerContext* context) override;
 
  private:
   EtcdHandler* const handler_;

@@ -535,5 +535,170 @@ TEST_F(EtcdctlTest, WatchFromAPastRevisionWithPrefixAndPrevKvOnAFollower) {
       << r.out << r.err;
 }
 
+// The hex ID in etcdctl's "lease ID granted with TTL(Ns)".
+std::string GrantedId(const std::string& out) {
+  std::vector<std::string> words = absl::StrSplit(out, ' ');
+  EXPECT_GE(words.size(), 3u) << out;
+  EXPECT_EQ(words.size() >= 3 ? words[2] : "", "granted") << out;
+  return words.size() >= 2 ? words[1] : "";
+}
+
+TEST_F(EtcdctlTest, LeaseGrantKeepAliveTimeToLiveAndRevokeThroughFollowers) {
+  const std::string id = GrantedId(Ok(follower_, {"lease", "grant", "60"}));
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(Ok(other_follower_, {"put", "lease/a", "1", "--lease=" + id}), "OK\n");
+  EXPECT_EQ(Ok(leader_, {"put", "lease/b", "2", "--lease=" + id}), "OK\n");
+  // Served by the leader's lessor, asked through a follower.
+  const std::string ttl = Ok(follower_, {"lease", "timetolive", id, "--keys"});
+  EXPECT_TRUE(absl::StartsWith(ttl, absl::StrCat("lease ", id, " granted with TTL(60s), remaining(")))
+      << ttl;
+  EXPECT_TRUE(absl::EndsWith(ttl, "s), attached keys([lease/a lease/b])\n")) << ttl;
+  EXPECT_EQ(Ok(other_follower_, {"lease", "keep-alive", "--once", id}),
+            absl::StrCat("lease ", id, " keepalived with TTL(60)\n"));
+  EXPECT_TRUE(absl::StrContains(Ok(follower_, {"lease", "list"}), id));
+  // A put on a lease that does not exist is etcd's error.
+  CommandResult missing = Ctl(leader_, {"put", "lease/c", "3", "--lease=1234abcd"});
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(missing.err, "requested lease not found")) << missing.err;
+
+  EXPECT_EQ(Ok(follower_, {"lease", "revoke", id}), absl::StrCat("lease ", id, " revoked\n"));
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Ok(i, {"get", "lease/", "--prefix"}), "") << "node " << i + 1;
+  }
+  EXPECT_EQ(Ok(leader_, {"lease", "timetolive", id}),
+            absl::StrCat("lease ", id, " already expired\n"));
+  CommandResult gone = Ctl(follower_, {"lease", "keep-alive", "--once", id});
+  EXPECT_NE(gone.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(gone.err, "requested lease not found")) << gone.err;
+}
+
+TEST_F(EtcdctlTest, AnExpiredLeaseTakesItsKeysOnEveryMemberUnlessKeptAlive) {
+  const std::string kept = GrantedId(Ok(leader_, {"lease", "grant", "2"}));
+  const std::string left = GrantedId(Ok(leader_, {"lease", "grant", "2"}));
+  ASSERT_EQ(Ok(follower_, {"put", "expire/kept", "1", "--lease=" + kept}), "OK\n");
+  ASSERT_EQ(Ok(follower_, {"put", "expire/left", "1", "--lease=" + left}), "OK\n");
+  // keep-alive renews every TTL/3 through a follower until killed.
+  std::vector<std::string> argv = BaseArgs(cluster_->client_address(other_follower_));
+  for (const std::string& a : {std::string("lease"), std::string("keep-alive"), kept}) {
+    argv.push_back(a);
+  }
+  absl::StatusOr<std::unique_ptr<Process>> keeper =
+      Process::Spawn(argv, "/", NewTempDir("keepalive") + "/keepalive.log", {{"ETCDCTL_API", "3"}});
+  ASSERT_TRUE(keeper.ok()) << keeper.status();
+  const absl::Time deadline = absl::Now() + absl::Seconds(15);
+  std::string left_value = "x";
+  while (!left_value.empty() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(200));
+    left_value = Ok(other_follower_, {"get", "expire/left", "--print-value-only"});
+  }
+  EXPECT_EQ(left_value, "") << "the lease nobody kept alive expired";
+  absl::SleepFor(absl::Seconds(3));  // longer than the TTL: only keep-alives hold it
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Ok(i, {"get", "expire/kept", "--print-value-only"}), "1\n") << "node " << i + 1;
+  }
+  (*keeper)->Signal(SIGKILL);
+  std::string kept_value = "1\n";
+  const absl::Time end = absl::Now() + absl::Seconds(15);
+  while (!kept_value.empty() && absl::Now() < end) {
+    absl::SleepFor(absl::Milliseconds(200));
+    kept_value = Ok(follower_, {"get", "expire/kept", "--print-value-only"});
+  }
+  EXPECT_EQ(kept_value, "") << "expired once the keep-alives stopped";
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Ok(i, {"get", "expire/", "--prefix"}), "") << "node " << i + 1;
+  }
+  EXPECT_FALSE(absl::StrContains(Ok(leader_, {"lease", "list"}), kept));
+}
+
+TEST_F(EtcdctlTest, LockGivesMutualExclusionAndPassesOnWhenTheHolderDies) {
+  // Two contenders each hold the lock for 0.5 s and log entering and leaving.
+  const std::string dir = NewTempDir("lock");
+  const std::string log = dir + "/order.log";
+  std::vector<std::unique_ptr<Process>> contenders;
+  for (const char* who : {"A", "B"}) {
+    std::vector<std::string> argv = BaseArgs(cluster_->client_address(who[0] == 'A' ? follower_ : leader_));
+    for (const std::string& a :
+         {std::string("lock"), std::string("mutex"), std::string("--"), std::string("/bin/sh"),
+          std::string("-c"),
+          absl::StrCat("echo ", who, "-in >> ", log, "; sleep 0.5; echo ", who, "-out >> ", log)}) {
+      argv.push_back(a);
+    }
+    absl::StatusOr<std::unique_ptr<Process>> p =
+        Process::Spawn(argv, "/", absl::StrCat(dir, "/", who, ".out"), {{"ETCDCTL_API", "3"}});
+    ASSERT_TRUE(p.ok()) << p.status();
+    contenders.push_back(*std::move(p));
+  }
+  std::string order;
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (absl::Now() < deadline) {
+    order = ReadFile(log);
+    if (std::count(order.begin(), order.end(), '\n') == 4) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_TRUE(order == "A-in\nA-out\nB-in\nB-out\n" || order == "B-in\nB-out\nA-in\nA-out\n")
+      << "order: " << order << "\nA: " << contenders[0]->Log() << "\nB: " << contenders[1]->Log();
+
+  // A holder killed with SIGKILL never unlocks: the next contender gets the lock once the
+  // holder's session lease (--ttl=2) expires on the leader.
+  std::vector<std::string> holder = BaseArgs(cluster_->client_address(follower_));
+  for (const char* a : {"lock", "--ttl=2", "dead"}) holder.push_back(a);
+  absl::StatusOr<std::unique_ptr<Process>> h =
+      Process::Spawn(holder, "/", dir + "/holder.out", {{"ETCDCTL_API", "3"}});
+  ASSERT_TRUE(h.ok()) << h.status();
+  const absl::Time held_by = absl::Now() + absl::Seconds(10);
+  while (!absl::StartsWith((*h)->Log(), "dead/") && absl::Now() < held_by) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_TRUE(absl::StartsWith((*h)->Log(), "dead/")) << (*h)->Log();
+  (*h)->Signal(SIGKILL);
+  const absl::Time killed = absl::Now();
+  std::vector<std::string> next = {"/usr/bin/timeout", "20"};
+  for (const std::string& a : BaseArgs(cluster_->client_address(other_follower_))) next.push_back(a);
+  for (const char* a : {"lock", "dead", "/bin/echo", "acquired"}) next.push_back(a);
+  CommandResult r = RunCommandWithInput(next, std::nullopt, absl::Seconds(30), "",
+                                        {{"ETCDCTL_API", "3"}});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "acquired\n") << r.err;
+  EXPECT_GE(absl::Now() - killed, absl::Seconds(1)) << "not before the lease could expire";
+}
+
+TEST_F(EtcdctlTest, ElectHasOneLeaderAndFailsOverWhenItResigns) {
+  const std::string dir = NewTempDir("elect");
+  auto campaign = [&](int node, const char* proposal) {
+    std::vector<std::string> argv = BaseArgs(cluster_->client_address(node));
+    for (const char* a : {"elect", "election", proposal}) argv.push_back(a);
+    absl::StatusOr<std::unique_ptr<Process>> p =
+        Process::Spawn(argv, "/", absl::StrCat(dir, "/", proposal, ".out"), {{"ETCDCTL_API", "3"}});
+    EXPECT_TRUE(p.ok()) << p.status();
+    return p.ok() ? *std::move(p) : nullptr;
+  };
+  std::unique_ptr<Process> one = campaign(follower_, "p1");
+  ASSERT_NE(one, nullptr);
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!absl::EndsWith(one->Log(), "\np1\n") && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_TRUE(absl::EndsWith(one->Log(), "\np1\n")) << one->Log();
+  std::unique_ptr<Process> two = campaign(other_follower_, "p2");
+  ASSERT_NE(two, nullptr);
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_EQ(two->Log(), "") << "a second leader while the first holds";
+  // Observers see the one leader.
+  std::vector<std::string> observe = {"/usr/bin/timeout", "2"};
+  for (const std::string& a : BaseArgs(cluster_->client_address(leader_))) observe.push_back(a);
+  for (const char* a : {"elect", "-l", "election"}) observe.push_back(a);
+  CommandResult seen = RunCommandWithInput(observe, std::nullopt, absl::Seconds(10), "",
+                                           {{"ETCDCTL_API", "3"}});
+  EXPECT_TRUE(absl::EndsWith(seen.out, "\np1\n")) << seen.out << seen.err;
+  // The leader stops (etcdctl resigns on SIGTERM): the other candidate takes over.
+  one->Signal(SIGTERM);
+  const absl::Time over = absl::Now() + absl::Seconds(10);
+  while (!absl::EndsWith(two->Log(), "\np2\n") && absl::Now() < over) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_TRUE(absl::EndsWith(two->Log(), "\np2\n")) << two->Log();
+  two->Signal(SIGTERM);
+}
+
 }  // namespace
 }  // namespace amaters::server::testing

@@ -1161,7 +1161,7 @@ TEST_P(StateMachineConformanceTest, APutMovesAKeyBetweenLeasesOrKeepsItsLease) {
   EXPECT_EQ(no_key.status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(no_key.status.message(), kErrKeyNotFound);
   ApplyResult both = ApplyOne(LeasedPut("k", "x", 2, /*ignore_lease=*/true));
-  EXPECT_EQ(both.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(both.status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(both.status.message(), kErrLeaseProvided);
   // A put without a lease detaches the key: revoking its old lease leaves it.
   ApplyOne(PutCmd("k", "d"));
