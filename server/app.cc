@@ -338,6 +338,7 @@ absl::StatusOr<RuntimeOptions> RuntimeOptionsOf(const Config& config, const Conf
       config.storage.auto_compaction_mode, config.storage.auto_compaction_retention);
   if (!compaction.ok()) return compaction.status();  // Validate has refused it already
   ro.auto_compaction = *compaction;
+  ro.lease_checkpoint_interval_ms = config.storage.lease_checkpoint_interval_ms;
   // Raft counts time in ticks (a tenth of a heartbeat); node::ConfigureTiming is the one
   // mapping from [cluster]'s timing to ticks, shared with the simulator's swarm. A snapshot
   // transfer without progress fails after 30 s (or twenty election timeouts, if longer).

@@ -225,6 +225,11 @@ std::vector<KeyDef> BuildKeyDefs() {
           "Revisions to keep (revision mode), or a duration such as \"30m\" or \"1h\" (periodic "
           "mode; a bare number counts hours, as etcd); \"0\" turns auto-compaction off and the "
           "history then grows until an explicit compaction (etcdctl compaction)."),
+      Int("storage.lease_checkpoint_interval_ms",
+          AMATERS_FIELD(storage.lease_checkpoint_interval_ms), 0, 86400000, kRestart,
+          "How often the leader records each lease's remaining TTL through Raft, so that a new "
+          "leader or a restarted cluster continues from it instead of from the full TTL "
+          "(docs/leases.md); 0 never records it."),
       // [storage.wal]
       Int("storage.wal.segment_size_mb", AMATERS_FIELD(storage.wal.segment_size_mb), 1, 1024, kRestart,
           "WAL segment file size in MiB; a new segment is started when the next record would not fit."),

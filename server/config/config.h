@@ -68,6 +68,7 @@ struct Config {
     // Auto-compaction of the revision history (engine/kv/auto_compaction.h).
     std::string auto_compaction_mode = "revision";  // revision | periodic
     std::string auto_compaction_retention = "10000";  // revisions, or a duration; "0" = off
+    uint64_t lease_checkpoint_interval_ms = 300000;   // leader records remaining lease TTLs (0: never)
     struct Wal {
       uint64_t segment_size_mb = 64;
       std::string sync_mode = "always";  // always | interval | none

@@ -780,7 +780,8 @@ void Runtime::TickLessor(uint64_t now) {
     w.now_ms = now;
     TryPostApply(std::move(w));
   }
-  if (!leader) return;
+  if (!leader || now < next_lease_tick_ms_) return;
+  next_lease_tick_ms_ = now + kLeaseTickMs;
   LeaseWork tick;
   tick.op = LeaseWork::Op::kTick;
   tick.now_ms = now;

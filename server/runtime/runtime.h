@@ -495,8 +495,11 @@ class Runtime {
   // Reloads the Lessor from the state machine (after opening or installing a snapshot).
   absl::Status ResetLessor();
   std::unique_ptr<kv::Lessor> lessor_;
-  // Loop thread: whether the Lessor was last told this node leads.
+  // Loop thread: whether the Lessor was last told this node leads; when it gets its next tick
+  // (every kLeaseTickMs while leading: expiry is decided to within that).
   bool lessor_primary_ = false;
+  uint64_t next_lease_tick_ms_ = 0;
+  static constexpr uint64_t kLeaseTickMs = 100;
   // Apply thread: lease proposals (revokes and checkpoints) not yet answered; bounded.
   std::atomic<int64_t> lease_proposals_{0};
   static constexpr int64_t kMaxLeaseProposals = 1000;

@@ -227,7 +227,7 @@ void EtcdHandler::Write(peerpb::ForwardRequest::Method method,
 
 void EtcdHandler::ForwardTo(raft::NodeId leader, peerpb::ForwardRequest::Method method,
                             const google::protobuf::Message& request,
-                            google::protobuf::Message* response, Done done) {
+                            google::protobuf::Message* response, Done done, bool fail_fast) {
   std::shared_ptr<PeerSender> peer = runtime_->peer(leader);
   if (peer == nullptr) {
     return done(grpc::Status(grpc::StatusCode::UNAVAILABLE,
@@ -239,11 +239,13 @@ void EtcdHandler::ForwardTo(raft::NodeId leader, peerpb::ForwardRequest::Method 
     peerpb::ForwardResponse response;
   };
   auto call = std::make_shared<Call>();
-  call->context.set_deadline(std::chrono::system_clock::now() +
-                             std::chrono::milliseconds(limits().request_timeout_ms));
+  call->context.set_deadline(
+      std::chrono::system_clock::now() +
+      std::chrono::milliseconds(fail_fast ? std::min(kLeaseForwardMs, limits().request_timeout_ms)
+                                          : limits().request_timeout_ms));
   // The leader may have just come back: a channel still in reconnect backoff would fail the
   // call at once ("failed to connect"); wait for it instead, within the deadline.
-  call->context.set_wait_for_ready(true);
+  call->context.set_wait_for_ready(!fail_fast);
   call->request.set_cluster_id(runtime_->options().cluster_id);
   call->request.set_from(runtime_->options().node_id);
   call->request.set_method(method);
@@ -775,7 +777,7 @@ void EtcdHandler::OnLeader(peerpb::ForwardRequest::Method method,
                                  : absl::StrCat("etcdserver: leader changed (leader is ",
                                                 s.leader, ")")));
   }
-  ForwardTo(s.leader, method, request, response, std::move(done));
+  ForwardTo(s.leader, method, request, response, std::move(done), /*fail_fast=*/true);
 }
 
 namespace {

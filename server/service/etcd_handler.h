@@ -175,9 +175,14 @@ class EtcdHandler {
                 std::function<void(Done)> local);
   // A random positive lease ID.
   int64_t NewLeaseId();
+  // Forwards `request` to `leader`'s peer port. Writes wait for the leader's channel to be
+  // ready within the request timeout (it may have just come back); keep-alives and
+  // time-to-live (`fail_fast`) fail at once when it is unreachable and get kLeaseForwardMs: the
+  // client sends again, by then to the new leader, before its lease runs out.
   void ForwardTo(raft::NodeId leader, peerpb::ForwardRequest::Method method,
                  const google::protobuf::Message& request, google::protobuf::Message* response,
-                 Done done);
+                 Done done, bool fail_fast = false);
+  static constexpr uint64_t kLeaseForwardMs = 1000;
 
   Runtime* const runtime_;
   const std::string version_;
