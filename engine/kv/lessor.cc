@@ -86,7 +86,6 @@ void Lessor::Demote() {
   for (auto& [id, e] : leases_) {
     e.expiry_ms = 0;
     e.revoke_sent_ms = 0;
-    e.clear_checkpoint = false;
   }
   CheckInvariants();
 }
@@ -96,17 +95,16 @@ absl::StatusOr<int64_t> Lessor::GrantTtl(int64_t requested) const {
   return std::max(requested, options_.min_ttl_s);
 }
 
-absl::StatusOr<int64_t> Lessor::Renew(int64_t id, uint64_t now_ms) {
+absl::StatusOr<Lessor::Renewal> Lessor::Renew(int64_t id, uint64_t now_ms) {
   if (!primary_) return absl::FailedPreconditionError(kErrNotPrimary);
   auto it = leases_.find(id);
   if (it == leases_.end() || it->second.revoke_sent_ms != 0) {
     return absl::NotFoundError(kErrLeaseNotFound);
   }
   Entry& e = it->second;
-  SetExpiry(id, &e, now_ms + SecondsToMs(e.lease.ttl));
+  if (!bugs_.renew_keeps_expiry) SetExpiry(id, &e, now_ms + SecondsToMs(e.lease.ttl));
   // A checkpointed remaining TTL is now stale: a new primary must not start from it.
-  if (e.lease.remaining_ttl > 0) e.clear_checkpoint = true;
-  return e.lease.ttl;
+  return Renewal{e.lease.ttl, e.lease.remaining_ttl > 0};
 }
 
 absl::StatusOr<Lessor::TimeToLive> Lessor::Remaining(int64_t id, uint64_t now_ms) const {
@@ -139,12 +137,6 @@ std::vector<LeaseCheckpointRequest::Checkpoint> Lessor::DueCheckpoints(uint64_t 
   if (!primary_ || options_.checkpoint_interval_ms == 0) return out;
   for (auto& [id, e] : leases_) {
     if (out.size() >= kMaxLeaseCheckpoints) break;
-    if (e.clear_checkpoint) {
-      e.clear_checkpoint = false;
-      e.last_checkpoint_ms = now_ms;
-      out.push_back({id, 0});
-      continue;
-    }
     if (now_ms < e.last_checkpoint_ms + options_.checkpoint_interval_ms) continue;
     if (e.expiry_ms <= now_ms || e.revoke_sent_ms != 0) continue;  // expiring anyway
     e.last_checkpoint_ms = now_ms;

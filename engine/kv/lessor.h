@@ -12,7 +12,10 @@
 //    a lease is gone only when its revoke commits, on every replica alike. A revoke that did
 //    not come back is handed out again after kRevokeRetryMs (etcd's expiredLeaseRetryInterval);
 //  - hands out checkpoints (DueCheckpoints) every checkpoint interval, so that a new leader or
-//    a restarted cluster continues from the remaining TTL instead of the full one.
+//    a restarted cluster continues from the remaining TTL instead of the full one. A renewal
+//    makes a lease's checkpoint stale: Renew says so, and the driver commits a clearing
+//    checkpoint (remaining 0) before it acknowledges the keep-alive, so that no acknowledged
+//    keep-alive can be undone by a new leader starting from the stale remaining TTL.
 // Promote gives every lease expiry = now + (checkpointed remaining TTL, or the TTL) + extend,
 // where the driver passes its election timeout as `extend`: no lease expires because of an
 // election (etcd's Promote). A follower's Lessor has no expiry times at all: followers never
@@ -69,10 +72,16 @@ class Lessor {
   // The TTL a grant of `requested` seconds gets: at least min_ttl_s. kOutOfRange
   // kErrLeaseTtlTooLarge above kMaxLeaseTtl.
   absl::StatusOr<int64_t> GrantTtl(int64_t requested) const;
-  // A keep-alive: the lease's TTL, its expiry moved to now + TTL. kNotFound kErrLeaseNotFound;
-  // kFailedPrecondition kErrNotPrimary unless primary. A lease whose revoke was handed out is
-  // not renewed (kNotFound, as etcd: it is expiring).
-  absl::StatusOr<int64_t> Renew(int64_t id, uint64_t now_ms);
+  // A keep-alive: the lease's TTL, its expiry moved to now + TTL, and whether its applied
+  // checkpoint must be cleared (LeaseCheckpointRequest {id, 0} committed) before the
+  // keep-alive is acknowledged. kNotFound kErrLeaseNotFound; kFailedPrecondition
+  // kErrNotPrimary unless primary. A lease whose revoke was handed out is not renewed
+  // (kNotFound, as etcd: it is expiring).
+  struct Renewal {
+    int64_t ttl = 0;
+    bool clear_checkpoint = false;
+  };
+  absl::StatusOr<Renewal> Renew(int64_t id, uint64_t now_ms);
   struct TimeToLive {
     int64_t granted_ttl = 0;  // seconds
     int64_t remaining = 0;    // whole seconds left (truncated, as etcd), >= 0
@@ -83,10 +92,14 @@ class Lessor {
   // handed out again only after kRevokeRetryMs. Empty unless primary.
   std::vector<int64_t> Expired(uint64_t now_ms);
   // Remaining TTLs (seconds, rounded up) of leases not checkpointed for checkpoint_interval_ms,
-  // and (id, 0) for a lease renewed since its last checkpoint (clears it, as etcd: a new
-  // primary must not start from a remaining TTL older than the renewal); at most
-  // kMaxLeaseCheckpoints. Empty unless primary or with checkpoints off.
+  // at most kMaxLeaseCheckpoints. Empty unless primary or with checkpoints off.
   std::vector<LeaseCheckpointRequest::Checkpoint> DueCheckpoints(uint64_t now_ms);
+
+  // Test-only switches the simulator's lease checker must catch (docs/simulation.md).
+  struct PlantedBugs {
+    bool renew_keeps_expiry = false;  // a keep-alive is acknowledged but moves no expiry
+  };
+  void set_planted_bugs(PlantedBugs bugs) { bugs_ = bugs; }
 
   size_t size() const { return leases_.size(); }
   bool Has(int64_t id) const { return leases_.count(id) != 0; }
@@ -97,7 +110,6 @@ class Lessor {
     uint64_t expiry_ms = 0;           // primary only
     uint64_t revoke_sent_ms = 0;      // 0 = no revoke handed out
     uint64_t last_checkpoint_ms = 0;  // primary only
-    bool clear_checkpoint = false;    // renewed since its checkpoint: hand out (id, 0)
   };
 
   // Sets the entry's expiry (primary only) and keeps by_expiry_ in step.
@@ -105,6 +117,7 @@ class Lessor {
   void CheckInvariants() const;
 
   const LessorOptions options_;
+  PlantedBugs bugs_;
   bool primary_ = false;
   std::map<int64_t, Entry> leases_;
   // (expiry, id) of every lease, primary only.

@@ -36,11 +36,17 @@ TEST(Lessor, ALeaseExpiresItsTtlAfterTheGrantUnlessRenewed) {
   EXPECT_TRUE(l.Expired(5999).empty());
   EXPECT_EQ(l.Remaining(1, 2500)->remaining, 3);  // 3.5 s left, truncated
   EXPECT_EQ(l.Remaining(1, 2500)->granted_ttl, 5);
-  ASSERT_EQ(*l.Renew(2, 5000), 5);  // now expires at 10000
+  ASSERT_EQ(l.Renew(2, 5000)->ttl, 5);  // now expires at 10000
   EXPECT_EQ(l.Expired(6000), std::vector<int64_t>{1});
   // Handed out once; again only after the retry interval if the revoke did not come back.
   EXPECT_TRUE(l.Expired(6001).empty());
   EXPECT_EQ(l.Renew(1, 6001).status().code(), absl::StatusCode::kNotFound) << "expiring";
+  // Planted: acknowledged but not renewed.
+  Lessor bad = Primary(0);
+  bad.set_planted_bugs({/*renew_keeps_expiry=*/true});
+  bad.Granted(Lease{7, 5, 0}, 0);
+  ASSERT_TRUE(bad.Renew(7, 4000).ok());
+  EXPECT_EQ(bad.Expired(5000), std::vector<int64_t>{7});
   EXPECT_EQ(l.Expired(6000 + kRevokeRetryMs), std::vector<int64_t>{1});
   l.Revoked(1);
   EXPECT_FALSE(l.Has(1));
@@ -74,7 +80,7 @@ TEST(Lessor, GrantTtlHasAFloorAndACeiling) {
   EXPECT_EQ(l.GrantTtl(kMaxLeaseTtl + 1).status().message(), kErrLeaseTtlTooLarge);
 }
 
-TEST(Lessor, CheckpointsComeEveryIntervalAndARenewalClearsOne) {
+TEST(Lessor, CheckpointsComeEveryIntervalAndARenewalAsksToClearOne) {
   LessorOptions options;
   options.checkpoint_interval_ms = 10'000;
   Lessor l = Primary(0, options);
@@ -82,12 +88,13 @@ TEST(Lessor, CheckpointsComeEveryIntervalAndARenewalClearsOne) {
   EXPECT_TRUE(l.DueCheckpoints(9'999).empty());
   EXPECT_EQ(l.DueCheckpoints(10'000), (std::vector<Checkpoint>{{1, 50}}));
   EXPECT_TRUE(l.DueCheckpoints(15'000).empty());
+  EXPECT_FALSE(l.Renew(1, 15'000)->clear_checkpoint) << "checkpoint not applied yet";
   l.Checkpointed(1, 50);
-  ASSERT_TRUE(l.Renew(1, 15'500).ok());
-  EXPECT_EQ(l.DueCheckpoints(15'500), (std::vector<Checkpoint>{{1, 0}}));
+  EXPECT_TRUE(l.Renew(1, 15'500)->clear_checkpoint);
   l.Checkpointed(1, 0);
+  EXPECT_FALSE(l.Renew(1, 15'600)->clear_checkpoint);
   EXPECT_TRUE(l.DueCheckpoints(16'000).empty());
-  EXPECT_EQ(l.DueCheckpoints(25'500), (std::vector<Checkpoint>{{1, 50}}));
+  EXPECT_EQ(l.DueCheckpoints(20'000), (std::vector<Checkpoint>{{1, 56}}));  // renewed at 15.6 s
   options.checkpoint_interval_ms = 0;
   Lessor off = Primary(0, options);
   off.Granted(Lease{1, 60, 0}, 0);

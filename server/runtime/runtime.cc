@@ -860,8 +860,21 @@ void Runtime::RunLease(LeaseWork& w) {
       return;
     case LeaseWork::Op::kTick:
       return LeaseTick(now);
-    case LeaseWork::Op::kKeepAlive:
-      return w.keepalive_done(lessor_->Renew(w.id, now));
+    case LeaseWork::Op::kKeepAlive: {
+      absl::StatusOr<kv::Lessor::Renewal> renewed = lessor_->Renew(w.id, now);
+      if (!renewed.ok()) return w.keepalive_done(renewed.status());
+      if (!renewed->clear_checkpoint) return w.keepalive_done(renewed->ttl);
+      // The applied checkpoint is stale now: cleared through Raft before acknowledging.
+      kv::Command c;
+      c.op = kv::LeaseCheckpointRequest{{{w.id, 0}}};
+      Propose(std::move(c), [done = std::move(w.keepalive_done), ttl = renewed->ttl](
+                                absl::StatusOr<kv::CommandResponse> r, raft::NodeId) {
+        if (!r.ok()) return done(absl::UnavailableError(absl::StrCat(
+                              "etcdserver: keep-alive not recorded: ", r.status().message())));
+        done(ttl);
+      });
+      return;
+    }
     case LeaseWork::Op::kTimeToLive: {
       absl::StatusOr<kv::Lessor::TimeToLive> t = lessor_->Remaining(w.id, now);
       if (!t.ok()) return w.ttl_done(t.status());

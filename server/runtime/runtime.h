@@ -228,7 +228,8 @@ class Runtime {
   // to the state machine whose leases it mirrors; while this node leads it decides expiry:
   // each tick it proposes revokes of expired leases and checkpoints of remaining TTLs. These
   // calls post to the apply thread and are thread-safe; `done` runs there.
-  //  - LeaseKeepAlive: the lease's TTL after renewing it; kNotFound kErrLeaseNotFound;
+  //  - LeaseKeepAlive: the lease's TTL after renewing it (and, for a lease with a checkpoint,
+  //    after a clearing checkpoint committed); kNotFound kErrLeaseNotFound;
   //    kFailedPrecondition kErrNotPrimary on a follower (the caller forwards to the leader).
   //  - LeaseTimeToLive: the lease's granted and remaining TTL (and its keys when asked); the
   //    same errors.
