@@ -84,6 +84,8 @@ const std::map<std::string, Setter>& Options() {
        [](auto& n, auto& v, SimConfig* c) { return SetBool(n, v, &c->check_quorum); }},
       {"lease_reads",
        [](auto& n, auto& v, SimConfig* c) { return SetBool(n, v, &c->lease_reads); }},
+      {"lease_client",
+       [](auto& n, auto& v, SimConfig* c) { return SetBool(n, v, &c->lease_client); }},
       {"max_msg_bytes",
        [](auto& n, auto& v, SimConfig* c) { return SetNumber(n, v, 1, kBig, &c->max_msg_bytes); }},
       {"max_inflight_msgs",
@@ -1105,6 +1107,7 @@ SimConfig ScenarioConfig(const Scenario& scenario) {
   c.nodes = scenario.nodes;
   c.drop = 0;
   c.duplicate = 0;
+  c.lease_client = false;  // scripts are written against the key-value clients alone
   for (const ScenarioOption& o : scenario.options) {
     absl::Status s = SetSimOption(o.name, o.value, &c);
     AM_CHECK(s.ok(), "option validated by the parser: ", s.ToString());

@@ -30,6 +30,7 @@ constexpr uint64_t kDiskStream = 0x6469736bull;
 constexpr uint64_t kReconfigStream = 0x7265636f6e66ull;
 constexpr uint64_t kBuggifyStream = 0x6275676779ull;
 constexpr uint64_t kWatchStream = 0x7761746368ull;
+constexpr uint64_t kLeaseStream = 0x6c65617365ull;
 
 // The leader's auto-compaction in the simulator: periodic with a 5 s retention, so that runs
 // of tens of seconds compact several times under their faults (the server's default, 10000
@@ -78,7 +79,7 @@ std::vector<std::string> PlantedBugNames() {
           "apply_before_commit", "install_stale_snapshot", "compact_past_snapshot",
           "install_unverified_chunk", "overlapping_conf_changes", "learner_in_quorum",
           "removed_node_votes", "retry_aborted", "vote_stale_log", "ack_before_fsync",
-          "watch_resend_old_events", "watch_forget_restore"};
+          "watch_resend_old_events", "watch_forget_restore", "lease_renew_ignored"};
 }
 
 std::string SimConfig::Describe() const {
@@ -274,6 +275,9 @@ struct Simulation::SimNode {
   const kv::StateMachine* hub_sm = nullptr;
   // Auto-compaction of the history (engine/kv/auto_compaction.h), as the server's leader.
   std::optional<kv::AutoCompactor> compactor;
+  // Lease expiry (engine/kv/lessor.h), as the server's apply thread; primary while leading.
+  std::unique_ptr<kv::Lessor> lessor;
+  bool lessor_primary = false;
   std::unique_ptr<node::Node> node;
   // The client request lifecycle of this incarnation (engine/node/requests.h), as the server.
   std::optional<node::ClientRequests> requests;
@@ -313,6 +317,22 @@ struct Simulation::WatchClient {
   uint64_t events = 0;
 };
 
+struct Simulation::LeaseClient {
+  int64_t next_id = 1000;
+  int64_t current = 0;  // the lease being kept alive (0: none)
+  int64_t ttl_s = 0;
+  int rounds_left = 0;  // keep-alives still to send before abandoning or revoking it
+  NodeId target = 1;
+  bool idle = false;
+};
+
+struct Simulation::LeaseRecord {
+  int64_t ttl_s = 0;
+  // When the leader renewed it for the last keep-alive it acknowledged (0: none): its expiry
+  // must not commit before TTL after that.
+  uint64_t last_ack_ns = 0;
+};
+
 struct Simulation::ClientOp {
   checker::Operation op;
   bool pending = true;
@@ -336,7 +356,9 @@ Simulation::Simulation(const SimConfig& config, bool keep_trace)
       disk_rng_(Derive(config.seed, kDiskStream)),
       reconfig_rng_(Derive(config.seed, kReconfigStream)),
       buggify_rng_(Derive(config.seed, kBuggifyStream)),
-      watch_rng_(Derive(config.seed, kWatchStream)) {
+      watch_rng_(Derive(config.seed, kWatchStream)),
+      lease_rng_(Derive(config.seed, kLeaseStream)),
+      lease_client_(std::make_unique<LeaseClient>()) {
   AM_CHECK(config.nodes >= 1 && config.nodes <= 9);
   AM_CHECK(config.initial_voters >= 0 && config.initial_voters <= config.nodes);
   if (config.crashes && (config.buggify_kinds & 1)) targeted_kinds_.push_back('c');
@@ -374,6 +396,7 @@ Simulation::Simulation(const SimConfig& config, bool keep_trace)
   watch_clients_[0].key = "k";
   watch_clients_[0].range_end = "l";
   watch_clients_[1].key = absl::StrCat("k", watch_rng_.Uniform(static_cast<uint64_t>(config.keys)));
+  if (config.lease_client) At(Between(lease_rng_, 0, 100) * kMs, [this] { LeaseStep(); });
   for (size_t w = 0; w < watch_clients_.size(); ++w) {
     At(Between(watch_rng_, 0, 100) * kMs, [this, w] { WatchConnect(w); });
   }
@@ -541,6 +564,8 @@ void Simulation::Start(SimNode& n) {
   }
   n.node = std::move(started->node);
   n.compactor.emplace(SimAutoCompaction());
+  n.lessor.reset();  // a new process: a follower's lessor over what it recovered
+  ResetLessor(n);
   node::ClientRequestsConfig rc = timing.requests;
   rc.planted_retry_aborted = config_.bug == "retry_aborted";
   n.requests.emplace(rc);
@@ -594,6 +619,7 @@ void Simulation::TickEvent(uint64_t key) {
     Process(*n);
     if (n->up && !failed()) CheckHealth(*n);
     if (n->up && !failed()) AutoCompact(*n);
+    if (n->up && !failed()) LeaseTick(*n);
   }
   ScheduleTick(*n);
 }
@@ -632,6 +658,14 @@ void Simulation::CheckHealth(SimNode& n) {
 void Simulation::Finished(SimNode& n) {
   for (const node::Finished& f : n.requests->TakeFinished()) {
     if (f.token >= kConfRequestBase) conf_refusals_[f.token] = f.status;
+    if (lease_requests_.count(f.token) != 0) {
+      LeaseRequestDone(f.token, nullptr);
+      continue;
+    }
+    if (lease_reads_.count(f.token) != 0) {
+      LeaseReadDone(f.token, false);
+      continue;
+    }
     auto it = request_op_.find(f.token);
     if (it == request_op_.end()) continue;  // the client gave up on it already
     const uint64_t op = it->second;
@@ -664,6 +698,10 @@ void Simulation::Process(SimNode& n) {
     if (failed() || !n.up) return;
     RunSnapshotEffects(n, e);
     for (node::RequestId req : e.reads) {
+      if (lease_reads_.count(req) != 0) {
+        LeaseReadDone(req, true);
+        continue;
+      }
       auto it = request_op_.find(req);
       if (it == request_op_.end()) continue;
       const uint64_t op = it->second;
@@ -736,8 +774,13 @@ void Simulation::ApplyRun(SimNode& n, std::vector<node::ApplyItem>& all, size_t 
   }
   Hub(n).OnApplied();
   WatchDeliver(n);
+  for (size_t i = 0; i < items.size(); ++i) MirrorLease(n, batch[i], (*results)[i]);
   for (size_t i = 0; i < items.size(); ++i) {
     if (!items[i].request) continue;
+    if (lease_requests_.count(*items[i].request) != 0) {
+      LeaseRequestDone(*items[i].request, &(*results)[i]);
+      continue;
+    }
     auto it = request_op_.find(*items[i].request);
     if (it == request_op_.end()) continue;
     const uint64_t op = it->second;
@@ -829,6 +872,7 @@ void Simulation::InstallSnapshot(SimNode& n, const raft::SnapshotMeta& meta) {
   }
   if (config_.bug != "watch_forget_restore") hub.OnRestored();
   WatchDeliver(n);
+  ResetLessor(n);
   ++stats_.installs;
   ++n.installs;
   Trace(absl::StrCat("n", n.id, " installed snapshot ", meta.term, "/", meta.index));
@@ -1884,6 +1928,253 @@ void Simulation::AutoCompact(SimNode& n) {
   Process(n);
 }
 
+// --- Leases and the lease checker -------------------------------------------------------------
+
+namespace {
+
+// The server's minimum TTL: 1.5 election timeouts in whole seconds.
+int64_t MinLeaseTtl(const SimConfig& c) {
+  const uint64_t ms = static_cast<uint64_t>(c.election_ticks) * c.tick_ms * 3 / 2;
+  return std::max<int64_t>(1, static_cast<int64_t>((ms + 999) / 1000));
+}
+
+}  // namespace
+
+uint64_t Simulation::LocalMs(const SimNode& n) const {
+  // Whole ticks, then the fraction of the current one: no overflow for any run length.
+  return now_ / n.tick_ns * config_.tick_ms + now_ % n.tick_ns * config_.tick_ms / n.tick_ns;
+}
+
+void Simulation::ResetLessor(SimNode& n) {
+  if (n.lessor == nullptr) {
+    kv::LessorOptions o;
+    o.min_ttl_s = MinLeaseTtl(config_);
+    o.checkpoint_interval_ms = 1000;  // often: checkpoints and their clearing happen in a run
+    n.lessor = std::make_unique<kv::Lessor>(o);
+    kv::Lessor::PlantedBugs bugs;
+    bugs.renew_keeps_expiry = config_.bug == "lease_renew_ignored";
+    n.lessor->set_planted_bugs(bugs);
+    n.lessor_primary = false;
+  }
+  std::vector<kv::Lease> leases;
+  absl::Status s = n.sm->ForEachLease([&](const kv::Lease& l) {
+    leases.push_back(l);
+    return true;
+  });
+  AM_CHECK(s.ok(), s.ToString());
+  n.lessor->Reset(leases, LocalMs(n));
+}
+
+void Simulation::MirrorLease(SimNode& n, const kv::ApplyItem& item,
+                             const kv::ApplyResult& result) {
+  if (!result.status.ok() || !item.command.has_value()) return;
+  const auto& op = item.command->op;
+  if (const auto* g = std::get_if<kv::LeaseGrantRequest>(&op)) {
+    n.lessor->Granted(kv::Lease{g->id, g->ttl, 0}, LocalMs(n));
+  } else if (const auto* r = std::get_if<kv::LeaseRevokeRequest>(&op)) {
+    n.lessor->Revoked(r->id);
+  } else if (const auto* c = std::get_if<kv::LeaseCheckpointRequest>(&op)) {
+    for (const kv::LeaseCheckpointRequest::Checkpoint& one : c->checkpoints) {
+      n.lessor->Checkpointed(one.id, one.remaining_ttl);
+    }
+  }
+}
+
+void Simulation::LeaseTick(SimNode& n) {
+  const bool leader = n.node->raft().role() == raft::Role::kLeader;
+  if (leader != n.lessor_primary) {
+    n.lessor_primary = leader;
+    if (leader) {
+      n.lessor->Promote(LocalMs(n), static_cast<uint64_t>(config_.election_ticks) * config_.tick_ms);
+    } else {
+      n.lessor->Demote();
+    }
+  }
+  if (!leader) return;
+  for (int64_t id : n.lessor->Expired(LocalMs(n))) {
+    AM_CHECK(leases_.count(id) == 1, "n", n.id, " expires lease ", id, " nobody granted");
+    Trace(absl::StrCat("n", n.id, " lease ", id, " expired: revoking"));
+    kv::Command c;
+    c.request_id = next_lease_request_;  // LeasePropose's: the checker knows it by it
+    c.op = kv::LeaseRevokeRequest{id};
+    expiry_revokes_.insert(c.request_id);
+    LeasePropose(n.id, std::move(c), nullptr);
+    if (failed() || !n.up) return;
+  }
+  std::vector<kv::LeaseCheckpointRequest::Checkpoint> due = n.lessor->DueCheckpoints(LocalMs(n));
+  if (due.empty()) return;
+  kv::Command c;
+  c.op = kv::LeaseCheckpointRequest{std::move(due)};
+  LeasePropose(n.id, std::move(c), nullptr);
+}
+
+void Simulation::LeasePropose(NodeId target, kv::Command c,
+                              std::function<void(const kv::ApplyResult*)> done) {
+  SimNode& n = *nodes_[target - 1];
+  if (!n.up || n.paused) {
+    if (done) done(nullptr);
+    return;
+  }
+  const uint64_t request = next_lease_request_++;
+  AM_CHECK(c.request_id == 0 || c.request_id == request, "lease request ids are LeasePropose's");
+  c.request_id = request;
+  lease_requests_[request] = std::move(done);
+  node::ClientRequest r;
+  r.kind = node::ClientRequest::Kind::kPropose;
+  r.data = kv::EncodeCommand(c);
+  const uint64_t deadline = now_ + config_.client_timeout_ms * kMs;
+  r.deadline_ms = deadline / kMs;
+  n.requests->Submit(*n.node, request, std::move(r), now_ / kMs);
+  At(deadline, [this, request] {
+    if (lease_requests_.count(request) != 0) LeaseRequestDone(request, nullptr);
+  });
+  Process(n);
+}
+
+void Simulation::LeaseRequestDone(uint64_t request, const kv::ApplyResult* result) {
+  auto it = lease_requests_.find(request);
+  AM_CHECK(it != lease_requests_.end(), "lease request ", request, " answered twice");
+  auto done = std::move(it->second);
+  lease_requests_.erase(it);
+  if (!done) return;
+  // Run as an event of its own: this may be inside a node's Process, which must not nest.
+  std::optional<kv::ApplyResult> copy;
+  if (result != nullptr) copy = *result;
+  At(now_, [done = std::move(done), copy = std::move(copy)] {
+    done(copy.has_value() ? &*copy : nullptr);
+  });
+}
+
+void Simulation::LeaseReadDone(uint64_t request, bool confirmed) {
+  auto it = lease_reads_.find(request);
+  if (it == lease_reads_.end()) return;
+  auto done = std::move(it->second);
+  lease_reads_.erase(it);
+  At(now_, [done = std::move(done), confirmed] { done(confirmed); });
+}
+
+void Simulation::LeaseKeepAlive(NodeId target, int64_t id, std::function<void(bool)> done) {
+  SimNode& n = *nodes_[target - 1];
+  if (!n.up || n.paused || !n.lessor->primary()) return done(false);
+  // As the server: leadership confirmed by a ReadIndex round, then the lessor renews.
+  const uint64_t request = next_lease_request_++;
+  const uint64_t incarnation = n.incarnation;
+  lease_reads_[request] = [this, target, id, incarnation, done](bool confirmed) {
+    SimNode& at = *nodes_[target - 1];
+    if (!confirmed || !at.up || at.incarnation != incarnation) return done(false);
+    absl::StatusOr<kv::Lessor::Renewal> renewed = at.lessor->Renew(id, LocalMs(at));
+    if (!renewed.ok()) return done(false);
+    const uint64_t renewed_ns = now_;
+    Trace(absl::StrCat("n", target, " renewed lease ", id,
+                       renewed->clear_checkpoint ? " (clearing its checkpoint)" : ""));
+    auto ack = [this, id, renewed_ns, done]() {
+      leases_[id].last_ack_ns = std::max(leases_[id].last_ack_ns, renewed_ns);
+      done(true);
+    };
+    if (!renewed->clear_checkpoint) return ack();
+    kv::Command c;
+    c.op = kv::LeaseCheckpointRequest{{{id, 0}}};
+    LeasePropose(target, std::move(c), [ack, done](const kv::ApplyResult* r) {
+      if (r != nullptr && r->status.ok()) return ack();
+      done(false);
+    });
+  };
+  node::ClientRequest r;
+  r.kind = node::ClientRequest::Kind::kRead;
+  const uint64_t deadline = now_ + config_.client_timeout_ms * kMs;
+  r.deadline_ms = deadline / kMs;
+  n.requests->Submit(*n.node, request, std::move(r), now_ / kMs);
+  At(deadline, [this, request] { LeaseReadDone(request, false); });
+  Process(n);
+}
+
+void Simulation::LeaseStep() {
+  LeaseClient& c = *lease_client_;
+  if (!workload_on_ || failed()) {
+    c.idle = true;
+    return;
+  }
+  const NodeId any = static_cast<NodeId>(1 + lease_rng_.Uniform(static_cast<uint64_t>(config_.nodes)));
+  auto next = [this](uint64_t ms) { At(now_ + ms * kMs, [this] { LeaseStep(); }); };
+  if (c.current == 0) {
+    const int64_t id = c.next_id++;
+    const int64_t ttl = std::max<int64_t>(MinLeaseTtl(config_),
+                                          1 + static_cast<int64_t>(lease_rng_.Uniform(3)));
+    leases_[id].ttl_s = ttl;
+    kv::Command g;
+    g.op = kv::LeaseGrantRequest{id, ttl};
+    LeasePropose(any, std::move(g), [this, id, ttl, any, next](const kv::ApplyResult* r) {
+      if (r == nullptr || !r->status.ok()) return next(100);
+      LeaseClient& cl = *lease_client_;
+      // Not an acknowledgement the checker holds the leader to: the leader that committed
+      // the grant started its clock when it applied it, which may be long before the
+      // proposing member (a deposed leader, lagging) applies it and answers.
+      Trace(absl::StrCat("lease ", id, " granted (ttl ", ttl, " s)"));
+      cl.current = id;
+      cl.ttl_s = ttl;
+      cl.rounds_left = static_cast<int>(lease_rng_.Uniform(7));
+      kv::Command put;
+      kv::PutRequest p{absl::StrCat("lease/", id), "v", false};
+      p.lease = id;
+      put.op = std::move(p);
+      LeasePropose(any, std::move(put), [ttl, next](const kv::ApplyResult*) {
+        next(static_cast<uint64_t>(ttl) * 1000 / 3);
+      });
+    });
+    return;
+  }
+  if (c.rounds_left > 0) {
+    --c.rounds_left;
+    const uint64_t period = static_cast<uint64_t>(c.ttl_s) * 1000 / 3;
+    LeaseKeepAlive(c.target, c.current, [this, period, next](bool acked) {
+      if (!acked) {
+        lease_client_->target =
+            static_cast<NodeId>(1 + lease_rng_.Uniform(static_cast<uint64_t>(config_.nodes)));
+      }
+      next(acked ? period : 50);
+    });
+    return;
+  }
+  const int64_t id = c.current;
+  c.current = 0;
+  if (lease_rng_.Uniform(3) == 0) {
+    kv::Command r;
+    r.op = kv::LeaseRevokeRequest{id};
+    LeasePropose(any, std::move(r), [next](const kv::ApplyResult*) { next(50); });
+    return;
+  }
+  next(50);  // abandoned: it expires
+}
+
+bool Simulation::CheckLeases() {
+  // Nobody keeps leases alive now: each expires within TTL + an election + a revoke retry.
+  auto no_leases = [this]() {
+    std::optional<NodeId> leader = Leader();
+    if (!leader) return false;
+    bool none = true;
+    absl::Status s = nodes_[*leader - 1]->sm->ForEachLease([&](const kv::Lease&) {
+      none = false;
+      return false;
+    });
+    return s.ok() && none;
+  };
+  if (!RunUntil(no_leases, 20 * kSec)) {
+    Fail("lease checker: leases nobody keeps alive did not expire within 20 s");
+    return false;
+  }
+  std::optional<NodeId> leader = Leader();
+  kv::RangeRequest r;
+  r.key = "lease/";
+  r.range_end = kv::PrefixEnd("lease/");
+  absl::StatusOr<kv::RangeResponse> left = nodes_[*leader - 1]->sm->Range(r);
+  AM_CHECK(left.ok(), left.status().ToString());
+  if (left->count != 0) {
+    Fail(absl::StrCat("lease checker: ", left->count, " keys outlived their leases"));
+    return false;
+  }
+  return true;
+}
+
 // --- Watch checker ---------------------------------------------------------------------------
 
 kv::WatchHub& Simulation::Hub(SimNode& n) {
@@ -1912,6 +2203,23 @@ void Simulation::RecordCommitted(raft::Index first, raft::Index last) {
     return a.mod_revision != b.mod_revision ? a.mod_revision < b.mod_revision : a.key < b.key;
   });
   committed_versions_.insert(committed_versions_.end(), v.begin(), v.end());
+  for (const kv::ApplyItem& item : batch) CheckExpiry(item);
+}
+
+void Simulation::CheckExpiry(const kv::ApplyItem& item) {
+  if (!item.command.has_value() || expiry_revokes_.count(item.command->request_id) == 0) return;
+  const auto* revoke = std::get_if<kv::LeaseRevokeRequest>(&item.command->op);
+  AM_CHECK(revoke != nullptr, "an expiry that is not a revoke");
+  // The lease is gone from now on: TTL (less what clock drift could take) must have passed
+  // since the last keep-alive acknowledged so far.
+  const LeaseRecord& rec = leases_.at(revoke->id);
+  const uint64_t ttl_ns = static_cast<uint64_t>(rec.ttl_s) * kSec;
+  const uint64_t margin = ttl_ns / 1000000 * 2 * config_.drift_ppm + 2 * kMs;
+  if (rec.last_ack_ns != 0 && now_ + margin < rec.last_ack_ns + ttl_ns) {
+    Fail(absl::StrCat("lease checker: lease ", revoke->id, " expired (its revoke committed) at ",
+                      now_ / kMs, " ms, but a keep-alive renewed it at ", rec.last_ack_ns / kMs,
+                      " ms with TTL ", rec.ttl_s, " s"));
+  }
 }
 
 void Simulation::WatchConnect(size_t w, NodeId target) {
@@ -2127,8 +2435,9 @@ RunResult RunScripted(const SimConfig& config, bool keep_trace,
     if (!sim.failed()) {
       sim.StopWorkload();
       sim.HealAll();
-      if (sim.CheckLiveness(config.liveness_ms * kMs) && sim.CheckConvergence()) {
-        sim.CheckWatchers();
+      if (sim.CheckLiveness(config.liveness_ms * kMs) && sim.CheckConvergence() &&
+          sim.CheckWatchers()) {
+        sim.CheckLeases();
       }
     }
     if (!sim.failed()) {

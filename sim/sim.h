@@ -25,6 +25,7 @@
 #include "absl/status/status.h"
 #include "engine/base/rand.h"
 #include "engine/kv/auto_compaction.h"
+#include "engine/kv/lessor.h"
 #include "engine/kv/memory_state_machine.h"
 #include "engine/kv/watch.h"
 #include "engine/node/node.h"
@@ -112,6 +113,9 @@ struct SimConfig {
   uint32_t buggify_kinds = 7;
   // Workload.
   int clients = 4;
+  // The lease client (grants, keep-alives, revokes; the lease checker's history). Scenario
+  // scripts turn it on with `option lease_client on`.
+  bool lease_client = true;
   int keys = 4;
   uint64_t client_timeout_ms = 2000;
   uint64_t think_ms = 20;
@@ -214,6 +218,9 @@ class Simulation {
   // The watch checker's end (after convergence): every watcher got its range's whole
   // committed history, once, in order.
   bool CheckWatchers();
+  // The lease checker's end: once nobody keeps leases alive, every lease expires (its revoke
+  // commits) and takes its keys, within a bound.
+  bool CheckLeases();
   // A leader exists and every replica that runs has applied exactly its commit index.
   bool AllCaughtUp() const;
   // Linearizability of the history so far.
@@ -322,6 +329,32 @@ class Simulation {
   // write with a token of its own.
   void AutoCompact(SimNode& n);
 
+  // Leases (engine/kv/lessor.h) and the lease checker (docs/simulation.md): every node keeps a
+  // Lessor mirroring its applied leases; the leader's decides expiry on its own drifting clock
+  // and proposes revokes and checkpoints, as the server's. One lease client grants leases,
+  // attaches a key, keeps some alive (a ReadIndex round, then Renew on the node that leads,
+  // as the server) and abandons or revokes them. Checker: no leader decides a lease expired
+  // earlier than TTL after a keep-alive (or the grant) was acknowledged, allowing for clock
+  // drift; at the end every abandoned lease expires and takes its keys.
+  struct LeaseClient;
+  struct LeaseRecord;
+  uint64_t LocalMs(const SimNode& n) const;  // n's own clock, drifting as its ticks
+  void ResetLessor(SimNode& n);
+  void MirrorLease(SimNode& n, const kv::ApplyItem& item, const kv::ApplyResult& result);
+  void LeaseTick(SimNode& n);
+  void LeaseStep();
+  // Submits `c` (a lease command) to node `target`; `done` gets the result once n applied it,
+  // or nullptr when it did not (refused, timed out, node down).
+  void LeasePropose(NodeId target, kv::Command c,
+                    std::function<void(const kv::ApplyResult*)> done);
+  void LeaseKeepAlive(NodeId target, int64_t id, std::function<void(bool acked)> done);
+  // Answers a lease request or keep-alive barrier (once), in an event of its own.
+  void LeaseRequestDone(uint64_t request, const kv::ApplyResult* result);
+  // The checker, for each committed entry: an expiry's revoke commits no earlier than TTL
+  // after the lease's last acknowledged keep-alive (allowing for drift).
+  void CheckExpiry(const kv::ApplyItem& item);
+  void LeaseReadDone(uint64_t request, bool confirmed);
+
   void RandomFault(uint64_t until_ns);
   // A targeted fault on leader `n` at `moment` with `percent` chance (SimConfig buggify_*).
   void Buggify(SimNode& n, const char* moment, uint64_t percent);
@@ -395,6 +428,17 @@ class Simulation {
   kv::WatchStreamId next_watch_stream_ = 1;
   kv::MemoryStateMachine watch_ref_;            // the committed entries, applied once
   std::vector<kv::KeyValue> committed_versions_;  // their versions, in revision order
+
+  // Lease checker state.
+  SplitMix64 lease_rng_;
+  std::unique_ptr<LeaseClient> lease_client_;
+  std::map<int64_t, LeaseRecord> leases_;  // every lease granted, by id
+  static constexpr uint64_t kLeaseRequestBase = uint64_t{1} << 60;
+  uint64_t next_lease_request_ = kLeaseRequestBase;
+  // Lease requests in flight: request id -> what to do when applied (or not).
+  std::map<uint64_t, std::function<void(const kv::ApplyResult*)>> lease_requests_;
+  std::map<uint64_t, std::function<void(bool)>> lease_reads_;  // keep-alive barriers
+  std::set<uint64_t> expiry_revokes_;  // request ids of the revokes lessors decided
 
   // Workload.
   bool workload_on_ = true;

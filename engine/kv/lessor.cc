@@ -66,6 +66,7 @@ void Lessor::Checkpointed(int64_t id, int64_t remaining_ttl_s) {
   if (it == leases_.end()) return;
   AM_CHECK_GE(remaining_ttl_s, 0);
   it->second.lease.remaining_ttl = remaining_ttl_s;
+  it->second.checkpoint_pending = false;
 }
 
 void Lessor::Promote(uint64_t now_ms, uint64_t extend_ms) {
@@ -74,6 +75,7 @@ void Lessor::Promote(uint64_t now_ms, uint64_t extend_ms) {
   for (auto& [id, e] : leases_) {
     e.expiry_ms = 0;
     e.revoke_sent_ms = 0;
+    e.checkpoint_pending = false;
     e.last_checkpoint_ms = now_ms;
     SetExpiry(id, &e, now_ms + SecondsToMs(StartTtl(e.lease)) + extend_ms);
   }
@@ -86,6 +88,7 @@ void Lessor::Demote() {
   for (auto& [id, e] : leases_) {
     e.expiry_ms = 0;
     e.revoke_sent_ms = 0;
+    e.checkpoint_pending = false;
   }
   CheckInvariants();
 }
@@ -104,7 +107,7 @@ absl::StatusOr<Lessor::Renewal> Lessor::Renew(int64_t id, uint64_t now_ms) {
   Entry& e = it->second;
   if (!bugs_.renew_keeps_expiry) SetExpiry(id, &e, now_ms + SecondsToMs(e.lease.ttl));
   // A checkpointed remaining TTL is now stale: a new primary must not start from it.
-  return Renewal{e.lease.ttl, e.lease.remaining_ttl > 0};
+  return Renewal{e.lease.ttl, e.lease.remaining_ttl > 0 || e.checkpoint_pending};
 }
 
 absl::StatusOr<Lessor::TimeToLive> Lessor::Remaining(int64_t id, uint64_t now_ms) const {
@@ -140,6 +143,7 @@ std::vector<LeaseCheckpointRequest::Checkpoint> Lessor::DueCheckpoints(uint64_t 
     if (now_ms < e.last_checkpoint_ms + options_.checkpoint_interval_ms) continue;
     if (e.expiry_ms <= now_ms || e.revoke_sent_ms != 0) continue;  // expiring anyway
     e.last_checkpoint_ms = now_ms;
+    e.checkpoint_pending = true;
     const int64_t remaining = static_cast<int64_t>((e.expiry_ms - now_ms + 999) / 1000);
     out.push_back({id, std::min(remaining, e.lease.ttl)});
   }

@@ -72,9 +72,9 @@ class Lessor {
   // The TTL a grant of `requested` seconds gets: at least min_ttl_s. kOutOfRange
   // kErrLeaseTtlTooLarge above kMaxLeaseTtl.
   absl::StatusOr<int64_t> GrantTtl(int64_t requested) const;
-  // A keep-alive: the lease's TTL, its expiry moved to now + TTL, and whether its applied
-  // checkpoint must be cleared (LeaseCheckpointRequest {id, 0} committed) before the
-  // keep-alive is acknowledged. kNotFound kErrLeaseNotFound; kFailedPrecondition
+  // A keep-alive: the lease's TTL, its expiry moved to now + TTL, and whether its checkpoint
+  // (applied, or handed out and not applied yet) must be cleared (LeaseCheckpointRequest
+  // {id, 0} committed) before the keep-alive is acknowledged. kNotFound kErrLeaseNotFound; kFailedPrecondition
   // kErrNotPrimary unless primary. A lease whose revoke was handed out is not renewed
   // (kNotFound, as etcd: it is expiring).
   struct Renewal {
@@ -110,6 +110,9 @@ class Lessor {
     uint64_t expiry_ms = 0;           // primary only
     uint64_t revoke_sent_ms = 0;      // 0 = no revoke handed out
     uint64_t last_checkpoint_ms = 0;  // primary only
+    // This primary handed out a checkpoint of it that has not applied yet (it may apply
+    // after a renewal, with the remaining TTL from before it).
+    bool checkpoint_pending = false;
   };
 
   // Sets the entry's expiry (primary only) and keeps by_expiry_ in step.

@@ -65,7 +65,7 @@ void MemoryStateMachine::CommitLeases(State* st, const BatchOutcome& out) {
     if (lease.has_value()) {
       st->leases[id] = *lease;
     } else {
-      AM_CHECK_EQ(st->leases.erase(id), 1u, "revoked lease ", id, " was not there");
+      st->leases.erase(id);  // not there when the same batch granted it: never stored
     }
   }
   for (const auto& [entry, add] : out.lease_keys) {
@@ -79,6 +79,10 @@ void MemoryStateMachine::CommitLeases(State* st, const BatchOutcome& out) {
     AM_CHECK(it != st->lease_keys.end() && it->second.erase(key) == 1, "key ", key,
              " was not on lease ", id);
     if (it->second.empty()) st->lease_keys.erase(it);
+  }
+  for (const auto& [id, lease] : out.lease_changes) {
+    AM_CHECK(lease.has_value() || st->lease_keys.count(id) == 0, "revoked lease ", id,
+             " keeps keys");
   }
 }
 

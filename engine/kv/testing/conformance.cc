@@ -1148,6 +1148,19 @@ TEST_P(StateMachineConformanceTest, RevokingALeaseDeletesItsKeysAtOneRevision) {
   EXPECT_EQ(sm().revision(), 5);
 }
 
+TEST_P(StateMachineConformanceTest, AGrantAttachAndRevokeInOneBatch) {
+  ApplyOne(PutCmd("old", "0"));
+  std::vector<ApplyResult> r =
+      ApplyBatch({ApplyItem::Of(2, GrantCmd(9, 10)), ApplyItem::Of(3, LeasedPut("new", "1", 9)),
+                  ApplyItem::Of(4, LeasedPut("old", "1", 9)), ApplyItem::Of(5, RevokeCmd(9))});
+  ASSERT_EQ(r.size(), 4u);
+  EXPECT_EQ(As<LeaseRevokeResponse>(r[3]).deleted, 2);
+  EXPECT_TRUE(All().empty());
+  EXPECT_TRUE(AllLeases(sm()).empty());
+  EXPECT_TRUE(LeaseKeys(sm(), 9).empty());
+  EXPECT_EQ(ApplyOne(RevokeCmd(9)).status.code(), absl::StatusCode::kNotFound);
+}
+
 TEST_P(StateMachineConformanceTest, APutMovesAKeyBetweenLeasesOrKeepsItsLease) {
   ApplyBatch({ApplyItem::Of(1, GrantCmd(1, 60)), ApplyItem::Of(2, GrantCmd(2, 60))});
   ApplyOne(LeasedPut("k", "a", 1));
