@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench/compare_etcd.sh and bench/etcd_benchmark_setup.sh parse their flags: --help prints the
+# bench/compare_etcd.sh, bench/etcd_benchmark_setup.sh and bench/clientv3_check.sh parse their
+# flags: --help prints the
 # usage and exits 0, usage errors exit 2, both before anything is installed, built or started.
 # (The comparison itself needs apt, the network once and minutes of load: run it by hand,
 # docs/benchmarks.md.)
@@ -9,6 +10,7 @@ dir="${TEST_SRCDIR:-$PWD/..}/amaters/bench"
 [[ -f "$dir/compare_etcd.sh" ]] || dir="$PWD/bench"
 compare="$dir/compare_etcd.sh"
 setup="$dir/etcd_benchmark_setup.sh"
+clientv3="$dir/clientv3_check.sh"
 failures=0
 
 check() { # DESCRIPTION EXPECTED_STATUS PATTERN COMMAND...
@@ -38,6 +40,9 @@ check "compare bad total" 2 '--put100-total takes a request count' bash "$compar
 check "compare bad port" 2 '--base-port must be' bash "$compare" --base-port=80
 check "compare flag without value" 2 '--work-dir needs a value' bash "$compare" --work-dir
 check "setup --help" 0 'GOPATH mode' bash "$setup" --help
+check "clientv3_check --help" 0 'SIGKILLed half way' bash "$clientv3" --help
+check "clientv3_check unknown flag" 2 'unknown flag --frobnicate' bash "$clientv3" --frobnicate
+check "clientv3_check bad port" 2 '--base-port must be' bash "$clientv3" --base-port=x
 check "setup unknown flag" 2 'unknown flag --frobnicate' bash "$setup" --frobnicate
 check "setup --print-mirror takes --mirror" 0 '^http://mirror[.]invalid/debian$' \
   bash "$setup" --print-mirror --mirror=http://mirror.invalid/debian/
