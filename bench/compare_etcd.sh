@@ -32,6 +32,11 @@ bench/etcd_benchmark_setup.sh). Workloads, in this order, key 8 B and value 256 
                                                    --put1-total requests
   srange-100  serializable range of the same key, 100 clients, 10 connections
                                                    --range-total requests
+  watch       100 watchers (10 streams of 10) on 10 keys while 10 clients put --watch-puts
+              times to those keys: req/s is watch events delivered per second (each put is
+              seen by 10 watchers); its p50/p99 time the client's receive loop only
+  lease-keepalive  keep-alives of one lease, 100 clients, 10 connections
+                                                   --range-total requests
 
 The two serializable workloads are floors: one client round trip through gRPC to one member,
 no replication and no disk, so they bound what any write or linearizable read can reach on the
@@ -53,13 +58,16 @@ benchmark tool imports; one download of etcd's source tarball from the Debian ar
 time (cached in ~/.cache/amaters-bench).
 
 Flags:
-  --quick                 smoke run: 300 / 3000 / 5000 / 3000 requests; not recorded unless
+  --quick                 smoke run: 300 / 3000 / 5000 / 3000 / 300 requests; not recorded unless
                           --record is given
   --put1-total=N          requests of put-1, range-1 and srange-1 (default 10000)
   --put100-total=N        requests of put-100 (default 100000)
   --put1000-total=N       requests of put-1000 (default 200000)
-  --range-total=N         requests of range-100 and srange-100 (default 100000)
+  --range-total=N         requests of range-100, srange-100 and lease-keepalive (default 100000)
+  --watch-puts=N          puts of the watch workload (default 10000)
   --systems=LIST          etcd,amaters (default both); one alone for a partial table
+  --workloads=LIST        run only these workloads (comma-separated names from the list above,
+                          in that order); the tables show only them
   --endpoints=leader|all  where the benchmark connects (default leader)
   --base-port=P           ports P..P+22 on 127.0.0.1 (default 23790): member i uses
                           P+10*(i-1) for clients, +1 for peers, +2 for amaters' admin HTTP
@@ -98,7 +106,9 @@ PUT1_TOTAL=10000
 PUT100_TOTAL=100000
 PUT1000_TOTAL=200000
 RANGE_TOTAL=100000
+WATCH_PUTS=10000
 SYSTEMS="etcd,amaters"
+WORKLOAD_LIST=""
 ENDPOINTS_MODE="leader"
 BASE_PORT=23790
 WORK_PARENT=""
@@ -126,11 +136,12 @@ for arg in "$@"; do
     --keep) KEEP=1 ;;
     --record) RECORD=1 ;;
     --no-record) RECORD=0 ;;
-    --put1-total | --put100-total | --put1000-total | --range-total)
+    --put1-total | --put100-total | --put1000-total | --range-total | --watch-puts)
       is_uint "$value" && ((10#$value > 0)) || die_usage "$name takes a request count > 0"
       SET_TOTAL[$name]=$((10#$value))
       ;;
     --systems) SYSTEMS="$value" ;;
+    --workloads) WORKLOAD_LIST="$value" ;;
     --endpoints) ENDPOINTS_MODE="$value" ;;
     --base-port) BASE_PORT="$value" ;;
     --work-dir) WORK_PARENT="$value" ;;
@@ -142,19 +153,20 @@ for arg in "$@"; do
     *) die_usage "unknown flag $arg" ;;
   esac
   case "$name" in
-    --systems | --endpoints | --base-port | --work-dir | --amaters-bin | --benchmark-bin | --cache-dir | --results | --timeout)
+    --systems | --workloads | --endpoints | --base-port | --work-dir | --amaters-bin | --benchmark-bin | --cache-dir | --results | --timeout)
       [[ -n "$value" ]] || die_usage "$name needs a value ($name=...)"
       ;;
   esac
 done
 
 if ((QUICK)); then
-  PUT1_TOTAL=300 PUT100_TOTAL=3000 PUT1000_TOTAL=5000 RANGE_TOTAL=3000
+  PUT1_TOTAL=300 PUT100_TOTAL=3000 PUT1000_TOTAL=5000 RANGE_TOTAL=3000 WATCH_PUTS=300
 fi
 PUT1_TOTAL="${SET_TOTAL[--put1-total]:-$PUT1_TOTAL}"
 PUT100_TOTAL="${SET_TOTAL[--put100-total]:-$PUT100_TOTAL}"
 PUT1000_TOTAL="${SET_TOTAL[--put1000-total]:-$PUT1000_TOTAL}"
 RANGE_TOTAL="${SET_TOTAL[--range-total]:-$RANGE_TOTAL}"
+WATCH_PUTS="${SET_TOTAL[--watch-puts]:-$WATCH_PUTS}"
 [[ -n "$RECORD" ]] || RECORD=$((QUICK ? 0 : 1))
 
 RUN_ETCD=0
@@ -180,7 +192,20 @@ readonly KEY_SIZE=8
 readonly VALUE_SIZE=256
 readonly KEY_SPACE=100000
 readonly RANGE_KEY="rangekey" # 8 bytes, written once before range-100
-readonly WORKLOADS=(put-1 put-100 put-1000 range-100 range-1 srange-1 srange-100)
+readonly ALL_WORKLOADS=(put-1 put-100 put-1000 range-100 range-1 srange-1 srange-100 watch
+  lease-keepalive)
+WORKLOADS=("${ALL_WORKLOADS[@]}")
+if [[ -n "$WORKLOAD_LIST" ]]; then
+  WORKLOADS=()
+  IFS=',' read -r -a wanted <<<"$WORKLOAD_LIST"
+  for w in "${wanted[@]}"; do
+    [[ " ${ALL_WORKLOADS[*]} " == *" $w "* ]] || die_usage "--workloads: unknown workload \"$w\""
+  done
+  for w in "${ALL_WORKLOADS[@]}"; do
+    [[ ",$WORKLOAD_LIST," == *",$w,"* ]] && WORKLOADS+=("$w")
+  done
+fi
+readonly WORKLOADS
 declare -A W_DESC=(
   [put-1]="put, 1 client / 1 conn"
   [put-100]="put, 100 clients / 10 conns"
@@ -189,6 +214,8 @@ declare -A W_DESC=(
   [range-1]="range (linearizable), 1 client / 1 conn"
   [srange-1]="range (serializable), 1 client / 1 conn"
   [srange-100]="range (serializable), 100 clients / 10 conns"
+  [watch]="watch events delivered, 100 watchers on 10 keys / 10 putting clients"
+  [lease-keepalive]="lease keep-alive, 100 clients / 10 conns"
 )
 declare -A W_ARGS=(
   [put-1]="--clients=1 --conns=1 put --total=$PUT1_TOTAL"
@@ -198,6 +225,8 @@ declare -A W_ARGS=(
   [range-1]="--clients=1 --conns=1 range $RANGE_KEY --consistency=l --total=$PUT1_TOTAL"
   [srange-1]="--clients=1 --conns=1 range $RANGE_KEY --consistency=s --total=$PUT1_TOTAL"
   [srange-100]="--clients=100 --conns=10 range $RANGE_KEY --consistency=s --total=$RANGE_TOTAL"
+  [watch]="--clients=10 --conns=10 watch --streams=10 --watch-per-stream=10 --watched-key-total=10 --key-space-size=10 --put-rate=1000000 --put-total=$WATCH_PUTS"
+  [lease-keepalive]="--clients=100 --conns=10 lease-keepalive --total=$RANGE_TOTAL"
 )
 readonly PUT_ARGS="--key-size=$KEY_SIZE --val-size=$VALUE_SIZE --sequential-keys --key-space-size=$KEY_SPACE"
 
@@ -458,7 +487,8 @@ run_workload() { # SYSTEM WORKLOAD ENDPOINTS LEADER_INDEX
     return
   fi
   # The report: "  Requests/sec:\tX", "  50% in X secs.", "  99% in X secs.", and under
-  # "Error distribution:" lines "  [N]\tmessage". Progress bars end in \r, not \n.
+  # "Error distribution:" lines "  [N]\tmessage". watch prints two reports (watch creation,
+  # then events received): the last one counts. Progress bars end in \r, not \n.
   local parsed
   parsed="$(tr '\r' '\n' <"$out" | awk '
     /Requests\/sec:/ { rps = $2 }
@@ -654,7 +684,7 @@ make_fsync_table() {
   echo "|---|---:|---:|---:|---:|---:|"
   local w s total line
   for w in "${WORKLOADS[@]}"; do
-    total="$(grep -o -- '--total=[0-9]*' <<<"${W_ARGS[$w]}" | cut -d= -f2)"
+    total="$(grep -oE -- '--(put-)?total=[0-9]+' <<<"${W_ARGS[$w]}" | cut -d= -f2)"
     line="| $w | $total"
     for s in etcd amaters; do
       local f="${FSYNCS[$s:$w]:-}"
@@ -678,7 +708,7 @@ make_cpu_table() {
   echo "|---|---|---:|---:|---:|---:|---:|---:|"
   local w s k total
   for w in "${WORKLOADS[@]}"; do
-    total="$(grep -o -- '--total=[0-9]*' <<<"${W_ARGS[$w]}" | cut -d= -f2)"
+    total="$(grep -oE -- '--(put-)?total=[0-9]+' <<<"${W_ARGS[$w]}" | cut -d= -f2)"
     for s in etcd amaters; do
       k="$s:$w"
       [[ -n "${CPU_TOTAL[$k]:-}" && -n "${RPS[$k]:-}" ]] || continue

@@ -36,6 +36,8 @@ check "compare --help names every workload" 0 'put-1000 .*1000 clients' bash "$c
 check "compare unknown flag" 2 'unknown flag --frobnicate' bash "$compare" --frobnicate
 check "compare bad --endpoints" 2 '--endpoints must be leader or all' bash "$compare" --endpoints=some
 check "compare bad --systems" 2 'unknown system "mysql"' bash "$compare" --systems=etcd,mysql
+check "compare bad --workloads" 2 'unknown workload "put-7"' bash "$compare" --workloads=watch,put-7
+check "compare --help names watch and lease-keepalive" 0 'lease-keepalive' bash "$compare" --help
 check "compare bad total" 2 '--put100-total takes a request count' bash "$compare" --put100-total=0
 check "compare bad port" 2 '--base-port must be' bash "$compare" --base-port=80
 check "compare flag without value" 2 '--work-dir needs a value' bash "$compare" --work-dir
