@@ -778,7 +778,7 @@ record_run() {
     echo "- Command (from the repository root): \`$cmd\`"
     echo "- Load (\`/proc/loadavg\`): $START_LOADAVG at the start; per system below"
     echo "- Versions: ${VERSION_OF[etcd]:-etcd not run}; ${VERSION_OF[amaters]:-amaters not run}; $BENCH_INFO"
-    echo "- Requests: $EP_TEXT; put-1 $PUT1_TOTAL, put-100 $PUT100_TOTAL, put-1000 $PUT1000_TOTAL, range-100 and srange-100 $RANGE_TOTAL, range-1 and srange-1 $PUT1_TOTAL requests"
+    echo "- Requests: $EP_TEXT; put-1 $PUT1_TOTAL, put-100 $PUT100_TOTAL, put-1000 $PUT1000_TOTAL, range-100, srange-100 and lease-keepalive $RANGE_TOTAL, range-1 and srange-1 $PUT1_TOTAL requests, watch $WATCH_PUTS puts; workloads run: ${WORKLOADS[*]}"
     echo
     echo '```'
     echo "$TABLE"
