@@ -331,6 +331,7 @@ struct Simulation::LeaseRecord {
   // When the leader renewed it for the last keep-alive it acknowledged (0: none): its expiry
   // must not commit before TTL after that.
   uint64_t last_ack_ns = 0;
+  uint64_t expired_ns = 0;  // when its expiry's revoke committed (0: not yet)
 };
 
 struct Simulation::ClientOp {
@@ -1981,7 +1982,10 @@ void Simulation::MirrorLease(SimNode& n, const kv::ApplyItem& item,
 }
 
 void Simulation::LeaseTick(SimNode& n) {
-  const bool leader = n.node->raft().role() == raft::Role::kLeader;
+  // As the server: primary once the leader applied an entry of its own term.
+  const raft::Raft& r = n.node->raft();
+  const bool leader = r.role() == raft::Role::kLeader &&
+                      r.log().TermAt(n.node->applied()) == std::optional<raft::Term>(r.term());
   if (leader != n.lessor_primary) {
     n.lessor_primary = leader;
     if (leader) {
@@ -2068,14 +2072,25 @@ void Simulation::LeaseKeepAlive(NodeId target, int64_t id, std::function<void(bo
     Trace(absl::StrCat("n", target, " renewed lease ", id,
                        renewed->clear_checkpoint ? " (clearing its checkpoint)" : ""));
     auto ack = [this, id, renewed_ns, done]() {
-      leases_[id].last_ack_ns = std::max(leases_[id].last_ack_ns, renewed_ns);
+      LeaseRecord& rec = leases_[id];
+      if (rec.expired_ns != 0) {
+        Fail(absl::StrCat("lease checker: a keep-alive of lease ", id, " was acknowledged at ",
+                          now_ / kMs, " ms after its expiry committed at ",
+                          rec.expired_ns / kMs, " ms"));
+        return;
+      }
+      rec.last_ack_ns = std::max(rec.last_ack_ns, renewed_ns);
       done(true);
     };
     if (!renewed->clear_checkpoint) return ack();
     kv::Command c;
     c.op = kv::LeaseCheckpointRequest{{{id, 0}}};
-    LeasePropose(target, std::move(c), [ack, done](const kv::ApplyResult* r) {
-      if (r != nullptr && r->status.ok()) return ack();
+    LeasePropose(target, std::move(c), [this, target, incarnation, id, ack,
+                                        done](const kv::ApplyResult* r) {
+      // As the server: a revoke that committed before the checkpoint ended the lease.
+      SimNode& node = *nodes_[target - 1];
+      const bool alive = node.up && node.incarnation == incarnation && node.lessor->Has(id);
+      if (r != nullptr && r->status.ok() && alive) return ack();
       done(false);
     });
   };
@@ -2212,7 +2227,8 @@ void Simulation::CheckExpiry(const kv::ApplyItem& item) {
   AM_CHECK(revoke != nullptr, "an expiry that is not a revoke");
   // The lease is gone from now on: TTL (less what clock drift could take) must have passed
   // since the last keep-alive acknowledged so far.
-  const LeaseRecord& rec = leases_.at(revoke->id);
+  LeaseRecord& rec = leases_.at(revoke->id);
+  if (rec.expired_ns == 0) rec.expired_ns = now_;
   const uint64_t ttl_ns = static_cast<uint64_t>(rec.ttl_s) * kSec;
   const uint64_t margin = ttl_ns / 1000000 * 2 * config_.drift_ppm + 2 * kMs;
   if (rec.last_ack_ns != 0 && now_ + margin < rec.last_ack_ns + ttl_ns) {

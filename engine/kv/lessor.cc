@@ -101,9 +101,9 @@ absl::StatusOr<int64_t> Lessor::GrantTtl(int64_t requested) const {
 absl::StatusOr<Lessor::Renewal> Lessor::Renew(int64_t id, uint64_t now_ms) {
   if (!primary_) return absl::FailedPreconditionError(kErrNotPrimary);
   auto it = leases_.find(id);
-  if (it == leases_.end() || it->second.revoke_sent_ms != 0) {
-    return absl::NotFoundError(kErrLeaseNotFound);
-  }
+  if (it == leases_.end()) return absl::NotFoundError(kErrLeaseNotFound);
+  // Its revoke is on its way: gone once it commits, back with a new leader if it does not.
+  if (it->second.revoke_sent_ms != 0) return absl::UnavailableError(kErrLeaseExpiring);
   Entry& e = it->second;
   if (!bugs_.renew_keeps_expiry) SetExpiry(id, &e, now_ms + SecondsToMs(e.lease.ttl));
   // A checkpointed remaining TTL is now stale: a new primary must not start from it.

@@ -18,7 +18,8 @@
 //    keep-alive can be undone by a new leader starting from the stale remaining TTL.
 // Promote gives every lease expiry = now + (checkpointed remaining TTL, or the TTL) + extend,
 // where the driver passes its election timeout as `extend`: no lease expires because of an
-// election (etcd's Promote). A follower's Lessor has no expiry times at all: followers never
+// election (etcd's Promote). The driver promotes once the leader applied an entry of its own
+// term, so the mirror holds every checkpoint and revoke of the terms before. A follower's Lessor has no expiry times at all: followers never
 // decide expiry.
 #ifndef AMATERS_ENGINE_KV_LESSOR_H_
 #define AMATERS_ENGINE_KV_LESSOR_H_
@@ -41,6 +42,7 @@ inline constexpr uint64_t kDefaultLeaseCheckpointIntervalMs = 5 * 60 * 1000;
 inline constexpr size_t kMaxRevokesPerCall = 500;
 // etcd's "etcdserver: not leader" for keep-alives and time-to-live on a follower's Lessor.
 inline constexpr char kErrNotPrimary[] = "etcdserver: not leader";
+inline constexpr char kErrLeaseExpiring[] = "etcdserver: lease expired, its revoke is being committed";
 
 struct LessorOptions {
   // Grants asking for less are raised to it (etcd: 1.5 election timeouts, in whole seconds).

@@ -66,6 +66,7 @@ TEST(ConfigKeysTest, EveryFieldHasOneKey) {
                           "storage.snapshot_threshold_entries", "storage.snapshot_catchup_entries",
                           "storage.max_snapshots", "storage.snapshot_chunk_kb",
                           "storage.auto_compaction_mode", "storage.auto_compaction_retention",
+                          "storage.lease_checkpoint_interval_ms",
                           "storage.wal.segment_size_mb",
                           "storage.wal.sync_mode", "storage.wal.sync_interval_ms", "network.tls_enabled",
                           "network.tls_cert", "network.tls_key", "network.tls_ca",
@@ -120,6 +121,7 @@ TEST(ConfigKeysTest, AccessorsReachTheirFields) {
   c.storage.snapshot_chunk_kb = 35;
   c.storage.auto_compaction_mode = "l";
   c.storage.auto_compaction_retention = "m";
+  c.storage.lease_checkpoint_interval_ms = 36;
   c.alerts.dedup_window_ms = 28;
   c.alerts.webhook_url = "http://m/n";
   c.alerts.webhook_timeout_ms = 29;

@@ -772,7 +772,12 @@ absl::StatusOr<int64_t> Runtime::LeaseGrantTtl(int64_t requested) const {
 }
 
 void Runtime::TickLessor(uint64_t now) {
-  const bool leader = node_->raft().role() == raft::Role::kLeader;
+  // Primary once this leader applied an entry of its own term (its first, the no-op): every
+  // entry of earlier terms (a checkpoint, a revoke, a grant) is then in the Lessor's mirror,
+  // so Promote starts no lease from stale state (etcd promotes at the same point).
+  const raft::Raft& r = node_->raft();
+  const bool leader = r.role() == raft::Role::kLeader &&
+                      r.log().TermAt(node_->applied()) == std::optional<raft::Term>(r.term());
   if (leader != lessor_primary_) {
     lessor_primary_ = leader;
     LeaseWork w;
@@ -867,10 +872,13 @@ void Runtime::RunLease(LeaseWork& w) {
       // The applied checkpoint is stale now: cleared through Raft before acknowledging.
       kv::Command c;
       c.op = kv::LeaseCheckpointRequest{{{w.id, 0}}};
-      Propose(std::move(c), [done = std::move(w.keepalive_done), ttl = renewed->ttl](
-                                absl::StatusOr<kv::CommandResponse> r, raft::NodeId) {
+      Propose(std::move(c), [this, id = w.id, done = std::move(w.keepalive_done),
+                             ttl = renewed->ttl](absl::StatusOr<kv::CommandResponse> r,
+                                                 raft::NodeId) {
         if (!r.ok()) return done(absl::UnavailableError(absl::StrCat(
                               "etcdserver: keep-alive not recorded: ", r.status().message())));
+        // Applied here, so on the apply thread: a revoke committed before it ends the lease.
+        if (!lessor_->Has(id)) return done(absl::NotFoundError(kv::kErrLeaseNotFound));
         done(ttl);
       });
       return;
@@ -920,8 +928,9 @@ void Runtime::LeaseTick(uint64_t now) {
     c.op = kv::LeaseRevokeRequest{id};
     Propose(std::move(c), answered("revoke", id));
   }
+  if (lease_proposals_.load() >= kMaxLeaseProposals) return;  // checkpoints wait their turn
   std::vector<kv::LeaseCheckpointRequest::Checkpoint> due = lessor_->DueCheckpoints(now);
-  if (due.empty() || lease_proposals_.load() >= kMaxLeaseProposals) return;
+  if (due.empty()) return;
   AM_CHECK_LE(due.size(), kv::kMaxLeaseCheckpoints);
   lease_proposals_.fetch_add(1);
   kv::Command c;
