@@ -1933,10 +1933,9 @@ void Simulation::AutoCompact(SimNode& n) {
 
 namespace {
 
-// The server's minimum TTL: 1.5 election timeouts in whole seconds.
+// The server's minimum TTL, from the election timeout in ticks.
 int64_t MinLeaseTtl(const SimConfig& c) {
-  const uint64_t ms = static_cast<uint64_t>(c.election_ticks) * c.tick_ms * 3 / 2;
-  return std::max<int64_t>(1, static_cast<int64_t>((ms + 999) / 1000));
+  return kv::MinLeaseTtlSeconds(static_cast<uint64_t>(c.election_ticks) * c.tick_ms);
 }
 
 }  // namespace
@@ -1983,9 +1982,7 @@ void Simulation::MirrorLease(SimNode& n, const kv::ApplyItem& item,
 
 void Simulation::LeaseTick(SimNode& n) {
   // As the server: primary once the leader applied an entry of its own term.
-  const raft::Raft& r = n.node->raft();
-  const bool leader = r.role() == raft::Role::kLeader &&
-                      r.log().TermAt(n.node->applied()) == std::optional<raft::Term>(r.term());
+  const bool leader = n.node->leads_applied_term();
   if (leader != n.lessor_primary) {
     n.lessor_primary = leader;
     if (leader) {

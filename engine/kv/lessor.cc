@@ -16,6 +16,11 @@ int64_t StartTtl(const Lease& lease) {
 
 }  // namespace
 
+int64_t MinLeaseTtlSeconds(uint64_t election_timeout_ms) {
+  const uint64_t ms = election_timeout_ms * 3 / 2;
+  return std::max<int64_t>(1, static_cast<int64_t>((ms + 999) / 1000));
+}
+
 Lessor::Lessor(LessorOptions options) : options_(options) {
   AM_CHECK(options_.min_ttl_s >= 1 && options_.min_ttl_s <= kMaxLeaseTtl, "min ttl ",
            options_.min_ttl_s);

@@ -44,8 +44,11 @@ inline constexpr size_t kMaxRevokesPerCall = 500;
 inline constexpr char kErrNotPrimary[] = "etcdserver: not leader";
 inline constexpr char kErrLeaseExpiring[] = "etcdserver: lease expired, its revoke is being committed";
 
+// etcd's minimum lease TTL: 1.5 election timeouts, in whole seconds rounded up (at least 1).
+int64_t MinLeaseTtlSeconds(uint64_t election_timeout_ms);
+
 struct LessorOptions {
-  // Grants asking for less are raised to it (etcd: 1.5 election timeouts, in whole seconds).
+  // Grants asking for less are raised to it (MinLeaseTtlSeconds).
   int64_t min_ttl_s = 1;
   uint64_t checkpoint_interval_ms = kDefaultLeaseCheckpointIntervalMs;  // 0 = no checkpoints
 };

@@ -200,6 +200,13 @@ class Node {
   const raft::Raft& raft() const { return *raft_; }
   const wal::Writer& wal() const { return *writer_; }
   raft::Index applied() const { return applied_; }
+  // This node leads and has applied an entry of its own term (the no-op a new leader commits
+  // first), so every entry of earlier terms is applied: when the driver's kv::Lessor may
+  // decide lease expiry (Promote), as etcd promotes its lessor.
+  bool leads_applied_term() const {
+    return raft_->role() == raft::Role::kLeader &&
+           raft_->log().TermAt(applied_) == std::optional<raft::Term>(raft_->term());
+  }
   size_t pending_requests() const { return proposals_.size() + reads_.size(); }
   const absl::Status& fatal() const { return fatal_; }
   // The failure detector (null until the first Tick) and the alerts fired so far.

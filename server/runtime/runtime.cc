@@ -760,11 +760,7 @@ uint64_t Runtime::election_timeout_ms() const {
   return static_cast<uint64_t>(options_.node.raft.election_ticks) * options_.tick_ms;
 }
 
-int64_t Runtime::MinLeaseTtl() const {
-  // etcd's minTTL: 1.5 election timeouts, in whole seconds rounded up.
-  const uint64_t ms = election_timeout_ms() * 3 / 2;
-  return std::max<int64_t>(1, static_cast<int64_t>((ms + 999) / 1000));
-}
+int64_t Runtime::MinLeaseTtl() const { return kv::MinLeaseTtlSeconds(election_timeout_ms()); }
 
 absl::StatusOr<int64_t> Runtime::LeaseGrantTtl(int64_t requested) const {
   if (requested > kv::kMaxLeaseTtl) return absl::OutOfRangeError(kv::kErrLeaseTtlTooLarge);
@@ -772,12 +768,10 @@ absl::StatusOr<int64_t> Runtime::LeaseGrantTtl(int64_t requested) const {
 }
 
 void Runtime::TickLessor(uint64_t now) {
-  // Primary once this leader applied an entry of its own term (its first, the no-op): every
-  // entry of earlier terms (a checkpoint, a revoke, a grant) is then in the Lessor's mirror,
-  // so Promote starts no lease from stale state (etcd promotes at the same point).
-  const raft::Raft& r = node_->raft();
-  const bool leader = r.role() == raft::Role::kLeader &&
-                      r.log().TermAt(node_->applied()) == std::optional<raft::Term>(r.term());
+  // Primary once this leader applied an entry of its own term: every entry of earlier terms
+  // (a checkpoint, a revoke, a grant) is then in the Lessor's mirror, so Promote starts no
+  // lease from stale state.
+  const bool leader = node_->leads_applied_term();
   if (leader != lessor_primary_) {
     lessor_primary_ = leader;
     LeaseWork w;
