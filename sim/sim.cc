@@ -323,7 +323,7 @@ struct Simulation::LeaseClient {
   int64_t ttl_s = 0;
   int rounds_left = 0;  // keep-alives still to send before abandoning or revoking it
   NodeId target = 1;
-  bool idle = false;
+  bool idle = false;  // stopped by StopWorkload, nothing scheduled; StartWorkload wakes it
 };
 
 struct Simulation::LeaseRecord {
@@ -1680,6 +1680,10 @@ void Simulation::StartWorkload() {
     if (!clients_[c].idle) continue;
     clients_[c].idle = false;
     At(now_, EventKind::kClientStep, c);
+  }
+  if (lease_client_->idle) {
+    lease_client_->idle = false;
+    At(now_, [this] { LeaseStep(); });
   }
 }
 
